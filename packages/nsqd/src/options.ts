@@ -1,0 +1,122 @@
+/**
+ * nsqd's options: NSQ v1.3.0's flags (nsq-spec §5.12) in camelCase with units in their names.
+ * Durations are milliseconds. The flag parser (config/) maps `--max-msg-timeout=15m` etc. here.
+ */
+export interface NsqdOptions {
+  /** `host:port` to listen on for TCP V2; port 0 picks a free one. */
+  tcpAddress: string;
+  /** `host:port` for HTTP; '' disables it. */
+  httpAddress: string;
+  httpsAddress: string;
+  broadcastAddress: string;
+  broadcastTcpPort: number;
+  broadcastHttpPort: number;
+  lookupdTcpAddresses: string[];
+  authHttpAddresses: string[];
+  httpClientConnectTimeoutMs: number;
+  httpClientRequestTimeoutMs: number;
+  dataPath: string;
+  nodeId: number;
+  logLevel: LogLevel;
+  logPrefix: string;
+
+  memQueueSize: number;
+  maxBytesPerFile: number;
+  syncEvery: number;
+  syncTimeoutMs: number;
+  queueScanWorkerPoolMax: number;
+  queueScanSelectionCount: number;
+
+  msgTimeoutMs: number;
+  maxMsgTimeoutMs: number;
+  maxMsgSize: number;
+  maxReqTimeoutMs: number;
+  maxBodySize: number;
+  maxHeartbeatIntervalMs: number;
+  maxRdyCount: number;
+  maxOutputBufferSize: number;
+  maxOutputBufferTimeoutMs: number;
+  minOutputBufferTimeoutMs: number;
+  outputBufferTimeoutMs: number;
+  maxChannelConsumers: number;
+
+  statsdAddress: string;
+  statsdIntervalMs: number;
+  statsdMemStats: boolean;
+  statsdPrefix: string;
+  statsdUdpPacketSize: number;
+  statsdExcludeEphemeral: boolean;
+  e2eProcessingLatencyPercentiles: number[];
+  e2eProcessingLatencyWindowTimeMs: number;
+
+  tlsCert: string;
+  tlsKey: string;
+  tlsRootCaFile: string;
+  tlsClientAuthPolicy: string;
+  tlsRequired: 'false' | 'true' | 'tcp-https';
+  tlsMinVersion: string;
+  deflate: boolean;
+  maxDeflateLevel: number;
+  snappy: boolean;
+}
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export function defaultNsqdOptions(): NsqdOptions {
+  return {
+    tcpAddress: '0.0.0.0:4150',
+    httpAddress: '0.0.0.0:4151',
+    httpsAddress: '0.0.0.0:4152',
+    broadcastAddress: '',
+    broadcastTcpPort: 0,
+    broadcastHttpPort: 0,
+    lookupdTcpAddresses: [],
+    authHttpAddresses: [],
+    httpClientConnectTimeoutMs: 2_000,
+    httpClientRequestTimeoutMs: 5_000,
+    dataPath: '',
+    nodeId: -1,
+    logLevel: 'info',
+    logPrefix: '[nsqd] ',
+
+    memQueueSize: 10_000,
+    maxBytesPerFile: 104_857_600,
+    syncEvery: 2_500,
+    syncTimeoutMs: 2_000,
+    queueScanWorkerPoolMax: 4,
+    queueScanSelectionCount: 20,
+
+    msgTimeoutMs: 60_000,
+    maxMsgTimeoutMs: 15 * 60_000,
+    maxMsgSize: 1_048_576,
+    maxReqTimeoutMs: 60 * 60_000,
+    maxBodySize: 5_242_880,
+    maxHeartbeatIntervalMs: 60_000,
+    maxRdyCount: 2_500,
+    maxOutputBufferSize: 65_536,
+    maxOutputBufferTimeoutMs: 30_000,
+    minOutputBufferTimeoutMs: 25,
+    outputBufferTimeoutMs: 250,
+    maxChannelConsumers: 0,
+
+    statsdAddress: '',
+    statsdIntervalMs: 60_000,
+    statsdMemStats: true,
+    statsdPrefix: 'nsq.%s',
+    statsdUdpPacketSize: 508,
+    statsdExcludeEphemeral: false,
+    e2eProcessingLatencyPercentiles: [],
+    e2eProcessingLatencyWindowTimeMs: 10 * 60_000,
+
+    tlsCert: '',
+    tlsKey: '',
+    tlsRootCaFile: '',
+    tlsClientAuthPolicy: '',
+    tlsRequired: 'false',
+    tlsMinVersion: 'tls1.0',
+    deflate: true,
+    maxDeflateLevel: 6,
+    snappy: true,
+  };
+}

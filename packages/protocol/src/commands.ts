@@ -1,0 +1,69 @@
+/**
+ * Client-side command encoders (nsq-spec §2.2, §2.6) and the MPUB body codec.
+ *
+ *   MPUB body:  [count: int32 BE] repeat count: [size: int32 BE][bytes]
+ *   (on TCP the whole body is preceded by its total size, as every command body is)
+ */
+export const MAGIC_V2: Buffer = Buffer.from('  V2', 'latin1');
+
+/** `NAME p1 p2\n`, then `[size][body]` when a body is given. */
+export function encodeCommand(name: string, params: readonly string[] = [], body?: Buffer | string): Buffer {
+  const line = params.length === 0 ? `${name}\n` : `${name} ${params.join(' ')}\n`;
+  const lineBytes = Buffer.byteLength(line, 'latin1');
+  if (body === undefined) return Buffer.from(line, 'latin1');
+  const bodyBuf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  const out = Buffer.allocUnsafe(lineBytes + 4 + bodyBuf.length);
+  out.write(line, 0, 'latin1');
+  out.writeInt32BE(bodyBuf.length, lineBytes);
+  bodyBuf.copy(out, lineBytes + 4);
+  return out;
+}
+
+export function encodeMpubBody(bodies: readonly Buffer[]): Buffer {
+  let total = 4;
+  for (const b of bodies) total += 4 + b.length;
+  const out = Buffer.allocUnsafe(total);
+  out.writeInt32BE(bodies.length, 0);
+  let at = 4;
+  for (const b of bodies) {
+    out.writeInt32BE(b.length, at);
+    b.copy(out, at + 4);
+    at += 4 + b.length;
+  }
+  return out;
+}
+
+/** Why an MPUB body was refused; the caller maps it to its protocol's error. */
+export type MpubBodyError =
+  | { kind: 'count'; count: number }
+  | { kind: 'size'; index: number; size: number }
+  | { kind: 'too-big'; index: number; size: number }
+  | { kind: 'truncated'; index: number };
+
+/**
+ * Splits an MPUB body into message bodies (views into `body`, which the caller owns).
+ * Mirrors nsqd's checks in order: count in 1..(maxBodyBytes-4)/5, each size in 1..maxMsgBytes,
+ * enough bytes for each message. Bytes after the last message are ignored, as nsqd does.
+ */
+export function decodeMpubBody(
+  body: Buffer,
+  maxMsgBytes: number,
+  maxBodyBytes: number,
+): { messages: Buffer[] } | { error: MpubBodyError } {
+  if (body.length < 4) return { error: { kind: 'truncated', index: -1 } };
+  const count = body.readInt32BE(0);
+  if (count <= 0 || count > Math.floor((maxBodyBytes - 4) / 5)) return { error: { kind: 'count', count } };
+  const messages: Buffer[] = new Array(count);
+  let at = 4;
+  for (let i = 0; i < count; i++) {
+    if (body.length - at < 4) return { error: { kind: 'truncated', index: i } };
+    const size = body.readInt32BE(at);
+    if (size <= 0) return { error: { kind: 'size', index: i, size } };
+    if (size > maxMsgBytes) return { error: { kind: 'too-big', index: i, size } };
+    at += 4;
+    if (body.length - at < size) return { error: { kind: 'truncated', index: i } };
+    messages[i] = body.subarray(at, at + size);
+    at += size;
+  }
+  return { messages };
+}

@@ -1,0 +1,123 @@
+/**
+ * IDENTIFY (nsq-spec §2.7): the client's JSON body and nsqd's JSON reply.
+ * Keys are NSQ's snake_case wire names; the broker maps them to its own options in one place.
+ */
+export interface IdentifyRequest {
+  client_id: string;
+  hostname: string;
+  user_agent: string;
+  feature_negotiation: boolean;
+  heartbeat_interval: number;
+  output_buffer_size: number;
+  output_buffer_timeout: number;
+  tls_v1: boolean;
+  snappy: boolean;
+  deflate: boolean;
+  deflate_level: number;
+  sample_rate: number;
+  msg_timeout: number;
+}
+
+export interface IdentifyResponse {
+  max_rdy_count: number;
+  version: string;
+  max_msg_timeout: number;
+  msg_timeout: number;
+  tls_v1: boolean;
+  deflate: boolean;
+  deflate_level: number;
+  max_deflate_level: number;
+  snappy: boolean;
+  sample_rate: number;
+  auth_required: boolean;
+  output_buffer_size: number;
+  output_buffer_timeout: number;
+}
+
+type FieldKind = 'string' | 'bool' | 'int' | 'int32';
+const FIELDS: Record<keyof IdentifyRequest, FieldKind> = {
+  client_id: 'string',
+  hostname: 'string',
+  user_agent: 'string',
+  feature_negotiation: 'bool',
+  heartbeat_interval: 'int',
+  output_buffer_size: 'int',
+  output_buffer_timeout: 'int',
+  tls_v1: 'bool',
+  snappy: 'bool',
+  deflate: 'bool',
+  deflate_level: 'int',
+  sample_rate: 'int32',
+  msg_timeout: 'int',
+};
+
+/** Thrown for a body nsqd's JSON decoder would refuse: the broker answers E_BAD_BODY. */
+export class IdentifyDecodeError extends Error {
+  override name = 'IdentifyDecodeError';
+}
+
+export function defaultIdentifyRequest(): IdentifyRequest {
+  return {
+    client_id: '',
+    hostname: '',
+    user_agent: '',
+    feature_negotiation: false,
+    heartbeat_interval: 0,
+    output_buffer_size: 0,
+    output_buffer_timeout: 0,
+    tls_v1: false,
+    snappy: false,
+    deflate: false,
+    deflate_level: 0,
+    sample_rate: 0,
+    msg_timeout: 0,
+  };
+}
+
+/**
+ * Decodes an IDENTIFY body with the strictness of Go's encoding/json into nsqd's struct:
+ * unknown keys ignored, keys matched case-insensitively, `null` leaves the default, and a
+ * wrong type (a string for an int, a fraction, an out-of-range integer) is an error.
+ * Returns the request and which known keys were present (client_id/hostname default to the
+ * peer's address only when absent).
+ */
+export function decodeIdentifyBody(body: Buffer): { request: IdentifyRequest; present: Set<string> } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new IdentifyDecodeError('invalid JSON');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new IdentifyDecodeError('body is not a JSON object');
+  }
+  const request = defaultIdentifyRequest();
+  const present = new Set<string>();
+  const target = request as unknown as Record<string, unknown>;
+  for (const [rawKey, value] of Object.entries(parsed as Record<string, unknown>)) {
+    const key = rawKey.toLowerCase() as keyof IdentifyRequest;
+    const kind = FIELDS[key];
+    if (kind === undefined || value === null) continue;
+    target[key] = coerce(key, kind, value);
+    present.add(key);
+  }
+  return { request, present };
+}
+
+function coerce(key: string, kind: FieldKind, value: unknown): string | boolean | number {
+  switch (kind) {
+    case 'string':
+      if (typeof value !== 'string') throw new IdentifyDecodeError(`${key} must be a string`);
+      return value;
+    case 'bool':
+      if (typeof value !== 'boolean') throw new IdentifyDecodeError(`${key} must be a boolean`);
+      return value;
+    default: {
+      const max = kind === 'int32' ? 2 ** 31 - 1 : Number.MAX_SAFE_INTEGER;
+      if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) > max) {
+        throw new IdentifyDecodeError(`${key} must be an integer`);
+      }
+      return value;
+    }
+  }
+}

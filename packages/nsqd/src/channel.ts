@@ -1,0 +1,304 @@
+import { monotonicMs } from './clock.js';
+import type { BrokerContext } from './context.js';
+import { DeadlineTimer } from './deadline-timer.js';
+import { ChannelMessage, type MessageRecord } from './message.js';
+import { MinHeap } from './min-heap.js';
+import type { Topic } from './topic.js';
+
+/**
+ * A connection subscribed to a channel, as the channel sees it. The TCP layer implements it;
+ * the channel never touches sockets.
+ */
+export interface Consumer {
+  readonly sampleRate: number;
+  readonly msgTimeoutMs: number;
+  /** Subscribed, RDY > in-flight, not closing, socket not backed up. */
+  canReceive(): boolean;
+  /** Writes the message frame; the consumer counts it in flight. */
+  deliver(msg: ChannelMessage): void;
+  /** A message it had in flight left without its FIN/REQ (timeout, channel emptied). */
+  releaseInFlight(): void;
+  /** The channel is deleted: the connection must close. */
+  closeForChannelDelete(): void;
+}
+
+export const FinishError = {
+  NotInFlight: 'ID not in flight',
+  NotOwner: 'client does not own message',
+} as const;
+export type FinishError = (typeof FinishError)[keyof typeof FinishError];
+
+/**
+ * A channel: a cursor into its topic's log plus the state of messages that left the log —
+ * in flight (by ID, with a deadline heap), requeued (ready again), deferred (due-time heap).
+ * Delivery is a pump over the connected consumers, scheduled at most once per tick.
+ */
+export class Channel {
+  readonly name: string;
+  readonly topic: Topic;
+  readonly ephemeral: boolean;
+  paused = false;
+  /** Next log offset this channel will take. */
+  cursor: number;
+  /** The cursor when the channel was created, for message_count. */
+  private readonly baseOffset: number;
+
+  private readonly requeued: ChannelMessage[] = [];
+  private requeuedHead = 0;
+  readonly deferred = new MinHeap<ChannelMessage>();
+  readonly inFlight = new Map<string, ChannelMessage>();
+  private readonly inFlightHeap = new MinHeap<ChannelMessage>();
+  private readonly inFlightTimer: DeadlineTimer;
+  private readonly deferredTimer: DeadlineTimer;
+
+  readonly consumers: Consumer[] = [];
+  private nextConsumer = 0;
+  pumpScheduled = false;
+  deleted = false;
+
+  /** Messages handed straight to this channel's deferred set (DPUB while fanning out). */
+  private directCount = 0;
+  requeueCount = 0;
+  timeoutCount = 0;
+  private readonly ctx: BrokerContext;
+
+  constructor(ctx: BrokerContext, topic: Topic, name: string, ephemeral: boolean, cursor: number) {
+    this.ctx = ctx;
+    this.topic = topic;
+    this.name = name;
+    this.ephemeral = ephemeral;
+    this.cursor = cursor;
+    this.baseOffset = cursor;
+    this.inFlightTimer = new DeadlineTimer(() => this.processInFlightTimeouts());
+    this.deferredTimer = new DeadlineTimer(() => this.processDeferred());
+  }
+
+  /** Messages ever put into this channel (NSQ's channel message_count). */
+  get messageCount(): number {
+    return this.topic.tail.end - this.baseOffset + this.directCount;
+  }
+
+  /** Ready messages: unread log records plus requeued ones (not in flight, not deferred). */
+  get depth(): number {
+    return Math.max(0, this.topic.tail.end - this.cursor) + (this.requeued.length - this.requeuedHead);
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  get deferredCount(): number {
+    return this.deferred.size;
+  }
+
+  addConsumer(consumer: Consumer): void {
+    this.consumers.push(consumer);
+    this.schedule();
+  }
+
+  removeConsumer(consumer: Consumer): void {
+    const i = this.consumers.indexOf(consumer);
+    if (i < 0) return;
+    this.consumers.splice(i, 1);
+    if (this.nextConsumer > i) this.nextConsumer--;
+    // In-flight messages of a gone consumer come back when they time out (nsq-spec §5.4).
+    if (this.consumers.length === 0 && this.ephemeral) this.topic.deleteChannel(this.name);
+  }
+
+  schedule(): void {
+    if (!this.pumpScheduled && !this.deleted) {
+      this.pumpScheduled = true;
+      this.ctx.schedulePump(this);
+    }
+  }
+
+  /**
+   * Hands ready messages to ready consumers, one per consumer per round (round-robin), until
+   * either runs out. Called by the broker's scheduler, never directly from an event handler.
+   */
+  pump(): void {
+    this.pumpScheduled = false;
+    if (this.paused || this.deleted) return;
+    const consumers = this.consumers;
+    const n = consumers.length;
+    if (n === 0) return;
+    let idle = 0;
+    let i = this.nextConsumer;
+    const now = monotonicMs();
+    while (idle < n) {
+      if (i >= n) i = 0;
+      const consumer = consumers[i++] as Consumer;
+      if (!consumer.canReceive()) {
+        idle++;
+        continue;
+      }
+      const msg = this.take(now);
+      if (msg === null) break;
+      idle = 0;
+      // Sampling discards the message for this channel (nsq-spec §2.10): no requeue.
+      if (consumer.sampleRate > 0 && Math.floor(Math.random() * 100) > consumer.sampleRate) continue;
+      msg.attempts++;
+      msg.owner = consumer;
+      msg.deliveredAt = now;
+      msg.heapKey = now + consumer.msgTimeoutMs;
+      this.inFlight.set(msg.record.id, msg);
+      this.inFlightHeap.push(msg);
+      consumer.deliver(msg);
+    }
+    this.nextConsumer = i;
+    const earliest = this.inFlightHeap.peek();
+    if (earliest !== undefined) this.inFlightTimer.arm(earliest.heapKey);
+    this.topic.trim();
+  }
+
+  /** The next message to deliver: requeued first, then the log. */
+  private take(now: number): ChannelMessage | null {
+    if (this.requeuedHead < this.requeued.length) {
+      const msg = this.requeued[this.requeuedHead] as ChannelMessage;
+      this.requeued[this.requeuedHead++] = undefined as unknown as ChannelMessage;
+      if (this.requeuedHead === this.requeued.length) {
+        this.requeued.length = 0;
+        this.requeuedHead = 0;
+      }
+      return msg;
+    }
+    const tail = this.topic.tail;
+    while (this.cursor < tail.end) {
+      if (this.cursor < tail.start) this.cursor = tail.start; // an ephemeral overflow was dropped
+      const record = tail.get(this.cursor++) as MessageRecord;
+      const msg = new ChannelMessage(record, 0);
+      if (record.deliverAfter > now) {
+        // A DPUB message that waited in the log (topic had no channel or was paused).
+        this.defer(msg, record.deliverAfter);
+        continue;
+      }
+      return msg;
+    }
+    return null;
+  }
+
+  /** A DPUB message fanned out to this channel: straight into the deferred set. */
+  putDeferred(record: MessageRecord): void {
+    this.directCount++;
+    this.defer(new ChannelMessage(record, 0), record.deliverAfter);
+  }
+
+  private defer(msg: ChannelMessage, dueAt: number): void {
+    msg.heapKey = dueAt;
+    this.deferred.push(msg);
+    this.deferredTimer.arm((this.deferred.peek() as ChannelMessage).heapKey);
+  }
+
+  private requeueNow(msg: ChannelMessage): void {
+    this.requeued.push(msg);
+    this.schedule();
+  }
+
+  /** An ephemeral channel past --mem-queue-size drops its oldest unread messages (nsq-spec §5.3). */
+  enforceEphemeralLimit(memQueueSize: number): void {
+    const end = this.topic.tail.end;
+    if (end - this.cursor > memQueueSize) this.cursor = end - memQueueSize;
+  }
+
+  private popInFlight(id: string, consumer: Consumer): ChannelMessage | FinishError {
+    const msg = this.inFlight.get(id);
+    if (msg === undefined) return FinishError.NotInFlight;
+    if (msg.owner !== consumer) return FinishError.NotOwner;
+    this.inFlight.delete(id);
+    this.inFlightHeap.remove(msg);
+    msg.owner = null;
+    return msg;
+  }
+
+  /** FIN: the message is done. Returns an error text for E_FIN_FAILED, or null. */
+  finish(id: string, consumer: Consumer): FinishError | null {
+    const msg = this.popInFlight(id, consumer);
+    if (typeof msg === 'string') return msg;
+    this.schedule();
+    return null;
+  }
+
+  /** REQ: back to the queue now, or deferred by `delayMs`. */
+  requeue(id: string, consumer: Consumer, delayMs: number): FinishError | null {
+    const msg = this.popInFlight(id, consumer);
+    if (typeof msg === 'string') return msg;
+    this.requeueCount++;
+    if (delayMs > 0) this.defer(msg, monotonicMs() + delayMs);
+    else this.requeueNow(msg);
+    this.schedule();
+    return null;
+  }
+
+  /** TOUCH: extends the deadline by the consumer's msg timeout, bounded by --max-msg-timeout. */
+  touch(id: string, consumer: Consumer): FinishError | null {
+    const msg = this.inFlight.get(id);
+    if (msg === undefined) return FinishError.NotInFlight;
+    if (msg.owner !== consumer) return FinishError.NotOwner;
+    const now = monotonicMs();
+    const deadline = Math.min(now + consumer.msgTimeoutMs, msg.deliveredAt + this.ctx.options.maxMsgTimeoutMs);
+    this.inFlightHeap.update(msg, deadline);
+    this.inFlightTimer.arm((this.inFlightHeap.peek() as ChannelMessage).heapKey);
+    return null;
+  }
+
+  private processInFlightTimeouts(): void {
+    const now = monotonicMs();
+    let top = this.inFlightHeap.peek();
+    while (top !== undefined && top.heapKey <= now) {
+      this.inFlightHeap.pop();
+      this.inFlight.delete(top.record.id);
+      const owner = top.owner as Consumer | null;
+      top.owner = null;
+      this.timeoutCount++;
+      owner?.releaseInFlight();
+      this.requeued.push(top);
+      top = this.inFlightHeap.peek();
+    }
+    if (top !== undefined) this.inFlightTimer.arm(top.heapKey);
+    this.schedule();
+  }
+
+  private processDeferred(): void {
+    const now = monotonicMs();
+    let top = this.deferred.peek();
+    while (top !== undefined && top.heapKey <= now) {
+      this.deferred.pop();
+      this.requeued.push(top);
+      top = this.deferred.peek();
+    }
+    if (top !== undefined) this.deferredTimer.arm(top.heapKey);
+    this.schedule();
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  unpause(): void {
+    this.paused = false;
+    this.schedule();
+  }
+
+  /** Drops the backlog, in-flight and deferred messages (nsq-spec §5.5). */
+  empty(): void {
+    this.cursor = this.topic.tail.end;
+    this.requeued.length = 0;
+    this.requeuedHead = 0;
+    for (const msg of this.inFlight.values()) (msg.owner as Consumer | null)?.releaseInFlight();
+    this.inFlight.clear();
+    this.inFlightHeap.drain();
+    this.deferred.drain();
+    this.inFlightTimer.cancel();
+    this.deferredTimer.cancel();
+    this.topic.trim();
+    this.schedule();
+  }
+
+  /** Called by the topic when it deletes this channel. */
+  close(): void {
+    this.deleted = true;
+    this.inFlightTimer.cancel();
+    this.deferredTimer.cancel();
+    for (const consumer of this.consumers.splice(0)) consumer.closeForChannelDelete();
+  }
+}

@@ -1,0 +1,14 @@
+import type { Channel } from './channel.js';
+import type { Logger } from './logger.js';
+import type { NsqdOptions } from './options.js';
+import type { Topic } from './topic.js';
+
+/** What topics and channels need from the broker that owns them (no I/O). */
+export interface BrokerContext {
+  readonly options: NsqdOptions;
+  readonly logger: Logger;
+  /** Runs `channel.pump()` once, later in this turn of the event loop. */
+  schedulePump(channel: Channel): void;
+  /** An ephemeral topic lost its last channel and should be deleted (nsq-spec §5.3). */
+  onEphemeralTopicEmpty(topic: Topic): void;
+}

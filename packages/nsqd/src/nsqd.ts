@@ -1,0 +1,190 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { hostname } from 'node:os';
+import { CommandDecoder, isValidTopicName } from '@nsq-ts/protocol';
+import type { FastifyInstance } from 'fastify';
+import { formatHostPort, parseHostPort } from './address.js';
+import type { Channel } from './channel.js';
+import type { BrokerContext } from './context.js';
+import { createHttpApi } from './http/http-api.js';
+import { createLogger, type Logger } from './logger.js';
+import { defaultNodeId } from './node-id.js';
+import { defaultNsqdOptions, type NsqdOptions } from './options.js';
+import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
+import { Topic } from './topic.js';
+
+/**
+ * The broker: topics, the TCP V2 listener and the HTTP API, on one event loop. Delivery work
+ * is batched per tick: events only schedule channel pumps, and every connection written to
+ * during a tick is flushed once at its end.
+ */
+export class Nsqd implements BrokerContext, ClientHost {
+  readonly options: NsqdOptions;
+  readonly logger: Logger;
+  readonly topics = new Map<string, Topic>();
+  readonly clients = new Set<ClientV2>();
+  private nextClientId = 1;
+
+  private tcpServer: Server | null = null;
+  private http: FastifyInstance | null = null;
+  private tcpBound = '';
+  private httpBound = '';
+  private starting: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+
+  private pumpQueue: Channel[] = [];
+  private dirtyClients: ClientV2[] = [];
+  private tickScheduled = false;
+
+  constructor(options: Partial<NsqdOptions> = {}) {
+    const merged = { ...defaultNsqdOptions(), ...options };
+    if (merged.nodeId < 0) merged.nodeId = defaultNodeId();
+    if (merged.broadcastAddress === '') merged.broadcastAddress = hostname();
+    this.options = merged;
+    this.logger = createLogger(merged.logPrefix, merged.logLevel);
+  }
+
+  /** `host:port` the TCP listener is bound to (after start()). */
+  get tcpAddress(): string {
+    return this.tcpBound;
+  }
+
+  /** `host:port` the HTTP listener is bound to (after start()), '' when disabled. */
+  get httpAddress(): string {
+    return this.httpBound;
+  }
+
+  start(): Promise<void> {
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doStart(): Promise<void> {
+    this.logger.info(`nsqd v1.3.0 (built w/node${process.versions.node})`);
+    this.logger.info(`ID: ${this.options.nodeId}`);
+    const tcp = parseHostPort(this.options.tcpAddress);
+    const server = createServer((socket) => this.onConnection(socket));
+    this.tcpServer = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(tcp.port, tcp.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address();
+    if (addr !== null && typeof addr === 'object') this.tcpBound = formatHostPort(addr.address, addr.port);
+    this.logger.info(`TCP: listening on ${this.tcpBound}`);
+
+    if (this.options.httpAddress !== '') {
+      const httpAt = parseHostPort(this.options.httpAddress);
+      const app = createHttpApi(this);
+      this.http = app;
+      await app.listen({ port: httpAt.port, host: httpAt.host });
+      const a = app.server.address();
+      if (a !== null && typeof a === 'object') this.httpBound = formatHostPort(a.address, a.port);
+      this.logger.info(`HTTP: listening on ${this.httpBound}`);
+    }
+  }
+
+  private async doClose(): Promise<void> {
+    await this.starting?.catch(() => undefined);
+    const server = this.tcpServer;
+    const closed = server === null ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
+    for (const client of [...this.clients]) client.socket.destroy();
+    await closed;
+    if (this.http !== null) await this.http.close();
+    for (const topic of this.topics.values()) topic.close();
+    this.topics.clear();
+    this.logger.info('nsqd closed');
+  }
+
+  private onConnection(socket: Socket): void {
+    if (this.closing !== null) {
+      socket.destroy();
+      return;
+    }
+    const decoder = new CommandDecoder({
+      maxMsgBytes: this.options.maxMsgSize,
+      maxBodyBytes: this.options.maxBodySize,
+    });
+    const client = new ClientV2(this.nextClientId++, socket, this, decoder);
+    this.clients.add(client);
+    this.logger.debug(`TCP: new client(${client.remoteAddress})`);
+  }
+
+  onClientClosed(client: ClientV2): void {
+    this.clients.delete(client);
+  }
+
+  // ---- topics ----
+
+  /** Returns the topic, creating it on first use (PUB, SUB and /pub auto-create). */
+  getTopic(name: string): Topic {
+    let topic = this.topics.get(name);
+    if (topic === undefined) {
+      if (!isValidTopicName(name)) throw new Error(`invalid topic name ${name}`);
+      topic = new Topic(this, name);
+      this.topics.set(name, topic);
+      this.logger.info(`TOPIC(${name}): created`);
+    }
+    return topic;
+  }
+
+  deleteTopic(name: string): boolean {
+    const topic = this.topics.get(name);
+    if (topic === undefined) return false;
+    this.topics.delete(name);
+    topic.close();
+    this.logger.info(`TOPIC(${name}): deleted`);
+    return true;
+  }
+
+  onEphemeralTopicEmpty(topic: Topic): void {
+    if (this.topics.get(topic.name) === topic) this.deleteTopic(topic.name);
+  }
+
+  healthError(): string | null {
+    return null;
+  }
+
+  // ---- the per-tick scheduler ----
+
+  schedulePump(channel: Channel): void {
+    this.pumpQueue.push(channel);
+    this.scheduleTick();
+  }
+
+  markDirty(client: ClientV2): void {
+    this.dirtyClients.push(client);
+    this.scheduleTick();
+  }
+
+  private scheduleTick(): void {
+    if (!this.tickScheduled) {
+      this.tickScheduled = true;
+      setImmediate(this.runTick);
+    }
+  }
+
+  private readonly runTick = (): void => {
+    this.tickScheduled = false;
+    // Pumps can schedule further pumps (a delivery frees nothing, but trims and timers can);
+    // those run in the next tick so one busy channel cannot starve the loop.
+    const pumps = this.pumpQueue;
+    this.pumpQueue = [];
+    for (const channel of pumps) channel.pump();
+    const dirty = this.dirtyClients;
+    this.dirtyClients = [];
+    for (const client of dirty) if (client.dirty) client.flush();
+  };
+}
+
+/** Creates an nsqd; call start() to listen and close() to stop (both idempotent). */
+export function createNsqd(options: Partial<NsqdOptions> = {}): Nsqd {
+  return new Nsqd(options);
+}

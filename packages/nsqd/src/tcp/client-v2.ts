@@ -1,0 +1,669 @@
+import type { Socket } from 'node:net';
+import {
+  CLOSE_WAIT_FRAME,
+  type Command,
+  type CommandDecoder,
+  type CommandHandler,
+  decodeIdentifyBody,
+  decodeMpubBody,
+  ErrorCode,
+  encodeErrorFrame,
+  encodeFrame,
+  encodeResponse,
+  FRAME_HEADER_BYTES,
+  FrameType,
+  HEARTBEAT_FRAME,
+  type IdentifyRequest,
+  type IdentifyResponse,
+  isValidChannelName,
+  isValidTopicName,
+  MESSAGE_HEADER_BYTES,
+  MESSAGE_ID_LENGTH,
+  OK_FRAME,
+  ProtocolError,
+  writeMessageHeader,
+} from '@nsq-ts/protocol';
+import type { Channel, Consumer } from '../channel.js';
+import { wallMs } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { ChannelMessage } from '../message.js';
+import type { NsqdOptions } from '../options.js';
+import type { Topic } from '../topic.js';
+import { goQuote, parseBase10 } from './go-format.js';
+
+/** Client states as numbered in /stats (nsq-spec §2.5). */
+export const ClientState = { Init: 0, Subscribed: 3, Closing: 4 } as const;
+export type ClientState = (typeof ClientState)[keyof typeof ClientState];
+
+export const VERSION = '1.3.0';
+
+/** What a connection needs from the broker. */
+export interface ClientHost {
+  readonly options: NsqdOptions;
+  readonly logger: Logger;
+  getTopic(name: string): Topic;
+  /** Flush this client's buffered frames at the end of the current delivery pass. */
+  markDirty(client: ClientV2): void;
+  onClientClosed(client: ClientV2): void;
+}
+
+/** Slab the output buffer writes frames into; flushed regions are handed to the socket. */
+const SLAB_BYTES = 256 * 1024;
+/**
+ * A consumer whose socket holds more unsent bytes than this stops getting messages until it
+ * drains, so a client that never reads cannot grow nsqd's memory without bound.
+ */
+const MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
+const MAGIC = '  V2';
+
+function fatal(code: string, description: string): ProtocolError {
+  return new ProtocolError(code, description, true);
+}
+
+/**
+ * One TCP connection speaking protocol V2: decodes commands, enforces NSQ's state rules and
+ * error texts in NSQ's order of checks, and writes frames through a corked output slab.
+ */
+export class ClientV2 implements Consumer, CommandHandler {
+  readonly id: number;
+  readonly socket: Socket;
+  readonly remoteAddress: string;
+  readonly connectTs: number;
+  state: ClientState = ClientState.Init;
+
+  clientId: string;
+  hostname: string;
+  userAgent = '';
+  heartbeatIntervalMs: number;
+  outputBufferSize = 16 * 1024;
+  outputBufferTimeoutMs: number;
+  sampleRate = 0;
+  msgTimeoutMs: number;
+
+  channel: Channel | null = null;
+  rdy = 0;
+  inFlight = 0;
+  messageCount = 0;
+  finishCount = 0;
+  requeueCount = 0;
+  readonly pubCounts = new Map<string, number>();
+
+  private magic = '';
+  private closed = false;
+  private backpressured = false;
+  private corked = false;
+  dirty = false;
+  private slab: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
+  private slabStart = 0;
+  private slabPos = 0;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private readTimer: NodeJS.Timeout | null = null;
+
+  private readonly host: ClientHost;
+  private readonly options: NsqdOptions;
+  private readonly decoder: CommandDecoder;
+
+  constructor(id: number, socket: Socket, host: ClientHost, decoder: CommandDecoder) {
+    this.id = id;
+    this.socket = socket;
+    this.host = host;
+    this.options = host.options;
+    this.decoder = decoder;
+    this.remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.clientId = socket.remoteAddress ?? '';
+    this.hostname = this.clientId;
+    this.connectTs = Math.floor(wallMs() / 1000);
+    this.msgTimeoutMs = this.options.msgTimeoutMs;
+    this.outputBufferTimeoutMs = this.options.outputBufferTimeoutMs;
+    // Default heartbeat = client timeout (60 s) / 2, capped by --max-heartbeat-interval.
+    this.heartbeatIntervalMs = 30_000;
+
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', (err) => this.host.logger.debug(`CLIENT(${this.remoteAddress}): ${err.message}`));
+    socket.on('close', () => this.onSocketClose());
+    this.startTimers();
+  }
+
+  // ---- Consumer (what the channel sees) ----
+
+  canReceive(): boolean {
+    return this.state === ClientState.Subscribed && this.inFlight < this.rdy && !this.backpressured && !this.closed;
+  }
+
+  /**
+   * Writes a message frame into the output slab (small bodies are copied next to their header
+   * so a pass of deliveries leaves in one write); large bodies go to the socket as they are.
+   */
+  deliver(msg: ChannelMessage): void {
+    const record = msg.record;
+    const body = record.body;
+    const headerBytes = FRAME_HEADER_BYTES + MESSAGE_HEADER_BYTES;
+    const frameBytes = headerBytes + body.length;
+    this.inFlight++;
+    this.messageCount++;
+    this.cork();
+    if (frameBytes > this.outputBufferSize || frameBytes > 8 * 1024) {
+      this.ensureSlab(headerBytes);
+      writeMessageHeader(this.slab, this.slabPos, body.length, record.tsHi, record.tsLo, msg.attempts, record.id);
+      this.slabPos += headerBytes;
+      this.flushSlab();
+      this.socket.write(body);
+    } else {
+      if (this.slabPos - this.slabStart + frameBytes > this.outputBufferSize) this.flushSlab();
+      this.ensureSlab(frameBytes);
+      const at = writeMessageHeader(
+        this.slab,
+        this.slabPos,
+        body.length,
+        record.tsHi,
+        record.tsLo,
+        msg.attempts,
+        record.id,
+      );
+      body.copy(this.slab, at);
+      this.slabPos = at + body.length;
+    }
+    if (!this.dirty) {
+      this.dirty = true;
+      this.host.markDirty(this);
+    }
+  }
+
+  releaseInFlight(): void {
+    if (this.inFlight > 0) this.inFlight--;
+  }
+
+  closeForChannelDelete(): void {
+    this.channel = null;
+    this.close();
+  }
+
+  // ---- output ----
+
+  private cork(): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+    }
+  }
+
+  private ensureSlab(bytes: number): void {
+    if (this.slabPos + bytes <= this.slab.length) return;
+    this.flushSlab();
+    this.slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, bytes));
+    this.slabStart = 0;
+    this.slabPos = 0;
+  }
+
+  /** Hands the buffered region to the socket (still corked: it leaves at flush()). */
+  private flushSlab(): void {
+    if (this.slabPos > this.slabStart) {
+      this.socket.write(this.slab.subarray(this.slabStart, this.slabPos));
+      this.slabStart = this.slabPos;
+    }
+  }
+
+  private writeFrame(frame: Buffer): void {
+    if (this.closed) return;
+    this.cork();
+    this.flushSlab();
+    this.socket.write(frame);
+    if (!this.dirty) {
+      this.dirty = true;
+      this.host.markDirty(this);
+    }
+  }
+
+  /** Sends everything buffered: one writev per flush thanks to cork/uncork. */
+  flush(): void {
+    this.dirty = false;
+    if (this.closed) return;
+    this.flushSlab();
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+    if (this.socket.writableLength > MAX_PENDING_WRITE_BYTES) this.backpressured = true;
+  }
+
+  private onDrain(): void {
+    if (this.backpressured && this.socket.writableLength <= MAX_PENDING_WRITE_BYTES) {
+      this.backpressured = false;
+      this.channel?.schedule();
+    }
+  }
+
+  // ---- input ----
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.readTimer?.refresh();
+    if (this.magic.length < MAGIC.length) {
+      const need = MAGIC.length - this.magic.length;
+      this.magic += chunk.toString('latin1', 0, need);
+      if (this.magic.length < MAGIC.length) return;
+      if (this.magic !== MAGIC) {
+        this.host.logger.error(`client(${this.remoteAddress}) bad protocol magic '${this.magic}'`);
+        this.sendFatal(new ProtocolError(ErrorCode.BadProtocol, ''));
+        return;
+      }
+      chunk = chunk.subarray(need);
+    }
+    this.decoder.push(chunk, this);
+    this.flush();
+  }
+
+  onLineTooLong(): void {
+    // bufio.Reader fails on a line over its 16 KiB buffer; nsqd drops the connection silently.
+    this.host.logger.error(`client(${this.remoteAddress}) command line too long`);
+    this.close();
+  }
+
+  onBodyCommandLine(cmd: Command): boolean {
+    try {
+      this.checkBeforeBody(cmd);
+      return true;
+    } catch (err) {
+      return this.fail(err);
+    }
+  }
+
+  onCommand(cmd: Command): boolean {
+    try {
+      this.exec(cmd);
+      return !this.closed;
+    } catch (err) {
+      return this.fail(err);
+    }
+  }
+
+  /** Sends an error frame; a fatal one closes the connection. Returns whether to go on. */
+  private fail(err: unknown): boolean {
+    if (!(err instanceof ProtocolError)) throw err;
+    if (err.fatal) {
+      this.sendFatal(err);
+      return false;
+    }
+    this.writeFrame(encodeErrorFrame(err.code, err.description));
+    return true;
+  }
+
+  private sendFatal(err: ProtocolError): void {
+    this.host.logger.debug(`client(${this.remoteAddress}): fatal ${err.message}`);
+    // E_BAD_PROTOCOL is sent bare, without a description (nsq-spec §2.1).
+    this.writeFrame(
+      err.description === '' ? encodeFrame(FrameType.Error, err.code) : encodeErrorFrame(err.code, err.description),
+    );
+    this.flush();
+    this.close();
+  }
+
+  /** Checks NSQ makes before it reads a command's body (state, params, names, DPUB timeout). */
+  private checkBeforeBody(cmd: Command): void {
+    const p = cmd.params;
+    switch (cmd.name) {
+      case 'IDENTIFY':
+        if (this.state !== ClientState.Init) throw fatal(ErrorCode.Invalid, 'cannot IDENTIFY in current state');
+        return;
+      case 'AUTH':
+        if (this.state !== ClientState.Init) throw fatal(ErrorCode.Invalid, 'cannot AUTH in current state');
+        if (p.length !== 0) throw fatal(ErrorCode.Invalid, 'AUTH invalid number of parameters');
+        return;
+      case 'PUB':
+        if (p.length < 1) throw fatal(ErrorCode.Invalid, 'PUB insufficient number of parameters');
+        if (!isValidTopicName(p[0] as string)) {
+          throw fatal(ErrorCode.BadTopic, `PUB topic name ${goQuote(p[0] as string)} is not valid`);
+        }
+        return;
+      case 'MPUB':
+        if (p.length < 1) throw fatal(ErrorCode.Invalid, 'MPUB insufficient number of parameters');
+        if (!isValidTopicName(p[0] as string)) {
+          // NSQ repeats the code inside the description here (nsq-spec §2.6).
+          throw fatal(ErrorCode.BadTopic, `E_BAD_TOPIC MPUB topic name ${goQuote(p[0] as string)} is not valid`);
+        }
+        return;
+      case 'DPUB': {
+        if (p.length < 2) throw fatal(ErrorCode.Invalid, 'DPUB insufficient number of parameters');
+        if (!isValidTopicName(p[0] as string)) {
+          throw fatal(ErrorCode.BadTopic, `DPUB topic name ${goQuote(p[0] as string)} is not valid`);
+        }
+        const ms = parseBase10(p[1] as string);
+        if (ms === null) throw fatal(ErrorCode.Invalid, `DPUB could not parse timeout ${p[1]}`);
+        if (ms > this.options.maxReqTimeoutMs) {
+          throw fatal(ErrorCode.Invalid, `DPUB timeout ${ms} out of range 0-${this.options.maxReqTimeoutMs}`);
+        }
+        return;
+      }
+    }
+  }
+
+  private exec(cmd: Command): void {
+    switch (cmd.name) {
+      case 'FIN':
+        this.fin(cmd.params);
+        return;
+      case 'RDY':
+        this.rdyCommand(cmd.params);
+        return;
+      case 'REQ':
+        this.req(cmd.params);
+        return;
+      case 'PUB':
+        this.pub(cmd);
+        return;
+      case 'MPUB':
+        this.mpub(cmd);
+        return;
+      case 'DPUB':
+        this.dpub(cmd);
+        return;
+      case 'NOP':
+        return;
+      case 'TOUCH':
+        this.touch(cmd.params);
+        return;
+      case 'SUB':
+        this.sub(cmd.params);
+        return;
+      case 'CLS':
+        this.cls();
+        return;
+      case 'IDENTIFY':
+        this.identify(cmd);
+        return;
+      case 'AUTH':
+        this.auth(cmd);
+        return;
+      default:
+        throw fatal(ErrorCode.Invalid, `invalid command ${cmd.name}`);
+    }
+  }
+
+  // ---- commands ----
+
+  private identify(cmd: Command): void {
+    const body = this.readBody(cmd, ErrorCode.BadBody, 'IDENTIFY', 'body', true);
+    let request: IdentifyRequest;
+    let present: Set<string>;
+    try {
+      ({ request, present } = decodeIdentifyBody(body));
+    } catch {
+      throw fatal(ErrorCode.BadBody, 'IDENTIFY failed to decode JSON body');
+    }
+    const o = this.options;
+    if (present.has('client_id')) this.clientId = request.client_id;
+    if (present.has('hostname')) this.hostname = request.hostname;
+    this.userAgent = request.user_agent;
+
+    // Same validations, same order, same texts as nsqd's clientV2.Identify.
+    const hb = request.heartbeat_interval;
+    let heartbeat = this.heartbeatIntervalMs;
+    if (hb === -1) heartbeat = -1;
+    else if (hb !== 0) {
+      if (hb < 1000 || hb > o.maxHeartbeatIntervalMs) {
+        throw fatal(ErrorCode.BadBody, `IDENTIFY heartbeat interval (${hb}) is invalid`);
+      }
+      heartbeat = hb;
+    }
+    const obt = request.output_buffer_timeout;
+    let bufferTimeout = this.outputBufferTimeoutMs;
+    if (obt === -1) bufferTimeout = 0;
+    else if (obt !== 0) {
+      if (obt < o.minOutputBufferTimeoutMs || obt > o.maxOutputBufferTimeoutMs) {
+        throw fatal(ErrorCode.BadBody, `IDENTIFY output buffer timeout (${obt}) is invalid`);
+      }
+      bufferTimeout = obt;
+    }
+    const obs = request.output_buffer_size;
+    let bufferSize = this.outputBufferSize;
+    if (obs === -1) {
+      bufferSize = 1;
+      bufferTimeout = 0;
+    } else if (obs !== 0) {
+      if (obs < 64 || obs > o.maxOutputBufferSize) {
+        throw fatal(ErrorCode.BadBody, `IDENTIFY output buffer size (${obs}) is invalid`);
+      }
+      bufferSize = obs;
+    }
+    if (request.sample_rate < 0 || request.sample_rate > 99) {
+      throw fatal(ErrorCode.BadBody, `IDENTIFY sample rate (${request.sample_rate}) is invalid`);
+    }
+    const mt = request.msg_timeout;
+    let msgTimeout = this.msgTimeoutMs;
+    if (mt !== 0) {
+      if (mt < 1000 || mt > o.maxMsgTimeoutMs)
+        throw fatal(ErrorCode.BadBody, `IDENTIFY msg timeout (${mt}) is invalid`);
+      msgTimeout = mt;
+    }
+    this.heartbeatIntervalMs = heartbeat;
+    this.outputBufferTimeoutMs = bufferTimeout;
+    this.outputBufferSize = bufferSize;
+    this.sampleRate = request.sample_rate;
+    this.msgTimeoutMs = msgTimeout;
+    this.startTimers();
+
+    if (!request.feature_negotiation) {
+      this.writeFrame(OK_FRAME);
+      return;
+    }
+    // TLS and compression upgrades arrive with the transport issue; until then none is offered.
+    const deflateLevel = Math.min(request.deflate_level > 0 ? request.deflate_level : 6, o.maxDeflateLevel);
+    const reply: IdentifyResponse = {
+      max_rdy_count: o.maxRdyCount,
+      version: VERSION,
+      max_msg_timeout: o.maxMsgTimeoutMs,
+      msg_timeout: this.msgTimeoutMs,
+      tls_v1: false,
+      deflate: false,
+      deflate_level: deflateLevel,
+      max_deflate_level: o.maxDeflateLevel,
+      snappy: false,
+      sample_rate: this.sampleRate,
+      auth_required: false,
+      output_buffer_size: this.outputBufferSize,
+      output_buffer_timeout: this.outputBufferTimeoutMs,
+    };
+    this.writeFrame(encodeResponse(Buffer.from(JSON.stringify(reply))));
+  }
+
+  private auth(cmd: Command): void {
+    this.readBody(cmd, ErrorCode.BadBody, 'AUTH', 'body', true);
+    throw fatal(ErrorCode.AuthDisabled, 'AUTH disabled');
+  }
+
+  private sub(p: string[]): void {
+    if (this.state !== ClientState.Init) throw fatal(ErrorCode.Invalid, 'cannot SUB in current state');
+    if (this.heartbeatIntervalMs <= 0) throw fatal(ErrorCode.Invalid, 'cannot SUB with heartbeats disabled');
+    if (p.length < 2) throw fatal(ErrorCode.Invalid, 'SUB insufficient number of parameters');
+    const topicName = p[0] as string;
+    const channelName = p[1] as string;
+    if (!isValidTopicName(topicName)) {
+      throw fatal(ErrorCode.BadTopic, `SUB topic name ${goQuote(topicName)} is not valid`);
+    }
+    if (!isValidChannelName(channelName)) {
+      throw fatal(ErrorCode.BadChannel, `SUB channel name ${goQuote(channelName)} is not valid`);
+    }
+    const channel = this.host.getTopic(topicName).getChannel(channelName);
+    const max = this.options.maxChannelConsumers;
+    if (max > 0 && channel.consumers.length >= max) {
+      throw fatal(ErrorCode.SubFailed, `SUB failed consumers for ${topicName}:${channelName} exceeds limit of ${max}`);
+    }
+    this.channel = channel;
+    this.state = ClientState.Subscribed;
+    channel.addConsumer(this);
+    this.writeFrame(OK_FRAME);
+  }
+
+  private rdyCommand(p: string[]): void {
+    if (this.state === ClientState.Closing) return; // ignored after CLS
+    if (this.state !== ClientState.Subscribed) throw fatal(ErrorCode.Invalid, 'cannot RDY in current state');
+    let count = 1;
+    if (p.length > 0) {
+      const parsed = parseBase10(p[0] as string);
+      if (parsed === null) throw fatal(ErrorCode.Invalid, `RDY could not parse count ${p[0]}`);
+      count = parsed;
+    }
+    if (count > this.options.maxRdyCount) {
+      throw fatal(ErrorCode.Invalid, `RDY count ${count} out of range 0-${this.options.maxRdyCount}`);
+    }
+    this.rdy = count;
+    this.channel?.schedule();
+  }
+
+  /** Shared checks of FIN, REQ and TOUCH; returns the message ID. */
+  private checkMessageCommand(name: string, p: string[], params: number): string {
+    if (this.state !== ClientState.Subscribed && this.state !== ClientState.Closing) {
+      throw fatal(ErrorCode.Invalid, `cannot ${name} in current state`);
+    }
+    if (p.length < params) throw fatal(ErrorCode.Invalid, `${name} insufficient number of params`);
+    const id = p[0] as string;
+    if (id.length !== MESSAGE_ID_LENGTH) throw fatal(ErrorCode.Invalid, 'Invalid Message ID');
+    return id;
+  }
+
+  private fin(p: string[]): void {
+    const id = this.checkMessageCommand('FIN', p, 1);
+    const err = (this.channel as Channel).finish(id, this);
+    if (err !== null) throw new ProtocolError(ErrorCode.FinFailed, `FIN ${id} failed ${err}`, false);
+    this.inFlight--;
+    this.finishCount++;
+  }
+
+  private req(p: string[]): void {
+    const id = this.checkMessageCommand('REQ', p, 2);
+    const parsed = parseBase10(p[1] as string);
+    if (parsed === null) throw fatal(ErrorCode.Invalid, `REQ could not parse timeout ${p[1]}`);
+    // Clamped, not refused (nsq-spec §2.6).
+    const delayMs = Math.min(parsed, this.options.maxReqTimeoutMs);
+    const err = (this.channel as Channel).requeue(id, this, delayMs);
+    if (err !== null) throw new ProtocolError(ErrorCode.ReqFailed, `REQ ${id} failed ${err}`, false);
+    this.inFlight--;
+    this.requeueCount++;
+  }
+
+  private touch(p: string[]): void {
+    const id = this.checkMessageCommand('TOUCH', p, 1);
+    const err = (this.channel as Channel).touch(id, this);
+    if (err !== null) throw new ProtocolError(ErrorCode.TouchFailed, `TOUCH ${id} failed ${err}`, false);
+  }
+
+  private cls(): void {
+    if (this.state !== ClientState.Subscribed) throw fatal(ErrorCode.Invalid, 'cannot CLS in current state');
+    this.state = ClientState.Closing;
+    this.rdy = 0;
+    this.writeFrame(CLOSE_WAIT_FRAME);
+  }
+
+  private pub(cmd: Command): void {
+    const body = this.readBody(cmd, ErrorCode.BadMessage, 'PUB', 'message body', false);
+    const topicName = cmd.params[0] as string;
+    this.host.getTopic(topicName).publish([body]);
+    this.countPublished(topicName, 1);
+    this.writeFrame(OK_FRAME);
+  }
+
+  private dpub(cmd: Command): void {
+    const body = this.readBody(cmd, ErrorCode.BadMessage, 'DPUB', 'message body', false);
+    const topicName = cmd.params[0] as string;
+    this.host.getTopic(topicName).publishDeferred(body, parseBase10(cmd.params[1] as string) as number);
+    this.countPublished(topicName, 1);
+    this.writeFrame(OK_FRAME);
+  }
+
+  private mpub(cmd: Command): void {
+    const body = this.readBody(cmd, ErrorCode.BadBody, 'MPUB', 'body', false);
+    const o = this.options;
+    const decoded = decodeMpubBody(body, o.maxMsgSize, o.maxBodySize);
+    if ('error' in decoded) {
+      const e = decoded.error;
+      switch (e.kind) {
+        case 'count':
+          throw fatal(ErrorCode.BadBody, `MPUB invalid message count ${e.count}`);
+        case 'size':
+          throw fatal(ErrorCode.BadMessage, `MPUB invalid message(${e.index}) body size ${e.size}`);
+        case 'too-big':
+          throw fatal(ErrorCode.BadMessage, `MPUB message too big ${e.size} > ${o.maxMsgSize}`);
+        case 'truncated':
+          if (e.index < 0) throw fatal(ErrorCode.BadBody, 'MPUB failed to read message count');
+          throw fatal(ErrorCode.BadMessage, `MPUB failed to read message(${e.index}) body size`);
+      }
+    }
+    const topicName = cmd.params[0] as string;
+    this.host.getTopic(topicName).publish(decoded.messages);
+    this.countPublished(topicName, decoded.messages.length);
+    this.writeFrame(OK_FRAME);
+  }
+
+  /**
+   * The decoder already refused sizes <= 0 or over the limit (body null): produce NSQ's error
+   * for them, in NSQ's order (IDENTIFY and AUTH test "too big" first).
+   */
+  private readBody(cmd: Command, code: string, name: string, what: string, bigFirst: boolean): Buffer {
+    if (cmd.body !== null) return cmd.body;
+    const size = cmd.bodySize;
+    const limit = this.decoder.bodyLimit(cmd.name);
+    const tooBig = `${name} ${what === 'body' ? 'body' : 'message'} too big ${size} > ${limit}`;
+    const invalid = `${name} invalid ${what} size ${size}`;
+    if (bigFirst && size > limit) throw fatal(code, tooBig);
+    if (size <= 0) throw fatal(code, invalid);
+    throw fatal(code, tooBig);
+  }
+
+  private countPublished(topic: string, n: number): void {
+    this.pubCounts.set(topic, (this.pubCounts.get(topic) ?? 0) + n);
+  }
+
+  // ---- timers and lifecycle ----
+
+  /** Heartbeat ticker and read deadline (2 × interval), both off when heartbeats are disabled. */
+  private startTimers(): void {
+    this.stopTimers();
+    const interval = this.heartbeatIntervalMs;
+    if (interval <= 0) return;
+    this.heartbeatTimer = setInterval(() => {
+      this.writeFrame(HEARTBEAT_FRAME);
+      this.flush();
+    }, interval);
+    this.readTimer = setTimeout(() => {
+      this.host.logger.info(`client(${this.remoteAddress}) read deadline exceeded, closing`);
+      this.close();
+    }, 2 * interval);
+  }
+
+  private stopTimers(): void {
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    if (this.readTimer !== null) clearTimeout(this.readTimer);
+    this.heartbeatTimer = null;
+    this.readTimer = null;
+  }
+
+  /** Closes the connection after what was written is sent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.decoder.halt();
+    this.stopTimers();
+    this.socket.end();
+    // A peer that does not read must not hold the socket open forever.
+    setTimeout(() => this.socket.destroy(), 5_000).unref();
+    this.detach();
+  }
+
+  private onSocketClose(): void {
+    this.closed = true;
+    this.decoder.halt();
+    this.stopTimers();
+    this.detach();
+  }
+
+  private detach(): void {
+    if (this.channel !== null) {
+      const channel = this.channel;
+      this.channel = null;
+      channel.removeConsumer(this);
+    }
+    this.host.onClientClosed(this);
+  }
+}

@@ -1,0 +1,35 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNsqd, type Nsqd, type NsqdOptions } from '@nsq-ts/nsqd';
+
+export interface TestNsqd {
+  nsqd: Nsqd;
+  tcpAddress: string;
+  httpAddress: string;
+  dataPath: string;
+  close(): Promise<void>;
+}
+
+/** Starts an in-process nsqd on 127.0.0.1 with free ports and a fresh temp data dir. */
+export async function startNsqd(options: Partial<NsqdOptions> = {}): Promise<TestNsqd> {
+  const dataPath = await mkdtemp(join(tmpdir(), 'nsqd-test-'));
+  const nsqd = createNsqd({
+    tcpAddress: '127.0.0.1:0',
+    httpAddress: '127.0.0.1:0',
+    dataPath,
+    logLevel: 'warn',
+    ...options,
+  });
+  await nsqd.start();
+  return {
+    nsqd,
+    tcpAddress: nsqd.tcpAddress,
+    httpAddress: nsqd.httpAddress,
+    dataPath,
+    async close() {
+      await nsqd.close();
+      await rm(dataPath, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,3 @@
+export { startNsqd, type TestNsqd } from './daemons.js';
+export { eventually } from './eventually.js';
+export { RawClient, type RawFrame } from './raw-client.js';

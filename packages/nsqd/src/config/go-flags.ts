@@ -1,0 +1,437 @@
+// Hand-written: no npm parser accepts Go's `flag` syntax. util.parseArgs, minimist, arg and commander read
+// `-foo` as the short options f, o, o, and none has Go's bool rule, duration values or error texts.
+/**
+ * A parser for the command-line syntax of Go's `flag` package, which NSQ's daemons use:
+ *
+ *   -flag value   --flag value   -flag=value   --flag=value   (one or two dashes are the same)
+ *   -bool         -bool=false                                 (a bool never takes the next argument)
+ *   --                                                        (ends the flags)
+ *
+ * As in Go, parsing stops at the first argument that is not a flag; a non-bool flag takes the next
+ * argument even when it starts with `-`; a flag given twice keeps its last value, except the
+ * repeatable array types, which collect every value. Error messages are Go's.
+ */
+
+/** Why a command line or config was refused. */
+export const FlagErrorCode = {
+  /** `-foo` where no flag `foo` is defined. */
+  UndefinedFlag: 'UNDEFINED_FLAG',
+  /** A value that does not parse as the flag's type. */
+  InvalidValue: 'INVALID_VALUE',
+  /** A non-bool flag as the last argument. */
+  MissingValue: 'MISSING_VALUE',
+  /** `---x`, `-=x`. */
+  BadSyntax: 'BAD_SYNTAX',
+  /** A positional argument where the program takes none. */
+  UnexpectedArgument: 'UNEXPECTED_ARGUMENT',
+  /** The config file is unreadable, is not TOML, or holds a value of the wrong type. */
+  InvalidConfig: 'INVALID_CONFIG',
+  /** Every value parsed, but the combination is refused (e.g. a value out of its range). */
+  InvalidOption: 'INVALID_OPTION',
+} as const;
+export type FlagErrorCode = (typeof FlagErrorCode)[keyof typeof FlagErrorCode];
+
+/**
+ * A refused command line. `exitCode` is what Go's daemons exit with: 2 for a command line the
+ * `flag` package rejects, 1 for config and option errors (NSQ's `logFatal`).
+ */
+export class FlagError extends Error {
+  readonly code: FlagErrorCode;
+  /** The flag (without dashes) or config key at fault, when there is one. */
+  readonly flag: string | null;
+  readonly exitCode: 1 | 2;
+
+  constructor(code: FlagErrorCode, message: string, flag: string | null = null, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'FlagError';
+    this.code = code;
+    this.flag = flag;
+    this.exitCode = code === FlagErrorCode.InvalidConfig || code === FlagErrorCode.InvalidOption ? 1 : 2;
+  }
+}
+
+interface FlagSpecBase {
+  /** Without dashes, e.g. `mem-queue-size`. */
+  readonly name: string;
+  /** One line of help. A word in backquotes names the value in the usage text, as in Go. */
+  readonly usage: string;
+  /** Overrides the `(default …)` shown in the usage text; '' hides it. */
+  readonly defaultText?: string;
+}
+
+/**
+ * A flag definition. Durations are milliseconds (possibly fractional: `250us` is 0.25).
+ * `custom` is Go's `flag.Value`: `parse` validates and normalises the text, throwing an Error whose
+ * message becomes the `: reason` of the flag error; `isBool` makes it take no argument, like a bool.
+ */
+export type FlagSpec =
+  | (FlagSpecBase & { readonly type: 'string'; readonly default: string })
+  | (FlagSpecBase & { readonly type: 'int'; readonly default: number })
+  | (FlagSpecBase & { readonly type: 'bool'; readonly default: boolean })
+  | (FlagSpecBase & { readonly type: 'duration'; readonly default: number })
+  | (FlagSpecBase & { readonly type: 'float'; readonly default: number })
+  | (FlagSpecBase & { readonly type: 'string-array'; readonly default: readonly string[] })
+  | (FlagSpecBase & { readonly type: 'float-array'; readonly default: readonly number[] })
+  | (FlagSpecBase & {
+      readonly type: 'custom';
+      readonly default: string;
+      readonly parse: (raw: string) => string;
+      readonly isBool?: boolean;
+      /** The value's name in the usage text; defaults to Go's `value`. */
+      readonly typeName?: string;
+    });
+
+export type FlagType = FlagSpec['type'];
+export type FlagValue = string | number | boolean | string[] | number[];
+
+export interface ParsedFlags {
+  /** Every defined flag's value: given on the command line, or its default. */
+  readonly values: Map<string, FlagValue>;
+  /** Names of the flags given on the command line (Go's `FlagSet.Visit`). */
+  readonly set: Set<string>;
+  /** Arguments after the flags (only with `positionals: 'return'`). */
+  readonly rest: string[];
+  /** `-h`/`-help`/`--help` was given (and is not a defined flag); parsing stopped there. */
+  readonly help: boolean;
+}
+
+export interface ParseGoFlagsOptions {
+  /** 'return' (Go's behaviour, the default) hands them back in `rest`; 'error' refuses them. */
+  readonly positionals?: 'return' | 'error';
+}
+
+/** Parses `argv` (without the program name) against `specs`. Throws FlagError. */
+export function parseGoFlags(
+  specs: readonly FlagSpec[],
+  argv: readonly string[],
+  options: ParseGoFlagsOptions = {},
+): ParsedFlags {
+  const byName = new Map<string, FlagSpec>();
+  const values = new Map<string, FlagValue>();
+  for (const spec of specs) {
+    byName.set(spec.name, spec);
+    values.set(spec.name, defaultValue(spec));
+  }
+  const set = new Set<string>();
+  // The last flag given with no `=value` that takes none: the likely cause of a stray argument.
+  let bareBool: string | null = null;
+  let i = 0;
+  while (i < argv.length) {
+    const arg = argv[i];
+    if (arg.length < 2 || arg[0] !== '-') break;
+    let dashes = 1;
+    if (arg[1] === '-') {
+      dashes = 2;
+      if (arg.length === 2) {
+        i++;
+        bareBool = null;
+        break;
+      }
+    }
+    const body = arg.slice(dashes);
+    if (body.length === 0 || body[0] === '-' || body[0] === '=') {
+      throw new FlagError(FlagErrorCode.BadSyntax, `bad flag syntax: ${arg}`);
+    }
+    i++;
+    const eq = body.indexOf('=');
+    const name = eq < 0 ? body : body.slice(0, eq);
+    let value = eq < 0 ? null : body.slice(eq + 1);
+    const spec = byName.get(name);
+    if (spec === undefined) {
+      if (name === 'help' || name === 'h') return { values, set, rest: [], help: true };
+      throw new FlagError(FlagErrorCode.UndefinedFlag, `flag provided but not defined: -${name}`, name);
+    }
+    bareBool = null;
+    if (isBoolFlag(spec)) {
+      if (value === null) bareBool = name;
+      setValue(spec, value ?? 'true', values, set, 'invalid boolean value %q for -%s');
+    } else {
+      if (value === null && i < argv.length) value = argv[i++];
+      if (value === null) throw new FlagError(FlagErrorCode.MissingValue, `flag needs an argument: -${name}`, name);
+      setValue(spec, value, values, set, 'invalid value %q for flag -%s');
+    }
+    set.add(name);
+  }
+  const rest = argv.slice(i);
+  if (rest.length > 0 && options.positionals === 'error') {
+    const hint = bareBool === null ? '' : ` (-${bareBool} takes no separate value: write -${bareBool}=${rest[0]})`;
+    throw new FlagError(FlagErrorCode.UnexpectedArgument, `unexpected argument ${goQuote(rest[0])}${hint}`);
+  }
+  return { values, set, rest, help: false };
+}
+
+/** True for flags that never consume the next argument. */
+export function isBoolFlag(spec: FlagSpec): boolean {
+  return spec.type === 'bool' || (spec.type === 'custom' && spec.isBool === true);
+}
+
+/**
+ * Parses one textual value as `spec`'s type. For array types the result is `previous` plus the new
+ * element(s). Throws an Error whose message is Go's reason (`parse error`, `value out of range`).
+ */
+export function parseFlagValue(spec: FlagSpec, raw: string, previous: readonly (string | number)[] = []): FlagValue {
+  switch (spec.type) {
+    case 'string':
+      return raw;
+    case 'int':
+      return parseGoInt(raw);
+    case 'bool':
+      return parseGoBool(raw);
+    case 'duration':
+      try {
+        return parseGoDuration(raw);
+      } catch (err) {
+        // Go's durationValue.Set reports every failure as errParse.
+        throw new Error('parse error', { cause: err });
+      }
+    case 'float':
+      return parseGoFloat(raw);
+    case 'string-array':
+      return [...(previous as string[]), raw];
+    case 'float-array':
+      // NSQ's FloatArray: repeatable and comma separated.
+      return [...(previous as number[]), ...raw.split(',').map(parseGoFloat)];
+    case 'custom':
+      return spec.parse(raw);
+  }
+}
+
+function setValue(
+  spec: FlagSpec,
+  raw: string,
+  values: Map<string, FlagValue>,
+  set: ReadonlySet<string>,
+  format: string,
+): void {
+  // The first command-line value of an array flag replaces its default rather than adding to it.
+  const previous = set.has(spec.name) ? values.get(spec.name) : [];
+  try {
+    values.set(spec.name, parseFlagValue(spec, raw, Array.isArray(previous) ? previous : []));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    const message = `${format.replace('%q', goQuote(raw)).replace('%s', spec.name)}: ${reason}`;
+    throw new FlagError(FlagErrorCode.InvalidValue, message, spec.name, { cause: err });
+  }
+}
+
+function defaultValue(spec: FlagSpec): FlagValue {
+  if (spec.type === 'string-array') return [...spec.default];
+  if (spec.type === 'float-array') return [...spec.default];
+  return spec.default;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Go's strconv and time parsers
+
+const BOOL_TEXT: ReadonlyMap<string, boolean> = new Map([
+  ['1', true],
+  ['t', true],
+  ['T', true],
+  ['true', true],
+  ['TRUE', true],
+  ['True', true],
+  ['0', false],
+  ['f', false],
+  ['F', false],
+  ['false', false],
+  ['FALSE', false],
+  ['False', false],
+]);
+
+/** strconv.ParseBool. Throws Error('parse error'). */
+export function parseGoBool(s: string): boolean {
+  const v = BOOL_TEXT.get(s);
+  if (v === undefined) throw new Error('parse error');
+  return v;
+}
+
+const INT_DIGITS: Readonly<Record<number, RegExp>> = {
+  2: /^[01]+$/,
+  8: /^[0-7]+$/,
+  10: /^[0-9]+$/,
+  16: /^[0-9a-fA-F]+$/,
+};
+const INT_PREFIX: Readonly<Record<number, string>> = { 2: '0b', 8: '0o', 10: '', 16: '0x' };
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * strconv.ParseInt(s, 0, 64): optional sign; `0x`, `0o`, `0b` or a leading `0` (octal) select the
+ * base; `_` may separate digits. Throws Error('parse error') or Error('value out of range'); values
+ * beyond ±2^53 are out of range here, as a JS number cannot hold them exactly.
+ */
+export function parseGoInt(s: string): number {
+  let body = s;
+  let negative = false;
+  if (body[0] === '+' || body[0] === '-') {
+    negative = body[0] === '-';
+    body = body.slice(1);
+  }
+  let base = 10;
+  let prefixed = false;
+  if (body.length > 1 && body[0] === '0') {
+    const c = body[1].toLowerCase();
+    base = c === 'x' ? 16 : c === 'o' ? 8 : c === 'b' ? 2 : 8;
+    body = c === 'x' || c === 'o' || c === 'b' ? body.slice(2) : body.slice(1);
+    prefixed = true;
+  }
+  // Go's underscoreOK: `_` only between digits, or between a base prefix and a digit.
+  if (body.includes('_')) {
+    if (!/^_?[0-9a-zA-Z]+(?:_[0-9a-zA-Z]+)*$/.test(body) || (!prefixed && body[0] === '_')) {
+      throw new Error('parse error');
+    }
+    body = body.replaceAll('_', '');
+  }
+  if (!INT_DIGITS[base].test(body)) throw new Error('parse error');
+  const magnitude = BigInt(INT_PREFIX[base] + body);
+  if (negative ? magnitude > INT64_MAX + 1n : magnitude > INT64_MAX) throw new Error('value out of range');
+  const value = Number(negative ? -magnitude : magnitude);
+  if (!Number.isSafeInteger(value)) throw new Error('value out of range');
+  return value;
+}
+
+/**
+ * strconv.ParseFloat(s, 64) for decimal and exponent forms, `inf`/`infinity`/`nan` (any case).
+ * Go's hexadecimal floats and digit separators are not accepted. Throws like parseGoInt.
+ */
+export function parseGoFloat(s: string): number {
+  if (/^[+-]?(?:inf|infinity)$/i.test(s)) return s[0] === '-' ? -Infinity : Infinity;
+  if (/^[+-]?nan$/i.test(s)) return Number.NaN;
+  if (!/^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/.test(s)) throw new Error('parse error');
+  const v = Number(s);
+  if (!Number.isFinite(v)) throw new Error('value out of range');
+  return v;
+}
+
+const NS_PER_UNIT: ReadonlyMap<string, number> = new Map([
+  ['ns', 1],
+  ['us', 1e3],
+  ['\u00b5s', 1e3], // µ MICRO SIGN
+  ['\u03bcs', 1e3], // μ GREEK SMALL LETTER MU
+  ['ms', 1e6],
+  ['s', 1e9],
+  ['m', 60e9],
+  ['h', 3600e9],
+]);
+const MAX_DURATION_NS = 2 ** 63 - 1;
+
+/**
+ * time.ParseDuration, returning milliseconds: a signed sequence of decimal numbers, each with an
+ * optional fraction and a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), e.g. `300ms`, `1.5h`,
+ * `2h45m`. A bare `0` is the only number allowed without a unit. Throws Error with Go's message.
+ */
+export function parseGoDuration(s: string): number {
+  const invalid = () => new Error(`time: invalid duration ${goQuote(s)}`);
+  let i = 0;
+  let negative = false;
+  if (s[0] === '-' || s[0] === '+') {
+    negative = s[0] === '-';
+    i = 1;
+  }
+  if (s.slice(i) === '0') return 0;
+  if (i === s.length) throw invalid();
+  let totalNs = 0;
+  while (i < s.length) {
+    const number = /^(\d*)(?:\.(\d*))?/.exec(s.slice(i)) as RegExpExecArray;
+    const whole = number[1];
+    const fraction = number[2] ?? '';
+    if (whole === '' && fraction === '') throw invalid();
+    i += number[0].length;
+    let end = i;
+    while (end < s.length && s[end] !== '.' && !(s[end] >= '0' && s[end] <= '9')) end++;
+    const unit = s.slice(i, end);
+    if (unit === '') throw new Error(`time: missing unit in duration ${goQuote(s)}`);
+    const scale = NS_PER_UNIT.get(unit);
+    if (scale === undefined) throw new Error(`time: unknown unit ${goQuote(unit)} in duration ${goQuote(s)}`);
+    totalNs += Number(whole || '0') * scale + (fraction === '' ? 0 : Number(`0.${fraction}`) * scale);
+    if (totalNs > MAX_DURATION_NS) throw invalid();
+    i = end;
+  }
+  const ms = totalNs / 1e6;
+  return negative ? -ms : ms;
+}
+
+/** time.Duration.String for a millisecond count: `0s`, `250ms`, `1.5s`, `1m0s`, `1h30m0s`. */
+export function formatGoDuration(ms: number): string {
+  let ns = Math.round(Math.abs(ms) * 1e6);
+  const sign = ms < 0 && ns > 0 ? '-' : '';
+  if (ns === 0) return '0s';
+  if (ns < 1e3) return `${sign}${ns}ns`;
+  if (ns < 1e6) return `${sign}${ns / 1e3}\u00b5s`;
+  if (ns < 1e9) return `${sign}${ns / 1e6}ms`;
+  const hours = Math.floor(ns / 3600e9);
+  ns -= hours * 3600e9;
+  const minutes = Math.floor(ns / 60e9);
+  ns -= minutes * 60e9;
+  const seconds = `${ns / 1e9}s`;
+  if (hours > 0) return `${sign}${hours}h${minutes}m${seconds}`;
+  if (minutes > 0) return `${sign}${minutes}m${seconds}`;
+  return `${sign}${seconds}`;
+}
+
+/** Go's %q for the strings this module quotes (close enough: JSON escaping). */
+export function goQuote(s: string): string {
+  return JSON.stringify(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage text
+
+/**
+ * The text Go prints for `-h`: `Usage of <program>:` then FlagSet.PrintDefaults, flags sorted by
+ * name, each as `  -name type` and its indented help with `(default …)` unless the default is zero.
+ */
+export function formatGoUsage(program: string, specs: readonly FlagSpec[]): string {
+  const lines = [`Usage of ${program}:`];
+  const sorted = [...specs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const spec of sorted) {
+    const { typeName, usage } = unquoteUsage(spec);
+    let line = `  -${spec.name}`;
+    if (typeName !== '') line += ` ${typeName}`;
+    // Go keeps the help of a one-letter bool on the same line; everything else goes below it.
+    line += line.length <= 4 ? '\t' : '\n    \t';
+    line += usage.replaceAll('\n', '\n    \t');
+    const shown = defaultText(spec);
+    if (shown !== '') line += spec.type === 'string' ? ` (default ${goQuote(shown)})` : ` (default ${shown})`;
+    lines.push(line);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** flag.UnquoteUsage: a backquoted word in the help names the value; otherwise the type does. */
+function unquoteUsage(spec: FlagSpec): { typeName: string; usage: string } {
+  const quoted = /`([^`]*)`/.exec(spec.usage);
+  if (quoted !== null) return { typeName: quoted[1], usage: spec.usage.replace(quoted[0], quoted[1]) };
+  const byType: Record<FlagType, string> = {
+    string: 'string',
+    int: 'int',
+    bool: '',
+    duration: 'duration',
+    float: 'float',
+    'string-array': 'value',
+    'float-array': 'value',
+    custom: 'value',
+  };
+  let typeName = byType[spec.type];
+  if (spec.type === 'custom') typeName = spec.isBool === true ? '' : (spec.typeName ?? 'value');
+  return { typeName, usage: spec.usage };
+}
+
+/** The default as Go prints it, or '' when Go's isZeroValue would hide it. */
+function defaultText(spec: FlagSpec): string {
+  if (spec.defaultText !== undefined) return spec.defaultText;
+  switch (spec.type) {
+    case 'string':
+    case 'custom':
+      return spec.default;
+    case 'int':
+    case 'float':
+      return spec.default === 0 ? '' : String(spec.default);
+    case 'bool':
+      return spec.default ? 'true' : '';
+    case 'duration':
+      return spec.default === 0 ? '' : formatGoDuration(spec.default);
+    case 'string-array':
+    case 'float-array':
+      return spec.default.join(',');
+  }
+}

@@ -1,0 +1,573 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+import { defaultNsqdOptions, LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
+import {
+  FlagError,
+  FlagErrorCode,
+  type FlagSpec,
+  type FlagValue,
+  formatGoUsage,
+  goQuote,
+  parseFlagValue,
+  parseGoBool,
+  parseGoFlags,
+} from './go-flags.js';
+
+/**
+ * nsqd's command line and config file (nsq-spec §5.12): every flag of NSQ v1.3.0 under NSQ's name,
+ * the TOML keys NSQ reads for them, and the start-up checks `nsqd.New` makes. Master-only flags
+ * (auth-http-request-method, topology-*, enable-experiment) are not accepted, as in v1.3.0.
+ */
+
+/** The NSQ release this broker reports (nsq-spec §1). */
+export const NSQD_VERSION = '1.3.0';
+
+/** `nsqd --version`: `nsqd v1.3.0 (built w/node20.20.2)`, NSQ's format with node for go. */
+export function nsqdVersionLine(): string {
+  return `nsqd v${NSQD_VERSION} (built w/node${process.versions.node})`;
+}
+
+/** One nsqd flag: how it parses, the NsqdOptions field it sets and the config keys that set it. */
+export interface NsqdFlag {
+  readonly spec: FlagSpec;
+  /** null for flags that steer the program (`config`, `version`) or are deprecated no-ops. */
+  readonly option: keyof NsqdOptions | null;
+  /** TOML keys, NSQ's own first. Usually the flag name with `_` for `-`. */
+  readonly configKeys: readonly string[];
+  /** Inclusive bounds checked at start-up (NSQ checks only node-id and max-deflate-level). */
+  readonly min?: number;
+  readonly max?: number;
+}
+
+type OptionKey<T> = { [K in keyof NsqdOptions]: NsqdOptions[K] extends T ? K : never }[keyof NsqdOptions];
+
+const DEFAULTS = defaultNsqdOptions();
+
+function cfgKey(name: string): string {
+  return name.replaceAll('-', '_');
+}
+
+function stringFlag(name: string, option: OptionKey<string>, usage: string): NsqdFlag {
+  return { spec: { name, type: 'string', default: DEFAULTS[option], usage }, option, configKeys: [cfgKey(name)] };
+}
+
+function intFlag(
+  name: string,
+  option: OptionKey<number>,
+  usage: string,
+  bounds: { min?: number; max?: number } = { min: 0 },
+): NsqdFlag {
+  return {
+    spec: { name, type: 'int', default: DEFAULTS[option], usage },
+    option,
+    configKeys: [cfgKey(name)],
+    ...bounds,
+  };
+}
+
+function durationFlag(name: string, option: OptionKey<number>, usage: string): NsqdFlag {
+  return {
+    spec: { name, type: 'duration', default: DEFAULTS[option], usage },
+    option,
+    configKeys: [cfgKey(name)],
+    min: 0,
+  };
+}
+
+function boolFlag(name: string, option: OptionKey<boolean>, usage: string): NsqdFlag {
+  return { spec: { name, type: 'bool', default: DEFAULTS[option], usage }, option, configKeys: [cfgKey(name)] };
+}
+
+function parseLogLevel(raw: string): LogLevel {
+  const level = raw.toLowerCase();
+  const known = LOG_LEVELS.find((l) => l === level);
+  if (known === undefined) throw new Error(`invalid log level '${raw}' (debug, info, warn, error, fatal)`);
+  return known;
+}
+
+/** NSQ's tlsRequiredOption: case-insensitive `tcp-https` or any strconv.ParseBool text. */
+function parseTlsRequired(raw: string): NsqdOptions['tlsRequired'] {
+  const s = raw.toLowerCase();
+  if (s === 'tcp-https') return 'tcp-https';
+  try {
+    return parseGoBool(s) ? 'true' : 'false';
+  } catch {
+    throw new Error('must be true, false or tcp-https');
+  }
+}
+
+const TLS_VERSIONS: readonly string[] = ['tls1.0', 'tls1.1', 'tls1.2', 'tls1.3'];
+
+/** NSQ's tlsMinVersionOption, less `ssl3.0`, which node cannot speak. '' keeps the default. */
+function parseTlsMinVersion(raw: string): string {
+  const s = raw.toLowerCase();
+  if (s === '') return DEFAULTS.tlsMinVersion;
+  if (!TLS_VERSIONS.includes(s))
+    throw new Error(`unknown tlsVersionOption ${goQuote(s)} (tls1.0, tls1.1, tls1.2, tls1.3)`);
+  return s;
+}
+
+/** The table, in NSQ's order (apps/nsqd/options.go); the usage text sorts it by name. */
+export const NSQD_FLAGS: readonly NsqdFlag[] = [
+  // basic options
+  {
+    spec: { name: 'version', type: 'bool', default: false, usage: 'print version string' },
+    option: null,
+    configKeys: [],
+  },
+  {
+    spec: {
+      name: 'config',
+      type: 'string',
+      default: '',
+      usage: 'path to config file (TOML; keys are flag names with _)',
+    },
+    option: null,
+    configKeys: [],
+  },
+  {
+    spec: {
+      name: 'log-level',
+      type: 'custom',
+      default: DEFAULTS.logLevel,
+      parse: parseLogLevel,
+      usage: 'set log verbosity: debug, info, warn, error, or fatal',
+    },
+    option: 'logLevel',
+    configKeys: ['log_level'],
+  },
+  stringFlag('log-prefix', 'logPrefix', 'log message prefix'),
+  {
+    spec: { name: 'verbose', type: 'bool', default: false, usage: '[deprecated] has no effect, use --log-level' },
+    option: null,
+    configKeys: ['verbose'],
+  },
+  {
+    spec: {
+      name: 'node-id',
+      type: 'int',
+      default: DEFAULTS.nodeId,
+      // NSQ prints the hostname hash here; -1 stands for it until the broker computes it.
+      defaultText: '',
+      usage: 'unique part for message IDs, (int) in range [0,1024) (default is hash of hostname)',
+    },
+    option: 'nodeId',
+    // NSQ's Options tags node-id with cfg:"id".
+    configKeys: ['id', 'node_id'],
+  },
+  {
+    spec: { name: 'worker-id', type: 'int', default: 0, defaultText: '', usage: '[deprecated] use --node-id' },
+    option: null,
+    configKeys: ['worker_id'],
+  },
+
+  stringFlag('https-address', 'httpsAddress', '<addr>:<port> to listen on for HTTPS clients'),
+  stringFlag('http-address', 'httpAddress', '<addr>:<port> to listen on for HTTP clients'),
+  stringFlag('tcp-address', 'tcpAddress', '<addr>:<port> to listen on for TCP clients'),
+  {
+    spec: {
+      name: 'auth-http-address',
+      type: 'string-array',
+      default: [],
+      usage: '<addr>:<port> or a full url to query auth server (may be given multiple times)',
+    },
+    option: 'authHttpAddresses',
+    configKeys: ['auth_http_addresses', 'auth_http_address'],
+  },
+  stringFlag(
+    'broadcast-address',
+    'broadcastAddress',
+    'address that will be registered with lookupd (defaults to the OS hostname)',
+  ),
+  intFlag(
+    'broadcast-tcp-port',
+    'broadcastTcpPort',
+    'TCP port that will be registered with lookupd (defaults to the TCP port that this nsqd is listening on)',
+    { min: 0, max: 65535 },
+  ),
+  intFlag(
+    'broadcast-http-port',
+    'broadcastHttpPort',
+    'HTTP port that will be registered with lookupd (defaults to the HTTP port that this nsqd is listening on)',
+    { min: 0, max: 65535 },
+  ),
+  {
+    spec: {
+      name: 'lookupd-tcp-address',
+      type: 'string-array',
+      default: [],
+      usage: 'lookupd TCP address (may be given multiple times)',
+    },
+    option: 'lookupdTcpAddresses',
+    // NSQ's Options tags this cfg:"nsqlookupd_tcp_addresses"; the others are the obvious spellings.
+    configKeys: ['nsqlookupd_tcp_addresses', 'lookupd_tcp_addresses', 'lookupd_tcp_address'],
+  },
+  durationFlag('http-client-connect-timeout', 'httpClientConnectTimeoutMs', 'timeout for HTTP connect'),
+  durationFlag('http-client-request-timeout', 'httpClientRequestTimeoutMs', 'timeout for HTTP request'),
+
+  // diskqueue options
+  stringFlag('data-path', 'dataPath', 'path to store disk-backed messages'),
+  intFlag('mem-queue-size', 'memQueueSize', 'number of messages to keep in memory (per topic/channel)'),
+  intFlag('max-bytes-per-file', 'maxBytesPerFile', 'number of bytes per diskqueue file before rolling', { min: 1 }),
+  intFlag('sync-every', 'syncEvery', 'number of messages per diskqueue fsync'),
+  durationFlag('sync-timeout', 'syncTimeoutMs', 'duration of time per diskqueue fsync'),
+  intFlag(
+    'queue-scan-worker-pool-max',
+    'queueScanWorkerPoolMax',
+    'max concurrency for checking in-flight and deferred message timeouts',
+    { min: 1 },
+  ),
+  intFlag(
+    'queue-scan-selection-count',
+    'queueScanSelectionCount',
+    'number of channels to check per cycle (every 100ms) for in-flight and deferred timeouts',
+    { min: 1 },
+  ),
+
+  // msg and command options
+  durationFlag('msg-timeout', 'msgTimeoutMs', 'default duration to wait before auto-requeing a message'),
+  durationFlag('max-msg-timeout', 'maxMsgTimeoutMs', 'maximum duration before a message will timeout'),
+  intFlag('max-msg-size', 'maxMsgSize', 'maximum size of a single message in bytes'),
+  durationFlag('max-req-timeout', 'maxReqTimeoutMs', 'maximum requeuing timeout for a message'),
+  intFlag('max-body-size', 'maxBodySize', 'maximum size of a single command body'),
+
+  // client overridable configuration options
+  durationFlag(
+    'max-heartbeat-interval',
+    'maxHeartbeatIntervalMs',
+    'maximum client configurable duration of time between client heartbeats',
+  ),
+  intFlag('max-rdy-count', 'maxRdyCount', 'maximum RDY count for a client'),
+  intFlag(
+    'max-output-buffer-size',
+    'maxOutputBufferSize',
+    'maximum client configurable size (in bytes) for a client output buffer',
+  ),
+  durationFlag(
+    'max-output-buffer-timeout',
+    'maxOutputBufferTimeoutMs',
+    'maximum client configurable duration of time between flushing to a client',
+  ),
+  durationFlag(
+    'min-output-buffer-timeout',
+    'minOutputBufferTimeoutMs',
+    'minimum client configurable duration of time between flushing to a client',
+  ),
+  durationFlag(
+    'output-buffer-timeout',
+    'outputBufferTimeoutMs',
+    'default duration of time between flushing data to clients',
+  ),
+  intFlag(
+    'max-channel-consumers',
+    'maxChannelConsumers',
+    'maximum channel consumer connection count per nsqd instance (default 0, i.e., unlimited)',
+  ),
+
+  // statsd integration options
+  stringFlag('statsd-address', 'statsdAddress', 'UDP <addr>:<port> of a statsd daemon for pushing stats'),
+  durationFlag('statsd-interval', 'statsdIntervalMs', 'duration between pushing to statsd'),
+  boolFlag('statsd-mem-stats', 'statsdMemStats', 'toggle sending memory and GC stats to statsd'),
+  stringFlag('statsd-prefix', 'statsdPrefix', 'prefix used for keys sent to statsd (%s for host replacement)'),
+  intFlag('statsd-udp-packet-size', 'statsdUdpPacketSize', 'the size in bytes of statsd UDP packets', { min: 1 }),
+  boolFlag(
+    'statsd-exclude-ephemeral',
+    'statsdExcludeEphemeral',
+    'skip ephemeral topics and channels when sending stats to statsd',
+  ),
+
+  // end to end percentiles
+  {
+    spec: {
+      name: 'e2e-processing-latency-percentile',
+      type: 'float-array',
+      default: [],
+      usage:
+        "message processing time percentiles (as float (0, 1.0]) to track (can be specified multiple times or comma separated '1.0,0.99,0.95', default none)",
+    },
+    option: 'e2eProcessingLatencyPercentiles',
+    configKeys: ['e2e_processing_latency_percentiles', 'e2e_processing_latency_percentile'],
+  },
+  durationFlag(
+    'e2e-processing-latency-window-time',
+    'e2eProcessingLatencyWindowTimeMs',
+    'calculate end to end latency quantiles for this duration of time (ie: 60s would only show quantile calculations from the past 60 seconds)',
+  ),
+
+  // TLS config
+  stringFlag('tls-cert', 'tlsCert', 'path to certificate file'),
+  stringFlag('tls-key', 'tlsKey', 'path to key file'),
+  stringFlag(
+    'tls-client-auth-policy',
+    'tlsClientAuthPolicy',
+    "client certificate auth policy ('require' or 'require-verify')",
+  ),
+  stringFlag('tls-root-ca-file', 'tlsRootCaFile', 'path to certificate authority file'),
+  {
+    spec: {
+      name: 'tls-required',
+      type: 'custom',
+      isBool: true,
+      default: DEFAULTS.tlsRequired,
+      defaultText: '',
+      parse: parseTlsRequired,
+      usage: 'require TLS for client connections (true, false, tcp-https)',
+    },
+    option: 'tlsRequired',
+    configKeys: ['tls_required'],
+  },
+  {
+    spec: {
+      name: 'tls-min-version',
+      type: 'custom',
+      default: DEFAULTS.tlsMinVersion,
+      parse: parseTlsMinVersion,
+      usage: "minimum SSL/TLS version acceptable ('tls1.0', 'tls1.1', 'tls1.2' or 'tls1.3')",
+    },
+    option: 'tlsMinVersion',
+    configKeys: ['tls_min_version'],
+  },
+
+  // compression
+  boolFlag('deflate', 'deflate', 'enable deflate feature negotiation (client compression)'),
+  intFlag(
+    'max-deflate-level',
+    'maxDeflateLevel',
+    'max deflate compression level a client can negotiate (> values == > nsqd CPU usage)',
+    { min: 1, max: 9 },
+  ),
+  boolFlag('snappy', 'snappy', 'enable snappy feature negotiation (client compression)'),
+];
+
+const NSQD_SPECS: readonly FlagSpec[] = NSQD_FLAGS.map((f) => f.spec);
+const FLAG_BY_NAME: ReadonlyMap<string, NsqdFlag> = new Map(NSQD_FLAGS.map((f) => [f.spec.name, f]));
+
+/** The text `nsqd -h` prints: Go's `Usage of nsqd:` and its flag list. */
+export function nsqdUsage(): string {
+  return formatGoUsage('nsqd', NSQD_SPECS);
+}
+
+export type NsqdArgs =
+  | {
+      readonly kind: 'run';
+      readonly options: NsqdOptions;
+      /** Config keys that set nothing (NSQ ignores them silently; we say so). */
+      readonly warnings: string[];
+    }
+  | { readonly kind: 'version' }
+  | { readonly kind: 'help'; readonly text: string };
+
+/**
+ * Reads nsqd's command line (without `node` and the script) the way NSQ v1.3.0 does: Go flag
+ * syntax, then `--version`, then the `--config` TOML file, whose values apply only to flags not
+ * given on the command line, then nsqd's start-up checks. Throws FlagError.
+ */
+export function parseNsqdArgs(argv: readonly string[]): NsqdArgs {
+  const parsed = parseGoFlags(NSQD_SPECS, argv, { positionals: 'error' });
+  if (parsed.help) return { kind: 'help', text: nsqdUsage() };
+  if (parsed.values.get('version') === true) return { kind: 'version' };
+
+  const configPath = parsed.values.get('config') as string;
+  const config = configPath === '' ? {} : loadConfigFile(configPath);
+  const warnings = unknownConfigKeys(config).map((key) => `config key ${key} is not an nsqd option; ignored`);
+
+  // Like mreiferson/go-options' Resolve: a flag on the command line beats the config file, which
+  // beats the default. An array flag given on the command line replaces the config's array.
+  const values = new Map<string, FlagValue>();
+  const explicit = new Set<string>();
+  for (const flag of NSQD_FLAGS) {
+    const name = flag.spec.name;
+    if (parsed.set.has(name)) {
+      values.set(name, parsed.values.get(name) as FlagValue);
+      explicit.add(name);
+      continue;
+    }
+    const present = flag.configKeys.filter((key) => Object.hasOwn(config, key));
+    if (present.length > 1) {
+      throw new FlagError(
+        FlagErrorCode.InvalidConfig,
+        `config keys ${present.join(' and ')} both set -${name}; keep one`,
+        present[1],
+      );
+    }
+    if (present.length === 1) {
+      values.set(name, coerceConfigValue(flag.spec, present[0], config[present[0]]));
+      explicit.add(name);
+      continue;
+    }
+    values.set(name, parsed.values.get(name) as FlagValue);
+  }
+
+  // --worker-id: the pre-1.0 name of --node-id, used only when --node-id is not given.
+  if (!explicit.has('node-id') && explicit.has('worker-id')) {
+    values.set('node-id', values.get('worker-id') as number);
+    explicit.add('node-id');
+  }
+  // NSQ's FloatArray sorts the flag's values, largest first; values from the config stay in order.
+  if (parsed.set.has('e2e-processing-latency-percentile')) {
+    (values.get('e2e-processing-latency-percentile') as number[]).sort((a, b) => b - a);
+  }
+
+  const options = defaultNsqdOptions();
+  const fields = options as unknown as Record<keyof NsqdOptions, FlagValue>;
+  for (const flag of NSQD_FLAGS) {
+    if (flag.option !== null) fields[flag.option] = values.get(flag.spec.name) as FlagValue;
+  }
+  // An explicit -1 is refused like any other value outside [0,1024); only the default means "hash".
+  if (explicit.has('node-id')) checkNodeId(options.nodeId, true);
+  return { kind: 'run', options: validateNsqdOptions(options), warnings };
+}
+
+/**
+ * nsqd's start-up checks (NSQ's nsqd.New) plus the bounds in NSQD_FLAGS, for options from any
+ * source. Returns a copy with NSQ's one implied setting applied: a --tls-client-auth-policy turns
+ * --tls-required on. Throws FlagError with code InvalidOption.
+ */
+export function validateNsqdOptions(input: NsqdOptions): NsqdOptions {
+  const options: NsqdOptions = {
+    ...input,
+    lookupdTcpAddresses: [...input.lookupdTcpAddresses],
+    authHttpAddresses: [...input.authHttpAddresses],
+    e2eProcessingLatencyPercentiles: [...input.e2eProcessingLatencyPercentiles],
+  };
+  const fail = (flag: string, message: string) => new FlagError(FlagErrorCode.InvalidOption, message, flag);
+
+  checkNodeId(options.nodeId, false);
+  for (const flag of NSQD_FLAGS) {
+    if (flag.option === null || (flag.min === undefined && flag.max === undefined)) continue;
+    const value = options[flag.option] as number;
+    const name = flag.spec.name;
+    const { min, max } = flag;
+    if (!Number.isFinite(value) || (min !== undefined && value < min) || (max !== undefined && value > max)) {
+      if (flag.spec.type === 'duration') throw fail(name, `--${name} must not be negative`);
+      throw fail(name, max === undefined ? `--${name} must be >= ${min}` : `--${name} must be [${min},${max}]`);
+    }
+  }
+  for (const p of options.e2eProcessingLatencyPercentiles) {
+    if (!(p > 0 && p <= 1)) {
+      throw fail(
+        'e2e-processing-latency-percentile',
+        `invalid E2E processing latency percentile: ${p} (each must be in (0,1])`,
+      );
+    }
+  }
+  if (!LOG_LEVELS.includes(options.logLevel)) throw fail('log-level', `invalid log level '${options.logLevel}'`);
+  if (!TLS_VERSIONS.includes(options.tlsMinVersion)) {
+    throw fail('tls-min-version', `unknown tlsVersionOption ${goQuote(options.tlsMinVersion)}`);
+  }
+  if (!['false', 'true', 'tcp-https'].includes(options.tlsRequired)) {
+    throw fail('tls-required', '--tls-required must be true, false or tcp-https');
+  }
+  // NSQ maps any other policy to "no client certificate" yet still forces TLS on; a typo there
+  // would silently drop client authentication, so it is refused here.
+  const policy = options.tlsClientAuthPolicy;
+  if (policy !== '' && policy !== 'require' && policy !== 'require-verify') {
+    throw fail(
+      'tls-client-auth-policy',
+      `--tls-client-auth-policy must be require or require-verify, not ${goQuote(policy)}`,
+    );
+  }
+  if (policy !== '' && options.tlsRequired === 'false') options.tlsRequired = 'true';
+  if ((options.tlsCert === '') !== (options.tlsKey === '')) {
+    throw fail(options.tlsCert === '' ? 'tls-cert' : 'tls-key', '--tls-cert and --tls-key must be given together');
+  }
+  if (options.tlsRequired !== 'false' && options.tlsCert === '') {
+    throw fail('tls-required', 'cannot require TLS client connections without TLS key and cert');
+  }
+  return options;
+}
+
+/** -1 (the default) means "hash of the hostname" unless it was given explicitly. */
+function checkNodeId(id: number, explicit: boolean): void {
+  if (!explicit && id === -1) return;
+  if (!Number.isInteger(id) || id < 0 || id >= 1024) {
+    throw new FlagError(FlagErrorCode.InvalidOption, '--node-id must be [0,1024)', 'node-id');
+  }
+}
+
+type ConfigTable = Record<string, unknown>;
+
+function loadConfigFile(path: string): ConfigTable {
+  try {
+    return parseToml(readFileSync(path, 'utf8'));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new FlagError(FlagErrorCode.InvalidConfig, `failed to load config file ${path} - ${reason}`, 'config', {
+      cause: err,
+    });
+  }
+}
+
+function unknownConfigKeys(config: ConfigTable): string[] {
+  const known = new Set(NSQD_FLAGS.flatMap((f) => f.configKeys));
+  return Object.keys(config).filter((key) => !known.has(key));
+}
+
+/**
+ * A TOML value as a flag value. Strings parse as on the command line, so `msg_timeout = "60s"` and
+ * `tls_required = "tcp-https"` work; besides: integers for durations are milliseconds (as in
+ * go-options); arrays, or one comma-separated string, for the repeatable flags; booleans and
+ * numbers for the NSQ custom types (`tls_required = true`).
+ */
+function coerceConfigValue(spec: FlagSpec, key: string, raw: unknown): FlagValue {
+  const bad = (reason: string, cause?: unknown) =>
+    new FlagError(FlagErrorCode.InvalidConfig, `invalid value ${describe(raw)} for config key ${key}: ${reason}`, key, {
+      cause,
+    });
+  const fromText = (text: string, previous: (string | number)[] = []): FlagValue => {
+    try {
+      return parseFlagValue(spec, text, previous);
+    } catch (err) {
+      throw bad(err instanceof Error ? err.message : String(err), err);
+    }
+  };
+  switch (spec.type) {
+    case 'string':
+      if (typeof raw === 'string') return raw;
+      throw bad('expected a string');
+    case 'int':
+      if (typeof raw === 'number' && Number.isSafeInteger(raw)) return raw;
+      if (typeof raw === 'string') return fromText(raw);
+      throw bad('expected an integer');
+    case 'bool':
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string') return fromText(raw);
+      throw bad('expected true or false');
+    case 'duration':
+      if (typeof raw === 'string') return fromText(raw);
+      if (typeof raw === 'number' && Number.isSafeInteger(raw)) return raw;
+      throw bad('expected a duration string such as "60s" or an integer number of milliseconds');
+    case 'float':
+      if (typeof raw === 'number') return raw;
+      if (typeof raw === 'string') return fromText(raw);
+      throw bad('expected a number');
+    case 'string-array':
+      if (typeof raw === 'string') return raw === '' ? [] : raw.split(',');
+      if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) return [...raw];
+      throw bad('expected an array of strings');
+    case 'float-array':
+      if (typeof raw === 'number') return [raw];
+      if (typeof raw === 'string') return fromText(raw);
+      if (Array.isArray(raw) && raw.every((v) => typeof v === 'number')) return [...raw];
+      throw bad('expected an array of numbers');
+    case 'custom':
+      if (typeof raw === 'string' || typeof raw === 'boolean' || typeof raw === 'number') return fromText(String(raw));
+      throw bad('expected a string');
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return goQuote(value);
+  if (typeof value === 'bigint') return String(value);
+  if (value instanceof Date) return value.toISOString();
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** The flag table entry for a name (without dashes), for tools that document or map flags. */
+export function nsqdFlag(name: string): NsqdFlag | undefined {
+  return FLAG_BY_NAME.get(name);
+}

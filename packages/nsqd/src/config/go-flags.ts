@@ -1,3 +1,4 @@
+import { goQuoteText } from '../go-format.js';
 // Hand-written: no npm parser accepts Go's `flag` syntax. util.parseArgs, minimist, arg and commander read
 // `-foo` as the short options f, o, o, and none has Go's bool rule, duration values or error texts.
 /**
@@ -155,7 +156,7 @@ export function parseGoFlags(
   const rest = argv.slice(i);
   if (rest.length > 0 && options.positionals === 'error') {
     const hint = bareBool === null ? '' : ` (-${bareBool} takes no separate value: write -${bareBool}=${rest[0]})`;
-    throw new FlagError(FlagErrorCode.UnexpectedArgument, `unexpected argument ${goQuote(rest[0])}${hint}`);
+    throw new FlagError(FlagErrorCode.UnexpectedArgument, `unexpected argument ${goQuoteText(rest[0])}${hint}`);
   }
   return { values, set, rest, help: false };
 }
@@ -209,7 +210,7 @@ function setValue(
     values.set(spec.name, parseFlagValue(spec, raw, Array.isArray(previous) ? previous : []));
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    const message = `${format.replace('%q', goQuote(raw)).replace('%s', spec.name)}: ${reason}`;
+    const message = `${format.replace('%q', goQuoteText(raw)).replace('%s', spec.name)}: ${reason}`;
     throw new FlagError(FlagErrorCode.InvalidValue, message, spec.name, { cause: err });
   }
 }
@@ -320,7 +321,7 @@ const MAX_DURATION_NS = 2 ** 63 - 1;
  * `2h45m`. A bare `0` is the only number allowed without a unit. Throws Error with Go's message.
  */
 export function parseGoDuration(s: string): number {
-  const invalid = () => new Error(`time: invalid duration ${goQuote(s)}`);
+  const invalid = () => new Error(`time: invalid duration ${goQuoteText(s)}`);
   let i = 0;
   let negative = false;
   if (s[0] === '-' || s[0] === '+') {
@@ -339,9 +340,9 @@ export function parseGoDuration(s: string): number {
     let end = i;
     while (end < s.length && s[end] !== '.' && !(s[end] >= '0' && s[end] <= '9')) end++;
     const unit = s.slice(i, end);
-    if (unit === '') throw new Error(`time: missing unit in duration ${goQuote(s)}`);
+    if (unit === '') throw new Error(`time: missing unit in duration ${goQuoteText(s)}`);
     const scale = NS_PER_UNIT.get(unit);
-    if (scale === undefined) throw new Error(`time: unknown unit ${goQuote(unit)} in duration ${goQuote(s)}`);
+    if (scale === undefined) throw new Error(`time: unknown unit ${goQuoteText(unit)} in duration ${goQuoteText(s)}`);
     totalNs += Number(whole || '0') * scale + (fraction === '' ? 0 : Number(`0.${fraction}`) * scale);
     if (totalNs > MAX_DURATION_NS) throw invalid();
     i = end;
@@ -368,11 +369,6 @@ export function formatGoDuration(ms: number): string {
   return `${sign}${seconds}`;
 }
 
-/** Go's %q for the strings this module quotes (close enough: JSON escaping). */
-export function goQuote(s: string): string {
-  return JSON.stringify(s);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Usage text
 
@@ -391,7 +387,7 @@ export function formatGoUsage(program: string, specs: readonly FlagSpec[]): stri
     line += line.length <= 4 ? '\t' : '\n    \t';
     line += usage.replaceAll('\n', '\n    \t');
     const shown = defaultText(spec);
-    if (shown !== '') line += spec.type === 'string' ? ` (default ${goQuote(shown)})` : ` (default ${shown})`;
+    if (shown !== '') line += spec.type === 'string' ? ` (default ${goQuoteText(shown)})` : ` (default ${shown})`;
     lines.push(line);
   }
   return `${lines.join('\n')}\n`;

@@ -1,13 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
+import { goQuoteText } from '../go-format.js';
 import { defaultNsqdOptions, LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
+import { VERSION } from '../version.js';
 import {
   FlagError,
   FlagErrorCode,
   type FlagSpec,
   type FlagValue,
   formatGoUsage,
-  goQuote,
   parseFlagValue,
   parseGoBool,
   parseGoFlags,
@@ -19,12 +20,9 @@ import {
  * (auth-http-request-method, topology-*, enable-experiment) are not accepted, as in v1.3.0.
  */
 
-/** The NSQ release this broker reports (nsq-spec §1). */
-export const NSQD_VERSION = '1.3.0';
-
 /** `nsqd --version`: `nsqd v1.3.0 (built w/node20.20.2)`, NSQ's format with node for go. */
 export function nsqdVersionLine(): string {
-  return `nsqd v${NSQD_VERSION} (built w/node${process.versions.node})`;
+  return `nsqd v${VERSION} (built w/node${process.versions.node})`;
 }
 
 /** One nsqd flag: how it parses, the NsqdOptions field it sets and the config keys that set it. */
@@ -103,7 +101,7 @@ function parseTlsMinVersion(raw: string): string {
   const s = raw.toLowerCase();
   if (s === '') return DEFAULTS.tlsMinVersion;
   if (!TLS_VERSIONS.includes(s))
-    throw new Error(`unknown tlsVersionOption ${goQuote(s)} (tls1.0, tls1.1, tls1.2, tls1.3)`);
+    throw new Error(`unknown tlsVersionOption ${goQuoteText(s)} (tls1.0, tls1.1, tls1.2, tls1.3)`);
   return s;
 }
 
@@ -453,7 +451,7 @@ export function validateNsqdOptions(input: NsqdOptions): NsqdOptions {
   }
   if (!LOG_LEVELS.includes(options.logLevel)) throw fail('log-level', `invalid log level '${options.logLevel}'`);
   if (!TLS_VERSIONS.includes(options.tlsMinVersion)) {
-    throw fail('tls-min-version', `unknown tlsVersionOption ${goQuote(options.tlsMinVersion)}`);
+    throw fail('tls-min-version', `unknown tlsVersionOption ${goQuoteText(options.tlsMinVersion)}`);
   }
   if (!['false', 'true', 'tcp-https'].includes(options.tlsRequired)) {
     throw fail('tls-required', '--tls-required must be true, false or tcp-https');
@@ -464,7 +462,7 @@ export function validateNsqdOptions(input: NsqdOptions): NsqdOptions {
   if (policy !== '' && policy !== 'require' && policy !== 'require-verify') {
     throw fail(
       'tls-client-auth-policy',
-      `--tls-client-auth-policy must be require or require-verify, not ${goQuote(policy)}`,
+      `--tls-client-auth-policy must be require or require-verify, not ${goQuoteText(policy)}`,
     );
   }
   if (policy !== '' && options.tlsRequired === 'false') options.tlsRequired = 'true';
@@ -557,7 +555,7 @@ function coerceConfigValue(spec: FlagSpec, key: string, raw: unknown): FlagValue
 }
 
 function describe(value: unknown): string {
-  if (typeof value === 'string') return goQuote(value);
+  if (typeof value === 'string') return goQuoteText(value);
   if (typeof value === 'bigint') return String(value);
   if (value instanceof Date) return value.toISOString();
   try {

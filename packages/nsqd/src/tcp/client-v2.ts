@@ -25,17 +25,16 @@ import {
 } from '@nsq-ts/protocol';
 import type { Channel, Consumer } from '../channel.js';
 import { wallMs } from '../clock.js';
+import { goQuote, parseBase10 } from '../go-format.js';
 import type { Logger } from '../logger.js';
 import type { ChannelMessage } from '../message.js';
 import type { NsqdOptions } from '../options.js';
 import type { Topic } from '../topic.js';
-import { goQuote, parseBase10 } from './go-format.js';
+import { VERSION } from '../version.js';
 
 /** Client states as numbered in /stats (nsq-spec §2.5). */
 export const ClientState = { Init: 0, Subscribed: 3, Closing: 4 } as const;
 export type ClientState = (typeof ClientState)[keyof typeof ClientState];
-
-export const VERSION = '1.3.0';
 
 /** What a connection needs from the broker. */
 export interface ClientHost {

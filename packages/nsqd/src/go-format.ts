@@ -72,3 +72,8 @@ export function parseBase10(text: string): number | null {
   }
   return n;
 }
+
+/** goQuote for an ordinary (UTF-16) string, such as a command-line argument. */
+export function goQuoteText(text: string): string {
+  return Buffer.from(goQuote(Buffer.from(text, 'utf8').toString('latin1')), 'latin1').toString('utf8');
+}

@@ -6,7 +6,10 @@ export function monotonicMs(): number {
   return performance.now();
 }
 
-/** Wall-clock milliseconds, for timestamps that leave the process (message timestamps, stats). */
+/**
+ * Wall-clock milliseconds, for timestamps that leave the process (message timestamps, stats).
+ * Date.now(), not timeOrigin + now(): the latter drifts from the system clock over a long uptime.
+ */
 export function wallMs(): number {
-  return performance.timeOrigin + performance.now();
+  return Date.now();
 }

@@ -61,7 +61,9 @@ function utf8SequenceLength(buf: Buffer, i: number): number {
 }
 
 /**
- * NSQ's ByteToBase10: unsigned decimal digits only, `""` parses as 0; anything else is null.
+ * NSQ's ByteToBase10: unsigned decimal digits only, `""` parses as 0, anything else is null.
+ * Go accumulates in a uint64 that wraps, then callers convert to int64; long inputs take the
+ * BigInt path to reproduce that (e.g. `RDY 18446744073709551615` is -1 there, so out of range).
  */
 export function parseBase10(text: string): number | null {
   let n = 0;
@@ -70,7 +72,8 @@ export function parseBase10(text: string): number | null {
     if (d < 0 || d > 9) return null;
     n = n * 10 + d;
   }
-  return n;
+  if (text.length <= 15) return n; // below 2^53: exact
+  return Number(BigInt.asIntN(64, BigInt(text)));
 }
 
 /** goQuote for an ordinary (UTF-16) string, such as a command-line argument. */

@@ -10,7 +10,10 @@
  * announced body size is checked against its limit before a byte of it is buffered.
  */
 
-/** nsqd reads lines through a 16 KiB bufio.Reader; a longer line drops the connection. */
+/**
+ * nsqd reads lines through a 16 KiB bufio.Reader: a line of 16384 bytes or more without its
+ * `\n` drops the connection.
+ */
 export const MAX_LINE_BYTES = 16 * 1024;
 
 const LF = 0x0a;
@@ -151,13 +154,13 @@ export class CommandDecoder {
     const buf = this.buf;
     const nl = buf.indexOf(LF, this.pos);
     if (nl < 0) {
-      if (buf.length - this.pos > MAX_LINE_BYTES) {
+      if (buf.length - this.pos >= MAX_LINE_BYTES) {
         this.halt();
         handler.onLineTooLong();
       }
       return false;
     }
-    if (nl - this.pos > MAX_LINE_BYTES) {
+    if (nl - this.pos >= MAX_LINE_BYTES) {
       this.halt();
       handler.onLineTooLong();
       return false;

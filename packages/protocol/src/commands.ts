@@ -38,30 +38,34 @@ export type MpubBodyError =
   | { kind: 'count'; count: number }
   | { kind: 'size'; index: number; size: number }
   | { kind: 'too-big'; index: number; size: number }
-  | { kind: 'truncated'; index: number };
+  | { kind: 'truncated' }
+  | { kind: 'truncated-size'; index: number }
+  | { kind: 'truncated-body'; index: number };
 
 /**
  * Splits an MPUB body into message bodies (views into `body`, which the caller owns).
  * Mirrors nsqd's checks in order: count in 1..(maxBodyBytes-4)/5, each size in 1..maxMsgBytes,
- * enough bytes for each message. Bytes after the last message are ignored, as nsqd does.
+ * enough bytes for each message. nsqd itself parses the messages straight off the socket and
+ * only range-checks the announced total; here the messages must lie within the announced body
+ * (so a body is bounded before it is buffered) and bytes after the last message are ignored.
  */
 export function decodeMpubBody(
   body: Buffer,
   maxMsgBytes: number,
   maxBodyBytes: number,
 ): { messages: Buffer[] } | { error: MpubBodyError } {
-  if (body.length < 4) return { error: { kind: 'truncated', index: -1 } };
+  if (body.length < 4) return { error: { kind: 'truncated' } };
   const count = body.readInt32BE(0);
   if (count <= 0 || count > Math.floor((maxBodyBytes - 4) / 5)) return { error: { kind: 'count', count } };
   const messages: Buffer[] = new Array(count);
   let at = 4;
   for (let i = 0; i < count; i++) {
-    if (body.length - at < 4) return { error: { kind: 'truncated', index: i } };
+    if (body.length - at < 4) return { error: { kind: 'truncated-size', index: i } };
     const size = body.readInt32BE(at);
     if (size <= 0) return { error: { kind: 'size', index: i, size } };
     if (size > maxMsgBytes) return { error: { kind: 'too-big', index: i, size } };
     at += 4;
-    if (body.length - at < size) return { error: { kind: 'truncated', index: i } };
+    if (body.length - at < size) return { error: { kind: 'truncated-body', index: i } };
     messages[i] = body.subarray(at, at + size);
     at += size;
   }

@@ -78,30 +78,28 @@ export function defaultIdentifyRequest(): IdentifyRequest {
  * Decodes an IDENTIFY body with the strictness of Go's encoding/json into nsqd's struct:
  * unknown keys ignored, keys matched case-insensitively, `null` leaves the default, and a
  * wrong type (a string for an int, a fraction, an out-of-range integer) is an error.
- * Returns the request and which known keys were present (client_id/hostname default to the
- * peer's address only when absent).
+ * A JSON `null` body decodes to the defaults, as Go's Unmarshal leaves the struct untouched.
  */
-export function decodeIdentifyBody(body: Buffer): { request: IdentifyRequest; present: Set<string> } {
+export function decodeIdentifyBody(body: Buffer): IdentifyRequest {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch {
     throw new IdentifyDecodeError('invalid JSON');
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+  const request = defaultIdentifyRequest();
+  if (parsed === null) return request;
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new IdentifyDecodeError('body is not a JSON object');
   }
-  const request = defaultIdentifyRequest();
-  const present = new Set<string>();
   const target = request as unknown as Record<string, unknown>;
   for (const [rawKey, value] of Object.entries(parsed as Record<string, unknown>)) {
     const key = rawKey.toLowerCase() as keyof IdentifyRequest;
     const kind = FIELDS[key];
     if (kind === undefined || value === null) continue;
     target[key] = coerce(key, kind, value);
-    present.add(key);
   }
-  return { request, present };
+  return request;
 }
 
 function coerce(key: string, kind: FieldKind, value: unknown): string | boolean | number {

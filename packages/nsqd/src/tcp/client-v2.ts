@@ -122,7 +122,6 @@ export class ClientV2 implements Consumer, CommandHandler {
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err) => this.host.logger.debug(`CLIENT(${this.remoteAddress}): ${err.message}`));
     socket.on('close', () => this.onSocketClose());
-    this.startTimers();
   }
 
   // ---- Consumer (what the channel sees) ----
@@ -249,6 +248,8 @@ export class ClientV2 implements Consumer, CommandHandler {
         return;
       }
       chunk = chunk.subarray(need);
+      // nsqd reads the magic without a deadline; heartbeats and the read deadline start after it.
+      this.startTimers();
     }
     this.decoder.push(chunk, this);
     this.flush();
@@ -322,6 +323,8 @@ export class ClientV2 implements Consumer, CommandHandler {
           // NSQ repeats the code inside the description here (nsq-spec §2.6).
           throw fatal(ErrorCode.BadTopic, `E_BAD_TOPIC MPUB topic name ${goQuote(p[0] as string)} is not valid`);
         }
+        // nsqd gets (creates) the topic before reading the body, so even a refused MPUB creates it.
+        this.host.getTopic(p[0] as string);
         return;
       case 'DPUB': {
         if (p.length < 2) throw fatal(ErrorCode.Invalid, 'DPUB insufficient number of parameters');
@@ -330,7 +333,7 @@ export class ClientV2 implements Consumer, CommandHandler {
         }
         const ms = parseBase10(p[1] as string);
         if (ms === null) throw fatal(ErrorCode.Invalid, `DPUB could not parse timeout ${p[1]}`);
-        if (ms > this.options.maxReqTimeoutMs) {
+        if (ms < 0 || ms > this.options.maxReqTimeoutMs) {
           throw fatal(ErrorCode.Invalid, `DPUB timeout ${ms} out of range 0-${this.options.maxReqTimeoutMs}`);
         }
         return;
@@ -385,15 +388,15 @@ export class ClientV2 implements Consumer, CommandHandler {
   private identify(cmd: Command): void {
     const body = this.readBody(cmd, ErrorCode.BadBody, 'IDENTIFY', 'body', true);
     let request: IdentifyRequest;
-    let present: Set<string>;
     try {
-      ({ request, present } = decodeIdentifyBody(body));
+      request = decodeIdentifyBody(body);
     } catch {
       throw fatal(ErrorCode.BadBody, 'IDENTIFY failed to decode JSON body');
     }
     const o = this.options;
-    if (present.has('client_id')) this.clientId = request.client_id;
-    if (present.has('hostname')) this.hostname = request.hostname;
+    // Set even when absent: IDENTIFY overwrites the remote-address defaults (nsq-spec §2.7).
+    this.clientId = request.client_id;
+    this.hostname = request.hostname;
     this.userAgent = request.user_agent;
 
     // Same validations, same order, same texts as nsqd's clientV2.Identify.
@@ -448,7 +451,8 @@ export class ClientV2 implements Consumer, CommandHandler {
       return;
     }
     // TLS and compression upgrades arrive with the transport issue; until then none is offered.
-    const deflateLevel = Math.min(request.deflate_level > 0 ? request.deflate_level : 6, o.maxDeflateLevel);
+    // The client's level counts only when deflate is negotiated, which it is not yet.
+    const deflateLevel = Math.min(6, o.maxDeflateLevel);
     const reply: IdentifyResponse = {
       max_rdy_count: o.maxRdyCount,
       version: VERSION,
@@ -486,7 +490,7 @@ export class ClientV2 implements Consumer, CommandHandler {
     }
     const channel = this.host.getTopic(topicName).getChannel(channelName);
     const max = this.options.maxChannelConsumers;
-    if (max > 0 && channel.consumers.length >= max) {
+    if (max !== 0 && channel.consumers.length >= max) {
       throw fatal(ErrorCode.SubFailed, `SUB failed consumers for ${topicName}:${channelName} exceeds limit of ${max}`);
     }
     this.channel = channel;
@@ -504,7 +508,7 @@ export class ClientV2 implements Consumer, CommandHandler {
       if (parsed === null) throw fatal(ErrorCode.Invalid, `RDY could not parse count ${p[0]}`);
       count = parsed;
     }
-    if (count > this.options.maxRdyCount) {
+    if (count < 0 || count > this.options.maxRdyCount) {
       throw fatal(ErrorCode.Invalid, `RDY count ${count} out of range 0-${this.options.maxRdyCount}`);
     }
     this.rdy = count;
@@ -535,7 +539,7 @@ export class ClientV2 implements Consumer, CommandHandler {
     const parsed = parseBase10(p[1] as string);
     if (parsed === null) throw fatal(ErrorCode.Invalid, `REQ could not parse timeout ${p[1]}`);
     // Clamped, not refused (nsq-spec §2.6).
-    const delayMs = Math.min(parsed, this.options.maxReqTimeoutMs);
+    const delayMs = Math.max(0, Math.min(parsed, this.options.maxReqTimeoutMs));
     const err = (this.channel as Channel).requeue(id, this, delayMs);
     if (err !== null) throw new ProtocolError(ErrorCode.ReqFailed, `REQ ${id} failed ${err}`, false);
     this.inFlight--;
@@ -585,8 +589,11 @@ export class ClientV2 implements Consumer, CommandHandler {
         case 'too-big':
           throw fatal(ErrorCode.BadMessage, `MPUB message too big ${e.size} > ${o.maxMsgSize}`);
         case 'truncated':
-          if (e.index < 0) throw fatal(ErrorCode.BadBody, 'MPUB failed to read message count');
+          throw fatal(ErrorCode.BadBody, 'MPUB failed to read message count');
+        case 'truncated-size':
           throw fatal(ErrorCode.BadMessage, `MPUB failed to read message(${e.index}) body size`);
+        case 'truncated-body':
+          throw fatal(ErrorCode.BadMessage, 'MPUB failed to read message body');
       }
     }
     const topicName = cmd.params[0] as string;

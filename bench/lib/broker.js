@@ -1,0 +1,236 @@
+/**
+ * The broker under test: either an already-running NSQ-compatible broker (addresses given on the
+ * command line) or nsqd spawned as a child process on two free loopback ports, everything in
+ * memory, with a fresh temporary data path.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const LOOPBACK = '127.0.0.1';
+const READY_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 5_000;
+
+export function parseHostPort(value, what) {
+  const i = value.lastIndexOf(':');
+  const host = value.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(value.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new Error(`${what}: expected host:port, got ${JSON.stringify(value)}`);
+  }
+  if (!isLoopback(host)) throw new Error(`${what}: only loopback addresses are allowed, got ${host}`);
+  return { host, port };
+}
+
+function isLoopback(host) {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** A free loopback port (listen on port 0, read it, close). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, LOOPBACK, () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A small HTTP request against the broker's HTTP address: resolves { status, body }. */
+export function httpRequest(addr, method, pathAndQuery, timeoutMs = 5_000) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: addr.host, port: addr.port, method, path: pathAndQuery, timeout: timeoutMs, agent: false },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${pathAndQuery} timed out after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function ping(addr) {
+  try {
+    const res = await httpRequest(addr, 'GET', '/ping', 1_000);
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Starts the broker (or describes the external one). Returns
+ * { tcp, http, child, pid, dataPath, logPath, external, stop() }.
+ */
+export async function startBroker(opts) {
+  if (opts.nsqdTcpAddress || opts.nsqdHttpAddress) {
+    if (!opts.nsqdTcpAddress || !opts.nsqdHttpAddress) {
+      throw new Error('--nsqd-tcp-address and --nsqd-http-address go together');
+    }
+    const tcp = parseHostPort(opts.nsqdTcpAddress, '--nsqd-tcp-address');
+    const httpAddr = parseHostPort(opts.nsqdHttpAddress, '--nsqd-http-address');
+    if (!(await ping(httpAddr))) throw new Error(`no broker answers GET /ping on ${opts.nsqdHttpAddress}`);
+    return { tcp, http: httpAddr, external: true, pid: null, command: null, stop: async () => {} };
+  }
+
+  const tcpPort = await freePort();
+  let httpPort = await freePort();
+  while (httpPort === tcpPort) httpPort = await freePort();
+  const tcp = { host: LOOPBACK, port: tcpPort };
+  const httpAddr = { host: LOOPBACK, port: httpPort };
+  const dataPath = fs.mkdtempSync(path.join(os.tmpdir(), 'nsq-ts-bench-'));
+  const logPath = path.join(dataPath, 'nsqd.log');
+  const log = fs.openSync(logPath, 'a');
+  const flags = [
+    `--tcp-address=${LOOPBACK}:${tcpPort}`,
+    `--http-address=${LOOPBACK}:${httpPort}`,
+    `--mem-queue-size=${opts.memQueueSize}`,
+    `--data-path=${dataPath}`,
+  ];
+  const bin = opts.nsqdBin;
+  const [cmd, args] = bin.endsWith('.js') ? [process.execPath, [bin, ...flags]] : [bin, flags];
+  let version = null;
+  try {
+    const versionArgs = bin.endsWith('.js') ? [bin, '--version'] : ['--version'];
+    version = execFileSync(cmd, versionArgs, { encoding: 'utf8', timeout: 10_000, stdio: 'pipe' }).trim();
+  } catch {
+    // Reported by the start below if the binary is broken.
+  }
+  const child = spawn(cmd, args, { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  let exited = null;
+  const exitPromise = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    });
+    child.on('error', (err) => {
+      exited = { code: null, signal: null, error: err.message };
+      resolve(exited);
+    });
+  });
+
+  const cleanup = () => fs.rmSync(dataPath, { recursive: true, force: true });
+  const logTail = () => {
+    try {
+      return fs.readFileSync(logPath, 'utf8').split('\n').slice(-30).join('\n');
+    } catch {
+      return '';
+    }
+  };
+
+  const stop = async () => {
+    if (exited === null) {
+      child.kill('SIGTERM');
+      const res = await Promise.race([exitPromise, sleep(STOP_TIMEOUT_MS).then(() => null)]);
+      if (res === null) {
+        child.kill('SIGKILL');
+        await exitPromise;
+      }
+    }
+    cleanup();
+  };
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (exited !== null) {
+      const tail = logTail();
+      cleanup();
+      throw new Error(
+        `broker exited before answering /ping (${JSON.stringify(exited)}): ${cmd} ${args.join(' ')}\n${tail}`,
+      );
+    }
+    if (await ping(httpAddr)) break;
+    if (Date.now() > deadline) {
+      const tail = logTail();
+      await stop();
+      throw new Error(`broker did not answer /ping within ${READY_TIMEOUT_MS} ms\n${tail}`);
+    }
+    await sleep(100);
+  }
+  return {
+    tcp,
+    http: httpAddr,
+    external: false,
+    pid: child.pid,
+    command: [cmd, ...args].join(' '),
+    version,
+    logTail,
+    isRunning: () => exited === null,
+    exitInfo: () => exited,
+    stop,
+  };
+}
+
+let clkTck = null;
+function clockTicks() {
+  if (clkTck === null) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+/** RSS / peak RSS (KiB) and CPU time (ms) of a local process, from /proc; null if unreadable. */
+export function procStats(pid) {
+  if (pid === null || pid === undefined) return null;
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key) => {
+      const m = status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
+      return m ? Number(m[1]) : null;
+    };
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = clockTicks();
+    const threads = status.match(/^Threads:\s+(\d+)/m);
+    return {
+      rssKiB: kb('VmRSS'),
+      peakRssKiB: kb('VmHWM'),
+      threads: threads ? Number(threads[1]) : null,
+      userMs: (Number(fields[11]) / ticks) * 1000,
+      systemMs: (Number(fields[12]) / ticks) * 1000,
+      at: Number(process.hrtime.bigint()) / 1e6,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU use between two procStats samples, as % of one core. */
+export function cpuBetween(a, b) {
+  if (a === null || b === null) return null;
+  const cpuMs = b.userMs + b.systemMs - (a.userMs + a.systemMs);
+  const wallMs = b.at - a.at;
+  return { cpuMs, wallMs, pct: wallMs > 0 ? (cpuMs / wallMs) * 100 : 0 };
+}
+
+/** Machine-wide CPU time (ms, summed over all cores) from /proc/stat; null if unreadable. */
+export function systemCpu() {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+    const ticks = clockTicks();
+    const busy = user + nice + system + irq + softirq + (steal || 0);
+    return { busyMs: (busy / ticks) * 1000, idleMs: ((idle + iowait) / ticks) * 1000 };
+  } catch {
+    return null;
+  }
+}

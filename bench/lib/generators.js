@@ -1,0 +1,101 @@
+/**
+ * Load-generator processes (bench/lib/load-worker.js), one per connection, driven over IPC.
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const WORKER = fileURLToPath(new URL('./load-worker.js', import.meta.url));
+const READY_TIMEOUT_MS = 15_000;
+
+export class Generator {
+  /**
+   * @param config { role: 'pub'|'sub', index, host, port, topic, channel, msgSize, batchSize,
+   *                 pipeline, rdy, maxMessages, hardDeadlineMs }
+   * @param onLog (text) => void
+   */
+  constructor(config, onLog) {
+    this.role = config.role;
+    this.index = config.index;
+    this.name = `${config.role}#${config.index}`;
+    this.progress = { msgs: 0, bytes: 0, redeliveries: 0, startAt: 0, firstAt: 0, lastAt: 0 };
+    this.identify = null;
+    /** True once the worker reported its result (or died); `failed` if that result is an error. */
+    this.settled = false;
+    this.failed = false;
+    this.child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let resolveReady;
+    let rejectReady;
+    this.ready = new Promise((resolve, reject) => {
+      resolveReady = resolve;
+      rejectReady = reject;
+    });
+    // Never an unhandled rejection: whoever awaits `ready` sees the error.
+    this.ready.catch(() => {});
+    this.result = new Promise((resolve) => {
+      let settled = false;
+      const settle = (r) => {
+        if (settled) return;
+        settled = true;
+        this.settled = true;
+        this.failed = !r.ok;
+        rejectReady(new Error(`${this.name}: ${r.error ?? 'finished before it was ready'}`));
+        resolve(r);
+      };
+      this.child.on('message', (msg) => {
+        if (msg.type === 'ready') resolveReady();
+        else if (msg.type === 'progress') this.progress = msg;
+        else if (msg.type === 'identify') this.identify = msg.info;
+        else if (msg.type === 'log') onLog(`${this.name}: ${msg.message}`);
+        else if (msg.type === 'done') {
+          this.progress = msg;
+          settle({ ok: true, ...msg });
+        } else if (msg.type === 'error') {
+          this.progress = msg;
+          settle({ ok: false, error: msg.message, ...msg });
+        }
+      });
+      this.child.on('exit', (code, signal) => {
+        settle({
+          ok: false,
+          error: `worker exited (code ${code}, signal ${signal}) without a result`,
+          ...this.progress,
+        });
+      });
+    });
+    this.child.send({ type: 'config', ...config });
+  }
+
+  start() {
+    this.send({ type: 'start' });
+  }
+
+  stop() {
+    this.send({ type: 'stop' });
+  }
+
+  send(msg) {
+    if (this.child.connected) this.child.send(msg);
+  }
+
+  kill() {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+export async function waitReady(gens) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`generators not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([Promise.all(gens.map((g) => g.ready)), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function sum(gens, key) {
+  let total = 0;
+  for (const g of gens) total += g.progress[key] ?? 0;
+  return total;
+}

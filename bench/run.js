@@ -1,0 +1,592 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: MPUB ingest / consume / publish+consume load against nsqd (spawned here) or any
+ * NSQ-compatible broker on loopback. See bench/README.md.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpuBetween, httpRequest, procStats, startBroker, systemCpu } from './lib/broker.js';
+import { Generator, sum, waitReady } from './lib/generators.js';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(BENCH_DIR, '..');
+const SCENARIOS = ['publish', 'consume', 'both'];
+const MiB = 1024 * 1024;
+
+const HELP = `usage: node bench/run.js [options]
+
+  --scenario publish|consume|both|all   which scenario(s) to run (default all)
+  --duration SECONDS                    length of each timed phase (default 10)
+  --nsqd-tcp-address HOST:PORT          use this running broker (with --nsqd-http-address)
+  --nsqd-http-address HOST:PORT         its HTTP address (GET /ping must answer 200)
+  --nsqd-bin PATH                       broker to spawn (default packages/nsqd/bin/nsqd.js;
+                                        a non-.js path is executed directly)
+  --mem-queue-size N                    --mem-queue-size for the spawned broker (default 10000000)
+  --messages N                          consume: messages to pre-publish (default: as many as
+                                        the publishers send in --duration seconds)
+  --connections N                       publisher connections and consumer connections (default 2)
+  --batch-size N                        messages per MPUB (default 200)
+  --msg-size BYTES                      message body size (default 200)
+  --pipeline N                          MPUBs outstanding per publisher connection (default 4)
+  --rdy N                               RDY per consumer connection (default 2500)
+  --heartbeat-interval MS               IDENTIFY heartbeat_interval (default: the broker's)
+  --out DIR                             where the JSON goes (default bench/results)
+  --help
+`;
+
+function parseArgs(argv) {
+  const opts = {
+    scenario: 'all',
+    duration: 10,
+    nsqdTcpAddress: null,
+    nsqdHttpAddress: null,
+    nsqdBin: path.join(ROOT, 'packages/nsqd/bin/nsqd.js'),
+    memQueueSize: 10_000_000,
+    messages: 0,
+    connections: 2,
+    batchSize: 200,
+    msgSize: 200,
+    pipeline: 4,
+    rdy: 2500,
+    heartbeatInterval: 0,
+    out: path.join(BENCH_DIR, 'results'),
+  };
+  const numeric = new Set([
+    'duration',
+    'memQueueSize',
+    'messages',
+    'connections',
+    'batchSize',
+    'msgSize',
+    'pipeline',
+    'rdy',
+    'heartbeatInterval',
+  ]);
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i];
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(HELP);
+      process.exit(0);
+    }
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
+    let value;
+    const eq = arg.indexOf('=');
+    if (eq >= 0) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    } else {
+      value = argv[++i];
+      if (value === undefined) throw new Error(`${arg} needs a value`);
+    }
+    const key = arg.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (!(key in opts)) throw new Error(`unknown option ${arg}\n\n${HELP}`);
+    if (numeric.has(key)) {
+      const n = Number(value);
+      const min = key === 'messages' || key === 'heartbeatInterval' ? 0 : key === 'duration' ? 0.1 : 1;
+      if (!Number.isFinite(n) || n < min || (key !== 'duration' && !Number.isInteger(n))) {
+        throw new Error(`${arg}: bad value ${JSON.stringify(value)}`);
+      }
+      opts[key] = n;
+    } else {
+      opts[key] = value;
+    }
+  }
+  if (opts.scenario !== 'all' && !SCENARIOS.includes(opts.scenario)) {
+    throw new Error(`--scenario must be one of ${[...SCENARIOS, 'all'].join(', ')}`);
+  }
+  if (opts.nsqdBin && !path.isAbsolute(opts.nsqdBin)) opts.nsqdBin = path.resolve(opts.nsqdBin);
+  return opts;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
+const fmt1 = (n) => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(1));
+
+function log(text) {
+  process.stdout.write(`${text}\n`);
+}
+
+function gitCommit() {
+  try {
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    }).trim();
+    return dirty === '' ? sha : `${sha}-dirty`;
+  } catch {
+    return null;
+  }
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cpus: cpus.length,
+    totalMemMiB: Math.round(os.totalmem() / MiB),
+    platform: `${os.platform()} ${os.release()}`,
+    node: process.version,
+  };
+}
+
+class Bench {
+  constructor(opts, broker) {
+    this.opts = opts;
+    this.broker = broker;
+    this.runId = Date.now().toString(36);
+    /** Every generator ever started, so an abort can kill them all. */
+    this.allGens = new Set();
+  }
+
+  gen(role, index, extra) {
+    const o = this.opts;
+    const g = new Generator(
+      {
+        role,
+        index,
+        host: this.broker.tcp.host,
+        port: this.broker.tcp.port,
+        msgSize: o.msgSize,
+        batchSize: o.batchSize,
+        pipeline: o.pipeline,
+        rdy: o.rdy,
+        heartbeatInterval: o.heartbeatInterval,
+        maxMessages: 0,
+        hardDeadlineMs: (o.duration * 8 + 120) * 1000,
+        ...extra,
+      },
+      (text) => log(`  ${text}`),
+    );
+    this.allGens.add(g);
+    g.ready.then(() => {
+      if (this.identify === undefined && g.role === 'sub') this.identify = g.identify;
+    });
+    g.result.then(() => this.allGens.delete(g));
+    return g;
+  }
+
+  gens(role, n, extra) {
+    return Array.from({ length: n }, (_, i) => this.gen(role, i, extra));
+  }
+
+  killAll() {
+    for (const g of this.allGens) g.kill();
+  }
+
+  brokerSample() {
+    return this.broker.external ? null : procStats(this.broker.pid);
+  }
+
+  checkBroker() {
+    if (!this.broker.external && !this.broker.isRunning()) {
+      throw new Error(`broker exited: ${JSON.stringify(this.broker.exitInfo())}\n${this.broker.logTail()}`);
+    }
+  }
+
+  /** A best-effort HTTP call; a failure is noted once per endpoint (not every broker has them all). */
+  async http(method, p) {
+    const route = `${method} ${p.split('?')[0]}`;
+    const note = (text) => {
+      this.httpFailures ??= new Set();
+      if (this.httpFailures.has(route)) return;
+      this.httpFailures.add(route);
+      log(`  note: ${text} (not repeated)`);
+    };
+    try {
+      const res = await httpRequest(this.broker.http, method, p);
+      if (res.status !== 200) note(`${method} ${p} → ${res.status} ${res.body.slice(0, 200)}`);
+      return res.status === 200;
+    } catch (err) {
+      note(`${method} ${p} failed: ${err.message}`);
+      return false;
+    }
+  }
+
+  /** As nsq's bench does: topic and channel exist before the first message. */
+  async createTopicChannel(topic, channel) {
+    const q = `topic=${encodeURIComponent(topic)}`;
+    await this.http('POST', `/topic/create?${q}`);
+    await this.http('POST', `/channel/create?${q}&channel=${encodeURIComponent(channel)}`);
+  }
+
+  async deleteTopic(topic) {
+    await this.http('POST', `/topic/delete?topic=${encodeURIComponent(topic)}`);
+  }
+
+  /**
+   * Prints one progress line per second until `until()` is true or `ms` has passed. Returns the
+   * per-second samples and the spawned broker's CPU use over the whole window.
+   */
+  async tick(label, groups, ms, until = () => false) {
+    const start = nowMs();
+    const brokerStart = this.brokerSample();
+    const sysStart = systemCpu();
+    const gensCpuStart = groups.reduce((a, g) => a + sum(g, 'cpuMs'), 0);
+    const samples = [];
+    let prev = groups.map((g) => sum(g, 'msgs'));
+    let prevAt = start;
+    let prevBroker = brokerStart;
+    let nextPrint = start + 1000;
+    for (;;) {
+      const t = nowMs();
+      const done = until() || t - start >= ms || groups.some((g) => g.some((x) => x.failed));
+      if (t >= nextPrint || done) {
+        const totals = groups.map((g) => sum(g, 'msgs'));
+        const dt = (t - prevAt) / 1000;
+        const rates = totals.map((n, i) => (dt > 0 ? (n - prev[i]) / dt : 0));
+        const b = this.brokerSample();
+        const cpu = cpuBetween(prevBroker, b);
+        const sample = {
+          t: Number(((t - start) / 1000).toFixed(2)),
+          rates,
+          totals,
+          brokerCpuPct: cpu === null ? null : round(cpu.pct, 1),
+          brokerRssKiB: b?.rssKiB ?? null,
+        };
+        samples.push(sample);
+        const rate =
+          label === 'both'
+            ? bothLine(rates, totals)
+            : `${fmtInt(rates[0]).padStart(10)} msg/s  total ${fmtInt(totals[0])}`;
+        const broker =
+          b === null ? '' : `  broker cpu ${fmt1(cpu.pct).padStart(5)}% rss ${fmtInt(b.rssKiB / 1024)} MiB`;
+        log(`  [${label}] ${sample.t.toFixed(1).padStart(5)}s  ${rate}${broker}`);
+        prev = totals;
+        prevAt = t;
+        prevBroker = b;
+        nextPrint += 1000;
+        this.checkBroker();
+      }
+      if (done) {
+        const end = this.brokerSample();
+        const cpu = cpuBetween(brokerStart, end);
+        const sysEnd = systemCpu();
+        const wallMs = nowMs() - start;
+        const machineCpuMs = sysStart && sysEnd ? sysEnd.busyMs - sysStart.busyMs : null;
+        const gensCpuMs = groups.reduce((a, g) => a + sum(g, 'cpuMs'), 0) - gensCpuStart;
+        const otherMs = machineCpuMs === null ? null : machineCpuMs - gensCpuMs - (cpu?.cpuMs ?? 0);
+        return {
+          samples,
+          wallMs,
+          broker: end === null ? null : { cpuPct: round(cpu.pct, 1), cpuMs: round(cpu.cpuMs, 0), rssKiB: end.rssKiB },
+          // Every process on the machine, to tell whether something else competed for the CPU.
+          machineCpuPct: machineCpuMs === null ? null : round((machineCpuMs / wallMs) * 100, 1),
+          // What neither the broker nor the generators used (only meaningful for a spawned broker).
+          otherCpuPct: otherMs === null || this.broker.external ? null : round(Math.max(0, otherMs / wallMs) * 100, 1),
+        };
+      }
+      await sleep(50);
+    }
+  }
+
+  async runScenario(name) {
+    const topic = `bench_${name}_${this.runId}`;
+    const channel = 'ch';
+    log(`\n== ${name} (topic ${topic})`);
+    const before = this.brokerSample();
+    const result = { name, topic, channel, ok: true, phases: [], notes: [] };
+    try {
+      await this.createTopicChannel(topic, channel);
+      if (name === 'publish') await this.publish(topic, result);
+      else if (name === 'consume') await this.consume(topic, channel, result);
+      else await this.both(topic, channel, result);
+    } catch (err) {
+      result.ok = false;
+      result.error = err.message;
+      log(`  FAILED: ${err.message}`);
+      this.killAll();
+    }
+    const after = this.brokerSample();
+    if (after !== null) {
+      result.broker = {
+        rssKiB: after.rssKiB,
+        peakRssKiB: after.peakRssKiB,
+        threads: after.threads,
+        cpu: cpuBetween(before, after),
+      };
+    }
+    if (!this.broker.external && !this.broker.isRunning()) {
+      result.ok = false;
+      if (!result.error?.includes('broker exited')) {
+        result.error = `${result.error ?? ''} broker exited: ${JSON.stringify(this.broker.exitInfo())}`.trim();
+      }
+      return result;
+    }
+    await this.deleteTopic(topic);
+    return result;
+  }
+
+  /** Waits for every generator's final result; throws if any failed. */
+  async results(gens) {
+    const rs = await Promise.all(gens.map((g) => g.result));
+    const bad = rs.map((r, i) => (r.ok ? null : `${gens[i].name}: ${r.error}`)).filter(Boolean);
+    if (bad.length > 0) throw new Error(bad.join('; '));
+    return rs;
+  }
+
+  async startAll(gens) {
+    await waitReady(gens);
+    for (const g of gens) g.start();
+  }
+
+  async publishPhase(topic, label, { maxMessagesTotal = 0, ms }) {
+    const n = this.opts.connections;
+    const per = (i) =>
+      maxMessagesTotal > 0 ? Math.floor(maxMessagesTotal / n) + (i < maxMessagesTotal % n ? 1 : 0) : 0;
+    const pubs = Array.from({ length: n }, (_, i) => this.gen('pub', i, { topic, maxMessages: per(i) }));
+    await this.startAll(pubs);
+    const finished = () => pubs.every((g) => g.settled);
+    const timeline = await this.tick(label, [pubs], ms, finished);
+    for (const g of pubs) g.stop();
+    const rs = await this.results(pubs);
+    return { rs, timeline };
+  }
+
+  async publish(topic, result) {
+    const { rs, timeline } = await this.publishPhase(topic, 'publish', { ms: this.opts.duration * 1000 });
+    result.phases.push(phase('publish', rs, 'pub', timeline, 0));
+  }
+
+  async consume(topic, channel, result) {
+    const o = this.opts;
+    const pre = await this.publishPhase(topic, 'prepublish', {
+      maxMessagesTotal: o.messages,
+      ms: o.messages > 0 ? (o.duration * 6 + 60) * 1000 : o.duration * 1000,
+    });
+    const prePhase = phase('prepublish', pre.rs, 'pub', pre.timeline, 0);
+    result.phases.push(prePhase);
+    const target = prePhase.msgs;
+    if (o.messages > 0 && target < o.messages) throw new Error(`pre-published ${target} of ${o.messages} messages`);
+    log(`  pre-published ${fmtInt(target)} messages; consuming them`);
+
+    const subs = this.gens('sub', o.connections, { topic, channel });
+    await this.startAll(subs);
+    const limitMs = (o.duration * 6 + 30) * 1000;
+    const timeline = await this.tick('consume', [subs], limitMs, () => sum(subs, 'msgs') >= target);
+    const complete = sum(subs, 'msgs') >= target;
+    for (const g of subs) g.stop();
+    const rs = await this.results(subs);
+    const p = phase('consume', rs, 'sub', timeline, 0);
+    p.expected = target;
+    p.complete = complete;
+    if (!complete) {
+      result.ok = false;
+      result.notes.push(`consumed ${p.msgs} of ${target} messages within ${limitMs / 1000} s`);
+    }
+    result.phases.push(p);
+  }
+
+  async both(topic, channel, result) {
+    const o = this.opts;
+    const subs = this.gens('sub', o.connections, { topic, channel });
+    const pubs = this.gens('pub', o.connections, { topic });
+    await waitReady([...subs, ...pubs]);
+    for (const g of subs) g.start();
+    for (const g of pubs) g.start();
+    const timeline = await this.tick('both', [pubs, subs], o.duration * 1000);
+    for (const g of pubs) g.stop();
+    for (const g of subs) g.stop();
+    const [prs, srs] = await Promise.all([this.results(pubs), this.results(subs)]);
+    const inPhase = phase('in', prs, 'pub', timeline, 0);
+    const outPhase = phase('out', srs, 'sub', timeline, 1);
+    result.phases.push(inPhase, outPhase);
+    result.backlog = inPhase.msgs - outPhase.msgs;
+  }
+}
+
+/**
+ * One phase's numbers from its generators' results. Publishers: acknowledged messages over
+ * start → last OK. Consumers: first deliveries over start → last message (consume) or
+ * start → stop (both, where consumers run for the whole window).
+ */
+function phase(name, rs, role, timeline, column) {
+  const msgs = rs.reduce((a, r) => a + r.msgs, 0);
+  const bytes = rs.reduce((a, r) => a + r.bytes, 0);
+  const start = Math.min(...rs.map((r) => r.startAt));
+  const end =
+    name === 'out'
+      ? Math.max(...rs.map((r) => r.stopAt))
+      : Math.max(...rs.map((r) => r.lastAt || r.stopAt || r.startAt));
+  const seconds = Math.max(0, (end - start) / 1000);
+  return {
+    phase: name,
+    role,
+    msgs,
+    bytes,
+    seconds: round(seconds, 3),
+    msgsPerSec: seconds > 0 ? round(msgs / seconds, 0) : 0,
+    mibPerSec: seconds > 0 ? round(bytes / MiB / seconds, 2) : 0,
+    redeliveries: rs.reduce((a, r) => a + (r.redeliveries ?? 0), 0),
+    generators: rs.map((r, i) => ({
+      name: `${role}#${i}`,
+      msgs: r.msgs,
+      batches: role === 'pub' ? r.batches : undefined,
+      redeliveries: role === 'sub' ? r.redeliveries : undefined,
+      heartbeats: r.heartbeats,
+      softErrors: r.softErrors,
+      cpuPct: round(r.cpu?.pct ?? 0, 1),
+      cpuUserMs: round(r.cpu?.userMs ?? 0, 0),
+      cpuSystemMs: round(r.cpu?.systemMs ?? 0, 0),
+    })),
+    /** The spawned broker over the timed window (not the setup around it). */
+    broker: timeline.broker,
+    /** Every process on the machine over the window, % of one core. */
+    machineCpuPct: timeline.machineCpuPct,
+    /** Machine minus broker minus generators: other load that competed for the CPU. */
+    otherCpuPct: timeline.otherCpuPct,
+    timeline: timeline.samples.map((s) => ({
+      t: s.t,
+      msgsPerSec: Math.round(s.rates[column]),
+      total: s.totals[column],
+      brokerCpuPct: s.brokerCpuPct,
+      brokerRssKiB: s.brokerRssKiB,
+    })),
+  };
+}
+
+function bothLine(rates, totals) {
+  return `in ${fmtInt(rates[0]).padStart(10)} msg/s  out ${fmtInt(rates[1]).padStart(10)} msg/s  backlog ${fmtInt(totals[0] - totals[1])}`;
+}
+
+function round(n, digits) {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function table(results) {
+  const rows = [
+    ['scenario', 'phase', 'msgs', 'secs', 'msgs/s', 'MiB/s', 'gen CPU max', 'broker CPU', 'broker RSS', 'other CPU'],
+  ];
+  for (const r of results) {
+    if (r.phases.length === 0) rows.push([r.name, 'FAILED', '', '', '', '', '', '', '', '']);
+    r.phases.forEach((p, i) => {
+      const genCpu = Math.max(...p.generators.map((g) => g.cpuPct));
+      rows.push([
+        i === 0 ? r.name : '',
+        p.complete === false ? `${p.phase} (INCOMPLETE)` : p.phase,
+        fmtInt(p.msgs),
+        p.seconds.toFixed(2),
+        fmtInt(p.msgsPerSec),
+        p.mibPerSec.toFixed(1),
+        `${fmt1(genCpu)}%`,
+        p.broker ? `${fmt1(p.broker.cpuPct)}%` : '',
+        p.broker?.rssKiB ? `${fmtInt(p.broker.rssKiB / 1024)} MiB` : '',
+        p.otherCpuPct === null ? '' : `${fmt1(p.otherCpuPct)}%`,
+      ]);
+    });
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  const right = new Set([2, 3, 4, 5, 6, 7, 8, 9]);
+  const lines = rows.map((row) =>
+    row.map((cell, c) => (right.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  '),
+  );
+  lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  return lines.join('\n');
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const scenarios = opts.scenario === 'all' ? SCENARIOS : [opts.scenario];
+  // The whole run bounds itself: publish/both take ~duration, consume up to ~13 × duration.
+  const budgetMs = scenarios.length * (opts.duration * 16 + 120) * 1000 + 60_000;
+  const startedAt = new Date();
+
+  const m = machine();
+  log(`nsq-ts bench: ${scenarios.join(', ')}; ${opts.duration} s per phase; ${m.cpus} × ${m.cpuModel}; node ${m.node}`);
+  log(
+    `load: ${opts.connections} publisher connections (MPUB ${opts.batchSize} × ${opts.msgSize} B, ${opts.pipeline} outstanding), ` +
+      `${opts.connections} consumer connections (RDY ${opts.rdy}), one process each`,
+  );
+
+  const broker = await startBroker(opts);
+  log(
+    broker.external
+      ? `broker: external, tcp ${broker.tcp.host}:${broker.tcp.port}, http ${broker.http.host}:${broker.http.port}`
+      : `broker: pid ${broker.pid}: ${broker.command}`,
+  );
+  const bench = new Bench(opts, broker);
+
+  let aborting = false;
+  const abort = async (why, code) => {
+    if (aborting) return;
+    aborting = true;
+    log(`\naborting: ${why}`);
+    bench.killAll();
+    await broker.stop();
+    process.exit(code);
+  };
+  const watchdog = setTimeout(() => abort(`run exceeded its ${Math.round(budgetMs / 1000)} s budget`, 2), budgetMs);
+  watchdog.unref();
+  process.on('SIGINT', () => abort('interrupted', 130));
+  process.on('SIGTERM', () => abort('terminated', 143));
+
+  let info = null;
+  try {
+    const res = await httpRequest(broker.http, 'GET', '/info');
+    if (res.status === 200) info = JSON.parse(res.body);
+  } catch {
+    // /info is optional for this bench.
+  }
+
+  const results = [];
+  let finalBroker = null;
+  try {
+    for (const s of scenarios) {
+      results.push(await bench.runScenario(s));
+      if (!broker.external && !broker.isRunning()) break;
+    }
+  } finally {
+    finalBroker = bench.brokerSample();
+    await broker.stop();
+    clearTimeout(watchdog);
+  }
+
+  log(`\n${table(results)}`);
+  const gensMax = Math.max(...results.flatMap((r) => r.phases.flatMap((p) => p.generators.map((g) => g.cpuPct))), 0);
+  log(
+    `\ngen CPU = busiest load-generator process, % of one core (near 100% means the generator may be the limit);` +
+      `\nbroker CPU / RSS = spawned broker over the timed phase / at its end (${m.cpus} cores on this machine);` +
+      `\nother CPU = every other process on the machine over the phase (the numbers are only clean near 0%).`,
+  );
+  const busiest = Math.max(...results.flatMap((r) => r.phases.map((p) => p.otherCpuPct ?? 0)), 0);
+  if (busiest >= 25)
+    log(`warning: other processes used up to ${busiest}% CPU during a phase: the machine was not idle`);
+  if (gensMax >= 90) log(`warning: a generator process reached ${gensMax}% CPU: its numbers may be generator-bound`);
+  for (const r of results) {
+    if (r.backlog !== undefined) log(`${r.name}: backlog at the end ${fmtInt(r.backlog)} messages`);
+    for (const note of r.notes) log(`${r.name}: ${note}`);
+    if (!r.ok && r.error) log(`${r.name}: FAILED: ${r.error}`);
+  }
+
+  const out = {
+    startedAt: startedAt.toISOString(),
+    commit: gitCommit(),
+    machine: m,
+    options: { ...opts, nsqdBin: broker.external ? null : path.relative(ROOT, opts.nsqdBin) },
+    broker: {
+      external: broker.external,
+      tcpAddress: `${broker.tcp.host}:${broker.tcp.port}`,
+      httpAddress: `${broker.http.host}:${broker.http.port}`,
+      command: broker.command,
+      version: info?.version ?? broker.version ?? null,
+      identifyResponse: bench.identify ?? null,
+      final: finalBroker,
+    },
+    scenarios: results,
+  };
+  fs.mkdirSync(opts.out, { recursive: true });
+  const file = path.join(opts.out, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+  log(`\nresults: ${path.relative(process.cwd(), file)}`);
+  process.exit(results.every((r) => r.ok) ? 0 : 1);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench: ${err.message}\n`);
+  process.exit(1);
+});

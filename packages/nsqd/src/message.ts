@@ -1,24 +1,59 @@
+import { messageIdHex } from '@nsq-ts/protocol';
 import type { HeapEntry } from './min-heap.js';
 
 /**
  * One published message, stored once in its topic's log and shared by every channel and every
  * socket that carries it. Immutable after publish.
+ *
+ * Kept deliberately small, because a deep queue is millions of these and the garbage collector
+ * walks them all: the body is a range of the buffer it arrived in (an MPUB's messages share
+ * their MPUB body) rather than a Buffer view of its own, the ID is two numbers whose hex text
+ * is built only when a consumer needs it as a key, and the timestamp is one number.
  */
 export class MessageRecord {
+  private idText: string | null = null;
+
   constructor(
-    /** Position in the topic log; -1 for a deferred message handed straight to channels. */
+    /** Position in the topic log; -1 while not in the log (held by a paused topic, direct DPUB). */
     readonly offset: number,
-    /** 16 lowercase hex characters, as on the wire. */
-    readonly id: string,
-    readonly body: Buffer,
-    /** Publish time as Unix nanoseconds, split in uint32 halves (see nsTimestampFromMs). */
-    readonly tsHi: number,
-    readonly tsLo: number,
-    /** Publish time, wall-clock ms (e2e latency). */
+    readonly idHi: number,
+    readonly idLo: number,
+    /** The buffer holding the body at [start, start + length). */
+    readonly data: Buffer,
+    readonly start: number,
+    readonly length: number,
+    /** Publish time, Unix ms (the wire timestamp and e2e latency). */
     readonly publishedAtMs: number,
     /** Monotonic ms before which a DPUB message may not be delivered; 0 when not deferred. */
     readonly deliverAfter: number,
   ) {}
+
+  /** The 16 hex characters of the ID, as clients echo them in FIN/REQ/TOUCH. */
+  get id(): string {
+    if (this.idText === null) this.idText = messageIdHex(this.idHi, this.idLo);
+    return this.idText;
+  }
+
+  /** The body as a Buffer view (off the hot path: the TCP writer copies from `data`). */
+  get body(): Buffer {
+    return this.data.subarray(this.start, this.start + this.length);
+  }
+
+  /** The same message at another log offset (a paused topic releasing what it held). */
+  atOffset(offset: number): MessageRecord {
+    const r = new MessageRecord(
+      offset,
+      this.idHi,
+      this.idLo,
+      this.data,
+      this.start,
+      this.length,
+      this.publishedAtMs,
+      this.deliverAfter,
+    );
+    r.idText = this.idText;
+    return r;
+  }
 }
 
 /**

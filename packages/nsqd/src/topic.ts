@@ -1,6 +1,6 @@
-import { isEphemeralName, MessageIdGenerator, nsTimestampFromMs } from '@nsq-ts/protocol';
+import { isEphemeralName, MessageIdGenerator } from '@nsq-ts/protocol';
 import { Channel } from './channel.js';
-import { monotonicMs, wallMs } from './clock.js';
+import { monotonicMs } from './clock.js';
 import type { BrokerContext } from './context.js';
 import { MemoryTail } from './log/memory-tail.js';
 import { MessageRecord } from './message.js';
@@ -67,44 +67,55 @@ export class Topic {
     return true;
   }
 
-  /** Appends messages (one PUB or a whole MPUB) and wakes the channels. */
-  publish(bodies: readonly Buffer[]): void {
-    const nowMs = wallMs();
-    const ts = nsTimestampFromMs(nowMs);
+  /** Appends one message (PUB) whose body is all of `data`, and wakes the channels. */
+  publish(data: Buffer): void {
+    this.append(data, 0, data.length, Date.now(), 0);
+    this.messageCount++;
+    this.messageBytes += data.length;
+    if (!this.paused) this.afterAppend();
+  }
+
+  /**
+   * Appends `count` messages (MPUB) whose bodies are ranges of `data` — stored as ranges, so the
+   * batch buffer is the only copy — and wakes the channels once.
+   */
+  publishBatch(data: Buffer, starts: readonly number[], lengths: readonly number[], count: number): void {
+    const nowMs = Date.now();
     let bytes = 0;
-    for (const body of bodies) {
-      this.append(body, ts.hi, ts.lo, nowMs, 0);
-      bytes += body.length;
+    for (let i = 0; i < count; i++) {
+      const length = lengths[i] as number;
+      this.append(data, starts[i] as number, length, nowMs, 0);
+      bytes += length;
     }
-    this.messageCount += bodies.length;
+    this.messageCount += count;
     this.messageBytes += bytes;
     if (!this.paused) this.afterAppend();
   }
 
-  private append(body: Buffer, tsHi: number, tsLo: number, nowMs: number, dueAt: number): void {
-    if (this.paused) {
-      this.held.push(new MessageRecord(-1, this.ids.next(), body, tsHi, tsLo, nowMs, dueAt));
-    } else {
-      this.tail.append(new MessageRecord(this.tail.nextOffset(), this.ids.next(), body, tsHi, tsLo, nowMs, dueAt));
-    }
+  private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): void {
+    const hi = this.ids.nextHi();
+    const offset = this.paused ? -1 : this.tail.nextOffset();
+    const record = new MessageRecord(offset, hi, this.ids.lo, data, start, length, nowMs, dueAt);
+    if (this.paused) this.held.push(record);
+    else this.tail.append(record);
   }
 
   /**
    * DPUB: when the topic is fanning out, each channel gets the message straight into its
    * deferred set; otherwise it waits in the log with its due time.
    */
-  publishDeferred(body: Buffer, deferMs: number): void {
-    const nowMs = wallMs();
-    const ts = nsTimestampFromMs(nowMs);
+  publishDeferred(data: Buffer, deferMs: number): void {
+    const nowMs = Date.now();
     const dueAt = monotonicMs() + deferMs;
     this.messageCount++;
-    this.messageBytes += body.length;
+    this.messageBytes += data.length;
     if (this.channels.size > 0 && !this.paused) {
-      const record = new MessageRecord(-1, this.ids.next(), body, ts.hi, ts.lo, nowMs, dueAt);
+      const hi = this.ids.nextHi();
+      const record = new MessageRecord(-1, hi, this.ids.lo, data, 0, data.length, nowMs, dueAt);
       for (const channel of this.channels.values()) channel.putDeferred(record);
       return;
     }
-    this.append(body, ts.hi, ts.lo, nowMs, dueAt);
+    this.append(data, 0, data.length, nowMs, dueAt);
     if (!this.paused) this.afterAppend();
   }
 
@@ -139,11 +150,7 @@ export class Topic {
     this.paused = false;
     const held = this.held;
     this.held = [];
-    for (const r of held) {
-      this.tail.append(
-        new MessageRecord(this.tail.nextOffset(), r.id, r.body, r.tsHi, r.tsLo, r.publishedAtMs, r.deliverAfter),
-      );
-    }
+    for (const r of held) this.tail.append(r.atOffset(this.tail.nextOffset()));
     this.afterAppend();
   }
 

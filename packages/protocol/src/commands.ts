@@ -43,31 +43,54 @@ export type MpubBodyError =
   | { kind: 'truncated-body'; index: number };
 
 /**
- * Splits an MPUB body into message bodies (views into `body`, which the caller owns).
- * Mirrors nsqd's checks in order: count in 1..(maxBodyBytes-4)/5, each size in 1..maxMsgBytes,
- * enough bytes for each message. nsqd itself parses the messages straight off the socket and
- * only range-checks the announced total; here the messages must lie within the announced body
- * (so a body is bounded before it is buffered) and bytes after the last message are ignored.
+ * Validates an MPUB body and records where each message lies (`starts[i]`, `lengths[i]`, arrays
+ * the caller may reuse), returning the count or the first error. Mirrors nsqd's checks in order:
+ * count in 1..(maxBodyBytes-4)/5, each size in 1..maxMsgBytes, enough bytes for each message.
+ * nsqd itself parses the messages straight off the socket and only range-checks the announced
+ * total; here the messages must lie within the announced body (so a body is bounded before it
+ * is buffered) and bytes after the last message are ignored.
  */
+export function scanMpubBody(
+  body: Buffer,
+  maxMsgBytes: number,
+  maxBodyBytes: number,
+  starts: number[],
+  lengths: number[],
+): number | MpubBodyError {
+  if (body.length < 4) return { kind: 'truncated' };
+  const count = body.readInt32BE(0);
+  if (count <= 0 || count > Math.floor((maxBodyBytes - 4) / 5)) return { kind: 'count', count };
+  starts.length = count;
+  lengths.length = count;
+  let at = 4;
+  for (let i = 0; i < count; i++) {
+    if (body.length - at < 4) return { kind: 'truncated-size', index: i };
+    const size = body.readInt32BE(at);
+    if (size <= 0) return { kind: 'size', index: i, size };
+    if (size > maxMsgBytes) return { kind: 'too-big', index: i, size };
+    at += 4;
+    if (body.length - at < size) return { kind: 'truncated-body', index: i };
+    starts[i] = at;
+    lengths[i] = size;
+    at += size;
+  }
+  return count;
+}
+
+/** Splits an MPUB body into message bodies (views into `body`, which the caller owns). */
 export function decodeMpubBody(
   body: Buffer,
   maxMsgBytes: number,
   maxBodyBytes: number,
 ): { messages: Buffer[] } | { error: MpubBodyError } {
-  if (body.length < 4) return { error: { kind: 'truncated' } };
-  const count = body.readInt32BE(0);
-  if (count <= 0 || count > Math.floor((maxBodyBytes - 4) / 5)) return { error: { kind: 'count', count } };
+  const starts: number[] = [];
+  const lengths: number[] = [];
+  const count = scanMpubBody(body, maxMsgBytes, maxBodyBytes, starts, lengths);
+  if (typeof count !== 'number') return { error: count };
   const messages: Buffer[] = new Array(count);
-  let at = 4;
   for (let i = 0; i < count; i++) {
-    if (body.length - at < 4) return { error: { kind: 'truncated-size', index: i } };
-    const size = body.readInt32BE(at);
-    if (size <= 0) return { error: { kind: 'size', index: i, size } };
-    if (size > maxMsgBytes) return { error: { kind: 'too-big', index: i, size } };
-    at += 4;
-    if (body.length - at < size) return { error: { kind: 'truncated-body', index: i } };
-    messages[i] = body.subarray(at, at + size);
-    at += size;
+    const start = starts[i] as number;
+    messages[i] = body.subarray(start, start + (lengths[i] as number));
   }
   return { messages };
 }

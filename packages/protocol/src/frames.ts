@@ -1,3 +1,5 @@
+import { writeMessageIdHex } from './message-id.js';
+
 /**
  * Server → client frames (nsq-spec §2.3, §2.4).
  *
@@ -70,6 +72,17 @@ export function nsTimestampToMs(ts: NsTimestamp): number {
   return (ts.hi * TWO_POW_32 + ts.lo) / 1e6;
 }
 
+/** Writes a Unix-ms time as the int64 BE nanosecond timestamp of a message, without allocating. */
+export function writeNsTimestamp(out: Buffer, offset: number, ms: number): void {
+  const whole = Math.floor(ms);
+  const subNs = Math.round((ms - whole) * 1e6);
+  const msHi = Math.floor(whole / TWO_POW_32);
+  const lowProduct = (whole % TWO_POW_32) * 1e6 + subNs;
+  const carry = Math.floor(lowProduct / TWO_POW_32);
+  out.writeUInt32BE(msHi * 1e6 + carry, offset);
+  out.writeUInt32BE(lowProduct % TWO_POW_32, offset + 4);
+}
+
 /**
  * Writes the frame header and message header of a message frame at `offset` and returns the
  * offset where the body goes. The caller copies (or separately writes) the body.
@@ -89,6 +102,27 @@ export function writeMessageHeader(
   out.writeUInt32BE(tsLo, offset + 12);
   out.writeUInt16BE(attempts, offset + 16);
   out.write(id, offset + 18, 16, 'latin1');
+  return offset + FRAME_HEADER_BYTES + MESSAGE_HEADER_BYTES;
+}
+
+/**
+ * The broker's form of writeMessageHeader: publish time in Unix ms and the ID as two 32-bit
+ * halves, so writing a message allocates nothing.
+ */
+export function writeMessageHeaderRaw(
+  out: Buffer,
+  offset: number,
+  bodyLength: number,
+  timestampMs: number,
+  attempts: number,
+  idHi: number,
+  idLo: number,
+): number {
+  out.writeInt32BE(4 + MESSAGE_HEADER_BYTES + bodyLength, offset);
+  out.writeInt32BE(FrameType.Message, offset + 4);
+  writeNsTimestamp(out, offset + 8, timestampMs);
+  out.writeUInt16BE(attempts, offset + 16);
+  writeMessageIdHex(out, offset + 18, idHi, idLo);
   return offset + FRAME_HEADER_BYTES + MESSAGE_HEADER_BYTES;
 }
 

@@ -23,10 +23,29 @@ function currentTick(): number {
   return Math.floor((ms * 1e6) / 2 ** NS_PER_TICK_POW);
 }
 
+const HEX_BYTES = Buffer.from('0123456789abcdef', 'latin1');
+
+/** The 16-character hex form of an ID given as its two 32-bit halves. */
+export function messageIdHex(hi: number, lo: number): string {
+  return hex8(hi) + hex8(lo);
+}
+
+/** Writes the 16 hex characters of an ID straight into `out` (no string on the hot path). */
+export function writeMessageIdHex(out: Buffer, offset: number, hi: number, lo: number): void {
+  for (let i = 7; i >= 0; i--) {
+    out[offset + i] = HEX_BYTES[hi & 0xf] as number;
+    out[offset + 8 + i] = HEX_BYTES[lo & 0xf] as number;
+    hi >>>= 4;
+    lo >>>= 4;
+  }
+}
+
 export class MessageIdGenerator {
   private readonly nodeId: number;
   private lastTick = -1;
   private sequence = 0;
+  /** Low half of the ID last returned by nextHi(). */
+  lo = 0;
 
   constructor(nodeId: number) {
     if (!Number.isInteger(nodeId) || nodeId < 0 || nodeId >= 1024) {
@@ -37,6 +56,15 @@ export class MessageIdGenerator {
 
   /** Returns the next ID as its 16-character hex form. */
   next(): string {
+    const hi = this.nextHi();
+    return messageIdHex(hi, this.lo);
+  }
+
+  /**
+   * Generates the next ID without building its text: returns the high half and leaves the low
+   * half in `lo`. The broker keeps IDs as numbers and writes hex only on the wire.
+   */
+  nextHi(): number {
     let tick = currentTick() - TWIST_EPOCH;
     if (tick < this.lastTick) tick = this.lastTick; // wall clock stepped back: stay monotonic
     if (tick === this.lastTick) {
@@ -48,9 +76,8 @@ export class MessageIdGenerator {
     }
     this.lastTick = tick;
     // value = tick * 2^22 + node * 2^12 + seq, split into 32-bit halves.
-    const hi = Math.floor(tick / 1024);
-    const lo = (((tick % 1024) << 22) | (this.nodeId << 12) | this.sequence) >>> 0;
-    return hex8(hi % TWO_POW_32) + hex8(lo);
+    this.lo = (((tick % 1024) << 22) | (this.nodeId << 12) | this.sequence) >>> 0;
+    return Math.floor(tick / 1024) % TWO_POW_32;
   }
 }
 

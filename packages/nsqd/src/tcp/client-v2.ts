@@ -5,7 +5,6 @@ import {
   type CommandDecoder,
   type CommandHandler,
   decodeIdentifyBody,
-  decodeMpubBody,
   ErrorCode,
   encodeErrorFrame,
   encodeFrame,
@@ -21,7 +20,8 @@ import {
   MESSAGE_ID_LENGTH,
   OK_FRAME,
   ProtocolError,
-  writeMessageHeader,
+  scanMpubBody,
+  writeMessageHeaderRaw,
 } from '@nsq-ts/protocol';
 import type { Channel, Consumer } from '../channel.js';
 import { wallMs } from '../clock.js';
@@ -54,6 +54,8 @@ const SLAB_BYTES = 256 * 1024;
  */
 const MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
 const MAGIC = '  V2';
+/** Bodies above this go to the socket as they are instead of being copied into the slab. */
+const COPY_LIMIT_BYTES = 8 * 1024;
 
 function fatal(code: string, description: string): ProtocolError {
   return new ProtocolError(code, description, true);
@@ -86,6 +88,9 @@ export class ClientV2 implements Consumer, CommandHandler {
   finishCount = 0;
   requeueCount = 0;
   readonly pubCounts = new Map<string, number>();
+  /** Scratch arrays reused by every MPUB on this connection (message positions in the body). */
+  private readonly mpubStarts: number[] = [];
+  private readonly mpubLengths: number[] = [];
 
   private magic = '';
   private closed = false;
@@ -136,32 +141,31 @@ export class ClientV2 implements Consumer, CommandHandler {
    */
   deliver(msg: ChannelMessage): void {
     const record = msg.record;
-    const body = record.body;
+    const length = record.length;
     const headerBytes = FRAME_HEADER_BYTES + MESSAGE_HEADER_BYTES;
-    const frameBytes = headerBytes + body.length;
+    const frameBytes = headerBytes + length;
     this.inFlight++;
     this.messageCount++;
     this.cork();
-    if (frameBytes > this.outputBufferSize || frameBytes > 8 * 1024) {
-      this.ensureSlab(headerBytes);
-      writeMessageHeader(this.slab, this.slabPos, body.length, record.tsHi, record.tsLo, msg.attempts, record.id);
-      this.slabPos += headerBytes;
+    const large = frameBytes > this.outputBufferSize || frameBytes > COPY_LIMIT_BYTES;
+    if (!large && this.slabPos - this.slabStart + frameBytes > this.outputBufferSize) this.flushSlab();
+    this.ensureSlab(large ? headerBytes : frameBytes);
+    const at = writeMessageHeaderRaw(
+      this.slab,
+      this.slabPos,
+      length,
+      record.publishedAtMs,
+      msg.attempts,
+      record.idHi,
+      record.idLo,
+    );
+    if (large) {
+      this.slabPos = at;
       this.flushSlab();
-      this.socket.write(body);
+      this.socket.write(record.body);
     } else {
-      if (this.slabPos - this.slabStart + frameBytes > this.outputBufferSize) this.flushSlab();
-      this.ensureSlab(frameBytes);
-      const at = writeMessageHeader(
-        this.slab,
-        this.slabPos,
-        body.length,
-        record.tsHi,
-        record.tsLo,
-        msg.attempts,
-        record.id,
-      );
-      body.copy(this.slab, at);
-      this.slabPos = at + body.length;
+      record.data.copy(this.slab, at, record.start, record.start + length);
+      this.slabPos = at + length;
     }
     if (!this.dirty) {
       this.dirty = true;
@@ -562,7 +566,7 @@ export class ClientV2 implements Consumer, CommandHandler {
   private pub(cmd: Command): void {
     const body = this.readBody(cmd, ErrorCode.BadMessage, 'PUB', 'message body', false);
     const topicName = cmd.params[0] as string;
-    this.host.getTopic(topicName).publish([body]);
+    this.host.getTopic(topicName).publish(body);
     this.countPublished(topicName, 1);
     this.writeFrame(OK_FRAME);
   }
@@ -578,27 +582,26 @@ export class ClientV2 implements Consumer, CommandHandler {
   private mpub(cmd: Command): void {
     const body = this.readBody(cmd, ErrorCode.BadBody, 'MPUB', 'body', false);
     const o = this.options;
-    const decoded = decodeMpubBody(body, o.maxMsgSize, o.maxBodySize);
-    if ('error' in decoded) {
-      const e = decoded.error;
-      switch (e.kind) {
+    const count = scanMpubBody(body, o.maxMsgSize, o.maxBodySize, this.mpubStarts, this.mpubLengths);
+    if (typeof count !== 'number') {
+      switch (count.kind) {
         case 'count':
-          throw fatal(ErrorCode.BadBody, `MPUB invalid message count ${e.count}`);
+          throw fatal(ErrorCode.BadBody, `MPUB invalid message count ${count.count}`);
         case 'size':
-          throw fatal(ErrorCode.BadMessage, `MPUB invalid message(${e.index}) body size ${e.size}`);
+          throw fatal(ErrorCode.BadMessage, `MPUB invalid message(${count.index}) body size ${count.size}`);
         case 'too-big':
-          throw fatal(ErrorCode.BadMessage, `MPUB message too big ${e.size} > ${o.maxMsgSize}`);
+          throw fatal(ErrorCode.BadMessage, `MPUB message too big ${count.size} > ${o.maxMsgSize}`);
         case 'truncated':
           throw fatal(ErrorCode.BadBody, 'MPUB failed to read message count');
         case 'truncated-size':
-          throw fatal(ErrorCode.BadMessage, `MPUB failed to read message(${e.index}) body size`);
+          throw fatal(ErrorCode.BadMessage, `MPUB failed to read message(${count.index}) body size`);
         case 'truncated-body':
           throw fatal(ErrorCode.BadMessage, 'MPUB failed to read message body');
       }
     }
     const topicName = cmd.params[0] as string;
-    this.host.getTopic(topicName).publish(decoded.messages);
-    this.countPublished(topicName, decoded.messages.length);
+    this.host.getTopic(topicName).publishBatch(body, this.mpubStarts, this.mpubLengths, count);
+    this.countPublished(topicName, count);
     this.writeFrame(OK_FRAME);
   }
 

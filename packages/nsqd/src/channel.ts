@@ -1,6 +1,7 @@
 import { monotonicMs } from './clock.js';
 import type { BrokerContext } from './context.js';
 import { DeadlineTimer } from './deadline-timer.js';
+import { InFlightTable } from './in-flight-table.js';
 import { ChannelMessage, type MessageRecord } from './message.js';
 import { MinHeap } from './min-heap.js';
 import type { Topic } from './topic.js';
@@ -46,7 +47,7 @@ export class Channel {
   private readonly requeued: ChannelMessage[] = [];
   private requeuedHead = 0;
   readonly deferred = new MinHeap<ChannelMessage>();
-  readonly inFlight = new Map<string, ChannelMessage>();
+  readonly inFlight = new InFlightTable();
   private readonly inFlightHeap = new MinHeap<ChannelMessage>();
   private readonly inFlightTimer: DeadlineTimer;
   private readonly deferredTimer: DeadlineTimer;
@@ -141,7 +142,7 @@ export class Channel {
       msg.owner = consumer;
       msg.deliveredAt = now;
       msg.heapKey = now + consumer.msgTimeoutMs;
-      this.inFlight.set(msg.record.id, msg);
+      this.inFlight.add(msg);
       this.inFlightHeap.push(msg);
       consumer.deliver(msg);
     }
@@ -204,7 +205,7 @@ export class Channel {
     const msg = this.inFlight.get(id);
     if (msg === undefined) return FinishError.NotInFlight;
     if (msg.owner !== consumer) return FinishError.NotOwner;
-    this.inFlight.delete(id);
+    this.inFlight.delete(msg);
     this.inFlightHeap.remove(msg);
     msg.owner = null;
     return msg;
@@ -246,7 +247,7 @@ export class Channel {
     let top = this.inFlightHeap.peek();
     while (top !== undefined && top.heapKey <= now) {
       this.inFlightHeap.pop();
-      this.inFlight.delete(top.record.id);
+      this.inFlight.delete(top);
       const owner = top.owner as Consumer | null;
       top.owner = null;
       this.timeoutCount++;

@@ -95,10 +95,10 @@ export function decodeIdentifyBody(body: Buffer): IdentifyRequest {
   const target = request as unknown as Record<string, unknown>;
   for (const [rawKey, value] of Object.entries(parsed as Record<string, unknown>)) {
     const key = rawKey.toLowerCase() as keyof IdentifyRequest;
-    const kind = FIELDS[key];
-    if (kind === undefined || value === null) continue;
-    target[key] = coerce(key, kind, value);
+    if (!Object.hasOwn(FIELDS, key) || value === null) continue;
+    target[key] = coerce(key, FIELDS[key], value);
   }
+  rejectNonIntegerLiterals(body.toString('utf8'));
   return request;
 }
 
@@ -111,11 +111,29 @@ function coerce(key: string, kind: FieldKind, value: unknown): string | boolean 
       if (typeof value !== 'boolean') throw new IdentifyDecodeError(`${key} must be a boolean`);
       return value;
     default: {
-      const max = kind === 'int32' ? 2 ** 31 - 1 : Number.MAX_SAFE_INTEGER;
-      if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) > max) {
+      const [min, max] =
+        kind === 'int32' ? [-(2 ** 31), 2 ** 31 - 1] : [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
         throw new IdentifyDecodeError(`${key} must be an integer`);
       }
       return value;
+    }
+  }
+}
+
+/** `"key": number` pairs in JSON text (keys may contain escapes). */
+const NUMBER_MEMBER_RE = /"((?:[^"\\]|\\.)*)"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
+
+/**
+ * Go's decoder refuses `1000.0` or `1e3` for an int field even though the value is integral;
+ * JSON.parse cannot tell, so the literals of the integer fields are checked in the text.
+ */
+function rejectNonIntegerLiterals(text: string): void {
+  for (const m of text.matchAll(NUMBER_MEMBER_RE)) {
+    const key = (m[1] as string).toLowerCase();
+    const kind = Object.hasOwn(FIELDS, key) ? FIELDS[key as keyof IdentifyRequest] : undefined;
+    if ((kind === 'int' || kind === 'int32') && /[.eE]/.test(m[2] as string)) {
+      throw new IdentifyDecodeError(`${key} must be an integer`);
     }
   }
 }

@@ -121,19 +121,59 @@ function coerce(key: string, kind: FieldKind, value: unknown): string | boolean 
   }
 }
 
-/** `"key": number` pairs in JSON text (keys may contain escapes). */
-const NUMBER_MEMBER_RE = /"((?:[^"\\]|\\.)*)"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
-
 /**
  * Go's decoder refuses `1000.0` or `1e3` for an int field even though the value is integral;
- * JSON.parse cannot tell, so the literals of the integer fields are checked in the text.
+ * JSON.parse cannot tell, so the raw literals of the top-level integer fields are checked.
+ * `text` is known to be valid JSON (JSON.parse accepted it).
  */
 function rejectNonIntegerLiterals(text: string): void {
-  for (const m of text.matchAll(NUMBER_MEMBER_RE)) {
-    const key = (m[1] as string).toLowerCase();
+  let i = skipSpace(text, 0);
+  if (text[i] !== '{') return;
+  i = skipSpace(text, i + 1);
+  while (i < text.length && text[i] !== '}') {
+    const keyEnd = skipString(text, i);
+    const key = (JSON.parse(text.slice(i, keyEnd)) as string).toLowerCase();
+    const valueStart = skipSpace(text, skipSpace(text, keyEnd) + 1); // past the ':'
+    const valueEnd = skipValue(text, valueStart);
     const kind = Object.hasOwn(FIELDS, key) ? FIELDS[key as keyof IdentifyRequest] : undefined;
-    if ((kind === 'int' || kind === 'int32') && /[.eE]/.test(m[2] as string)) {
+    const literal = text.slice(valueStart, valueEnd);
+    if ((kind === 'int' || kind === 'int32') && /^-?\d/.test(literal) && /[.eE]/.test(literal)) {
       throw new IdentifyDecodeError(`${key} must be an integer`);
     }
+    i = skipSpace(text, valueEnd);
+    if (text[i] === ',') i = skipSpace(text, i + 1);
   }
+}
+
+function skipSpace(text: string, i: number): number {
+  while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  return i;
+}
+
+/** `i` is at an opening quote; returns the index after the closing one. */
+function skipString(text: string, i: number): number {
+  for (let j = i + 1; j < text.length; j++) {
+    if (text[j] === '\\') j++;
+    else if (text[j] === '"') return j + 1;
+  }
+  return text.length;
+}
+
+/** Returns the index after the JSON value starting at `i` (objects and arrays skipped whole). */
+function skipValue(text: string, i: number): number {
+  const c = text[i];
+  if (c === '"') return skipString(text, i);
+  if (c === '{' || c === '[') {
+    let depth = 0;
+    for (let j = i; j < text.length; j++) {
+      const d = text[j];
+      if (d === '"') j = skipString(text, j) - 1;
+      else if (d === '{' || d === '[') depth++;
+      else if ((d === '}' || d === ']') && --depth === 0) return j + 1;
+    }
+    return text.length;
+  }
+  let j = i;
+  while (j < text.length && !',}] \t\n\r'.includes(text[j] as string)) j++;
+  return j;
 }

@@ -600,6 +600,63 @@ describe('delivery', () => {
   });
 });
 
+describe('bad input', () => {
+  it('answers random bytes with an error or a close and keeps serving others', async () => {
+    const d = await nsqd({ maxBodySize: 64 * 1024, maxMsgSize: 16 * 1024 });
+    let seed = 42;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const fragments = [
+      'PUB t\n',
+      'MPUB t\n',
+      'IDENTIFY\n',
+      'SUB t c\n',
+      'RDY 9\n',
+      'FIN ',
+      '\n',
+      ' ',
+      '\xff\xff\xff\x7f',
+    ];
+    for (let round = 0; round < 40; round++) {
+      const c = await client(d);
+      let junk = '';
+      for (let i = 0; i < 20; i++) {
+        junk +=
+          random() < 0.5
+            ? (fragments[Math.floor(random() * fragments.length)] as string)
+            : String.fromCharCode(Math.floor(random() * 256));
+      }
+      c.write(junk);
+      c.socket.end();
+      await c.waitClosed();
+      for (const f of c.pending())
+        expect(f.type === FrameType.Error ? text(f) : 'ok').toMatch(/^(E_[A-Z_]+ |ok|E_BAD_PROTOCOL)/);
+    }
+    await publish(d, 't2', ['after the junk']);
+    const c = await subscribe(d, 't2', 'c');
+    c.write('RDY 1\n');
+    expect((await readMessage(c)).body.toString()).toBe('after the junk');
+    expect(d.nsqd.clients.size).toBe(1);
+  });
+
+  it('samples messages with sample_rate: a channel copy is dropped, not requeued', async () => {
+    const d = await nsqd();
+    const c = await subscribe(d, 't', 'c', { sample_rate: 30 });
+    c.write('RDY 2500\n');
+    const p = await client(d);
+    p.write(encodeCommand('MPUB', ['t'], encodeMpubBody(Array.from({ length: 1000 }, () => Buffer.from('m')))));
+    expect(text(await p.readFrame())).toBe('OK');
+    const channel = d.nsqd.topics.get('t')?.channels.get('c');
+    await eventually(() => expect(channel?.depth).toBe(0));
+    const delivered = channel?.inFlightCount ?? 0;
+    // nsqd keeps a message when rand(0..99) <= rate: 31 % expected.
+    expect(delivered).toBeGreaterThan(200);
+    expect(delivered).toBeLessThan(420);
+  });
+});
+
 describe('heartbeats and deadlines', () => {
   it('sends heartbeats at the negotiated interval and closes after two silent intervals', async () => {
     const d = await nsqd();

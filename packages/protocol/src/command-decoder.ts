@@ -18,6 +18,34 @@ export const MAX_LINE_BYTES = 16 * 1024;
 
 const LF = 0x0a;
 const CR = 0x0d;
+const SPACE = 0x20;
+
+/** Command names, so the frequent ones are shared strings rather than a new string per line. */
+const NAMES: readonly string[] = [
+  'FIN',
+  'RDY',
+  'REQ',
+  'PUB',
+  'NOP',
+  'SUB',
+  'CLS',
+  'MPUB',
+  'DPUB',
+  'AUTH',
+  'TOUCH',
+  'IDENTIFY',
+];
+
+function commandName(buf: Buffer, start: number, end: number): string {
+  const length = end - start;
+  for (const known of NAMES) {
+    if (known.length !== length) continue;
+    let i = 0;
+    while (i < length && buf[start + i] === known.charCodeAt(i)) i++;
+    if (i === length) return known;
+  }
+  return buf.toString('latin1', start, end);
+}
 const SIZE_BYTES = 4;
 
 export interface Command {
@@ -167,12 +195,23 @@ export class CommandDecoder {
     }
     let end = nl;
     if (end > this.pos && buf[end - 1] === CR) end--;
-    // latin1 maps bytes 1:1 to chars, so names echoed in errors keep their exact bytes.
-    const line = buf.toString('latin1', this.pos, end);
+    // Split on single spaces straight from the bytes (no whole-line string), with the command
+    // name interned. latin1 maps bytes 1:1 to chars, so names echoed in errors keep their bytes.
+    let sp = this.pos;
+    while (sp < end && buf[sp] !== SPACE) sp++;
+    const name = commandName(buf, this.pos, sp);
+    const params: string[] = [];
+    if (sp < end) {
+      let at = sp + 1;
+      for (;;) {
+        let next = at;
+        while (next < end && buf[next] !== SPACE) next++;
+        params.push(buf.toString('latin1', at, next));
+        if (next >= end) break;
+        at = next + 1;
+      }
+    }
     this.pos = nl + 1;
-    const space = line.indexOf(' ');
-    const name = space < 0 ? line : line.slice(0, space);
-    const params = space < 0 ? [] : line.slice(space + 1).split(' ');
     if (BODY_COMMANDS.has(name)) {
       const cmd: Command = { name, params, body: null, bodySize: -1 };
       this.current = cmd;

@@ -8,7 +8,7 @@ import type { BrokerContext } from './context.js';
 import { createHttpApi } from './http/http-api.js';
 import { createLogger, type Logger } from './logger.js';
 import { defaultNodeId } from './node-id.js';
-import { defaultNsqdOptions, type NsqdOptions } from './options.js';
+import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
 import { Topic } from './topic.js';
 
@@ -23,6 +23,8 @@ export class Nsqd implements BrokerContext, ClientHost {
   readonly topics = new Map<string, Topic>();
   readonly clients = new Set<ClientV2>();
   private nextClientId = 1;
+  /** Unix seconds of construction, as /info and /stats report it. */
+  readonly startTimeS = Math.floor(Date.now() / 1000);
 
   private tcpServer: Server | null = null;
   private http: FastifyInstance | null = null;
@@ -148,8 +150,20 @@ export class Nsqd implements BrokerContext, ClientHost {
     if (this.topics.get(topic.name) === topic) this.deleteTopic(topic.name);
   }
 
+  /** null when healthy, else why not (the last disk write failed: storage issue). */
   healthError(): string | null {
     return null;
+  }
+
+  /** `PUT /config/nsqlookupd_tcp_addresses`: takes effect in the lookupd connector. */
+  setLookupdTcpAddresses(addresses: string[]): void {
+    this.options.lookupdTcpAddresses = [...addresses];
+  }
+
+  /** `PUT /config/log_level`. */
+  setLogLevel(level: LogLevel): void {
+    this.options.logLevel = level;
+    this.logger.level = level;
   }
 
   // ---- the per-tick scheduler ----

@@ -1,22 +1,347 @@
-import Fastify, { type FastifyInstance } from 'fastify';
-
-/** What the HTTP API reads from the broker. */
-export interface HttpHost {
-  /** null when healthy, else the reason (nsq-spec §3: `/ping` answers 500 `NOK - reason`). */
-  healthError(): string | null;
-}
+import type { IncomingMessage } from 'node:http';
+import { hostname } from 'node:os';
+import { isValidChannelName, isValidTopicName, scanMpubBody } from '@nsq-ts/protocol';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { NSQD_FLAGS } from '../config/nsqd-flags.js';
+import type { Nsqd } from '../nsqd.js';
+import { LOG_LEVELS, type LogLevel } from '../options.js';
+import type { Topic } from '../topic.js';
+import { VERSION } from '../version.js';
+import { boolParam, firstValue, type GoQuery, parseGoQuery } from './go-query.js';
 
 /**
- * nsqd's HTTP API. This issue serves `/ping` for readiness checks; the full API (nsq-spec §3)
- * is built on the same instance.
+ * nsqd's HTTP API (nsq-spec §3), NSQ's "V1" conventions throughout: every response but /ping
+ * carries `X-NSQ-Content-Type: nsq; version=1.0`; objects are bare JSON, strings plain text,
+ * actions an empty body without Content-Type, errors `{"message":"CODE"}` with the handler's
+ * status; unknown paths 404 NOT_FOUND, known paths with the wrong method 405.
  */
-export function createHttpApi(host: HttpHost): FastifyInstance {
-  const app = Fastify({ logger: false });
-  app.get('/ping', async (_request, reply) => {
-    const err = host.healthError();
-    reply.type('text/plain; charset=utf-8');
+
+const NSQ_HEADER = 'X-NSQ-Content-Type';
+const NSQ_HEADER_VALUE = 'nsq; version=1.0';
+const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+
+/** An error answered as `{"message": code}` with `status`. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(code);
+  }
+}
+
+type Handler = (req: FastifyRequest, query: GoQuery) => Promise<unknown> | unknown;
+
+/** What a handler returns: an object (JSON), text, or nothing (empty 200). */
+const EMPTY = Symbol('empty');
+class Text {
+  constructor(readonly text: string) {}
+}
+
+export function createHttpApi(nsqd: Nsqd): FastifyInstance {
+  const app = Fastify({ logger: false, exposeHeadRoutes: false, return503OnClosing: false });
+  const allowed = new Map<string, string[]>();
+
+  // Bodies are read by the handlers that want one (/pub, /mpub, PUT /config), with NSQ's limits
+  // checked before buffering; every other body is ignored, as nsqd ignores it.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+  function route(method: 'GET' | 'POST' | 'PUT', path: string, handler: Handler): void {
+    allowed.set(path, [...(allowed.get(path) ?? []), method]);
+    app.route({
+      method,
+      url: path,
+      handler: async (req, reply) => {
+        const rawQuery = (req.raw.url ?? '').split('?')[1] ?? '';
+        const query = parseGoQuery(rawQuery);
+        try {
+          if (query === null) throw new HttpError(400, 'INVALID_REQUEST');
+          return sendV1(reply, await handler(req, query));
+        } catch (err) {
+          if (err instanceof HttpError) return sendError(reply, err.status, err.code);
+          nsqd.logger.error(`HTTP: ${req.method} ${req.url} - ${err instanceof Error ? err.message : String(err)}`);
+          return sendError(reply, 500, 'INTERNAL_ERROR');
+        }
+      },
+    });
+  }
+
+  app.get('/ping', async (_req, reply) => {
+    const err = nsqd.healthError();
+    reply.type(TEXT_TYPE);
     if (err !== null) return reply.code(500).send(`NOK - ${err}`);
     return reply.send('OK');
   });
+  allowed.set('/ping', ['GET']);
+
+  route('GET', '/info', () => ({
+    version: VERSION,
+    broadcast_address: nsqd.options.broadcastAddress,
+    hostname: hostname(),
+    http_port: portOf(nsqd.httpAddress),
+    tcp_port: portOf(nsqd.tcpAddress),
+    start_time: nsqd.startTimeS,
+    max_heartbeat_interval: nsqd.options.maxHeartbeatIntervalMs * 1e6,
+    max_output_buffer_size: nsqd.options.maxOutputBufferSize,
+    max_output_buffer_timeout: nsqd.options.maxOutputBufferTimeoutMs * 1e6,
+    max_deflate_level: nsqd.options.maxDeflateLevel,
+  }));
+
+  route('POST', '/pub', async (req, query) => {
+    const o = nsqd.options;
+    // The body is checked before the topic (nsq-spec §3.2).
+    if (contentLength(req.raw) > o.maxMsgSize) throw new HttpError(413, 'MSG_TOO_BIG');
+    const body = await readBody(req.raw, o.maxMsgSize);
+    if (body === null) throw new HttpError(413, 'MSG_TOO_BIG');
+    if (body.length === 0) throw new HttpError(400, 'MSG_EMPTY');
+    const topic = topicFromQuery(query);
+    const deferText = firstValue(query, 'defer');
+    if (deferText !== null) {
+      const deferMs = /^[+-]?\d+$/.test(deferText) ? Number(deferText) : Number.NaN;
+      if (!(deferMs >= 0 && deferMs <= o.maxReqTimeoutMs)) throw new HttpError(400, 'INVALID_DEFER');
+      topic.publishDeferred(body, deferMs);
+    } else {
+      topic.publish(body);
+    }
+    return new Text('OK');
+  });
+
+  route('POST', '/mpub', async (req, query) => {
+    const o = nsqd.options;
+    if (contentLength(req.raw) > o.maxBodySize) throw new HttpError(413, 'BODY_TOO_BIG');
+    const topic = topicFromQuery(query);
+    const body = await readBody(req.raw, o.maxBodySize);
+    if (body === null) throw new HttpError(413, 'BODY_TOO_BIG');
+    const binary = firstValue(query, 'binary');
+    if (binary !== null && binary !== 'false' && binary !== '0') {
+      publishBinary(topic, body);
+    } else {
+      publishLines(topic, body);
+    }
+    return new Text('OK');
+  });
+
+  function publishBinary(topic: Topic, body: Buffer): void {
+    const o = nsqd.options;
+    const starts: number[] = [];
+    const lengths: number[] = [];
+    const count = scanMpubBody(body, o.maxMsgSize, o.maxBodySize, starts, lengths);
+    if (typeof count !== 'number') {
+      // The TCP error code without its `E_` (nsq-spec §3.2).
+      const code = count.kind === 'count' || count.kind === 'truncated' ? 'BAD_BODY' : 'BAD_MESSAGE';
+      throw new HttpError(413, code);
+    }
+    topic.publishBatch(body, starts, lengths, count);
+  }
+
+  /** Text mode: one message per line, empty lines skipped, all validated before any is kept. */
+  function publishLines(topic: Topic, body: Buffer): void {
+    const starts: number[] = [];
+    const lengths: number[] = [];
+    let at = 0;
+    while (at < body.length) {
+      let nl = body.indexOf(0x0a, at);
+      if (nl < 0) nl = body.length;
+      const length = nl - at;
+      if (length > nsqd.options.maxMsgSize) throw new HttpError(413, 'MSG_TOO_BIG');
+      if (length > 0) {
+        starts.push(at);
+        lengths.push(length);
+      }
+      at = nl + 1;
+    }
+    if (starts.length > 0) topic.publishBatch(body, starts, lengths, starts.length);
+  }
+
+  // ---- topics ----
+
+  route('POST', '/topic/create', (_req, query) => {
+    topicFromQuery(query);
+    return EMPTY;
+  });
+
+  route('POST', '/topic/delete', (_req, query) => {
+    const name = firstValue(query, 'topic');
+    if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
+    if (!nsqd.deleteTopic(name)) throw new HttpError(404, 'TOPIC_NOT_FOUND');
+    return EMPTY;
+  });
+
+  route('POST', '/topic/empty', (_req, query) => {
+    const name = firstValue(query, 'topic');
+    if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
+    if (!isValidTopicName(name)) throw new HttpError(400, 'INVALID_TOPIC');
+    existingTopic(name).empty();
+    return EMPTY;
+  });
+
+  for (const action of ['pause', 'unpause'] as const) {
+    route('POST', `/topic/${action}`, (_req, query) => {
+      const name = firstValue(query, 'topic');
+      if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
+      const topic = existingTopic(name);
+      if (action === 'pause') topic.pause();
+      else topic.unpause();
+      return EMPTY;
+    });
+  }
+
+  // ---- channels: the topic must exist (nsq-spec §7.20) ----
+
+  function topicAndChannel(query: GoQuery): { topic: Topic; channelName: string } {
+    const topicName = firstValue(query, 'topic');
+    if (topicName === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
+    if (!isValidTopicName(topicName)) throw new HttpError(400, 'INVALID_ARG_TOPIC');
+    const channelName = firstValue(query, 'channel');
+    if (channelName === null) throw new HttpError(400, 'MISSING_ARG_CHANNEL');
+    if (!isValidChannelName(channelName)) throw new HttpError(400, 'INVALID_ARG_CHANNEL');
+    return { topic: existingTopic(topicName), channelName };
+  }
+
+  route('POST', '/channel/create', (_req, query) => {
+    const { topic, channelName } = topicAndChannel(query);
+    topic.getChannel(channelName);
+    return EMPTY;
+  });
+
+  route('POST', '/channel/delete', (_req, query) => {
+    const { topic, channelName } = topicAndChannel(query);
+    if (!topic.deleteChannel(channelName)) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
+    return EMPTY;
+  });
+
+  for (const action of ['empty', 'pause', 'unpause'] as const) {
+    route('POST', `/channel/${action}`, (_req, query) => {
+      const { topic, channelName } = topicAndChannel(query);
+      const channel = topic.channels.get(channelName);
+      if (channel === undefined) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
+      if (action === 'empty') channel.empty();
+      else if (action === 'pause') channel.pause();
+      else channel.unpause();
+      return EMPTY;
+    });
+  }
+
+  // ---- config ----
+
+  route('GET', '/config/:opt', (req) => configValue((req.params as { opt: string }).opt));
+
+  route('PUT', '/config/:opt', async (req) => {
+    const opt = (req.params as { opt: string }).opt;
+    const limit = nsqd.options.maxMsgSize;
+    const body = await readBody(req.raw, limit);
+    if (body === null || body.length === 0) throw new HttpError(413, 'INVALID_VALUE');
+    const text = body.toString('utf8');
+    if (opt === 'nsqlookupd_tcp_addresses') {
+      let addresses: unknown;
+      try {
+        addresses = JSON.parse(text);
+      } catch {
+        throw new HttpError(400, 'INVALID_VALUE');
+      }
+      if (!Array.isArray(addresses) || !addresses.every((a) => typeof a === 'string')) {
+        throw new HttpError(400, 'INVALID_VALUE');
+      }
+      nsqd.setLookupdTcpAddresses(addresses);
+    } else if (opt === 'log_level') {
+      const level = LOG_LEVELS.find((l) => l === text.trim().toLowerCase());
+      if (level === undefined) throw new HttpError(400, 'INVALID_VALUE');
+      nsqd.setLogLevel(level);
+    } else {
+      throw new HttpError(400, 'INVALID_OPTION');
+    }
+    return configValue(opt);
+  });
+
+  /** Go's JSON of an option: durations in ns, the log level as NSQ's number (INFO = 2). */
+  function configValue(opt: string): unknown {
+    const flag = NSQD_FLAGS.find((f) => f.option !== null && f.configKeys[0] === opt);
+    if (flag === undefined || flag.option === null) throw new HttpError(400, 'INVALID_OPTION');
+    const value = nsqd.options[flag.option];
+    if (flag.option === 'logLevel') return LOG_LEVELS.indexOf(value as LogLevel) + 1;
+    if (flag.spec.type === 'duration') return (value as number) * 1e6;
+    return value;
+  }
+
+  // ---- helpers ----
+
+  /** Returns the topic named by `?topic=`, creating it (PUB and /topic/create auto-create). */
+  function topicFromQuery(query: GoQuery): Topic {
+    const name = firstValue(query, 'topic');
+    if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
+    if (!isValidTopicName(name)) throw new HttpError(400, 'INVALID_TOPIC');
+    return nsqd.getTopic(name);
+  }
+
+  function existingTopic(name: string): Topic {
+    const topic = nsqd.topics.get(name);
+    if (topic === undefined) throw new HttpError(404, 'TOPIC_NOT_FOUND');
+    return topic;
+  }
+
+  app.setNotFoundHandler((req, reply) => {
+    const path = (req.raw.url ?? '').split('?')[0] ?? '';
+    const methods = allowed.get(path) ?? (path.startsWith('/config/') ? allowed.get('/config/:opt') : undefined);
+    if (methods !== undefined) {
+      reply.header('Allow', methods.join(', '));
+      return sendError(reply, 405, 'METHOD_NOT_ALLOWED');
+    }
+    return sendError(reply, 404, 'NOT_FOUND');
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    nsqd.logger.error(`HTTP: ${req.method} ${req.url} - ${err instanceof Error ? err.message : String(err)}`);
+    return sendError(reply, 500, 'INTERNAL_ERROR');
+  });
+
   return app;
+}
+
+function sendV1(reply: FastifyReply, result: unknown): FastifyReply {
+  reply.header(NSQ_HEADER, NSQ_HEADER_VALUE);
+  if (result === EMPTY) return reply.code(200).send();
+  if (result instanceof Text) return reply.code(200).type(TEXT_TYPE).send(result.text);
+  return reply.code(200).type(JSON_TYPE).send(JSON.stringify(result));
+}
+
+function sendError(reply: FastifyReply, status: number, code: string): FastifyReply {
+  return reply
+    .code(status)
+    .header(NSQ_HEADER, NSQ_HEADER_VALUE)
+    .type(JSON_TYPE)
+    .send(JSON.stringify({ message: code }));
+}
+
+function portOf(address: string): number {
+  return address === '' ? -1 : Number(address.slice(address.lastIndexOf(':') + 1));
+}
+
+function contentLength(req: IncomingMessage): number {
+  const header = req.headers['content-length'];
+  return header === undefined ? -1 : Number(header);
+}
+
+/** Reads the request body, or returns null as soon as it exceeds `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let done = false;
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      total += chunk.length;
+      if (total > limit) {
+        done = true;
+        resolve(null);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!done) resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total));
+    });
+    req.on('error', reject);
+  });
 }

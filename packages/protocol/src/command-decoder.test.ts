@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { chunkings, copy } from './chunkings.test-util.js';
 import {
   type Command,
   CommandDecoder,
@@ -44,46 +45,6 @@ function pattern(size: number, seed = 7): Buffer {
   const b = Buffer.allocUnsafe(size);
   for (let i = 0; i < size; i++) b[i] = (i * 31 + seed + (i >>> 8)) & 0xff;
   return b;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Chunkings: every fixture is fed whole, byte by byte, split at every offset and (for small
-// fixtures) split at every pair of offsets. Chunks are fresh copies, so the decoder cannot
-// accidentally depend on the fixture's memory.
-// ---------------------------------------------------------------------------------------------
-
-interface Chunking {
-  label: string;
-  chunks: Buffer[];
-}
-
-function copy(data: Buffer, start: number, end: number): Buffer {
-  return Buffer.from(data.subarray(start, end));
-}
-
-function* chunkings(data: Buffer, options: { pairs?: boolean; offsets?: Iterable<number> } = {}): Generator<Chunking> {
-  yield { label: 'whole', chunks: [copy(data, 0, data.length)] };
-  const bytes: Buffer[] = [];
-  for (let i = 0; i < data.length; i++) bytes.push(copy(data, i, i + 1));
-  yield { label: 'byte by byte', chunks: bytes };
-  const offsets = options.offsets ?? range(1, data.length);
-  for (const i of offsets) {
-    yield { label: `split at ${i}`, chunks: [copy(data, 0, i), copy(data, i, data.length)] };
-  }
-  if (options.pairs ?? data.length <= 200) {
-    for (let i = 1; i < data.length; i++) {
-      for (let j = i + 1; j < data.length; j++) {
-        yield {
-          label: `split at ${i} and ${j}`,
-          chunks: [copy(data, 0, i), copy(data, i, j), copy(data, j, data.length)],
-        };
-      }
-    }
-  }
-}
-
-function* range(from: number, to: number): Generator<number> {
-  for (let i = from; i < to; i++) yield i;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { chunkings, copy } from './chunkings.test-util.js';
 import { FrameDecodeError, FrameDecoder } from './frame-decoder.js';
 import { FrameType } from './frames.js';
 
@@ -25,35 +26,6 @@ function pattern(size: number, seed = 3): Buffer {
   const b = Buffer.allocUnsafe(size);
   for (let i = 0; i < size; i++) b[i] = (i * 131 + seed + (i >>> 10)) & 0xff;
   return b;
-}
-
-interface Chunking {
-  label: string;
-  chunks: Buffer[];
-}
-
-function copy(data: Buffer, start: number, end: number): Buffer {
-  return Buffer.from(data.subarray(start, end));
-}
-
-/** Whole, byte by byte, split at every offset, and (small fixtures) split at every pair of offsets. */
-function* chunkings(data: Buffer, options: { pairs?: boolean; offsets?: Iterable<number> } = {}): Generator<Chunking> {
-  yield { label: 'whole', chunks: [copy(data, 0, data.length)] };
-  const bytes: Buffer[] = [];
-  for (let i = 0; i < data.length; i++) bytes.push(copy(data, i, i + 1));
-  yield { label: 'byte by byte', chunks: bytes };
-  const offsets = options.offsets ?? Array.from({ length: Math.max(0, data.length - 1) }, (_, i) => i + 1);
-  for (const i of offsets) yield { label: `split at ${i}`, chunks: [copy(data, 0, i), copy(data, i, data.length)] };
-  if (options.pairs ?? data.length <= 300) {
-    for (let i = 1; i < data.length; i++) {
-      for (let j = i + 1; j < data.length; j++) {
-        yield {
-          label: `split at ${i} and ${j}`,
-          chunks: [copy(data, 0, i), copy(data, i, j), copy(data, j, data.length)],
-        };
-      }
-    }
-  }
 }
 
 interface Decoded {
@@ -82,7 +54,7 @@ function expectAllChunkings(
 ) {
   const want = JSON.stringify(expected);
   let n = 0;
-  for (const { label, chunks } of chunkings(data, options)) {
+  for (const { label, chunks } of chunkings(data, { pairsUpTo: 300, ...options })) {
     const got = decodeAll(chunks);
     if (JSON.stringify(got) !== want) expect(got, label).toEqual(expected);
     n++;

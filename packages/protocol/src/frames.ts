@@ -83,6 +83,14 @@ export function writeNsTimestamp(out: Buffer, offset: number, ms: number): void 
   out.writeUInt32BE(lowProduct % TWO_POW_32, offset + 4);
 }
 
+/** Frame size and type, and attempts; returns where the body goes. */
+function writeMessagePrefix(out: Buffer, offset: number, bodyLength: number, attempts: number): number {
+  out.writeInt32BE(4 + MESSAGE_HEADER_BYTES + bodyLength, offset);
+  out.writeInt32BE(FrameType.Message, offset + 4);
+  out.writeUInt16BE(attempts, offset + 16);
+  return offset + FRAME_HEADER_BYTES + MESSAGE_HEADER_BYTES;
+}
+
 /**
  * Writes the frame header and message header of a message frame at `offset` and returns the
  * offset where the body goes. The caller copies (or separately writes) the body.
@@ -96,13 +104,10 @@ export function writeMessageHeader(
   attempts: number,
   id: string,
 ): number {
-  out.writeInt32BE(4 + MESSAGE_HEADER_BYTES + bodyLength, offset);
-  out.writeInt32BE(FrameType.Message, offset + 4);
   out.writeUInt32BE(tsHi, offset + 8);
   out.writeUInt32BE(tsLo, offset + 12);
-  out.writeUInt16BE(attempts, offset + 16);
   out.write(id, offset + 18, 16, 'latin1');
-  return offset + FRAME_HEADER_BYTES + MESSAGE_HEADER_BYTES;
+  return writeMessagePrefix(out, offset, bodyLength, attempts);
 }
 
 /**
@@ -118,12 +123,9 @@ export function writeMessageHeaderRaw(
   idHi: number,
   idLo: number,
 ): number {
-  out.writeInt32BE(4 + MESSAGE_HEADER_BYTES + bodyLength, offset);
-  out.writeInt32BE(FrameType.Message, offset + 4);
   writeNsTimestamp(out, offset + 8, timestampMs);
-  out.writeUInt16BE(attempts, offset + 16);
   writeMessageIdHex(out, offset + 18, idHi, idLo);
-  return offset + FRAME_HEADER_BYTES + MESSAGE_HEADER_BYTES;
+  return writeMessagePrefix(out, offset, bodyLength, attempts);
 }
 
 /** A whole message frame in a new buffer (tests, tools; the broker writes into its slab). */

@@ -2,8 +2,7 @@
 // nsqd: reads NSQ's flags (and --config TOML), runs the broker, and shuts it down cleanly on
 // SIGINT/SIGTERM (nsq-spec §5.7). Exit codes follow Go's: 2 for a bad command line, 1 for a fatal
 // config or start-up error, 0 after --version, --help or a clean shutdown.
-import { FlagError } from '../dist/config/go-flags.js';
-import { nsqdVersionLine, parseNsqdArgs } from '../dist/config/nsqd-flags.js';
+import { FlagError, nsqdVersionLine, parseNsqdArgs } from '../dist/config/nsqd-flags.js';
 
 async function main() {
   let args;

@@ -1,8 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { CommandDecoder, isValidTopicName } from '@nsq-ts/protocol';
+import { CommandDecoder, formatHostPort, isValidTopicName, parseHostPort } from '@nsq-ts/protocol';
 import type { FastifyInstance } from 'fastify';
-import { formatHostPort, parseHostPort } from './address.js';
 import type { Channel } from './channel.js';
 import type { BrokerContext } from './context.js';
 import { createHttpApi } from './http/http-api.js';

@@ -1,3 +1,5 @@
+import type { LogLevel } from '@nsq-ts/protocol';
+
 /**
  * nsqd's options: NSQ v1.3.0's flags (nsq-spec §5.12) in camelCase with units in their names.
  * Durations are milliseconds. The flag parser (config/) maps `--max-msg-timeout=15m` etc. here.
@@ -60,8 +62,7 @@ export interface NsqdOptions {
   snappy: boolean;
 }
 
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel } from '@nsq-ts/protocol';
 
 export function defaultNsqdOptions(): NsqdOptions {
   return {

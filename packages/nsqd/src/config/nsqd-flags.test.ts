@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FlagError, FlagErrorCode } from '@nsq-ts/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultNsqdOptions, type NsqdOptions } from '../options.js';
-import { FlagError, FlagErrorCode } from './go-flags.js';
 import {
   NSQD_FLAGS,
   type NsqdArgs,

@@ -1,18 +1,21 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseToml } from 'smol-toml';
-import { goQuoteText } from '../go-format.js';
-import { defaultNsqdOptions, LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
-import { VERSION } from '../version.js';
 import {
   FlagError,
   FlagErrorCode,
   type FlagSpec,
   type FlagValue,
+  flagValueFromConfig,
   formatGoUsage,
-  parseFlagValue,
+  goQuoteText,
   parseGoBool,
   parseGoFlags,
-} from './go-flags.js';
+} from '@nsq-ts/protocol';
+import { parse as parseToml } from 'smol-toml';
+import { defaultNsqdOptions, LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
+import { VERSION } from '../version.js';
+
+/** Re-exported for bin/nsqd.js, which loads only this module before it knows it will run. */
+export { FlagError } from '@nsq-ts/protocol';
 
 /**
  * nsqd's command line and config file (nsq-spec §5.12): every flag of NSQ v1.3.0 under NSQ's name,
@@ -389,7 +392,7 @@ export function parseNsqdArgs(argv: readonly string[]): NsqdArgs {
       );
     }
     if (present.length === 1) {
-      values.set(name, coerceConfigValue(flag.spec, present[0], config[present[0]]));
+      values.set(name, flagValueFromConfig(flag.spec, present[0], config[present[0]]));
       explicit.add(name);
       continue;
     }
@@ -499,70 +502,6 @@ function loadConfigFile(path: string): ConfigTable {
 function unknownConfigKeys(config: ConfigTable): string[] {
   const known = new Set(NSQD_FLAGS.flatMap((f) => f.configKeys));
   return Object.keys(config).filter((key) => !known.has(key));
-}
-
-/**
- * A TOML value as a flag value. Strings parse as on the command line, so `msg_timeout = "60s"` and
- * `tls_required = "tcp-https"` work; besides: integers for durations are milliseconds (as in
- * go-options); arrays, or one comma-separated string, for the repeatable flags; booleans and
- * numbers for the NSQ custom types (`tls_required = true`).
- */
-function coerceConfigValue(spec: FlagSpec, key: string, raw: unknown): FlagValue {
-  const bad = (reason: string, cause?: unknown) =>
-    new FlagError(FlagErrorCode.InvalidConfig, `invalid value ${describe(raw)} for config key ${key}: ${reason}`, key, {
-      cause,
-    });
-  const fromText = (text: string, previous: (string | number)[] = []): FlagValue => {
-    try {
-      return parseFlagValue(spec, text, previous);
-    } catch (err) {
-      throw bad(err instanceof Error ? err.message : String(err), err);
-    }
-  };
-  switch (spec.type) {
-    case 'string':
-      if (typeof raw === 'string') return raw;
-      throw bad('expected a string');
-    case 'int':
-      if (typeof raw === 'number' && Number.isSafeInteger(raw)) return raw;
-      if (typeof raw === 'string') return fromText(raw);
-      throw bad('expected an integer');
-    case 'bool':
-      if (typeof raw === 'boolean') return raw;
-      if (typeof raw === 'string') return fromText(raw);
-      throw bad('expected true or false');
-    case 'duration':
-      if (typeof raw === 'string') return fromText(raw);
-      if (typeof raw === 'number' && Number.isSafeInteger(raw)) return raw;
-      throw bad('expected a duration string such as "60s" or an integer number of milliseconds');
-    case 'float':
-      if (typeof raw === 'number') return raw;
-      if (typeof raw === 'string') return fromText(raw);
-      throw bad('expected a number');
-    case 'string-array':
-      if (typeof raw === 'string') return raw === '' ? [] : raw.split(',');
-      if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) return [...raw];
-      throw bad('expected an array of strings');
-    case 'float-array':
-      if (typeof raw === 'number') return [raw];
-      if (typeof raw === 'string') return fromText(raw);
-      if (Array.isArray(raw) && raw.every((v) => typeof v === 'number')) return [...raw];
-      throw bad('expected an array of numbers');
-    case 'custom':
-      if (typeof raw === 'string' || typeof raw === 'boolean' || typeof raw === 'number') return fromText(String(raw));
-      throw bad('expected a string');
-  }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return goQuoteText(value);
-  if (typeof value === 'bigint') return String(value);
-  if (value instanceof Date) return value.toISOString();
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
 }
 
 /** The flag table entry for a name (without dashes), for tools that document or map flags. */

@@ -1,13 +1,20 @@
 import type { IncomingMessage } from 'node:http';
 import { hostname } from 'node:os';
-import { isValidChannelName, isValidTopicName, scanMpubBody } from '@nsq-ts/protocol';
+import {
+  boolParam,
+  firstValue,
+  type GoQuery,
+  isValidChannelName,
+  isValidTopicName,
+  parseGoQuery,
+  scanMpubBody,
+} from '@nsq-ts/protocol';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';
 import type { Nsqd } from '../nsqd.js';
 import { LOG_LEVELS, type LogLevel } from '../options.js';
 import type { Topic } from '../topic.js';
 import { VERSION } from '../version.js';
-import { boolParam, firstValue, type GoQuery, parseGoQuery } from './go-query.js';
 
 /**
  * nsqd's HTTP API (nsq-spec §3), NSQ's "V1" conventions throughout: every response but /ping

@@ -11,6 +11,7 @@ import {
   encodeResponse,
   FRAME_HEADER_BYTES,
   FrameType,
+  goQuote,
   HEARTBEAT_FRAME,
   type IdentifyRequest,
   type IdentifyResponse,
@@ -20,12 +21,12 @@ import {
   MESSAGE_ID_LENGTH,
   OK_FRAME,
   ProtocolError,
+  parseBase10,
   scanMpubBody,
   writeMessageHeaderRaw,
 } from '@nsq-ts/protocol';
 import type { Channel, Consumer } from '../channel.js';
 import { wallMs } from '../clock.js';
-import { goQuote, parseBase10 } from '../go-format.js';
 import type { Logger } from '../logger.js';
 import type { ChannelMessage } from '../message.js';
 import type { NsqdOptions } from '../options.js';

@@ -1,4 +1,4 @@
-import { goQuoteText } from '../go-format.js';
+import { goQuoteText } from './go-format.js';
 // Hand-written: no npm parser accepts Go's `flag` syntax. util.parseArgs, minimist, arg and commander read
 // `-foo` as the short options f, o, o, and none has Go's bool rule, duration values or error texts.
 /**
@@ -219,6 +219,78 @@ function defaultValue(spec: FlagSpec): FlagValue {
   if (spec.type === 'string-array') return [...spec.default];
   if (spec.type === 'float-array') return [...spec.default];
   return spec.default;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config files
+
+/**
+ * A config-file (TOML) value for `spec`, read from `key`. Strings parse as on the command line, so
+ * `msg_timeout = "60s"` and `tls_required = "tcp-https"` work; besides: integers for durations are
+ * milliseconds (as in go-options); arrays, or one comma-separated string, for the repeatable flags;
+ * booleans and numbers for the custom types (`tls_required = true`). Throws FlagError (InvalidConfig).
+ */
+export function flagValueFromConfig(spec: FlagSpec, key: string, raw: unknown): FlagValue {
+  const bad = (reason: string, cause?: unknown) =>
+    new FlagError(
+      FlagErrorCode.InvalidConfig,
+      `invalid value ${describeConfigValue(raw)} for config key ${key}: ${reason}`,
+      key,
+      {
+        cause,
+      },
+    );
+  const fromText = (text: string, previous: (string | number)[] = []): FlagValue => {
+    try {
+      return parseFlagValue(spec, text, previous);
+    } catch (err) {
+      throw bad(err instanceof Error ? err.message : String(err), err);
+    }
+  };
+  switch (spec.type) {
+    case 'string':
+      if (typeof raw === 'string') return raw;
+      throw bad('expected a string');
+    case 'int':
+      if (typeof raw === 'number' && Number.isSafeInteger(raw)) return raw;
+      if (typeof raw === 'string') return fromText(raw);
+      throw bad('expected an integer');
+    case 'bool':
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string') return fromText(raw);
+      throw bad('expected true or false');
+    case 'duration':
+      if (typeof raw === 'string') return fromText(raw);
+      if (typeof raw === 'number' && Number.isSafeInteger(raw)) return raw;
+      throw bad('expected a duration string such as "60s" or an integer number of milliseconds');
+    case 'float':
+      if (typeof raw === 'number') return raw;
+      if (typeof raw === 'string') return fromText(raw);
+      throw bad('expected a number');
+    case 'string-array':
+      if (typeof raw === 'string') return raw === '' ? [] : raw.split(',');
+      if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) return [...raw];
+      throw bad('expected an array of strings');
+    case 'float-array':
+      if (typeof raw === 'number') return [raw];
+      if (typeof raw === 'string') return fromText(raw);
+      if (Array.isArray(raw) && raw.every((v) => typeof v === 'number')) return [...raw];
+      throw bad('expected an array of numbers');
+    case 'custom':
+      if (typeof raw === 'string' || typeof raw === 'boolean' || typeof raw === 'number') return fromText(String(raw));
+      throw bad('expected a string');
+  }
+}
+
+function describeConfigValue(value: unknown): string {
+  if (typeof value === 'string') return goQuoteText(value);
+  if (typeof value === 'bigint') return String(value);
+  if (value instanceof Date) return value.toISOString();
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,48 @@
+/** NSQ's log levels, least severe first; a logger prints its level and everything above it. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** NSQ-style log lines: `[nsqd] 2026/01/02 15:04:05.000000 INFO: text`. */
+export interface Logger {
+  level: LogLevel;
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+const LABELS: Record<LogLevel, string> = {
+  debug: 'DEBUG',
+  info: 'INFO',
+  warn: 'WARNING',
+  error: 'ERROR',
+  fatal: 'FATAL',
+};
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, '0');
+}
+
+/** Go's log.Lmicroseconds stamp in local time: `2006/01/02 15:04:05.000000`. */
+function stamp(d: Date): string {
+  return `${d.getFullYear()}/${pad(d.getMonth() + 1)}/${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds() * 1000, 6)}`;
+}
+
+/**
+ * A logger that formats NSQ's lines and hands each to `write` (the daemons pass stderr). This
+ * package does no I/O itself, so the sink is always the caller's.
+ */
+export function createLogger(prefix: string, level: LogLevel, write: (line: string) => void): Logger {
+  const logger: Logger = {
+    level,
+    debug: (m) => log('debug', m),
+    info: (m) => log('info', m),
+    warn: (m) => log('warn', m),
+    error: (m) => log('error', m),
+  };
+  function log(at: LogLevel, msg: string): void {
+    if (LOG_LEVELS.indexOf(at) < LOG_LEVELS.indexOf(logger.level)) return;
+    write(`${prefix}${stamp(new Date())} ${LABELS[at]}: ${msg}\n`);
+  }
+  return logger;
+}

@@ -287,9 +287,9 @@ class Bench {
   async runScenario(name) {
     const topic = `bench_${name}_${this.runId}`;
     const channel = 'ch';
-    log(`\n== ${name} (topic ${topic})`);
     const before = this.brokerSample();
     const result = { name, topic, channel, ok: true, phases: [], notes: [] };
+    log(`topic ${topic}, channel ${channel}`);
     try {
       await this.createTopicChannel(topic, channel);
       if (name === 'publish') await this.publish(topic, result);
@@ -317,7 +317,8 @@ class Bench {
       }
       return result;
     }
-    await this.deleteTopic(topic);
+    // A spawned broker is stopped after each scenario; an external one keeps running.
+    if (this.broker.external) await this.deleteTopic(topic);
     return result;
   }
 
@@ -354,8 +355,9 @@ class Bench {
 
   async consume(topic, channel, result) {
     const o = this.opts;
+    // Time-based by default, but never more than the broker keeps in memory.
     const pre = await this.publishPhase(topic, 'prepublish', {
-      maxMessagesTotal: o.messages,
+      maxMessagesTotal: o.messages > 0 ? o.messages : o.memQueueSize,
       ms: o.messages > 0 ? (o.duration * 6 + 60) * 1000 : o.duration * 1000,
     });
     const prePhase = phase('prepublish', pre.rs, 'pub', pre.timeline, 0);
@@ -503,12 +505,19 @@ async function main() {
       `${opts.connections} consumer connections (RDY ${opts.rdy}), one process each`,
   );
 
-  const broker = await startBroker(opts);
-  log(
-    broker.external
-      ? `broker: external, tcp ${broker.tcp.host}:${broker.tcp.port}, http ${broker.http.host}:${broker.http.port}`
-      : `broker: pid ${broker.pid}: ${broker.command}`,
-  );
+  // A spawned broker is fresh for every scenario (nothing left over from the previous one, as
+  // NSQ's bench starts a new nsqd per run); an external one is shared and cleaned up by topic.
+  const external = Boolean(opts.nsqdTcpAddress || opts.nsqdHttpAddress);
+  const launch = async () => {
+    const b = await startBroker(opts);
+    log(
+      b.external
+        ? `broker: external, tcp ${b.tcp.host}:${b.tcp.port}, http ${b.http.host}:${b.http.port}`
+        : `broker: pid ${b.pid}: ${b.command}`,
+    );
+    return b;
+  };
+  let broker = external ? await launch() : null;
   const bench = new Bench(opts, broker);
 
   let aborting = false;
@@ -517,7 +526,7 @@ async function main() {
     aborting = true;
     log(`\naborting: ${why}`);
     bench.killAll();
-    await broker.stop();
+    await bench.broker?.stop();
     process.exit(code);
   };
   const watchdog = setTimeout(() => abort(`run exceeded its ${Math.round(budgetMs / 1000)} s budget`, 2), budgetMs);
@@ -526,23 +535,47 @@ async function main() {
   process.on('SIGTERM', () => abort('terminated', 143));
 
   let info = null;
-  try {
-    const res = await httpRequest(broker.http, 'GET', '/info');
-    if (res.status === 200) info = JSON.parse(res.body);
-  } catch {
-    // /info is optional for this bench.
-  }
-
+  let version = null;
+  let command = null;
   const results = [];
-  let finalBroker = null;
   try {
     for (const s of scenarios) {
-      results.push(await bench.runScenario(s));
-      if (!broker.external && !broker.isRunning()) break;
+      log(`\n== ${s}`);
+      if (!external) {
+        try {
+          broker = await launch();
+        } catch (err) {
+          log(`  FAILED: ${err.message}`);
+          results.push({ name: s, ok: false, error: err.message, phases: [], notes: [] });
+          continue;
+        }
+        bench.broker = broker;
+      }
+      if (info === null) {
+        try {
+          const res = await httpRequest(broker.http, 'GET', '/info');
+          if (res.status === 200) info = JSON.parse(res.body);
+        } catch {
+          // /info is optional for this bench.
+        }
+      }
+      version ??= info?.version ?? broker.version ?? null;
+      command ??= broker.command;
+      const r = await bench.runScenario(s);
+      r.broker = {
+        ...r.broker,
+        tcpAddress: `${broker.tcp.host}:${broker.tcp.port}`,
+        httpAddress: `${broker.http.host}:${broker.http.port}`,
+        final: bench.brokerSample(),
+      };
+      results.push(r);
+      if (!external) {
+        await broker.stop();
+        bench.broker = null;
+      }
     }
   } finally {
-    finalBroker = bench.brokerSample();
-    await broker.stop();
+    await bench.broker?.stop();
     clearTimeout(watchdog);
   }
 
@@ -567,15 +600,13 @@ async function main() {
     startedAt: startedAt.toISOString(),
     commit: gitCommit(),
     machine: m,
-    options: { ...opts, nsqdBin: broker.external ? null : path.relative(ROOT, opts.nsqdBin) },
+    options: { ...opts, nsqdBin: external ? null : path.relative(ROOT, opts.nsqdBin) },
     broker: {
-      external: broker.external,
-      tcpAddress: `${broker.tcp.host}:${broker.tcp.port}`,
-      httpAddress: `${broker.http.host}:${broker.http.port}`,
-      command: broker.command,
-      version: info?.version ?? broker.version ?? null,
+      external,
+      freshPerScenario: !external,
+      command,
+      version,
       identifyResponse: bench.identify ?? null,
-      final: finalBroker,
     },
     scenarios: results,
   };

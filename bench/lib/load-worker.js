@@ -291,11 +291,16 @@ function runConsumer() {
       }
       if (!checkedBody) {
         checkedBody = true;
+        // The first message is checked in full (nsq-spec §2.4); the rest only for attempts.
         const msg = decodeMessage(data);
-        if (msg.body.length !== config.msgSize || !/^[0-9a-f]{16}$/.test(msg.id)) {
+        const skewMs = Math.abs(Number(msg.timestamp / 1_000_000n) - Date.now());
+        const bodyOk = msg.body.length === config.msgSize && msg.body.every((b) => b === 0x78);
+        if (!bodyOk || !/^[0-9a-f]{16}$/.test(msg.id) || msg.attempts < 1 || skewMs > 3_600_000) {
           send({
             type: 'log',
-            message: `unexpected message: id=${JSON.stringify(msg.id)} body ${msg.body.length} bytes`,
+            message:
+              `unexpected message: id=${JSON.stringify(msg.id)} attempts=${msg.attempts} ` +
+              `timestamp=${msg.timestamp} (${skewMs} ms from now) body ${msg.body.length} bytes${bodyOk ? '' : ' (wrong)'}`,
           });
         }
       }

@@ -4,6 +4,7 @@ import { DeadlineTimer } from './deadline-timer.js';
 import { InFlightTable } from './in-flight-table.js';
 import { ChannelMessage, type MessageRecord } from './message.js';
 import { MinHeap } from './min-heap.js';
+import { E2eProcessingLatency } from './stats/e2e-latency.js';
 import type { Topic } from './topic.js';
 
 /**
@@ -61,6 +62,8 @@ export class Channel {
   private directCount = 0;
   requeueCount = 0;
   timeoutCount = 0;
+  /** FIN latencies for /stats (nsq-spec §5.8); null when no percentile is configured. */
+  readonly e2e: E2eProcessingLatency | null;
   private readonly ctx: BrokerContext;
 
   constructor(ctx: BrokerContext, topic: Topic, name: string, ephemeral: boolean, cursor: number) {
@@ -72,6 +75,11 @@ export class Channel {
     this.baseOffset = cursor;
     this.inFlightTimer = new DeadlineTimer(() => this.processInFlightTimeouts());
     this.deferredTimer = new DeadlineTimer(() => this.processDeferred());
+    const percentiles = ctx.options.e2eProcessingLatencyPercentiles;
+    this.e2e =
+      percentiles.length > 0
+        ? new E2eProcessingLatency(percentiles, ctx.options.e2eProcessingLatencyWindowTimeMs)
+        : null;
   }
 
   /** Messages ever put into this channel (NSQ's channel message_count). */
@@ -215,6 +223,7 @@ export class Channel {
   finish(id: string, consumer: Consumer): FinishError | null {
     const msg = this.popInFlight(id, consumer);
     if (typeof msg === 'string') return msg;
+    this.e2e?.record((Date.now() - msg.record.publishedAtMs) * 1e6);
     this.schedule();
     return null;
   }

@@ -1,0 +1,167 @@
+import type { Channel } from '../channel.js';
+import type { Nsqd } from '../nsqd.js';
+import type { ClientV2 } from '../tcp/client-v2.js';
+import type { Topic } from '../topic.js';
+import { VERSION } from '../version.js';
+import { E2eProcessingLatency } from './e2e-latency.js';
+import { collectMemStats } from './mem-stats.js';
+import type {
+  ChannelStats,
+  ClientStats,
+  E2eLatencyStats,
+  PubCount,
+  StatsFilter,
+  StatsSnapshot,
+  TopicStats,
+} from './types.js';
+
+/**
+ * One /stats snapshot (nsq-spec §3.3), built the way nsqd's GetStats builds it: topics and
+ * channels sorted by name, keys in NSQ's order, `[]` and `null` where nsqd has them.
+ * /stats JSON and text, /metrics and statsd all read this.
+ */
+export function collectStats(nsqd: Nsqd, filter: StatsFilter): StatsSnapshot {
+  const topicName = filter.topic ?? '';
+  const channelName = filter.channel ?? '';
+  const healthError = nsqd.healthError();
+  let topics: TopicStats[] | null = null;
+  let producers: ClientStats[] | null = null;
+
+  // A ?topic= naming no topic: nsqd returns before it looks at producers too.
+  const only = topicName === '' ? undefined : nsqd.topics.get(topicName);
+  if (topicName === '' || only !== undefined) {
+    const selected = only !== undefined ? [only] : sortedByName(nsqd.topics);
+    topics = [];
+    for (const topic of selected) {
+      let channels: Channel[];
+      if (channelName === '') {
+        channels = sortedByName(topic.channels);
+      } else {
+        const channel = topic.channels.get(channelName);
+        if (channel === undefined) continue; // a ?channel= a topic lacks drops the topic
+        channels = [channel];
+      }
+      const channelStats: ChannelStats[] = new Array(channels.length);
+      for (let i = 0; i < channels.length; i++) {
+        channelStats[i] = channelStatsOf(channels[i] as Channel, filter.includeClients, topicName);
+      }
+      topics.push(topicStatsOf(topic, channelStats));
+    }
+    if (filter.includeClients) producers = producerStats(nsqd, topicName);
+  }
+
+  const health = healthError === null ? 'OK' : `NOK - ${healthError}`;
+  // Two literals so that the keys come out in NSQ's order with `memory` present or absent.
+  if (filter.includeMem) {
+    return { version: VERSION, health, start_time: nsqd.startTimeS, topics, memory: collectMemStats(), producers };
+  }
+  return { version: VERSION, health, start_time: nsqd.startTimeS, topics, producers };
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
+  // Byte order like Go's sort: names are ASCII, so UTF-16 order is the same.
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+function sortedByName<T extends { name: string }>(map: ReadonlyMap<string, T>): T[] {
+  return [...map.values()].sort(byName);
+}
+
+function topicStatsOf(topic: Topic, channels: ChannelStats[]): TopicStats {
+  return {
+    topic_name: topic.name,
+    channels,
+    depth: topic.depth,
+    backend_depth: 0,
+    message_count: topic.messageCount,
+    message_bytes: topic.messageBytes,
+    paused: topic.paused,
+    // Over all the topic's channels, whatever ?channel= selected (nsqd does the same).
+    e2e_processing_latency: topicE2e(topic),
+  };
+}
+
+function topicE2e(topic: Topic): E2eLatencyStats {
+  const streams: E2eProcessingLatency[] = [];
+  for (const channel of topic.channels.values()) if (channel.e2e !== null) streams.push(channel.e2e);
+  return E2eProcessingLatency.merge(streams);
+}
+
+function channelStatsOf(channel: Channel, includeClients: boolean, topicFilter: string): ChannelStats {
+  const consumers = channel.consumers;
+  let clients: ClientStats[] | null = null;
+  if (includeClients) {
+    clients = new Array(consumers.length);
+    // The TCP connection is the only Consumer there is.
+    for (let i = 0; i < consumers.length; i++) clients[i] = clientStatsOf(consumers[i] as ClientV2, topicFilter);
+  }
+  return {
+    channel_name: channel.name,
+    depth: channel.depth,
+    backend_depth: 0,
+    in_flight_count: channel.inFlightCount,
+    deferred_count: channel.deferredCount,
+    message_count: channel.messageCount,
+    requeue_count: channel.requeueCount,
+    timeout_count: channel.timeoutCount,
+    client_count: consumers.length,
+    clients,
+    paused: channel.paused,
+    e2e_processing_latency: channel.e2e === null ? { count: 0, percentiles: null } : channel.e2e.snapshot(),
+  };
+}
+
+/** Connections that have published at least once, in connection order (nsqd: typeProducer). */
+function producerStats(nsqd: Nsqd, topicFilter: string): ClientStats[] | null {
+  let out: ClientStats[] | null = null;
+  for (const client of nsqd.clients) {
+    if (client.pubCounts.size === 0) continue;
+    out ??= [];
+    out.push(clientStatsOf(client, topicFilter));
+  }
+  return out;
+}
+
+function clientStatsOf(c: ClientV2, topicFilter: string): ClientStats {
+  const s: ClientStats = {
+    client_id: c.clientId,
+    hostname: c.hostname,
+    version: 'V2',
+    remote_address: c.remoteAddress,
+    state: c.state,
+    ready_count: c.rdy,
+    in_flight_count: c.inFlight,
+    message_count: c.messageCount,
+    finish_count: c.finishCount,
+    requeue_count: c.requeueCount,
+    connect_ts: c.connectTs,
+    sample_rate: c.sampleRate,
+    deflate: false,
+    snappy: false,
+    user_agent: c.userAgent,
+  } as ClientStats; // the TLS keys follow, after the optional ones, in NSQ's key order
+  // authed / auth_identity / auth_identity_url: omitempty, and AUTH is not implemented yet.
+  if (c.pubCounts.size > 0) {
+    const counts = pubCountsOf(c.pubCounts, topicFilter);
+    if (counts.length > 0) s.pub_counts = counts;
+  }
+  s.tls = false;
+  s.tls_cipher_suite = '';
+  s.tls_version = '';
+  s.tls_negotiated_protocol = '';
+  s.tls_negotiated_protocol_is_mutual = false;
+  return s;
+}
+
+/** Sorted by topic (nsqd iterates a Go map: any order); only `topicFilter` when given. */
+function pubCountsOf(counts: ReadonlyMap<string, number>, topicFilter: string): PubCount[] {
+  const out: PubCount[] = [];
+  if (topicFilter !== '') {
+    const count = counts.get(topicFilter);
+    if (count !== undefined) out.push({ topic: topicFilter, count });
+    return out;
+  }
+  for (const [topic, count] of counts) out.push({ topic, count });
+  if (out.length > 1) out.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
+  return out;
+}

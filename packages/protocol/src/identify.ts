@@ -34,7 +34,9 @@ export interface IdentifyResponse {
   output_buffer_timeout: number;
 }
 
-type FieldKind = 'string' | 'bool' | 'int' | 'int32';
+/** How Go's encoding/json reads a struct field: string, bool, int (int64) or int32. */
+export type JsonFieldKind = 'string' | 'bool' | 'int' | 'int32';
+type FieldKind = JsonFieldKind;
 const FIELDS: Record<keyof IdentifyRequest, FieldKind> = {
   client_id: 'string',
   hostname: 'string',
@@ -81,25 +83,37 @@ export function defaultIdentifyRequest(): IdentifyRequest {
  * A JSON `null` body decodes to the defaults, as Go's Unmarshal leaves the struct untouched.
  */
 export function decodeIdentifyBody(body: Buffer): IdentifyRequest {
+  const request = defaultIdentifyRequest();
+  decodeGoJsonFields(body, FIELDS, request as unknown as Record<string, unknown>);
+  return request;
+}
+
+/**
+ * Go's json.Unmarshal of `body` into a struct whose fields (lower-case JSON names) are `fields`:
+ * each matching key sets `target[name]`, with the rules of decodeIdentifyBody. nsqlookupd's
+ * IDENTIFY uses it for its own struct. Throws IdentifyDecodeError.
+ */
+export function decodeGoJsonFields(
+  body: Buffer,
+  fields: Readonly<Record<string, JsonFieldKind>>,
+  target: Record<string, unknown>,
+): void {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch {
     throw new IdentifyDecodeError('invalid JSON');
   }
-  const request = defaultIdentifyRequest();
-  if (parsed === null) return request;
+  if (parsed === null) return;
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new IdentifyDecodeError('body is not a JSON object');
   }
-  const target = request as unknown as Record<string, unknown>;
   for (const [rawKey, value] of Object.entries(parsed as Record<string, unknown>)) {
-    const key = rawKey.toLowerCase() as keyof IdentifyRequest;
-    if (!Object.hasOwn(FIELDS, key) || value === null) continue;
-    target[key] = coerce(key, FIELDS[key], value);
+    const key = rawKey.toLowerCase();
+    if (!Object.hasOwn(fields, key) || value === null) continue;
+    target[key] = coerce(key, fields[key] as FieldKind, value);
   }
-  rejectNonIntegerLiterals(body.toString('utf8'));
-  return request;
+  rejectNonIntegerLiterals(body.toString('utf8'), fields);
 }
 
 function coerce(key: string, kind: FieldKind, value: unknown): string | boolean | number {
@@ -126,7 +140,7 @@ function coerce(key: string, kind: FieldKind, value: unknown): string | boolean 
  * JSON.parse cannot tell, so the raw literals of the top-level integer fields are checked.
  * `text` is known to be valid JSON (JSON.parse accepted it).
  */
-function rejectNonIntegerLiterals(text: string): void {
+function rejectNonIntegerLiterals(text: string, fields: Readonly<Record<string, JsonFieldKind>>): void {
   let i = skipSpace(text, 0);
   if (text[i] !== '{') return;
   i = skipSpace(text, i + 1);
@@ -135,7 +149,7 @@ function rejectNonIntegerLiterals(text: string): void {
     const key = (JSON.parse(text.slice(i, keyEnd)) as string).toLowerCase();
     const valueStart = skipSpace(text, skipSpace(text, keyEnd) + 1); // past the ':'
     const valueEnd = skipValue(text, valueStart);
-    const kind = Object.hasOwn(FIELDS, key) ? FIELDS[key as keyof IdentifyRequest] : undefined;
+    const kind = Object.hasOwn(fields, key) ? fields[key] : undefined;
     const literal = text.slice(valueStart, valueEnd);
     if ((kind === 'int' || kind === 'int32') && /^-?\d/.test(literal) && /[.eE]/.test(literal)) {
       throw new IdentifyDecodeError(`${key} must be an integer`);

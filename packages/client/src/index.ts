@@ -1,1 +1,18 @@
-export {};
+/**
+ * `@nsq-ts/client`: a promise-based, typed NSQ client — {@link Producer} (single nsqd or a
+ * host pool), {@link Consumer} (nsqd and/or nsqlookupd discovery) and body codecs.
+ */
+export { type BackoffOptions, backoffDelayMs } from './backoff.js';
+export { bytesCodec, type Codec, jsonCodec, msgpackCodec, rawCodec, stringCodec } from './codecs.js';
+export type { IdentifyOptions } from './connection.js';
+export {
+  Consumer,
+  type ConsumerEvents,
+  type ConsumerOptions,
+  type ConsumerStats,
+  type MessageHandler,
+} from './consumer.js';
+export { ClientError, ClientErrorCode, type NsqError, ProtocolError } from './errors.js';
+export { LookupError, lookupProducers } from './lookup.js';
+export { Message } from './message.js';
+export { Producer, type ProducerHostStatus, type ProducerOptions } from './producer.js';

@@ -1,0 +1,62 @@
+import { Packr } from 'msgpackr';
+
+/**
+ * Turns message bodies into bytes and back. A producer encodes with it, a consumer decodes
+ * `message.body` with it (lazily, on first access).
+ */
+export interface Codec<T> {
+  /** A short name for logs and errors. */
+  readonly name: string;
+  encode(value: T): Buffer;
+  decode(bytes: Buffer): T;
+}
+
+/** Bodies are raw bytes, passed through untouched (no copy). */
+export const rawCodec: Codec<Buffer> = {
+  name: 'raw',
+  encode: (value) => value,
+  decode: (bytes) => bytes,
+};
+
+/**
+ * The default producer codec: a Buffer passes through, a string is encoded as UTF-8.
+ * Consumers using it receive Buffers.
+ */
+export const bytesCodec: Codec<Buffer | string> = {
+  name: 'bytes',
+  encode: (value) => (typeof value === 'string' ? Buffer.from(value, 'utf8') : value),
+  decode: (bytes) => bytes,
+};
+
+/** Bodies are UTF-8 strings. */
+export const stringCodec: Codec<string> = {
+  name: 'string',
+  encode: (value) => Buffer.from(value, 'utf8'),
+  decode: (bytes) => bytes.toString('utf8'),
+};
+
+/**
+ * Bodies are JSON documents. The type parameter is a promise the caller makes about the shape;
+ * nothing is validated (pass a `decode` wrapper that validates if the producer is untrusted).
+ */
+export function jsonCodec<T>(): Codec<T> {
+  return {
+    name: 'json',
+    encode: (value) => Buffer.from(JSON.stringify(value), 'utf8'),
+    decode: (bytes) => JSON.parse(bytes.toString('utf8')) as T,
+  };
+}
+
+/**
+ * Bodies are MessagePack (msgpackr). `options` are passed to msgpackr's `Packr`; records and
+ * structure sharing are off by default so any MessagePack reader can decode the bodies.
+ */
+export function msgpackCodec<T>(options: ConstructorParameters<typeof Packr>[0] = {}): Codec<T> {
+  const packr = new Packr({ useRecords: false, ...options });
+  return {
+    name: 'msgpack',
+    // pack() returns a view of msgpackr's reusable buffer: copy it, since the body is queued.
+    encode: (value) => Buffer.from(packr.pack(value)),
+    decode: (bytes) => packr.unpack(bytes) as T,
+  };
+}

@@ -1,0 +1,377 @@
+import { collectDefaultMetrics, type Metric, Registry } from 'prom-client';
+import type { Nsqd } from '../nsqd.js';
+import { collectStats } from '../stats/collect.js';
+import type { ChannelStats, E2eLatencyStats, StatsSnapshot, TopicStats } from '../stats/types.js';
+
+/**
+ * Prometheus exposition of nsqd (DESIGN §7). Hot counters stay plain number fields on topics
+ * and channels; a scrape reads them through ONE `collectStats()` snapshot, so /metrics and
+ * /stats agree and nothing is computed twice. Each Nsqd owns its Registry (never the global).
+ *
+ * The nsq_* families are custom collectors, not prom-client Gauges/Counters: a Counter cannot
+ * be set to the broker's absolute value, and re-filling Gauges label set by label set costs
+ * ~90 ms per scrape at 1,000 topics × 3 channels. A collector hands out the snapshot's values
+ * with `# TYPE … counter` where they are monotonic. They sit in the registry like any metric
+ * (registry.metrics() and getMetricsAsJSON() see them); render() writes them itself from label
+ * text cached per topic and channel, and lets prom-client write the process metrics.
+ */
+export interface NsqdMetrics {
+  readonly registry: Registry;
+  /** The Content-Type to serve render()'s text with (Prometheus text format 0.0.4). */
+  readonly contentType: string;
+  /** The whole exposition, from one stats snapshot; same text as registry.metrics(), faster. */
+  render(): Promise<string>;
+}
+
+/** Sampling period of the event-loop delay histogram behind nodejs_eventloop_lag_* (ms). */
+const EVENT_LOOP_MONITORING_PRECISION_MS = 10;
+
+export function createMetrics(nsqd: Nsqd): NsqdMetrics {
+  const registry = new Registry();
+  const scrape = new ScrapeSource(nsqd);
+  const add = (name: string, help: string, type: 'gauge' | 'counter', read: Read) => {
+    // The registry's runtime contract (name, help, type, aggregator, get, reset) is all a
+    // collector needs; prom-client's typings only name its own metric classes.
+    registry.registerMetric(new SnapshotFamily(name, help, type, read, scrape) as unknown as Metric);
+  };
+  const gauge = (name: string, help: string, read: Read) => add(name, help, 'gauge', read);
+  const counter = (name: string, help: string, read: Read) => add(name, help, 'counter', read);
+
+  gauge('nsq_up', '1 when nsqd reports itself healthy (/ping OK), 0 otherwise.', (v, emit) => {
+    emit(NO_LABELS, v.snapshot.health === 'OK' ? 1 : 0);
+  });
+  gauge('nsq_info', 'Always 1; the NSQ protocol version spoken is the version label.', (v, emit) => {
+    emit(v.info, 1);
+  });
+  gauge('nsq_clients', 'Open TCP connections.', (v, emit) => emit(NO_LABELS, v.clients));
+  gauge('nsq_producers', 'Open TCP connections that have published at least once.', (v, emit) => {
+    emit(NO_LABELS, v.producers);
+  });
+
+  gauge(
+    'nsq_topic_depth',
+    'Messages queued in the topic, not yet fanned out to channels.',
+    perTopic((t) => t.depth),
+  );
+  gauge(
+    'nsq_topic_backend_depth',
+    'Part of nsq_topic_depth held on disk.',
+    perTopic((t) => t.backend_depth),
+  );
+  gauge(
+    'nsq_topic_paused',
+    '1 when the topic is paused.',
+    perTopic((t) => (t.paused ? 1 : 0)),
+  );
+  counter(
+    'nsq_topic_messages_total',
+    'Messages published to the topic.',
+    perTopic((t) => t.message_count),
+  );
+  counter(
+    'nsq_topic_message_bytes_total',
+    'Body bytes published to the topic.',
+    perTopic((t) => t.message_bytes),
+  );
+
+  gauge(
+    'nsq_channel_depth',
+    'Messages queued in the channel (not in flight, not deferred).',
+    perChannel((c) => c.depth),
+  );
+  gauge(
+    'nsq_channel_backend_depth',
+    'Part of nsq_channel_depth held on disk.',
+    perChannel((c) => c.backend_depth),
+  );
+  gauge(
+    'nsq_channel_in_flight',
+    'Messages sent to consumers, not yet finished.',
+    perChannel((c) => c.in_flight_count),
+  );
+  gauge(
+    'nsq_channel_deferred',
+    'Messages deferred (DPUB, REQ with a delay).',
+    perChannel((c) => c.deferred_count),
+  );
+  gauge(
+    'nsq_channel_clients',
+    'Consumers subscribed to the channel.',
+    perChannel((c) => c.client_count),
+  );
+  gauge(
+    'nsq_channel_paused',
+    '1 when the channel is paused.',
+    perChannel((c) => (c.paused ? 1 : 0)),
+  );
+  counter(
+    'nsq_channel_messages_total',
+    'Messages delivered into the channel.',
+    perChannel((c) => c.message_count),
+  );
+  counter(
+    'nsq_channel_requeued_total',
+    'Messages requeued by consumers.',
+    perChannel((c) => c.requeue_count),
+  );
+  counter(
+    'nsq_channel_timed_out_total',
+    'In-flight messages that timed out.',
+    perChannel((c) => c.timeout_count),
+  );
+
+  // Quantiles over a sliding window (nsq-spec §5.8) are not a Prometheus summary, whose _count
+  // and _sum are cumulative; hence gauges, present only when percentiles are configured.
+  const windowCount = 'Latency samples in the current window (a gauge: the window slides).';
+  gauge(
+    'nsq_topic_e2e_processing_latency_seconds',
+    'End-to-end processing latency quantiles over the window, merged across the channels.',
+    (v, emit) => {
+      for (const t of v.topics) emitQuantiles(emit, t.stats.e2e_processing_latency, t.labels);
+    },
+  );
+  gauge('nsq_topic_e2e_processing_latency_seconds_count', windowCount, (v, emit) => {
+    for (const t of v.topics) emitWindowCount(emit, t.stats.e2e_processing_latency, t.labels);
+  });
+  gauge(
+    'nsq_channel_e2e_processing_latency_seconds',
+    'End-to-end processing latency quantiles over the window (publish to FIN).',
+    (v, emit) => {
+      for (const t of v.topics)
+        for (const c of t.channels) emitQuantiles(emit, c.stats.e2e_processing_latency, c.labels);
+    },
+  );
+  gauge('nsq_channel_e2e_processing_latency_seconds_count', windowCount, (v, emit) => {
+    for (const t of v.topics)
+      for (const c of t.channels) emitWindowCount(emit, c.stats.e2e_processing_latency, c.labels);
+  });
+
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_PRECISION_MS });
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    async render() {
+      const view = scrape.current();
+      let out = '';
+      for (const metric of registry.getMetricsAsArray()) {
+        const m: unknown = metric;
+        // Registry.metrics()'s layout: families separated by a blank line, a final newline.
+        out +=
+          m instanceof SnapshotFamily ? m.text(view) : `${await registry.getSingleMetricAsString(metric.name)}\n\n`;
+      }
+      return out.slice(0, -1);
+    },
+  };
+}
+
+// ---- one snapshot per scrape ----
+
+/**
+ * One label set, as prom-client wants it (`labels`) and as exposition text (`{k="v",…}`, or ''
+ * when empty). Kept across scrapes per topic and channel, so label text is built once per
+ * series, not once per scrape.
+ */
+interface Series {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly text: string;
+}
+
+interface LabelEntry {
+  readonly series: Series;
+  /** The series plus `quantile`, per configured quantile. */
+  readonly quantiles: Map<number, Series>;
+}
+
+interface TopicLabelEntry extends LabelEntry {
+  channels: Map<string, LabelEntry>;
+}
+
+interface ChannelRow {
+  readonly stats: ChannelStats;
+  readonly labels: LabelEntry;
+}
+
+interface TopicRow {
+  readonly stats: TopicStats;
+  readonly labels: LabelEntry;
+  readonly channels: ChannelRow[];
+}
+
+/** Everything one scrape reads. */
+interface ScrapeView {
+  readonly snapshot: StatsSnapshot;
+  readonly topics: TopicRow[];
+  readonly info: Series;
+  readonly clients: number;
+  readonly producers: number;
+}
+
+function series(labels: Record<string, string>): Series {
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabelValue(v)}"`);
+  return Object.freeze({ labels: Object.freeze(labels), text: pairs.length === 0 ? '' : `{${pairs.join(',')}}` });
+}
+
+/** The text format's label-value escapes: backslash, double quote, newline. */
+function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+const NO_LABELS = series({});
+
+class ScrapeSource {
+  private readonly nsqd: Nsqd;
+  private view: ScrapeView | null = null;
+  /** Label entries of the topics and channels in the last snapshot (deleted ones drop out). */
+  private entries = new Map<string, TopicLabelEntry>();
+  private info: Series = NO_LABELS;
+
+  constructor(nsqd: Nsqd) {
+    this.nsqd = nsqd;
+  }
+
+  /**
+   * The current scrape's view. render() takes it once; Registry.metrics() calls every
+   * collector's get() in one synchronous pass before it awaits anything, so a view dropped at
+   * the next microtask serves exactly one scrape, and the next scrape takes a fresh snapshot.
+   */
+  current(): ScrapeView {
+    if (this.view === null) {
+      this.view = this.build();
+      queueMicrotask(this.drop);
+    }
+    return this.view;
+  }
+
+  private readonly drop = (): void => {
+    this.view = null;
+  };
+
+  private build(): ScrapeView {
+    const snapshot = collectStats(this.nsqd, { includeClients: false, includeMem: false });
+    const previous = this.entries;
+    const next = new Map<string, TopicLabelEntry>();
+    const topics: TopicRow[] = [];
+    for (const t of snapshot.topics ?? []) {
+      const topic = t.topic_name;
+      const entry: TopicLabelEntry = previous.get(topic) ?? {
+        series: series({ topic }),
+        quantiles: new Map(),
+        channels: new Map(),
+      };
+      const channelEntries = new Map<string, LabelEntry>();
+      const channels: ChannelRow[] = new Array(t.channels.length);
+      for (let i = 0; i < t.channels.length; i++) {
+        const c = t.channels[i] as ChannelStats;
+        const channel = c.channel_name;
+        const channelEntry = entry.channels.get(channel) ?? {
+          series: series({ topic, channel }),
+          quantiles: new Map(),
+        };
+        channelEntries.set(channel, channelEntry);
+        channels[i] = { stats: c, labels: channelEntry };
+      }
+      entry.channels = channelEntries;
+      next.set(topic, entry);
+      topics.push({ stats: t, labels: entry, channels });
+    }
+    this.entries = next;
+    if (this.info.labels.version !== snapshot.version) this.info = series({ version: snapshot.version });
+
+    // Connection counts are not in a client-less snapshot; counting them is one pass over the
+    // connection set, without allocating (collectStats' producers test: pubCounts non-empty).
+    let producers = 0;
+    for (const client of this.nsqd.clients) if (client.pubCounts.size > 0) producers++;
+
+    return { snapshot, topics, info: this.info, clients: this.nsqd.clients.size, producers };
+  }
+}
+
+// ---- collectors ----
+
+type Emit = (series: Series, value: number) => void;
+type Read = (view: ScrapeView, emit: Emit) => void;
+
+/** A sample value as prom-client prints it (it spells NaN `Nan`; both parse, and nsqd has none). */
+function formatValue(value: number): string {
+  if (Number.isFinite(value)) return `${value}`;
+  return Number.isNaN(value) ? 'NaN' : value > 0 ? '+Inf' : '-Inf';
+}
+
+/** What prom-client's Registry formats per value; `sharedLabels` === `labels` lets it cache the text. */
+interface RegistryValue {
+  value: number;
+  labels: Series['labels'];
+  sharedLabels: Series['labels'];
+}
+
+class SnapshotFamily {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'gauge' | 'counter';
+  /** How prom-client's cluster aggregation would combine workers (unused; part of the contract). */
+  readonly aggregator = 'sum';
+  private readonly header: string;
+  private readonly read: Read;
+  private readonly source: ScrapeSource;
+
+  constructor(name: string, help: string, type: 'gauge' | 'counter', read: Read, source: ScrapeSource) {
+    this.name = name;
+    this.help = help;
+    this.type = type;
+    this.read = read;
+    this.source = source;
+    this.header = `# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${name} ${type}\n`;
+  }
+
+  /** The family as exposition text followed by a blank line, as Registry.metrics() writes it. */
+  text(view: ScrapeView): string {
+    let out = this.header;
+    const name = this.name;
+    this.read(view, (s, value) => {
+      out += `${name}${s.text} ${formatValue(value)}\n`;
+    });
+    return `${out}\n`;
+  }
+
+  /** For Registry.metrics() and getMetricsAsJSON(). Synchronous up to the return: see current(). */
+  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: RegistryValue[] }> {
+    const values: RegistryValue[] = [];
+    this.read(this.source.current(), (s, value) => {
+      values.push({ value, labels: s.labels, sharedLabels: s.labels });
+    });
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
+  }
+
+  /** Values come from the broker; there is nothing to reset (Registry.resetMetrics). */
+  reset(): void {}
+}
+
+function perTopic(value: (t: TopicStats) => number): Read {
+  return (v, emit) => {
+    for (const t of v.topics) emit(t.labels.series, value(t.stats));
+  };
+}
+
+function perChannel(value: (c: ChannelStats) => number): Read {
+  return (v, emit) => {
+    for (const t of v.topics) for (const c of t.channels) emit(c.labels.series, value(c.stats));
+  };
+}
+
+/** One sample per configured quantile, ns → s; none when no percentile is configured. */
+function emitQuantiles(emit: Emit, e2e: E2eLatencyStats, entry: LabelEntry): void {
+  if (e2e.percentiles === null) return;
+  for (const p of e2e.percentiles) {
+    let s = entry.quantiles.get(p.quantile);
+    if (s === undefined) {
+      s = series({ ...entry.series.labels, quantile: String(p.quantile) });
+      entry.quantiles.set(p.quantile, s);
+    }
+    emit(s, p.value / 1e9);
+  }
+}
+
+function emitWindowCount(emit: Emit, e2e: E2eLatencyStats, entry: LabelEntry): void {
+  if (e2e.percentiles !== null) emit(entry.series, e2e.count);
+}

@@ -318,6 +318,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
         },
         (err: Error) => {
           if (node.link === link) node.link = null;
+          link.closeWait?.();
           this.emit('error', err);
           this.scheduleReconnect(node, true);
           throw err;
@@ -385,6 +386,11 @@ export class Consumer<T = Buffer> implements MessageOwner {
     }
     if (this.handlers.length > 0) {
       void this.runHandlers(msg);
+      return;
+    }
+    if (this.iteratorEnded) {
+      // Nobody will read it any more: give it straight back.
+      msg.requeue(0, false);
       return;
     }
     if (this.options.autoTouch) this.trackActive(msg);
@@ -674,7 +680,9 @@ export class Consumer<T = Buffer> implements MessageOwner {
         if (link === null || link.conn.isClosed) return Promise.resolve();
         return new Promise<void>((resolve) => {
           link.closeWait = resolve;
-          link.conn.end();
+          // A subscribed link flushes its last FIN/REQ first; a half-open one is just dropped.
+          if (link.subscribed) link.conn.end();
+          else link.conn.destroy(null);
         });
       }),
     );

@@ -134,6 +134,18 @@ describe('Producer', () => {
     expect(published).toBeGreaterThan(1000);
   });
 
+  it('answers heartbeats, so an idle connection outlives two heartbeat intervals', async () => {
+    const d = await nsqd();
+    const p = producer(new Producer({ nsqdAddress: d.tcpAddress, heartbeatIntervalMs: 1_000 }));
+    await p.connect();
+    const [client] = [...d.nsqd.clients];
+    // Idle for 2.5 intervals: nsqd drops a client that sends nothing for two of them.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect([...d.nsqd.clients]).toEqual([client]);
+    await p.publish(uniqueTopic(), 'still here');
+    expect(p.status()[0]).toMatchObject({ ready: true, failures: 0 });
+  });
+
   it('encodes bodies with the chosen codec', async () => {
     const d = await nsqd();
     const p = producer(new Producer<{ n: number }>({ nsqdAddress: d.tcpAddress, codec: jsonCodec() }));

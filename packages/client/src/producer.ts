@@ -65,6 +65,8 @@ class Host {
   failures = 0;
   retryTimer: NodeJS.Timeout | null = null;
   lastError: Error | null = null;
+  /** Set by close(): called when the last outstanding publish is answered. */
+  onIdle: (() => void) | null = null;
 
   constructor(address: string) {
     this.address = address;
@@ -212,11 +214,11 @@ export class Producer<T = Buffer | string> {
         if (conn === null) return;
         if (host.state === HostState.Ready && host.sent.length > 0) {
           await new Promise<void>((resolve) => {
-            const poll = (): void => {
-              if (host.sent.length === 0 || conn.isClosed || Date.now() >= deadline) resolve();
-              else setTimeout(poll, 5);
+            const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+            host.onIdle = () => {
+              clearTimeout(timer);
+              resolve();
             };
-            poll();
           });
         }
         conn.destroy(null);
@@ -387,6 +389,7 @@ export class Producer<T = Buffer | string> {
     const rtt = performance.now() - req.sentAt;
     host.latencyMs = host.latencyMs === 0 ? rtt : host.latencyMs * 0.8 + rtt * 0.2;
     req.resolve();
+    if (host.sent.length === 0) host.onIdle?.();
   }
 
   private onError(host: Host, err: ProtocolError): void {
@@ -396,6 +399,7 @@ export class Producer<T = Buffer | string> {
     if (req === undefined) return;
     if (RETRIABLE_CODES.has(err.code)) this.retryOrReject(req, err);
     else req.reject(err);
+    if (host.sent.length === 0) host.onIdle?.();
   }
 
   private onClose(host: Host, conn: Connection, err: Error | null): void {
@@ -403,6 +407,7 @@ export class Producer<T = Buffer | string> {
     host.conn = null;
     host.lastError = err ?? new ClientError(ClientErrorCode.ConnectionClosed, `connection to ${host.address} closed`);
     const unanswered = host.sent.drain();
+    host.onIdle?.();
     if (this.closed) {
       for (const req of unanswered) req.reject(host.lastError);
       host.state = HostState.Down;

@@ -6,6 +6,8 @@ import type { Channel } from './channel.js';
 import type { BrokerContext } from './context.js';
 import { createHttpApi } from './http/http-api.js';
 import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type NsqdMetrics } from './metrics/prometheus.js';
+import { type StatsdPusher, startStatsd } from './metrics/statsd.js';
 import { defaultNodeId } from './node-id.js';
 import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
@@ -31,6 +33,9 @@ export class Nsqd implements BrokerContext, ClientHost {
   private httpBound = '';
   private starting: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
+
+  private prometheus: NsqdMetrics | null = null;
+  private statsd: StatsdPusher | null = null;
 
   private pumpQueue: Channel[] = [];
   private dirtyClients: ClientV2[] = [];
@@ -90,10 +95,21 @@ export class Nsqd implements BrokerContext, ClientHost {
       if (a !== null && typeof a === 'object') this.httpBound = formatHostPort(a.address, a.port);
       this.logger.info(`HTTP: listening on ${this.httpBound}`);
     }
+    this.statsd = startStatsd(this);
+  }
+
+  /**
+   * The Prometheus registry, made on the first scrape: prom-client's process metrics (event
+   * loop monitor, GC observer) cannot be stopped, so they start only when someone scrapes.
+   */
+  metrics(): NsqdMetrics {
+    this.prometheus ??= createMetrics(this);
+    return this.prometheus;
   }
 
   private async doClose(): Promise<void> {
     await this.starting?.catch(() => undefined);
+    this.statsd?.stop();
     const server = this.tcpServer;
     const closed = server === null ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
     for (const client of [...this.clients]) client.socket.destroy();

@@ -238,3 +238,38 @@ describe('/config', () => {
     await expectError(d, 'PUT', '/config/mem_queue_size', 400, 'INVALID_OPTION', '5');
   });
 });
+
+describe('/stats and /metrics over HTTP', () => {
+  it('serves JSON and text stats with filters, and a Prometheus scrape that agrees', async () => {
+    const d = await nsqd();
+    await call(d, 'POST', '/mpub?topic=t', 'a\nb\nc');
+    await call(d, 'POST', '/channel/create?topic=t&channel=c');
+    await call(d, 'POST', '/topic/create?topic=other');
+    const json = await call(d, 'GET', '/stats?format=json&include_mem=false');
+    expect(json.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const stats = JSON.parse(json.text);
+    expect(Object.keys(stats)).toEqual(['version', 'health', 'start_time', 'topics', 'producers']);
+    expect(stats.topics.map((t: { topic_name: string }) => t.topic_name)).toEqual(['other', 't']);
+    const filtered = JSON.parse((await call(d, 'GET', '/stats?format=json&topic=t&channel=c')).text);
+    expect(filtered.topics).toHaveLength(1);
+    expect(filtered.topics[0].channels[0]).toMatchObject({ channel_name: 'c', depth: 3, message_count: 3 });
+    expect(JSON.parse((await call(d, 'GET', '/stats?format=json&topic=missing')).text).topics).toBeNull();
+    const text = await call(d, 'GET', '/stats');
+    expect(text.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(text.text.startsWith('nsqd v1.3.0')).toBe(true);
+
+    const scrape = await call(d, 'GET', '/metrics');
+    expect(scrape.status).toBe(200);
+    expect(scrape.headers.get('content-type')).toContain('text/plain');
+    const samples = new Map<string, number>();
+    for (const line of scrape.text.split('\n')) {
+      if (line === '' || line.startsWith('#')) continue;
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/i.exec(line);
+      expect(m, line).not.toBeNull();
+      samples.set((m as RegExpExecArray)[1] as string, Number((m as RegExpExecArray)[2]));
+    }
+    expect(samples.get('nsq_channel_depth{topic="t",channel="c"}')).toBe(filtered.topics[0].channels[0].depth);
+    expect(samples.get('nsq_topic_messages_total{topic="t"}')).toBe(3);
+    expect(samples.get('nsq_topic_messages_total{topic="other"}')).toBe(0);
+  });
+});

@@ -13,6 +13,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';
 import type { Nsqd } from '../nsqd.js';
 import { LOG_LEVELS, type LogLevel } from '../options.js';
+import { collectStats } from '../stats/collect.js';
+import { formatStatsText } from '../stats/text.js';
 import type { Topic } from '../topic.js';
 import { VERSION } from '../version.js';
 
@@ -161,6 +163,28 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
     }
     if (starts.length > 0) topic.publishBatch(body, starts, lengths, starts.length);
   }
+
+  route('GET', '/stats', (_req, query) => {
+    // Go reads every parameter with a '' default, and '' means "no filter".
+    const topic = firstValue(query, 'topic') ?? '';
+    const channel = firstValue(query, 'channel') ?? '';
+    const includeMem = boolParam(firstValue(query, 'include_mem'), true);
+    const snapshot = collectStats(nsqd, {
+      ...(topic === '' ? {} : { topic }),
+      ...(channel === '' ? {} : { channel }),
+      includeClients: boolParam(firstValue(query, 'include_clients'), true),
+      includeMem,
+    });
+    if (firstValue(query, 'format') === 'json') return snapshot;
+    return new Text(formatStatsText(snapshot, { startTimeS: nsqd.startTimeS, includeMem }));
+  });
+
+  // Prometheus exposition; not a V1 endpoint, so no X-NSQ header.
+  app.get('/metrics', async (_req, reply) => {
+    const metrics = nsqd.metrics();
+    return reply.header('Content-Type', metrics.contentType).send(await metrics.render());
+  });
+  allowed.set('/metrics', ['GET']);
 
   // ---- topics ----
 

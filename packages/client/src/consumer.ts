@@ -24,7 +24,7 @@ export interface ConsumerOptions<T> extends IdentifyOptions {
   lookupdHttpAddresses?: readonly string[];
   /** Messages in flight at once over all connections (default 1). */
   maxInFlight?: number;
-  /** How bodies are decoded; defaults to {@link rawCodec} (Buffers). */
+  /** How bodies are decoded; defaults to {@link rawCodec} (Buffers). Required whenever `T` is not `Buffer`. */
   codec?: Codec<T>;
   /** A message handler, the same as `on('message', handler)`. */
   handler?: MessageHandler<T>;

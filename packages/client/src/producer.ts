@@ -12,7 +12,10 @@ export interface ProducerOptions<T> extends IdentifyOptions {
   nsqdAddress?: string;
   /** Several nsqd TCP addresses: publishes go to the healthiest, fastest one (a host pool). */
   nsqdAddresses?: readonly string[];
-  /** How bodies are encoded; defaults to {@link bytesCodec} (Buffer as is, string as UTF-8). */
+  /**
+   * How bodies are encoded; defaults to {@link bytesCodec} (Buffer as is, string as UTF-8).
+   * Required whenever `T` is not `Buffer | string`.
+   */
   codec?: Codec<T>;
   /** Deadline for connecting and the IDENTIFY handshake (default 5000 ms). */
   dialTimeoutMs?: number;

@@ -429,6 +429,7 @@ function phase(name, rs, role, timeline, column) {
       msgs: r.msgs,
       batches: role === 'pub' ? r.batches : undefined,
       redeliveries: role === 'sub' ? r.redeliveries : undefined,
+      closeWait: role === 'sub' ? r.closeWait : undefined,
       heartbeats: r.heartbeats,
       softErrors: r.softErrors,
       cpuPct: round(r.cpu?.pct ?? 0, 1),

@@ -56,6 +56,8 @@ const stats = {
   heartbeats: 0,
   /** Non-fatal error frames (E_FIN_FAILED ...). */
   softErrors: 0,
+  /** sub: the broker answered CLS with CLOSE_WAIT. */
+  closeWait: false,
   startAt: 0,
   firstAt: 0,
   lastAt: 0,
@@ -84,6 +86,7 @@ function snapshot() {
     batches: stats.batches,
     heartbeats: stats.heartbeats,
     softErrors: stats.softErrors,
+    closeWait: stats.closeWait,
     startAt: stats.startAt,
     firstAt: stats.firstAt,
     lastAt: stats.lastAt,
@@ -338,6 +341,7 @@ function runConsumer() {
     } else if (phase === 'closing' && text === 'CLOSE_WAIT') {
       // Messages sent before CLOSE_WAIT arrived before it; FIN them (flush), then finish.
       closeWait = true;
+      stats.closeWait = true;
     } else {
       fail(`unexpected response frame: ${text.slice(0, 200)}`);
     }
@@ -441,8 +445,10 @@ process.on('message', (msg) => {
     role?.stop();
     setTimeout(() => {
       // A consumer whose broker never answers CLS, or a publisher missing OKs: report anyway.
-      if (config.role === 'sub') finish();
-      else fail(`${stats.batches} batches acknowledged; still waiting for OKs ${STOP_GRACE_MS} ms after stop`);
+      if (config.role === 'sub') {
+        send({ type: 'log', message: `no CLOSE_WAIT ${STOP_GRACE_MS} ms after CLS` });
+        finish();
+      } else fail(`${stats.batches} batches acknowledged; still waiting for OKs ${STOP_GRACE_MS} ms after stop`);
     }, STOP_GRACE_MS).unref();
   }
 });

@@ -493,6 +493,8 @@ function table(results) {
 }
 
 async function main() {
+  // Output piped into a reader that goes away (`| head`) must not end the run half-way.
+  process.stdout.on('error', () => {});
   const opts = parseArgs(process.argv.slice(2));
   const scenarios = opts.scenario === 'all' ? SCENARIOS : [opts.scenario];
   // The whole run bounds itself: publish/both take ~duration, consume up to ~13 × duration.
@@ -534,6 +536,7 @@ async function main() {
   watchdog.unref();
   process.on('SIGINT', () => abort('interrupted', 130));
   process.on('SIGTERM', () => abort('terminated', 143));
+  process.on('uncaughtException', (err) => abort(`uncaught error: ${err.stack ?? err.message}`, 1));
 
   let info = null;
   let version = null;

@@ -124,6 +124,13 @@ export async function startBroker(opts) {
   });
 
   const cleanup = () => fs.rmSync(dataPath, { recursive: true, force: true });
+  // However this process ends (an uncaught error, a closed stdout), the broker does not outlive it.
+  const onExit = () => {
+    if (exited === null) child.kill('SIGKILL');
+    cleanup();
+  };
+  process.on('exit', onExit);
+  exitPromise.then(() => process.off('exit', onExit));
   const logTail = () => {
     try {
       return fs.readFileSync(logPath, 'utf8').split('\n').slice(-30).join('\n');

@@ -1,1 +1,10 @@
-export {};
+export { createLookupd, Lookupd } from './lookupd.js';
+export { defaultLookupdOptions, type LookupdOptions } from './options.js';
+export {
+  Category,
+  type PeerInfo,
+  Producer,
+  type Registration,
+  RegistrationDB,
+} from './registration-db.js';
+export { lookupdVersionLine, VERSION } from './version.js';

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createLookupd, type Lookupd, type LookupdOptions } from '@nsq-ts/lookupd';
 import { createNsqd, type Nsqd, type NsqdOptions } from '@nsq-ts/nsqd';
 
 export interface TestNsqd {
@@ -31,5 +32,30 @@ export async function startNsqd(options: Partial<NsqdOptions> = {}): Promise<Tes
       await nsqd.close();
       await rm(dataPath, { recursive: true, force: true });
     },
+  };
+}
+
+export interface TestLookupd {
+  lookupd: Lookupd;
+  tcpAddress: string;
+  httpAddress: string;
+  close(): Promise<void>;
+}
+
+/** Starts an in-process nsqlookupd on 127.0.0.1 with free ports. */
+export async function startLookupd(options: Partial<LookupdOptions> = {}): Promise<TestLookupd> {
+  const lookupd = createLookupd({
+    tcpAddress: '127.0.0.1:0',
+    httpAddress: '127.0.0.1:0',
+    broadcastAddress: '127.0.0.1',
+    logLevel: 'fatal',
+    ...options,
+  });
+  await lookupd.start();
+  return {
+    lookupd,
+    tcpAddress: lookupd.tcpAddress,
+    httpAddress: lookupd.httpAddress,
+    close: () => lookupd.close(),
   };
 }

@@ -1,3 +1,4 @@
-export { startNsqd, type TestNsqd } from './daemons.js';
+export { startLookupd, startNsqd, type TestLookupd, type TestNsqd } from './daemons.js';
 export { eventually } from './eventually.js';
 export { RawClient, type RawFrame } from './raw-client.js';
+export { RawV1Client } from './raw-v1-client.js';

@@ -1,0 +1,271 @@
+import { firstValue, type GoQuery, isValidChannelName, isValidTopicName, parseGoQuery } from '@nsq-ts/protocol';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Lookupd } from './lookupd.js';
+import { Category, filterByActive, type PeerInfo, type Producer, WILDCARD } from './registration-db.js';
+import { VERSION } from './version.js';
+
+/**
+ * nsqlookupd's HTTP API (nsq-spec §4.2) with NSQ's "V1" conventions, as nsqd's (§3.1): every
+ * response but /ping and /metrics carries `X-NSQ-Content-Type: nsq; version=1.0`; objects are bare
+ * JSON, actions an empty 200 without Content-Type, errors `{"message":"CODE"}`; unknown paths 404
+ * NOT_FOUND, known paths with the wrong method 405 METHOD_NOT_ALLOWED with `Allow`. Parameters
+ * come from the query string only, parsed as Go's url.ParseQuery (failure: 400 INVALID_REQUEST).
+ */
+
+const NSQ_HEADER = 'X-NSQ-Content-Type';
+const NSQ_HEADER_VALUE = 'nsq; version=1.0';
+const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(code);
+  }
+}
+
+/** A handler's result: JSON text already encoded (see goJson), or EMPTY for an empty 200. */
+const EMPTY = Symbol('empty');
+type Result = { json: string } | typeof EMPTY;
+type Handler = (query: GoQuery) => Result;
+
+/** Go's encoding/json escapes these inside strings; JSON.stringify leaves them as they are. */
+const GO_ESCAPES: Readonly<Record<string, string>> = {
+  '<': '\\u003c',
+  '>': '\\u003e',
+  '&': '\\u0026',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+};
+
+/** JSON text as Go's json.Marshal writes it (object keys in the order given). */
+export function goJson(value: unknown): string {
+  return (JSON.stringify(value) as string).replace(/[<>&\u2028\u2029]/g, (c) => GO_ESCAPES[c] as string);
+}
+
+export function createHttpApi(lookupd: Lookupd): FastifyInstance {
+  const app = Fastify({ logger: false, exposeHeadRoutes: false, return503OnClosing: false });
+  const allowed = new Map<string, string[]>();
+  const { db } = lookupd;
+
+  // Bodies are read and ignored, as nsqlookupd ignores them.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+  function route(method: 'GET' | 'POST', path: string, handler: Handler): void {
+    allowed.set(path, [...(allowed.get(path) ?? []), method]);
+    app.route({
+      method,
+      url: path,
+      handler: async (req, reply) => {
+        const query = parseGoQuery((req.raw.url ?? '').split('?')[1] ?? '');
+        try {
+          if (query === null) throw new HttpError(400, 'INVALID_REQUEST');
+          const result = handler(query);
+          reply.header(NSQ_HEADER, NSQ_HEADER_VALUE);
+          if (result === EMPTY) return reply.code(200).send();
+          return reply.code(200).type(JSON_TYPE).send(result.json);
+        } catch (err) {
+          if (err instanceof HttpError) return sendError(reply, err.status, err.code);
+          lookupd.logger.error(`HTTP: ${req.method} ${req.url} - ${err instanceof Error ? err.message : String(err)}`);
+          return sendError(reply, 500, 'INTERNAL_ERROR');
+        }
+      },
+    });
+  }
+
+  function json(value: unknown): Result {
+    return { json: goJson(value) };
+  }
+
+  function requireParam(query: GoQuery, name: string): string {
+    const value = firstValue(query, name);
+    if (value === null) throw new HttpError(400, `MISSING_ARG_${name.toUpperCase()}`);
+    return value;
+  }
+
+  /** NSQ's http_api.GetTopicChannelArgs: each name checked right after it is read. */
+  function topicChannelArgs(query: GoQuery): { topic: string; channel: string } {
+    const topic = requireParam(query, 'topic');
+    if (!isValidTopicName(topic)) throw new HttpError(400, 'INVALID_ARG_TOPIC');
+    const channel = requireParam(query, 'channel');
+    if (!isValidChannelName(channel)) throw new HttpError(400, 'INVALID_ARG_CHANNEL');
+    return { topic, channel };
+  }
+
+  const active = (producers: Producer[], tombstoneLifetimeMs: number) =>
+    filterByActive(producers, lookupd.options.inactiveProducerTimeoutMs, tombstoneLifetimeMs, lookupd.now());
+
+  // ---- health and info ----
+
+  app.get('/ping', async (_req, reply) => reply.type(TEXT_TYPE).send('OK'));
+  allowed.set('/ping', ['GET']);
+
+  route('GET', '/info', () => json({ version: VERSION }));
+
+  app.get('/metrics', async (_req, reply) => {
+    const text = await lookupd.metrics.registry.metrics();
+    return reply.type(lookupd.metrics.registry.contentType).send(text);
+  });
+  allowed.set('/metrics', ['GET']);
+
+  // ---- discovery ----
+
+  route('GET', '/topics', () => json({ topics: db.findRegistrations(Category.Topic, WILDCARD, '').map((r) => r.key) }));
+
+  route('GET', '/channels', (query) => {
+    const topic = requireParam(query, 'topic');
+    return json({ channels: db.findRegistrations(Category.Channel, topic, WILDCARD).map((r) => r.subKey) });
+  });
+
+  route('GET', '/lookup', (query) => {
+    const topic = requireParam(query, 'topic');
+    if (db.findRegistrations(Category.Topic, topic, '').length === 0) throw new HttpError(404, 'TOPIC_NOT_FOUND');
+    const channels = db.findRegistrations(Category.Channel, topic, WILDCARD).map((r) => r.subKey);
+    const producers = active(db.findProducers(Category.Topic, topic, ''), lookupd.options.tombstoneLifetimeMs);
+    return json({ channels, producers: producers.map((p) => peerJson(p.peerInfo)) });
+  });
+
+  route('GET', '/nodes', () => {
+    // Tombstoned producers stay listed here (lifetime 0), flagged per topic in `tombstones`.
+    const producers = active(db.findProducers(Category.Client, '', ''), 0);
+    const now = lookupd.now();
+    const nodes = producers.map((p) => {
+      const topics = db
+        .lookupRegistrations(p.peerInfo.id)
+        .filter((r) => r.category === Category.Topic)
+        .map((r) => r.key);
+      const tombstones = topics.map((topic) =>
+        db
+          .findProducers(Category.Topic, topic, '')
+          .some((tp) => tp.peerInfo === p.peerInfo && tp.isTombstoned(lookupd.options.tombstoneLifetimeMs, now)),
+      );
+      return { ...peerJson(p.peerInfo), tombstones, topics };
+    });
+    return json({ producers: nodes });
+  });
+
+  // ---- administration ----
+
+  route('POST', '/topic/create', (query) => {
+    const topic = requireParam(query, 'topic');
+    if (!isValidTopicName(topic)) throw new HttpError(400, 'INVALID_ARG_TOPIC');
+    lookupd.logger.info(`DB: adding topic(${topic})`);
+    db.addRegistration({ category: Category.Topic, key: topic, subKey: '' });
+    return EMPTY;
+  });
+
+  route('POST', '/topic/delete', (query) => {
+    const topic = requireParam(query, 'topic');
+    for (const r of db.findRegistrations(Category.Channel, topic, WILDCARD)) {
+      lookupd.logger.info(`DB: removing channel(${r.subKey}) from topic(${topic})`);
+      db.removeRegistration(r);
+    }
+    for (const r of db.findRegistrations(Category.Topic, topic, '')) {
+      lookupd.logger.info(`DB: removing topic(${topic})`);
+      db.removeRegistration(r);
+    }
+    return EMPTY;
+  });
+
+  route('POST', '/topic/tombstone', (query) => {
+    const topic = requireParam(query, 'topic');
+    const node = requireParam(query, 'node');
+    lookupd.logger.info(`DB: setting tombstone for producer@${node} of topic(${topic})`);
+    const now = lookupd.now();
+    for (const p of db.findProducers(Category.Topic, topic, '')) {
+      if (`${p.peerInfo.broadcastAddress}:${p.peerInfo.httpPort}` === node) p.tombstone(now);
+    }
+    return EMPTY;
+  });
+
+  route('POST', '/channel/create', (query) => {
+    const { topic, channel } = topicChannelArgs(query);
+    lookupd.logger.info(`DB: adding channel(${channel}) in topic(${topic})`);
+    db.addRegistration({ category: Category.Channel, key: topic, subKey: channel });
+    lookupd.logger.info(`DB: adding topic(${topic})`);
+    db.addRegistration({ category: Category.Topic, key: topic, subKey: '' });
+    return EMPTY;
+  });
+
+  route('POST', '/channel/delete', (query) => {
+    const { topic, channel } = topicChannelArgs(query);
+    const registrations = db.findRegistrations(Category.Channel, topic, channel);
+    if (registrations.length === 0) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
+    lookupd.logger.info(`DB: removing channel(${channel}) from topic(${topic})`);
+    for (const r of registrations) db.removeRegistration(r);
+    return EMPTY;
+  });
+
+  // ---- debug ----
+
+  route('GET', '/debug', () => {
+    // Built by hand: the ns timestamps exceed 2^53 and Go writes a zero tombstone time as its
+    // (overflowed) UnixNano, so both are printed as exact integers from BigInts. Go sorts map keys.
+    const groups = new Map<string, string[]>();
+    for (const { registration: r, producers } of db.all()) {
+      if (producers.length === 0) continue; // Go appends per producer: empty keys never appear
+      const key = `${r.category}:${r.key}:${r.subKey}`;
+      const items = groups.get(key) ?? [];
+      for (const p of producers) {
+        const peer = p.peerInfo;
+        const tombstonedAt = p.tombstonedAtMs === null ? GO_ZERO_TIME_UNIX_NANO : msToNs(p.tombstonedAtMs);
+        items.push(
+          `{"broadcast_address":${goJson(peer.broadcastAddress)},"hostname":${goJson(peer.hostname)},` +
+            `"http_port":${peer.httpPort},"id":${goJson(peer.id)},"last_update":${msToNs(peer.lastUpdateMs)},` +
+            `"tcp_port":${peer.tcpPort},"tombstoned":${p.tombstoned},"tombstoned_at":${tombstonedAt},` +
+            `"version":${goJson(peer.version)}}`,
+        );
+      }
+      groups.set(key, items);
+    }
+    const keys = [...groups.keys()].sort();
+    return { json: `{${keys.map((k) => `${goJson(k)}:[${(groups.get(k) as string[]).join(',')}]`).join(',')}}` };
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const path = (req.raw.url ?? '').split('?')[0] ?? '';
+    const methods = allowed.get(path);
+    if (methods !== undefined) {
+      reply.header('Allow', methods.join(', '));
+      return sendError(reply, 405, 'METHOD_NOT_ALLOWED');
+    }
+    return sendError(reply, 404, 'NOT_FOUND');
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    lookupd.logger.error(`HTTP: ${req.method} ${req.url} - ${err instanceof Error ? err.message : String(err)}`);
+    return sendError(reply, 500, 'INTERNAL_ERROR');
+  });
+
+  return app;
+}
+
+/** Go's `time.Time{}.UnixNano()`: year 1 overflows int64 and wraps to this value. */
+const GO_ZERO_TIME_UNIX_NANO = '-6795364578871345152';
+
+function msToNs(ms: number): string {
+  return String(BigInt(Math.round(ms * 1000)) * 1000n);
+}
+
+/** PeerInfo as NSQ's json tags write it, in struct order. */
+function peerJson(peer: PeerInfo): Record<string, string | number> {
+  return {
+    remote_address: peer.remoteAddress,
+    hostname: peer.hostname,
+    broadcast_address: peer.broadcastAddress,
+    tcp_port: peer.tcpPort,
+    http_port: peer.httpPort,
+    version: peer.version,
+  };
+}
+
+function sendError(reply: FastifyReply, status: number, code: string): FastifyReply {
+  return reply
+    .code(status)
+    .header(NSQ_HEADER, NSQ_HEADER_VALUE)
+    .type(JSON_TYPE)
+    .send(JSON.stringify({ message: code }));
+}

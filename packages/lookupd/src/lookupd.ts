@@ -1,0 +1,142 @@
+import { createServer, type Server } from 'node:net';
+import { hostname } from 'node:os';
+import { createLogger, formatHostPort, type Logger, parseHostPort } from '@nsq-ts/protocol';
+import type { FastifyInstance } from 'fastify';
+import { createHttpApi, goJson } from './http-api.js';
+import { LookupdMetrics } from './metrics.js';
+import { defaultLookupdOptions, type LookupdOptions } from './options.js';
+import { RegistrationDB } from './registration-db.js';
+import { ClientV1, type LookupHost } from './tcp/client-v1.js';
+import { lookupdVersionLine, VERSION } from './version.js';
+
+/**
+ * nsqlookupd (nsq-spec §4, DESIGN §3): the registration DB behind the TCP V1 listener, where nsqd
+ * nodes register, and the HTTP API, where consumers and tools look them up. There are no timers:
+ * inactivity and tombstone lifetimes are judged when a request reads the DB, as in NSQ.
+ */
+export class Lookupd implements LookupHost {
+  readonly options: LookupdOptions;
+  readonly logger: Logger;
+  readonly db = new RegistrationDB();
+  readonly metrics: LookupdMetrics;
+  readonly clients = new Set<ClientV1>();
+
+  private tcpServer: Server | null = null;
+  private http: FastifyInstance | null = null;
+  private tcpBound = '';
+  private httpBound = '';
+  private tcpPort = 0;
+  private httpPort = 0;
+  private starting: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(options: Partial<LookupdOptions> = {}) {
+    const merged = { ...defaultLookupdOptions(), ...options };
+    if (merged.broadcastAddress === '') merged.broadcastAddress = hostname();
+    this.options = merged;
+    this.logger = createLogger(merged.logPrefix, merged.logLevel, (line) => process.stderr.write(line));
+    this.metrics = new LookupdMetrics(this.db, () => ({
+      inactiveProducerTimeoutMs: this.options.inactiveProducerTimeoutMs,
+      nowMs: this.now(),
+    }));
+  }
+
+  /** `host:port` the TCP listener is bound to (after start()). */
+  get tcpAddress(): string {
+    return this.tcpBound;
+  }
+
+  /** `host:port` the HTTP listener is bound to (after start()). */
+  get httpAddress(): string {
+    return this.httpBound;
+  }
+
+  get maxIdentifyBodyBytes(): number {
+    return this.options.maxIdentifyBodyBytes;
+  }
+
+  now(): number {
+    return Date.now();
+  }
+
+  /** Listens on both addresses; resolves once both are bound. Idempotent. */
+  start(): Promise<void> {
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  /** Closes the listeners and every connection (their registrations go with them). Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doStart(): Promise<void> {
+    this.logger.info(lookupdVersionLine());
+    const tcp = parseHostPort(this.options.tcpAddress);
+    const httpAt = parseHostPort(this.options.httpAddress);
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      if (this.closing !== null) {
+        socket.destroy();
+        return;
+      }
+      socket.setNoDelay(true);
+      this.clients.add(new ClientV1(socket, this));
+    });
+    this.tcpServer = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(tcp.port, tcp.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address();
+    if (addr !== null && typeof addr === 'object') {
+      this.tcpBound = formatHostPort(addr.address, addr.port);
+      this.tcpPort = addr.port;
+    }
+    this.logger.info(`TCP: listening on ${this.tcpBound}`);
+
+    const app = createHttpApi(this);
+    this.http = app;
+    await app.listen({ port: httpAt.port, host: httpAt.host });
+    const a = app.server.address();
+    if (a !== null && typeof a === 'object') {
+      this.httpBound = formatHostPort(a.address, a.port);
+      this.httpPort = a.port;
+    }
+    this.logger.info(`HTTP: listening on ${this.httpBound}`);
+  }
+
+  private async doClose(): Promise<void> {
+    await this.starting?.catch(() => undefined);
+    const server = this.tcpServer;
+    const closed = server === null ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
+    for (const client of [...this.clients]) client.socket.destroy();
+    await closed;
+    if (this.http !== null) await this.http.close();
+    this.metrics.registry.clear();
+    this.logger.info('nsqlookupd closed');
+  }
+
+  onClientClosed(client: ClientV1): void {
+    this.clients.delete(client);
+  }
+
+  /** nsqlookupd's IDENTIFY reply: Go marshals a map, so the keys are sorted. */
+  identifyReply(): string {
+    return goJson({
+      broadcast_address: this.options.broadcastAddress,
+      hostname: hostname(),
+      http_port: this.httpPort,
+      tcp_port: this.tcpPort,
+      version: VERSION,
+    });
+  }
+}
+
+/** Creates an nsqlookupd; call start() to listen and close() to stop (both idempotent). */
+export function createLookupd(options: Partial<LookupdOptions> = {}): Lookupd {
+  return new Lookupd(options);
+}

@@ -11,4 +11,7 @@ export interface BrokerContext {
   schedulePump(channel: Channel): void;
   /** An ephemeral topic lost its last channel and should be deleted (nsq-spec §5.3). */
   onEphemeralTopicEmpty(topic: Topic): void;
+  /** A channel was made or deleted (lookupd REGISTER/UNREGISTER). */
+  onChannelCreated(topic: Topic, channel: string): void;
+  onChannelDeleted(topic: Topic, channel: string): void;
 }

@@ -6,12 +6,14 @@ import type { Channel } from './channel.js';
 import type { BrokerContext } from './context.js';
 import { createHttpApi } from './http/http-api.js';
 import { createLogger, type Logger } from './logger.js';
+import { LookupdRegistrar } from './lookup/lookupd-registrar.js';
 import { createMetrics, type NsqdMetrics } from './metrics/prometheus.js';
 import { type StatsdPusher, startStatsd } from './metrics/statsd.js';
 import { defaultNodeId } from './node-id.js';
 import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
 import { Topic } from './topic.js';
+import { VERSION } from './version.js';
 
 /**
  * The broker: topics, the TCP V2 listener and the HTTP API, on one event loop. Delivery work
@@ -34,6 +36,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   private starting: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
+  private registrar: LookupdRegistrar | null = null;
   private prometheus: NsqdMetrics | null = null;
   private statsd: StatsdPusher | null = null;
 
@@ -96,6 +99,20 @@ export class Nsqd implements BrokerContext, ClientHost {
       this.logger.info(`HTTP: listening on ${this.httpBound}`);
     }
     this.statsd = startStatsd(this);
+    this.registrar = new LookupdRegistrar({
+      logger: this.logger,
+      identity: () => ({
+        version: VERSION,
+        tcp_port: this.options.broadcastTcpPort || parseHostPort(this.tcpBound).port,
+        http_port: this.options.broadcastHttpPort || parseHostPort(this.httpBound).port,
+        hostname: hostname(),
+        broadcast_address: this.options.broadcastAddress,
+      }),
+      registrations: () => [...this.topics.values()].map((t) => ({ topic: t.name, channels: [...t.channels.keys()] })),
+      httpClientConnectTimeoutMs: this.options.httpClientConnectTimeoutMs,
+      httpClientRequestTimeoutMs: this.options.httpClientRequestTimeoutMs,
+    });
+    this.registrar.setAddresses(this.options.lookupdTcpAddresses);
   }
 
   /**
@@ -110,6 +127,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   private async doClose(): Promise<void> {
     await this.starting?.catch(() => undefined);
     this.statsd?.stop();
+    this.registrar?.close();
     const server = this.tcpServer;
     const closed = server === null ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
     for (const client of [...this.clients]) client.socket.destroy();
@@ -148,8 +166,28 @@ export class Nsqd implements BrokerContext, ClientHost {
       topic = new Topic(this, name);
       this.topics.set(name, topic);
       this.logger.info(`TOPIC(${name}): created`);
+      this.registrar?.topicCreated(name);
+      if (this.registrar !== null && this.registrar.addresses.length > 0) this.makeLookupdChannels(topic);
     }
     return topic;
+  }
+
+  /** Pre-creates the channels lookupd knows for a new topic before it trims anything. */
+  private makeLookupdChannels(topic: Topic): void {
+    topic.beginStarting();
+    void (this.registrar as LookupdRegistrar).channelsFor(topic.name).then((channels) => {
+      if (topic.deleted) return;
+      for (const channel of channels) topic.getChannel(channel);
+      topic.finishStarting();
+    });
+  }
+
+  onChannelCreated(topic: Topic, channel: string): void {
+    this.registrar?.channelCreated(topic.name, channel);
+  }
+
+  onChannelDeleted(topic: Topic, channel: string): void {
+    this.registrar?.channelDeleted(topic.name, channel);
   }
 
   deleteTopic(name: string): boolean {
@@ -158,6 +196,7 @@ export class Nsqd implements BrokerContext, ClientHost {
     this.topics.delete(name);
     topic.close();
     this.logger.info(`TOPIC(${name}): deleted`);
+    this.registrar?.topicDeleted(name);
     return true;
   }
 
@@ -173,6 +212,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   /** `PUT /config/nsqlookupd_tcp_addresses`: takes effect in the lookupd connector. */
   setLookupdTcpAddresses(addresses: string[]): void {
     this.options.lookupdTcpAddresses = [...addresses];
+    this.registrar?.setAddresses(addresses);
   }
 
   /** `PUT /config/log_level`. */

@@ -24,6 +24,11 @@ export class Topic {
   messageCount = 0;
   messageBytes = 0;
   deleted = false;
+  /**
+   * Set while the channels lookupd knows are being made (nsq-spec §4.4): every channel made in
+   * that time starts at the log's start, and nothing is trimmed, so none misses a message.
+   */
+  private starting = false;
   private readonly ids: MessageIdGenerator;
   private readonly ctx: BrokerContext;
 
@@ -43,10 +48,11 @@ export class Topic {
     let channel = this.channels.get(name);
     if (channel === undefined) {
       // The first channel takes the backlog; later ones start at the end (nsq-spec §5.1).
-      const cursor = this.channels.size === 0 ? this.tail.start : this.tail.end;
+      const cursor = this.channels.size === 0 || this.starting ? this.tail.start : this.tail.end;
       channel = new Channel(this.ctx, this, name, isEphemeralName(name), cursor);
       this.channels.set(name, channel);
       this.ctx.logger.info(`TOPIC(${this.name}): new channel(${name})`);
+      this.ctx.onChannelCreated(this, name);
     }
     return channel;
   }
@@ -57,6 +63,7 @@ export class Topic {
     this.channels.delete(name);
     channel.close();
     this.ctx.logger.info(`TOPIC(${this.name}): deleting channel(${name})`);
+    this.ctx.onChannelDeleted(this, name);
     if (this.channels.size === 0) {
       // What the deleted channels had not read is gone with them; the topic starts empty.
       this.tail.clear();
@@ -132,9 +139,20 @@ export class Topic {
     }
   }
 
+  /** Marks the topic as making its lookupd channels (see `starting`). */
+  beginStarting(): void {
+    this.starting = true;
+  }
+
+  /** The lookupd channels exist: normal trimming and channel creation resume. */
+  finishStarting(): void {
+    this.starting = false;
+    this.trim();
+  }
+
   /** Drops records every channel has passed. */
   trim(): void {
-    if (this.channels.size === 0) return;
+    if (this.channels.size === 0 || this.starting) return;
     let min = this.tail.end;
     for (const channel of this.channels.values()) if (channel.cursor < min) min = channel.cursor;
     if (min > this.tail.start) this.tail.trimTo(min);

@@ -7,6 +7,7 @@ import {
   isValidChannelName,
   isValidTopicName,
   parseGoQuery,
+  parseHostPort,
   scanMpubBody,
 } from '@nsq-ts/protocol';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -346,7 +347,7 @@ function sendError(reply: FastifyReply, status: number, code: string): FastifyRe
 }
 
 function portOf(address: string): number {
-  return address === '' ? -1 : Number(address.slice(address.lastIndexOf(':') + 1));
+  return address === '' ? -1 : parseHostPort(address).port;
 }
 
 function contentLength(req: IncomingMessage): number {

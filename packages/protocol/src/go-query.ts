@@ -11,8 +11,8 @@ export function parseGoQuery(rawQuery: string): GoQuery | null {
     if (part === '') continue;
     if (part.includes(';')) return null;
     const eq = part.indexOf('=');
-    const key = unescape(eq < 0 ? part : part.slice(0, eq));
-    const value = unescape(eq < 0 ? '' : part.slice(eq + 1));
+    const key = queryUnescape(eq < 0 ? part : part.slice(0, eq));
+    const value = queryUnescape(eq < 0 ? '' : part.slice(eq + 1));
     if (key === null || value === null) return null;
     const list = params.get(key);
     if (list === undefined) params.set(key, [value]);
@@ -21,7 +21,7 @@ export function parseGoQuery(rawQuery: string): GoQuery | null {
   return params;
 }
 
-function unescape(s: string): string | null {
+function queryUnescape(s: string): string | null {
   if (!s.includes('%') && !s.includes('+')) return s;
   const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {

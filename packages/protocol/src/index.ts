@@ -9,5 +9,6 @@ export * from './go-format.js';
 export * from './go-query.js';
 export * from './identify.js';
 export * from './logger.js';
+export * from './lookup-v1.js';
 export * from './message-id.js';
 export * from './names.js';

@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { encodeCommand, LookupResponseDecoder, MAGIC_V1 } from '@nsq-ts/protocol';
 
 /**
  * A raw nsqlookupd TCP V1 connection for protocol tests: send exact bytes, await the
@@ -6,7 +7,7 @@ import { connect, type Socket } from 'node:net';
  */
 export class RawV1Client {
   readonly socket: Socket;
-  private buffered = Buffer.alloc(0);
+  private readonly decoder = new LookupResponseDecoder();
   private readonly replies: Buffer[] = [];
   private waiters: Array<() => void> = [];
   closed = false;
@@ -17,13 +18,7 @@ export class RawV1Client {
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
       this.received.push(chunk);
-      this.buffered = Buffer.concat([this.buffered, chunk]);
-      while (this.buffered.length >= 4) {
-        const size = this.buffered.readUInt32BE(0);
-        if (this.buffered.length < 4 + size) break;
-        this.replies.push(Buffer.from(this.buffered.subarray(4, 4 + size)));
-        this.buffered = this.buffered.subarray(4 + size);
-      }
+      this.decoder.push(chunk, (data) => this.replies.push(Buffer.from(data)));
       this.wake();
     });
     // The server's FIN is its close: nsqlookupd ends the connection after a fatal error.
@@ -47,7 +42,7 @@ export class RawV1Client {
       socket.once('error', reject);
     });
     const client = new RawV1Client(socket);
-    if (options.magic !== false) client.write('  V1');
+    if (options.magic !== false) client.write(MAGIC_V1);
     return client;
   }
 
@@ -60,9 +55,7 @@ export class RawV1Client {
     const bytes = Buffer.isBuffer(body)
       ? body
       : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
-    const size = Buffer.alloc(4);
-    size.writeInt32BE(bytes.length, 0);
-    this.write(Buffer.concat([Buffer.from('IDENTIFY\n'), size, bytes]));
+    this.write(encodeCommand('IDENTIFY', [], bytes));
   }
 
   private wake(): void {

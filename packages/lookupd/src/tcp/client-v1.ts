@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import {
   decodeGoJsonFields,
+  encodeLookupResponse,
   formatHostPort,
   IdentifyDecodeError,
   isEphemeralName,
@@ -8,6 +9,7 @@ import {
   isValidTopicName,
   type JsonFieldKind,
   type Logger,
+  MAGIC_V1,
   MAX_LINE_BYTES,
 } from '@nsq-ts/protocol';
 import {
@@ -45,7 +47,7 @@ export interface LookupHost {
   onClientClosed(client: ClientV1): void;
 }
 
-const MAGIC_V1 = '  V1';
+const MAGIC = MAGIC_V1.toString('latin1');
 
 const State = {
   Magic: 0,
@@ -128,7 +130,7 @@ export class ClientV1 {
         if (available < 4) return -1;
         const magic = buf.toString('latin1', at, at + 4);
         this.host.logger.info(`CLIENT(${this.remoteAddress}): desired protocol magic '${magic}'`);
-        if (magic !== MAGIC_V1) {
+        if (magic !== MAGIC) {
           this.host.logger.error(`client(${this.remoteAddress}) bad protocol magic '${magic}'`);
           this.close('E_BAD_PROTOCOL');
           return 4;
@@ -296,11 +298,7 @@ export class ClientV1 {
 
   /** Writes `[size][data]`; `data` is a byte string (latin1) or JSON text (utf8). */
   private send(data: string, encoding: 'latin1' | 'utf8' = 'utf8'): void {
-    const body = Buffer.from(data, encoding);
-    const frame = Buffer.allocUnsafe(4 + body.length);
-    frame.writeUInt32BE(body.length, 0);
-    body.copy(frame, 4);
-    this.socket.write(frame);
+    this.socket.write(encodeLookupResponse(Buffer.from(data, encoding)));
   }
 
   private fail(err: FatalError): void {

@@ -115,8 +115,14 @@ export class ClientV1 {
         at += used;
       }
     } catch (err) {
-      if (!(err instanceof FatalError)) throw err;
-      this.fail(err);
+      if (err instanceof FatalError) {
+        this.fail(err);
+      } else {
+        // A bug, not the client's fault: drop this connection rather than the daemon.
+        this.host.logger.error(`CLIENT(${this.remoteAddress}): ${err instanceof Error ? err.stack : String(err)}`);
+        this.state = State.Closed;
+        this.socket.destroy();
+      }
       return;
     }
     this.pending = at === this.pending.length ? Buffer.alloc(0) : this.pending.subarray(at);

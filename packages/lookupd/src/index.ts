@@ -1,3 +1,4 @@
+export { LOOKUPD_FLAGS, type LookupdArgs, lookupdUsage, parseLookupdArgs } from './config/lookupd-flags.js';
 export { createLookupd, Lookupd } from './lookupd.js';
 export { defaultLookupdOptions, type LookupdOptions } from './options.js';
 export {

@@ -119,6 +119,21 @@ describe('IDENTIFY', () => {
     });
   });
 
+  it('identifies a peer of a dual-stack listener by its IPv4 address, as Go does', async () => {
+    const dual = await startLookupd({ tcpAddress: ':0' });
+    try {
+      const port = dual.tcpAddress.slice(dual.tcpAddress.lastIndexOf(':') + 1);
+      const c = await RawV1Client.connect(`127.0.0.1:${port}`);
+      clients.push(c);
+      c.identify(PEER);
+      await c.read();
+      const peer = dual.lookupd.db.findProducers('client', '', '')[0];
+      expect(peer?.peerInfo.remoteAddress).toBe(`127.0.0.1:${c.socket.localPort}`);
+    } finally {
+      await dual.close();
+    }
+  });
+
   it('accepts keys in any case and ignores unknown ones', async () => {
     const c = await connect();
     c.identify('{"BROADCAST_ADDRESS":"h","Tcp_Port":1,"http_port":2,"version":"x","topology_zone":"z","x":[1]}');

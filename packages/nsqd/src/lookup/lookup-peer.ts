@@ -1,14 +1,16 @@
 import { connect, type Socket } from 'node:net';
-import { encodeCommand, type Logger, parseHostPort } from '@nsq-ts/protocol';
+import {
+  encodeCommand,
+  isLookupError,
+  type Logger,
+  type LookupIdentifyBody,
+  LookupResponseDecoder,
+  MAGIC_V1,
+  parseHostPort,
+} from '@nsq-ts/protocol';
 
 /** What nsqd tells a lookupd about itself (IDENTIFY body, nsq-spec §4.4). */
-export interface PeerIdentity {
-  version: string;
-  tcp_port: number;
-  http_port: number;
-  hostname: string;
-  broadcast_address: string;
-}
+export type PeerIdentity = LookupIdentifyBody;
 
 /** What the lookupd answers to IDENTIFY: where its HTTP API is. */
 export interface LookupdInfo {
@@ -16,7 +18,6 @@ export interface LookupdInfo {
   httpPort: number;
 }
 
-const MAGIC_V1 = Buffer.from('  V1', 'latin1');
 const DIAL_TIMEOUT_MS = 1_000;
 const REPLY_TIMEOUT_MS = 1_000;
 
@@ -40,7 +41,7 @@ export class LookupPeer {
   private readonly queue: Pending[] = [];
   private busy = false;
   private closed = false;
-  private replyBuffer: Buffer = Buffer.alloc(0);
+  private decoder = new LookupResponseDecoder();
   private onReply: ((reply: Buffer) => void) | null = null;
   private onFailure: ((err: Error) => void) | null = null;
 
@@ -125,9 +126,8 @@ export class LookupPeer {
       const timer = setTimeout(() => this.fail(new Error('reply timed out')), REPLY_TIMEOUT_MS);
       this.onReply = (reply) => {
         clearTimeout(timer);
-        const text = reply.toString('latin1');
-        if (text.startsWith('E_')) reject(new Error(text));
-        else resolve(reply);
+        if (isLookupError(reply)) reject(new Error(reply.toString('latin1')));
+        else resolve(Buffer.from(reply));
       };
       this.onFailure = (err) => {
         clearTimeout(timer);
@@ -138,16 +138,15 @@ export class LookupPeer {
   }
 
   private onData(chunk: Buffer): void {
-    this.replyBuffer = this.replyBuffer.length === 0 ? chunk : Buffer.concat([this.replyBuffer, chunk]);
-    while (this.replyBuffer.length >= 4) {
-      const size = this.replyBuffer.readInt32BE(0);
-      if (this.replyBuffer.length < 4 + size) return;
-      const reply = this.replyBuffer.subarray(4, 4 + size);
-      this.replyBuffer = this.replyBuffer.subarray(4 + size);
-      const onReply = this.onReply;
-      this.onReply = null;
-      this.onFailure = null;
-      onReply?.(reply);
+    try {
+      this.decoder.push(chunk, (reply) => {
+        const onReply = this.onReply;
+        this.onReply = null;
+        this.onFailure = null;
+        onReply?.(reply);
+      });
+    } catch (err) {
+      this.fail(err as Error);
     }
   }
 
@@ -164,7 +163,7 @@ export class LookupPeer {
     if (!this.closed) this.logger.warn(`LOOKUPD(${this.address}): ${err.message}; reconnecting on the next command`);
     const socket = this.socket;
     this.socket = null;
-    this.replyBuffer = Buffer.alloc(0);
+    this.decoder = new LookupResponseDecoder();
     socket.destroy();
   }
 }

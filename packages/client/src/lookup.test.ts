@@ -1,8 +1,9 @@
 /**
- * lookupd discovery. No nsqlookupd exists in this repository yet, so these tests run against a
- * stand-in: a tiny HTTP server answering `/lookup?topic=` in the documented shapes (nsq-spec
- * §4.2, §3.1) — bare JSON with `X-NSQ-Content-Type: nsq; version=1.0`, the legacy `data`
- * envelope without it, and 404 TOPIC_NOT_FOUND. The nsqds behind it are real.
+ * lookupd discovery, answer by answer. These tests use a tiny HTTP server answering `/lookup?topic=`
+ * in every documented shape (nsq-spec §4.2, §3.1) — bare JSON with `X-NSQ-Content-Type: nsq;
+ * version=1.0`, the legacy pre-1.0 `data` envelope (which our nsqlookupd never sends, but older
+ * ones do) and 404 TOPIC_NOT_FOUND. The nsqds behind it are real; lookupd-discovery.test.ts runs
+ * the same against real nsqlookupds.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -1,0 +1,65 @@
+/**
+ * Discovery through real nsqlookupds: two lookupds, three nsqds registered with both (nsqd's own
+ * V1 registration), a Producer pool publishing to all three and a Consumer that only knows the
+ * lookupds' HTTP addresses.
+ */
+import { eventually, startLookupd, startNsqd } from '@nsq-ts/test-utils';
+import { afterEach, describe, expect, it } from 'vitest';
+import { stringCodec } from './codecs.js';
+import { Consumer } from './consumer.js';
+import { Producer } from './producer.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('Consumer discovery through real nsqlookupds', () => {
+  it('finds every nsqd registered with either lookupd and consumes from all of them', async () => {
+    const lookupds = [
+      await startLookupd({ broadcastAddress: '127.0.0.1' }),
+      await startLookupd({ broadcastAddress: '127.0.0.1' }),
+    ];
+    for (const l of lookupds) cleanups.push(() => l.close());
+    const nsqds = [];
+    for (let i = 0; i < 3; i++) {
+      const d = await startNsqd({
+        broadcastAddress: '127.0.0.1',
+        lookupdTcpAddresses: lookupds.map((l) => l.tcpAddress),
+      });
+      cleanups.push(() => d.close());
+      nsqds.push(d);
+    }
+    // Each nsqd publishes its own messages so every node must be found.
+    for (const [i, d] of nsqds.entries()) {
+      const producer = new Producer<string>({ nsqdAddress: d.tcpAddress, codec: stringCodec });
+      await producer.connect();
+      await producer.publishMany(
+        'events',
+        Array.from({ length: 10 }, (_, k) => `n${i}-${k}`),
+      );
+      await producer.close();
+    }
+    await eventually(async () => {
+      for (const l of lookupds) {
+        const res = await fetch(`http://${l.httpAddress}/lookup?topic=events`);
+        expect(((await res.json()) as { producers: unknown[] }).producers).toHaveLength(3);
+      }
+    });
+    const received = new Set<string>();
+    const consumer = new Consumer<string>({
+      topic: 'events',
+      channel: 'worker',
+      lookupdHttpAddresses: lookupds.map((l) => l.httpAddress),
+      lookupdPollIntervalMs: 200,
+      maxInFlight: 10,
+      codec: stringCodec,
+      handler: (msg) => {
+        received.add(msg.body);
+      },
+    });
+    cleanups.push(() => consumer.close());
+    await consumer.connect();
+    await eventually(() => expect(received.size).toBe(30), { timeoutMs: 10_000 });
+  });
+});

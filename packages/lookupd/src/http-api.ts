@@ -1,5 +1,6 @@
-import { firstValue, type GoQuery, isValidChannelName, isValidTopicName, parseGoQuery } from '@nsq-ts/protocol';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { firstValue, type GoQuery, isValidChannelName, isValidTopicName } from '@nsq-ts/protocol';
+import { createV1App, EMPTY, goJson, HttpError, JsonText, TEXT_TYPE } from '@nsq-ts/server-kit';
+import type { FastifyInstance } from 'fastify';
 import type { Lookupd } from './lookupd.js';
 import { Category, filterByActive, type PeerInfo, type Producer, WILDCARD } from './registration-db.js';
 import { VERSION } from './version.js';
@@ -12,72 +13,19 @@ import { VERSION } from './version.js';
  * come from the query string only, parsed as Go's url.ParseQuery (failure: 400 INVALID_REQUEST).
  */
 
-const NSQ_HEADER = 'X-NSQ-Content-Type';
-const NSQ_HEADER_VALUE = 'nsq; version=1.0';
-const JSON_TYPE = 'application/json; charset=utf-8';
-const TEXT_TYPE = 'text/plain; charset=utf-8';
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-  ) {
-    super(code);
-  }
-}
-
 /** A handler's result: JSON text already encoded (see goJson), or EMPTY for an empty 200. */
-const EMPTY = Symbol('empty');
-type Result = { json: string } | typeof EMPTY;
+type Result = JsonText | typeof EMPTY;
 type Handler = (query: GoQuery) => Result;
 
-/** Go's encoding/json escapes these inside strings; JSON.stringify leaves them as they are. */
-const GO_ESCAPES: Readonly<Record<string, string>> = {
-  '<': '\\u003c',
-  '>': '\\u003e',
-  '&': '\\u0026',
-  '\u2028': '\\u2028',
-  '\u2029': '\\u2029',
-};
-
-/** JSON text as Go's json.Marshal writes it (object keys in the order given). */
-export function goJson(value: unknown): string {
-  return (JSON.stringify(value) as string).replace(/[<>&\u2028\u2029]/g, (c) => GO_ESCAPES[c] as string);
-}
-
 export function createHttpApi(lookupd: Lookupd): FastifyInstance {
-  const app = Fastify({ logger: false, exposeHeadRoutes: false, return503OnClosing: false });
-  const allowed = new Map<string, string[]>();
+  const v1 = createV1App(lookupd.logger);
+  const { app, plain } = v1;
   const { db } = lookupd;
-
-  // Bodies are read and ignored, as nsqlookupd ignores them.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
-
-  function route(method: 'GET' | 'POST', path: string, handler: Handler): void {
-    allowed.set(path, [...(allowed.get(path) ?? []), method]);
-    app.route({
-      method,
-      url: path,
-      handler: async (req, reply) => {
-        const query = parseGoQuery((req.raw.url ?? '').split('?')[1] ?? '');
-        try {
-          if (query === null) throw new HttpError(400, 'INVALID_REQUEST');
-          const result = handler(query);
-          reply.header(NSQ_HEADER, NSQ_HEADER_VALUE);
-          if (result === EMPTY) return reply.code(200).send();
-          return reply.code(200).type(JSON_TYPE).send(result.json);
-        } catch (err) {
-          if (err instanceof HttpError) return sendError(reply, err.status, err.code);
-          lookupd.logger.error(`HTTP: ${req.method} ${req.url} - ${err instanceof Error ? err.message : String(err)}`);
-          return sendError(reply, 500, 'INTERNAL_ERROR');
-        }
-      },
-    });
-  }
+  const route = (method: 'GET' | 'POST', path: string, handler: Handler): void =>
+    v1.route(method, path, (_req, query) => handler(query));
 
   function json(value: unknown): Result {
-    return { json: goJson(value) };
+    return new JsonText(goJson(value));
   }
 
   function requireParam(query: GoQuery, name: string): string {
@@ -100,16 +48,14 @@ export function createHttpApi(lookupd: Lookupd): FastifyInstance {
 
   // ---- health and info ----
 
-  app.get('/ping', async (_req, reply) => reply.type(TEXT_TYPE).send('OK'));
-  allowed.set('/ping', ['GET']);
+  plain('GET', '/ping', async (_req, reply) => reply.type(TEXT_TYPE).send('OK'));
 
   route('GET', '/info', () => json({ version: VERSION }));
 
-  app.get('/metrics', async (_req, reply) => {
+  plain('GET', '/metrics', async (_req, reply) => {
     const text = await lookupd.metrics.registry.metrics();
     return reply.type(lookupd.metrics.registry.contentType).send(text);
   });
-  allowed.set('/metrics', ['GET']);
 
   // ---- discovery ----
 
@@ -222,22 +168,7 @@ export function createHttpApi(lookupd: Lookupd): FastifyInstance {
       groups.set(key, items);
     }
     const keys = [...groups.keys()].sort();
-    return { json: `{${keys.map((k) => `${goJson(k)}:[${(groups.get(k) as string[]).join(',')}]`).join(',')}}` };
-  });
-
-  app.setNotFoundHandler((req, reply) => {
-    const path = (req.raw.url ?? '').split('?')[0] ?? '';
-    const methods = allowed.get(path);
-    if (methods !== undefined) {
-      reply.header('Allow', methods.join(', '));
-      return sendError(reply, 405, 'METHOD_NOT_ALLOWED');
-    }
-    return sendError(reply, 404, 'NOT_FOUND');
-  });
-
-  app.setErrorHandler((err, req, reply) => {
-    lookupd.logger.error(`HTTP: ${req.method} ${req.url} - ${err instanceof Error ? err.message : String(err)}`);
-    return sendError(reply, 500, 'INTERNAL_ERROR');
+    return new JsonText(`{${keys.map((k) => `${goJson(k)}:[${(groups.get(k) as string[]).join(',')}]`).join(',')}}`);
   });
 
   return app;
@@ -260,12 +191,4 @@ function peerJson(peer: PeerInfo): Record<string, string | number> {
     http_port: peer.httpPort,
     version: peer.version,
   };
-}
-
-function sendError(reply: FastifyReply, status: number, code: string): FastifyReply {
-  return reply
-    .code(status)
-    .header(NSQ_HEADER, NSQ_HEADER_VALUE)
-    .type(JSON_TYPE)
-    .send(JSON.stringify({ message: code }));
 }

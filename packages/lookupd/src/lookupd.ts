@@ -1,8 +1,9 @@
 import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { createLogger, formatHostPort, type Logger, parseHostPort } from '@nsq-ts/protocol';
+import { goJson } from '@nsq-ts/server-kit';
 import type { FastifyInstance } from 'fastify';
-import { createHttpApi, goJson } from './http-api.js';
+import { createHttpApi } from './http-api.js';
 import { LookupdMetrics } from './metrics.js';
 import { defaultLookupdOptions, type LookupdOptions } from './options.js';
 import { RegistrationDB } from './registration-db.js';

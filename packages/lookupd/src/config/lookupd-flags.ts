@@ -14,7 +14,6 @@ import {
 import { parse as parseToml } from 'smol-toml';
 import { defaultLookupdOptions, type LookupdOptions } from '../options.js';
 
-export { FlagError } from '@nsq-ts/protocol';
 export { lookupdVersionLine } from '../version.js';
 
 /**

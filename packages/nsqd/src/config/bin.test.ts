@@ -1,6 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,14 +67,15 @@ describe('bin/nsqd.js', () => {
 
 /**
  * The run path, against a stand-in broker: a copy of the bin beside a dist/ whose config/ is the
- * real build and whose index.js is a fake createNsqd that records its calls on stderr.
+ * real build and whose index.js is a fake createNsqd that records its calls on stderr. The copy
+ * lives inside the package so that its `@nsq-ts/server-kit` import resolves.
  */
 describe('bin/nsqd.js lifecycle (fake broker)', () => {
   let root: string;
   let fakeBin: string;
 
   beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'nsqd-bin-'));
+    root = mkdtempSync(join(PKG, '.bin-test-'));
     mkdirSync(join(root, 'bin'));
     mkdirSync(join(root, 'dist'));
     fakeBin = join(root, 'bin', 'nsqd.js');

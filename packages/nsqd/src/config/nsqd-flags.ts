@@ -14,9 +14,6 @@ import { parse as parseToml } from 'smol-toml';
 import { defaultNsqdOptions, LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
 import { VERSION } from '../version.js';
 
-/** Re-exported for bin/nsqd.js, which loads only this module before it knows it will run. */
-export { FlagError } from '@nsq-ts/protocol';
-
 /**
  * nsqd's command line and config file (nsq-spec §5.12): every flag of NSQ v1.3.0 under NSQ's name,
  * the TOML keys NSQ reads for them, and the start-up checks `nsqd.New` makes. Master-only flags

@@ -6,11 +6,11 @@ import {
   type GoQuery,
   isValidChannelName,
   isValidTopicName,
-  parseGoQuery,
   parseHostPort,
   scanMpubBody,
 } from '@nsq-ts/protocol';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createV1App, EMPTY, HttpError, TEXT_TYPE, Text } from '@nsq-ts/server-kit';
+import type { FastifyInstance } from 'fastify';
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';
 import type { Nsqd } from '../nsqd.js';
 import { LOG_LEVELS, type LogLevel } from '../options.js';
@@ -19,72 +19,17 @@ import { formatStatsText } from '../stats/text.js';
 import type { Topic } from '../topic.js';
 import { VERSION } from '../version.js';
 
-/**
- * nsqd's HTTP API (nsq-spec §3), NSQ's "V1" conventions throughout: every response but /ping
- * carries `X-NSQ-Content-Type: nsq; version=1.0`; objects are bare JSON, strings plain text,
- * actions an empty body without Content-Type, errors `{"message":"CODE"}` with the handler's
- * status; unknown paths 404 NOT_FOUND, known paths with the wrong method 405.
- */
-
-const NSQ_HEADER = 'X-NSQ-Content-Type';
-const NSQ_HEADER_VALUE = 'nsq; version=1.0';
-const JSON_TYPE = 'application/json; charset=utf-8';
-const TEXT_TYPE = 'text/plain; charset=utf-8';
-
-/** An error answered as `{"message": code}` with `status`. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-  ) {
-    super(code);
-  }
-}
-
-type Handler = (req: FastifyRequest, query: GoQuery) => Promise<unknown> | unknown;
-
-/** What a handler returns: an object (JSON), text, or nothing (empty 200). */
-const EMPTY = Symbol('empty');
-class Text {
-  constructor(readonly text: string) {}
-}
+/** nsqd's HTTP API (nsq-spec §3), on the V1 conventions of @nsq-ts/server-kit. */
 
 export function createHttpApi(nsqd: Nsqd): FastifyInstance {
-  const app = Fastify({ logger: false, exposeHeadRoutes: false, return503OnClosing: false });
-  const allowed = new Map<string, string[]>();
+  const { app, route, plain } = createV1App(nsqd.logger);
 
-  // Bodies are read by the handlers that want one (/pub, /mpub, PUT /config), with NSQ's limits
-  // checked before buffering; every other body is ignored, as nsqd ignores it.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
-
-  function route(method: 'GET' | 'POST' | 'PUT', path: string, handler: Handler): void {
-    allowed.set(path, [...(allowed.get(path) ?? []), method]);
-    app.route({
-      method,
-      url: path,
-      handler: async (req, reply) => {
-        const rawQuery = (req.raw.url ?? '').split('?')[1] ?? '';
-        const query = parseGoQuery(rawQuery);
-        try {
-          if (query === null) throw new HttpError(400, 'INVALID_REQUEST');
-          return sendV1(reply, await handler(req, query));
-        } catch (err) {
-          if (err instanceof HttpError) return sendError(reply, err.status, err.code);
-          nsqd.logger.error(`HTTP: ${req.method} ${req.url} - ${err instanceof Error ? err.message : String(err)}`);
-          return sendError(reply, 500, 'INTERNAL_ERROR');
-        }
-      },
-    });
-  }
-
-  app.get('/ping', async (_req, reply) => {
+  plain('GET', '/ping', async (_req, reply) => {
     const err = nsqd.healthError();
     reply.type(TEXT_TYPE);
     if (err !== null) return reply.code(500).send(`NOK - ${err}`);
     return reply.send('OK');
   });
-  allowed.set('/ping', ['GET']);
 
   route('GET', '/info', () => ({
     version: VERSION,
@@ -181,11 +126,10 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
   });
 
   // Prometheus exposition; not a V1 endpoint, so no X-NSQ header.
-  app.get('/metrics', async (_req, reply) => {
+  plain('GET', '/metrics', async (_req, reply) => {
     const metrics = nsqd.metrics();
     return reply.header('Content-Type', metrics.contentType).send(await metrics.render());
   });
-  allowed.set('/metrics', ['GET']);
 
   // ---- topics ----
 
@@ -313,37 +257,7 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
     return topic;
   }
 
-  app.setNotFoundHandler((req, reply) => {
-    const path = (req.raw.url ?? '').split('?')[0] ?? '';
-    const methods = allowed.get(path) ?? (path.startsWith('/config/') ? allowed.get('/config/:opt') : undefined);
-    if (methods !== undefined) {
-      reply.header('Allow', methods.join(', '));
-      return sendError(reply, 405, 'METHOD_NOT_ALLOWED');
-    }
-    return sendError(reply, 404, 'NOT_FOUND');
-  });
-
-  app.setErrorHandler((err, req, reply) => {
-    nsqd.logger.error(`HTTP: ${req.method} ${req.url} - ${err instanceof Error ? err.message : String(err)}`);
-    return sendError(reply, 500, 'INTERNAL_ERROR');
-  });
-
   return app;
-}
-
-function sendV1(reply: FastifyReply, result: unknown): FastifyReply {
-  reply.header(NSQ_HEADER, NSQ_HEADER_VALUE);
-  if (result === EMPTY) return reply.code(200).send();
-  if (result instanceof Text) return reply.code(200).type(TEXT_TYPE).send(result.text);
-  return reply.code(200).type(JSON_TYPE).send(JSON.stringify(result));
-}
-
-function sendError(reply: FastifyReply, status: number, code: string): FastifyReply {
-  return reply
-    .code(status)
-    .header(NSQ_HEADER, NSQ_HEADER_VALUE)
-    .type(JSON_TYPE)
-    .send(JSON.stringify({ message: code }));
 }
 
 function portOf(address: string): number {

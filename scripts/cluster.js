@@ -1,0 +1,324 @@
+#!/usr/bin/env node
+/**
+ * `npm run cluster`: the docker-compose topology (2 × nsqlookupd, 3 × nsqd) as local processes on
+ * 127.0.0.1, with prefixed logs, stopped cleanly on Ctrl-C.
+ *
+ * Port plan, from a base port B (default 4150; `--base-port` or NSQ_CLUSTER_BASE_PORT):
+ *
+ *   nsqd-1        TCP B       HTTP B+1      (4150 / 4151)
+ *   nsqd-2        TCP B+100   HTTP B+101    (4250 / 4251)
+ *   nsqd-3        TCP B+200   HTTP B+201    (4350 / 4351)
+ *   nsqlookupd-1  TCP B+10    HTTP B+11     (4160 / 4161)
+ *   nsqlookupd-2  TCP B+110   HTTP B+111    (4260 / 4261)
+ *
+ * so with the default base every node 1 keeps NSQ's own ports, and docker-compose.yml uses the
+ * same numbers. Each nsqd gets `--data-path=<data-dir>/nsqd-N` (default `.cluster/` at the root).
+ *
+ * Failure policy: while the cluster starts, any process that exits (a port in use, a bad flag)
+ * stops everything and the script exits 1. Once it is up, a process that dies is reported loudly
+ * and the others keep running — killing a node by hand is how failover is tried out — and the
+ * script exits 1 only when none is left. On SIGINT/SIGTERM the nsqds, then the lookupds, get SIGTERM
+ * (SIGKILL if still alive after STOP_TIMEOUT_MS), and the script exits 0.
+ *
+ * The children run in their own process groups, so a terminal's Ctrl-C reaches only this script,
+ * which then stops each child exactly once (a second signal makes nsqd skip its clean shutdown).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const NSQD_BIN = path.join(ROOT, 'packages/nsqd/bin/nsqd.js');
+const LOOKUPD_BIN = path.join(ROOT, 'packages/lookupd/bin/nsqlookupd.js');
+const HOST = '127.0.0.1';
+const DEFAULT_BASE_PORT = 4150;
+const MAX_PORT_OFFSET = 211;
+const START_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+const HELP = `usage: npm run cluster -- [options]   (or: node scripts/cluster.js [options])
+
+Starts 2 × nsqlookupd and 3 × nsqd on ${HOST}; Ctrl-C stops them all.
+
+  --base-port N     shift every port: nsqd-1 N/N+1, nsqd-2 N+100/N+101, nsqd-3 N+200/N+201,
+                    nsqlookupd-1 N+10/N+11, nsqlookupd-2 N+110/N+111
+                    (default ${DEFAULT_BASE_PORT}, or NSQ_CLUSTER_BASE_PORT)
+  --data-dir PATH   parent of the nsqds' --data-path directories
+                    (default .cluster/ at the repository root, or NSQ_CLUSTER_DATA_DIR)
+  --help
+`;
+
+// ---- command line ----
+
+function parseArgs(argv) {
+  const opts = {
+    basePort: process.env.NSQ_CLUSTER_BASE_PORT ?? String(DEFAULT_BASE_PORT),
+    dataDir: process.env.NSQ_CLUSTER_DATA_DIR ?? path.join(ROOT, '.cluster'),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(HELP);
+      process.exit(0);
+    }
+    const m = /^--?(base-port|data-dir)(?:=(.*))?$/.exec(arg);
+    if (m === null) usageError(`unknown argument ${arg}`);
+    let value = m[2];
+    if (value === undefined) {
+      value = argv[++i];
+      if (value === undefined) usageError(`${arg} needs a value`);
+    }
+    if (m[1] === 'base-port') opts.basePort = value;
+    else opts.dataDir = value;
+  }
+  const base = Number(opts.basePort);
+  if (!Number.isInteger(base) || base < 1 || base + MAX_PORT_OFFSET > 65535) {
+    usageError(`base port must be an integer in [1, ${65535 - MAX_PORT_OFFSET}], not ${opts.basePort}`);
+  }
+  return { basePort: base, dataDir: path.resolve(opts.dataDir) };
+}
+
+function usageError(message) {
+  process.stderr.write(`cluster: ${message}\n\n${HELP}`);
+  process.exit(2);
+}
+
+/** The five nodes, lookupds first (they start first so the nsqds' first connection succeeds). */
+function topology(basePort, dataDir) {
+  const lookupds = [1, 2].map((n) => ({
+    name: `nsqlookupd-${n}`,
+    kind: 'nsqlookupd',
+    tcpPort: basePort + 10 + (n - 1) * 100,
+    httpPort: basePort + 11 + (n - 1) * 100,
+  }));
+  const nsqds = [1, 2, 3].map((n) => ({
+    name: `nsqd-${n}`,
+    kind: 'nsqd',
+    tcpPort: basePort + (n - 1) * 100,
+    httpPort: basePort + 1 + (n - 1) * 100,
+    dataPath: path.join(dataDir, `nsqd-${n}`),
+    nodeId: n,
+  }));
+  for (const node of lookupds) {
+    node.args = [
+      LOOKUPD_BIN,
+      `--tcp-address=${HOST}:${node.tcpPort}`,
+      `--http-address=${HOST}:${node.httpPort}`,
+      `--broadcast-address=${HOST}`,
+      '--log-prefix=', // the script prefixes every line with the node's name
+    ];
+  }
+  for (const node of nsqds) {
+    node.args = [
+      NSQD_BIN,
+      `--tcp-address=${HOST}:${node.tcpPort}`,
+      `--http-address=${HOST}:${node.httpPort}`,
+      `--broadcast-address=${HOST}`,
+      ...lookupds.map((l) => `--lookupd-tcp-address=${HOST}:${l.tcpPort}`),
+      `--data-path=${node.dataPath}`,
+      // Distinct message-ID spaces: all three share a hostname, whose hash is the default node id.
+      `--node-id=${node.nodeId}`,
+      '--log-prefix=',
+    ];
+  }
+  return { lookupds, nsqds };
+}
+
+// ---- output ----
+
+const useColour =
+  process.env.NO_COLOR === undefined && (process.env.FORCE_COLOR !== undefined || process.stdout.isTTY === true);
+const COLOURS = { cyan: 36, magenta: 35, green: 32, yellow: 33, blue: 34, red: 31, bold: 1 };
+const NODE_COLOURS = ['cyan', 'magenta', 'green', 'yellow', 'blue'];
+const PAD = 'nsqlookupd-1'.length + 2;
+
+function paint(colour, text) {
+  return useColour ? `\x1b[${COLOURS[colour]}m${text}\x1b[0m` : text;
+}
+
+function out(prefix, colour, line) {
+  process.stdout.write(`${paint(colour, `[${prefix}]`.padEnd(PAD))} ${line}\n`);
+}
+
+function say(line) {
+  out('cluster', 'bold', line);
+}
+
+function shout(line) {
+  out('cluster', 'red', paint('red', `!!! ${line}`));
+}
+
+// ---- processes ----
+
+let phase = 'starting'; // starting → up → stopping
+const children = [];
+
+function start(node, colour) {
+  const child = spawn(process.execPath, node.args, {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // own process group: see the header comment
+  });
+  const entry = { node, child, colour, closed: false, exit: null };
+  entry.done = new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      entry.closed = true;
+      entry.exit = signal === null ? `code ${code}` : `signal ${signal}`;
+      resolve();
+      onChildClosed(entry);
+    });
+  });
+  child.on('error', (err) => shout(`${node.name}: ${err.message}`));
+  for (const stream of [child.stdout, child.stderr]) {
+    readline.createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
+      out(node.name, colour, line);
+    });
+  }
+  children.push(entry);
+  return entry;
+}
+
+function onChildClosed(entry) {
+  const what = `${entry.node.name} (pid ${entry.child.pid}) exited with ${entry.exit}`;
+  if (phase === 'stopping') {
+    out(entry.node.name, entry.colour, `stopped (${entry.exit})`);
+    return;
+  }
+  if (phase === 'starting') {
+    shout(`${what} while the cluster was starting; stopping the others`);
+    void stopAll(1);
+    return;
+  }
+  shout(`${what} unexpectedly — the other nodes keep running`);
+  const alive = children.filter((c) => !c.closed);
+  if (alive.length === 0) {
+    shout('no node left; exiting');
+    process.exit(1);
+  }
+  say(`still running: ${alive.map((c) => c.node.name).join(', ')}`);
+}
+
+/** Polls GET /ping until it answers 200 OK, the child exits, or the deadline passes. */
+async function waitForPing(entry) {
+  const url = `http://${HOST}:${entry.node.httpPort}/ping`;
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (entry.closed || phase !== 'starting') throw new Error(`${entry.node.name} is gone`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+      const body = await res.text();
+      if (res.status === 200 && body === 'OK') return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() >= deadline) throw new Error(`${url} did not answer OK within ${START_TIMEOUT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+let stopping = null;
+let firstSignalAt = 0;
+
+/**
+ * SIGTERM to every live nsqd, then to every lookupd (so the nsqds leave while their lookupds still
+ * listen); a tier still alive after STOP_TIMEOUT_MS gets SIGKILL. Then exits.
+ */
+function stopAll(exitCode) {
+  if (stopping !== null) return stopping;
+  phase = 'stopping';
+  stopping = (async () => {
+    for (const kind of ['nsqd', 'nsqlookupd']) {
+      const alive = children.filter((c) => c.node.kind === kind && !c.closed);
+      for (const c of alive) c.child.kill('SIGTERM');
+      let timer;
+      const timeout = new Promise((resolve) => {
+        timer = setTimeout(resolve, STOP_TIMEOUT_MS);
+      });
+      await Promise.race([Promise.all(alive.map((c) => c.done)), timeout]);
+      clearTimeout(timer);
+      const stuck = alive.filter((c) => !c.closed);
+      for (const c of stuck) {
+        shout(`${c.node.name} (pid ${c.child.pid}) did not stop within ${STOP_TIMEOUT_MS} ms; SIGKILL`);
+        c.child.kill('SIGKILL');
+      }
+      await Promise.all(stuck.map((c) => c.done));
+    }
+    say(exitCode === 0 ? 'all nodes stopped' : 'stopped');
+    process.exit(exitCode);
+  })();
+  return stopping;
+}
+
+function onSignal(signal) {
+  if (stopping !== null) {
+    // npm and the terminal may both deliver one Ctrl-C; only a later press forces the issue.
+    if (Date.now() - firstSignalAt < 1_000) return;
+    shout(`${signal} again; killing every node now`);
+    for (const c of children) if (!c.closed) c.child.kill('SIGKILL');
+    process.exit(1);
+  }
+  firstSignalAt = Date.now();
+  say(`${signal} received; stopping the nsqds, then the lookupds (SIGTERM, SIGKILL after ${STOP_TIMEOUT_MS / 1000} s)`);
+  void stopAll(0);
+}
+
+// Last resort if this script itself crashes: never leave daemons behind.
+process.on('exit', () => {
+  for (const c of children) if (!c.closed) c.child.kill('SIGKILL');
+});
+process.on('uncaughtException', (err) => {
+  shout(`cluster script failed: ${err.stack ?? err}`);
+  void stopAll(1);
+});
+process.stdout.on('error', () => {}); // a closed pipe (`| head`) must not kill the supervisor
+
+function displayPath(p) {
+  const rel = path.relative(process.cwd(), p);
+  return rel === '' ? '.' : rel.startsWith('..') ? p : rel;
+}
+
+// ---- main ----
+
+const { basePort, dataDir } = parseArgs(process.argv.slice(2));
+for (const bin of [NSQD_BIN, LOOKUPD_BIN]) {
+  if (!fs.existsSync(path.join(path.dirname(bin), '../dist/index.js'))) {
+    process.stderr.write(`cluster: ${path.relative(ROOT, bin)} is not built; run \`npm run build\` first\n`);
+    process.exit(1);
+  }
+}
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+const { lookupds, nsqds } = topology(basePort, dataDir);
+for (const node of nsqds) fs.mkdirSync(node.dataPath, { recursive: true });
+
+say(`starting 2 × nsqlookupd and 3 × nsqd on ${HOST} (base port ${basePort})`);
+try {
+  const lookupdEntries = lookupds.map((node, i) => start(node, NODE_COLOURS[i]));
+  await Promise.all(lookupdEntries.map(waitForPing));
+  const nsqdEntries = nsqds.map((node, i) => start(node, NODE_COLOURS[lookupds.length + i]));
+  await Promise.all(nsqdEntries.map(waitForPing));
+} catch (err) {
+  if (phase === 'starting') {
+    shout(`start-up failed: ${err.message}`);
+    await stopAll(1);
+  }
+  await stopping;
+}
+
+phase = 'up';
+const lookupdHttp = lookupds.map((l) => `${HOST}:${l.httpPort}`);
+const rows = [...lookupds, ...nsqds].map((node) => {
+  const entry = children.find((c) => c.node === node);
+  return `  ${node.name.padEnd(13)} pid ${String(entry.child.pid).padEnd(8)} TCP ${HOST}:${node.tcpPort}   HTTP http://${HOST}:${node.httpPort}`;
+});
+say('cluster is up');
+process.stdout.write(
+  `${rows.join('\n')}\n` +
+    `  data:         ${displayPath(dataDir)}/nsqd-{1,2,3}\n` +
+    `  consumers:    ${lookupdHttp.map((a) => `--lookupd-http-address=${a}`).join(' ')}\n` +
+    `  try:          curl -d hi 'http://${HOST}:${nsqds[0].httpPort}/pub?topic=test' && curl 'http://${lookupdHttp[0]}/lookup?topic=test'\n`,
+);
+say('Ctrl-C stops all nodes');

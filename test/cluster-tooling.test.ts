@@ -1,0 +1,341 @@
+/**
+ * The cluster tooling (issue 5): docker-compose.yml checked against the real flag parsers of our
+ * binaries (no Docker engine exists here to run it), and `scripts/cluster.js` run as a child
+ * process — five daemons up and registered, a killed node reported, a clean stop on SIGINT.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseLookupdArgs } from '@nsq-ts/lookupd';
+import { eventually } from '@nsq-ts/test-utils';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+// The module bin/nsqd.js itself loads; @nsq-ts/nsqd's index does not export the parser.
+import { parseNsqdArgs } from '../packages/nsqd/dist/config/nsqd-flags.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLUSTER_SCRIPT = path.join(ROOT, 'scripts/cluster.js');
+
+/**
+ * The port plan shared by docker-compose.yml (base 4150) and scripts/cluster.js (any base):
+ * offsets of each node's TCP and HTTP ports from the base port.
+ */
+const PORT_PLAN: Readonly<Record<string, { kind: 'nsqd' | 'nsqlookupd'; tcp: number; http: number }>> = {
+  'nsqlookupd-1': { kind: 'nsqlookupd', tcp: 10, http: 11 },
+  'nsqlookupd-2': { kind: 'nsqlookupd', tcp: 110, http: 111 },
+  'nsqd-1': { kind: 'nsqd', tcp: 0, http: 1 },
+  'nsqd-2': { kind: 'nsqd', tcp: 100, http: 101 },
+  'nsqd-3': { kind: 'nsqd', tcp: 200, http: 201 },
+};
+const NODE_NAMES = Object.keys(PORT_PLAN);
+const NSQD_NAMES = NODE_NAMES.filter((n) => PORT_PLAN[n].kind === 'nsqd');
+const LOOKUPD_NAMES = NODE_NAMES.filter((n) => PORT_PLAN[n].kind === 'nsqlookupd');
+const COMPOSE_BASE_PORT = 4150;
+
+// ---- docker-compose.yml ----
+
+interface ComposeService {
+  build?: unknown;
+  image?: string;
+  command?: unknown;
+  ports?: unknown[];
+  volumes?: unknown[];
+  healthcheck?: { test?: unknown };
+  depends_on?: unknown;
+}
+
+interface ComposeFile {
+  services: Record<string, ComposeService>;
+  volumes?: Record<string, unknown>;
+}
+
+function loadCompose(): ComposeFile {
+  return parseYaml(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as ComposeFile;
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
+}
+
+/** Short syntax `"HOST:CONTAINER"` (what this file uses) → container and published ports. */
+function publishedPorts(service: ComposeService): { host: number; container: number }[] {
+  return (service.ports ?? []).map((entry) => {
+    const m = /^(\d+):(\d+)$/.exec(String(entry));
+    if (m === null) throw new Error(`unexpected ports entry ${String(entry)}`);
+    return { host: Number(m[1]), container: Number(m[2]) };
+  });
+}
+
+interface ParsedService {
+  name: string;
+  bin: string;
+  tcpPort: number;
+  httpPort: number;
+  service: ComposeService;
+}
+
+/** Runs every service's command through the parser of the binary it names. */
+function parseServices(compose: ComposeFile): ParsedService[] {
+  return Object.entries(compose.services).map(([name, service]) => {
+    const command = service.command;
+    if (!Array.isArray(command) || !command.every((a) => typeof a === 'string')) {
+      throw new Error(`${name}: command must be a list of strings`);
+    }
+    const [bin, ...args] = command as string[];
+    const parsed = bin === 'nsqd' ? parseNsqdArgs(args) : bin === 'nsqlookupd' ? parseLookupdArgs(args) : null;
+    if (parsed === null) throw new Error(`${name}: unknown binary ${bin}`);
+    if (parsed.kind !== 'run') throw new Error(`${name}: ${parsed.kind} instead of running`);
+    expect(parsed.warnings, name).toEqual([]);
+    const { options } = parsed;
+    expect(options.broadcastAddress, `${name} --broadcast-address`).toBe(name);
+    const tcp = splitHostPort(options.tcpAddress);
+    const http = splitHostPort(options.httpAddress);
+    expect([tcp.host, http.host], `${name} listens on all interfaces`).toEqual(['0.0.0.0', '0.0.0.0']);
+    return { name, bin, tcpPort: tcp.port, httpPort: http.port, service };
+  });
+}
+
+describe('docker-compose.yml', () => {
+  it('has 2 × nsqlookupd and 3 × nsqd, and no service for binaries that do not exist yet', () => {
+    const compose = loadCompose();
+    expect(Object.keys(compose.services).sort()).toEqual([...NODE_NAMES].sort());
+    for (const { name, bin } of parseServices(compose)) expect(bin, name).toBe(PORT_PLAN[name].kind);
+  });
+
+  it('every command parses with the real flag tables of nsqd and nsqlookupd', () => {
+    const compose = loadCompose();
+    for (const [name, service] of Object.entries(compose.services)) {
+      const [bin, ...args] = service.command as string[];
+      const parse = bin === 'nsqd' ? parseNsqdArgs : parseLookupdArgs;
+      expect(() => parse(args), name).not.toThrow();
+    }
+    // The parsers are strict: a misspelt flag would have thrown.
+    expect(() => parseNsqdArgs(['--lookupd-tcp-addresses=x:4160'])).toThrow();
+    expect(() => parseLookupdArgs(['--tcp-adress=0.0.0.0:4160'])).toThrow();
+  });
+
+  it('follows the port plan of npm run cluster and publishes exactly the ports each daemon listens on', () => {
+    const services = parseServices(loadCompose());
+    const hostPorts: number[] = [];
+    for (const { name, tcpPort, httpPort, service } of services) {
+      expect([tcpPort, httpPort], name).toEqual([
+        COMPOSE_BASE_PORT + PORT_PLAN[name].tcp,
+        COMPOSE_BASE_PORT + PORT_PLAN[name].http,
+      ]);
+      const ports = publishedPorts(service);
+      expect(ports.map((p) => p.container).sort(), `${name} ports`).toEqual([tcpPort, httpPort].sort());
+      // Published = announced, so a host that maps the service names to 127.0.0.1 can use lookupd.
+      for (const p of ports) expect(p.host, name).toBe(p.container);
+      hostPorts.push(...ports.map((p) => p.host));
+    }
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
+  });
+
+  it('points every nsqd at both lookupds and gives it its own data volume and node id', () => {
+    const compose = loadCompose();
+    const services = parseServices(compose);
+    const lookupdTcp = services.filter((s) => s.bin === 'nsqlookupd').map((s) => `${s.name}:${s.tcpPort}`);
+    expect(lookupdTcp.sort()).toEqual(LOOKUPD_NAMES.map((n) => `${n}:${COMPOSE_BASE_PORT + PORT_PLAN[n].tcp}`));
+
+    const volumes = new Set<string>();
+    const nodeIds = new Set<number>();
+    for (const { name, service } of services.filter((s) => s.bin === 'nsqd')) {
+      const parsed = parseNsqdArgs((service.command as string[]).slice(1));
+      if (parsed.kind !== 'run') throw new Error(name);
+      const { options } = parsed;
+      expect([...options.lookupdTcpAddresses].sort(), `${name} --lookupd-tcp-address`).toEqual(lookupdTcp);
+      nodeIds.add(options.nodeId);
+
+      const mounts = (service.volumes ?? []).map((v) => String(v).split(':'));
+      const data = mounts.find(([, target]) => target === options.dataPath);
+      expect(data, `${name}: a volume mounted at --data-path=${options.dataPath}`).toBeDefined();
+      const volume = (data as string[])[0];
+      expect(Object.keys(compose.volumes ?? {}), `${name}: ${volume} is a named volume`).toContain(volume);
+      volumes.add(volume);
+
+      expect(Object.keys(service.depends_on as object).sort(), name).toEqual(LOOKUPD_NAMES);
+    }
+    expect(volumes.size).toBe(NSQD_NAMES.length);
+    expect(nodeIds.size).toBe(NSQD_NAMES.length);
+  });
+
+  it('health-checks every service through its own /ping, with node (the image has no curl)', () => {
+    for (const { name, httpPort, service } of parseServices(loadCompose())) {
+      const test = service.healthcheck?.test;
+      expect(Array.isArray(test), name).toBe(true);
+      expect((test as string[]).slice(0, 3), name).toEqual(['CMD', 'node', '-e']);
+      expect((test as string[])[3], name).toContain(`http://127.0.0.1:${httpPort}/ping`);
+    }
+  });
+
+  it('runs binaries the Dockerfile puts on the PATH, from one image the Dockerfile builds', () => {
+    const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const compose = loadCompose();
+    for (const [name, service] of Object.entries(compose.services)) {
+      const bin = (service.command as string[])[0];
+      const link = new RegExp(`ln -s /app/(\\S+) /usr/local/bin/${bin}\\b`).exec(dockerfile);
+      expect(link, `${name}: Dockerfile links ${bin}`).not.toBeNull();
+      expect(existsSync(path.join(ROOT, (link as RegExpExecArray)[1])), `${name}: ${bin} target`).toBe(true);
+      expect(service.image, name).toBe(compose.services['nsqd-1'].image);
+      expect(service.build, name).toEqual({ context: '.', dockerfile: 'Dockerfile' });
+    }
+    const expose = /^EXPOSE (.+)$/m.exec(dockerfile);
+    expect(expose?.[1].split(/\s+/).map(Number)).toEqual([4150, 4151, 4152, 4160, 4161, 4171]);
+    expect(dockerfile).toMatch(/^FROM node:20-bookworm-slim|^ARG NODE_IMAGE=node:20-bookworm-slim$/m);
+  });
+});
+
+// ---- scripts/cluster.js ----
+
+async function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A base port whose ten cluster ports are all free right now. */
+async function freeBasePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 40_000);
+    const ports = Object.values(PORT_PLAN).flatMap((p) => [base + p.tcp, base + p.http]);
+    let free = true;
+    for (const port of ports) {
+      if (!(await portIsFree(port))) {
+        free = false;
+        break;
+      }
+    }
+    if (free) return base;
+  }
+  throw new Error('no free base port found');
+}
+
+async function ping(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/ping`, { signal: AbortSignal.timeout(1_000) });
+    return res.status === 200 && (await res.text()) === 'OK';
+  } catch {
+    return false;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+interface NodesResponse {
+  producers: { broadcast_address: string; tcp_port: number; http_port: number }[];
+}
+
+describe('scripts/cluster.js', () => {
+  let script: ChildProcess | null = null;
+  let pids: number[] = [];
+  let dataDir: string | null = null;
+
+  afterEach(() => {
+    if (script !== null && script.exitCode === null && script.signalCode === null) script.kill('SIGKILL');
+    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    if (dataDir !== null) rmSync(dataDir, { recursive: true, force: true });
+    script = null;
+    pids = [];
+    dataDir = null;
+  });
+
+  it('refuses a bad base port with status 2', async () => {
+    const child = spawn(process.execPath, [CLUSTER_SCRIPT, '--base-port=65500'], { stdio: 'pipe' });
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    expect(code).toBe(2);
+    expect(stderr).toContain('base port');
+  });
+
+  it('starts 2 lookupds and 3 registered nsqds, survives a dead node, and stops cleanly on SIGINT', async () => {
+    const base = await freeBasePort();
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'nsq-cluster-'));
+    const child = spawn(process.execPath, [CLUSTER_SCRIPT, `--base-port=${base}`, `--data-dir=${dataDir}`], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    script = child;
+    let output = '';
+    child.stdout.on('data', (d) => {
+      output += d;
+    });
+    child.stderr.on('data', (d) => {
+      output += d;
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+    });
+
+    // The summary names every node's pid; the ping checks use the port plan.
+    await eventually(() => output.includes('cluster is up'), { timeoutMs: 30_000, intervalMs: 50 }).catch((err) => {
+      throw new Error(`cluster did not come up: ${err}\n${output}`);
+    });
+    for (const name of NODE_NAMES) {
+      const m = new RegExp(`^\\s+${name}\\s+pid (\\d+)`, 'm').exec(output);
+      expect(m, `${name} in the summary`).not.toBeNull();
+      pids.push(Number((m as RegExpExecArray)[1]));
+    }
+    for (const name of NODE_NAMES) {
+      expect(await ping(base + PORT_PLAN[name].http), `${name} /ping`).toBe(true);
+    }
+    for (const name of NSQD_NAMES) expect(existsSync(path.join(dataDir, name)), `${name} data dir`).toBe(true);
+
+    // Every nsqd is registered in both lookupds, under the address and ports it announced.
+    const expected = NSQD_NAMES.map((n) => `127.0.0.1:${base + PORT_PLAN[n].tcp}:${base + PORT_PLAN[n].http}`).sort();
+    for (const lookupd of LOOKUPD_NAMES) {
+      await eventually(
+        async () => {
+          const res = await fetch(`http://127.0.0.1:${base + PORT_PLAN[lookupd].http}/nodes`);
+          const body = (await res.json()) as NodesResponse;
+          const got = body.producers.map((p) => `${p.broadcast_address}:${p.tcp_port}:${p.http_port}`).sort();
+          expect(got, `${lookupd} /nodes`).toEqual(expected);
+        },
+        { timeoutMs: 10_000, intervalMs: 50 },
+      );
+    }
+
+    // A node that dies is reported; the script and the other nodes keep running.
+    const victim = pids[NODE_NAMES.indexOf('nsqd-2')];
+    process.kill(victim, 'SIGKILL');
+    await eventually(() => /nsqd-2 \(pid \d+\) exited with signal SIGKILL unexpectedly/.test(output), {
+      timeoutMs: 5_000,
+    });
+    expect(child.exitCode).toBeNull();
+    for (const name of NODE_NAMES.filter((n) => n !== 'nsqd-2')) {
+      expect(await ping(base + PORT_PLAN[name].http), `${name} still answers`).toBe(true);
+    }
+
+    // Ctrl-C: everything stops with SIGTERM well inside the script's own SIGKILL deadline.
+    const stopStarted = Date.now();
+    child.kill('SIGINT');
+    const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 15_000).unref());
+    const result = await Promise.race([exited, deadline]);
+    expect(result, output).toEqual({ code: 0, signal: null });
+    expect(Date.now() - stopStarted).toBeLessThan(10_000);
+    expect(output).toContain('all nodes stopped');
+    expect(output).not.toContain('did not stop within'); // the script never had to force a node down
+    for (const name of NODE_NAMES.filter((n) => n !== 'nsqd-2')) {
+      expect(output, name).toMatch(new RegExp(`\\[${name}\\]\\s+stopped \\(code 0\\)`));
+    }
+    // No process left behind, no port still bound.
+    await eventually(() => pids.every((pid) => !isAlive(pid)), { timeoutMs: 2_000 });
+    for (const name of NODE_NAMES) expect(await ping(base + PORT_PLAN[name].http), name).toBe(false);
+  }, 60_000);
+});

@@ -1,6 +1,7 @@
 export * from './address.js';
 export * from './command-decoder.js';
 export * from './commands.js';
+export * from './crc32c.js';
 export * from './errors.js';
 export * from './frame-decoder.js';
 export * from './frames.js';
@@ -12,3 +13,4 @@ export * from './logger.js';
 export * from './lookup-v1.js';
 export * from './message-id.js';
 export * from './names.js';
+export * from './snappy.js';

@@ -1,0 +1,94 @@
+import { type Args, CliError } from './args.js';
+import { lookupTopicProducers, nsqRequest, query } from './http.js';
+
+/** What a running subcommand gets: its parsed arguments and the error channel. */
+export class Context {
+  /** Set by {@link warn}: the command finishes its work but exits with 1. */
+  failed = false;
+
+  constructor(
+    readonly command: string,
+    readonly args: Args,
+  ) {}
+
+  /** Prints a line on stdout. */
+  out(line: string): void {
+    process.stdout.write(`${line}\n`);
+  }
+
+  /** Reports a problem (e.g. one unreachable node) on stderr and marks the run as failed. */
+  warn(message: string): void {
+    this.failed = true;
+    process.stderr.write(`nsq ${this.command}: ${message}\n`);
+  }
+
+  /** Informational line on stderr (progress, summaries); does not fail the run. */
+  info(message: string): void {
+    process.stderr.write(`nsq ${this.command}: ${message}\n`);
+  }
+
+  get lookupds(): string[] {
+    return this.args.strings('lookupd-http-address');
+  }
+
+  get nsqdHttp(): string[] {
+    return this.args.strings('nsqd-http-address');
+  }
+
+  /** Refuses a command line without any node to talk to. */
+  requireNodes(alsoTcp = false): void {
+    const tcp = alsoTcp ? this.args.strings('nsqd-tcp-address') : [];
+    if (this.lookupds.length + this.nsqdHttp.length + tcp.length === 0) {
+      const flags = alsoTcp
+        ? '--lookupd-http-address, --nsqd-tcp-address or --nsqd-http-address'
+        : '--lookupd-http-address or --nsqd-http-address';
+      throw new CliError(`give ${flags}`, 2);
+    }
+  }
+
+  /**
+   * The nsqd HTTP addresses to ask about `topic`: its producers per the lookupds (lookupd mode), or
+   * the configured nsqds. Unreachable lookupds are reported; none answering is fatal.
+   */
+  async topicNsqds(topic: string): Promise<string[]> {
+    if (this.lookupds.length === 0) return this.nsqdHttp;
+    const found = await lookupTopicProducers(this.lookupds, topic, 'http_port');
+    for (const e of found.errors) this.warn(e);
+    if (found.errors.length === this.lookupds.length) throw new CliError('no lookupd answered');
+    return found.results;
+  }
+}
+
+export interface ChannelStats {
+  channel_name: string;
+  depth: number;
+  backend_depth: number;
+  in_flight_count: number;
+  deferred_count: number;
+  requeue_count: number;
+  timeout_count: number;
+  message_count: number;
+  client_count: number;
+  paused: boolean;
+}
+
+export interface TopicStats {
+  topic_name: string;
+  depth: number;
+  backend_depth: number;
+  message_count: number;
+  paused: boolean;
+  channels: ChannelStats[];
+}
+
+/** All topics of one nsqd, or only `topic` (and only `channel` of it), without clients. */
+export async function nsqdStats(nsqd: string, topic?: string, channel?: string): Promise<TopicStats[]> {
+  const body = await nsqRequest(
+    'GET',
+    nsqd,
+    `/stats${query({ format: 'json', topic, channel, include_clients: 'false' })}`,
+  );
+  const topics = (body as { topics?: unknown } | null)?.topics;
+  const list = Array.isArray(topics) ? (topics as TopicStats[]) : [];
+  return topic === undefined ? list : list.filter((t) => t.topic_name === topic);
+}

@@ -1,0 +1,157 @@
+/**
+ * `@nsq-ts/cli`: the `nsq` command — pub, tail, stat, topics, channels, empty/pause/unpause/delete —
+ * against nsqd and nsqlookupd HTTP APIs and nsqd's TCP protocol (ours or NSQ's own).
+ */
+import { ACTIONS, type Action, act, channels, topics } from './admin.js';
+import { CliError, type CommandSpec, commandUsage, LOOKUPD_HTTP, NSQD_HTTP, NSQD_TCP, parseArgs } from './args.js';
+import { Context } from './context.js';
+import { pub } from './pub.js';
+import { stat } from './stat.js';
+import { tail } from './tail.js';
+
+export { CliError } from './args.js';
+
+interface Command extends CommandSpec {
+  /** One line for the command list. */
+  readonly brief: string;
+  run(ctx: Context): Promise<void>;
+}
+
+const HTTP_NODES = [LOOKUPD_HTTP, NSQD_HTTP];
+const ALL_NODES = [LOOKUPD_HTTP, NSQD_HTTP, NSQD_TCP];
+const ACTION_TEXT: Record<Action, string> = {
+  empty: 'Empties a topic or channel (drops its queued messages) on every nsqd that has it',
+  pause: 'Pauses a topic or channel (messages queue up but are not delivered) on every nsqd that has it',
+  unpause: 'Unpauses a topic or channel on every nsqd that has it',
+  delete: 'Deletes a topic or channel from every nsqd having it, and from the lookupds',
+};
+
+const COMMANDS: readonly Command[] = [
+  {
+    name: 'pub',
+    brief: 'publish a message, or one per line of stdin',
+    synopsis: '<topic> [message|-]',
+    summary:
+      'Publishes one message, or with "-" (the default) one message per non-empty line of stdin,\n' +
+      'reporting progress every second on stderr when stdin is not a terminal.',
+    flags: ALL_NODES,
+    minArgs: 1,
+    maxArgs: 2,
+    run: pub,
+  },
+  {
+    name: 'tail',
+    brief: "print a topic's messages (like nsq_tail)",
+    synopsis: '<topic>',
+    summary: "Prints the bodies of a topic's messages, one per line (like nsq_tail).",
+    flags: [
+      ...ALL_NODES,
+      { name: 'channel', type: 'string', default: '', usage: 'NSQ `channel` (default: tail<6 digits>#ephemeral)' },
+      { name: 'n', type: 'int', default: 0, usage: 'exit after this many messages (0: until interrupted)' },
+      { name: 'max-in-flight', type: 'int', default: 200, usage: 'max messages in flight' },
+      {
+        name: 'lookupd-poll-interval',
+        type: 'duration',
+        default: 5_000,
+        usage: 'how often lookupds are asked for new nsqds',
+      },
+    ],
+    minArgs: 1,
+    maxArgs: 1,
+    run: tail,
+  },
+  {
+    name: 'stat',
+    brief: "a channel's counters every interval (like nsq_stat)",
+    synopsis: '<topic> <channel>',
+    summary:
+      "Prints a channel's counters summed over all nsqds every interval (like nsq_stat): message rates\n" +
+      "(ingress: the topic's, egress: the channel's), depth (total, mem = total - disk, disk, in-flight,\n" +
+      'deferred) and requeues, timeouts, messages and connected clients.',
+    flags: [
+      ...HTTP_NODES,
+      { name: 'interval', type: 'duration', default: 2_000, usage: 'time between rows' },
+      { name: 'count', type: 'int', default: 0, usage: 'rows to print before exiting (0: until interrupted)' },
+    ],
+    minArgs: 2,
+    maxArgs: 2,
+    run: stat,
+  },
+  {
+    name: 'topics',
+    brief: 'list topics',
+    synopsis: '',
+    summary: 'Lists the topics the lookupds (or the nsqds) know.',
+    flags: HTTP_NODES,
+    minArgs: 0,
+    maxArgs: 0,
+    run: topics,
+  },
+  {
+    name: 'channels',
+    brief: "list a topic's channels",
+    synopsis: '<topic>',
+    summary: 'Lists the channels of a topic that the lookupds (or the nsqds) know.',
+    flags: HTTP_NODES,
+    minArgs: 1,
+    maxArgs: 1,
+    run: channels,
+  },
+  ...ACTIONS.map(
+    (action): Command => ({
+      name: action,
+      brief: `${action} a topic or channel`,
+      synopsis: '<topic> [channel]',
+      summary: `${ACTION_TEXT[action]}.`,
+      flags: HTTP_NODES,
+      minArgs: 1,
+      maxArgs: 2,
+      run: (ctx) => act(ctx, action),
+    }),
+  ),
+];
+
+const USAGE = `Usage: nsq <command> [arguments] [flags]
+
+Commands:
+${COMMANDS.map((c) => `  ${`${c.name} ${c.synopsis}`.padEnd(32)}${c.brief}`).join('\n')}
+
+Every command finds the nodes through --lookupd-http-address (repeatable) or, without a lookupd,
+--nsqd-http-address (repeatable; pub and tail also take --nsqd-tcp-address).
+Run "nsq <command> --help" for a command's flags.
+`;
+
+/** Runs `nsq` with `argv` (without node and the script), writing to stdout/stderr; resolves with the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-help' || name === '-h' || name === 'help') {
+    if (name === undefined) {
+      process.stderr.write(USAGE);
+      return 2;
+    }
+    const topic = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+    process.stdout.write(topic === undefined ? USAGE : commandUsage(topic));
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) {
+    process.stderr.write(`nsq: unknown command ${JSON.stringify(name)}\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const args = parseArgs(command, rest);
+    if (args.help) {
+      process.stdout.write(commandUsage(command));
+      return 0;
+    }
+    const ctx = new Context(command.name, args);
+    await command.run(ctx);
+    return ctx.failed ? 1 : 0;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`nsq ${command.name}: ${message}\n`);
+    if (err instanceof CliError && err.exitCode === 2)
+      process.stderr.write(`Run "nsq ${command.name} --help" for usage.\n`);
+    return err instanceof CliError ? err.exitCode : 1;
+  }
+}

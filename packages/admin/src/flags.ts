@@ -1,0 +1,130 @@
+import {
+  FlagError,
+  FlagErrorCode,
+  type FlagSpec,
+  formatGoUsage,
+  LOG_LEVELS,
+  type LogLevel,
+  parseGoFlags,
+  parseHostPort,
+} from '@nsq-ts/protocol';
+import type { DaemonArgs } from '@nsq-ts/server-kit';
+import { type AdminOptions, defaultAdminOptions } from './options.js';
+
+export { adminVersionLine } from './version.js';
+
+/** nsqadmin's command line (NSQ's apps/nsqadmin flags, the ones this nsqadmin implements). */
+
+const DEFAULTS = defaultAdminOptions();
+
+function parseLogLevel(raw: string): LogLevel {
+  const level = LOG_LEVELS.find((l) => l === raw.toLowerCase());
+  if (level === undefined) throw new Error(`invalid log level '${raw}' (debug, info, warn, error, fatal)`);
+  return level;
+}
+
+const SPECS: readonly FlagSpec[] = [
+  { name: 'version', type: 'bool', default: false, usage: 'print version string' },
+  {
+    name: 'log-level',
+    type: 'custom',
+    default: DEFAULTS.logLevel,
+    parse: parseLogLevel,
+    usage: 'set log verbosity: debug, info, warn, error, or fatal',
+  },
+  { name: 'log-prefix', type: 'string', default: DEFAULTS.logPrefix, usage: 'log message prefix' },
+  {
+    name: 'http-address',
+    type: 'string',
+    default: DEFAULTS.httpAddress,
+    usage: '<addr>:<port> to listen on for HTTP clients',
+  },
+  { name: 'base-path', type: 'string', default: DEFAULTS.basePath, usage: 'URL base path' },
+  {
+    name: 'lookupd-http-address',
+    type: 'string-array',
+    default: [],
+    usage: 'lookupd HTTP address (may be given multiple times)',
+  },
+  {
+    name: 'nsqd-http-address',
+    type: 'string-array',
+    default: [],
+    usage: 'nsqd HTTP address (may be given multiple times)',
+  },
+  {
+    name: 'admin-user',
+    type: 'string-array',
+    default: [],
+    usage: 'admin user (may be given multiple times; if specified, only these users may perform admin actions)',
+  },
+  {
+    name: 'acl-http-header',
+    type: 'string',
+    default: DEFAULTS.aclHttpHeader,
+    usage: 'HTTP header to check for authenticated admin users',
+  },
+  {
+    name: 'notification-http-endpoint',
+    type: 'string',
+    default: '',
+    usage: 'HTTP endpoint (fully qualified) to which POST notifications of admin actions will be sent',
+  },
+  {
+    name: 'http-client-request-timeout',
+    type: 'duration',
+    default: DEFAULTS.httpClientRequestTimeoutMs,
+    usage: 'timeout for HTTP request',
+  },
+];
+
+/** The text `nsqadmin -h` prints. */
+export function adminUsage(): string {
+  return formatGoUsage('nsqadmin', SPECS);
+}
+
+function invalid(flag: string, message: string): FlagError {
+  return new FlagError(FlagErrorCode.InvalidOption, message, flag);
+}
+
+/** Reads nsqadmin's command line (without `node` and the script). Throws FlagError. */
+export function parseAdminArgs(argv: readonly string[]): DaemonArgs<AdminOptions> {
+  const parsed = parseGoFlags(SPECS, argv, { positionals: 'error' });
+  if (parsed.help) return { kind: 'help', text: adminUsage() };
+  if (parsed.values.get('version') === true) return { kind: 'version' };
+  const str = (name: string): string => parsed.values.get(name) as string;
+  const list = (name: string): string[] => [...(parsed.values.get(name) as string[])];
+  const options: AdminOptions = {
+    ...defaultAdminOptions(),
+    httpAddress: str('http-address'),
+    basePath: str('base-path'),
+    lookupdHttpAddresses: list('lookupd-http-address'),
+    nsqdHttpAddresses: list('nsqd-http-address'),
+    adminUsers: list('admin-user'),
+    aclHttpHeader: str('acl-http-header'),
+    notificationHttpEndpoint: str('notification-http-endpoint'),
+    httpClientRequestTimeoutMs: parsed.values.get('http-client-request-timeout') as number,
+    logLevel: str('log-level') as LogLevel,
+    logPrefix: str('log-prefix'),
+  };
+  if (options.lookupdHttpAddresses.length === 0 && options.nsqdHttpAddresses.length === 0) {
+    throw invalid('lookupd-http-address', '--nsqd-http-address or --lookupd-http-address required');
+  }
+  for (const [flag, addresses] of [
+    ['http-address', [options.httpAddress]],
+    ['lookupd-http-address', options.lookupdHttpAddresses],
+    ['nsqd-http-address', options.nsqdHttpAddresses],
+  ] as const) {
+    for (const address of addresses) {
+      try {
+        parseHostPort(address);
+      } catch (err) {
+        throw invalid(flag, `--${flag}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+  if (options.notificationHttpEndpoint !== '' && !/^https?:\/\//.test(options.notificationHttpEndpoint)) {
+    throw invalid('notification-http-endpoint', '--notification-http-endpoint must be an http(s) URL');
+  }
+  return { kind: 'run', options, warnings: [] };
+}

@@ -1,0 +1,48 @@
+import type { LogLevel } from '@nsq-ts/protocol';
+
+/** nsqadmin's options: NSQ v1.3.0's main nsqadmin flags in camelCase. Durations are milliseconds. */
+export interface AdminOptions {
+  /** `host:port` for the UI and API; port 0 picks a free one. */
+  httpAddress: string;
+  /** nsqlookupd HTTP addresses (`host:port`) the cluster is discovered through. */
+  lookupdHttpAddresses: string[];
+  /** nsqd HTTP addresses read directly (with or without lookupds). */
+  nsqdHttpAddresses: string[];
+  /** URL prefix everything is served under, e.g. `/admin`; '' or `/` for the root. */
+  basePath: string;
+  /** Users allowed to act (create, pause, empty, delete, tombstone); empty: everyone. */
+  adminUsers: string[];
+  /** The request header naming the user (set by an authenticating proxy). */
+  aclHttpHeader: string;
+  /** A URL that receives a JSON event (POST) for every action; '' for none. */
+  notificationHttpEndpoint: string;
+  /** How often the live view reads the cluster while browsers are connected. */
+  pollIntervalMs: number;
+  /** Timeout of one upstream HTTP request. */
+  httpClientRequestTimeoutMs: number;
+  logLevel: LogLevel;
+  logPrefix: string;
+}
+
+export function defaultAdminOptions(): AdminOptions {
+  return {
+    httpAddress: '0.0.0.0:4171',
+    lookupdHttpAddresses: [],
+    nsqdHttpAddresses: [],
+    basePath: '/',
+    adminUsers: [],
+    aclHttpHeader: 'X-Forwarded-User',
+    notificationHttpEndpoint: '',
+    pollIntervalMs: 1000,
+    httpClientRequestTimeoutMs: 5000,
+    logLevel: 'info',
+    logPrefix: '[nsqadmin] ',
+  };
+}
+
+/** `/admin/` → `/admin`, `/` and '' → ''. */
+export function normalizeBasePath(raw: string): string {
+  const trimmed = raw.trim().replace(/\/+$/, '');
+  if (trimmed === '') return '';
+  return trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
+}

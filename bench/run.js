@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: MPUB ingest / consume / publish+consume load against nsqd (spawned here) or any
- * NSQ-compatible broker on loopback. See bench/README.md.
+ * `npm run bench`: MPUB ingest / consume / publish+consume load, HTTP publish, /stats and /metrics
+ * scrape latency, and @nsq-ts/client vs nsqjs, against nsqd (spawned here) or any NSQ-compatible
+ * broker on loopback. See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,16 +10,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuBetween, httpRequest, procStats, startBroker, systemCpu } from './lib/broker.js';
-import { Generator, sum, waitReady } from './lib/generators.js';
+import { CLIENT_WORKER, Generator, HTTP_WORKER, sum, waitReady } from './lib/generators.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
-const SCENARIOS = ['publish', 'consume', 'both'];
+const SCENARIOS = ['publish', 'consume', 'both', 'http-publish', 'stats-scrape', 'clients'];
+const CLIENTS = ['ours', 'nsqjs'];
 const MiB = 1024 * 1024;
 
 const HELP = `usage: node bench/run.js [options]
 
-  --scenario publish|consume|both|all   which scenario(s) to run (default all)
+  --scenario NAME                       publish|consume|both|http-publish|stats-scrape|clients|all
+                                        (default all)
   --duration SECONDS                    length of each timed phase (default 10)
   --nsqd-tcp-address HOST:PORT          use this running broker (with --nsqd-http-address)
   --nsqd-http-address HOST:PORT         its HTTP address (GET /ping must answer 200)
@@ -33,6 +36,19 @@ const HELP = `usage: node bench/run.js [options]
   --pipeline N                          MPUBs outstanding per publisher connection (default 4)
   --rdy N                               RDY per consumer connection (default 2500)
   --heartbeat-interval MS               IDENTIFY heartbeat_interval (default: the broker's)
+  --http-clients LIST                   http-publish: concurrent keep-alive clients per phase
+                                        (default 1,16)
+  --http-procs N                        http-publish: at most N generator processes per phase,
+                                        the clients spread over them (default: cores, max 4)
+  --http-client agent|fetch             http-publish: node:http + keep-alive Agent, or Node's
+                                        built-in (undici) fetch (default agent)
+  --scrape-topics N                     stats-scrape: topics to create (default 1000)
+  --scrape-channels N                   stats-scrape: channels per topic (default 3)
+  --scrape-messages N                   stats-scrape: messages published per topic (default 5)
+  --scrape-count N                      stats-scrape: sequential GETs per endpoint (default 20)
+  --clients LIST                        clients: which clients (default ours,nsqjs)
+  --client-window N                     clients: single publishes outstanding (default 1000)
+  --client-messages N                   clients: messages pre-published per consumer (default 1000000)
   --out DIR                             where the JSON goes (default bench/results)
   --help
 `;
@@ -52,6 +68,16 @@ function parseArgs(argv) {
     pipeline: 4,
     rdy: 2500,
     heartbeatInterval: 0,
+    httpClients: '1,16',
+    httpProcs: Math.max(1, Math.min(4, os.cpus().length)),
+    httpClient: 'agent',
+    scrapeTopics: 1000,
+    scrapeChannels: 3,
+    scrapeMessages: 5,
+    scrapeCount: 20,
+    clients: CLIENTS.join(','),
+    clientWindow: 1000,
+    clientMessages: 1_000_000,
     out: path.join(BENCH_DIR, 'results'),
   };
   const numeric = new Set([
@@ -64,6 +90,13 @@ function parseArgs(argv) {
     'pipeline',
     'rdy',
     'heartbeatInterval',
+    'httpProcs',
+    'scrapeTopics',
+    'scrapeChannels',
+    'scrapeMessages',
+    'scrapeCount',
+    'clientWindow',
+    'clientMessages',
   ]);
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -85,7 +118,8 @@ function parseArgs(argv) {
     if (!(key in opts)) throw new Error(`unknown option ${arg}\n\n${HELP}`);
     if (numeric.has(key)) {
       const n = Number(value);
-      const min = key === 'messages' || key === 'heartbeatInterval' ? 0 : key === 'duration' ? 0.1 : 1;
+      const zeroOk = ['messages', 'heartbeatInterval', 'scrapeMessages', 'scrapeChannels'];
+      const min = zeroOk.includes(key) ? 0 : key === 'duration' ? 0.1 : 1;
       if (!Number.isFinite(n) || n < min || (key !== 'duration' && !Number.isInteger(n))) {
         throw new Error(`${arg}: bad value ${JSON.stringify(value)}`);
       }
@@ -98,6 +132,15 @@ function parseArgs(argv) {
     throw new Error(`--scenario must be one of ${[...SCENARIOS, 'all'].join(', ')}`);
   }
   if (opts.nsqdBin && !path.isAbsolute(opts.nsqdBin)) opts.nsqdBin = path.resolve(opts.nsqdBin);
+  opts.httpClients = String(opts.httpClients)
+    .split(',')
+    .map((x) => Number(x.trim()));
+  if (opts.httpClients.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--http-clients: e.g. 1,16');
+  if (!['agent', 'fetch'].includes(opts.httpClient)) throw new Error('--http-client must be agent or fetch');
+  opts.clients = String(opts.clients)
+    .split(',')
+    .map((x) => x.trim());
+  if (opts.clients.some((c) => !CLIENTS.includes(c))) throw new Error(`--clients: any of ${CLIENTS.join(',')}`);
   return opts;
 }
 
@@ -222,7 +265,7 @@ class Bench {
    * Prints one progress line per second until `until()` is true or `ms` has passed. Returns the
    * per-second samples and the spawned broker's CPU use over the whole window.
    */
-  async tick(label, groups, ms, until = () => false) {
+  async tick(label, groups, ms, until = () => false, unit = 'msg/s') {
     const start = nowMs();
     const brokerStart = this.brokerSample();
     const sysStart = systemCpu();
@@ -252,7 +295,7 @@ class Bench {
         const rate =
           label === 'both'
             ? bothLine(rates, totals)
-            : `${fmtInt(rates[0]).padStart(10)} msg/s  total ${fmtInt(totals[0])}`;
+            : `${fmtInt(rates[0]).padStart(10)} ${unit}  total ${fmtInt(totals[0])}`;
         const broker =
           b === null ? '' : `  broker cpu ${fmt1(cpu.pct).padStart(5)}% rss ${fmtInt(b.rssKiB / 1024)} MiB`;
         log(`  [${label}] ${sample.t.toFixed(1).padStart(5)}s  ${rate}${broker}`);
@@ -294,7 +337,10 @@ class Bench {
       await this.createTopicChannel(topic, channel);
       if (name === 'publish') await this.publish(topic, result);
       else if (name === 'consume') await this.consume(topic, channel, result);
-      else await this.both(topic, channel, result);
+      else if (name === 'both') await this.both(topic, channel, result);
+      else if (name === 'http-publish') await this.httpPublish(topic, channel, result);
+      else if (name === 'stats-scrape') await this.statsScrape(topic, result);
+      else await this.clients(topic, channel, result);
     } catch (err) {
       result.ok = false;
       result.error = err.message;
@@ -399,6 +445,211 @@ class Bench {
     result.phases.push(inPhase, outPhase);
     result.backlog = inPhase.msgs - outPhase.msgs;
   }
+
+  // ---- http-publish ---------------------------------------------------------------------------
+
+  /** A generator forked from another worker script (http-worker.js, client-worker.js). */
+  worker(script, role, index, name, extra) {
+    return this.gen(role, index, { worker: script, name, http: this.broker.http, ...extra });
+  }
+
+  /**
+   * POST /pub and binary POST /mpub with 1 and 16 (--http-clients) keep-alive clients, each
+   * one request at a time, spread over at most --http-procs processes. Each phase publishes to
+   * its own topic (with channel `ch`, deleted afterwards, so memory does not pile up).
+   */
+  async httpPublish(topic, channel, result) {
+    const o = this.opts;
+    await this.deleteTopic(topic); // only the per-phase topics below are used
+    for (const mode of ['pub', 'mpub']) {
+      for (const clients of o.httpClients) {
+        const label = `${mode} ×${clients}`;
+        const t = `${topic}_${mode}_${clients}`;
+        await this.createTopicChannel(t, channel);
+        const procs = Math.min(clients, o.httpProcs);
+        const gens = Array.from({ length: procs }, (_, i) => {
+          const n = Math.floor(clients / procs) + (i < clients % procs ? 1 : 0);
+          return this.worker(HTTP_WORKER, 'http-pub', i, `http-${mode}#${i}`, {
+            topic: t,
+            mode,
+            clients: n,
+            httpClient: o.httpClient,
+          });
+        });
+        await this.startAll(gens);
+        const timeline = await this.tick(label, [gens], o.duration * 1000, undefined, 'msg/s');
+        for (const g of gens) g.stop();
+        const rs = await this.results(gens);
+        const p = phase(label, rs, 'pub', timeline, 0, gens);
+        const reqs = rs.reduce((a, r) => a + r.batches, 0);
+        const cpuSum = p.generators.reduce((a, g) => a + g.cpuPct, 0);
+        p.requests = reqs;
+        p.requestsPerSec = p.seconds > 0 ? round(reqs / p.seconds, 0) : 0;
+        p.clients = clients;
+        p.processes = procs;
+        p.httpClient = o.httpClient;
+        p.note =
+          `${fmtInt(p.requestsPerSec)} req/s, ${clients} client${clients > 1 ? 's' : ''} in ${procs} proc${procs > 1 ? 's' : ''} ` +
+          `(${o.httpClient}), gen CPU sum ${fmt1(cpuSum)}%`;
+        result.phases.push(p);
+        await this.deleteTopic(t);
+      }
+    }
+  }
+
+  // ---- stats-scrape -----------------------------------------------------------------------------
+
+  /**
+   * --scrape-topics × --scrape-channels over HTTP, --scrape-messages per topic (one binary
+   * /mpub), then --scrape-count sequential GET /stats?format=json and GET /metrics, each timed
+   * (after one untimed warm-up request per endpoint).
+   */
+  async statsScrape(topic, result) {
+    const o = this.opts;
+    await this.deleteTopic(topic); // the scenario's own topics are `${topic}_<i>`
+    const prefix = `${topic}_`;
+    const create = [
+      this.worker(HTTP_WORKER, 'create', 0, 'create#0', {
+        topicPrefix: prefix,
+        topicCount: o.scrapeTopics,
+        channelCount: o.scrapeChannels,
+        msgsPerTopic: o.scrapeMessages,
+        concurrency: 8,
+      }),
+    ];
+    await this.startAll(create);
+    const setupTimeline = await this.tick(
+      'create',
+      [create],
+      (o.duration * 6 + 60) * 1000,
+      () => create[0].settled,
+      'req/s',
+    );
+    const crs = await this.results(create);
+    const cp = phase('create', crs, 'pub', setupTimeline, 0, create);
+    cp.note =
+      `requests: ${fmtInt(o.scrapeTopics)} topics × ${o.scrapeChannels} channels + ${o.scrapeMessages} msgs/topic ` +
+      `(${fmtInt(cp.msgsPerSec)} req/s, 8 at a time)`;
+    cp.bytes = 0;
+    cp.mibPerSec = 0;
+    result.phases.push(cp);
+
+    // What the broker reports now (sanity: the scrape covers what was created).
+    try {
+      const res = await httpRequest(this.broker.http, 'GET', '/stats?format=json', 30_000);
+      const st = JSON.parse(res.body);
+      const topics = st.topics ?? [];
+      result.brokerHas = {
+        topics: topics.length,
+        channels: topics.reduce((a, t) => a + (t.channels?.length ?? 0), 0),
+        messages: topics.reduce((a, t) => a + (t.message_count ?? 0), 0),
+      };
+      log(
+        `  broker has ${fmtInt(result.brokerHas.topics)} topics, ${fmtInt(result.brokerHas.channels)} channels, ` +
+          `${fmtInt(result.brokerHas.messages)} messages`,
+      );
+    } catch (err) {
+      result.notes.push(`could not read /stats after setup: ${err.message}`);
+    }
+
+    for (const p of ['/stats?format=json', '/metrics']) {
+      const gens = [this.worker(HTTP_WORKER, 'scrape', 0, 'scrape#0', { paths: [p], count: o.scrapeCount })];
+      await this.startAll(gens);
+      const timeline = await this.tick(
+        `GET ${p}`,
+        [gens],
+        (o.duration * 6 + 60) * 1000,
+        () => gens[0].settled,
+        'req/s',
+      );
+      const rs = await this.results(gens);
+      const ph = phase(`GET ${p}`, rs, 'pub', timeline, 0, gens);
+      const s = rs[0].scrapes[0];
+      ph.latency = s;
+      ph.responseBytes = s.bytes;
+      ph.note =
+        `p50 ${s.p50Ms.toFixed(1)} ms, p99 ${s.p99Ms.toFixed(1)} ms, max ${s.maxMs.toFixed(1)} ms ` +
+        `(warm-up ${s.warmupMs.toFixed(0)} ms); ` +
+        `${fmtInt(s.bytes / 1024)} KiB/response`;
+      result.phases.push(ph);
+      if (s.p99Ms >= 50) result.notes.push(`GET ${p}: p99 ${s.p99Ms.toFixed(1)} ms ≥ 50 ms target`);
+    }
+    if (this.broker.external) {
+      for (let i = 0; i < o.scrapeTopics; i++) await this.deleteTopic(`${prefix}${i}`);
+    }
+  }
+
+  // ---- clients ----------------------------------------------------------------------------------
+
+  /**
+   * @nsq-ts/client vs nsqjs on the same broker, one client process per phase, each phase on its
+   * own topic (deleted afterwards): single publishes (--client-window outstanding), batches of
+   * --batch-size (--pipeline outstanding), and a consumer (maxInFlight --rdy, no-op handler that
+   * finishes) draining --client-messages pre-published with raw MPUB.
+   */
+  async clients(topic, channel, result) {
+    const o = this.opts;
+    await this.deleteTopic(topic);
+    const clientGen = (client, role, t, extra = {}) =>
+      this.worker(CLIENT_WORKER, role, 0, `${client}-${role}`, {
+        client,
+        topic: t,
+        channel,
+        window: o.clientWindow,
+        ...extra,
+      });
+    for (const role of ['pub', 'mpub']) {
+      for (const client of o.clients) {
+        const label = `${client} ${role === 'pub' ? 'publish' : `publishMany ${o.batchSize}`}`;
+        const t = `${topic}_${client}_${role}`;
+        await this.createTopicChannel(t, channel);
+        const gens = [clientGen(client, role, t)];
+        await this.startAll(gens);
+        const timeline = await this.tick(label, [gens], o.duration * 1000);
+        for (const g of gens) g.stop();
+        const rs = await this.results(gens);
+        const p = phase(label, rs, 'pub', timeline, 0, gens);
+        p.client = client;
+        p.note =
+          role === 'pub'
+            ? `${fmtInt(o.clientWindow)} publishes outstanding`
+            : `${o.pipeline} batches of ${o.batchSize} outstanding`;
+        result.phases.push(p);
+        await this.deleteTopic(t);
+      }
+    }
+    for (const client of o.clients) {
+      const label = `${client} consume`;
+      const t = `${topic}_${client}_sub`;
+      await this.createTopicChannel(t, channel);
+      const pre = await this.publishPhase(t, `prepublish for ${client}`, {
+        maxMessagesTotal: o.clientMessages,
+        ms: (o.duration * 6 + 60) * 1000,
+      });
+      const prePhase = phase(`prepublish for ${client}`, pre.rs, 'pub', pre.timeline, 0);
+      prePhase.note = `raw MPUB, ${o.connections} connections`;
+      if (prePhase.msgs < o.clientMessages) throw new Error(`pre-published ${prePhase.msgs} of ${o.clientMessages}`);
+      result.phases.push(prePhase);
+      const gens = [clientGen(client, 'sub', t, { maxMessages: o.clientMessages })];
+      await this.startAll(gens);
+      const limitMs = (o.duration * 6 + 30) * 1000;
+      const timeline = await this.tick(label, [gens], limitMs, () => gens[0].settled);
+      const complete = sum(gens, 'msgs') >= o.clientMessages;
+      for (const g of gens) g.stop();
+      const rs = await this.results(gens);
+      const p = phase(label, rs, 'sub', timeline, 0, gens);
+      p.client = client;
+      p.expected = o.clientMessages;
+      p.complete = complete;
+      p.note = `maxInFlight ${o.rdy}, no-op handler + FIN; from consumer creation to last message`;
+      if (!complete) {
+        result.ok = false;
+        result.notes.push(`${client}: consumed ${p.msgs} of ${o.clientMessages} within ${limitMs / 1000} s`);
+      }
+      result.phases.push(p);
+      await this.deleteTopic(t);
+    }
+  }
 }
 
 /**
@@ -406,7 +657,7 @@ class Bench {
  * start → last OK. Consumers: first deliveries over start → last message (consume) or
  * start → stop (both, where consumers run for the whole window).
  */
-function phase(name, rs, role, timeline, column) {
+function phase(name, rs, role, timeline, column, gens = null) {
   const msgs = rs.reduce((a, r) => a + r.msgs, 0);
   const bytes = rs.reduce((a, r) => a + r.bytes, 0);
   const start = Math.min(...rs.map((r) => r.startAt));
@@ -425,7 +676,7 @@ function phase(name, rs, role, timeline, column) {
     mibPerSec: seconds > 0 ? round(bytes / MiB / seconds, 2) : 0,
     redeliveries: rs.reduce((a, r) => a + (r.redeliveries ?? 0), 0),
     generators: rs.map((r, i) => ({
-      name: `${role}#${i}`,
+      name: gens?.[i]?.name ?? `${role}#${i}`,
       msgs: r.msgs,
       batches: role === 'pub' ? r.batches : undefined,
       redeliveries: role === 'sub' ? r.redeliveries : undefined,
@@ -463,10 +714,22 @@ function round(n, digits) {
 
 function table(results) {
   const rows = [
-    ['scenario', 'phase', 'msgs', 'secs', 'msgs/s', 'MiB/s', 'gen CPU max', 'broker CPU', 'broker RSS', 'other CPU'],
+    [
+      'scenario',
+      'phase',
+      'msgs',
+      'secs',
+      'msgs/s',
+      'MiB/s',
+      'gen CPU max',
+      'broker CPU',
+      'broker RSS',
+      'other CPU',
+      'notes',
+    ],
   ];
   for (const r of results) {
-    if (r.phases.length === 0) rows.push([r.name, 'FAILED', '', '', '', '', '', '', '', '']);
+    if (r.phases.length === 0) rows.push([r.name, 'FAILED', '', '', '', '', '', '', '', '', '']);
     r.phases.forEach((p, i) => {
       const genCpu = Math.max(...p.generators.map((g) => g.cpuPct));
       rows.push([
@@ -480,13 +743,17 @@ function table(results) {
         p.broker ? `${fmt1(p.broker.cpuPct)}%` : '',
         p.broker?.rssKiB ? `${fmtInt(p.broker.rssKiB / 1024)} MiB` : '',
         p.otherCpuPct === null ? '' : `${fmt1(p.otherCpuPct)}%`,
+        p.note ?? '',
       ]);
     });
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const right = new Set([2, 3, 4, 5, 6, 7, 8, 9]);
   const lines = rows.map((row) =>
-    row.map((cell, c) => (right.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  '),
+    row
+      .map((cell, c) => (right.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c])))
+      .join('  ')
+      .trimEnd(),
   );
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
   return lines.join('\n');
@@ -498,7 +765,13 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const scenarios = opts.scenario === 'all' ? SCENARIOS : [opts.scenario];
   // The whole run bounds itself: publish/both take ~duration, consume up to ~13 × duration.
-  const budgetMs = scenarios.length * (opts.duration * 16 + 120) * 1000 + 60_000;
+  const budgetMs =
+    scenarios.reduce(
+      (a, s) => a + (s === 'clients' || s === 'stats-scrape' ? opts.duration * 30 + 240 : opts.duration * 16 + 120),
+      0,
+    ) *
+      1000 +
+    60_000;
   const startedAt = new Date();
 
   const m = machine();

@@ -1,28 +1,32 @@
 /**
- * Load-generator processes (bench/lib/load-worker.js), one per connection, driven over IPC.
+ * Load-generator processes, driven over IPC: bench/lib/load-worker.js (raw TCP, one per
+ * connection) by default, or `config.worker` (http-worker.js, client-worker.js).
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const WORKER = fileURLToPath(new URL('./load-worker.js', import.meta.url));
+export const HTTP_WORKER = fileURLToPath(new URL('./http-worker.js', import.meta.url));
+export const CLIENT_WORKER = fileURLToPath(new URL('./client-worker.js', import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
 
 export class Generator {
   /**
    * @param config { role: 'pub'|'sub', index, host, port, topic, channel, msgSize, batchSize,
-   *                 pipeline, rdy, maxMessages, hardDeadlineMs }
+   *                 pipeline, rdy, maxMessages, hardDeadlineMs, worker? } — `worker`: the script
+   *                 to fork (default load-worker.js); `name`: overrides `role#index`
    * @param onLog (text) => void
    */
   constructor(config, onLog) {
     this.role = config.role;
     this.index = config.index;
-    this.name = `${config.role}#${config.index}`;
+    this.name = config.name ?? `${config.role}#${config.index}`;
     this.progress = { msgs: 0, bytes: 0, redeliveries: 0, startAt: 0, firstAt: 0, lastAt: 0 };
     this.identify = null;
     /** True once the worker reported its result (or died); `failed` if that result is an error. */
     this.settled = false;
     this.failed = false;
-    this.child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(config.worker ?? WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let resolveReady;
     let rejectReady;
     this.ready = new Promise((resolve, reject) => {

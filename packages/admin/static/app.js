@@ -117,25 +117,35 @@ function notice(text) {
   $('#notice').textContent = text;
 }
 
+/** The chart's time span: the history kept so far, at least 10 s and at most HISTORY_MS. */
+function span(points, now) {
+  return points.length === 0 ? HISTORY_MS : Math.min(HISTORY_MS, Math.max(10_000, now - points[0].at));
+}
+
+function spanText(ms) {
+  return ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
+}
+
 function chart(key, label) {
   const points = state.history.get(key) ?? [];
   const w = 240;
   const h = 48;
   const max = Math.max(1, ...points.map((p) => p.rate));
   const now = state.snapshot?.at ?? Date.now();
+  const ms = span(points, now);
   const xy = points
     .map((p) => {
-      const x = w - ((now - p.at) / HISTORY_MS) * w;
+      const x = w - ((now - p.at) / ms) * w;
       const y = h - 2 - (p.rate / max) * (h - 4);
       return `${x.toFixed(1)},${y.toFixed(1)}`;
     })
     .join(' ');
   const current = points.length > 0 ? points[points.length - 1].rate : 0;
-  const desc = `${label}: ${fmtRate(current)} messages/s now, peak ${fmtRate(max)}/s over the last 5 minutes`;
+  const desc = `${label}: ${fmtRate(current)} messages/s now, peak ${fmtRate(max)}/s over the last ${spanText(ms)}`;
   return `<figure class="chart"><svg width="${w}" height="${h}" role="img" aria-label="${esc(desc)}" viewBox="0 0 ${w} ${h}">
     <line x1="0" y1="${h - 1}" x2="${w}" y2="${h - 1}" stroke="#d8dbe2"/>
     <polyline fill="none" stroke="#1f5fbf" stroke-width="1.5" points="${xy}"/>
-  </svg><figcaption class="caption">${esc(label)} · ${fmtRate(current)}/s · peak ${fmtRate(max)}/s · 5 min</figcaption></figure>`;
+  </svg><figcaption class="caption">${esc(label)} · ${fmtRate(current)}/s · peak ${fmtRate(max)}/s · last ${spanText(ms)}</figcaption></figure>`;
 }
 
 function spark(key) {
@@ -144,8 +154,9 @@ function spark(key) {
   const h = 20;
   const max = Math.max(1, ...points.map((p) => p.rate));
   const now = state.snapshot?.at ?? Date.now();
+  const ms = span(points, now);
   const xy = points
-    .map((p) => `${(w - ((now - p.at) / HISTORY_MS) * w).toFixed(1)},${(h - 1 - (p.rate / max) * (h - 2)).toFixed(1)}`)
+    .map((p) => `${(w - ((now - p.at) / ms) * w).toFixed(1)},${(h - 1 - (p.rate / max) * (h - 2)).toFixed(1)}`)
     .join(' ');
   return `<svg width="${w}" height="${h}" aria-hidden="true"><polyline fill="none" stroke="#1f5fbf" stroke-width="1.2" points="${xy}"/></svg>`;
 }
@@ -192,7 +203,7 @@ function topicsPage(snap) {
         ? '<p class="muted">No topics yet.</p>'
         : `<table><caption class="muted" style="text-align:left">Per-node breakdown under each topic</caption>
       <thead><tr><th scope="col">Topic</th><th scope="col" class="num">Depth</th><th scope="col" class="num">Messages</th>
-      <th scope="col" class="num">Rate</th><th scope="col">Last 5 min</th><th scope="col" class="num">Channels</th><th scope="col" class="num">Nodes</th></tr></thead>
+      <th scope="col" class="num">Rate</th><th scope="col">Rate history</th><th scope="col" class="num">Channels</th><th scope="col" class="num">Nodes</th></tr></thead>
       <tbody>${rows}</tbody></table>`
     }`;
 }
@@ -238,7 +249,7 @@ function topicPage(snap, name) {
         ? '<p class="muted">No channels.</p>'
         : `<table><thead><tr><th scope="col">Channel</th><th scope="col" class="num">Depth</th><th scope="col" class="num">In flight</th>
       <th scope="col" class="num">Deferred</th><th scope="col" class="num">Requeued</th><th scope="col" class="num">Timed out</th>
-      <th scope="col" class="num">Messages</th><th scope="col" class="num">Rate</th><th scope="col">Last 5 min</th><th scope="col" class="num">Clients</th></tr></thead>
+      <th scope="col" class="num">Messages</th><th scope="col" class="num">Rate</th><th scope="col">Rate history</th><th scope="col" class="num">Clients</th></tr></thead>
       <tbody>${channels}</tbody></table>`
     }`;
 }

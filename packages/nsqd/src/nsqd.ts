@@ -1,3 +1,4 @@
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { CommandDecoder, formatHostPort, isValidTopicName, parseHostPort } from '@nsq-ts/protocol';
@@ -13,6 +14,7 @@ import { defaultNodeId } from './node-id.js';
 import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
 import { Topic } from './topic.js';
+import { loadTlsSettings, type TlsSettings } from './transport/tls-options.js';
 import { VERSION } from './version.js';
 
 /**
@@ -33,6 +35,10 @@ export class Nsqd implements BrokerContext, ClientHost {
   private http: FastifyInstance | null = null;
   private tcpBound = '';
   private httpBound = '';
+  private https: HttpsServer | null = null;
+  private httpsBound = '';
+  /** Certificate and client-auth policy, loaded at start() when --tls-cert/--tls-key are set. */
+  tls: TlsSettings | null = null;
   private starting: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
@@ -48,6 +54,8 @@ export class Nsqd implements BrokerContext, ClientHost {
     const merged = { ...defaultNsqdOptions(), ...options };
     if (merged.nodeId < 0) merged.nodeId = defaultNodeId();
     if (merged.broadcastAddress === '') merged.broadcastAddress = hostname();
+    // A client certificate policy forces TLS on (nsq-spec §5.11).
+    if (merged.tlsClientAuthPolicy !== '' && merged.tlsRequired === 'false') merged.tlsRequired = 'true';
     this.options = merged;
     this.logger = createLogger(merged.logPrefix, merged.logLevel);
   }
@@ -60,6 +68,11 @@ export class Nsqd implements BrokerContext, ClientHost {
   /** `host:port` the HTTP listener is bound to (after start()), '' when disabled. */
   get httpAddress(): string {
     return this.httpBound;
+  }
+
+  /** `host:port` the HTTPS listener is bound to (after start()), '' when disabled. */
+  get httpsAddress(): string {
+    return this.httpsBound;
   }
 
   start(): Promise<void> {
@@ -75,6 +88,10 @@ export class Nsqd implements BrokerContext, ClientHost {
   private async doStart(): Promise<void> {
     this.logger.info(`nsqd v1.3.0 (built w/node${process.versions.node})`);
     this.logger.info(`ID: ${this.options.nodeId}`);
+    this.tls = loadTlsSettings(this.options);
+    if (this.options.tlsRequired !== 'false' && this.tls === null) {
+      throw new Error('cannot require TLS client connections without TLS key and cert');
+    }
     const tcp = parseHostPort(this.options.tcpAddress);
     const server = createServer((socket) => this.onConnection(socket));
     this.tcpServer = server;
@@ -98,6 +115,7 @@ export class Nsqd implements BrokerContext, ClientHost {
       if (a !== null && typeof a === 'object') this.httpBound = formatHostPort(a.address, a.port);
       this.logger.info(`HTTP: listening on ${this.httpBound}`);
     }
+    if (this.tls !== null && this.options.httpsAddress !== '') await this.startHttps(this.tls);
     this.statsd = startStatsd(this);
     this.registrar = new LookupdRegistrar({
       logger: this.logger,
@@ -115,6 +133,28 @@ export class Nsqd implements BrokerContext, ClientHost {
     this.registrar.setAddresses(this.options.lookupdTcpAddresses);
   }
 
+  /** The same API over TLS, served by the HTTP app's router (nsq-spec §5.11). */
+  private async startHttps(tls: TlsSettings): Promise<void> {
+    if (this.http === null) {
+      this.http = createHttpApi(this);
+      await this.http.ready();
+    }
+    const app = this.http;
+    const at = parseHostPort(this.options.httpsAddress);
+    const server = createHttpsServer(tls.serverOptions, (req, res) => app.routing(req, res));
+    this.https = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(at.port, at.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = server.address();
+    if (a !== null && typeof a === 'object') this.httpsBound = formatHostPort(a.address, a.port);
+    this.logger.info(`HTTPS: listening on ${this.httpsBound}`);
+  }
+
   /**
    * The Prometheus registry, made on the first scrape: prom-client's process metrics (event
    * loop monitor, GC observer) cannot be stopped, so they start only when someone scrapes.
@@ -130,8 +170,13 @@ export class Nsqd implements BrokerContext, ClientHost {
     this.registrar?.close();
     const server = this.tcpServer;
     const closed = server === null ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
-    for (const client of [...this.clients]) client.socket.destroy();
+    for (const client of [...this.clients]) client.destroy();
     await closed;
+    const https = this.https;
+    if (https !== null) {
+      https.closeAllConnections();
+      await new Promise<void>((r) => https.close(() => r()));
+    }
     if (this.http !== null) await this.http.close();
     for (const topic of this.topics.values()) topic.close();
     this.topics.clear();

@@ -24,6 +24,18 @@ import { VERSION } from '../version.js';
 export function createHttpApi(nsqd: Nsqd): FastifyInstance {
   const { app, route, plain } = createV1App(nsqd.logger);
 
+  // --tls-required=true: the plain listener answers everything with 403 (nsq-spec §3.1), in
+  // Go's exact text; the HTTPS listener shares this app and passes.
+  app.addHook('onRequest', async (req, reply) => {
+    if (nsqd.options.tlsRequired !== 'true' || (req.raw.socket as { encrypted?: boolean }).encrypted === true) return;
+    const body = `{"message": "TLS_REQUIRED", "https_port": ${portOf(nsqd.httpsAddress)}}`;
+    return reply
+      .code(403)
+      .header('X-NSQ-Content-Type', 'nsq; version=1.0')
+      .header('Content-Type', 'application/json; charset=utf-8')
+      .send(body);
+  });
+
   plain('GET', '/ping', async (_req, reply) => {
     const err = nsqd.healthError();
     reply.type(TEXT_TYPE);

@@ -2,6 +2,7 @@ import type { Channel } from '../channel.js';
 import type { Nsqd } from '../nsqd.js';
 import type { ClientV2 } from '../tcp/client-v2.js';
 import type { Topic } from '../topic.js';
+import { goTlsVersion } from '../transport/tls-options.js';
 import { VERSION } from '../version.js';
 import { E2eProcessingLatency } from './e2e-latency.js';
 import { collectMemStats } from './mem-stats.js';
@@ -136,20 +137,26 @@ function clientStatsOf(c: ClientV2, topicFilter: string): ClientStats {
     requeue_count: c.requeueCount,
     connect_ts: c.connectTs,
     sample_rate: c.sampleRate,
-    deflate: false,
-    snappy: false,
+    deflate: c.deflate,
+    snappy: c.snappy,
     user_agent: c.userAgent,
   } as ClientStats; // the TLS keys follow, after the optional ones, in NSQ's key order
-  // authed / auth_identity / auth_identity_url: omitempty, and AUTH is not implemented yet.
+  // authed / auth_identity / auth_identity_url are omitempty in nsqd.
+  const auth = c.authState;
+  if (auth !== null && auth.authorizations.length > 0) s.authed = true;
+  if (auth !== null && auth.identity !== '') s.auth_identity = auth.identity;
+  if (auth !== null && auth.identityUrl !== '') s.auth_identity_url = auth.identityUrl;
   if (c.pubCounts.size > 0) {
     const counts = pubCountsOf(c.pubCounts, topicFilter);
     if (counts.length > 0) s.pub_counts = counts;
   }
-  s.tls = false;
-  s.tls_cipher_suite = '';
-  s.tls_version = '';
-  s.tls_negotiated_protocol = '';
-  s.tls_negotiated_protocol_is_mutual = false;
+  const tls = c.tlsSocket;
+  s.tls = tls !== null;
+  s.tls_cipher_suite = tls === null ? '' : (tls.getCipher()?.standardName ?? '');
+  s.tls_version = tls === null ? '' : goTlsVersion(tls.getProtocol());
+  s.tls_negotiated_protocol = tls === null ? '' : tls.alpnProtocol || '';
+  // Go's ConnectionState.NegotiatedProtocolIsMutual is deprecated and always true.
+  s.tls_negotiated_protocol_is_mutual = tls !== null;
   return s;
 }
 

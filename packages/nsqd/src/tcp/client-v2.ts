@@ -1,4 +1,6 @@
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import {
   CLOSE_WAIT_FRAME,
   type Command,
@@ -25,12 +27,22 @@ import {
   scanMpubBody,
   writeMessageHeaderRaw,
 } from '@nsq-ts/protocol';
+import { type AuthState, isAllowed, queryAnyAuthd } from '../auth/auth-client.js';
 import type { Channel, Consumer } from '../channel.js';
 import { wallMs } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { ChannelMessage } from '../message.js';
 import type { NsqdOptions } from '../options.js';
 import type { Topic } from '../topic.js';
+import {
+  DeflateOutput,
+  deflateInput,
+  type InputFilter,
+  type OutputSink,
+  SnappyOutput,
+  snappyInput,
+} from '../transport/output-sink.js';
+import type { TlsSettings } from '../transport/tls-options.js';
 import { VERSION } from '../version.js';
 
 /** Client states as numbered in /stats (nsq-spec §2.5). */
@@ -41,6 +53,8 @@ export type ClientState = (typeof ClientState)[keyof typeof ClientState];
 export interface ClientHost {
   readonly options: NsqdOptions;
   readonly logger: Logger;
+  /** Certificate and policy for `tls_v1` upgrades; null without --tls-cert/--tls-key. */
+  readonly tls: TlsSettings | null;
   getTopic(name: string): Topic;
   /** Flush this client's buffered frames at the end of the current delivery pass. */
   markDirty(client: ClientV2): void;
@@ -57,6 +71,16 @@ const MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
 const MAGIC = '  V2';
 /** Bodies above this go to the socket as they are instead of being copied into the slab. */
 const COPY_LIMIT_BYTES = 8 * 1024;
+/** nsqd gives the TLS handshake of an upgrade 5 s (nsq-spec §2.7). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
+const EMPTY = Buffer.alloc(0);
+
+/** What IDENTIFY negotiated, applied after its JSON reply has left in plaintext. */
+interface Upgrade {
+  tls: boolean;
+  compression: 'snappy' | 'deflate' | null;
+  deflateLevel: number;
+}
 
 function fatal(code: string, description: string): ProtocolError {
   return new ProtocolError(code, description, true);
@@ -108,12 +132,36 @@ export class ClientV2 implements Consumer, CommandHandler {
   private readonly options: NsqdOptions;
   private readonly decoder: CommandDecoder;
 
+  // Transport layers (nsq-spec §2.7): a plain connection keeps `out` = the socket and never
+  // touches the rest, so upgrades cost it nothing per message.
+  /** Where frames go: the socket, the TLS socket, or a compression layer over either. */
+  private out: OutputSink;
+  tlsSocket: TLSSocket | null = null;
+  snappy = false;
+  deflate = false;
+  private input: InputFilter | null = null;
+  private upgrade: Upgrade | null = null;
+  /** `--tls-required`: every command but IDENTIFY is refused until TLS is up. */
+  private tlsGate: boolean;
+  /** Decoding paused for an upgrade or an auth server query; input is parked meanwhile. */
+  private waiting = false;
+  /** Transport bytes received during an upgrade (they belong to the new layers). */
+  private parkedRaw: Buffer[] = [];
+  /** Plaintext received during an auth query. */
+  private parkedPlain: Buffer[] = [];
+  /** Re-runs the command that waited for the auth server; false stops decoding. */
+  private retry: (() => boolean) | null = null;
+  authState: AuthState | null = null;
+  private readonly onRawData = (chunk: Buffer): void => this.onData(chunk);
+
   constructor(id: number, socket: Socket, host: ClientHost, decoder: CommandDecoder) {
     this.id = id;
     this.socket = socket;
     this.host = host;
     this.options = host.options;
     this.decoder = decoder;
+    this.out = socket;
+    this.tlsGate = host.options.tlsRequired !== 'false';
     this.remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     this.clientId = socket.remoteAddress ?? '';
     this.hostname = this.clientId;
@@ -124,7 +172,7 @@ export class ClientV2 implements Consumer, CommandHandler {
     this.heartbeatIntervalMs = 30_000;
 
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', this.onRawData);
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err) => this.host.logger.debug(`CLIENT(${this.remoteAddress}): ${err.message}`));
     socket.on('close', () => this.onSocketClose());
@@ -163,7 +211,7 @@ export class ClientV2 implements Consumer, CommandHandler {
     if (large) {
       this.slabPos = at;
       this.flushSlab();
-      this.socket.write(record.body);
+      this.out.write(record.body);
     } else {
       record.data.copy(this.slab, at, record.start, record.start + length);
       this.slabPos = at + length;
@@ -188,7 +236,7 @@ export class ClientV2 implements Consumer, CommandHandler {
   private cork(): void {
     if (!this.corked) {
       this.corked = true;
-      this.socket.cork();
+      this.out.cork();
     }
   }
 
@@ -203,7 +251,7 @@ export class ClientV2 implements Consumer, CommandHandler {
   /** Hands the buffered region to the socket (still corked: it leaves at flush()). */
   private flushSlab(): void {
     if (this.slabPos > this.slabStart) {
-      this.socket.write(this.slab.subarray(this.slabStart, this.slabPos));
+      this.out.write(this.slab.subarray(this.slabStart, this.slabPos));
       this.slabStart = this.slabPos;
     }
   }
@@ -212,7 +260,7 @@ export class ClientV2 implements Consumer, CommandHandler {
     if (this.closed) return;
     this.cork();
     this.flushSlab();
-    this.socket.write(frame);
+    this.out.write(frame);
     if (!this.dirty) {
       this.dirty = true;
       this.host.markDirty(this);
@@ -226,13 +274,13 @@ export class ClientV2 implements Consumer, CommandHandler {
     this.flushSlab();
     if (this.corked) {
       this.corked = false;
-      this.socket.uncork();
+      this.out.uncork();
     }
-    if (this.socket.writableLength > MAX_PENDING_WRITE_BYTES) this.backpressured = true;
+    if (this.out.writableLength > MAX_PENDING_WRITE_BYTES) this.backpressured = true;
   }
 
   private onDrain(): void {
-    if (this.backpressured && this.socket.writableLength <= MAX_PENDING_WRITE_BYTES) {
+    if (this.backpressured && this.out.writableLength <= MAX_PENDING_WRITE_BYTES) {
       this.backpressured = false;
       this.channel?.schedule();
     }
@@ -242,7 +290,6 @@ export class ClientV2 implements Consumer, CommandHandler {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    this.readTimer?.refresh();
     if (this.magic.length < MAGIC.length) {
       const need = MAGIC.length - this.magic.length;
       this.magic += chunk.toString('latin1', 0, need);
@@ -256,8 +303,28 @@ export class ClientV2 implements Consumer, CommandHandler {
       // nsqd reads the magic without a deadline; heartbeats and the read deadline start after it.
       this.startTimers();
     }
+    this.onPlain(chunk);
+  }
+
+  /** Plaintext command bytes, straight from the socket or out of the TLS/compression layers. */
+  private onPlain(chunk: Buffer): void {
+    if (this.closed) return;
+    this.readTimer?.refresh();
+    if (this.waiting) {
+      this.parkedPlain.push(chunk);
+      return;
+    }
     this.decoder.push(chunk, this);
+    if (this.upgrade !== null) this.startUpgrade();
     this.flush();
+  }
+
+  /** Bytes from the top transport (TLS socket or the socket) when a compression layer is on. */
+  private onTransportData(chunk: Buffer): void {
+    if (this.closed) return;
+    if (this.upgrade !== null) this.parkedRaw.push(chunk);
+    else if (this.input !== null) this.input.push(chunk);
+    else this.onPlain(chunk);
   }
 
   onLineTooLong(): void {
@@ -268,7 +335,13 @@ export class ClientV2 implements Consumer, CommandHandler {
 
   onBodyCommandLine(cmd: Command): boolean {
     try {
+      if (this.tlsGate && cmd.name !== 'IDENTIFY') this.refuseWithoutTls(cmd);
       this.checkBeforeBody(cmd);
+      // MPUB is authorized before its body is read (nsq-spec §2.8).
+      if (cmd.name === 'MPUB' && !this.authorize(cmd, 'publish', cmd.params[0] as string, '')) {
+        this.retry = () => this.onBodyCommandLine(cmd);
+        return false;
+      }
       return true;
     } catch (err) {
       return this.fail(err);
@@ -277,11 +350,177 @@ export class ClientV2 implements Consumer, CommandHandler {
 
   onCommand(cmd: Command): boolean {
     try {
+      if (this.tlsGate && cmd.body === null && cmd.name !== 'IDENTIFY') this.refuseWithoutTls(cmd);
       this.exec(cmd);
-      return !this.closed;
+      if (this.waiting) this.retry ??= () => this.onCommand(cmd);
+      return !this.closed && !this.waiting && this.upgrade === null;
     } catch (err) {
       return this.fail(err);
     }
+  }
+
+  private refuseWithoutTls(cmd: Command): void {
+    throw fatal(ErrorCode.Invalid, `cannot ${cmd.name} in current state (TLS required)`);
+  }
+
+  // ---- AUTH enforcement ----
+
+  /**
+   * nsqd's CheckAuth: true when the command may go on; false when the cached authorizations
+   * expired and the auth server is being asked again (the command is retried afterwards).
+   */
+  private authorize(cmd: Command, permission: 'subscribe' | 'publish', topic: string, channel: string): boolean {
+    if (this.options.authHttpAddresses.length === 0) return true;
+    const state = this.authState;
+    if (state === null) throw fatal(ErrorCode.AuthFirst, `AUTH required before ${cmd.name}`);
+    if (Date.now() >= state.expiresAtMs) {
+      this.queryAuth(this.authSecret, (fresh) => {
+        this.authState = fresh;
+      });
+      return false;
+    }
+    if (!isAllowed(state, permission, topic, channel)) {
+      throw fatal(ErrorCode.Unauthorized, `AUTH failed for ${cmd.name} on ${goQuote(topic)} ${goQuote(channel)}`);
+    }
+    return true;
+  }
+
+  private authSecret = '';
+
+  /** Asks the auth servers with decoding paused; `done` runs on success, then decoding resumes. */
+  private queryAuth(secret: string, done: (state: AuthState) => void): void {
+    this.waiting = true;
+    const cn = this.tlsSocket?.getPeerCertificate()?.subject?.CN ?? '';
+    queryAnyAuthd(
+      {
+        commonName: Array.isArray(cn) ? (cn[0] ?? '') : cn,
+        remoteIp: this.socket.remoteAddress ?? '',
+        secret,
+        tls: this.tlsSocket !== null,
+      },
+      {
+        addresses: this.options.authHttpAddresses,
+        connectTimeoutMs: this.options.httpClientConnectTimeoutMs,
+        requestTimeoutMs: this.options.httpClientRequestTimeoutMs,
+      },
+    ).then(
+      (state) => {
+        if (this.closed) return;
+        try {
+          done(state);
+        } catch (err) {
+          this.fail(err);
+          return;
+        }
+        this.resume();
+      },
+      (err: unknown) => {
+        if (this.closed) return;
+        this.host.logger.warn(`PROTOCOL(V2): [${this.remoteAddress}] auth failed - ${(err as Error).message}`);
+        this.sendFatal(fatal(ErrorCode.AuthFailed, 'AUTH failed'));
+      },
+    );
+  }
+
+  /** Continues decoding after an auth query: the waiting command first, then parked input. */
+  private resume(): void {
+    this.waiting = false;
+    const retry = this.retry;
+    this.retry = null;
+    if (retry !== null && !retry()) {
+      this.flush();
+      if (this.closed || this.waiting) return;
+    }
+    this.decoder.push(EMPTY, this);
+    this.flush();
+    while (!this.waiting && !this.closed && this.parkedPlain.length > 0) {
+      this.onPlain(this.parkedPlain.shift() as Buffer);
+    }
+  }
+
+  // ---- upgrades (nsq-spec §2.7: JSON in plaintext, TLS + OK, then compression + OK) ----
+
+  private startUpgrade(): void {
+    const upgrade = this.upgrade as Upgrade;
+    // The JSON reply leaves in plaintext before anything changes.
+    this.flush();
+    const rest = this.decoder.takeRemainder();
+    if (!upgrade.tls) {
+      this.startCompression(upgrade, rest);
+      return;
+    }
+    const settings = this.host.tls as TlsSettings;
+    this.socket.off('data', this.onRawData);
+    // Bytes the client sent after IDENTIFY are the start of its handshake: replay them first.
+    const raw: Duplex = rest.length === 0 ? this.socket : prefixedStream(this.socket, rest);
+    const tlsSocket = new TLSSocket(raw, {
+      isServer: true,
+      secureContext: settings.context,
+      requestCert: settings.serverOptions.requestCert,
+      rejectUnauthorized: settings.serverOptions.rejectUnauthorized,
+    });
+    const timer = setTimeout(() => this.upgradeFailed(new Error('TLS handshake timeout')), TLS_HANDSHAKE_TIMEOUT_MS);
+    tlsSocket.on('error', (err) => {
+      clearTimeout(timer);
+      this.upgradeFailed(err);
+    });
+    tlsSocket.on('close', () => this.onSocketClose());
+    tlsSocket.on('drain', () => this.onDrain());
+    tlsSocket.on('data', (chunk: Buffer) => this.onTransportData(chunk));
+    tlsSocket.once('secure', () => {
+      clearTimeout(timer);
+      if (this.closed) return;
+      if (settings.requireCert && Object.keys(tlsSocket.getPeerCertificate()).length === 0) {
+        this.upgradeFailed(new Error('client did not provide a certificate'));
+        return;
+      }
+      this.tlsSocket = tlsSocket;
+      this.tlsGate = false;
+      this.out = tlsSocket;
+      this.writeFrame(OK_FRAME);
+      this.flush();
+      this.startCompression(upgrade, EMPTY);
+    });
+  }
+
+  /** Installs snappy or deflate (if negotiated) over the current transport, then resumes input. */
+  private startCompression(upgrade: Upgrade, rest: Buffer): void {
+    const transport = this.tlsSocket ?? this.socket;
+    if (upgrade.compression !== null) {
+      const onError = (err: Error): void => this.upgradeFailed(err);
+      const onPlain = (data: Buffer): void => this.onPlain(data);
+      if (upgrade.compression === 'snappy') {
+        this.snappy = true;
+        this.out = new SnappyOutput(transport);
+        this.input = snappyInput(onPlain, onError);
+      } else {
+        this.deflate = true;
+        this.out = new DeflateOutput(transport, upgrade.deflateLevel);
+        this.input = deflateInput(onPlain, onError);
+      }
+      if (transport === this.socket) {
+        this.socket.off('data', this.onRawData);
+        this.socket.on('data', (chunk: Buffer) => this.onTransportData(chunk));
+      }
+      this.writeFrame(OK_FRAME);
+      this.flush();
+    }
+    this.upgrade = null;
+    const parked = this.parkedRaw;
+    this.parkedRaw = [];
+    const input = this.input;
+    if (rest.length > 0) parked.unshift(rest);
+    for (const chunk of parked) {
+      if (input !== null) input.push(chunk);
+      else this.onPlain(chunk);
+    }
+  }
+
+  private upgradeFailed(err: Error): void {
+    if (this.closed) return;
+    this.host.logger.warn(`PROTOCOL(V2): [${this.remoteAddress}] IDENTIFY failed ${err.message}`);
+    this.close();
+    this.socket.destroy();
   }
 
   /** Sends an error frame; a fatal one closes the connection. Returns whether to go on. */
@@ -455,30 +694,58 @@ export class ClientV2 implements Consumer, CommandHandler {
       this.writeFrame(OK_FRAME);
       return;
     }
-    // TLS and compression upgrades arrive with the transport issue; until then none is offered.
-    // The client's level counts only when deflate is negotiated, which it is not yet.
-    const deflateLevel = Math.min(6, o.maxDeflateLevel);
+    const tls = request.tls_v1 && this.host.tls !== null && this.tlsSocket === null;
+    const deflate = request.deflate && o.deflate && !this.deflate && !this.snappy;
+    const snappy = request.snappy && o.snappy && !this.deflate && !this.snappy;
+    let deflateLevel = 6;
+    if (request.deflate_level > 0) deflateLevel = request.deflate_level;
+    deflateLevel = Math.min(deflateLevel, o.maxDeflateLevel);
+    if (deflate && snappy) {
+      throw fatal(ErrorCode.IdentifyFailed, 'cannot enable both deflate and snappy compression');
+    }
     const reply: IdentifyResponse = {
       max_rdy_count: o.maxRdyCount,
       version: VERSION,
       max_msg_timeout: o.maxMsgTimeoutMs,
       msg_timeout: this.msgTimeoutMs,
-      tls_v1: false,
-      deflate: false,
+      tls_v1: tls,
+      deflate,
       deflate_level: deflateLevel,
       max_deflate_level: o.maxDeflateLevel,
-      snappy: false,
+      snappy,
       sample_rate: this.sampleRate,
-      auth_required: false,
+      auth_required: o.authHttpAddresses.length > 0,
       output_buffer_size: this.outputBufferSize,
       output_buffer_timeout: this.outputBufferTimeoutMs,
     };
     this.writeFrame(encodeResponse(Buffer.from(JSON.stringify(reply))));
+    if (tls || deflate || snappy) {
+      // Decoding stops after this command; onPlain() switches layers at this exact byte.
+      this.upgrade = { tls, compression: snappy ? 'snappy' : deflate ? 'deflate' : null, deflateLevel };
+    }
   }
 
   private auth(cmd: Command): void {
-    this.readBody(cmd, ErrorCode.BadBody, 'AUTH', 'body', true);
-    throw fatal(ErrorCode.AuthDisabled, 'AUTH disabled');
+    const body = this.readBody(cmd, ErrorCode.BadBody, 'AUTH', 'body', true);
+    if (this.authState !== null && this.authState.authorizations.length > 0) {
+      throw fatal(ErrorCode.Invalid, 'AUTH already set');
+    }
+    if (this.options.authHttpAddresses.length === 0) throw fatal(ErrorCode.AuthDisabled, 'AUTH disabled');
+    this.authSecret = body.toString('utf8');
+    this.queryAuth(this.authSecret, (state) => {
+      this.authState = state;
+      if (state.authorizations.length === 0) {
+        throw fatal(ErrorCode.Unauthorized, 'AUTH no authorizations found');
+      }
+      const reply = {
+        identity: state.identity,
+        identity_url: state.identityUrl,
+        permission_count: state.authorizations.length,
+      };
+      this.writeFrame(encodeResponse(Buffer.from(JSON.stringify(reply))));
+    });
+    // Nothing to retry: the reply is written when the auth server answers.
+    this.retry = () => true;
   }
 
   private sub(p: string[]): void {
@@ -492,6 +759,9 @@ export class ClientV2 implements Consumer, CommandHandler {
     }
     if (!isValidChannelName(channelName)) {
       throw fatal(ErrorCode.BadChannel, `SUB channel name ${goQuote(channelName)} is not valid`);
+    }
+    if (!this.authorize({ name: 'SUB', params: p, body: null, bodySize: -1 }, 'subscribe', topicName, channelName)) {
+      return;
     }
     const channel = this.host.getTopic(topicName).getChannel(channelName);
     const max = this.options.maxChannelConsumers;
@@ -567,6 +837,7 @@ export class ClientV2 implements Consumer, CommandHandler {
   private pub(cmd: Command): void {
     const body = this.readBody(cmd, ErrorCode.BadMessage, 'PUB', 'message body', false);
     const topicName = cmd.params[0] as string;
+    if (!this.authorize(cmd, 'publish', topicName, '')) return;
     this.host.getTopic(topicName).publish(body);
     this.countPublished(topicName, 1);
     this.writeFrame(OK_FRAME);
@@ -575,6 +846,7 @@ export class ClientV2 implements Consumer, CommandHandler {
   private dpub(cmd: Command): void {
     const body = this.readBody(cmd, ErrorCode.BadMessage, 'DPUB', 'message body', false);
     const topicName = cmd.params[0] as string;
+    if (!this.authorize(cmd, 'publish', topicName, '')) return;
     this.host.getTopic(topicName).publishDeferred(body, parseBase10(cmd.params[1] as string) as number);
     this.countPublished(topicName, 1);
     this.writeFrame(OK_FRAME);
@@ -649,26 +921,37 @@ export class ClientV2 implements Consumer, CommandHandler {
     this.readTimer = null;
   }
 
+  /** Drops the connection now (broker shutdown). */
+  destroy(): void {
+    this.tlsSocket?.destroy();
+    this.socket.destroy();
+  }
+
   /** Closes the connection after what was written is sent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.decoder.halt();
     this.stopTimers();
-    this.socket.end();
+    this.input?.close();
+    this.out.end();
     // A peer that does not read must not hold the socket open forever.
     setTimeout(() => this.socket.destroy(), 5_000).unref();
     this.detach();
   }
 
   private onSocketClose(): void {
+    if (this.detached) return;
     this.closed = true;
     this.decoder.halt();
     this.stopTimers();
     this.detach();
   }
 
+  private detached = false;
+
   private detach(): void {
+    this.detached = true;
     if (this.channel !== null) {
       const channel = this.channel;
       this.channel = null;
@@ -676,4 +959,31 @@ export class ClientV2 implements Consumer, CommandHandler {
     }
     this.host.onClientClosed(this);
   }
+}
+
+/** A duplex that yields `prefix` first, then `socket`'s data; writes go to `socket`. */
+function prefixedStream(socket: Socket, prefix: Buffer): Duplex {
+  const stream = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      socket.write(chunk, callback);
+    },
+    final(callback) {
+      socket.end();
+      callback();
+    },
+    destroy(err, callback) {
+      socket.destroy();
+      callback(err);
+    },
+  });
+  stream.push(prefix);
+  socket.on('data', (chunk: Buffer) => {
+    if (!stream.push(chunk)) socket.pause();
+  });
+  socket.on('end', () => stream.push(null));
+  socket.on('close', () => stream.destroy());
+  return stream;
 }

@@ -1,7 +1,8 @@
-# nsq-ts daemons in one image: `nsqd` and `nsqlookupd` are on the PATH, so
+# nsq-ts daemons in one image: `nsqd`, `nsqlookupd` and `nsqadmin` are on the PATH, so
 #   docker run --rm -p 4150:4150 -p 4151:4151 nsq-ts nsqd --broadcast-address=127.0.0.1
 #   docker run --rm -p 4160:4160 -p 4161:4161 nsq-ts nsqlookupd
-# docker-compose.yml builds it for a 2 × nsqlookupd, 3 × nsqd cluster.
+#   docker run --rm -p 4171:4171 nsq-ts nsqadmin --lookupd-http-address=<lookupd host>:4161
+# docker-compose.yml builds it for a 2 × nsqlookupd, 3 × nsqd, nsqadmin cluster.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -17,14 +18,14 @@ COPY . .
 RUN npm ci --ignore-scripts --no-audit --no-fund
 RUN npm run build
 # What the runtime stage needs, whatever the workspaces are: the root manifests and, per package,
-# its package.json, dist/ and bin/.
+# its package.json, dist/, bin/ and static/ (nsqadmin's UI files, read from ../static/ at start-up).
 RUN set -eu; \
     mkdir -p /out/packages; \
     cp package.json package-lock.json /out/; \
     for pkg in packages/*; do \
       mkdir -p "/out/$pkg"; \
       cp "$pkg/package.json" "/out/$pkg/"; \
-      for sub in dist bin; do \
+      for sub in dist bin static; do \
         if [ -d "$pkg/$sub" ]; then cp -R "$pkg/$sub" "/out/$pkg/"; fi; \
       done; \
     done
@@ -37,9 +38,10 @@ COPY --from=build /out/ ./
 # --ignore-scripts: without TypeScript here, the root `prepare` script (npm run build) must not run.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force \
- && chmod +x packages/nsqd/bin/nsqd.js packages/lookupd/bin/nsqlookupd.js \
+ && chmod +x packages/nsqd/bin/nsqd.js packages/lookupd/bin/nsqlookupd.js packages/admin/bin/nsqadmin.js \
  && ln -s /app/packages/nsqd/bin/nsqd.js /usr/local/bin/nsqd \
  && ln -s /app/packages/lookupd/bin/nsqlookupd.js /usr/local/bin/nsqlookupd \
+ && ln -s /app/packages/admin/bin/nsqadmin.js /usr/local/bin/nsqadmin \
  && mkdir -p /data \
  && chown node:node /data
 # /data is where docker-compose.yml mounts each nsqd's --data-path volume; a named volume copies
@@ -47,6 +49,6 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 USER node
 # nsqd TCP, HTTP, HTTPS; nsqlookupd TCP, HTTP; nsqadmin HTTP (NSQ's default ports).
 EXPOSE 4150 4151 4152 4160 4161 4171
-# No ENTRYPOINT: the command names the daemon (`nsqd ...` or `nsqlookupd ...`). Node runs as PID 1
-# and both daemons handle SIGTERM themselves, so `docker stop` shuts them down cleanly.
+# No ENTRYPOINT: the command names the daemon (`nsqd ...`, `nsqlookupd ...` or `nsqadmin ...`). Node
+# runs as PID 1 and every daemon handles SIGTERM itself, so `docker stop` shuts it down cleanly.
 CMD ["nsqd"]

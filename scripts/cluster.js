@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * `npm run cluster`: the docker-compose topology (2 × nsqlookupd, 3 × nsqd) as local processes on
- * 127.0.0.1, with prefixed logs, stopped cleanly on Ctrl-C.
+ * `npm run cluster`: the docker-compose topology (2 × nsqlookupd, 3 × nsqd, nsqadmin) as local
+ * processes on 127.0.0.1, with prefixed logs, stopped cleanly on Ctrl-C.
  *
  * Port plan, from a base port B (default 4150; `--base-port` or NSQ_CLUSTER_BASE_PORT):
  *
@@ -10,15 +10,17 @@
  *   nsqd-3        TCP B+200   HTTP B+201    (4350 / 4351)
  *   nsqlookupd-1  TCP B+10    HTTP B+11     (4160 / 4161)
  *   nsqlookupd-2  TCP B+110   HTTP B+111    (4260 / 4261)
+ *   nsqadmin                  HTTP B+21     (4171)
  *
- * so with the default base every node 1 keeps NSQ's own ports, and docker-compose.yml uses the
- * same numbers. Each nsqd gets `--data-path=<data-dir>/nsqd-N` (default `.cluster/` at the root).
+ * so with the default base every node 1 (and nsqadmin) keeps NSQ's own ports, and
+ * docker-compose.yml uses the same numbers. Each nsqd gets `--data-path=<data-dir>/nsqd-N` (default
+ * `.cluster/` at the root); nsqadmin gets `--lookupd-http-address` for both lookupds and starts last.
  *
  * Failure policy: while the cluster starts, any process that exits (a port in use, a bad flag)
  * stops everything and the script exits 1. Once it is up, a process that dies is reported loudly
  * and the others keep running — killing a node by hand is how failover is tried out — and the
- * script exits 1 only when none is left. On SIGINT/SIGTERM the nsqds, then the lookupds, get SIGTERM
- * (SIGKILL if still alive after STOP_TIMEOUT_MS), and the script exits 0.
+ * script exits 1 only when none is left. On SIGINT/SIGTERM nsqadmin, then the nsqds, then the
+ * lookupds get SIGTERM (SIGKILL if still alive after STOP_TIMEOUT_MS), and the script exits 0.
  *
  * The children run in their own process groups, so a terminal's Ctrl-C reaches only this script,
  * which then stops each child exactly once (a second signal makes nsqd skip its clean shutdown).
@@ -32,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NSQD_BIN = path.join(ROOT, 'packages/nsqd/bin/nsqd.js');
 const LOOKUPD_BIN = path.join(ROOT, 'packages/lookupd/bin/nsqlookupd.js');
+const ADMIN_BIN = path.join(ROOT, 'packages/admin/bin/nsqadmin.js');
 const HOST = '127.0.0.1';
 const DEFAULT_BASE_PORT = 4150;
 const MAX_PORT_OFFSET = 211;
@@ -40,10 +43,10 @@ const STOP_TIMEOUT_MS = 10_000;
 
 const HELP = `usage: npm run cluster -- [options]   (or: node scripts/cluster.js [options])
 
-Starts 2 × nsqlookupd and 3 × nsqd on ${HOST}; Ctrl-C stops them all.
+Starts 2 × nsqlookupd, 3 × nsqd and nsqadmin on ${HOST}; Ctrl-C stops them all.
 
   --base-port N     shift every port: nsqd-1 N/N+1, nsqd-2 N+100/N+101, nsqd-3 N+200/N+201,
-                    nsqlookupd-1 N+10/N+11, nsqlookupd-2 N+110/N+111
+                    nsqlookupd-1 N+10/N+11, nsqlookupd-2 N+110/N+111, nsqadmin N+21
                     (default ${DEFAULT_BASE_PORT}, or NSQ_CLUSTER_BASE_PORT)
   --data-dir PATH   parent of the nsqds' --data-path directories
                     (default .cluster/ at the repository root, or NSQ_CLUSTER_DATA_DIR)
@@ -85,7 +88,10 @@ function usageError(message) {
   process.exit(2);
 }
 
-/** The five nodes, lookupds first (they start first so the nsqds' first connection succeeds). */
+/**
+ * The six nodes, lookupds first (they start first so the nsqds' first connection succeeds) and
+ * nsqadmin last (so its first look at the cluster finds every nsqd registered).
+ */
 function topology(basePort, dataDir) {
   const lookupds = [1, 2].map((n) => ({
     name: `nsqlookupd-${n}`,
@@ -123,15 +129,27 @@ function topology(basePort, dataDir) {
       '--log-prefix=',
     ];
   }
-  return { lookupds, nsqds };
+  const admin = {
+    name: 'nsqadmin',
+    kind: 'nsqadmin',
+    tcpPort: null, // HTTP only
+    httpPort: basePort + 21,
+  };
+  admin.args = [
+    ADMIN_BIN,
+    `--http-address=${HOST}:${admin.httpPort}`,
+    ...lookupds.map((l) => `--lookupd-http-address=${HOST}:${l.httpPort}`),
+    '--log-prefix=',
+  ];
+  return { lookupds, nsqds, admin };
 }
 
 // ---- output ----
 
 const useColour =
   process.env.NO_COLOR === undefined && (process.env.FORCE_COLOR !== undefined || process.stdout.isTTY === true);
-const COLOURS = { cyan: 36, magenta: 35, green: 32, yellow: 33, blue: 34, red: 31, bold: 1 };
-const NODE_COLOURS = ['cyan', 'magenta', 'green', 'yellow', 'blue'];
+const COLOURS = { cyan: 36, magenta: 35, green: 32, yellow: 33, blue: 34, white: 37, red: 31, bold: 1 };
+const NODE_COLOURS = ['cyan', 'magenta', 'green', 'yellow', 'blue', 'white'];
 const PAD = 'nsqlookupd-1'.length + 2;
 
 function paint(colour, text) {
@@ -222,14 +240,14 @@ let stopping = null;
 let firstSignalAt = 0;
 
 /**
- * SIGTERM to every live nsqd, then to every lookupd (so the nsqds leave while their lookupds still
- * listen); a tier still alive after STOP_TIMEOUT_MS gets SIGKILL. Then exits.
+ * SIGTERM to nsqadmin, then to every live nsqd, then to every lookupd (so the nsqds leave while
+ * their lookupds still listen); a tier still alive after STOP_TIMEOUT_MS gets SIGKILL. Then exits.
  */
 function stopAll(exitCode) {
   if (stopping !== null) return stopping;
   phase = 'stopping';
   stopping = (async () => {
-    for (const kind of ['nsqd', 'nsqlookupd']) {
+    for (const kind of ['nsqadmin', 'nsqd', 'nsqlookupd']) {
       const alive = children.filter((c) => c.node.kind === kind && !c.closed);
       for (const c of alive) c.child.kill('SIGTERM');
       let timer;
@@ -260,7 +278,9 @@ function onSignal(signal) {
     process.exit(1);
   }
   firstSignalAt = Date.now();
-  say(`${signal} received; stopping the nsqds, then the lookupds (SIGTERM, SIGKILL after ${STOP_TIMEOUT_MS / 1000} s)`);
+  say(
+    `${signal} received; stopping nsqadmin, the nsqds, then the lookupds (SIGTERM, SIGKILL after ${STOP_TIMEOUT_MS / 1000} s)`,
+  );
   void stopAll(0);
 }
 
@@ -282,7 +302,7 @@ function displayPath(p) {
 // ---- main ----
 
 const { basePort, dataDir } = parseArgs(process.argv.slice(2));
-for (const bin of [NSQD_BIN, LOOKUPD_BIN]) {
+for (const bin of [NSQD_BIN, LOOKUPD_BIN, ADMIN_BIN]) {
   if (!fs.existsSync(path.join(path.dirname(bin), '../dist/index.js'))) {
     process.stderr.write(`cluster: ${path.relative(ROOT, bin)} is not built; run \`npm run build\` first\n`);
     process.exit(1);
@@ -291,15 +311,16 @@ for (const bin of [NSQD_BIN, LOOKUPD_BIN]) {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
-const { lookupds, nsqds } = topology(basePort, dataDir);
+const { lookupds, nsqds, admin } = topology(basePort, dataDir);
 for (const node of nsqds) fs.mkdirSync(node.dataPath, { recursive: true });
 
-say(`starting 2 × nsqlookupd and 3 × nsqd on ${HOST} (base port ${basePort})`);
+say(`starting 2 × nsqlookupd, 3 × nsqd and nsqadmin on ${HOST} (base port ${basePort})`);
 try {
   const lookupdEntries = lookupds.map((node, i) => start(node, NODE_COLOURS[i]));
   await Promise.all(lookupdEntries.map(waitForPing));
   const nsqdEntries = nsqds.map((node, i) => start(node, NODE_COLOURS[lookupds.length + i]));
   await Promise.all(nsqdEntries.map(waitForPing));
+  await waitForPing(start(admin, NODE_COLOURS[lookupds.length + nsqds.length]));
 } catch (err) {
   if (phase === 'starting') {
     shout(`start-up failed: ${err.message}`);
@@ -310,14 +331,17 @@ try {
 
 phase = 'up';
 const lookupdHttp = lookupds.map((l) => `${HOST}:${l.httpPort}`);
-const rows = [...lookupds, ...nsqds].map((node) => {
+const adminUrl = `http://${HOST}:${admin.httpPort}/`;
+const rows = [...lookupds, ...nsqds, admin].map((node) => {
   const entry = children.find((c) => c.node === node);
-  return `  ${node.name.padEnd(13)} pid ${String(entry.child.pid).padEnd(8)} TCP ${HOST}:${node.tcpPort}   HTTP http://${HOST}:${node.httpPort}`;
+  const tcp = node.tcpPort === null ? '-' : `${HOST}:${node.tcpPort}`;
+  return `  ${node.name.padEnd(13)} pid ${String(entry.child.pid).padEnd(8)} TCP ${tcp.padEnd(HOST.length + 6)}  HTTP http://${HOST}:${node.httpPort}`;
 });
 say('cluster is up');
 process.stdout.write(
   `${rows.join('\n')}\n` +
     `  data:         ${displayPath(dataDir)}/nsqd-{1,2,3}\n` +
+    `  nsqadmin:     ${adminUrl}\n` +
     `  consumers:    ${lookupdHttp.map((a) => `--lookupd-http-address=${a}`).join(' ')}\n` +
     `  try:          curl -d hi 'http://${HOST}:${nsqds[0].httpPort}/pub?topic=test' && curl 'http://${lookupdHttp[0]}/lookup?topic=test'\n`,
 );

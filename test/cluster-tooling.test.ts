@@ -1,7 +1,8 @@
 /**
  * The cluster tooling (issue 5): docker-compose.yml checked against the real flag parsers of our
  * binaries (no Docker engine exists here to run it), and `scripts/cluster.js` run as a child
- * process — five daemons up and registered, a killed node reported, a clean stop on SIGINT.
+ * process — five daemons up and registered, nsqadmin seeing all three nsqds, a killed node
+ * reported, a clean stop on SIGINT.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseAdminArgs } from '@nsq-ts/admin';
 import { parseLookupdArgs } from '@nsq-ts/lookupd';
 import { eventually } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,20 +21,24 @@ import { parseNsqdArgs } from '../packages/nsqd/dist/config/nsqd-flags.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLUSTER_SCRIPT = path.join(ROOT, 'scripts/cluster.js');
 
+type Kind = 'nsqd' | 'nsqlookupd' | 'nsqadmin';
+
 /**
  * The port plan shared by docker-compose.yml (base 4150) and scripts/cluster.js (any base):
- * offsets of each node's TCP and HTTP ports from the base port.
+ * offsets of each node's TCP and HTTP ports from the base port (nsqadmin has no TCP listener).
  */
-const PORT_PLAN: Readonly<Record<string, { kind: 'nsqd' | 'nsqlookupd'; tcp: number; http: number }>> = {
+const PORT_PLAN: Readonly<Record<string, { kind: Kind; tcp: number | null; http: number }>> = {
   'nsqlookupd-1': { kind: 'nsqlookupd', tcp: 10, http: 11 },
   'nsqlookupd-2': { kind: 'nsqlookupd', tcp: 110, http: 111 },
   'nsqd-1': { kind: 'nsqd', tcp: 0, http: 1 },
   'nsqd-2': { kind: 'nsqd', tcp: 100, http: 101 },
   'nsqd-3': { kind: 'nsqd', tcp: 200, http: 201 },
+  nsqadmin: { kind: 'nsqadmin', tcp: null, http: 21 },
 };
 const NODE_NAMES = Object.keys(PORT_PLAN);
 const NSQD_NAMES = NODE_NAMES.filter((n) => PORT_PLAN[n].kind === 'nsqd');
 const LOOKUPD_NAMES = NODE_NAMES.filter((n) => PORT_PLAN[n].kind === 'nsqlookupd');
+const ADMIN = 'nsqadmin';
 const COMPOSE_BASE_PORT = 4150;
 
 // ---- docker-compose.yml ----
@@ -73,19 +79,40 @@ function publishedPorts(service: ComposeService): { host: number; container: num
 interface ParsedService {
   name: string;
   bin: string;
-  tcpPort: number;
+  /** null for nsqadmin, which listens on HTTP only. */
+  tcpPort: number | null;
   httpPort: number;
   service: ComposeService;
+}
+
+/** The real parser of each binary the compose file may run. */
+const PARSERS: Readonly<Record<string, (argv: readonly string[]) => unknown>> = {
+  nsqd: parseNsqdArgs,
+  nsqlookupd: parseLookupdArgs,
+  nsqadmin: parseAdminArgs,
+};
+
+function commandOf(name: string, service: ComposeService): [string, string[]] {
+  const command = service.command;
+  if (!Array.isArray(command) || !command.every((a) => typeof a === 'string')) {
+    throw new Error(`${name}: command must be a list of strings`);
+  }
+  const [bin, ...args] = command as string[];
+  return [bin, args];
 }
 
 /** Runs every service's command through the parser of the binary it names. */
 function parseServices(compose: ComposeFile): ParsedService[] {
   return Object.entries(compose.services).map(([name, service]) => {
-    const command = service.command;
-    if (!Array.isArray(command) || !command.every((a) => typeof a === 'string')) {
-      throw new Error(`${name}: command must be a list of strings`);
+    const [bin, args] = commandOf(name, service);
+    if (bin === 'nsqadmin') {
+      const parsed = parseAdminArgs(args);
+      if (parsed.kind !== 'run') throw new Error(`${name}: ${parsed.kind} instead of running`);
+      expect(parsed.warnings, name).toEqual([]);
+      const http = splitHostPort(parsed.options.httpAddress);
+      expect(http.host, `${name} listens on all interfaces`).toBe('0.0.0.0');
+      return { name, bin, tcpPort: null, httpPort: http.port, service };
     }
-    const [bin, ...args] = command as string[];
     const parsed = bin === 'nsqd' ? parseNsqdArgs(args) : bin === 'nsqlookupd' ? parseLookupdArgs(args) : null;
     if (parsed === null) throw new Error(`${name}: unknown binary ${bin}`);
     if (parsed.kind !== 'run') throw new Error(`${name}: ${parsed.kind} instead of running`);
@@ -99,40 +126,49 @@ function parseServices(compose: ComposeFile): ParsedService[] {
   });
 }
 
+/** The plan's ports of a node from a base port: [TCP, HTTP], or [HTTP] for nsqadmin. */
+function plannedPorts(name: string, base: number): number[] {
+  const { tcp, http } = PORT_PLAN[name];
+  return tcp === null ? [base + http] : [base + tcp, base + http];
+}
+
 describe('docker-compose.yml', () => {
-  it('has 2 × nsqlookupd and 3 × nsqd, and no service for binaries that do not exist yet', () => {
+  it('has 2 × nsqlookupd, 3 × nsqd and nsqadmin, and nothing else', () => {
     const compose = loadCompose();
     expect(Object.keys(compose.services).sort()).toEqual([...NODE_NAMES].sort());
     for (const { name, bin } of parseServices(compose)) expect(bin, name).toBe(PORT_PLAN[name].kind);
   });
 
-  it('every command parses with the real flag tables of nsqd and nsqlookupd', () => {
+  it('every command parses with the real flag tables of nsqd, nsqlookupd and nsqadmin', () => {
     const compose = loadCompose();
     for (const [name, service] of Object.entries(compose.services)) {
-      const [bin, ...args] = service.command as string[];
-      const parse = bin === 'nsqd' ? parseNsqdArgs : parseLookupdArgs;
+      const [bin, args] = commandOf(name, service);
+      const parse = PARSERS[bin];
+      expect(parse, `${name}: a parser for ${bin}`).toBeDefined();
       expect(() => parse(args), name).not.toThrow();
     }
     // The parsers are strict: a misspelt flag would have thrown.
     expect(() => parseNsqdArgs(['--lookupd-tcp-addresses=x:4160'])).toThrow();
     expect(() => parseLookupdArgs(['--tcp-adress=0.0.0.0:4160'])).toThrow();
+    expect(() => parseAdminArgs(['--lookupd-http-adress=x:4161'])).toThrow();
+    expect(() => parseAdminArgs([])).toThrow(/lookupd-http-address/); // nsqadmin needs a source
   });
 
   it('follows the port plan of npm run cluster and publishes exactly the ports each daemon listens on', () => {
     const services = parseServices(loadCompose());
     const hostPorts: number[] = [];
     for (const { name, tcpPort, httpPort, service } of services) {
-      expect([tcpPort, httpPort], name).toEqual([
-        COMPOSE_BASE_PORT + PORT_PLAN[name].tcp,
-        COMPOSE_BASE_PORT + PORT_PLAN[name].http,
-      ]);
+      const listening = tcpPort === null ? [httpPort] : [tcpPort, httpPort];
+      expect(listening, name).toEqual(plannedPorts(name, COMPOSE_BASE_PORT));
       const ports = publishedPorts(service);
-      expect(ports.map((p) => p.container).sort(), `${name} ports`).toEqual([tcpPort, httpPort].sort());
+      expect(ports.map((p) => p.container).sort(), `${name} ports`).toEqual([...listening].sort());
       // Published = announced, so a host that maps the service names to 127.0.0.1 can use lookupd.
       for (const p of ports) expect(p.host, name).toBe(p.container);
       hostPorts.push(...ports.map((p) => p.host));
     }
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
+    // nsqadmin keeps NSQ's own port.
+    expect(services.find((s) => s.name === ADMIN)?.httpPort).toBe(4171);
   });
 
   it('points every nsqd at both lookupds and gives it its own data volume and node id', () => {
@@ -163,6 +199,25 @@ describe('docker-compose.yml', () => {
     expect(nodeIds.size).toBe(NSQD_NAMES.length);
   });
 
+  it('points nsqadmin at both lookupds over HTTP and starts it once they are healthy', () => {
+    const compose = loadCompose();
+    const services = parseServices(compose);
+    const lookupdHttp = services.filter((s) => s.bin === 'nsqlookupd').map((s) => `${s.name}:${s.httpPort}`);
+    expect(lookupdHttp.sort()).toEqual(LOOKUPD_NAMES.map((n) => `${n}:${COMPOSE_BASE_PORT + PORT_PLAN[n].http}`));
+
+    const admin = compose.services[ADMIN];
+    expect((admin.command as string[])[0]).toBe('nsqadmin');
+    const parsed = parseAdminArgs(commandOf(ADMIN, admin)[1]);
+    if (parsed.kind !== 'run') throw new Error(parsed.kind);
+    expect([...parsed.options.lookupdHttpAddresses].sort(), '--lookupd-http-address').toEqual(lookupdHttp);
+    expect(parsed.options.nsqdHttpAddresses, 'nodes come from the lookupds').toEqual([]);
+    expect(parsed.options.httpAddress).toBe('0.0.0.0:4171');
+    expect(parsed.options.basePath, 'served at the root, where the healthcheck asks').toBe('/');
+    expect(admin.depends_on).toEqual(
+      Object.fromEntries(LOOKUPD_NAMES.map((n) => [n, { condition: 'service_healthy' }])),
+    );
+  });
+
   it('health-checks every service through its own /ping, with node (the image has no curl)', () => {
     for (const { name, httpPort, service } of parseServices(loadCompose())) {
       const test = service.healthcheck?.test;
@@ -175,6 +230,11 @@ describe('docker-compose.yml', () => {
   it('runs binaries the Dockerfile puts on the PATH, from one image the Dockerfile builds', () => {
     const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     const compose = loadCompose();
+    // nsqadmin reads its UI from packages/admin/static/ at start-up: the image must carry it.
+    expect(dockerfile).toMatch(/for sub in [^;]*\bstatic\b[^;]*; do/);
+    expect(existsSync(path.join(ROOT, 'packages/admin/static/index.html'))).toBe(true);
+    const dockerignore = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8');
+    expect(dockerignore).not.toMatch(/^\S*static\S*$/m);
     for (const [name, service] of Object.entries(compose.services)) {
       const bin = (service.command as string[])[0];
       const link = new RegExp(`ln -s /app/(\\S+) /usr/local/bin/${bin}\\b`).exec(dockerfile);
@@ -199,11 +259,11 @@ async function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port whose ten cluster ports are all free right now. */
+/** A base port whose eleven cluster ports are all free right now. */
 async function freeBasePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 40_000);
-    const ports = Object.values(PORT_PLAN).flatMap((p) => [base + p.tcp, base + p.http]);
+    const ports = NODE_NAMES.flatMap((name) => plannedPorts(name, base));
     let free = true;
     for (const port of ports) {
       if (!(await portIsFree(port))) {
@@ -238,6 +298,21 @@ interface NodesResponse {
   producers: { broadcast_address: string; tcp_port: number; http_port: number }[];
 }
 
+interface AdminNodesResponse {
+  nodes: { broadcastAddress: string; tcpPort: number; httpPort: number; reachable: boolean }[];
+  errors: unknown[];
+}
+
+/** A process's command line (Linux's /proc), without the node executable; null elsewhere. */
+function commandLine(pid: number): string[] | null {
+  const file = `/proc/${pid}/cmdline`;
+  if (!existsSync(file)) return null;
+  return readFileSync(file, 'utf8')
+    .split('\0')
+    .filter((a) => a !== '')
+    .slice(1);
+}
+
 describe('scripts/cluster.js', () => {
   let script: ChildProcess | null = null;
   let pids: number[] = [];
@@ -263,7 +338,7 @@ describe('scripts/cluster.js', () => {
     expect(stderr).toContain('base port');
   });
 
-  it('starts 2 lookupds and 3 registered nsqds, survives a dead node, and stops cleanly on SIGINT', async () => {
+  it('starts 2 lookupds, 3 registered nsqds and nsqadmin, survives a dead node, and stops cleanly on SIGINT', async () => {
     const base = await freeBasePort();
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'nsq-cluster-'));
     const child = spawn(process.execPath, [CLUSTER_SCRIPT, `--base-port=${base}`, `--data-dir=${dataDir}`], {
@@ -311,6 +386,36 @@ describe('scripts/cluster.js', () => {
       );
     }
 
+    // nsqadmin: on its planned port with both lookupds' HTTP addresses, its URL printed, and it
+    // sees the three nsqds through them.
+    const adminPort = base + PORT_PLAN[ADMIN].http;
+    expect(output).toContain(`nsqadmin:     http://127.0.0.1:${adminPort}/`);
+    const adminArgs = commandLine(pids[NODE_NAMES.indexOf(ADMIN)]);
+    if (adminArgs !== null) {
+      expect(adminArgs[0]).toBe(path.join(ROOT, 'packages/admin/bin/nsqadmin.js'));
+      const parsed = parseAdminArgs(adminArgs.slice(1));
+      if (parsed.kind !== 'run') throw new Error(parsed.kind);
+      expect(parsed.options.httpAddress).toBe(`127.0.0.1:${adminPort}`);
+      expect([...parsed.options.lookupdHttpAddresses].sort()).toEqual(
+        LOOKUPD_NAMES.map((n) => `127.0.0.1:${base + PORT_PLAN[n].http}`).sort(),
+      );
+    }
+    const index = await fetch(`http://127.0.0.1:${adminPort}/`);
+    expect(index.status, 'nsqadmin UI').toBe(200);
+    expect(await index.text()).toContain('<html');
+    await eventually(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${adminPort}/api/nodes`);
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as AdminNodesResponse;
+        expect(body.errors, 'nsqadmin /api/nodes errors').toEqual([]);
+        const got = body.nodes.map((n) => `${n.broadcastAddress}:${n.tcpPort}:${n.httpPort}`).sort();
+        expect(got, 'nsqadmin /api/nodes').toEqual(expected);
+        expect(body.nodes.every((n) => n.reachable)).toBe(true);
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+
     // A node that dies is reported; the script and the other nodes keep running.
     const victim = pids[NODE_NAMES.indexOf('nsqd-2')];
     process.kill(victim, 'SIGKILL');
@@ -334,6 +439,9 @@ describe('scripts/cluster.js', () => {
     for (const name of NODE_NAMES.filter((n) => n !== 'nsqd-2')) {
       expect(output, name).toMatch(new RegExp(`\\[${name}\\]\\s+stopped \\(code 0\\)`));
     }
+    // nsqadmin goes first: it only reads the others.
+    const stoppedAt = (name: string) => output.search(new RegExp(`\\[${name}\\]\\s+stopped`));
+    expect(stoppedAt(ADMIN)).toBeLessThan(stoppedAt('nsqd-1'));
     // No process left behind, no port still bound.
     await eventually(() => pids.every((pid) => !isAlive(pid)), { timeoutMs: 2_000 });
     for (const name of NODE_NAMES) expect(await ping(base + PORT_PLAN[name].http), name).toBe(false);

@@ -11,6 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import { createRequire } from 'node:module';
 import { connect as netConnect } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { Consumer, type IdentifyOptions, Producer } from '@nsq-ts/client';
 import {
   encodeCommand,
   FrameDecoder,
@@ -145,6 +146,73 @@ describe('nsqjs with TLS and compression', () => {
       }
     });
   }
+});
+
+describe('@nsq-ts/client with TLS and compression', () => {
+  const ours: Array<[string, IdentifyOptions]> = [
+    ['deflate', { deflate: true }],
+    ['snappy', { snappy: true }],
+    ['tls', { tls: true }],
+    ['tls + snappy', { tls: true, snappy: true }],
+    ['tls + deflate', { tls: true, deflate: true, deflateLevel: 3 }],
+  ];
+  for (const [label, options] of ours) {
+    it(`${label}: publishes and consumes 1-byte and 100 kB messages`, async () => {
+      const d = await nsqdWithTls();
+      const opts: IdentifyOptions = { ...options, ...(options.tls ? { tls: { ca: certs.ca } } : {}) };
+      const p = new Producer({ nsqdAddress: d.tcpAddress, ...opts });
+      cleanups.push(() => p.close());
+      const big = randomBytes(100_000);
+      const text = Buffer.from('compressible text '.repeat(6000));
+      await p.publish('t', Buffer.from('x'));
+      await p.publish('t', big);
+      await p.publishMany('t', [text, Buffer.from('y')]);
+      const got: Buffer[] = [];
+      const c = new Consumer({ topic: 't', channel: 'ch', nsqdAddresses: [d.tcpAddress], maxInFlight: 10, ...opts });
+      cleanups.push(() => c.close());
+      c.on('message', (m) => {
+        got.push(m.body);
+      });
+      await c.connect();
+      await eventually(() => got.length === 4);
+      expect(got.map((b) => b.length)).toEqual([1, 100_000, text.length, 1]);
+      expect(got[1]?.equals(big)).toBe(true);
+      expect(got[2]?.equals(text)).toBe(true);
+      for (const client of d.nsqd.clients) {
+        expect(client.tlsSocket !== null).toBe(options.tls === true);
+        expect(client.snappy).toBe(options.snappy === true);
+        expect(client.deflate).toBe(options.deflate === true);
+      }
+    });
+  }
+
+  it('presents a client certificate to require-verify and authenticates with authSecret', async () => {
+    const auth = await startAuthServer();
+    auth.reply = grant(3600, { topic: '.*', channels: ['.*'], permissions: ['publish', 'subscribe'] });
+    const d = await nsqdWithTls({
+      tlsClientAuthPolicy: 'require-verify',
+      tlsRootCaFile: certs.caFile,
+      authHttpAddresses: [auth.address],
+    });
+    const tls = { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey };
+    const p = new Producer({ nsqdAddress: d.tcpAddress, tls, deflate: true, authSecret: 'ours' });
+    cleanups.push(() => p.close());
+    await p.publish('t', 'authed');
+    const q = auth.requests[0] as URL;
+    expect(q.search).toBe('?common_name=test-client&remote_ip=127.0.0.1&secret=ours&tls=true');
+
+    const noSecret = new Producer({ nsqdAddress: d.tcpAddress, tls, publishTimeoutMs: 300, maxPublishAttempts: 1 });
+    cleanups.push(() => noSecret.close());
+    await expect(noSecret.publish('t', 'x')).rejects.toThrow(/AUTH/);
+    const noCert = new Producer({
+      nsqdAddress: d.tcpAddress,
+      tls: { ca: certs.ca },
+      authSecret: 'ours',
+      publishTimeoutMs: 300,
+    });
+    cleanups.push(() => noCert.close());
+    await expect(noCert.publish('t', 'x')).rejects.toThrow();
+  });
 });
 
 // ---- raw clients ----

@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { type TLSSocket, type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from 'node:tls';
 import {
   CLOSE_WAIT,
   encodeCommand,
@@ -12,11 +13,19 @@ import {
 } from '@nsq-ts/protocol';
 import { parseAddress } from './address.js';
 import { ClientError, ClientErrorCode } from './errors.js';
+import {
+  DeflateOutput,
+  deflateInput,
+  type InputFilter,
+  type OutputSink,
+  SnappyOutput,
+  snappyInput,
+} from './transport.js';
 
 /**
  * Feature negotiation options sent in IDENTIFY (nsq-spec §2.7), in the client's units. Anything
- * left out takes nsqd's default. TLS, snappy, deflate and AUTH are negotiated here once the
- * transport issue lands; until then the client never asks for them.
+ * left out takes nsqd's default. TLS, snappy, deflate and AUTH are applied right after IDENTIFY,
+ * in NSQ's order: TLS, then snappy or deflate, then AUTH.
  */
 export interface IdentifyOptions {
   /** Shown as `client_id` in nsqd's stats; defaults to the host name. */
@@ -35,6 +44,20 @@ export interface IdentifyOptions {
   msgTimeoutMs?: number;
   /** Deliver only about this percentage (1..99) of the channel's messages; 0 = all. */
   sampleRate?: number;
+  /**
+   * Upgrade to TLS after IDENTIFY: `true` verifies nsqd's certificate against the system CAs;
+   * an object is passed to `tls.connect` (e.g. `ca`, `cert`/`key` for client certificates,
+   * `rejectUnauthorized`).
+   */
+  tls?: boolean | TlsConnectionOptions;
+  /** Compress both directions with snappy (framing format). Not together with `deflate`. */
+  snappy?: boolean;
+  /** Compress both directions with raw deflate. Not together with `snappy`. */
+  deflate?: boolean;
+  /** Deflate level to ask for (1..9, nsqd caps it at its --max-deflate-level; default 6). */
+  deflateLevel?: number;
+  /** Sent with AUTH after IDENTIFY (and the upgrades); required when nsqd has auth enabled. */
+  authSecret?: string;
 }
 
 /** What the connection learned from IDENTIFY (with NSQ's defaults for a plain `OK` reply). */
@@ -44,6 +67,12 @@ export interface Negotiated {
   maxMsgTimeoutMs: number;
   heartbeatIntervalMs: number;
   version: string;
+  /** Transport layers in use. */
+  tls: boolean;
+  snappy: boolean;
+  deflate: boolean;
+  /** What AUTH returned (`identity`, `identity_url`, `permission_count`), null without AUTH. */
+  auth: { identity: string; identityUrl: string; permissionCount: number } | null;
 }
 
 /** Receives a connection's frames once its handshake is complete. */
@@ -74,6 +103,17 @@ export class Connection {
   readonly address: string;
   private readonly options: ConnectionOptions;
   private socket: Socket | null = null;
+  /** The TLS layer over `socket`, once negotiated. */
+  private tlsSocket: TLSSocket | null = null;
+  /** Where writes go: the socket, the TLS socket, or a compression layer over either. */
+  private out: OutputSink | null = null;
+  private input: InputFilter | null = null;
+  /**
+   * During the handshake, plaintext is held and cut one frame per awaited reply, so bytes after
+   * a reply that belong to the next layer (a compressed `OK`) are never parsed as frames.
+   */
+  private holding = true;
+  private held: Buffer = Buffer.alloc(0);
   private readonly decoder = new FrameDecoder();
   private handlers: ConnectionHandlers | null = null;
   /** Handshake reply waiter (IDENTIFY, SUB), used before `handlers` is set. */
@@ -90,6 +130,10 @@ export class Connection {
     maxMsgTimeoutMs: 900_000,
     heartbeatIntervalMs: DEFAULT_HEARTBEAT_MS,
     version: '',
+    tls: false,
+    snappy: false,
+    deflate: false,
+    auth: null,
   };
 
   constructor(address: string, options: ConnectionOptions) {
@@ -104,9 +148,10 @@ export class Connection {
    */
   async open(handlers: ConnectionHandlers, subscribe?: { topic: string; channel: string }): Promise<Negotiated> {
     const { host, port } = parseAddress(this.address);
-    const socket = connect({ host, port, noDelay: true });
+    const socket = netConnect({ host, port, noDelay: true });
     this.socket = socket;
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.out = socket;
+    socket.on('data', this.onSocketData);
     socket.on('error', (err) => {
       this.closeError ??= err;
     });
@@ -128,11 +173,21 @@ export class Connection {
       });
       this.write(MAGIC_V2);
       const reply = await this.request(encodeCommand('IDENTIFY', [], JSON.stringify(this.identifyBody())));
-      this.applyIdentifyReply(reply);
+      const features = this.applyIdentifyReply(reply);
+      if (features.tls) await this.startTls(host);
+      if (features.snappy || features.deflate) await this.startCompression(features);
+      const secret = this.options.identify.authSecret;
+      if (secret !== undefined && secret !== '') {
+        // Sent whenever a secret is configured (as nsqjs does), so a typo is not silently ignored.
+        this.applyAuthReply(await this.request(encodeCommand('AUTH', [], secret)));
+      } else if (features.authRequired) {
+        throw new ClientError(ClientErrorCode.AuthRequired, `${this.address} requires AUTH and no authSecret is set`);
+      }
       if (subscribe !== undefined) {
         const subReply = await this.request(encodeCommand('SUB', [subscribe.topic, subscribe.channel]));
         if (subReply !== OK) throw this.unexpected('SUB', subReply);
       }
+      this.releaseHeld();
     } catch (err) {
       this.destroy(err instanceof Error ? err : new Error(String(err)));
       throw err;
@@ -141,7 +196,7 @@ export class Connection {
     }
     // Two missed heartbeats mean the peer is gone (nsq-spec §2.9); Node refreshes this timer on
     // socket activity, so it costs nothing per frame.
-    socket.setTimeout(this.negotiated.heartbeatIntervalMs * 2 + 1_000, () => {
+    (this.tlsSocket ?? socket).setTimeout(this.negotiated.heartbeatIntervalMs * 2 + 1_000, () => {
       this.destroy(new ClientError(ClientErrorCode.Timeout, `no data from ${this.address} for two heartbeats`));
     });
     this.handlers = handlers;
@@ -158,35 +213,142 @@ export class Connection {
       heartbeat_interval: o.heartbeatIntervalMs ?? 0,
       output_buffer_size: o.outputBufferSize ?? 0,
       output_buffer_timeout: o.outputBufferTimeoutMs ?? 0,
-      // Transport features: requested by the transport issue's options, never yet.
-      tls_v1: false,
-      snappy: false,
-      deflate: false,
+      tls_v1: o.tls !== undefined && o.tls !== false,
+      snappy: o.snappy === true,
+      deflate: o.deflate === true,
+      deflate_level: o.deflateLevel ?? 6,
       sample_rate: o.sampleRate ?? 0,
       msg_timeout: o.msgTimeoutMs ?? 0,
     };
   }
 
-  private applyIdentifyReply(reply: string): void {
+  private applyIdentifyReply(reply: string): Features {
     const heartbeat = this.options.identify.heartbeatIntervalMs;
     this.negotiated.heartbeatIntervalMs = heartbeat !== undefined && heartbeat > 0 ? heartbeat : DEFAULT_HEARTBEAT_MS;
-    if (reply === OK) return; // feature negotiation not supported: NSQ's defaults apply
+    const o = this.options.identify;
+    const none: Features = { tls: false, snappy: false, deflate: false, deflateLevel: 6, authRequired: false };
+    if (reply === OK) {
+      // No feature negotiation: NSQ's defaults apply, and nothing asked for can be had.
+      if ((o.tls !== undefined && o.tls !== false) || o.snappy === true || o.deflate === true) {
+        throw new ClientError(ClientErrorCode.Unsupported, `${this.address} does not negotiate features`);
+      }
+      return none;
+    }
     if (!reply.startsWith('{')) throw this.unexpected('IDENTIFY', reply);
     const r = JSON.parse(reply) as Partial<IdentifyResponse>;
-    // The extension point for TLS, compression and AUTH: each would upgrade the socket here, in
-    // the order TLS → snappy|deflate (nsq-spec §2.7), then AUTH. We never request them, so a
-    // server that enables one anyway (or requires AUTH) cannot be spoken to.
-    if (r.tls_v1 === true || r.snappy === true || r.deflate === true) {
-      throw new ClientError(ClientErrorCode.Unsupported, `${this.address} negotiated TLS or compression`);
+    const features: Features = {
+      tls: r.tls_v1 === true,
+      snappy: r.snappy === true,
+      deflate: r.deflate === true,
+      deflateLevel: typeof r.deflate_level === 'number' && r.deflate_level > 0 ? r.deflate_level : 6,
+      authRequired: r.auth_required === true,
+    };
+    // An upgrade nsqd did not grant (no certificate, --snappy=false, ...) would leave the
+    // connection weaker than configured: refuse it rather than go on silently.
+    if ((o.tls !== undefined && o.tls !== false && !features.tls) || (o.snappy === true && !features.snappy)) {
+      throw new ClientError(ClientErrorCode.Unsupported, `${this.address} refused TLS or snappy`);
     }
-    if (r.auth_required === true) {
-      throw new ClientError(ClientErrorCode.Unsupported, `${this.address} requires AUTH, not supported yet`);
+    if (o.deflate === true && !features.deflate) {
+      throw new ClientError(ClientErrorCode.Unsupported, `${this.address} refused deflate`);
     }
     if (typeof r.max_rdy_count === 'number' && r.max_rdy_count > 0) this.negotiated.maxRdyCount = r.max_rdy_count;
     if (typeof r.msg_timeout === 'number' && r.msg_timeout > 0) this.negotiated.msgTimeoutMs = r.msg_timeout;
     if (typeof r.max_msg_timeout === 'number') this.negotiated.maxMsgTimeoutMs = r.max_msg_timeout;
     if (typeof r.version === 'string') this.negotiated.version = r.version;
+    return features;
   }
+
+  private applyAuthReply(reply: string): void {
+    if (!reply.startsWith('{')) throw this.unexpected('AUTH', reply);
+    const r = JSON.parse(reply) as { identity?: unknown; identity_url?: unknown; permission_count?: unknown };
+    this.negotiated.auth = {
+      identity: typeof r.identity === 'string' ? r.identity : '',
+      identityUrl: typeof r.identity_url === 'string' ? r.identity_url : '',
+      permissionCount: typeof r.permission_count === 'number' ? r.permission_count : 0,
+    };
+  }
+
+  /** TLS handshake over the socket, then nsqd's `OK` through it (nsq-spec §2.7 step 1). */
+  private async startTls(host: string): Promise<void> {
+    const socket = this.socket as Socket;
+    if (this.held.length > 0) throw this.unexpected('IDENTIFY', 'data before the TLS handshake');
+    const given = this.options.identify.tls;
+    const options: TlsConnectionOptions = typeof given === 'object' ? given : {};
+    socket.off('data', this.onSocketData);
+    const tlsSocket = tlsConnect({
+      ...options,
+      socket,
+      host,
+      ...(isIP(host) === 0 && options.servername === undefined ? { servername: host } : {}),
+    });
+    this.tlsSocket = tlsSocket;
+    tlsSocket.on('data', this.onTransportData);
+    tlsSocket.on('error', (err) => {
+      this.closeError ??= err;
+      this.takeWaiter()?.reject(err);
+      socket.destroy();
+    });
+    tlsSocket.on('close', () => this.onSocketClose());
+    tlsSocket.on('drain', () => {
+      this.congested = false;
+      this.onDrain?.();
+    });
+    this.out = tlsSocket;
+    const reply = await this.awaitReply();
+    if (reply !== OK) throw this.unexpected('TLS', reply);
+    this.negotiated.tls = true;
+  }
+
+  /** Snappy or deflate over the current transport, then nsqd's `OK` through it (step 2). */
+  private async startCompression(features: Features): Promise<void> {
+    const transport = this.tlsSocket ?? (this.socket as Socket);
+    const onError = (err: Error): void => this.destroy(err);
+    const onPlain = (data: Buffer): void => this.onPlain(data);
+    if (features.snappy) {
+      this.out = new SnappyOutput(transport);
+      this.input = snappyInput(onPlain, onError);
+      this.negotiated.snappy = true;
+    } else {
+      // nsqjs also deflates its own side at the level nsqd reports.
+      this.out = new DeflateOutput(transport, features.deflateLevel);
+      this.input = deflateInput(onPlain, onError);
+      this.negotiated.deflate = true;
+    }
+    if (this.tlsSocket === null) {
+      (this.socket as Socket).off('data', this.onSocketData);
+      (this.socket as Socket).on('data', this.onTransportData);
+    }
+    // What followed the last plaintext reply is already compressed.
+    const rest = this.held;
+    this.held = Buffer.alloc(0);
+    const waiting = this.awaitReply();
+    if (rest.length > 0) this.input.push(rest);
+    const reply = await waiting;
+    if (reply !== OK) throw this.unexpected('compression', reply);
+  }
+
+  /** Waits for the next reply frame of the handshake (one held frame, or the next to arrive). */
+  private awaitReply(): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.cutHeld();
+    });
+  }
+
+  /** End of the handshake: what was held goes to the frame decoder. */
+  private releaseHeld(): void {
+    this.holding = false;
+    const rest = this.held;
+    this.held = Buffer.alloc(0);
+    if (rest.length > 0) this.onPlain(rest);
+  }
+
+  private readonly onSocketData = (chunk: Buffer): void => this.onPlain(chunk);
+
+  private readonly onTransportData = (chunk: Buffer): void => {
+    if (this.input !== null) this.input.push(chunk);
+    else this.onPlain(chunk);
+  };
 
   private unexpected(command: string, reply: string): ClientError {
     return new ClientError(ClientErrorCode.UnexpectedResponse, `${command} got ${JSON.stringify(reply.slice(0, 100))}`);
@@ -200,7 +362,12 @@ export class Connection {
     });
   }
 
-  private onData(chunk: Buffer): void {
+  private onPlain(chunk: Buffer): void {
+    if (this.holding) {
+      this.held = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
+      this.cutHeld();
+      return;
+    }
     try {
       this.decoder.push(chunk, (type, data) => this.onFrame(type, data));
     } catch (err) {
@@ -229,6 +396,22 @@ export class Connection {
     else this.takeWaiter()?.resolve(text);
   }
 
+  /** Hands complete held frames to onFrame while a reply is awaited (heartbeats are answered). */
+  private cutHeld(): void {
+    while (this.waiter !== null && this.held.length >= 8) {
+      const size = this.held.readInt32BE(0);
+      if (size < 4) {
+        this.destroy(new ClientError(ClientErrorCode.UnexpectedResponse, `invalid frame size ${size}`));
+        return;
+      }
+      if (this.held.length < 4 + size) return;
+      const type = this.held.readInt32BE(4) as FrameType;
+      const data = Buffer.from(this.held.subarray(8, 4 + size));
+      this.held = this.held.subarray(4 + size);
+      this.onFrame(type, data);
+    }
+  }
+
   private takeWaiter(): { resolve: (text: string) => void; reject: (err: Error) => void } | null {
     const w = this.waiter;
     this.waiter = null;
@@ -244,28 +427,31 @@ export class Connection {
   write(data: Buffer): boolean {
     const socket = this.socket;
     if (socket === null || this.closed) return false;
+    const out = this.out as OutputSink;
     if (!this.corked) {
       this.corked = true;
-      socket.cork();
+      out.cork();
       process.nextTick(uncork, this);
     }
-    if (!socket.write(data)) this.congested = true;
+    if (!out.write(data)) this.congested = true;
     return !this.congested;
   }
 
   /** @internal */
   flush(): void {
+    if (!this.corked) return;
     this.corked = false;
-    this.socket?.uncork();
+    this.out?.uncork();
   }
 
   /** Flushes pending writes, then half-closes; the server's close finishes it. */
   end(): void {
     if (this.socket === null || this.closed) return;
     this.flush();
-    this.socket.end();
+    this.input?.close();
+    (this.out as OutputSink).end();
     // A peer that never closes its side must not keep us alive.
-    this.socket.setTimeout(1_000, () => this.destroy(null));
+    (this.tlsSocket ?? this.socket).setTimeout(1_000, () => this.destroy(null));
   }
 
   /** Drops the connection now. */
@@ -275,6 +461,7 @@ export class Connection {
       this.onSocketClose();
       return;
     }
+    this.tlsSocket?.destroy();
     this.socket.destroy();
   }
 
@@ -282,6 +469,8 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.socket?.setTimeout(0);
+    this.tlsSocket?.setTimeout(0);
+    this.input?.close();
     const err =
       this.closeError ?? new ClientError(ClientErrorCode.ConnectionClosed, `connection to ${this.address} closed`);
     const waiter = this.takeWaiter();
@@ -294,6 +483,15 @@ export class Connection {
 }
 
 const NOP = encodeCommand('NOP');
+
+/** What nsqd granted in its IDENTIFY reply. */
+interface Features {
+  tls: boolean;
+  snappy: boolean;
+  deflate: boolean;
+  deflateLevel: number;
+  authRequired: boolean;
+}
 
 function uncork(conn: Connection): void {
   conn.flush();

@@ -15,8 +15,10 @@ export const ClientErrorCode = {
   Closed: 'E_CLOSED',
   /** The server answered something the protocol does not allow here. */
   UnexpectedResponse: 'E_UNEXPECTED_RESPONSE',
-  /** The server asked for a feature this client does not implement yet (TLS, compression, AUTH). */
+  /** The server would not grant a configured feature (TLS, snappy, deflate, feature negotiation). */
   Unsupported: 'E_UNSUPPORTED',
+  /** nsqd requires AUTH and no `authSecret` is configured. */
+  AuthRequired: 'E_AUTH_REQUIRED',
   /** An argument was refused before anything was sent (bad topic name, empty body, …). */
   InvalidArgument: 'E_INVALID_ARGUMENT',
 } as const;

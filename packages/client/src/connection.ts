@@ -431,7 +431,7 @@ export class Connection {
     if (!this.corked) {
       this.corked = true;
       out.cork();
-      process.nextTick(uncork, this);
+      setImmediate(uncork, this);
     }
     if (!out.write(data)) this.congested = true;
     return !this.congested;

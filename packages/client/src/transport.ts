@@ -1,5 +1,4 @@
-import { createDeflateRaw, createInflateRaw, constants as zlibConstants } from 'node:zlib';
-import { SnappyFrameDecoder, SnappyFrameEncoder } from '@nsq-ts/protocol';
+import { deflateSegment, InflateStream, SnappyFrameDecoder, SnappyFrameEncoder } from '@nsq-ts/protocol';
 
 /**
  * The client's output layers after IDENTIFY (nsq-spec §2.7): the socket (plain or TLS), or snappy
@@ -73,24 +72,17 @@ export class SnappyOutput extends BatchingOutput {
 }
 
 export class DeflateOutput extends BatchingOutput {
-  private readonly deflater;
+  private readonly level: number;
 
   constructor(inner: ByteStream, level: number) {
     super(inner);
-    this.deflater = createDeflateRaw({ level });
-    this.deflater.on('data', (chunk: Buffer) => inner.write(chunk));
-    this.deflater.on('error', () => undefined);
+    this.level = level;
   }
 
+  /** One sync-flushed segment per flush, synchronously (see deflateSegment). */
   protected emit(parts: Buffer[]): void {
-    this.deflater.write(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
-    this.deflater.flush(zlibConstants.Z_SYNC_FLUSH);
-  }
-
-  override end(): void {
-    this.flushParts();
-    this.deflater.once('end', () => this.inner.end());
-    this.deflater.end();
+    const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    this.inner.write(deflateSegment(data, this.level));
   }
 }
 
@@ -120,15 +112,23 @@ export function snappyInput(onPlain: (data: Buffer) => void, onError: (err: Erro
 }
 
 export function deflateInput(onPlain: (data: Buffer) => void, onError: (err: Error) => void): InputFilter {
-  const inflater = createInflateRaw();
-  inflater.on('data', onPlain);
-  inflater.on('error', onError);
+  const inflater = new InflateStream();
+  let failed = false;
   return {
     push(chunk) {
-      inflater.write(chunk);
+      if (failed) return;
+      let data: Buffer;
+      try {
+        data = inflater.push(chunk);
+      } catch (err) {
+        failed = true;
+        onError(err as Error);
+        return;
+      }
+      if (data.length > 0) onPlain(data);
     },
     close() {
-      inflater.destroy();
+      failed = true;
     },
   };
 }

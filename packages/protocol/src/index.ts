@@ -2,6 +2,7 @@ export * from './address.js';
 export * from './command-decoder.js';
 export * from './commands.js';
 export * from './crc32c.js';
+export * from './deflate.js';
 export * from './errors.js';
 export * from './frame-decoder.js';
 export * from './frames.js';

@@ -1,11 +1,4 @@
-import {
-  createDeflateRaw,
-  createInflateRaw,
-  type DeflateRaw,
-  type InflateRaw,
-  constants as zlibConstants,
-} from 'node:zlib';
-import { SnappyFrameDecoder, SnappyFrameEncoder } from '@nsq-ts/protocol';
+import { deflateSegment, InflateStream, SnappyFrameDecoder, SnappyFrameEncoder } from '@nsq-ts/protocol';
 
 /**
  * Where a connection's output goes: the socket itself (plain or TLS), or a compression layer in
@@ -72,22 +65,16 @@ export class SnappyOutput implements OutputSink {
   }
 }
 
-/**
- * Raw deflate, one stream per direction. A flush's parts go to zlib as one write followed by a
- * Z_SYNC_FLUSH, so the peer can decode all of it at once; zlib runs on the thread pool and its
- * output is written to the socket in order as it arrives.
- */
+/** Raw deflate (nsq-spec §2.7): one sync-flushed segment per flush, synchronously (see deflateSegment). */
 export class DeflateOutput implements OutputSink {
   private readonly inner: ByteStream;
-  private readonly deflater: DeflateRaw;
+  private readonly level: number;
   private parts: Buffer[] = [];
   private corked = false;
 
   constructor(inner: ByteStream, level: number) {
     this.inner = inner;
-    this.deflater = createDeflateRaw({ level });
-    this.deflater.on('data', (chunk: Buffer) => inner.write(chunk));
-    this.deflater.on('error', () => undefined);
+    this.level = level;
   }
 
   write(data: Buffer): boolean {
@@ -109,19 +96,16 @@ export class DeflateOutput implements OutputSink {
     if (this.parts.length === 0) return;
     const data = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts);
     this.parts = [];
-    this.deflater.write(data);
-    this.deflater.flush(zlibConstants.Z_SYNC_FLUSH);
+    this.inner.write(deflateSegment(data, this.level));
   }
 
   get writableLength(): number {
-    return this.inner.writableLength + this.deflater.writableLength;
+    return this.inner.writableLength;
   }
 
   end(): void {
     this.flushParts();
-    // Everything zlib still holds is emitted before 'end'.
-    this.deflater.once('end', () => this.inner.end());
-    this.deflater.end();
+    this.inner.end();
   }
 }
 
@@ -154,15 +138,23 @@ export function snappyInput(onPlain: (data: Buffer) => void, onError: (err: Erro
 }
 
 export function deflateInput(onPlain: (data: Buffer) => void, onError: (err: Error) => void): InputFilter {
-  const inflater: InflateRaw = createInflateRaw();
-  inflater.on('data', onPlain);
-  inflater.on('error', onError);
+  const inflater = new InflateStream();
+  let failed = false;
   return {
     push(chunk) {
-      inflater.write(chunk);
+      if (failed) return;
+      let data: Buffer;
+      try {
+        data = inflater.push(chunk);
+      } catch (err) {
+        failed = true;
+        onError(err as Error);
+        return;
+      }
+      if (data.length > 0) onPlain(data);
     },
     close() {
-      inflater.destroy();
+      failed = true;
     },
   };
 }

@@ -262,7 +262,9 @@ async function portIsFree(port: number): Promise<boolean> {
 /** A base port whose eleven cluster ports are all free right now. */
 async function freeBasePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
+    // Below Linux's ephemeral range (32768-60999), where other tests' port-0 listeners and
+    // outgoing connections cannot take a planned port between this check and the listen.
+    const base = 10_000 + Math.floor(Math.random() * 22_000);
     const ports = NODE_NAMES.flatMap((name) => plannedPorts(name, base));
     let free = true;
     for (const port of ports) {

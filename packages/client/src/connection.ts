@@ -2,25 +2,23 @@ import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { type TLSSocket, type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from 'node:tls';
 import {
   CLOSE_WAIT,
+  DeflateOutput,
+  deflateInput,
   encodeCommand,
   FrameDecoder,
   FrameType,
   HEARTBEAT,
   type IdentifyResponse,
+  type InputFilter,
   MAGIC_V2,
   OK,
+  type OutputSink,
   ProtocolError,
+  SnappyOutput,
+  snappyInput,
 } from '@nsq-ts/protocol';
 import { parseAddress } from './address.js';
 import { ClientError, ClientErrorCode } from './errors.js';
-import {
-  DeflateOutput,
-  deflateInput,
-  type InputFilter,
-  type OutputSink,
-  SnappyOutput,
-  snappyInput,
-} from './transport.js';
 
 /**
  * Feature negotiation options sent in IDENTIFY (nsq-spec §2.7), in the client's units. Anything

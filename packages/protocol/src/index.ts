@@ -1,6 +1,7 @@
 export * from './address.js';
 export * from './command-decoder.js';
 export * from './commands.js';
+export * from './compression-layers.js';
 export * from './crc32c.js';
 export * from './deflate.js';
 export * from './errors.js';

@@ -6,7 +6,9 @@ import {
   type Command,
   type CommandDecoder,
   type CommandHandler,
+  DeflateOutput,
   decodeIdentifyBody,
+  deflateInput,
   ErrorCode,
   encodeErrorFrame,
   encodeFrame,
@@ -17,14 +19,18 @@ import {
   HEARTBEAT_FRAME,
   type IdentifyRequest,
   type IdentifyResponse,
+  type InputFilter,
   isValidChannelName,
   isValidTopicName,
   MESSAGE_HEADER_BYTES,
   MESSAGE_ID_LENGTH,
   OK_FRAME,
+  type OutputSink,
   ProtocolError,
   parseBase10,
+  SnappyOutput,
   scanMpubBody,
+  snappyInput,
   writeMessageHeaderRaw,
 } from '@nsq-ts/protocol';
 import { type AuthState, isAllowed, queryAnyAuthd } from '../auth/auth-client.js';
@@ -34,14 +40,6 @@ import type { Logger } from '../logger.js';
 import type { ChannelMessage } from '../message.js';
 import type { NsqdOptions } from '../options.js';
 import type { Topic } from '../topic.js';
-import {
-  DeflateOutput,
-  deflateInput,
-  type InputFilter,
-  type OutputSink,
-  SnappyOutput,
-  snappyInput,
-} from '../transport/output-sink.js';
 import type { TlsSettings } from '../transport/tls-options.js';
 import { VERSION } from '../version.js';
 

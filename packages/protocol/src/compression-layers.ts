@@ -1,23 +1,31 @@
-import { deflateSegment, InflateStream, SnappyFrameDecoder, SnappyFrameEncoder } from '@nsq-ts/protocol';
+import { deflateSegment, InflateStream } from './deflate.js';
+import { SnappyFrameDecoder, SnappyFrameEncoder } from './snappy.js';
 
 /**
- * The client's output layers after IDENTIFY (nsq-spec §2.7): the socket (plain or TLS), or snappy
- * or deflate in front of it. Writes between cork() and uncork() are one flush: one snappy write,
- * or one deflate write ended by a Z_SYNC_FLUSH so nsqd can decode it at once.
+ * The compression layers of a V2 connection after IDENTIFY (nsq-spec §2.7), shared by nsqd and
+ * the client: in front of the socket (plain or TLS), writes between cork() and uncork() are one
+ * flush — one snappy write, or one sync-flushed deflate segment the peer can decode at once. No
+ * I/O of their own: they write to the stream they are given.
  */
 export interface OutputSink {
   write(data: Buffer): boolean;
   cork(): void;
   uncork(): void;
+  /** Bytes accepted but not yet handed to the kernel (for backpressure). */
   readonly writableLength: number;
+  /** Sends everything written, then half-closes. */
   end(): void;
 }
 
-interface ByteStream {
+/** The stream under a compression layer: a net.Socket or a TLSSocket. */
+export interface ByteStream {
   write(data: Buffer): boolean;
   end(): unknown;
   readonly writableLength: number;
 }
+
+/** write() returns false past this many unsent bytes below the layer. */
+const CONGESTED_BYTES = 1024 * 1024;
 
 /** Collects a flush's parts and hands them over as one buffer list on uncork. */
 abstract class BatchingOutput implements OutputSink {
@@ -32,7 +40,7 @@ abstract class BatchingOutput implements OutputSink {
   write(data: Buffer): boolean {
     this.parts.push(data);
     if (!this.corked) this.flushParts();
-    return this.inner.writableLength < 1024 * 1024;
+    return this.inner.writableLength < CONGESTED_BYTES;
   }
 
   cork(): void {

@@ -1,27 +1,38 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: MPUB ingest / consume / publish+consume load, HTTP publish, /stats and /metrics
- * scrape latency, and @nsq-ts/client vs nsqjs, against nsqd (spawned here) or any NSQ-compatible
- * broker on loopback. See bench/README.md.
+ * scrape latency, @nsq-ts/client vs nsqjs, and @nsq-ts/client over TLS / snappy / deflate, against
+ * nsqd (spawned here) or any NSQ-compatible broker on loopback. See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+import { makeBodies } from './lib/bodies.js';
 import { cpuBetween, httpRequest, procStats, startBroker, systemCpu } from './lib/broker.js';
 import { CLIENT_WORKER, Generator, HTTP_WORKER, sum, waitReady } from './lib/generators.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
-const SCENARIOS = ['publish', 'consume', 'both', 'http-publish', 'stats-scrape', 'clients'];
+const SCENARIOS = ['publish', 'consume', 'both', 'http-publish', 'stats-scrape', 'clients', 'transport'];
 const CLIENTS = ['ours', 'nsqjs'];
+/** transport scenario: what each mode asks for in IDENTIFY (deflate at --deflate-level). */
+const TRANSPORT_MODES = {
+  plain: {},
+  snappy: { snappy: true },
+  deflate: { deflate: true },
+  tls: { tls: true },
+  'tls+snappy': { tls: true, snappy: true },
+  'tls+deflate': { tls: true, deflate: true },
+};
 const MiB = 1024 * 1024;
 
 const HELP = `usage: node bench/run.js [options]
 
-  --scenario NAME                       publish|consume|both|http-publish|stats-scrape|clients|all
-                                        (default all)
+  --scenario NAME                       publish|consume|both|http-publish|stats-scrape|clients|
+                                        transport|all (default all)
   --duration SECONDS                    length of each timed phase (default 10)
   --nsqd-tcp-address HOST:PORT          use this running broker (with --nsqd-http-address)
   --nsqd-http-address HOST:PORT         its HTTP address (GET /ping must answer 200)
@@ -49,6 +60,17 @@ const HELP = `usage: node bench/run.js [options]
   --clients LIST                        clients: which clients (default ours,nsqjs)
   --client-window N                     clients: single publishes outstanding (default 1000)
   --client-messages N                   clients: messages pre-published per consumer (default 1000000)
+  --transport-modes LIST                transport: modes, any of ${Object.keys(TRANSPORT_MODES).join(',')}
+                                        (default all six)
+  --transport-duration SECONDS          transport: length of each publish phase and cap of each
+                                        consume phase (default 5)
+  --transport-messages N                transport: messages pre-published per consume phase
+                                        (default 1000000)
+  --transport-body json|x               transport: message bodies (default json: different,
+                                        compressible records; x: all 'x', compresses ~100×)
+  --deflate-level N                     transport: deflate level the client asks for (default 6)
+  --tls-ca FILE                         transport on an external broker: the CA of its
+                                        certificate (without it the TLS modes are skipped)
   --out DIR                             where the JSON goes (default bench/results)
   --help
 `;
@@ -78,6 +100,12 @@ function parseArgs(argv) {
     clients: CLIENTS.join(','),
     clientWindow: 1000,
     clientMessages: 1_000_000,
+    transportModes: Object.keys(TRANSPORT_MODES).join(','),
+    transportDuration: 5,
+    transportMessages: 1_000_000,
+    transportBody: 'json',
+    deflateLevel: 6,
+    tlsCa: null,
     out: path.join(BENCH_DIR, 'results'),
   };
   const numeric = new Set([
@@ -97,6 +125,9 @@ function parseArgs(argv) {
     'scrapeCount',
     'clientWindow',
     'clientMessages',
+    'transportDuration',
+    'transportMessages',
+    'deflateLevel',
   ]);
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -119,8 +150,9 @@ function parseArgs(argv) {
     if (numeric.has(key)) {
       const n = Number(value);
       const zeroOk = ['messages', 'heartbeatInterval', 'scrapeMessages', 'scrapeChannels'];
-      const min = zeroOk.includes(key) ? 0 : key === 'duration' ? 0.1 : 1;
-      if (!Number.isFinite(n) || n < min || (key !== 'duration' && !Number.isInteger(n))) {
+      const fractional = key === 'duration' || key === 'transportDuration';
+      const min = zeroOk.includes(key) ? 0 : fractional ? 0.1 : 1;
+      if (!Number.isFinite(n) || n < min || (!fractional && !Number.isInteger(n))) {
         throw new Error(`${arg}: bad value ${JSON.stringify(value)}`);
       }
       opts[key] = n;
@@ -141,6 +173,15 @@ function parseArgs(argv) {
     .split(',')
     .map((x) => x.trim());
   if (opts.clients.some((c) => !CLIENTS.includes(c))) throw new Error(`--clients: any of ${CLIENTS.join(',')}`);
+  opts.transportModes = String(opts.transportModes)
+    .split(',')
+    .map((x) => x.trim());
+  if (opts.transportModes.some((m) => !(m in TRANSPORT_MODES))) {
+    throw new Error(`--transport-modes: any of ${Object.keys(TRANSPORT_MODES).join(',')}`);
+  }
+  if (!['json', 'x'].includes(opts.transportBody)) throw new Error('--transport-body must be json or x');
+  if (opts.deflateLevel > 9) throw new Error('--deflate-level: 1..9');
+  if (opts.tlsCa !== null) opts.tlsCa = path.resolve(opts.tlsCa);
   return opts;
 }
 
@@ -151,6 +192,35 @@ const fmt1 = (n) => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.
 
 function log(text) {
   process.stdout.write(`${text}\n`);
+}
+
+/** A throwaway self-signed certificate for 127.0.0.1 (1 day), in a fresh temp dir. */
+function makeCertificate() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsq-ts-bench-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 },
+  );
+  return { dir, cert, key };
 }
 
 function gitCommit() {
@@ -184,6 +254,8 @@ class Bench {
     this.runId = Date.now().toString(36);
     /** Every generator ever started, so an abort can kill them all. */
     this.allGens = new Set();
+    /** CA of the broker's certificate for the TLS modes (generated in main, or --tls-ca). */
+    this.tlsCaFile = opts.tlsCa;
   }
 
   gen(role, index, extra) {
@@ -340,6 +412,7 @@ class Bench {
       else if (name === 'both') await this.both(topic, channel, result);
       else if (name === 'http-publish') await this.httpPublish(topic, channel, result);
       else if (name === 'stats-scrape') await this.statsScrape(topic, result);
+      else if (name === 'transport') await this.transport(topic, channel, result);
       else await this.clients(topic, channel, result);
     } catch (err) {
       result.ok = false;
@@ -381,11 +454,11 @@ class Bench {
     for (const g of gens) g.start();
   }
 
-  async publishPhase(topic, label, { maxMessagesTotal = 0, ms }) {
+  async publishPhase(topic, label, { maxMessagesTotal = 0, ms, extra = {} }) {
     const n = this.opts.connections;
     const per = (i) =>
       maxMessagesTotal > 0 ? Math.floor(maxMessagesTotal / n) + (i < maxMessagesTotal % n ? 1 : 0) : 0;
-    const pubs = Array.from({ length: n }, (_, i) => this.gen('pub', i, { topic, maxMessages: per(i) }));
+    const pubs = Array.from({ length: n }, (_, i) => this.gen('pub', i, { topic, maxMessages: per(i), ...extra }));
     await this.startAll(pubs);
     const finished = () => pubs.every((g) => g.settled);
     const timeline = await this.tick(label, [pubs], ms, finished);
@@ -650,6 +723,160 @@ class Bench {
       await this.deleteTopic(t);
     }
   }
+
+  // ---- transport --------------------------------------------------------------------------------
+
+  /**
+   * @nsq-ts/client in each --transport-modes mode on one broker (started with a throwaway
+   * certificate): publishMany ingest for --transport-duration s, then a consumer draining
+   * --transport-messages pre-published with raw MPUB (capped at --transport-duration s). Each
+   * phase checks in the broker's /stats that its connection really is in that mode.
+   */
+  async transport(topic, channel, result) {
+    const o = this.opts;
+    await this.deleteTopic(topic); // the per-mode topics below are used
+    const bodies = makeBodies(o.batchSize, o.msgSize, o.transportBody);
+    const batch = Buffer.concat(bodies);
+    const ratio = batch.length / zlib.deflateRawSync(batch, { level: o.deflateLevel }).length;
+    result.body = { kind: o.transportBody, deflateRatioPerBatch: round(ratio, 2) };
+    result.prepublish = [];
+    log(
+      `  bodies: ${o.transportBody === 'json' ? 'JSON-like records' : "all 'x'"}; ` +
+        `one batch (${o.batchSize} × ${o.msgSize} B) deflates ${ratio.toFixed(1)}× at level ${o.deflateLevel}`,
+    );
+    const ms = o.transportDuration * 1000;
+    for (const mode of o.transportModes) {
+      const want = TRANSPORT_MODES[mode];
+      if (want.tls && this.tlsCaFile === null) {
+        result.notes.push(`${mode}: skipped (external broker and no --tls-ca)`);
+        log(`  ${mode}: skipped (external broker and no --tls-ca)`);
+        continue;
+      }
+      const transport = { ...want, ...(want.deflate ? { deflateLevel: o.deflateLevel } : {}) };
+      const extra = { client: 'ours', channel, transport, tlsCaFile: this.tlsCaFile, bodyKind: o.transportBody };
+      const slug = mode.replace('+', '_');
+      // Compares what the broker reports with what the mode asked for; a mismatch fails the
+      // scenario. Polls from the phase's start until the broker lists the client (a consumer
+      // connects only once started, and may be done within a second).
+      const check = async (t, role, label, gen) => {
+        try {
+          let seen = [];
+          for (let i = 0; i < 100 && seen.length === 0 && !gen.settled; i++) {
+            await sleep(i === 0 ? 20 : 50);
+            seen = await brokerTransport(this.broker, t, role);
+          }
+          if (seen.length === 0) return { text: 'broker listed no client', seen };
+          const bad = seen.filter(
+            (c) =>
+              c.tls !== Boolean(want.tls) || c.snappy !== Boolean(want.snappy) || c.deflate !== Boolean(want.deflate),
+          );
+          if (bad.length > 0) {
+            result.ok = false;
+            result.notes.push(`${label}: broker reports ${describeTransport(bad[0])}, wanted ${mode}`);
+          }
+          return { text: describeTransport(seen[0]), seen };
+        } catch (err) {
+          return { text: `no /stats: ${err.message}`, seen: [] };
+        }
+      };
+
+      // Ingest: publishMany batches, --pipeline outstanding, for --transport-duration seconds.
+      {
+        const label = `${mode} publishMany`;
+        const t = `${topic}_${slug}_pub`;
+        await this.createTopicChannel(t, channel);
+        const gens = [this.worker(CLIENT_WORKER, 'mpub', 0, `ours-mpub-${slug}`, { topic: t, ...extra })];
+        await this.startAll(gens);
+        const seen = check(t, 'pub', label, gens[0]);
+        const timeline = await this.tick(label, [gens], ms);
+        for (const g of gens) g.stop();
+        const rs = await this.results(gens);
+        const p = phase(label, rs, 'pub', timeline, 0, gens);
+        const negotiated = await seen;
+        Object.assign(p, { client: 'ours', mode, transport, negotiated: negotiated.seen });
+        p.note = `${o.pipeline} × ${o.batchSize} outstanding; broker: ${negotiated.text}`;
+        result.phases.push(p);
+        await this.deleteTopic(t);
+      }
+
+      // Consume: --transport-messages pre-published with raw MPUB (plain), then a consumer in this
+      // mode until it has them all or --transport-duration seconds have passed.
+      {
+        const label = `${mode} consume`;
+        const t = `${topic}_${slug}_sub`;
+        await this.createTopicChannel(t, channel);
+        const pre = await this.publishPhase(t, `prepublish for ${mode}`, {
+          maxMessagesTotal: o.transportMessages,
+          ms: (o.transportDuration * 6 + 60) * 1000,
+          extra: { bodyKind: o.transportBody },
+        });
+        const prePhase = phase(`prepublish for ${mode}`, pre.rs, 'pub', pre.timeline, 0);
+        if (prePhase.msgs < o.transportMessages) {
+          throw new Error(`pre-published ${prePhase.msgs} of ${o.transportMessages}`);
+        }
+        result.prepublish.push(prePhase);
+        const gens = [
+          this.worker(CLIENT_WORKER, 'sub', 0, `ours-sub-${slug}`, {
+            topic: t,
+            maxMessages: o.transportMessages,
+            ...extra,
+          }),
+        ];
+        await this.startAll(gens);
+        const seen = check(t, 'sub', label, gens[0]);
+        const timeline = await this.tick(label, [gens], ms, () => gens[0].settled);
+        const complete = sum(gens, 'msgs') >= o.transportMessages;
+        for (const g of gens) g.stop();
+        const rs = await this.results(gens);
+        const p = phase(label, rs, 'sub', timeline, 0, gens);
+        const negotiated = await seen;
+        Object.assign(p, {
+          client: 'ours',
+          mode,
+          transport,
+          negotiated: negotiated.seen,
+          expected: o.transportMessages,
+        });
+        p.note =
+          `maxInFlight ${o.rdy}, ${complete ? `all ${fmtInt(o.transportMessages)}` : `${o.transportDuration} s cap`}; ` +
+          `broker: ${negotiated.text}`;
+        result.phases.push(p);
+        await this.deleteTopic(t);
+      }
+    }
+  }
+}
+
+// ---- transport helpers ---------------------------------------------------------------------------
+
+/**
+ * What the broker's /stats says about the clients on `topic` (producers, or the channel's
+ * consumers): their tls / snappy / deflate flags, so a phase proves it ran in the mode it claims.
+ */
+async function brokerTransport(broker, topic, role) {
+  const q = `/stats?format=json&topic=${encodeURIComponent(topic)}&include_clients=true`;
+  const res = await httpRequest(broker.http, 'GET', q, 10_000);
+  if (res.status !== 200) throw new Error(`GET ${q} → ${res.status}`);
+  const st = JSON.parse(res.body);
+  const clients =
+    role === 'pub'
+      ? (st.producers ?? [])
+      : (st.topics ?? []).flatMap((t) => (t.channels ?? []).flatMap((c) => c.clients ?? []));
+  return clients.map((c) => ({
+    tls: Boolean(c.tls),
+    tlsVersion: c.tls_version || null,
+    tlsCipherSuite: c.tls_cipher_suite || null,
+    snappy: Boolean(c.snappy),
+    deflate: Boolean(c.deflate),
+  }));
+}
+
+function describeTransport(t) {
+  const parts = [];
+  if (t.tls) parts.push(`TLS (${[t.tlsVersion, t.tlsCipherSuite].filter(Boolean).join(' ') || '?'})`);
+  if (t.snappy) parts.push('snappy');
+  if (t.deflate) parts.push('deflate');
+  return parts.length === 0 ? 'plain' : parts.join(' + ');
 }
 
 /**
@@ -767,7 +994,13 @@ async function main() {
   // The whole run bounds itself: publish/both take ~duration, consume up to ~13 × duration.
   const budgetMs =
     scenarios.reduce(
-      (a, s) => a + (s === 'clients' || s === 'stats-scrape' ? opts.duration * 30 + 240 : opts.duration * 16 + 120),
+      (a, s) =>
+        a +
+        (s === 'transport'
+          ? opts.transportModes.length * (opts.transportDuration * 9 + 90) + 60
+          : s === 'clients' || s === 'stats-scrape'
+            ? opts.duration * 30 + 240
+            : opts.duration * 16 + 120),
       0,
     ) *
       1000 +
@@ -775,7 +1008,10 @@ async function main() {
   const startedAt = new Date();
 
   const m = machine();
-  log(`nsq-ts bench: ${scenarios.join(', ')}; ${opts.duration} s per phase; ${m.cpus} × ${m.cpuModel}; node ${m.node}`);
+  const transportNote = scenarios.includes('transport') ? ` (transport: ${opts.transportDuration} s)` : '';
+  log(
+    `nsq-ts bench: ${scenarios.join(', ')}; ${opts.duration} s per phase${transportNote}; ${m.cpus} × ${m.cpuModel}; node ${m.node}`,
+  );
   log(
     `load: ${opts.connections} publisher connections (MPUB ${opts.batchSize} × ${opts.msgSize} B, ${opts.pipeline} outstanding), ` +
       `${opts.connections} consumer connections (RDY ${opts.rdy}), one process each`,
@@ -784,8 +1020,16 @@ async function main() {
   // A spawned broker is fresh for every scenario (nothing left over from the previous one, as
   // NSQ's bench starts a new nsqd per run); an external one is shared and cleaned up by topic.
   const external = Boolean(opts.nsqdTcpAddress || opts.nsqdHttpAddress);
-  const launch = async () => {
-    const b = await startBroker(opts);
+  // The transport scenario's spawned broker gets a throwaway self-signed certificate for 127.0.0.1
+  // (its own CA); the TLS clients verify it against that file.
+  const tls = !external && scenarios.includes('transport') ? makeCertificate() : null;
+  if (tls !== null) {
+    opts.tlsCa = tls.cert;
+    process.on('exit', () => fs.rmSync(tls.dir, { recursive: true, force: true }));
+  }
+  const launch = async (scenario) => {
+    const flags = scenario === 'transport' && tls !== null ? [`--tls-cert=${tls.cert}`, `--tls-key=${tls.key}`] : [];
+    const b = await startBroker(opts, flags);
     log(
       b.external
         ? `broker: external, tcp ${b.tcp.host}:${b.tcp.port}, http ${b.http.host}:${b.http.port}`
@@ -820,7 +1064,7 @@ async function main() {
       log(`\n== ${s}`);
       if (!external) {
         try {
-          broker = await launch();
+          broker = await launch(s);
         } catch (err) {
           log(`  FAILED: ${err.message}`);
           results.push({ name: s, ok: false, error: err.message, phases: [], notes: [] });

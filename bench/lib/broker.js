@@ -73,9 +73,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Starts the broker (or describes the external one). Returns
- * { tcp, http, child, pid, dataPath, logPath, external, stop() }.
+ * { tcp, http, child, pid, dataPath, logPath, external, stop() }. `extraFlags` are appended to a
+ * spawned broker's command line (e.g. --tls-cert/--tls-key for the transport scenario).
  */
-export async function startBroker(opts) {
+export async function startBroker(opts, extraFlags = []) {
   if (opts.nsqdTcpAddress || opts.nsqdHttpAddress) {
     if (!opts.nsqdTcpAddress || !opts.nsqdHttpAddress) {
       throw new Error('--nsqd-tcp-address and --nsqd-http-address go together');
@@ -99,6 +100,7 @@ export async function startBroker(opts) {
     `--http-address=${LOOPBACK}:${httpPort}`,
     `--mem-queue-size=${opts.memQueueSize}`,
     `--data-path=${dataPath}`,
+    ...extraFlags,
   ];
   const bin = opts.nsqdBin;
   const [cmd, args] = bin.endsWith('.js') ? [process.execPath, [bin, ...flags]] : [bin, flags];

@@ -12,25 +12,51 @@
  *   sub   a consumer with a no-op handler that finishes every message (ours: the handler resolves →
  *         FIN; nsqjs: `msg.finish()`), `maxInFlight`; created on `start` (connect time counts),
  *         finishes by itself after `maxMessages` messages, then closes the consumer.
+ *
+ * `transport` (ours only; the transport scenario): { tls, snappy, deflate, deflateLevel } passed to
+ * Producer / Consumer as IDENTIFY options; with `tls`, `tlsCaFile` is the CA that signed nsqd's
+ * certificate (verified as usual: chain and the IP in subjectAltName). `bodyKind`: see bodies.js.
  */
+import fs from 'node:fs';
+import { makeBodies } from './bodies.js';
 import { runWorker } from './worker-common.js';
+
+/** Producer / Consumer options for `config.transport` (empty for a plain connection). */
+function transportOptions(config) {
+  const t = config.transport;
+  if (!t) return {};
+  const out = {};
+  if (t.tls) {
+    if (!config.tlsCaFile) throw new Error('transport.tls needs tlsCaFile');
+    out.tls = { ca: fs.readFileSync(config.tlsCaFile) };
+  }
+  if (t.snappy) out.snappy = true;
+  if (t.deflate) {
+    out.deflate = true;
+    out.deflateLevel = t.deflateLevel ?? 6;
+  }
+  return out;
+}
 
 runWorker(async (config, w) => {
   const address = `${config.host}:${config.port}`;
-  const body = Buffer.alloc(config.msgSize, 'x');
+  const bodies = makeBodies(config.role === 'mpub' ? config.batchSize : 1, config.msgSize, config.bodyKind ?? 'x');
+  const body = bodies[0];
   const nsqjs = config.client === 'nsqjs' ? (await import('nsqjs')).default : null;
   const ours = config.client === 'ours' ? await import('@nsq-ts/client') : null;
   if (nsqjs === null && ours === null) throw new Error(`unknown client ${config.client}`);
+  if (config.transport && ours === null) throw new Error('transport options: ours only');
+  const transport = transportOptions(config);
 
   if (config.role === 'pub' || config.role === 'mpub') {
     const single = config.role === 'pub';
     const n = single ? 1 : config.batchSize;
-    const payload = single ? body : new Array(n).fill(body);
+    const payload = single ? body : bodies;
     const window = single ? config.window : config.pipeline;
     let publishOne;
     let close;
     if (ours !== null) {
-      const producer = new ours.Producer({ nsqdAddress: address });
+      const producer = new ours.Producer({ nsqdAddress: address, ...transport });
       await producer.connect();
       publishOne = single
         ? (done) => producer.publish(config.topic, payload).then(() => done(null), done)
@@ -114,6 +140,7 @@ runWorker(async (config, w) => {
             channel: config.channel,
             nsqdAddresses: [address],
             maxInFlight: config.rdy,
+            ...transport,
             handler: (msg) => {
               if (msg.attempts > 1) w.stats.redeliveries++;
               else onMessage(msg.rawBody.length);

@@ -78,7 +78,9 @@ export class Generator {
   }
 
   send(msg) {
-    if (this.child.connected) this.child.send(msg);
+    // A worker that finished by itself (maxMessages) may have closed its IPC channel a moment ago;
+    // a late `stop` is then moot, not an error.
+    if (this.child.connected) this.child.send(msg, () => {});
   }
 
   kill() {

@@ -27,6 +27,7 @@ import {
   MAGIC_V2,
   MESSAGE_HEADER_BYTES,
 } from '@nsq-ts/protocol';
+import { makeBodies } from './bodies.js';
 
 const PROGRESS_INTERVAL_MS = 100;
 /** After `stop`, how long a publisher waits for outstanding OKs / a consumer for CLOSE_WAIT. */
@@ -171,8 +172,9 @@ function startProgress() {
 // Publisher
 
 function runPublisher() {
-  const body = Buffer.alloc(config.msgSize, 'x');
-  const fullBatch = encodeCommand('MPUB', [config.topic], encodeMpubBody(new Array(config.batchSize).fill(body)));
+  // `bodyKind` 'json' (transport scenario): different, compressible bodies; default all 'x'.
+  const bodies = makeBodies(config.batchSize, config.msgSize, config.bodyKind ?? 'x');
+  const fullBatch = encodeCommand('MPUB', [config.topic], encodeMpubBody(bodies));
   /** Sizes of the batches sent and not yet acknowledged, oldest first. */
   const outstanding = [];
   let sent = 0;
@@ -186,7 +188,7 @@ function runPublisher() {
       const left = config.maxMessages - sent;
       if (left <= 0) return null;
       if (left < config.batchSize) {
-        const cmd = encodeCommand('MPUB', [config.topic], encodeMpubBody(new Array(left).fill(body)));
+        const cmd = encodeCommand('MPUB', [config.topic], encodeMpubBody(bodies.slice(0, left)));
         return { cmd, n: left };
       }
     }

@@ -67,6 +67,7 @@ const SLAB_BYTES = 256 * 1024;
  */
 const MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
 const MAGIC = '  V2';
+const NO_SLAB = Buffer.alloc(0);
 /** Bodies above this go to the socket as they are instead of being copied into the slab. */
 const COPY_LIMIT_BYTES = 8 * 1024;
 /** nsqd gives the TLS handshake of an upgrade 5 s (nsq-spec §2.7). */
@@ -120,7 +121,8 @@ export class ClientV2 implements Consumer, CommandHandler {
   private backpressured = false;
   private corked = false;
   dirty = false;
-  private slab: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
+  /** Allocated on the first delivery: a publisher or an idle connection never needs one. */
+  private slab: Buffer = NO_SLAB;
   private slabStart = 0;
   private slabPos = 0;
   private heartbeatTimer: NodeJS.Timeout | null = null;

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { type GoQuery, parseGoQuery } from '@nsq-ts/protocol';
 import Fastify, {
   type FastifyInstance,
@@ -64,8 +65,55 @@ export interface V1App {
   plain(method: 'GET' | 'POST' | 'PUT', path: string, handler: RouteHandlerMethod): void;
 }
 
-export function createV1App(logger: { error(message: string): void }): V1App {
+/**
+ * Optional bearer-token auth (an nsq-ts extension; NSQ's HTTP APIs are open). With tokens, every
+ * endpoint that changes state (any method but GET) needs `Authorization: Bearer <token>`, and with
+ * `reads` the GET endpoints too; otherwise 401 UNAUTHORIZED with `WWW-Authenticate: Bearer`.
+ * No tokens (the default) means no check, as in NSQ.
+ */
+export interface HttpAuthOptions {
+  readonly tokens: readonly string[];
+  readonly reads?: boolean;
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/**
+ * True when `header` is `Bearer <t>` for one of `tokens`. Compares SHA-256 digests with
+ * timingSafeEqual and always tries every token, so the time taken says nothing of the tokens.
+ */
+export function bearerMatches(header: string | undefined, tokens: readonly string[]): boolean {
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? '');
+  const given = digest(m?.[1] ?? '');
+  let ok = false;
+  for (const token of tokens) {
+    if (token !== '' && timingSafeEqual(given, digest(token)) && m !== null) ok = true;
+  }
+  return ok;
+}
+
+export function sendUnauthorized(reply: FastifyReply): FastifyReply {
+  reply.header('WWW-Authenticate', 'Bearer');
+  return sendError(reply, 401, 'UNAUTHORIZED');
+}
+
+export interface V1AppOptions {
+  readonly auth?: HttpAuthOptions;
+}
+
+export function createV1App(logger: { error(message: string): void }, options: V1AppOptions = {}): V1App {
   const app = Fastify({ logger: false, exposeHeadRoutes: false, return503OnClosing: false });
+  const tokens = (options.auth?.tokens ?? []).filter((t) => t !== '');
+  const authReads = options.auth?.reads === true;
+  /** The route hook that enforces the tokens, or none when auth is off or the route is an open read. */
+  function authHook(method: string) {
+    if (tokens.length === 0 || (method === 'GET' && !authReads)) return undefined;
+    return async (req: FastifyRequest, reply: FastifyReply) => {
+      if (!bearerMatches(req.headers.authorization, tokens)) return sendUnauthorized(reply);
+    };
+  }
   const allowed: Array<{ pattern: RegExp; methods: string[] }> = [];
 
   app.removeAllContentTypeParsers();
@@ -86,9 +134,11 @@ export function createV1App(logger: { error(message: string): void }): V1App {
     app,
     route(method, path, handler) {
       allow(method, path);
+      const onRequest = authHook(method);
       app.route({
         method,
         url: path,
+        ...(onRequest === undefined ? {} : { onRequest }),
         handler: async (req, reply) => {
           const query = parseGoQuery((req.raw.url ?? '').split('?')[1] ?? '');
           try {
@@ -104,7 +154,8 @@ export function createV1App(logger: { error(message: string): void }): V1App {
     },
     plain(method, path, handler) {
       allow(method, path);
-      app.route({ method, url: path, handler });
+      const onRequest = authHook(method);
+      app.route({ method, url: path, handler, ...(onRequest === undefined ? {} : { onRequest }) });
     },
   };
 

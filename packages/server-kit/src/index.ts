@@ -1,14 +1,18 @@
 export {
+  bearerMatches,
   createV1App,
   EMPTY,
   goJson,
+  type HttpAuthOptions,
   HttpError,
   JSON_TYPE,
   JsonText,
   sendError,
+  sendUnauthorized,
   TEXT_TYPE,
   Text,
   type V1App,
+  type V1AppOptions,
   type V1Handler,
 } from './http-v1.js';
 export { type Daemon, type DaemonArgs, type DaemonMain, runDaemon } from './run-daemon.js';

@@ -60,6 +60,15 @@ export interface NsqdOptions {
   deflate: boolean;
   maxDeflateLevel: number;
   snappy: boolean;
+
+  /** Bearer tokens for state-changing HTTP endpoints (nsq-ts extension); empty: open, as NSQ. */
+  httpAuthTokens: string[];
+  /** With httpAuthTokens: GET endpoints need a token too. */
+  httpAuthReads: boolean;
+  /** Connect to nsqlookupd over TLS (nsq-ts extension). */
+  lookupdTls: boolean;
+  /** CA file to verify nsqlookupd's certificate; '' uses the system CAs. */
+  lookupdTlsRootCaFile: string;
 }
 
 export { LOG_LEVELS, type LogLevel } from '@nsq-ts/protocol';
@@ -119,5 +128,10 @@ export function defaultNsqdOptions(): NsqdOptions {
     deflate: true,
     maxDeflateLevel: 6,
     snappy: true,
+
+    httpAuthTokens: [],
+    httpAuthReads: false,
+    lookupdTls: false,
+    lookupdTlsRootCaFile: '',
   };
 }

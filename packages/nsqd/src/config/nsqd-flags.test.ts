@@ -103,6 +103,11 @@ describe('nsqd flag table', () => {
         'deflate',
         'max-deflate-level',
         'snappy',
+        // nsq-ts security extensions
+        'http-auth-token',
+        'http-auth-reads',
+        'lookupd-tls',
+        'lookupd-tls-root-ca-file',
       ].sort(),
     );
   });
@@ -178,6 +183,10 @@ describe('parseNsqdArgs', () => {
     [['--deflate=false'], 'deflate', false],
     [['--max-deflate-level=9'], 'maxDeflateLevel', 9],
     [['-snappy=f'], 'snappy', false],
+    [['--http-auth-token=a', '--http-auth-token', 'b'], 'httpAuthTokens', ['a', 'b']],
+    [['--http-auth-token=a', '--http-auth-reads'], 'httpAuthReads', true],
+    [['--lookupd-tls'], 'lookupdTls', true],
+    [['--lookupd-tls', '--lookupd-tls-root-ca-file=/ca.pem'], 'lookupdTlsRootCaFile', '/ca.pem'],
   ];
 
   it('covers every option in the table above', () => {
@@ -188,8 +197,10 @@ describe('parseNsqdArgs', () => {
     const o = options(...argv);
     expect(o[field]).toEqual(value);
     // Everything else keeps its default.
-    const rest = { ...o, [field]: undefined, tlsCert: '', tlsKey: '', tlsRequired: 'false' };
-    const defaults = { ...defaultNsqdOptions(), [field]: undefined, tlsCert: '', tlsKey: '', tlsRequired: 'false' };
+    // Flags that need another flag: those pairs are reset on both sides.
+    const reset = { tlsCert: '', tlsKey: '', tlsRequired: 'false', httpAuthTokens: [], lookupdTls: false };
+    const rest = { ...o, [field]: undefined, ...reset };
+    const defaults = { ...defaultNsqdOptions(), [field]: undefined, ...reset };
     expect(rest).toEqual(defaults);
   });
 
@@ -312,6 +323,9 @@ describe('nsqd start-up checks', () => {
     ],
     [['--tls-cert=/c.pem'], '--tls-cert and --tls-key must be given together'],
     [['--tls-key=/k.pem'], '--tls-cert and --tls-key must be given together'],
+    [['--http-auth-reads'], '--http-auth-reads needs --http-auth-token'],
+    [['--http-auth-token=', '--http-auth-reads'], '--http-auth-reads needs --http-auth-token'],
+    [['--lookupd-tls-root-ca-file=/ca.pem'], '--lookupd-tls-root-ca-file needs --lookupd-tls'],
     [['--e2e-processing-latency-percentile=0'], 'invalid E2E processing latency percentile: 0 (each must be in (0,1])'],
     [
       ['--e2e-processing-latency-percentile=1.5'],
@@ -463,6 +477,10 @@ verbose = true
       deflate: false,
       maxDeflateLevel: 3,
       snappy: false,
+      httpAuthTokens: [],
+      httpAuthReads: false,
+      lookupdTls: false,
+      lookupdTlsRootCaFile: '',
     } satisfies NsqdOptions);
   });
 

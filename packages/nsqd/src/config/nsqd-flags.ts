@@ -335,6 +335,27 @@ export const NSQD_FLAGS: readonly NsqdFlag[] = [
     { min: 1, max: 9 },
   ),
   boolFlag('snappy', 'snappy', 'enable snappy feature negotiation (client compression)'),
+
+  // security extensions (not in NSQ)
+  {
+    spec: {
+      name: 'http-auth-token',
+      type: 'string-array',
+      default: [],
+      defaultText: '',
+      usage:
+        'bearer token required by state-changing HTTP endpoints (may be given multiple times; default none, i.e. open)',
+    },
+    option: 'httpAuthTokens',
+    configKeys: ['http_auth_tokens', 'http_auth_token'],
+  },
+  boolFlag('http-auth-reads', 'httpAuthReads', 'require --http-auth-token for HTTP reads (GET) too'),
+  boolFlag('lookupd-tls', 'lookupdTls', 'connect to nsqlookupd over TLS'),
+  stringFlag(
+    'lookupd-tls-root-ca-file',
+    'lookupdTlsRootCaFile',
+    'path to certificate authority file to verify nsqlookupd (default: system CAs)',
+  ),
 ];
 
 const NSQD_SPECS: readonly FlagSpec[] = NSQD_FLAGS.map((f) => f.spec);
@@ -426,6 +447,7 @@ export function validateNsqdOptions(input: NsqdOptions): NsqdOptions {
     ...input,
     lookupdTcpAddresses: [...input.lookupdTcpAddresses],
     authHttpAddresses: [...input.authHttpAddresses],
+    httpAuthTokens: input.httpAuthTokens.filter((t) => t !== ''),
     e2eProcessingLatencyPercentiles: [...input.e2eProcessingLatencyPercentiles],
   };
   const fail = (flag: string, message: string) => new FlagError(FlagErrorCode.InvalidOption, message, flag);
@@ -471,6 +493,12 @@ export function validateNsqdOptions(input: NsqdOptions): NsqdOptions {
   }
   if (options.tlsRequired !== 'false' && options.tlsCert === '') {
     throw fail('tls-required', 'cannot require TLS client connections without TLS key and cert');
+  }
+  if (options.httpAuthReads && options.httpAuthTokens.length === 0) {
+    throw fail('http-auth-reads', '--http-auth-reads needs --http-auth-token');
+  }
+  if (options.lookupdTlsRootCaFile !== '' && !options.lookupdTls) {
+    throw fail('lookupd-tls-root-ca-file', '--lookupd-tls-root-ca-file needs --lookupd-tls');
   }
   return options;
 }

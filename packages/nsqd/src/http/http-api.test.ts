@@ -273,3 +273,46 @@ describe('/stats and /metrics over HTTP', () => {
     expect(samples.get('nsq_topic_messages_total{topic="other"}')).toBe(0);
   });
 });
+
+describe('--http-auth-token', () => {
+  const auth = { authorization: 'Bearer tok-1' };
+
+  it('guards pub, mpub, topic, channel and config PUT; reads stay open', async () => {
+    const d = await nsqd({ httpAuthTokens: ['tok-1'] });
+    const base = `http://${d.httpAddress}`;
+    for (const [method, path] of [
+      ['POST', '/pub?topic=t'],
+      ['POST', '/mpub?topic=t'],
+      ['POST', '/topic/create?topic=t'],
+      ['POST', '/topic/delete?topic=t'],
+      ['POST', '/channel/create?topic=t&channel=c'],
+      ['PUT', '/config/log_level'],
+    ] as const) {
+      const res = await fetch(`${base}${path}`, { method, body: method === 'GET' ? undefined : 'x' });
+      expect([path, res.status, res.headers.get('www-authenticate'), await res.text()]).toEqual([
+        path,
+        401,
+        'Bearer',
+        '{"message":"UNAUTHORIZED"}',
+      ]);
+    }
+    expect(d.nsqd.topics.has('t')).toBe(false);
+    expect((await fetch(`${base}/pub?topic=t`, { method: 'POST', body: 'm', headers: auth })).status).toBe(200);
+    const put = await fetch(`${base}/config/log_level`, { method: 'PUT', body: 'debug', headers: auth });
+    expect(put.status).toBe(200);
+    for (const path of ['/stats?format=json', '/info', '/ping', '/metrics', '/config/log_level']) {
+      expect([path, (await fetch(`${base}${path}`)).status]).toEqual([path, 200]);
+    }
+    // The token is not an option one can read back.
+    await expectError(d, 'GET', '/config/http_auth_tokens', 400, 'INVALID_OPTION');
+  });
+
+  it('--http-auth-reads guards reads too', async () => {
+    const d = await nsqd({ httpAuthTokens: ['tok-1'], httpAuthReads: true });
+    const base = `http://${d.httpAddress}`;
+    for (const path of ['/stats', '/info', '/ping', '/metrics']) {
+      expect([path, (await fetch(`${base}${path}`)).status]).toEqual([path, 401]);
+      expect([path, (await fetch(`${base}${path}`, { headers: auth })).status]).toEqual([path, 200]);
+    }
+  });
+});

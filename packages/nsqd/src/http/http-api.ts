@@ -21,8 +21,13 @@ import { VERSION } from '../version.js';
 
 /** nsqd's HTTP API (nsq-spec §3), on the V1 conventions of @nsq-ts/server-kit. */
 
+/** Options GET /config/:opt refuses to show. */
+const SECRET_OPTIONS: ReadonlySet<string> = new Set(['httpAuthTokens']);
+
 export function createHttpApi(nsqd: Nsqd): FastifyInstance {
-  const { app, route, plain } = createV1App(nsqd.logger);
+  const { app, route, plain } = createV1App(nsqd.logger, {
+    auth: { tokens: nsqd.options.httpAuthTokens, reads: nsqd.options.httpAuthReads },
+  });
 
   // --tls-required=true: the plain listener answers everything with 403 (nsq-spec §3.1), in
   // Go's exact text; the HTTPS listener shares this app and passes.
@@ -246,7 +251,10 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
   /** Go's JSON of an option: durations in ns, the log level as NSQ's number (INFO = 2). */
   function configValue(opt: string): unknown {
     const flag = NSQD_FLAGS.find((f) => f.option !== null && f.configKeys[0] === opt);
-    if (flag === undefined || flag.option === null) throw new HttpError(400, 'INVALID_OPTION');
+    // Secrets are never shown: a token is not an option one can read back.
+    if (flag === undefined || flag.option === null || SECRET_OPTIONS.has(flag.option)) {
+      throw new HttpError(400, 'INVALID_OPTION');
+    }
     const value = nsqd.options[flag.option];
     if (flag.option === 'logLevel') return LOG_LEVELS.indexOf(value as LogLevel) + 1;
     if (flag.spec.type === 'duration') return (value as number) * 1e6;

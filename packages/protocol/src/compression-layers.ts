@@ -1,4 +1,4 @@
-import { deflateSegment, InflateStream } from './deflate.js';
+import { deflateSegment, InflateError, InflateStream } from './deflate.js';
 import { SnappyFrameDecoder, SnappyFrameEncoder } from './snappy.js';
 
 /**
@@ -125,15 +125,16 @@ export function deflateInput(onPlain: (data: Buffer) => void, onError: (err: Err
   return {
     push(chunk) {
       if (failed) return;
-      let data: Buffer;
       try {
-        data = inflater.push(chunk);
+        // Piece by piece: a deflate bomb reaches onPlain a few MiB at a time, never whole.
+        inflater.pushEach(chunk, (data) => {
+          if (!failed) onPlain(data);
+        });
       } catch (err) {
+        if (!(err instanceof InflateError)) throw err;
         failed = true;
-        onError(err as Error);
-        return;
+        onError(err);
       }
-      if (data.length > 0) onPlain(data);
     },
     close() {
       failed = true;

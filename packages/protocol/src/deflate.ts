@@ -18,11 +18,25 @@ export function deflateSegment(data: Buffer, level: number): Buffer {
   return deflateRawSync(data, { level, finishFlush: zlib.Z_SYNC_FLUSH });
 }
 
+/** Raised for a corrupt deflate stream; the connection should be dropped. */
+export class InflateError extends Error {
+  override name = 'InflateError';
+}
+
 /**
- * A synchronous streaming raw inflater: feed it the received bytes in any chunking; it returns
- * the plaintext decoded so far (possibly empty) and keeps partial blocks for the next chunk.
- * Throws on a corrupt stream. Node's zlib has no synchronous streaming inflate, so this is
- * fflate's (pure JavaScript, no dependencies of its own).
+ * Input is inflated this many bytes at a time, so one piece of output is at most ~1032 times
+ * that (DEFLATE's best ratio): a 64 KiB chunk of a deflate bomb comes out as a series of
+ * pieces of a few MiB, not one buffer of 64 MiB.
+ */
+const INPUT_SLICE_BYTES = 4 * 1024;
+/** Upper bound of one piece handed out by InflateStream.pushEach. */
+export const MAX_INFLATE_PIECE_BYTES = 1032 * INPUT_SLICE_BYTES + 64 * 1024;
+
+/**
+ * A synchronous streaming raw inflater: feed it the received bytes in any chunking; it hands out
+ * the plaintext decoded so far and keeps partial blocks for the next chunk. Throws InflateError
+ * on a corrupt stream. Node's zlib has no synchronous streaming inflate, so this is fflate's
+ * (pure JavaScript, no dependencies of its own).
  */
 export class InflateStream {
   private readonly inflater: Inflate;
@@ -32,16 +46,39 @@ export class InflateStream {
     this.inflater = new Inflate((data) => this.out.push(data));
   }
 
+  /** Returns all the plaintext `chunk` completes (possibly empty). */
   push(chunk: Buffer): Buffer {
-    this.inflater.push(chunk);
-    const out = this.out;
-    if (out.length === 0) return EMPTY;
-    this.out = [];
-    if (out.length === 1) {
-      const only = out[0] as Uint8Array;
-      return Buffer.from(only.buffer, only.byteOffset, only.byteLength);
+    const pieces: Buffer[] = [];
+    this.pushEach(chunk, (piece) => pieces.push(piece));
+    if (pieces.length === 0) return EMPTY;
+    return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
+  }
+
+  /**
+   * Hands the plaintext `chunk` completes to `onData` in pieces of at most
+   * MAX_INFLATE_PIECE_BYTES, so a highly compressed chunk never becomes one huge buffer.
+   */
+  pushEach(chunk: Buffer, onData: (piece: Buffer) => void): void {
+    for (let at = 0; at < chunk.length; at += INPUT_SLICE_BYTES) {
+      const slice = at === 0 && chunk.length <= INPUT_SLICE_BYTES ? chunk : chunk.subarray(at, at + INPUT_SLICE_BYTES);
+      try {
+        this.inflater.push(slice);
+      } catch (err) {
+        this.out = [];
+        throw new InflateError(`deflate: ${(err as Error).message}`);
+      }
+      const out = this.out;
+      if (out.length === 0) continue;
+      this.out = [];
+      if (out.length === 1) {
+        const only = out[0] as Uint8Array;
+        // A sync-flush marker alone yields an empty piece: nothing to hand out.
+        if (only.byteLength > 0) onData(Buffer.from(only.buffer, only.byteOffset, only.byteLength));
+      } else {
+        const piece = Buffer.concat(out);
+        if (piece.length > 0) onData(piece);
+      }
     }
-    return Buffer.concat(out);
   }
 }
 

@@ -23,6 +23,11 @@ export class FrameDecoder {
     this.maxFrameBytes = options.maxFrameBytes ?? 64 * 1024 * 1024;
   }
 
+  /** Bytes held for a frame split across chunks (at most 4 + maxFrameBytes). */
+  get bufferedBytes(): number {
+    return (this.header?.length ?? 0) + (this.partial?.length ?? 0);
+  }
+
   /** Decodes every complete frame and calls `onFrame(type, data)` for each, in order. */
   push(chunk: Buffer, onFrame: (type: FrameType, data: Buffer) => void): void {
     let buf = chunk;

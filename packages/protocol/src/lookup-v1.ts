@@ -61,6 +61,11 @@ export class LookupResponseDecoder {
     this.maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
   }
 
+  /** Bytes held for a response split across chunks (less than 4 + maxResponseBytes). */
+  get bufferedBytes(): number {
+    return this.pending?.length ?? 0;
+  }
+
   /** Decodes every complete response in order. Throws LookupResponseDecodeError. */
   push(chunk: Buffer, onResponse: (data: Buffer) => void): void {
     const buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);

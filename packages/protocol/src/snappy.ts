@@ -30,6 +30,11 @@ const HASH_BITS = 14;
 /** Inputs shorter than this are emitted as one literal (as Go's encoder does). */
 const MIN_NON_LITERAL = 17;
 
+/** The largest chunk length a decoder accepts (a compressed chunk of 64 KiB with its CRC). */
+const MAX_CHUNK_LENGTH = maxCompressedLength(MAX_CHUNK_DATA) + 4;
+/** Upper bound of SnappyFrameDecoder.bufferedBytes: one incomplete chunk with its header. */
+export const MAX_SNAPPY_BUFFERED_BYTES = 4 + MAX_CHUNK_LENGTH;
+
 export class SnappyError extends Error {
   override name = 'SnappyError';
 }
@@ -254,6 +259,11 @@ export class SnappyFrameDecoder {
   private pending: Buffer = Buffer.alloc(0);
   private sawIdentifier = false;
 
+  /** Bytes held for a chunk split across pushes (at most one chunk: MAX_SNAPPY_BUFFERED_BYTES). */
+  get bufferedBytes(): number {
+    return this.pending.length;
+  }
+
   push(chunk: Buffer): Buffer[] {
     const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     const out: Buffer[] = [];
@@ -261,6 +271,8 @@ export class SnappyFrameDecoder {
     while (buf.length - at >= 4) {
       const type = buf[at] as number;
       const length = buf.readUIntLE(at + 1, 3);
+      // Go's reader refuses such chunks too; checked before a byte of the chunk is buffered.
+      if (length > MAX_CHUNK_LENGTH) throw new SnappyError('snappy: chunk too large');
       if (buf.length - at - 4 < length) break;
       const body = at + 4;
       at = body + length;
@@ -286,9 +298,6 @@ export class SnappyFrameDecoder {
     }
     // The carried-over tail is at most one chunk (64 KiB + header), copied so chunk buffers are not pinned.
     this.pending = at >= buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(at));
-    if (this.pending.length >= 4 && this.pending.readUIntLE(1, 3) > maxCompressedLength(MAX_CHUNK_DATA) + 4) {
-      throw new SnappyError('snappy: chunk too large');
-    }
     return out;
   }
 }

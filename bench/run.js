@@ -13,10 +13,16 @@ import zlib from 'node:zlib';
 import { makeBodies } from './lib/bodies.js';
 import { cpuBetween, httpRequest, procStats, startBroker, systemCpu } from './lib/broker.js';
 import { CLIENT_WORKER, Generator, HTTP_WORKER, sum, waitReady } from './lib/generators.js';
+import { fanout, idleConns, idleTopics, latency, PERF_SCENARIOS, pubSingle, rss1m } from './lib/perf.js';
+import { writeChart } from './lib/svg.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
-const SCENARIOS = ['publish', 'consume', 'both', 'http-publish', 'stats-scrape', 'clients', 'transport'];
+const BASE_SCENARIOS = ['publish', 'consume', 'both', 'http-publish', 'stats-scrape', 'clients', 'transport'];
+/** Issue 9's scenarios (lib/perf.js); `--scenario perf` runs just these. */
+const SCENARIOS = [...BASE_SCENARIOS, ...PERF_SCENARIOS];
+/** Left out of `all` (run them by name or with `perf`); none at the moment. */
+const SLOW_SCENARIOS = [];
 const CLIENTS = ['ours', 'nsqjs'];
 /** transport scenario: what each mode asks for in IDENTIFY (deflate at --deflate-level). */
 const TRANSPORT_MODES = {
@@ -31,8 +37,9 @@ const MiB = 1024 * 1024;
 
 const HELP = `usage: node bench/run.js [options]
 
-  --scenario NAME                       publish|consume|both|http-publish|stats-scrape|clients|
-                                        transport|all (default all)
+  --scenario NAME[,NAME...]             publish|consume|both|http-publish|stats-scrape|clients|
+                                        transport|fanout|pub-single|latency|rss-1m|idle-conns|
+                                        idle-topics, or a group: all (default), perf (the last six)
   --duration SECONDS                    length of each timed phase (default 10)
   --nsqd-tcp-address HOST:PORT          use this running broker (with --nsqd-http-address)
   --nsqd-http-address HOST:PORT         its HTTP address (GET /ping must answer 200)
@@ -71,7 +78,21 @@ const HELP = `usage: node bench/run.js [options]
   --deflate-level N                     transport: deflate level the client asks for (default 6)
   --tls-ca FILE                         transport on an external broker: the CA of its
                                         certificate (without it the TLS modes are skipped)
-  --out DIR                             where the JSON goes (default bench/results)
+  --fanout-channels LIST                fanout: channel counts, one phase each (default 1,2,4)
+  --pub-connections LIST                pub-single: connection counts, one phase each (default 1,2)
+  --pub-window N                        pub-single: PUBs in flight per connection (default 64)
+  --latency-rates LIST                  latency: offered msgs/s, one phase each
+                                        (default 10000,50000,100000)
+  --latency-warmup SECONDS              latency: first seconds left out of the percentiles (default 1)
+  --rss-messages N                      rss-1m: messages to queue (default 1000000)
+  --settle SECONDS                      rss-1m: wait after the publish before the last RSS (default 10)
+  --idle-connections N                  idle-conns: connections to open (default 10000)
+  --idle-procs N                        idle-conns: generator processes (default 4)
+  --idle-heartbeat-interval MS          idle-conns: IDENTIFY heartbeat_interval (default 60000)
+  --idle-topics N                       idle-topics: topics to create (default 10000)
+  --idle-topic-channels N               idle-topics: channels per topic (default 0)
+  --idle-seconds SECONDS                idle-conns / idle-topics: idle window measured (default 10)
+  --out DIR                             where the JSON and SVG go (default bench/results)
   --help
 `;
 
@@ -106,6 +127,19 @@ function parseArgs(argv) {
     transportBody: 'json',
     deflateLevel: 6,
     tlsCa: null,
+    fanoutChannels: '1,2,4',
+    pubConnections: '1,2',
+    pubWindow: 64,
+    latencyRates: '10000,50000,100000',
+    latencyWarmup: 1,
+    rssMessages: 1_000_000,
+    settle: 10,
+    idleConnections: 10_000,
+    idleProcs: 4,
+    idleHeartbeatInterval: 60_000,
+    idleTopics: 10_000,
+    idleTopicChannels: 0,
+    idleSeconds: 10,
     out: path.join(BENCH_DIR, 'results'),
   };
   const numeric = new Set([
@@ -128,6 +162,16 @@ function parseArgs(argv) {
     'transportDuration',
     'transportMessages',
     'deflateLevel',
+    'pubWindow',
+    'latencyWarmup',
+    'rssMessages',
+    'settle',
+    'idleConnections',
+    'idleProcs',
+    'idleHeartbeatInterval',
+    'idleTopics',
+    'idleTopicChannels',
+    'idleSeconds',
   ]);
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -149,8 +193,16 @@ function parseArgs(argv) {
     if (!(key in opts)) throw new Error(`unknown option ${arg}\n\n${HELP}`);
     if (numeric.has(key)) {
       const n = Number(value);
-      const zeroOk = ['messages', 'heartbeatInterval', 'scrapeMessages', 'scrapeChannels'];
-      const fractional = key === 'duration' || key === 'transportDuration';
+      const zeroOk = [
+        'messages',
+        'heartbeatInterval',
+        'scrapeMessages',
+        'scrapeChannels',
+        'latencyWarmup',
+        'settle',
+        'idleTopicChannels',
+      ];
+      const fractional = ['duration', 'transportDuration', 'latencyWarmup', 'settle', 'idleSeconds'].includes(key);
       const min = zeroOk.includes(key) ? 0 : fractional ? 0.1 : 1;
       if (!Number.isFinite(n) || n < min || (!fractional && !Number.isInteger(n))) {
         throw new Error(`${arg}: bad value ${JSON.stringify(value)}`);
@@ -160,8 +212,31 @@ function parseArgs(argv) {
       opts[key] = value;
     }
   }
-  if (opts.scenario !== 'all' && !SCENARIOS.includes(opts.scenario)) {
-    throw new Error(`--scenario must be one of ${[...SCENARIOS, 'all'].join(', ')}`);
+  opts.scenarios = [];
+  for (const name of String(opts.scenario)
+    .split(',')
+    .map((x) => x.trim())) {
+    const group =
+      name === 'all' ? SCENARIOS.filter((s) => !SLOW_SCENARIOS.includes(s)) : name === 'perf' ? PERF_SCENARIOS : null;
+    if (group === null && !SCENARIOS.includes(name)) {
+      throw new Error(`--scenario must be one of ${[...SCENARIOS, 'all', 'perf'].join(', ')} (or a list)`);
+    }
+    for (const s of group ?? [name]) if (!opts.scenarios.includes(s)) opts.scenarios.push(s);
+  }
+  const numList = (key, min) => {
+    const list = String(opts[key])
+      .split(',')
+      .map((x) => Number(x.trim()));
+    if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < min)) {
+      throw new Error(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: a list of integers ≥ ${min}`);
+    }
+    return list;
+  };
+  opts.fanoutChannels = numList('fanoutChannels', 1);
+  opts.pubConnections = numList('pubConnections', 1);
+  opts.latencyRates = numList('latencyRates', 1);
+  if (opts.idleHeartbeatInterval < 1000 || opts.idleHeartbeatInterval > 60_000) {
+    throw new Error('--idle-heartbeat-interval: 1000..60000 ms (nsqd rejects anything else by default)');
   }
   if (opts.nsqdBin && !path.isAbsolute(opts.nsqdBin)) opts.nsqdBin = path.resolve(opts.nsqdBin);
   opts.httpClients = String(opts.httpClients)
@@ -337,7 +412,7 @@ class Bench {
    * Prints one progress line per second until `until()` is true or `ms` has passed. Returns the
    * per-second samples and the spawned broker's CPU use over the whole window.
    */
-  async tick(label, groups, ms, until = () => false, unit = 'msg/s') {
+  async tick(label, groups, ms, until = () => false, unit = 'msg/s', format = null) {
     const start = nowMs();
     const brokerStart = this.brokerSample();
     const sysStart = systemCpu();
@@ -365,9 +440,13 @@ class Bench {
         };
         samples.push(sample);
         const rate =
-          label === 'both'
-            ? bothLine(rates, totals)
-            : `${fmtInt(rates[0]).padStart(10)} ${unit}  total ${fmtInt(totals[0])}`;
+          format !== null
+            ? format(rates, totals)
+            : label === 'both'
+              ? bothLine(rates, totals)
+              : groups.length === 0
+                ? 'idle'
+                : `${fmtInt(rates[0]).padStart(10)} ${unit}  total ${fmtInt(totals[0])}`;
         const broker =
           b === null ? '' : `  broker cpu ${fmt1(cpu.pct).padStart(5)}% rss ${fmtInt(b.rssKiB / 1024)} MiB`;
         log(`  [${label}] ${sample.t.toFixed(1).padStart(5)}s  ${rate}${broker}`);
@@ -413,7 +492,14 @@ class Bench {
       else if (name === 'http-publish') await this.httpPublish(topic, channel, result);
       else if (name === 'stats-scrape') await this.statsScrape(topic, result);
       else if (name === 'transport') await this.transport(topic, channel, result);
-      else await this.clients(topic, channel, result);
+      else if (name === 'clients') await this.clients(topic, channel, result);
+      else if (name === 'fanout') await fanout(this, topic, result, HELPERS);
+      else if (name === 'pub-single') await pubSingle(this, topic, channel, result, HELPERS);
+      else if (name === 'latency') await latency(this, topic, channel, result, HELPERS);
+      else if (name === 'rss-1m') await rss1m(this, topic, channel, result, HELPERS);
+      else if (name === 'idle-conns') await idleConns(this, topic, result, HELPERS);
+      else if (name === 'idle-topics') await idleTopics(this, topic, result, HELPERS);
+      else throw new Error(`unknown scenario ${name}`);
     } catch (err) {
       result.ok = false;
       result.error = err.message;
@@ -930,6 +1016,15 @@ function phase(name, rs, role, timeline, column, gens = null) {
   };
 }
 
+/** What lib/perf.js uses from this file. */
+const HELPERS = {
+  phase: (...args) => phase(...args),
+  round: (n, d) => round(n, d),
+  fmtInt: (n) => fmtInt(n),
+  fmt1: (n) => fmt1(n),
+  log: (t) => log(t),
+};
+
 function bothLine(rates, totals) {
   return `in ${fmtInt(rates[0]).padStart(10)} msg/s  out ${fmtInt(rates[1]).padStart(10)} msg/s  backlog ${fmtInt(totals[0] - totals[1])}`;
 }
@@ -958,7 +1053,7 @@ function table(results) {
   for (const r of results) {
     if (r.phases.length === 0) rows.push([r.name, 'FAILED', '', '', '', '', '', '', '', '', '']);
     r.phases.forEach((p, i) => {
-      const genCpu = Math.max(...p.generators.map((g) => g.cpuPct));
+      const genCpu = p.generators.length > 0 ? Math.max(...p.generators.map((g) => g.cpuPct)) : null;
       rows.push([
         i === 0 ? r.name : '',
         p.complete === false ? `${p.phase} (INCOMPLETE)` : p.phase,
@@ -966,7 +1061,7 @@ function table(results) {
         p.seconds.toFixed(2),
         fmtInt(p.msgsPerSec),
         p.mibPerSec.toFixed(1),
-        `${fmt1(genCpu)}%`,
+        genCpu === null ? '' : `${fmt1(genCpu)}%`,
         p.broker ? `${fmt1(p.broker.cpuPct)}%` : '',
         p.broker?.rssKiB ? `${fmtInt(p.broker.rssKiB / 1024)} MiB` : '',
         p.otherCpuPct === null ? '' : `${fmt1(p.otherCpuPct)}%`,
@@ -990,7 +1085,7 @@ async function main() {
   // Output piped into a reader that goes away (`| head`) must not end the run half-way.
   process.stdout.on('error', () => {});
   const opts = parseArgs(process.argv.slice(2));
-  const scenarios = opts.scenario === 'all' ? SCENARIOS : [opts.scenario];
+  const scenarios = opts.scenarios;
   // The whole run bounds itself: publish/both take ~duration, consume up to ~13 × duration.
   const budgetMs =
     scenarios.reduce(
@@ -1000,7 +1095,17 @@ async function main() {
           ? opts.transportModes.length * (opts.transportDuration * 9 + 90) + 60
           : s === 'clients' || s === 'stats-scrape'
             ? opts.duration * 30 + 240
-            : opts.duration * 16 + 120),
+            : s === 'fanout'
+              ? opts.fanoutChannels.length * (opts.duration + 40) + 60
+              : s === 'pub-single'
+                ? opts.pubConnections.length * (opts.duration + 30) + 60
+                : s === 'latency'
+                  ? opts.latencyRates.length * (opts.duration + 40) + 60
+                  : s === 'rss-1m'
+                    ? opts.duration * 6 + opts.settle + 120
+                    : s === 'idle-conns' || s === 'idle-topics'
+                      ? opts.idleSeconds + 480
+                      : opts.duration * 16 + 120),
       0,
     ) *
       1000 +
@@ -1029,7 +1134,9 @@ async function main() {
   }
   const launch = async (scenario) => {
     const flags = scenario === 'transport' && tls !== null ? [`--tls-cert=${tls.cert}`, `--tls-key=${tls.key}`] : [];
-    const b = await startBroker(opts, flags);
+    // 10,000 connections need more descriptors than a default soft limit of 1024: the broker is
+    // started through `sh -c 'ulimit -n …; exec node …'` (Node cannot raise its own limit).
+    const b = await startBroker(opts, flags, scenario === 'idle-conns' ? { nofile: 65_536 } : {});
     log(
       b.external
         ? `broker: external, tcp ${b.tcp.host}:${b.tcp.port}, http ${b.http.host}:${b.http.port}`
@@ -1135,6 +1242,12 @@ async function main() {
   const file = path.join(opts.out, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
   log(`\nresults: ${path.relative(process.cwd(), file)}`);
+  try {
+    const svg = writeChart(out, file.replace(/\.json$/, '.svg'));
+    if (svg !== null) log(`chart:   ${path.relative(process.cwd(), svg)}`);
+  } catch (err) {
+    log(`chart: not written: ${err.message}`);
+  }
   process.exit(results.every((r) => r.ok) ? 0 : 1);
 }
 

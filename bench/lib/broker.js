@@ -74,9 +74,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * Starts the broker (or describes the external one). Returns
  * { tcp, http, child, pid, dataPath, logPath, external, stop() }. `extraFlags` are appended to a
- * spawned broker's command line (e.g. --tls-cert/--tls-key for the transport scenario).
+ * spawned broker's command line (e.g. --tls-cert/--tls-key for the transport scenario); `nofile`
+ * raises its open-file limit (idle-conns).
  */
-export async function startBroker(opts, extraFlags = []) {
+export async function startBroker(opts, extraFlags = [], { nofile = 0 } = {}) {
   if (opts.nsqdTcpAddress || opts.nsqdHttpAddress) {
     if (!opts.nsqdTcpAddress || !opts.nsqdHttpAddress) {
       throw new Error('--nsqd-tcp-address and --nsqd-http-address go together');
@@ -103,13 +104,19 @@ export async function startBroker(opts, extraFlags = []) {
     ...extraFlags,
   ];
   const bin = opts.nsqdBin;
-  const [cmd, args] = bin.endsWith('.js') ? [process.execPath, [bin, ...flags]] : [bin, flags];
+  let [cmd, args] = bin.endsWith('.js') ? [process.execPath, [bin, ...flags]] : [bin, flags];
   let version = null;
   try {
     const versionArgs = bin.endsWith('.js') ? [bin, '--version'] : ['--version'];
     version = execFileSync(cmd, versionArgs, { encoding: 'utf8', timeout: 10_000, stdio: 'pipe' }).trim();
   } catch {
     // Reported by the start below if the binary is broken.
+  }
+  if (nofile > 0) {
+    // Node cannot raise its own RLIMIT_NOFILE: a shell does, then execs the broker (same pid).
+    // Without the privilege to go past the hard limit, the hard limit is what it gets.
+    const script = `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`;
+    [cmd, args] = ['sh', ['-c', script, cmd, ...args]];
   }
   const child = spawn(cmd, args, { stdio: ['ignore', log, log] });
   fs.closeSync(log);

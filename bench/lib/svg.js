@@ -1,0 +1,222 @@
+/**
+ * A hand-written SVG chart of one bench run (no dependency), written next to its JSON:
+ *   1. throughput: one horizontal bar per message-rate phase (msgs/s);
+ *   2. latency: p50 / p99 / p99.9 per offered rate, log scale, with the 10 ms p99 target;
+ *   3. resources: broker RSS and idle CPU from rss-1m / idle-conns / idle-topics, each against
+ *      issue 9's target where it has one.
+ * Panels without data are left out; nothing is written if none has any.
+ */
+import fs from 'node:fs';
+
+const W = 960;
+const LABEL_W = 300;
+const BAR_H = 16;
+const GAP = 6;
+const font = (size = 12) => `font-family="system-ui, sans-serif" font-size="${size}"`;
+const COLORS = { pub: '#3b7dd8', sub: '#2e9e6a', p50: '#3b7dd8', p99: '#e08a1e', p999: '#c8423b', res: '#7a5cc4' };
+
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
+
+function throughputItems(run) {
+  const items = [];
+  for (const r of run.scenarios) {
+    if (r.name === 'stats-scrape') continue;
+    for (const p of r.phases) {
+      if (!(p.msgsPerSec > 0) || p.kind === 'idle' || p.kind === 'latency') continue;
+      items.push({
+        label: `${r.name} · ${p.phase}`,
+        value: p.msgsPerSec,
+        color: p.role === 'sub' ? COLORS.sub : COLORS.pub,
+      });
+    }
+  }
+  return items;
+}
+
+function latencyItems(run) {
+  const items = [];
+  for (const r of run.scenarios) {
+    for (const p of r.phases) {
+      if (p.kind !== 'latency' || !p.latency || p.latency.n === 0) continue;
+      items.push({ label: `${fmtInt(p.offeredRate)}/s offered (${fmtInt(p.msgsPerSec)} achieved)`, l: p.latency });
+    }
+  }
+  return items;
+}
+
+function resourceItems(run) {
+  const items = [];
+  for (const r of run.scenarios) {
+    if (r.name === 'rss-1m' && r.memory) {
+      const M = r.memory;
+      const label = `${fmtInt(M.messages)} × ${M.msgSize} B queued`;
+      if (M.afterPublishRssMiB !== null)
+        items.push({
+          label: `${label}: RSS after publish`,
+          value: M.afterPublishRssMiB,
+          unit: 'MiB',
+          target: 355 / 1.048576,
+          targetText: '355 MB',
+        });
+      if (M.afterSettleRssMiB !== null)
+        items.push({
+          label: `${label}: RSS after settle`,
+          value: M.afterSettleRssMiB,
+          unit: 'MiB',
+          target: 355 / 1.048576,
+          targetText: '355 MB',
+        });
+    }
+    if (r.name === 'idle-conns' && r.idle) {
+      const I = r.idle;
+      if (I.idleEndRssMiB !== null)
+        items.push({
+          label: `${fmtInt(I.connections)} idle conns: RSS`,
+          value: I.idleEndRssMiB,
+          unit: 'MiB',
+          target: 300 / 1.048576,
+          targetText: '300 MB',
+        });
+      if (I.idleCpuPct !== null)
+        items.push({
+          label: `${fmtInt(I.connections)} idle conns: CPU`,
+          value: I.idleCpuPct,
+          unit: '%',
+          target: 2,
+          targetText: '2 %',
+        });
+    }
+    if (r.name === 'idle-topics' && r.idle) {
+      const I = r.idle;
+      if (I.idleCpuPct !== null)
+        items.push({
+          label: `${fmtInt(I.topics ?? 0)} idle topics: CPU`,
+          value: I.idleCpuPct,
+          unit: '%',
+          target: null,
+        });
+      if (I.rssMiB !== null)
+        items.push({ label: `${fmtInt(I.topics ?? 0)} idle topics: RSS`, value: I.rssMiB, unit: 'MiB', target: null });
+    }
+  }
+  return items;
+}
+
+function title(y, text) {
+  return `<text x="12" y="${y}" ${font(15)} font-weight="bold">${esc(text)}</text>`;
+}
+
+function barPanel(y0, heading, items) {
+  const out = [title(y0 + 16, heading)];
+  const max = Math.max(...items.map((i) => i.value)) * 1.12;
+  const plotW = W - LABEL_W - 20;
+  let y = y0 + 30;
+  for (const it of items) {
+    const w = Math.max(1, (it.value / max) * plotW);
+    out.push(`<text x="${LABEL_W - 8}" y="${y + 12}" ${font()} text-anchor="end">${esc(it.label)}</text>`);
+    out.push(`<rect x="${LABEL_W}" y="${y}" width="${w.toFixed(1)}" height="${BAR_H}" fill="${it.color}"/>`);
+    out.push(`<text x="${(LABEL_W + w + 4).toFixed(1)}" y="${y + 12}" ${font()}>${fmtInt(it.value)}</text>`);
+    y += BAR_H + GAP;
+  }
+  return { svg: out.join('\n'), height: y - y0 + 10 };
+}
+
+function latencyPanel(y0, items) {
+  const out = [title(y0 + 16, 'publish → deliver latency (ms, log scale): p50 / p99 / p99.9')];
+  const all = items.flatMap((i) => [i.l.p50Ms, i.l.p99Ms, i.l.p999Ms]).filter((x) => x > 0);
+  const lo = 10 ** Math.floor(Math.log10(Math.min(0.1, ...all)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(20, ...all)));
+  const plotW = W - LABEL_W - 60;
+  const xOf = (v) =>
+    LABEL_W + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotW;
+  let y = y0 + 34;
+  const top = y;
+  for (const it of items) {
+    out.push(`<text x="${LABEL_W - 8}" y="${y + 24}" ${font()} text-anchor="end">${esc(it.label)}</text>`);
+    for (const [k, key] of [
+      ['p50', 'p50Ms'],
+      ['p99', 'p99Ms'],
+      ['p999', 'p999Ms'],
+    ]) {
+      const v = it.l[key];
+      const w = Math.max(1, xOf(v) - LABEL_W);
+      out.push(`<rect x="${LABEL_W}" y="${y}" width="${w.toFixed(1)}" height="${BAR_H - 4}" fill="${COLORS[k]}"/>`);
+      out.push(`<text x="${(LABEL_W + w + 4).toFixed(1)}" y="${y + 10}" ${font(11)}>${k} ${v}</text>`);
+      y += BAR_H - 2;
+    }
+    y += GAP * 2;
+  }
+  // Decade grid lines and the 10 ms target.
+  for (let v = lo; v <= hi * 1.0001; v *= 10) {
+    const x = xOf(v).toFixed(1);
+    out.push(`<line x1="${x}" y1="${top - 4}" x2="${x}" y2="${y}" stroke="#ccc" stroke-width="1"/>`);
+    out.push(`<text x="${x}" y="${y + 14}" ${font(11)} text-anchor="middle">${v >= 1 ? v : v.toPrecision(1)}</text>`);
+  }
+  const tx = xOf(10).toFixed(1);
+  out.push(`<line x1="${tx}" y1="${top - 4}" x2="${tx}" y2="${y}" stroke="#c8423b" stroke-dasharray="4 3"/>`);
+  out.push(
+    `<text x="${tx}" y="${top - 8}" ${font(11)} fill="#c8423b" text-anchor="middle">10 ms (p99 target at 50k/s)</text>`,
+  );
+  return { svg: out.join('\n'), height: y - y0 + 26 };
+}
+
+function resourcePanel(y0, items) {
+  const out = [title(y0 + 16, 'broker resources (dashed: issue 9 target)')];
+  const plotW = W - LABEL_W - 160;
+  // One scale per unit (MiB rows comparable with each other, % rows likewise).
+  const scale = {};
+  for (const it of items) scale[it.unit] = Math.max(scale[it.unit] ?? 0, it.value * 1.1, (it.target ?? 0) * 1.1);
+  let y = y0 + 30;
+  for (const it of items) {
+    const max = scale[it.unit] || 1;
+    const w = Math.max(1, (it.value / max) * plotW);
+    const over = it.target !== null && it.value >= it.target;
+    out.push(`<text x="${LABEL_W - 8}" y="${y + 12}" ${font()} text-anchor="end">${esc(it.label)}</text>`);
+    out.push(
+      `<rect x="${LABEL_W}" y="${y}" width="${w.toFixed(1)}" height="${BAR_H}" fill="${over ? COLORS.p999 : COLORS.res}"/>`,
+    );
+    const t = it.target === null ? '' : ` (target < ${it.targetText})`;
+    out.push(
+      `<text x="${(LABEL_W + w + 4).toFixed(1)}" y="${y + 12}" ${font()}>${esc(`${it.value} ${it.unit}${t}`)}</text>`,
+    );
+    if (it.target !== null) {
+      const tx = (LABEL_W + (it.target / max) * plotW).toFixed(1);
+      out.push(
+        `<line x1="${tx}" y1="${y - 2}" x2="${tx}" y2="${y + BAR_H + 2}" stroke="#000" stroke-dasharray="3 2"/>`,
+      );
+    }
+    y += BAR_H + GAP;
+  }
+  return { svg: out.join('\n'), height: y - y0 + 10 };
+}
+
+/** Writes the chart for `run` (the JSON object) to `file`; returns the path, or null if empty. */
+export function writeChart(run, file) {
+  const panels = [];
+  let y = 34;
+  const add = (p) => {
+    panels.push(p.svg);
+    y += p.height + 10;
+  };
+  const tp = throughputItems(run);
+  if (tp.length > 0) add(barPanel(y, 'throughput (msgs/s; blue = publish, green = deliver)', tp));
+  const lat = latencyItems(run);
+  if (lat.length > 0) add(latencyPanel(y, lat));
+  const res = resourceItems(run);
+  if (res.length > 0) add(resourcePanel(y, res));
+  if (panels.length === 0) return null;
+  const head =
+    `nsq-ts bench ${run.startedAt} · commit ${run.commit ?? '?'} · ` +
+    `${run.machine.cpus} × ${run.machine.cpuModel} · node ${run.machine.node}`;
+  const svg = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="12" y="20" ${font()} fill="#555">${esc(head)}</text>`,
+    ...panels,
+    '</svg>',
+    '',
+  ].join('\n');
+  fs.writeFileSync(file, svg);
+  return file;
+}

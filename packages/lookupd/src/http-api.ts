@@ -18,7 +18,9 @@ type Result = JsonText | typeof EMPTY;
 type Handler = (query: GoQuery) => Result;
 
 export function createHttpApi(lookupd: Lookupd): FastifyInstance {
-  const v1 = createV1App(lookupd.logger);
+  const v1 = createV1App(lookupd.logger, {
+    auth: { tokens: lookupd.options.httpAuthTokens, reads: lookupd.options.httpAuthReads },
+  });
   const { app, plain } = v1;
   const { db } = lookupd;
   const route = (method: 'GET' | 'POST', path: string, handler: Handler): void =>

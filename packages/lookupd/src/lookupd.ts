@@ -1,5 +1,7 @@
-import { createServer, type Server } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
+import { createServer as createTlsServer } from 'node:tls';
 import { createLogger, formatHostPort, type Logger, parseHostPort } from '@nsq-ts/protocol';
 import { goJson } from '@nsq-ts/server-kit';
 import type { FastifyInstance } from 'fastify';
@@ -23,6 +25,7 @@ export class Lookupd implements LookupHost {
   readonly clients = new Set<ClientV1>();
 
   private tcpServer: Server | null = null;
+  private readonly rawSockets = new Set<Socket>();
   private http: FastifyInstance | null = null;
   private tcpBound = '';
   private httpBound = '';
@@ -76,13 +79,35 @@ export class Lookupd implements LookupHost {
     this.logger.info(lookupdVersionLine());
     const tcp = parseHostPort(this.options.tcpAddress);
     const httpAt = parseHostPort(this.options.httpAddress);
-    const server = createServer({ allowHalfOpen: true }, (socket) => {
+    const onSocket = (socket: Socket) => {
       if (this.closing !== null) {
         socket.destroy();
         return;
       }
       socket.setNoDelay(true);
       this.clients.add(new ClientV1(socket, this));
+    };
+    // --tls-cert/--tls-key (an nsq-ts extension): the whole V1 stream, magic included, over TLS.
+    const o = this.options;
+    const server: Server =
+      o.tlsCert !== '' && o.tlsKey !== ''
+        ? createTlsServer(
+            {
+              allowHalfOpen: true,
+              cert: readFileSync(o.tlsCert),
+              key: readFileSync(o.tlsKey),
+              minVersion: 'TLSv1.2',
+              handshakeTimeout: 10_000,
+            },
+            onSocket,
+          )
+        : createServer({ allowHalfOpen: true }, onSocket);
+    if (o.tlsCert !== '') server.on('tlsClientError', (err: Error) => this.logger.debug(`TLS: ${err.message}`));
+    // Every raw connection, so close() also ends those still in a TLS handshake (half-open ones
+    // included), which never reach a ClientV1.
+    server.on('connection', (socket: Socket) => {
+      this.rawSockets.add(socket);
+      socket.once('close', () => this.rawSockets.delete(socket));
     });
     this.tcpServer = server;
     await new Promise<void>((resolve, reject) => {
@@ -97,7 +122,7 @@ export class Lookupd implements LookupHost {
       this.tcpBound = formatHostPort(addr.address, addr.port);
       this.tcpPort = addr.port;
     }
-    this.logger.info(`TCP: listening on ${this.tcpBound}`);
+    this.logger.info(`TCP: listening on ${this.tcpBound}${o.tlsCert === '' ? '' : ' (TLS)'}`);
 
     const app = createHttpApi(this);
     this.http = app;
@@ -115,6 +140,7 @@ export class Lookupd implements LookupHost {
     const server = this.tcpServer;
     const closed = server === null ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
     for (const client of [...this.clients]) client.socket.destroy();
+    for (const socket of [...this.rawSockets]) socket.destroy();
     await closed;
     if (this.http !== null) await this.http.close();
     this.metrics.registry.clear();

@@ -22,6 +22,13 @@ export interface LookupdOptions {
    * that much); this one refuses larger sizes with a fatal E_BAD_BODY before buffering.
    */
   maxIdentifyBodyBytes: number;
+  /** Bearer tokens for state-changing HTTP endpoints (nsq-ts extension); empty: open, as NSQ. */
+  httpAuthTokens: string[];
+  /** With httpAuthTokens: GET endpoints need a token too. */
+  httpAuthReads: boolean;
+  /** Certificate and key: TLS on the TCP V1 listener (nsq-ts extension; NSQ has none). */
+  tlsCert: string;
+  tlsKey: string;
 }
 
 export function defaultLookupdOptions(): LookupdOptions {
@@ -34,5 +41,9 @@ export function defaultLookupdOptions(): LookupdOptions {
     logLevel: 'info',
     logPrefix: '[nsqlookupd] ',
     maxIdentifyBodyBytes: 1024 * 1024,
+    httpAuthTokens: [],
+    httpAuthReads: false,
+    tlsCert: '',
+    tlsKey: '',
   };
 }

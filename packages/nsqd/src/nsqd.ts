@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
@@ -129,6 +130,11 @@ export class Nsqd implements BrokerContext, ClientHost {
       registrations: () => [...this.topics.values()].map((t) => ({ topic: t.name, channels: [...t.channels.keys()] })),
       httpClientConnectTimeoutMs: this.options.httpClientConnectTimeoutMs,
       httpClientRequestTimeoutMs: this.options.httpClientRequestTimeoutMs,
+      lookupdTls: !this.options.lookupdTls
+        ? null
+        : this.options.lookupdTlsRootCaFile === ''
+          ? {}
+          : { ca: readFileSync(this.options.lookupdTlsRootCaFile) },
     });
     this.registrar.setAddresses(this.options.lookupdTcpAddresses);
   }

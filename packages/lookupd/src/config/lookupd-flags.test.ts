@@ -80,6 +80,22 @@ describe('parseLookupdArgs', () => {
     expect(e.exitCode).toBe(1);
   });
 
+  it('reads the security extensions and refuses incomplete ones', () => {
+    const o = run([
+      '--http-auth-token=a',
+      '--http-auth-token',
+      'b',
+      '--http-auth-reads',
+      '--tls-cert=/c.pem',
+      '--tls-key=/k.pem',
+    ]).options;
+    expect(o).toMatchObject({ httpAuthTokens: ['a', 'b'], httpAuthReads: true, tlsCert: '/c.pem', tlsKey: '/k.pem' });
+    expect(run(['--http-auth-token=']).options.httpAuthTokens).toEqual([]);
+    expect(refused(['--http-auth-reads']).message).toBe('--http-auth-reads needs --http-auth-token');
+    expect(refused(['--tls-cert=/c.pem']).message).toBe('--tls-cert and --tls-key must be given together');
+    expect(refused(['--tls-key=/k.pem']).exitCode).toBe(1);
+  });
+
   it('reads a TOML config whose values yield to the command line', () => {
     const path = join(tmp, 'a.toml');
     writeFileSync(

@@ -106,6 +106,41 @@ export const LOOKUPD_FLAGS: readonly LookupdFlag[] = [
     },
     option: 'tombstoneLifetimeMs',
   },
+
+  // security extensions (not in NSQ)
+  {
+    spec: {
+      name: 'http-auth-token',
+      type: 'string-array',
+      default: [],
+      defaultText: '',
+      usage:
+        'bearer token required by state-changing HTTP endpoints (may be given multiple times; default none, i.e. open)',
+    },
+    option: 'httpAuthTokens',
+  },
+  {
+    spec: {
+      name: 'http-auth-reads',
+      type: 'bool',
+      default: false,
+      usage: 'require --http-auth-token for HTTP reads (GET) too',
+    },
+    option: 'httpAuthReads',
+  },
+  {
+    spec: {
+      name: 'tls-cert',
+      type: 'string',
+      default: '',
+      usage: 'path to certificate file (TLS on the TCP listener)',
+    },
+    option: 'tlsCert',
+  },
+  {
+    spec: { name: 'tls-key', type: 'string', default: '', usage: 'path to key file (TLS on the TCP listener)' },
+    option: 'tlsKey',
+  },
 ];
 
 const SPECS: readonly FlagSpec[] = LOOKUPD_FLAGS.map((f) => f.spec);
@@ -146,6 +181,14 @@ export function parseLookupdArgs(argv: readonly string[]): LookupdArgs {
   for (const name of ['inactive-producer-timeout', 'tombstone-lifetime'] as const) {
     const value = name === 'tombstone-lifetime' ? options.tombstoneLifetimeMs : options.inactiveProducerTimeoutMs;
     if (!(value >= 0)) throw new FlagError(FlagErrorCode.InvalidOption, `--${name} must not be negative`, name);
+  }
+  options.httpAuthTokens = options.httpAuthTokens.filter((t) => t !== '');
+  const fail = (flag: string, message: string) => new FlagError(FlagErrorCode.InvalidOption, message, flag);
+  if (options.httpAuthReads && options.httpAuthTokens.length === 0) {
+    throw fail('http-auth-reads', '--http-auth-reads needs --http-auth-token');
+  }
+  if ((options.tlsCert === '') !== (options.tlsKey === '')) {
+    throw fail(options.tlsCert === '' ? 'tls-cert' : 'tls-key', '--tls-cert and --tls-key must be given together');
   }
   return { kind: 'run', options, warnings };
 }

@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import {
   encodeCommand,
   isLookupError,
@@ -11,6 +12,12 @@ import {
 
 /** What nsqd tells a lookupd about itself (IDENTIFY body, nsq-spec §4.4). */
 export type PeerIdentity = LookupIdentifyBody;
+
+/** TLS for the link (`--lookupd-tls`, an nsq-ts extension): the CA to verify the lookupd with. */
+export interface LookupTls {
+  /** PEM CA certificates; undefined: node's default (system) CAs. */
+  readonly ca?: Buffer;
+}
 
 /** What the lookupd answers to IDENTIFY: where its HTTP API is. */
 export interface LookupdInfo {
@@ -50,6 +57,7 @@ export class LookupPeer {
     private readonly identity: () => PeerIdentity,
     private readonly registrations: () => Buffer[],
     private readonly logger: Logger,
+    private readonly tls: LookupTls | null = null,
   ) {
     this.address = address;
   }
@@ -97,10 +105,22 @@ export class LookupPeer {
 
   private async connect(): Promise<void> {
     const { host, port } = parseHostPort(this.address);
-    this.logger.info(`LOOKUP connecting to ${this.address}`);
-    const socket = connect({ host, port, timeout: DIAL_TIMEOUT_MS });
+    const tls = this.tls;
+    this.logger.info(`LOOKUP connecting to ${this.address}${tls === null ? '' : ' (TLS)'}`);
+    // With TLS the certificate is verified (CA chain and host name) before anything is sent.
+    const socket =
+      tls === null
+        ? netConnect({ host, port, timeout: DIAL_TIMEOUT_MS })
+        : tlsConnect({
+            host,
+            port,
+            timeout: DIAL_TIMEOUT_MS,
+            ...(isIP(host) === 0 ? { servername: host } : {}),
+            ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+            minVersion: 'TLSv1.2',
+          });
     await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
+      socket.once(tls === null ? 'connect' : 'secureConnect', resolve);
       socket.once('error', reject);
       socket.once('timeout', () => reject(new Error(`dial ${this.address} timed out`)));
     });

@@ -1,5 +1,5 @@
 import { encodeCommand, isEphemeralName, type Logger } from '@nsq-ts/protocol';
-import { LookupPeer, type PeerIdentity } from './lookup-peer.js';
+import { LookupPeer, type LookupTls, type PeerIdentity } from './lookup-peer.js';
 
 /** nsqd's side of discovery: what the registrar reads from the broker. */
 export interface RegistrarHost {
@@ -9,6 +9,8 @@ export interface RegistrarHost {
   registrations(): Array<{ topic: string; channels: string[] }>;
   readonly httpClientConnectTimeoutMs: number;
   readonly httpClientRequestTimeoutMs: number;
+  /** TLS for the TCP links (`--lookupd-tls`); null or absent: plain TCP, as NSQ. */
+  readonly lookupdTls?: LookupTls | null;
 }
 
 const PING_INTERVAL_MS = 15_000;
@@ -47,6 +49,7 @@ export class LookupdRegistrar {
         () => this.host.identity(),
         () => this.registrationCommands(),
         this.host.logger,
+        this.host.lookupdTls ?? null,
       );
       this.peers.set(address, peer);
       this.send(peer, encodeCommand('PING'));

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { eventually, startLookupd, startNsqd, type TestLookupd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -222,6 +225,79 @@ describe('actions', () => {
     expect((await api<{ admin: boolean }>(a, 'me', { headers: { 'X-Forwarded-User': 'bob' } })).body.admin).toBe(false);
   });
 
+  it('--admin-password-file: actions need the password (Bearer) or a login session cookie', async () => {
+    const a = await admin({ adminPassword: 'hunter2 pw' });
+    const create = (headers: Record<string, string> = {}) =>
+      api<{ message?: string }>(a, 'topic/create?topic=logged', { method: 'POST', headers });
+    expect(await create()).toEqual({ status: 401, body: { message: 'UNAUTHORIZED' } });
+    expect((await create({ Authorization: 'Bearer wrong' })).status).toBe(401);
+    expect((await api(a, 'channel/create?topic=logged&channel=c', { method: 'POST' })).status).toBe(401);
+    expect(await lookupTopics(lookupds[0])).not.toContain('logged');
+    expect((await api<{ loginRequired: boolean; loggedIn: boolean }>(a, 'me')).body).toMatchObject({
+      loginRequired: true,
+      loggedIn: false,
+    });
+    // Reads stay open.
+    expect((await api(a, 'topics')).status).toBe(200);
+
+    const login = (password: unknown) =>
+      fetch(`${a.url}api/login`, { method: 'POST', body: JSON.stringify({ password }) });
+    expect((await login('nope')).status).toBe(401);
+    expect((await login(1)).status).toBe(401);
+    const ok = await login('hunter2 pw');
+    expect(ok.status).toBe(200);
+    const setCookie = ok.headers.get('set-cookie') ?? '';
+    expect(setCookie).toMatch(/^nsqadmin_session=[\w-]{43}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Strict$/);
+    const session = { Cookie: setCookie.split(';')[0] as string };
+    expect((await api<{ loggedIn: boolean }>(a, 'me', { headers: session })).body.loggedIn).toBe(true);
+    expect((await create(session)).status).toBe(200);
+    expect(await lookupTopics(lookupds[0])).toContain('logged');
+    expect((await create({ Authorization: 'Bearer hunter2 pw' })).status).toBe(401); // no spaces in a token
+    expect((await fetch(`${a.url}api/logout`, { method: 'POST', headers: session })).status).toBe(200);
+    expect((await create(session)).status).toBe(401);
+    expect((await create({ Cookie: 'nsqadmin_session=forged' })).status).toBe(401);
+
+    const b = await admin({ adminPassword: 'tok3n' });
+    expect(
+      (await api(b, 'topic/create?topic=bearer', { method: 'POST', headers: { Authorization: 'Bearer tok3n' } }))
+        .status,
+    ).toBe(200);
+    // Without a password there is no login endpoint.
+    const c = await admin();
+    expect((await fetch(`${c.url}api/login`, { method: 'POST', body: '{}' })).status).toBe(404);
+  });
+
+  it('--http-auth-token: reads and acts on nsqd/nsqlookupd that require a token', async () => {
+    const l = await startLookupd({ httpAuthTokens: ['up-token'], httpAuthReads: true });
+    const n = await startNsqd({
+      lookupdTcpAddresses: [l.tcpAddress],
+      broadcastAddress: '127.0.0.1',
+      httpAuthTokens: ['up-token'],
+      httpAuthReads: true,
+    });
+    try {
+      const headers = { Authorization: 'Bearer up-token' };
+      await eventually(async () => {
+        const res = await fetch(`http://${l.httpAddress}/nodes`, { headers });
+        expect(((await res.json()) as { producers: unknown[] }).producers.length).toBe(1);
+      });
+      const a = await admin({ lookupdHttpAddresses: [l.httpAddress], httpAuthToken: 'up-token' });
+      const snap = (await api<ClusterSnapshot>(a, 'snapshot')).body;
+      expect(snap.errors).toEqual([]);
+      expect(snap.nodes.length).toBe(1);
+      await post(`${n.httpAddress}`, '/topic/create?topic=guarded').catch(() => undefined); // refused: no token
+      expect(n.nsqd.topics.has('guarded')).toBe(false);
+      const res = await api<{ errors: ClusterError[] }>(a, 'topic/create?topic=guarded', { method: 'POST' });
+      expect(res.body.errors).toEqual([]);
+      const without = await admin({ lookupdHttpAddresses: [l.httpAddress] });
+      const refused = (await api<ClusterSnapshot>(without, 'snapshot')).body;
+      expect(refused.errors.map((e) => e.message).join()).toContain('401');
+    } finally {
+      await n.close();
+      await l.close();
+    }
+  });
+
   it('POSTs a JSON event per action to the notification endpoint', async () => {
     const events: unknown[] = [];
     const receiver: Server = createServer((req, res) => {
@@ -321,5 +397,25 @@ describe('parseAdminArgs', () => {
     expect(() => parseAdminArgs([])).toThrow(/required/);
     expect(() => parseAdminArgs(['--nsqd-http-address=nope'])).toThrow(/not host:port/);
     expect(() => parseAdminArgs(['--bogus'])).toThrow(/not defined/);
+  });
+
+  it('reads --http-auth-token and the password from --admin-password-file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nsqadmin-flags-'));
+    try {
+      const file = join(dir, 'pw');
+      writeFileSync(file, 's3cret pass\n');
+      const args = parseAdminArgs([
+        '--nsqd-http-address=127.0.0.1:4151',
+        '--http-auth-token=tok',
+        `--admin-password-file=${file}`,
+      ]);
+      expect(args).toMatchObject({ kind: 'run', options: { httpAuthToken: 'tok', adminPassword: 's3cret pass' } });
+      writeFileSync(file, '\n');
+      const base = ['--nsqd-http-address=127.0.0.1:4151'];
+      expect(() => parseAdminArgs([...base, `--admin-password-file=${file}`])).toThrow(/holds no password/);
+      expect(() => parseAdminArgs([...base, `--admin-password-file=${join(dir, 'none')}`])).toThrow(/ENOENT/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

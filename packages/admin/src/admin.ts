@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createLogger, formatHostPort, type GoQuery, type Logger, parseHostPort } from '@nsq-ts/protocol';
-import { createV1App, goJson, HttpError, TEXT_TYPE } from '@nsq-ts/server-kit';
+import { bearerMatches, constantTimeEqual, createV1App, EMPTY, goJson, HttpError, TEXT_TYPE } from '@nsq-ts/server-kit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { type ClusterError, ClusterReader, type ClusterSnapshot } from './cluster.js';
@@ -64,6 +65,32 @@ function required(q: GoQuery, name: 'topic' | 'channel' | 'node'): string {
   return value;
 }
 
+const SESSION_COOKIE = 'nsqadmin_session';
+const SESSION_TTL_MS = 12 * 3600_000;
+const MAX_LOGIN_BODY = 4096;
+
+function cookie(req: FastifyRequest, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** The request body as text, or null beyond `limit` bytes. */
+function readText(req: FastifyRequest, limit: number): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    req.raw.on('data', (chunk: Buffer) => {
+      total += chunk.length;
+      if (total <= limit) chunks.push(chunk);
+    });
+    req.raw.on('end', () => resolve(total > limit ? null : Buffer.concat(chunks).toString('utf8')));
+    req.raw.on('error', reject);
+  });
+}
+
 export class Admin {
   readonly options: AdminOptions;
   readonly logger: Logger;
@@ -82,12 +109,14 @@ export class Admin {
   private readonly lastCounts = new Map<string, { count: number; at: number }>();
   private readonly rates = new Map<string, number>();
   private readonly notifications = new Set<Promise<void>>();
+  /** Login sessions (--admin-password-file): id → expiry (ms). */
+  private readonly sessions = new Map<string, number>();
 
   constructor(options: Partial<AdminOptions> = {}) {
     this.options = { ...defaultAdminOptions(), ...options };
     this.basePath = normalizeBasePath(this.options.basePath);
     this.logger = createLogger(this.options.logPrefix, this.options.logLevel, (line) => process.stderr.write(line));
-    this.upstream = new Upstream(this.options.httpClientRequestTimeoutMs);
+    this.upstream = new Upstream(this.options.httpClientRequestTimeoutMs, this.options.httpAuthToken);
     this.reader = new ClusterReader(this.options, this.upstream);
   }
 
@@ -185,6 +214,24 @@ export class Admin {
     );
   }
 
+  /** True without a password; else with it as a Bearer token or with a live session cookie. */
+  private isLoggedIn(req: FastifyRequest): boolean {
+    const password = this.options.adminPassword;
+    if (password === '') return true;
+    if (bearerMatches(req.headers.authorization, [password])) return true;
+    const id = cookie(req, SESSION_COOKIE);
+    if (id === undefined) return false;
+    const expires = this.sessions.get(id);
+    if (expires === undefined) return false;
+    if (expires > Date.now()) return true;
+    this.sessions.delete(id);
+    return false;
+  }
+
+  private sessionCookie(id: string, maxAgeS: number): string {
+    return `${SESSION_COOKIE}=${id}; Path=${this.basePath}/; Max-Age=${maxAgeS}; HttpOnly; SameSite=Strict`;
+  }
+
   private isAdmin(req: FastifyRequest): boolean {
     if (this.options.adminUsers.length === 0) return true;
     const user = req.headers[this.options.aclHttpHeader.toLowerCase()];
@@ -270,13 +317,51 @@ export class Admin {
     route('GET', `${base}/api/me`, (req) => ({
       admin: this.isAdmin(req),
       aclEnabled: this.options.adminUsers.length > 0,
+      loginRequired: this.options.adminPassword !== '',
+      loggedIn: this.isLoggedIn(req),
     }));
+
+    // Built-in login (--admin-password-file): `{"password": "..."}` → a session cookie.
+    plain('POST', `${base}/api/login`, async (req, reply) => {
+      const password = this.options.adminPassword;
+      if (password === '') return reply.code(404).type(TEXT_TYPE).send('login disabled');
+      const text = await readText(req, MAX_LOGIN_BODY);
+      let given: unknown;
+      try {
+        given = (JSON.parse(text ?? '') as { password?: unknown }).password;
+      } catch {
+        given = undefined;
+      }
+      if (typeof given !== 'string' || !constantTimeEqual(given, password)) {
+        this.logger.warn(`login failed from ${req.ip}`);
+        return reply
+          .code(401)
+          .type('application/json; charset=utf-8')
+          .send(goJson({ message: 'UNAUTHORIZED' }));
+      }
+      // Expired sessions are dropped here, so the map stays as small as the live logins.
+      const now = Date.now();
+      for (const [id, expires] of this.sessions) if (expires <= now) this.sessions.delete(id);
+      const id = randomBytes(32).toString('base64url');
+      this.sessions.set(id, now + SESSION_TTL_MS);
+      this.logger.info(`login from ${req.ip}`);
+      return reply
+        .header('Set-Cookie', this.sessionCookie(id, SESSION_TTL_MS / 1000))
+        .type('application/json; charset=utf-8')
+        .send(goJson({ loggedIn: true }));
+    });
+    route('POST', `${base}/api/logout`, (req) => {
+      const id = cookie(req, SESSION_COOKIE);
+      if (id !== undefined) this.sessions.delete(id);
+      return EMPTY;
+    });
 
     route('POST', `${base}/api/topic/:action`, async (req, q) => {
       const action = TOPIC_ACTIONS.find((a) => a === (req.params as { action: string }).action);
       if (action === undefined) throw new HttpError(404, 'NOT_FOUND');
       const topic = required(q, 'topic');
       const node = action === 'tombstone' ? required(q, 'node') : '';
+      if (!this.isLoggedIn(req)) throw new HttpError(401, 'UNAUTHORIZED');
       if (!this.isAdmin(req)) throw new HttpError(403, 'FORBIDDEN');
       const result = await this.topicAction(action, topic, node);
       this.logger.info(`action ${result.action} topic=${topic}${node === '' ? '' : ` node=${node}`}`);
@@ -289,6 +374,7 @@ export class Admin {
       if (action === undefined) throw new HttpError(404, 'NOT_FOUND');
       const topic = required(q, 'topic');
       const channel = required(q, 'channel');
+      if (!this.isLoggedIn(req)) throw new HttpError(401, 'UNAUTHORIZED');
       if (!this.isAdmin(req)) throw new HttpError(403, 'FORBIDDEN');
       const result = await this.channelAction(action, topic, channel);
       this.logger.info(`action ${result.action} topic=${topic} channel=${channel}`);

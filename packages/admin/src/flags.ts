@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import {
   FlagError,
   FlagErrorCode,
@@ -76,6 +77,18 @@ const SPECS: readonly FlagSpec[] = [
     default: DEFAULTS.httpClientRequestTimeoutMs,
     usage: 'timeout for HTTP request',
   },
+  {
+    name: 'http-auth-token',
+    type: 'string',
+    default: '',
+    usage: 'bearer token sent to nsqd and nsqlookupd (their --http-auth-token)',
+  },
+  {
+    name: 'admin-password-file',
+    type: 'string',
+    default: '',
+    usage: 'file holding the password that admin actions require (built-in login; default none)',
+  },
 ];
 
 /** The text `nsqadmin -h` prints. */
@@ -85,6 +98,20 @@ export function adminUsage(): string {
 
 function invalid(flag: string, message: string): FlagError {
   return new FlagError(FlagErrorCode.InvalidOption, message, flag);
+}
+
+/** The password in `path` (its first line); '' for no file. */
+function readPasswordFile(path: string): string {
+  if (path === '') return '';
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw invalid('admin-password-file', `--admin-password-file: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const password = text.split(/\r?\n/)[0] ?? '';
+  if (password === '') throw invalid('admin-password-file', `--admin-password-file: ${path} holds no password`);
+  return password;
 }
 
 /** Reads nsqadmin's command line (without `node` and the script). Throws FlagError. */
@@ -106,6 +133,8 @@ export function parseAdminArgs(argv: readonly string[]): DaemonArgs<AdminOptions
     httpClientRequestTimeoutMs: parsed.values.get('http-client-request-timeout') as number,
     logLevel: str('log-level') as LogLevel,
     logPrefix: str('log-prefix'),
+    httpAuthToken: str('http-auth-token'),
+    adminPassword: readPasswordFile(str('admin-password-file')),
   };
   if (options.lookupdHttpAddresses.length === 0 && options.nsqdHttpAddresses.length === 0) {
     throw invalid('lookupd-http-address', '--nsqd-http-address or --lookupd-http-address required');

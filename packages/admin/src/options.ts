@@ -22,6 +22,13 @@ export interface AdminOptions {
   httpClientRequestTimeoutMs: number;
   logLevel: LogLevel;
   logPrefix: string;
+  /** Sent as `Authorization: Bearer` to nsqd and nsqlookupd (their --http-auth-token); '' for none. */
+  httpAuthToken: string;
+  /**
+   * Built-in login (an nsq-ts extension): when set, actions need this password, as a Bearer token
+   * or through the session cookie POST /api/login sets. '' (the default): no login, as NSQ.
+   */
+  adminPassword: string;
 }
 
 export function defaultAdminOptions(): AdminOptions {
@@ -37,6 +44,8 @@ export function defaultAdminOptions(): AdminOptions {
     httpClientRequestTimeoutMs: 5000,
     logLevel: 'info',
     logPrefix: '[nsqadmin] ',
+    httpAuthToken: '',
+    adminPassword: '',
   };
 }
 

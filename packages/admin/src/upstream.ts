@@ -25,14 +25,19 @@ function reason(err: unknown): string {
 }
 
 export class Upstream {
-  constructor(private readonly timeoutMs: number) {}
+  constructor(
+    private readonly timeoutMs: number,
+    /** `Authorization: Bearer` for nsqd's and nsqlookupd's --http-auth-token; '' sends none. */
+    private readonly authToken = '',
+  ) {}
 
   private async call(method: 'GET' | 'POST', address: string, pathAndQuery: string): Promise<string> {
     let res: Response;
     try {
       res = await fetch(`http://${address}${pathAndQuery}`, {
         method,
-        headers: { Accept: ACCEPT },
+        headers:
+          this.authToken === '' ? { Accept: ACCEPT } : { Accept: ACCEPT, Authorization: `Bearer ${this.authToken}` },
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {

@@ -389,6 +389,18 @@ function confirmAction(text) {
   });
 }
 
+async function login() {
+  const password = window.prompt('nsqadmin password (required for admin actions)');
+  if (password === null || password === '') return false;
+  const res = await fetch(`${api}login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ password }),
+  });
+  if (!res.ok) notice('Wrong password.');
+  return res.ok;
+}
+
 async function runAction({ kind, action, topic, channel, node }) {
   const target = kind === 'channel' ? `channel ${topic}/${channel}` : `topic ${topic}`;
   const what = action === 'tombstone' ? `${action} ${target} on ${node}` : `${action} ${target}`;
@@ -396,9 +408,13 @@ async function runAction({ kind, action, topic, channel, node }) {
   const params = new URLSearchParams({ topic });
   if (channel !== undefined) params.set('channel', channel);
   if (node !== undefined) params.set('node', node);
-  const res = await fetch(`${api}${kind}/${action}?${params}`, { method: 'POST' });
+  const post = () => fetch(`${api}${kind}/${action}?${params}`, { method: 'POST' });
+  let res = await post();
+  // --admin-password-file: a 401 asks for the password once, logs in (session cookie) and retries.
+  if (res.status === 401 && (await login())) res = await post();
   const body = await res.json().catch(() => ({}));
-  if (res.status === 403) notice(`Not allowed to ${what}: admin users only.`);
+  if (res.status === 401) notice(`Not allowed to ${what}: log in first.`);
+  else if (res.status === 403) notice(`Not allowed to ${what}: admin users only.`);
   else if (!res.ok) notice(`Could not ${what}: ${body.message ?? res.status}`);
   else if (body.errors.length > 0)
     notice(

@@ -80,6 +80,11 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
+/** Equality of two secrets in time that does not depend on where they differ (or their lengths). */
+export function constantTimeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(digest(a), digest(b));
+}
+
 /**
  * True when `header` is `Bearer <t>` for one of `tokens`. Compares SHA-256 digests with
  * timingSafeEqual and always tries every token, so the time taken says nothing of the tokens.

@@ -1,5 +1,6 @@
 export {
   bearerMatches,
+  constantTimeEqual,
   createV1App,
   EMPTY,
   goJson,

@@ -220,4 +220,31 @@ describe('nsq empty, pause, unpause, delete', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('nsq pause: topic ops not found');
   });
+
+  it('send --http-auth-token (or $NSQ_HTTP_AUTH_TOKEN) to nodes that require it', async () => {
+    const guarded = await startNsqd({ httpAuthTokens: ['cli-tok'], httpAuthReads: true });
+    try {
+      const create = await fetch(`http://${guarded.httpAddress}/topic/create?topic=sec`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer cli-tok' },
+      });
+      expect(create.status).toBe(200);
+      const at = `--nsqd-http-address=${guarded.httpAddress}`;
+      const refused = await nsq(['pause', 'sec', at]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('HTTP 401 UNAUTHORIZED');
+      expect(guarded.nsqd.topics.get('sec')?.paused).toBe(false);
+      expect((await nsq(['pause', 'sec', at, '--http-auth-token', 'cli-tok'])).code).toBe(0);
+      expect(guarded.nsqd.topics.get('sec')?.paused).toBe(true);
+      process.env.NSQ_HTTP_AUTH_TOKEN = 'cli-tok';
+      try {
+        expect((await nsq(['unpause', 'sec', at])).code).toBe(0);
+      } finally {
+        delete process.env.NSQ_HTTP_AUTH_TOKEN;
+      }
+      expect(guarded.nsqd.topics.get('sec')?.paused).toBe(false);
+    } finally {
+      await guarded.close();
+    }
+  });
 });

@@ -30,6 +30,13 @@ export const NSQD_TCP: FlagSpec = {
   usage: 'nsqd TCP `address` (may be given multiple times), used when there is no lookupd',
 };
 
+export const HTTP_AUTH_TOKEN: FlagSpec = {
+  name: 'http-auth-token',
+  type: 'string',
+  default: '',
+  usage: 'bearer `token` for nsqd/nsqlookupd --http-auth-token (default: $NSQ_HTTP_AUTH_TOKEN)',
+};
+
 /** What one subcommand accepts, for parsing and its `--help`. */
 export interface CommandSpec {
   readonly name: string;

@@ -5,6 +5,12 @@ import { CliError } from './args.js';
 const ACCEPT = 'application/vnd.nsq; version=1.0';
 export const REQUEST_TIMEOUT_MS = 5_000;
 
+/** `--http-auth-token` (or $NSQ_HTTP_AUTH_TOKEN): sent as `Authorization: Bearer`; '' sends none. */
+let authToken = '';
+export function setHttpAuthToken(token: string): void {
+  authToken = token;
+}
+
 function baseUrl(address: string): string {
   return (/^https?:\/\//.test(address) ? address : `http://${address}`).replace(/\/+$/, '');
 }
@@ -28,7 +34,9 @@ export async function nsqRequest(method: 'GET' | 'POST', address: string, path: 
   let res: Response;
   let text: string;
   try {
-    res = await fetch(url, { method, headers: { accept: ACCEPT }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const headers: Record<string, string> = { accept: ACCEPT };
+    if (authToken !== '') headers.authorization = `Bearer ${authToken}`;
+    res = await fetch(url, { method, headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     text = await res.text();
   } catch (err) {
     throw new CliError(`${method} ${url}: ${describeFetchError(err)}`);

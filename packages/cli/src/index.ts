@@ -3,8 +3,18 @@
  * against nsqd and nsqlookupd HTTP APIs and nsqd's TCP protocol (ours or NSQ's own).
  */
 import { ACTIONS, type Action, act, channels, topics } from './admin.js';
-import { CliError, type CommandSpec, commandUsage, LOOKUPD_HTTP, NSQD_HTTP, NSQD_TCP, parseArgs } from './args.js';
+import {
+  CliError,
+  type CommandSpec,
+  commandUsage,
+  HTTP_AUTH_TOKEN,
+  LOOKUPD_HTTP,
+  NSQD_HTTP,
+  NSQD_TCP,
+  parseArgs,
+} from './args.js';
 import { Context } from './context.js';
+import { setHttpAuthToken } from './http.js';
 import { pub } from './pub.js';
 import { stat } from './stat.js';
 import { tail } from './tail.js';
@@ -17,8 +27,8 @@ interface Command extends CommandSpec {
   run(ctx: Context): Promise<void>;
 }
 
-const HTTP_NODES = [LOOKUPD_HTTP, NSQD_HTTP];
-const ALL_NODES = [LOOKUPD_HTTP, NSQD_HTTP, NSQD_TCP];
+const HTTP_NODES = [LOOKUPD_HTTP, NSQD_HTTP, HTTP_AUTH_TOKEN];
+const ALL_NODES = [LOOKUPD_HTTP, NSQD_HTTP, NSQD_TCP, HTTP_AUTH_TOKEN];
 const ACTION_TEXT: Record<Action, string> = {
   empty: 'Empties a topic or channel (drops its queued messages) on every nsqd that has it',
   pause: 'Pauses a topic or channel (messages queue up but are not delivered) on every nsqd that has it',
@@ -144,6 +154,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(commandUsage(command));
       return 0;
     }
+    setHttpAuthToken(args.string('http-auth-token') || (process.env.NSQ_HTTP_AUTH_TOKEN ?? ''));
     const ctx = new Context(command.name, args);
     await command.run(ctx);
     return ctx.failed ? 1 : 0;

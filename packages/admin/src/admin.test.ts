@@ -7,7 +7,7 @@ import { eventually, startLookupd, startNsqd, type TestLookupd, type TestNsqd } 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Admin } from './admin.js';
-import { createAdmin } from './admin.js';
+import { createAdmin, redactUrl } from './admin.js';
 import type { ClusterError, ClusterSnapshot, NodeSummary, TopicSummary } from './cluster.js';
 import { compareVersions } from './cluster.js';
 import { parseAdminArgs } from './flags.js';
@@ -367,6 +367,14 @@ describe('server', () => {
     expect([redirect.status, redirect.headers.get('location')]).toEqual([302, '/admin/']);
     expect((await api<{ topics: unknown[] }>(a, 'topics')).status).toBe(200);
     await Promise.all([a.close(), a.close()]);
+  });
+});
+
+describe('redactUrl', () => {
+  it('drops credentials and the query from URLs it logs', () => {
+    expect(redactUrl('https://user:pw@hooks.example:8443/nsq?token=abc')).toBe('https://hooks.example:8443/nsq?…');
+    expect(redactUrl('http://127.0.0.1:9/x')).toBe('http://127.0.0.1:9/x');
+    expect(redactUrl('not a url secret')).toBe('(invalid URL)');
   });
 });
 

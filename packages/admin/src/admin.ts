@@ -65,6 +65,16 @@ function required(q: GoQuery, name: 'topic' | 'channel' | 'node'): string {
   return value;
 }
 
+/** A URL fit for a log line: no user:password and no query (either may hold a secret). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search === '' ? '' : '?…'}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
 const SESSION_COOKIE = 'nsqadmin_session';
 const SESSION_TTL_MS = 12 * 3600_000;
 const MAX_LOGIN_BODY = 4096;
@@ -262,10 +272,11 @@ export class Admin {
       signal: AbortSignal.timeout(this.options.httpClientRequestTimeoutMs),
     }).then(
       (res) => {
-        if (!res.ok) this.logger.error(`notification to ${endpoint} answered ${res.status}`);
+        if (!res.ok) this.logger.error(`notification to ${redactUrl(endpoint)} answered ${res.status}`);
       },
       (err: unknown) => {
-        this.logger.error(`notification to ${endpoint} failed - ${err instanceof Error ? err.message : String(err)}`);
+        const why = err instanceof Error ? err.message : String(err);
+        this.logger.error(`notification to ${redactUrl(endpoint)} failed - ${why}`);
       },
     );
     this.notifications.add(sent);

@@ -28,6 +28,8 @@ export class Nsqd implements BrokerContext, ClientHost {
   readonly logger: Logger;
   readonly topics = new Map<string, Topic>();
   readonly clients = new Set<ClientV2>();
+  /** Connections closed at once because --max-connections was reached. */
+  refusedConnections = 0;
   private nextClientId = 1;
   /** Unix seconds of construction, as /info and /stats report it. */
   readonly startTimeS = Math.floor(Date.now() / 1000);
@@ -191,6 +193,17 @@ export class Nsqd implements BrokerContext, ClientHost {
 
   private onConnection(socket: Socket): void {
     if (this.closing !== null) {
+      socket.destroy();
+      return;
+    }
+    const max = this.options.maxConnections;
+    if (max > 0 && this.clients.size >= max) {
+      // Over --max-connections: closed at once, before a byte is read.
+      this.refusedConnections++;
+      if (this.refusedConnections === 1 || this.refusedConnections % 1000 === 0) {
+        this.logger.warn(`TCP: ${this.refusedConnections} connection(s) refused over --max-connections=${max}`);
+      }
+      socket.on('error', () => undefined);
       socket.destroy();
       return;
     }

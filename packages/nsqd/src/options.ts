@@ -41,6 +41,8 @@ export interface NsqdOptions {
   minOutputBufferTimeoutMs: number;
   outputBufferTimeoutMs: number;
   maxChannelConsumers: number;
+  /** TCP client connections at most (not an NSQ flag); 0 = unlimited. */
+  maxConnections: number;
 
   statsdAddress: string;
   statsdIntervalMs: number;
@@ -109,6 +111,7 @@ export function defaultNsqdOptions(): NsqdOptions {
     minOutputBufferTimeoutMs: 25,
     outputBufferTimeoutMs: 250,
     maxChannelConsumers: 0,
+    maxConnections: 0,
 
     statsdAddress: '',
     statsdIntervalMs: 60_000,

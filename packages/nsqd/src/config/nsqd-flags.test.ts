@@ -108,6 +108,8 @@ describe('nsqd flag table', () => {
         'http-auth-reads',
         'lookupd-tls',
         'lookupd-tls-root-ca-file',
+        // nsq-ts hardening extension
+        'max-connections',
       ].sort(),
     );
   });
@@ -186,6 +188,7 @@ describe('parseNsqdArgs', () => {
     [['--http-auth-token=a', '--http-auth-token', 'b'], 'httpAuthTokens', ['a', 'b']],
     [['--http-auth-token=a', '--http-auth-reads'], 'httpAuthReads', true],
     [['--lookupd-tls'], 'lookupdTls', true],
+    [['--max-connections=100'], 'maxConnections', 100],
     [['--lookupd-tls', '--lookupd-tls-root-ca-file=/ca.pem'], 'lookupdTlsRootCaFile', '/ca.pem'],
   ];
 
@@ -460,6 +463,7 @@ verbose = true
       minOutputBufferTimeoutMs: 10,
       outputBufferTimeoutMs: 100,
       maxChannelConsumers: 50,
+      maxConnections: 0,
       statsdAddress: '127.0.0.1:8125',
       statsdIntervalMs: 30_000,
       statsdMemStats: false,

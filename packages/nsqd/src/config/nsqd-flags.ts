@@ -261,6 +261,11 @@ export const NSQD_FLAGS: readonly NsqdFlag[] = [
     'maxChannelConsumers',
     'maximum channel consumer connection count per nsqd instance (default 0, i.e., unlimited)',
   ),
+  intFlag(
+    'max-connections',
+    'maxConnections',
+    'maximum TCP client connections; new ones over it are closed at once (default 0, i.e., unlimited; not in NSQ)',
+  ),
 
   // statsd integration options
   stringFlag('statsd-address', 'statsdAddress', 'UDP <addr>:<port> of a statsd daemon for pushing stats'),

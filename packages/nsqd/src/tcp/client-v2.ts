@@ -62,10 +62,12 @@ export interface ClientHost {
 /** Slab the output buffer writes frames into; flushed regions are handed to the socket. */
 const SLAB_BYTES = 256 * 1024;
 /**
- * A consumer whose socket holds more unsent bytes than this stops getting messages until it
- * drains, so a client that never reads cannot grow nsqd's memory without bound.
+ * A connection whose socket holds more unsent bytes than this stops getting messages and has
+ * its input paused (no more commands, so no more responses) until it drains, so a client that
+ * never reads cannot grow nsqd's memory without bound. If it stays above this for a heartbeat
+ * interval, it is disconnected (nsqd's write deadline is the heartbeat interval).
  */
-const MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
+export const MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024;
 const MAGIC = '  V2';
 const NO_SLAB = Buffer.alloc(0);
 /** Bodies above this go to the socket as they are instead of being copied into the slab. */
@@ -127,6 +129,10 @@ export class ClientV2 implements Consumer, CommandHandler {
   private slabPos = 0;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private readTimer: NodeJS.Timeout | null = null;
+  /** Armed while the output is over MAX_PENDING_WRITE_BYTES: the write deadline. */
+  private writeTimer: NodeJS.Timeout | null = null;
+  /** Input paused because the output is congested. */
+  private inputPaused = false;
 
   private readonly host: ClientHost;
   private readonly options: NsqdOptions;
@@ -216,6 +222,10 @@ export class ClientV2 implements Consumer, CommandHandler {
       record.data.copy(this.slab, at, record.start, record.start + length);
       this.slabPos = at + length;
     }
+    // Checked per message too, so one delivery pass cannot overshoot the cap by a whole RDY count.
+    if (!this.backpressured && this.out.writableLength + this.slabPos - this.slabStart > MAX_PENDING_WRITE_BYTES) {
+      this.congested();
+    }
     if (!this.dirty) {
       this.dirty = true;
       this.host.markDirty(this);
@@ -276,12 +286,40 @@ export class ClientV2 implements Consumer, CommandHandler {
       this.corked = false;
       this.out.uncork();
     }
-    if (this.out.writableLength > MAX_PENDING_WRITE_BYTES) this.backpressured = true;
+    if (this.out.writableLength > MAX_PENDING_WRITE_BYTES && !this.backpressured) this.congested();
+  }
+
+  /** The output is over its cap: stop deliveries and input, and arm the write deadline. */
+  private congested(): void {
+    this.backpressured = true;
+    if (!this.inputPaused) {
+      this.inputPaused = true;
+      this.socket.pause();
+    }
+    const deadline = this.heartbeatIntervalMs;
+    if (deadline > 0 && this.writeTimer === null) {
+      this.writeTimer = setTimeout(() => {
+        this.writeTimer = null;
+        if (this.closed || this.out.writableLength <= MAX_PENDING_WRITE_BYTES) return;
+        this.host.logger.warn(
+          `client(${this.remoteAddress}) write deadline exceeded: ${this.out.writableLength} bytes unsent for ${deadline} ms, closing`,
+        );
+        this.close();
+        // It does not read, so nothing written can be flushed: drop it now.
+        this.socket.destroy();
+      }, deadline);
+    }
   }
 
   private onDrain(): void {
     if (this.backpressured && this.out.writableLength <= MAX_PENDING_WRITE_BYTES) {
       this.backpressured = false;
+      if (this.writeTimer !== null) clearTimeout(this.writeTimer);
+      this.writeTimer = null;
+      if (this.inputPaused) {
+        this.inputPaused = false;
+        this.socket.resume();
+      }
       this.channel?.schedule();
     }
   }
@@ -309,7 +347,6 @@ export class ClientV2 implements Consumer, CommandHandler {
   /** Plaintext command bytes, straight from the socket or out of the TLS/compression layers. */
   private onPlain(chunk: Buffer): void {
     if (this.closed) return;
-    this.readTimer?.refresh();
     if (this.waiting) {
       this.parkedPlain.push(chunk);
       return;
@@ -349,6 +386,9 @@ export class ClientV2 implements Consumer, CommandHandler {
   }
 
   onCommand(cmd: Command): boolean {
+    // nsqd sets its read deadline before each command: the whole command (line and body) must
+    // arrive within it, so a client dribbling bytes cannot hold the connection (slowloris).
+    this.readTimer?.refresh();
     try {
       if (this.tlsGate && cmd.body === null && cmd.name !== 'IDENTIFY') this.refuseWithoutTls(cmd);
       this.exec(cmd);
@@ -917,8 +957,10 @@ export class ClientV2 implements Consumer, CommandHandler {
   private stopTimers(): void {
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     if (this.readTimer !== null) clearTimeout(this.readTimer);
+    if (this.writeTimer !== null) clearTimeout(this.writeTimer);
     this.heartbeatTimer = null;
     this.readTimer = null;
+    this.writeTimer = null;
   }
 
   /** Drops the connection now (broker shutdown). */

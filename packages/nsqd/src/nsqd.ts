@@ -3,6 +3,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { CommandDecoder, formatHostPort, isValidTopicName, parseHostPort } from '@nsq-ts/protocol';
+import { HTTP_SERVER_TIMEOUTS } from '@nsq-ts/server-kit';
 import type { FastifyInstance } from 'fastify';
 import type { Channel } from './channel.js';
 import type { BrokerContext } from './context.js';
@@ -149,7 +150,9 @@ export class Nsqd implements BrokerContext, ClientHost {
     }
     const app = this.http;
     const at = parseHostPort(this.options.httpsAddress);
-    const server = createHttpsServer(tls.serverOptions, (req, res) => app.routing(req, res));
+    const server = createHttpsServer({ ...tls.serverOptions, ...HTTP_SERVER_TIMEOUTS }, (req, res) =>
+      app.routing(req, res),
+    );
     this.https = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

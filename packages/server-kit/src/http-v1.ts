@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
 import { type GoQuery, parseGoQuery } from '@nsq-ts/protocol';
 import Fastify, {
   type FastifyInstance,
@@ -108,8 +109,24 @@ export interface V1AppOptions {
   readonly auth?: HttpAuthOptions;
 }
 
+/**
+ * Timeouts for every HTTP(S) server of the daemons. Node's defaults let a client dribbling its
+ * request headers hold a connection for ~90 s (60 s headers timeout, checked every 30 s); NSQ's Go
+ * servers have no such limit at all. Headers must arrive within 10 s, a whole request within 60 s.
+ */
+export const HTTP_SERVER_TIMEOUTS = {
+  headersTimeout: 10_000,
+  requestTimeout: 60_000,
+  connectionsCheckingInterval: 1_000,
+} as const;
+
 export function createV1App(logger: { error(message: string): void }, options: V1AppOptions = {}): V1App {
-  const app = Fastify({ logger: false, exposeHeadRoutes: false, return503OnClosing: false });
+  const app = Fastify({
+    logger: false,
+    exposeHeadRoutes: false,
+    return503OnClosing: false,
+    serverFactory: (handler) => createHttpServer(HTTP_SERVER_TIMEOUTS, handler),
+  });
   const tokens = (options.auth?.tokens ?? []).filter((t) => t !== '');
   const authReads = options.auth?.reads === true;
   /** The route hook that enforces the tokens, or none when auth is off or the route is an open read. */

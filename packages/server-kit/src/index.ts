@@ -4,6 +4,7 @@ export {
   createV1App,
   EMPTY,
   goJson,
+  HTTP_SERVER_TIMEOUTS,
   type HttpAuthOptions,
   HttpError,
   JSON_TYPE,

@@ -340,6 +340,10 @@ runWorker((config, w) => {
     const sockets = [];
     let identified = 0;
     let opened = 0;
+    // CPU and time of the connect phase (the harness counts CPU only from `start`, which comes
+    // after every connection is up).
+    const connectFrom = { at: nowMs(), cpu: process.cpuUsage() };
+    let connect = null;
     const openOne = () => {
       if (opened >= config.count || w.finished) return;
       const i = opened++;
@@ -361,6 +365,8 @@ runWorker((config, w) => {
           stats.msgs = identified;
           if (identified === config.count) {
             stats.lastAt = nowMs();
+            const cpu = process.cpuUsage(connectFrom.cpu);
+            connect = { cpuMs: (cpu.user + cpu.system) / 1000, wallMs: stats.lastAt - connectFrom.at };
             w.ready();
           }
           openOne();
@@ -380,7 +386,7 @@ runWorker((config, w) => {
       stop() {
         closing = true;
         for (const s of sockets) s.destroy();
-        w.finish({ connections: identified });
+        w.finish({ connections: identified, connect });
       },
     };
   }

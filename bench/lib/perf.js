@@ -345,6 +345,20 @@ export async function idleConns(b, topic, result, h) {
     { msgs: o.idleConnections, timeline: idleTimeline, gens, rs },
     h,
   );
+  // The generators' CPU while connecting (reported by them at the end; the tick counted it as
+  // "other", since a generator's CPU is otherwise counted from its start).
+  const connectWall = connectTimeline.wallMs;
+  connect.generators = rs.map((r, i) => ({
+    name: gens[i].name,
+    connections: r.connections,
+    cpuPct: h.round(((r.connect?.cpuMs ?? 0) / connectWall) * 100, 1),
+    cpuMs: h.round(r.connect?.cpuMs ?? 0, 0),
+    connectMs: h.round(r.connect?.wallMs ?? 0, 0),
+  }));
+  if (connect.otherCpuPct !== null) {
+    const genPct = (rs.reduce((a, r) => a + (r.connect?.cpuMs ?? 0), 0) / connectWall) * 100;
+    connect.otherCpuPct = h.round(Math.max(0, connect.otherCpuPct - genPct), 1);
+  }
   const perConnKiB = base && end ? ((end.rssKiB - base.rssKiB) * 1024) / o.idleConnections / 1024 : null;
   result.idle = {
     connections: o.idleConnections,

@@ -153,14 +153,16 @@ export function createMetrics(nsqd: Nsqd): NsqdMetrics {
     contentType: registry.contentType,
     async render() {
       const view = scrape.current();
-      let out = '';
+      // Pieces joined once at the end: appending ~35k lines to one string built a rope that V8
+      // then flattened, the largest single cost of a 1,000 x 3 scrape.
+      const parts: string[] = [];
       for (const metric of registry.getMetricsAsArray()) {
         const m: unknown = metric;
         // Registry.metrics()'s layout: families separated by a blank line, a final newline.
-        out +=
-          m instanceof SnapshotFamily ? m.text(view) : `${await registry.getSingleMetricAsString(metric.name)}\n\n`;
+        if (m instanceof SnapshotFamily) m.appendText(view, parts);
+        else parts.push(await registry.getSingleMetricAsString(metric.name), '\n\n');
       }
-      return out.slice(0, -1);
+      return parts.join('').slice(0, -1); // one final newline, as Registry.metrics() ends
     },
   };
 }
@@ -334,9 +336,9 @@ class SnapshotFamily {
     this.header = `# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${name} ${type}\n`;
   }
 
-  /** The family as exposition text followed by a blank line, as Registry.metrics() writes it. */
-  text(view: ScrapeView): string {
-    let out = this.header;
+  /** Appends the family as exposition text and a blank line, as Registry.metrics() writes it. */
+  appendText(view: ScrapeView, parts: string[]): void {
+    parts.push(this.header);
     const name = this.name;
     const id = this.id;
     this.read(view, (s, value) => {
@@ -345,9 +347,9 @@ class SnapshotFamily {
         prefix = `${name}${s.text} `;
         s.prefixes[id] = prefix;
       }
-      out += `${prefix}${formatValue(value)}\n`;
+      parts.push(prefix, formatValue(value), '\n');
     });
-    return `${out}\n`;
+    parts.push('\n');
   }
 
   /** For Registry.metrics() and getMetricsAsJSON(). Synchronous up to the return: see current(). */

@@ -1,3 +1,4 @@
+export { type ConfigTable, loadConfigFile } from './config-file.js';
 export {
   bearerMatches,
   constantTimeEqual,

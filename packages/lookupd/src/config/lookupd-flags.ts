@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
   FlagError,
@@ -11,7 +10,7 @@ import {
   type LogLevel,
   parseGoFlags,
 } from '@nsq-ts/protocol';
-import { parse as parseToml } from 'smol-toml';
+import { type DaemonArgs, loadConfigFile } from '@nsq-ts/server-kit';
 import { defaultLookupdOptions, type LookupdOptions } from '../options.js';
 
 export { lookupdVersionLine } from '../version.js';
@@ -150,10 +149,7 @@ export function lookupdUsage(): string {
   return formatGoUsage('nsqlookupd', SPECS);
 }
 
-export type LookupdArgs =
-  | { readonly kind: 'run'; readonly options: LookupdOptions; readonly warnings: string[] }
-  | { readonly kind: 'version' }
-  | { readonly kind: 'help'; readonly text: string };
+export type LookupdArgs = DaemonArgs<LookupdOptions>;
 
 /** Reads nsqlookupd's command line (without `node` and the script). Throws FlagError. */
 export function parseLookupdArgs(argv: readonly string[]): LookupdArgs {
@@ -195,15 +191,4 @@ export function parseLookupdArgs(argv: readonly string[]): LookupdArgs {
 
 function configKey(flagName: string): string {
   return flagName.replaceAll('-', '_');
-}
-
-function loadConfigFile(path: string): Record<string, unknown> {
-  try {
-    return parseToml(readFileSync(path, 'utf8'));
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new FlagError(FlagErrorCode.InvalidConfig, `failed to load config file ${path} - ${reason}`, 'config', {
-      cause: err,
-    });
-  }
 }

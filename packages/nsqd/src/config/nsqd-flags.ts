@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import {
   FlagError,
   FlagErrorCode,
@@ -10,7 +9,7 @@ import {
   parseGoBool,
   parseGoFlags,
 } from '@nsq-ts/protocol';
-import { parse as parseToml } from 'smol-toml';
+import { type ConfigTable, type DaemonArgs, loadConfigFile } from '@nsq-ts/server-kit';
 import { defaultNsqdOptions, LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
 import { VERSION } from '../version.js';
 
@@ -371,15 +370,8 @@ export function nsqdUsage(): string {
   return formatGoUsage('nsqd', NSQD_SPECS);
 }
 
-export type NsqdArgs =
-  | {
-      readonly kind: 'run';
-      readonly options: NsqdOptions;
-      /** Config keys that set nothing (NSQ ignores them silently; we say so). */
-      readonly warnings: string[];
-    }
-  | { readonly kind: 'version' }
-  | { readonly kind: 'help'; readonly text: string };
+/** `warnings`: config keys that set nothing (NSQ ignores them silently; we say so). */
+export type NsqdArgs = DaemonArgs<NsqdOptions>;
 
 /**
  * Reads nsqd's command line (without `node` and the script) the way NSQ v1.3.0 does: Go flag
@@ -513,19 +505,6 @@ function checkNodeId(id: number, explicit: boolean): void {
   if (!explicit && id === -1) return;
   if (!Number.isInteger(id) || id < 0 || id >= 1024) {
     throw new FlagError(FlagErrorCode.InvalidOption, '--node-id must be [0,1024)', 'node-id');
-  }
-}
-
-type ConfigTable = Record<string, unknown>;
-
-function loadConfigFile(path: string): ConfigTable {
-  try {
-    return parseToml(readFileSync(path, 'utf8'));
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new FlagError(FlagErrorCode.InvalidConfig, `failed to load config file ${path} - ${reason}`, 'config', {
-      cause: err,
-    });
   }
 }
 

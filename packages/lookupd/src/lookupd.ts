@@ -59,6 +59,10 @@ export class Lookupd implements LookupHost {
     return this.options.maxIdentifyBodyBytes;
   }
 
+  get tcpReadTimeoutMs(): number {
+    return this.options.tcpReadTimeoutMs;
+  }
+
   now(): number {
     return Date.now();
   }

@@ -15,6 +15,13 @@ export interface LookupdOptions {
   inactiveProducerTimeoutMs: number;
   /** How long /topic/tombstone hides a producer from /lookup. */
   tombstoneLifetimeMs: number;
+  /**
+   * Read deadline of a TCP V1 connection (nsq-ts extension; NSQ's nsqlookupd sets none): after
+   * connecting, and after each command, the next whole command (the first one with the magic)
+   * must arrive within it, or the connection is closed and its registrations dropped. nsqd PINGs
+   * every 15 s, so a live nsqd always beats it. 0 disables.
+   */
+  tcpReadTimeoutMs: number;
   logLevel: LogLevel;
   logPrefix: string;
   /**
@@ -38,6 +45,7 @@ export function defaultLookupdOptions(): LookupdOptions {
     broadcastAddress: '',
     inactiveProducerTimeoutMs: 300_000,
     tombstoneLifetimeMs: 45_000,
+    tcpReadTimeoutMs: 60_000,
     logLevel: 'info',
     logPrefix: '[nsqlookupd] ',
     maxIdentifyBodyBytes: 1024 * 1024,

@@ -80,6 +80,19 @@ describe('parseLookupdArgs', () => {
     expect(e.exitCode).toBe(1);
   });
 
+  it('reads --tcp-read-timeout, refusing deadlines a PINGing nsqd could miss', () => {
+    // The default is four of nsqd's 15 s PING intervals.
+    expect(run([]).options.tcpReadTimeoutMs).toBe(60_000);
+    expect(run(['--tcp-read-timeout=2m']).options.tcpReadTimeoutMs).toBe(120_000);
+    expect(run(['--tcp-read-timeout=30s']).options.tcpReadTimeoutMs).toBe(30_000);
+    expect(run(['--tcp-read-timeout=0']).options.tcpReadTimeoutMs).toBe(0);
+    expect(lookupdUsage()).toContain('  -tcp-read-timeout duration\n');
+    const short = refused(['--tcp-read-timeout=15s']);
+    expect(short.message).toBe('--tcp-read-timeout must be 0 or at least 30s');
+    expect(short.exitCode).toBe(1);
+    expect(refused(['--tcp-read-timeout=-1s']).message).toBe('--tcp-read-timeout must not be negative');
+  });
+
   it('reads the security extensions and refuses incomplete ones', () => {
     const o = run([
       '--http-auth-token=a',

@@ -30,6 +30,11 @@ interface LookupdFlag {
 }
 
 const DEFAULTS = defaultLookupdOptions();
+/**
+ * nsqd PINGs every 15 s; a deadline of two intervals lets one PING be late without cutting a
+ * healthy nsqd (and dropping its registrations until it reconnects).
+ */
+const MIN_TCP_READ_TIMEOUT_MS = 30_000;
 
 function parseLogLevel(raw: string): LogLevel {
   const level = LOG_LEVELS.find((l) => l === raw.toLowerCase());
@@ -109,6 +114,15 @@ export const LOOKUPD_FLAGS: readonly LookupdFlag[] = [
   // security extensions (not in NSQ)
   {
     spec: {
+      name: 'tcp-read-timeout',
+      type: 'duration',
+      default: DEFAULTS.tcpReadTimeoutMs,
+      usage: `TCP clients sending no whole command for this long are closed; 0 or at least ${MIN_TCP_READ_TIMEOUT_MS / 1000}s`,
+    },
+    option: 'tcpReadTimeoutMs',
+  },
+  {
+    spec: {
       name: 'http-auth-token',
       type: 'string-array',
       default: [],
@@ -174,12 +188,19 @@ export function parseLookupdArgs(argv: readonly string[]): LookupdArgs {
     if (!parsed.set.has(name) && Object.hasOwn(config, key)) value = flagValueFromConfig(flag.spec, key, config[key]);
     fields[flag.option] = value;
   }
-  for (const name of ['inactive-producer-timeout', 'tombstone-lifetime'] as const) {
-    const value = name === 'tombstone-lifetime' ? options.tombstoneLifetimeMs : options.inactiveProducerTimeoutMs;
-    if (!(value >= 0)) throw new FlagError(FlagErrorCode.InvalidOption, `--${name} must not be negative`, name);
+  const fail = (flag: string, message: string) => new FlagError(FlagErrorCode.InvalidOption, message, flag);
+  const durations = {
+    'inactive-producer-timeout': options.inactiveProducerTimeoutMs,
+    'tombstone-lifetime': options.tombstoneLifetimeMs,
+    'tcp-read-timeout': options.tcpReadTimeoutMs,
+  };
+  for (const [name, value] of Object.entries(durations)) {
+    if (!(value >= 0)) throw fail(name, `--${name} must not be negative`);
+  }
+  if (options.tcpReadTimeoutMs > 0 && options.tcpReadTimeoutMs < MIN_TCP_READ_TIMEOUT_MS) {
+    throw fail('tcp-read-timeout', `--tcp-read-timeout must be 0 or at least ${MIN_TCP_READ_TIMEOUT_MS / 1000}s`);
   }
   options.httpAuthTokens = options.httpAuthTokens.filter((t) => t !== '');
-  const fail = (flag: string, message: string) => new FlagError(FlagErrorCode.InvalidOption, message, flag);
   if (options.httpAuthReads && options.httpAuthTokens.length === 0) {
     throw fail('http-auth-reads', '--http-auth-reads needs --http-auth-token');
   }

@@ -44,6 +44,8 @@ export interface LookupHost {
   /** The IDENTIFY reply (JSON text): this lookupd's address, ports and version. */
   identifyReply(): string;
   readonly maxIdentifyBodyBytes: number;
+  /** See LookupdOptions.tcpReadTimeoutMs; 0: no deadline. */
+  readonly tcpReadTimeoutMs: number;
   onClientClosed(client: ClientV1): void;
 }
 
@@ -89,12 +91,19 @@ export class ClientV1 {
   private state: State = State.Magic;
   private pending: Buffer = Buffer.alloc(0);
   private identifySize = 0;
+  /**
+   * The read deadline: refreshed only when a command is complete, never per chunk, so a peer
+   * that dribbles bytes (slowloris) or sends nothing at all is closed as surely as an idle one.
+   */
+  private readonly readTimer: NodeJS.Timeout | null;
 
   constructor(
     readonly socket: Socket,
     private readonly host: LookupHost,
   ) {
     this.remoteAddress = peerAddress(socket);
+    const timeout = host.tcpReadTimeoutMs;
+    this.readTimer = timeout > 0 ? setTimeout(() => this.onReadTimeout(timeout), timeout) : null;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     // The server allows half-open sockets so that an IDENTIFY cut short by the peer's FIN can
     // still be answered, as Go's reader answers io.EOF with E_BAD_BODY.
@@ -155,6 +164,8 @@ export class ClientV1 {
         }
         const line = buf.toString('latin1', at, nl).replace(TRIM, '');
         this.exec(line.split(' '));
+        // IDENTIFY's line alone is not a whole command: its body must follow within the deadline.
+        if (this.state === State.Line) this.readTimer?.refresh();
         return nl + 1 - at;
       }
       case State.IdentifySize: {
@@ -172,6 +183,7 @@ export class ClientV1 {
         if (available < this.identifySize) return -1;
         this.state = State.Line;
         this.identify(buf.subarray(at, at + this.identifySize));
+        this.readTimer?.refresh();
         return this.identifySize;
       }
       default:
@@ -321,6 +333,20 @@ export class ClientV1 {
     this.socket.end();
   }
 
+  /**
+   * Go's read deadline expiring: the connection goes without a reply (the peer may not be
+   * reading) and, as on any disconnect, its registrations go with it. This also ends a connection
+   * already closed on this side after a fatal error whose peer never sends its FIN, which the
+   * half-open server would otherwise keep.
+   */
+  private onReadTimeout(timeoutMs: number): void {
+    if (this.state !== State.Closed) {
+      this.host.logger.warn(`CLIENT(${this.remoteAddress}): no whole command within ${formatMs(timeoutMs)}, closing`);
+      this.state = State.Closed;
+    }
+    this.socket.destroy();
+  }
+
   private onEnd(): void {
     if (this.state === State.IdentifySize) this.fail(new FatalError('E_BAD_BODY', 'IDENTIFY failed to read body size'));
     else if (this.state === State.IdentifyBody) this.fail(new FatalError('E_BAD_BODY', 'IDENTIFY failed to read body'));
@@ -329,6 +355,7 @@ export class ClientV1 {
 
   private onClose(): void {
     this.state = State.Closed;
+    if (this.readTimer !== null) clearTimeout(this.readTimer);
     this.host.logger.info(`CLIENT(${this.remoteAddress}): closing`);
     const peer = this.peerInfo;
     if (peer !== null) {

@@ -1,4 +1,6 @@
+import { connect as netConnect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, RawV1Client, startLookupd, type TestLookupd } from '@nsq-ts/test-utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -321,5 +323,122 @@ describe('other input', () => {
     const c = await connect();
     c.write('x'.repeat(16 * 1024 + 1));
     await expectFatal(c, 'E_INVALID command line too long (max 16384 bytes)');
+  });
+});
+
+describe('read deadline (--tcp-read-timeout, an nsq-ts extension)', () => {
+  // Each test has its own lookupd with a short deadline; the real default is 60 s against nsqd's
+  // 15 s PINGs, the same proportions.
+  const DEADLINE_MS = 400;
+
+  const closers: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+
+  async function lookupdWithDeadline(tcpReadTimeoutMs = DEADLINE_MS): Promise<TestLookupd> {
+    const l = await startLookupd({ tcpReadTimeoutMs });
+    closers.push(() => l.close());
+    return l;
+  }
+
+  async function connectTo(l: TestLookupd, options: { magic?: boolean } = {}): Promise<RawV1Client> {
+    const c = await RawV1Client.connect(l.tcpAddress, options);
+    clients.push(c);
+    return c;
+  }
+
+  async function getFrom(l: TestLookupd, path: string): Promise<unknown> {
+    return (await fetch(`http://${l.httpAddress}${path}`)).json();
+  }
+
+  /** Waits for the server to close `c` and checks it took about the deadline, without a reply. */
+  async function expectCutAtDeadline(c: RawV1Client, since: number): Promise<void> {
+    await c.waitClosed(5_000);
+    // Timers may fire a millisecond early; anything well short of the deadline is a bug.
+    expect(Date.now() - since).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+    expect(c.received).toEqual([]);
+  }
+
+  it('closes a connection that sends nothing, not even the magic', async () => {
+    const l = await lookupdWithDeadline();
+    const since = Date.now();
+    const c = await connectTo(l, { magic: false });
+    await expectCutAtDeadline(c, since);
+    await eventually(() => expect(l.lookupd.clients.size).toBe(0));
+  });
+
+  it('closes a connection whose IDENTIFY body never comes, registering nothing', async () => {
+    const l = await lookupdWithDeadline();
+    const since = Date.now();
+    const c = await connectTo(l);
+    c.write(Buffer.from('IDENTIFY\n\x00\x00\x00\x40{"broadcast_address":', 'latin1'));
+    await expectCutAtDeadline(c, since);
+    expect(await getFrom(l, '/nodes')).toEqual({ producers: [] });
+  });
+
+  it('closes a peer that dribbles a line: bytes keep coming but no command completes', async () => {
+    const l = await lookupdWithDeadline();
+    const since = Date.now();
+    const c = await connectTo(l);
+    // One byte every quarter deadline: each chunk is well within the deadline, the line never is.
+    for (let i = 0; i < 40 && !c.closed; i++) {
+      c.write(i === 0 ? 'P' : ' ');
+      await sleep(DEADLINE_MS / 4);
+    }
+    await expectCutAtDeadline(c, since);
+  });
+
+  it('keeps a registered nsqd that PINGs within the deadline, and drops it once it stops', async () => {
+    const l = await lookupdWithDeadline();
+    const c = await connectTo(l);
+    c.identify(PEER);
+    await c.read();
+    c.write('REGISTER t c\n');
+    expect(await c.readText()).toBe('OK');
+    // Three deadlines' worth of PINGs, each a third of a deadline apart.
+    const until = Date.now() + 3 * DEADLINE_MS;
+    let lastPing = 0;
+    while (Date.now() < until) {
+      await sleep(DEADLINE_MS / 3);
+      c.write('PING\n');
+      expect(await c.readText()).toBe('OK');
+      lastPing = Date.now();
+    }
+    expect(c.closed).toBe(false);
+    expect(await getFrom(l, '/lookup?topic=t')).toMatchObject({ channels: ['c'], producers: [PEER] });
+
+    await c.waitClosed(5_000);
+    expect(Date.now() - lastPing).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+    expect(c.pending()).toEqual([]);
+    // As on any disconnect: the producer leaves every registration, the keys stay.
+    expect(await getFrom(l, '/lookup?topic=t')).toEqual({ channels: ['c'], producers: [] });
+  });
+
+  it('destroys a connection after a fatal error once the deadline passes, if the peer never closes its side', async () => {
+    const l = await lookupdWithDeadline();
+    const [host, port] = l.tcpAddress.split(':') as [string, string];
+    const socket: Socket = netConnect({ host, port: Number(port), allowHalfOpen: true });
+    closers.push(() => socket.destroy());
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    let serverEnded = false;
+    socket.on('end', () => {
+      serverEnded = true;
+    });
+    socket.on('data', () => undefined);
+    socket.write('  V1NOPE\n');
+    await eventually(() => expect(serverEnded).toBe(true));
+    // The server has ended its side; without the deadline the half-open socket would stay.
+    expect(l.lookupd.clients.size).toBe(1);
+    await eventually(() => expect(l.lookupd.clients.size).toBe(0));
+  });
+
+  it('sets no deadline with 0, as NSQ', async () => {
+    const l = await lookupdWithDeadline(0);
+    const c = await connectTo(l);
+    await sleep(2 * DEADLINE_MS);
+    expect(c.closed).toBe(false);
+    c.write('PING\n');
+    expect(await c.readText()).toBe('OK');
   });
 });

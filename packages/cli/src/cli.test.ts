@@ -148,6 +148,26 @@ describe('nsq pub and nsq tail', () => {
     expect(run.stderr).toContain('published 2 message(s) to slow');
   });
 
+  it('tail through a lookupd that closes reads: --http-auth-token reaches its lookupd polls too', async () => {
+    const TOKEN = 'cli-tail-token-3c3c';
+    const locked = await startLookupd({ httpAuthTokens: [TOKEN], httpAuthReads: true });
+    const node = await startNsqd({ broadcastAddress: '127.0.0.1', lookupdTcpAddresses: [locked.tcpAddress] });
+    try {
+      expect((await nsq(['pub', 'guarded', 'secret stuff', '--nsqd-tcp-address', node.tcpAddress])).code).toBe(0);
+      await eventually(() => expect(locked.lookupd.db.findProducers('topic', 'guarded', '')).toHaveLength(1));
+      const at = `--lookupd-http-address=${locked.httpAddress}`;
+      const refused = await nsq(['tail', 'guarded', '-n', '1', at]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('HTTP 401 UNAUTHORIZED');
+      const tail = await nsq(['tail', 'guarded', '-n', '1', at, '--http-auth-token', TOKEN]);
+      expect(tail).toMatchObject({ code: 0, stdout: 'secret stuff\n' });
+      expect(tail.stderr).not.toContain(TOKEN);
+    } finally {
+      await node.close();
+      await locked.close();
+    }
+  });
+
   it('tail --channel -n N exits after N and leaves the rest on the channel', async () => {
     expect((await nsq(['pub', 'rest', '-', '--nsqd-tcp-address', nsqd.tcpAddress], 'a\nb\nc\nd\ne\n')).code).toBe(0);
     const tail = await nsq(['tail', 'rest', '--channel', 'keep', '-n', '2', '--nsqd-tcp-address', nsqd.tcpAddress]);

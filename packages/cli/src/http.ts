@@ -10,6 +10,10 @@ let authToken = '';
 export function setHttpAuthToken(token: string): void {
   authToken = token;
 }
+/** The token set above, for requests made outside nsqRequest (the tail consumer's lookupd polls). */
+export function httpAuthToken(): string {
+  return authToken;
+}
 
 function baseUrl(address: string): string {
   return (/^https?:\/\//.test(address) ? address : `http://${address}`).replace(/\/+$/, '');

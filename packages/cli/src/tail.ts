@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { Consumer, type Message } from '@nsq-ts/client';
 import { CliError } from './args.js';
 import type { Context } from './context.js';
+import { httpAuthToken } from './http.js';
 import { tcpAddresses } from './pub.js';
 
 /**
@@ -36,6 +37,7 @@ export async function tail(ctx: Context): Promise<void> {
     nsqdAddresses,
     lookupdHttpAddresses: lookupd ? ctx.lookupds : [],
     lookupdPollIntervalMs: ctx.args.number('lookupd-poll-interval'),
+    lookupdAuthToken: httpAuthToken(),
     maxInFlight: ctx.args.number('max-in-flight'),
     dialTimeoutMs: 3_000,
     handler: (msg: Message<Buffer>) => {

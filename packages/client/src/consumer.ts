@@ -51,6 +51,12 @@ export interface ConsumerOptions<T> extends IdentifyOptions {
   /** Timeout of one lookupd request (default 5000 ms). */
   lookupdTimeoutMs?: number;
   /**
+   * Bearer token sent with every lookupd request (`Authorization: Bearer <token>`), for an
+   * nsq-ts nsqlookupd started with `--http-auth-token` and `--http-auth-reads`. Unset: none is
+   * sent, as go-nsq and nsqjs do. It never appears in errors or events.
+   */
+  lookupdAuthToken?: string;
+  /**
    * When connections outnumber `maxInFlight`, how long a connection keeps its RDY 1 before the
    * slot moves on to a waiting connection (default 1000 ms).
    */
@@ -253,7 +259,10 @@ export class Consumer<T = Buffer> implements MessageOwner {
   private async pollLookupds(): Promise<void> {
     const lookupds = this.options.lookupdHttpAddresses ?? [];
     const timeoutMs = this.options.lookupdTimeoutMs ?? 5_000;
-    const results = await Promise.allSettled(lookupds.map((l) => lookupProducers(l, this.options.topic, timeoutMs)));
+    const token = this.options.lookupdAuthToken ?? '';
+    const results = await Promise.allSettled(
+      lookupds.map((l) => lookupProducers(l, this.options.topic, timeoutMs, token)),
+    );
     const opens: Promise<void>[] = [];
     for (const r of results) {
       if (r.status === 'rejected') {

@@ -33,7 +33,8 @@ async function fakeLookupd(): Promise<FakeLookupd> {
   const state: FakeLookupd = { address: '', topics: new Map(), legacy: false, requests: [] };
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    state.requests.push(`${req.method} ${url.pathname}${url.search} accept=${req.headers.accept}`);
+    const auth = req.headers.authorization === undefined ? '' : ` authorization=${req.headers.authorization}`;
+    state.requests.push(`${req.method} ${url.pathname}${url.search} accept=${req.headers.accept}${auth}`);
     const send = (status: number, body: unknown, v1: boolean): void => {
       const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
       if (v1) headers['x-nsq-content-type'] = 'nsq; version=1.0';
@@ -77,6 +78,17 @@ describe('lookupProducers (against a stand-in lookupd)', () => {
     l.topics.set('t', ['127.0.0.1:4150', '10.0.0.2:4250']);
     expect(await lookupProducers(l.address, 't', 1_000)).toEqual(['127.0.0.1:4150', '10.0.0.2:4250']);
     expect(l.requests).toEqual(['GET /lookup?topic=t accept=application/vnd.nsq; version=1.0']);
+  });
+
+  it('sends an Authorization header only with a token', async () => {
+    const l = await fakeLookupd();
+    l.topics.set('t', ['127.0.0.1:4150']);
+    expect(await lookupProducers(l.address, 't', 1_000, 'tok')).toEqual(['127.0.0.1:4150']);
+    expect(await lookupProducers(l.address, 't', 1_000, '')).toEqual(['127.0.0.1:4150']);
+    expect(l.requests).toEqual([
+      'GET /lookup?topic=t accept=application/vnd.nsq; version=1.0 authorization=Bearer tok',
+      'GET /lookup?topic=t accept=application/vnd.nsq; version=1.0',
+    ]);
   });
 
   it('reads the legacy data envelope without the header, and takes http:// addresses', async () => {

@@ -25,14 +25,19 @@ export function lookupdBaseUrl(address: string): string {
  * Asks one nsqlookupd which nsqd nodes carry `topic` (`GET /lookup?topic=`, nsq-spec §4.2) and
  * returns their TCP addresses (`broadcast_address:tcp_port`). A 404 (TOPIC_NOT_FOUND) means no
  * producer yet: an empty list. Bodies are bare JSON when the reply carries
- * `X-NSQ-Content-Type: nsq; version=1.0`, else the pre-1.0 `{"data": …}` envelope.
+ * `X-NSQ-Content-Type: nsq; version=1.0`, else the pre-1.0 `{"data": …}` envelope. A non-empty
+ * `authToken` goes as `Authorization: Bearer` (nsq-ts lookupd's --http-auth-token).
  */
-export async function lookupProducers(address: string, topic: string, timeoutMs: number): Promise<string[]> {
+export async function lookupProducers(
+  address: string,
+  topic: string,
+  timeoutMs: number,
+  authToken = '',
+): Promise<string[]> {
   const url = `${lookupdBaseUrl(address)}/lookup?topic=${encodeURIComponent(topic)}`;
-  const res = await fetch(url, {
-    headers: { accept: 'application/vnd.nsq; version=1.0' },
-    signal: AbortSignal.timeout(timeoutMs),
-  });
+  const headers: Record<string, string> = { accept: 'application/vnd.nsq; version=1.0' };
+  if (authToken !== '') headers.authorization = `Bearer ${authToken}`;
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   if (res.status === 404) return [];
   if (res.status !== 200) throw new LookupError(`${url}: HTTP ${res.status} ${text.slice(0, 200)}`);

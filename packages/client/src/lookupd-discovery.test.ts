@@ -63,3 +63,49 @@ describe('Consumer discovery through real nsqlookupds', () => {
     await eventually(() => expect(received.size).toBe(30), { timeoutMs: 10_000 });
   });
 });
+
+describe('Consumer discovery through an nsqlookupd that closes reads (--http-auth-token, --http-auth-reads)', () => {
+  it('sends lookupdAuthToken as a Bearer token; without it, reports the 401 and finds nothing', async () => {
+    const TOKEN = 'consumer-lookupd-token-77aa';
+    const l = await startLookupd({ broadcastAddress: '127.0.0.1', httpAuthTokens: [TOKEN], httpAuthReads: true });
+    cleanups.push(() => l.close());
+    const d = await startNsqd({ broadcastAddress: '127.0.0.1', lookupdTcpAddresses: [l.tcpAddress] });
+    cleanups.push(() => d.close());
+    const producer = new Producer<string>({ nsqdAddress: d.tcpAddress, codec: stringCodec });
+    await producer.connect();
+    await producer.publishMany('events', ['a', 'b', 'c']);
+    await producer.close();
+    await eventually(() => expect(l.lookupd.db.findProducers('topic', 'events', '')).toHaveLength(1));
+
+    function consumer(lookupdAuthToken?: string) {
+      const received: string[] = [];
+      const errors: Error[] = [];
+      const c = new Consumer<string>({
+        topic: 'events',
+        channel: 'worker',
+        lookupdHttpAddresses: [l.httpAddress],
+        lookupdPollIntervalMs: 200,
+        codec: stringCodec,
+        handler: (msg) => {
+          received.push(msg.body);
+        },
+        ...(lookupdAuthToken === undefined ? {} : { lookupdAuthToken }),
+      });
+      c.on('error', (err) => errors.push(err));
+      cleanups.push(() => c.close());
+      return { c, received, errors };
+    }
+
+    const refused = consumer();
+    await refused.c.connect();
+    await eventually(() => expect(refused.errors.length).toBeGreaterThan(0));
+    expect(refused.errors[0]?.message).toContain('HTTP 401');
+    expect(refused.received).toEqual([]);
+
+    const allowed = consumer(TOKEN);
+    await allowed.c.connect();
+    await eventually(() => expect(allowed.received.sort()).toEqual(['a', 'b', 'c']));
+    expect(allowed.errors).toEqual([]);
+    for (const err of [...refused.errors, ...allowed.errors]) expect(err.message).not.toContain(TOKEN);
+  });
+});

@@ -71,6 +71,11 @@ export interface NsqdOptions {
   lookupdTls: boolean;
   /** CA file to verify nsqlookupd's certificate; '' uses the system CAs. */
   lookupdTlsRootCaFile: string;
+  /**
+   * Sent as `Authorization: Bearer` with nsqd's `GET /channels` to nsqlookupd, for lookupds whose
+   * --http-auth-reads closes reads (nsq-ts extension); '' sends none. A secret: never logged.
+   */
+  lookupdHttpAuthToken: string;
 }
 
 export { LOG_LEVELS, type LogLevel } from '@nsq-ts/protocol';
@@ -136,5 +141,6 @@ export function defaultNsqdOptions(): NsqdOptions {
     httpAuthReads: false,
     lookupdTls: false,
     lookupdTlsRootCaFile: '',
+    lookupdHttpAuthToken: '',
   };
 }

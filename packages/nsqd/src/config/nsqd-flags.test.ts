@@ -108,6 +108,7 @@ describe('nsqd flag table', () => {
         'http-auth-reads',
         'lookupd-tls',
         'lookupd-tls-root-ca-file',
+        'lookupd-http-auth-token',
         // nsq-ts hardening extension
         'max-connections',
       ].sort(),
@@ -190,6 +191,7 @@ describe('parseNsqdArgs', () => {
     [['--lookupd-tls'], 'lookupdTls', true],
     [['--max-connections=100'], 'maxConnections', 100],
     [['--lookupd-tls', '--lookupd-tls-root-ca-file=/ca.pem'], 'lookupdTlsRootCaFile', '/ca.pem'],
+    [['--lookupd-http-auth-token=tok'], 'lookupdHttpAuthToken', 'tok'],
   ];
 
   it('covers every option in the table above', () => {
@@ -485,6 +487,7 @@ verbose = true
       httpAuthReads: false,
       lookupdTls: false,
       lookupdTlsRootCaFile: '',
+      lookupdHttpAuthToken: '',
     } satisfies NsqdOptions);
   });
 

@@ -360,6 +360,11 @@ export const NSQD_FLAGS: readonly NsqdFlag[] = [
     'lookupdTlsRootCaFile',
     'path to certificate authority file to verify nsqlookupd (default: system CAs)',
   ),
+  stringFlag(
+    'lookupd-http-auth-token',
+    'lookupdHttpAuthToken',
+    'bearer token sent to nsqlookupd HTTP (its --http-auth-token), needed with its --http-auth-reads',
+  ),
 ];
 
 const NSQD_SPECS: readonly FlagSpec[] = NSQD_FLAGS.map((f) => f.spec);

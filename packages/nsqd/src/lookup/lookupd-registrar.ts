@@ -11,6 +11,8 @@ export interface RegistrarHost {
   readonly httpClientRequestTimeoutMs: number;
   /** TLS for the TCP links (`--lookupd-tls`); null or absent: plain TCP, as NSQ. */
   readonly lookupdTls?: LookupTls | null;
+  /** `--lookupd-http-auth-token`, sent as `Authorization: Bearer` with GET /channels; '' or absent: none. */
+  readonly lookupdHttpAuthToken?: string;
 }
 
 const PING_INTERVAL_MS = 15_000;
@@ -79,15 +81,22 @@ export class LookupdRegistrar {
    */
   async channelsFor(topic: string): Promise<string[]> {
     const found = new Set<string>();
+    const token = this.host.lookupdHttpAuthToken ?? '';
+    const headers: Record<string, string> = { Accept: 'application/vnd.nsq; version=1.0' };
+    if (token !== '') headers.Authorization = `Bearer ${token}`;
     await Promise.all(
       [...this.peers.values()].map(async (peer) => {
         if (peer.info === null) return;
         const url = `http://${peer.info.broadcastAddress}:${peer.info.httpPort}/channels?topic=${encodeURIComponent(topic)}`;
         try {
           const res = await fetch(url, {
-            headers: { Accept: 'application/vnd.nsq; version=1.0' },
+            headers,
             signal: AbortSignal.timeout(this.host.httpClientConnectTimeoutMs + this.host.httpClientRequestTimeoutMs),
           });
+          // The token itself is never logged, only whether one was sent.
+          if (res.status === 401) {
+            throw new Error(`status 401 (${token === '' ? 'no' : 'wrong'} --lookupd-http-auth-token)`);
+          }
           if (res.status !== 200) throw new Error(`status ${res.status}`);
           const body = (await res.json()) as { channels?: unknown; data?: { channels?: unknown } };
           const channels = body.channels ?? body.data?.channels;

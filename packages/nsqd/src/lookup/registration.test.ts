@@ -1,5 +1,7 @@
+import { createLogger } from '@nsq-ts/protocol';
 import { eventually, startLookupd, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LookupdRegistrar } from './lookupd-registrar.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -83,6 +85,84 @@ describe('registration with nsqlookupd', () => {
     await eventually(async () => {
       const nodes = (await get(first.httpAddress, '/nodes')).body as { producers: unknown[] };
       expect(nodes.producers).toEqual([]);
+    });
+  });
+});
+
+describe('GET /channels from a lookupd that closes reads (--http-auth-token with --http-auth-reads)', () => {
+  const TOKEN = 'lookupd-read-token-5a1t';
+
+  async function lockedLookupd() {
+    const l = await startLookupd({ broadcastAddress: '127.0.0.1', httpAuthTokens: [TOKEN], httpAuthReads: true });
+    closers.push(() => l.close());
+    for (const channel of ['a', 'b', 'e#ephemeral']) {
+      const res = await fetch(`http://${l.httpAddress}/channel/create?topic=t&channel=${encodeURIComponent(channel)}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${TOKEN}` },
+      });
+      expect(res.status).toBe(200);
+    }
+    return l;
+  }
+
+  /** A registrar like nsqd's, logging into `lines` at debug level; resolves once it is identified. */
+  async function registrar(lookupdTcpAddress: string, lookupdHttpAuthToken: string | undefined) {
+    const lines: string[] = [];
+    const r = new LookupdRegistrar({
+      logger: createLogger('', 'debug', (line) => lines.push(line)),
+      identity: () => ({
+        version: '1.3.0',
+        tcp_port: 4150,
+        http_port: 4151,
+        hostname: 'nsqd-host',
+        broadcast_address: '127.0.0.1',
+      }),
+      registrations: () => [],
+      httpClientConnectTimeoutMs: 2_000,
+      httpClientRequestTimeoutMs: 2_000,
+      ...(lookupdHttpAuthToken === undefined ? {} : { lookupdHttpAuthToken }),
+    });
+    closers.push(async () => r.close());
+    r.setAddresses([lookupdTcpAddress]);
+    // The lookupd's HTTP port comes from its IDENTIFY reply, which the registrar logs.
+    await eventually(() => expect(lines.join('')).toContain('peer info'));
+    return { r, log: () => lines.join('') };
+  }
+
+  it('sends --lookupd-http-auth-token as a Bearer token and gets the non-ephemeral channels', async () => {
+    const l = await lockedLookupd();
+    const { r, log } = await registrar(l.tcpAddress, TOKEN);
+    expect((await r.channelsFor('t')).sort()).toEqual(['a', 'b']);
+    expect(log()).not.toContain('GET /channels failed');
+    expect(log()).not.toContain(TOKEN);
+  });
+
+  it.each([
+    ['without a token', undefined, 'no'],
+    ['with a wrong token', 'wrong-token-9e1d', 'wrong'],
+  ])('%s: no channels, and a warning that names the flag but not the token', async (_what, token, said) => {
+    const l = await lockedLookupd();
+    const { r, log } = await registrar(l.tcpAddress, token);
+    expect(await r.channelsFor('t')).toEqual([]);
+    expect(log()).toContain(
+      `LOOKUPD(${l.tcpAddress}): GET /channels failed - status 401 (${said} --lookupd-http-auth-token)`,
+    );
+    expect(log()).not.toContain(TOKEN);
+    if (token !== undefined) expect(log()).not.toContain(token);
+  });
+
+  it('an nsqd without the token still creates and serves the topic, without lookupd’s channels', async () => {
+    const l = await lockedLookupd();
+    const d = await nsqd([l.tcpAddress]);
+    await eventually(() => expect(l.lookupd.db.findProducers('client', '', '')).toHaveLength(1));
+    expect((await fetch(`http://${d.httpAddress}/pub?topic=t`, { method: 'POST', body: 'm' })).status).toBe(200);
+    // The topic leaves its starting state (the failed GET resolves to no channels): a channel
+    // made now gets the buffered message, and none of lookupd's channels was made.
+    await fetch(`http://${d.httpAddress}/channel/create?topic=t&channel=c`, { method: 'POST' });
+    await eventually(() => {
+      const topic = d.nsqd.topics.get('t');
+      expect(topic?.channels.get('c')?.depth).toBe(1);
+      expect([...(topic?.channels.keys() ?? [])]).toEqual(['c']);
     });
   });
 });

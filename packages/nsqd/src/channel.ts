@@ -2,6 +2,8 @@ import { monotonicMs } from './clock.js';
 import type { BrokerContext } from './context.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { InFlightTable } from './in-flight-table.js';
+import { LogReader } from './log/log-reader.js';
+import type { SegmentLog } from './log/segment-log.js';
 import { ChannelMessage, type MessageRecord } from './message.js';
 import { MinHeap } from './min-heap.js';
 import { E2eProcessingLatency } from './stats/e2e-latency.js';
@@ -58,8 +60,19 @@ export class Channel {
   pumpScheduled = false;
   deleted = false;
 
-  /** Messages handed straight to this channel's deferred set (DPUB while fanning out). */
-  private directCount = 0;
+  /** Reads the topic's segments while the cursor is below what memory holds. */
+  private reader: LogReader | null = null;
+  /**
+   * Offsets at or past the cursor this channel already holds (a DPUB handed straight to its
+   * deferred set): the cursor skips them. Null while empty, as it almost always is.
+   */
+  private directAhead: Set<number> | null = null;
+  /** Bumped by every change the state store must record (deliveries, FIN, REQ, pause...). */
+  stateVersion = 0;
+  /** The `stateVersion` the state store last wrote. */
+  savedVersion = -1;
+  /** What the state store holds: outstanding messages by offset. */
+  saved = new Map<number, ChannelMessage>();
   requeueCount = 0;
   timeoutCount = 0;
   /** FIN latencies for /stats (nsq-spec §5.8); null when no percentile is configured. */
@@ -82,14 +95,28 @@ export class Channel {
         : null;
   }
 
-  /** Messages ever put into this channel (NSQ's channel message_count). */
+  /** Messages put into this channel since it was made or loaded (NSQ's channel message_count). */
   get messageCount(): number {
-    return this.topic.tail.end - this.baseOffset + this.directCount;
+    return this.topic.tail.end - this.baseOffset;
   }
 
   /** Ready messages: unread log records plus requeued ones (not in flight, not deferred). */
   get depth(): number {
-    return Math.max(0, this.topic.tail.end - this.cursor) + (this.requeued.length - this.requeuedHead);
+    return this.unread(this.topic.tail.end) + (this.requeued.length - this.requeuedHead);
+  }
+
+  /** The part of the depth that is on disk only. */
+  get backendDepth(): number {
+    if (this.ephemeral) return 0;
+    return this.unread(Math.min(this.topic.tail.start, this.topic.tail.end));
+  }
+
+  /** Log records in [cursor, end) this channel will still read. */
+  private unread(end: number): number {
+    const topic = this.topic;
+    let n = Math.max(0, end - this.cursor) - (this.directAhead?.size ?? 0);
+    if (topic.skips.length > 0) n -= topic.skippedBetween(this.cursor, end);
+    return Math.max(0, n);
   }
 
   get inFlightCount(): number {
@@ -155,12 +182,13 @@ export class Channel {
       consumer.deliver(msg);
     }
     this.nextConsumer = i;
+    this.stateVersion++;
     const earliest = this.inFlightHeap.peek();
     if (earliest !== undefined) this.inFlightTimer.arm(earliest.heapKey);
     this.topic.trim();
   }
 
-  /** The next message to deliver: requeued first, then the log. */
+  /** The next message to deliver: requeued first, then the log (memory or disk). */
   private take(now: number): ChannelMessage | null {
     if (this.requeuedHead < this.requeued.length) {
       const msg = this.requeued[this.requeuedHead] as ChannelMessage;
@@ -171,10 +199,29 @@ export class Channel {
       }
       return msg;
     }
-    const tail = this.topic.tail;
-    while (this.cursor < tail.end) {
-      if (this.cursor < tail.start) this.cursor = tail.start; // an ephemeral overflow was dropped
-      const record = tail.get(this.cursor++) as MessageRecord;
+    const topic = this.topic;
+    const tail = topic.tail;
+    const limit = topic.readLimit;
+    while (this.cursor < limit) {
+      if (topic.skips.length > 0 && this.skip()) continue;
+      let record: MessageRecord;
+      if (this.cursor >= tail.start) {
+        record = tail.get(this.cursor++) as MessageRecord;
+      } else if (this.ephemeral || topic.log === null) {
+        // What left memory was an ephemeral channel's overflow, dropped as NSQ drops it
+        // (nsq-spec §5.3): an ephemeral channel never reads the disk.
+        this.cursor = tail.start;
+        continue;
+      } else {
+        const fromDisk = this.readDisk(limit);
+        if (fromDisk === null) return null;
+        record = fromDisk;
+        this.cursor = record.offset + 1;
+      }
+      if (this.directAhead !== null && this.directAhead.delete(record.offset)) {
+        if (this.directAhead.size === 0) this.directAhead = null;
+        continue;
+      }
       const msg = new ChannelMessage(record, 0);
       if (record.deliverAfter > now) {
         // A DPUB message that waited in the log (topic had no channel or was paused).
@@ -186,13 +233,79 @@ export class Channel {
     return null;
   }
 
+  /**
+   * The record at the cursor from the segment files, or null while the read-ahead is loading
+   * (its completion schedules the pump again).
+   */
+  private readDisk(limit: number): MessageRecord | null {
+    const topic = this.topic;
+    this.reader ??= new LogReader(topic.log as SegmentLog, this.cursor, () => this.schedule());
+    const reader = this.reader;
+    const r = reader.peek(this.cursor);
+    if (r !== null) {
+      if (r.offset >= limit) return null;
+      reader.advance();
+      if (r.offset >= topic.tail.start) this.closeReader();
+      return r;
+    }
+    if (reader.exhausted) {
+      // Records between the cursor and memory are not on disk: lost to a corrupt segment.
+      this.ctx.logger.error(
+        `CHANNEL(${topic.name}:${this.name}): offsets ${this.cursor}-${topic.tail.start - 1} not found on disk, skipped`,
+      );
+      this.closeReader();
+      this.cursor = topic.tail.start;
+      this.schedule();
+    }
+    return null;
+  }
+
+  private closeReader(): void {
+    this.reader?.close();
+    this.reader = null;
+  }
+
+  /** Moves the cursor past a range dropped by /topic/empty while paused; true if it moved. */
+  private skip(): boolean {
+    for (const [from, to] of this.topic.skips) {
+      if (this.cursor >= from && this.cursor < to) {
+        this.cursor = to;
+        this.closeReader();
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** A DPUB message fanned out to this channel: straight into the deferred set. */
   putDeferred(record: MessageRecord): void {
-    this.directCount++;
+    if (record.offset >= this.cursor) (this.directAhead ??= new Set()).add(record.offset);
     this.defer(new ChannelMessage(record, 0), record.deliverAfter);
   }
 
+  /** Calls `fn` for every message that left the log but is not finished. */
+  forEachOutstanding(fn: (msg: ChannelMessage) => void): void {
+    for (const msg of this.inFlight.values()) fn(msg);
+    for (let i = this.requeuedHead; i < this.requeued.length; i++) fn(this.requeued[i] as ChannelMessage);
+    for (const msg of this.deferred.entries()) fn(msg);
+  }
+
+  /**
+   * Puts back a message the state store had outstanding (after a restart): deferred ones at
+   * their due time, the rest (in flight or requeued when the node stopped) ready at once.
+   */
+  restoreOutstanding(record: MessageRecord, attempts: number, dueAt: number): void {
+    const msg = new ChannelMessage(record, attempts);
+    msg.savedAttempts = attempts;
+    msg.savedDueAtWallMs = dueAt === 0 ? 0 : -1;
+    if (record.offset >= this.cursor) (this.directAhead ??= new Set()).add(record.offset);
+    if (dueAt > 0) this.defer(msg, dueAt);
+    else this.requeued.push(msg);
+    this.saved.set(record.offset, msg);
+  }
+
   private defer(msg: ChannelMessage, dueAt: number): void {
+    msg.record = msg.record.compact();
     msg.heapKey = dueAt;
     this.deferred.push(msg);
     this.deferredTimer.arm((this.deferred.peek() as ChannelMessage).heapKey);
@@ -206,7 +319,10 @@ export class Channel {
   /** An ephemeral channel past --mem-queue-size drops its oldest unread messages (nsq-spec §5.3). */
   enforceEphemeralLimit(memQueueSize: number): void {
     const end = this.topic.tail.end;
-    if (end - this.cursor > memQueueSize) this.cursor = end - memQueueSize;
+    if (end - this.cursor > memQueueSize) {
+      this.cursor = end - memQueueSize;
+      this.directAhead = null;
+    }
   }
 
   private popInFlight(id: string, consumer: Consumer): ChannelMessage | FinishError {
@@ -224,6 +340,8 @@ export class Channel {
     const msg = this.popInFlight(id, consumer);
     if (typeof msg === 'string') return msg;
     this.e2e?.record((Date.now() - msg.record.publishedAtMs) * 1e6);
+    this.stateVersion++;
+    this.ctx.noteOp();
     this.schedule();
     return null;
   }
@@ -233,6 +351,8 @@ export class Channel {
     const msg = this.popInFlight(id, consumer);
     if (typeof msg === 'string') return msg;
     this.requeueCount++;
+    this.stateVersion++;
+    this.ctx.noteOp();
     if (delayMs > 0) this.defer(msg, monotonicMs() + delayMs);
     else this.requeueNow(msg);
     this.schedule();
@@ -265,6 +385,7 @@ export class Channel {
       top = this.inFlightHeap.peek();
     }
     if (top !== undefined) this.inFlightTimer.arm(top.heapKey);
+    this.stateVersion++;
     this.schedule();
   }
 
@@ -277,21 +398,27 @@ export class Channel {
       top = this.deferred.peek();
     }
     if (top !== undefined) this.deferredTimer.arm(top.heapKey);
+    this.stateVersion++;
     this.schedule();
   }
 
   pause(): void {
     this.paused = true;
+    this.stateVersion++;
   }
 
   unpause(): void {
     this.paused = false;
+    this.stateVersion++;
     this.schedule();
   }
 
   /** Drops the backlog, in-flight and deferred messages (nsq-spec §5.5). */
   empty(): void {
     this.cursor = this.topic.tail.end;
+    this.closeReader();
+    this.directAhead = null;
+    this.stateVersion++;
     this.requeued.length = 0;
     this.requeuedHead = 0;
     for (const msg of this.inFlight.values()) (msg.owner as Consumer | null)?.releaseInFlight();
@@ -307,6 +434,7 @@ export class Channel {
   /** Called by the topic when it deletes this channel. */
   close(): void {
     this.deleted = true;
+    this.closeReader();
     this.inFlightTimer.cancel();
     this.deferredTimer.cancel();
     for (const consumer of this.consumers.splice(0)) consumer.closeForChannelDelete();

@@ -13,3 +13,16 @@ export function monotonicMs(): number {
 export function wallMs(): number {
   return Date.now();
 }
+
+/**
+ * A monotonic due time as Unix ms, for what must outlive the process (a deferred message's
+ * due time on disk), and back. The two clocks' difference is read at each call, so a wall
+ * clock step moves stored due times, never the in-process timers.
+ */
+export function wallFromMonotonic(monotonic: number): number {
+  return monotonic - performance.now() + Date.now();
+}
+
+export function monotonicFromWall(wall: number): number {
+  return wall - Date.now() + performance.now();
+}

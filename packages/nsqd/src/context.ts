@@ -14,4 +14,18 @@ export interface BrokerContext {
   /** A channel was made or deleted (lookupd REGISTER/UNREGISTER). */
   onChannelCreated(topic: Topic, channel: string): void;
   onChannelDeleted(topic: Topic, channel: string): void;
+
+  // Durable storage (store/storage.ts); a broker without it keeps everything in memory.
+  /** Why the disk is failing, or null. */
+  storageHealth(): string | null;
+  /** Resolves once everything published so far is on disk (group commit). */
+  commit(): Promise<void>;
+  /** Memory is past --mem-queue-size: write the spill soon (nobody waits for it). */
+  spill(): void;
+  /** Counts a FIN or REQ toward --sync-every. */
+  noteOp(): void;
+  /** The topic dropped its whole backlog: delete its segment files. */
+  clearLog(topic: Topic): void;
+  /** The channel is deleted: forget its stored state. */
+  dropChannel(topic: Topic, channel: Channel): void;
 }

@@ -14,7 +14,7 @@ export class MessageRecord {
   private idText: string | null = null;
 
   constructor(
-    /** Position in the topic log; -1 while not in the log (held by a paused topic, direct DPUB). */
+    /** Position in the topic log. */
     readonly offset: number,
     readonly idHi: number,
     readonly idLo: number,
@@ -39,14 +39,19 @@ export class MessageRecord {
     return this.data.subarray(this.start, this.start + this.length);
   }
 
-  /** The same message at another log offset (a paused topic releasing what it held). */
-  atOffset(offset: number): MessageRecord {
+  /**
+   * The same message with a buffer of its own, for one that is kept long (deferred, restored)
+   * while its body is a small range of a large buffer (a disk read chunk): it would otherwise
+   * pin the whole chunk.
+   */
+  compact(): MessageRecord {
+    if (this.data.length <= 4 * this.length + 4096) return this;
     const r = new MessageRecord(
-      offset,
+      this.offset,
       this.idHi,
       this.idLo,
-      this.data,
-      this.start,
+      Buffer.from(this.body),
+      0,
       this.length,
       this.publishedAtMs,
       this.deliverAfter,
@@ -68,9 +73,12 @@ export class ChannelMessage implements HeapEntry {
   owner: object | null = null;
   /** Monotonic ms of the current delivery (bounds TOUCH by --max-msg-timeout). */
   deliveredAt = 0;
+  /** What the state store holds for it: attempts and due time last written (-1: nothing). */
+  savedAttempts = -1;
+  savedDueAtWallMs = -1;
 
   constructor(
-    readonly record: MessageRecord,
+    public record: MessageRecord,
     public attempts: number,
   ) {}
 }

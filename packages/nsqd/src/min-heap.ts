@@ -16,6 +16,11 @@ export class MinHeap<T extends HeapEntry> {
     return this.items.length;
   }
 
+  /** The entries in heap order (not sorted); do not modify. */
+  entries(): readonly T[] {
+    return this.items;
+  }
+
   peek(): T | undefined {
     return this.items[0];
   }

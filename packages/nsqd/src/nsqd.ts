@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { CommandDecoder, formatHostPort, isValidTopicName, parseHostPort } from '@nsq-ts/protocol';
+import { CommandDecoder, formatHostPort, isEphemeralName, isValidTopicName, parseHostPort } from '@nsq-ts/protocol';
 import { HTTP_SERVER_TIMEOUTS } from '@nsq-ts/server-kit';
 import type { FastifyInstance } from 'fastify';
 import type { Channel } from './channel.js';
+import type { SegmentLog } from './log/segment-log.js';
 import type { BrokerContext } from './context.js';
 import { createHttpApi } from './http/http-api.js';
 import { createLogger, type Logger } from './logger.js';
@@ -15,6 +16,8 @@ import { type StatsdPusher, startStatsd } from './metrics/statsd.js';
 import { defaultNodeId } from './node-id.js';
 import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
+import { Storage } from './store/storage.js';
+import type { TopicState } from './store/state-store.js';
 import { Topic } from './topic.js';
 import { loadTlsSettings, type TlsSettings } from './transport/tls-options.js';
 import { VERSION } from './version.js';
@@ -46,6 +49,8 @@ export class Nsqd implements BrokerContext, ClientHost {
   private starting: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
+  /** Segment logs and channel state; null until start() (a broker never started is memory-only). */
+  private storage: Storage | null = null;
   private registrar: LookupdRegistrar | null = null;
   private prometheus: NsqdMetrics | null = null;
   private statsd: StatsdPusher | null = null;
@@ -96,6 +101,10 @@ export class Nsqd implements BrokerContext, ClientHost {
     if (this.options.tlsRequired !== 'false' && this.tls === null) {
       throw new Error('cannot require TLS client connections without TLS key and cert');
     }
+    // Everything stored comes back before the first connection is accepted (nsq-spec §5.6).
+    const storage = new Storage(this);
+    await storage.open();
+    this.storage = storage;
     const tcp = parseHostPort(this.options.tcpAddress);
     const server = createServer((socket) => this.onConnection(socket));
     this.tcpServer = server;
@@ -189,6 +198,8 @@ export class Nsqd implements BrokerContext, ClientHost {
       await new Promise<void>((r) => https.close(() => r()));
     }
     if (this.http !== null) await this.http.close();
+    // Last synced flush: queued, in-flight, requeued and deferred messages survive the restart.
+    await this.storage?.close();
     for (const topic of this.topics.values()) topic.close();
     this.topics.clear();
     this.logger.info('nsqd closed');
@@ -230,8 +241,10 @@ export class Nsqd implements BrokerContext, ClientHost {
     let topic = this.topics.get(name);
     if (topic === undefined) {
       if (!isValidTopicName(name)) throw new Error(`invalid topic name ${name}`);
-      topic = new Topic(this, name);
+      const log = this.storage === null || isEphemeralName(name) ? null : this.storage.freshLog(name);
+      topic = new Topic(this, name, log);
       this.topics.set(name, topic);
+      this.storage?.touch();
       this.logger.info(`TOPIC(${name}): created`);
       this.registrar?.topicCreated(name);
       if (this.registrar !== null && this.registrar.addresses.length > 0) this.makeLookupdChannels(topic);
@@ -249,8 +262,22 @@ export class Nsqd implements BrokerContext, ClientHost {
     });
   }
 
+  /** A topic from the data path, made before the listeners start. */
+  restoreTopic(name: string, log: SegmentLog, state: TopicState | null): Topic {
+    const topic = new Topic(this, name, log, state?.nextOffset ?? 0);
+    if (state !== null && state.paused) {
+      topic.paused = true;
+      topic.releaseMark = state.releaseMark;
+    }
+    if (state !== null) topic.skips = state.skips;
+    this.topics.set(name, topic);
+    this.logger.info(`TOPIC(${name}): loaded (${topic.depth} queued)`);
+    return topic;
+  }
+
   onChannelCreated(topic: Topic, channel: string): void {
     this.registrar?.channelCreated(topic.name, channel);
+    this.storage?.touch();
   }
 
   onChannelDeleted(topic: Topic, channel: string): void {
@@ -261,6 +288,7 @@ export class Nsqd implements BrokerContext, ClientHost {
     const topic = this.topics.get(name);
     if (topic === undefined) return false;
     this.topics.delete(name);
+    this.storage?.dropTopic(topic);
     topic.close();
     this.logger.info(`TOPIC(${name}): deleted`);
     this.registrar?.topicDeleted(name);
@@ -271,9 +299,38 @@ export class Nsqd implements BrokerContext, ClientHost {
     if (this.topics.get(topic.name) === topic) this.deleteTopic(topic.name);
   }
 
-  /** null when healthy, else why not (the last disk write failed: storage issue). */
+  /** null when healthy, else why not (the last disk write failed). */
   healthError(): string | null {
-    return null;
+    return this.storage?.health ?? null;
+  }
+
+  storageHealth(): string | null {
+    return this.storage?.health ?? null;
+  }
+
+  commit(): Promise<void> {
+    return this.storage === null ? Promise.resolve() : this.storage.commit();
+  }
+
+  noteOp(): void {
+    this.storage?.noteOp();
+  }
+
+  spill(): void {
+    this.storage?.touch();
+  }
+
+  clearLog(topic: Topic): void {
+    this.storage?.clearLog(topic);
+  }
+
+  dropChannel(topic: Topic, channel: Channel): void {
+    this.storage?.dropChannel(topic, channel);
+  }
+
+  /** Paused flags changed over HTTP: recorded at once, like NSQ's metadata file. */
+  persistSoon(): void {
+    this.storage?.touch();
   }
 
   /** `PUT /config/nsqlookupd_tcp_addresses`: takes effect in the lookupd connector. */

@@ -3,27 +3,42 @@ import { Channel } from './channel.js';
 import { monotonicMs } from './clock.js';
 import type { BrokerContext } from './context.js';
 import { MemoryTail } from './log/memory-tail.js';
+import type { SegmentLog } from './log/segment-log.js';
 import { MessageRecord } from './message.js';
+
+/** Messages memory may hold past --mem-queue-size while a spill is being written. */
+const SPILL_SLACK = 10_000;
+
+/** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
+export class StoreUnavailableError extends Error {}
 
 /**
  * A topic: one log of messages that every channel reads through its own cursor (DESIGN §2).
- * Each message is stored once whatever the number of channels. Records every channel has
- * passed are trimmed from memory.
+ * Each message is stored once whatever the number of channels. The newest part of the log
+ * is in memory (`tail`); once more than --mem-queue-size messages are unconsumed, the oldest
+ * are written once to the topic's segment files and dropped from memory, and channels read
+ * them back from disk. Records every channel has passed are trimmed from memory, and the ones
+ * every channel has also finished are never written at all.
  */
 export class Topic {
   readonly name: string;
   readonly ephemeral: boolean;
   readonly tail = new MemoryTail();
   readonly channels = new Map<string, Channel>();
+  /** The segment files; null for an ephemeral topic (never touches disk, nsq-spec §5.3). */
+  readonly log: SegmentLog | null;
+  /** Records below it are on disk, or were not needed when it was their turn. */
+  writtenUpTo = 0;
   paused = false;
-  /**
-   * Messages published while the topic is paused: not yet in the log, so channels cannot see
-   * them and /topic/empty can drop them without touching what channels already hold.
-   */
-  private held: MessageRecord[] = [];
+  /** While paused, channels may not read at or past this offset (DESIGN §2 release mark). */
+  releaseMark = Number.POSITIVE_INFINITY;
+  /** Ranges [from, to) dropped by /topic/empty while paused; channels jump over them. */
+  skips: [number, number][] = [];
   messageCount = 0;
   messageBytes = 0;
   deleted = false;
+  /** Bumped by changes the state store must record (pause, skips). */
+  stateVersion = 0;
   /**
    * Set while the channels lookupd knows are being made (nsq-spec §4.4): every channel made in
    * that time starts at the log's start, and nothing is trimmed, so none misses a message.
@@ -32,28 +47,65 @@ export class Topic {
   private readonly ids: MessageIdGenerator;
   private readonly ctx: BrokerContext;
 
-  constructor(ctx: BrokerContext, name: string) {
+  constructor(ctx: BrokerContext, name: string, log: SegmentLog | null, nextOffset = 0) {
     this.ctx = ctx;
     this.name = name;
     this.ephemeral = isEphemeralName(name);
     this.ids = new MessageIdGenerator(ctx.options.nodeId);
+    this.log = log;
+    const next = Math.max(nextOffset, log?.endOffset ?? 0);
+    this.tail.resetTo(next);
+    this.writtenUpTo = next;
+  }
+
+  /** Where a first channel starts: the oldest message the topic still holds, on disk or in memory. */
+  get backlogStart(): number {
+    const log = this.log;
+    if (log === null || log.segments.length === 0) return this.tail.start;
+    return Math.min(log.firstOffset, this.tail.start);
+  }
+
+  /** Where channels must stop reading: the log's end, or the release mark while paused. */
+  get readLimit(): number {
+    return this.paused ? this.releaseMark : this.tail.end;
   }
 
   /** Topic depth: messages not yet handed to channels (all of them while it has no channel). */
   get depth(): number {
-    return this.held.length + (this.channels.size === 0 ? this.tail.length : 0);
+    const end = this.tail.end;
+    if (this.channels.size === 0) return end - this.backlogStart;
+    return this.paused ? end - this.releaseMark - this.skippedBetween(this.releaseMark, end) : 0;
+  }
+
+  /** The part of the depth on disk only. */
+  get backendDepth(): number {
+    if (this.channels.size === 0) return Math.max(0, this.tail.start - this.backlogStart);
+    return 0;
+  }
+
+  /** Offsets in [from, to) that lie in skipped ranges. */
+  skippedBetween(from: number, to: number): number {
+    let n = 0;
+    for (const [a, b] of this.skips) n += Math.max(0, Math.min(b, to) - Math.max(a, from));
+    return n;
   }
 
   getChannel(name: string): Channel {
     let channel = this.channels.get(name);
     if (channel === undefined) {
       // The first channel takes the backlog; later ones start at the end (nsq-spec §5.1).
-      const cursor = this.channels.size === 0 || this.starting ? this.tail.start : this.tail.end;
-      channel = new Channel(this.ctx, this, name, isEphemeralName(name), cursor);
-      this.channels.set(name, channel);
+      const cursor = this.channels.size === 0 || this.starting ? this.backlogStart : this.tail.end;
+      channel = this.addChannel(name, cursor);
       this.ctx.logger.info(`TOPIC(${this.name}): new channel(${name})`);
       this.ctx.onChannelCreated(this, name);
     }
+    return channel;
+  }
+
+  /** Makes a channel at `cursor` (also used when the state store restores one). */
+  addChannel(name: string, cursor: number): Channel {
+    const channel = new Channel(this.ctx, this, name, isEphemeralName(name), cursor);
+    this.channels.set(name, channel);
     return channel;
   }
 
@@ -62,11 +114,12 @@ export class Topic {
     if (channel === undefined) return false;
     this.channels.delete(name);
     channel.close();
+    this.ctx.dropChannel(this, channel);
     this.ctx.logger.info(`TOPIC(${this.name}): deleting channel(${name})`);
     this.ctx.onChannelDeleted(this, name);
     if (this.channels.size === 0) {
       // What the deleted channels had not read is gone with them; the topic starts empty.
-      this.tail.clear();
+      this.dropBacklog();
       if (this.ephemeral) this.ctx.onEphemeralTopicEmpty(this);
     } else {
       this.trim();
@@ -74,19 +127,31 @@ export class Topic {
     return true;
   }
 
-  /** Appends one message (PUB) whose body is all of `data`, and wakes the channels. */
-  publish(data: Buffer): void {
+  /**
+   * Appends one message (PUB) whose body is all of `data`, and wakes the channels. Returns
+   * null when the message is safe in memory, or a promise that settles once it is on disk
+   * (when it had to be written: --mem-queue-size reached, or 0).
+   */
+  publish(data: Buffer): Promise<void> | null {
+    this.admit();
     this.append(data, 0, data.length, Date.now(), 0);
     this.messageCount++;
     this.messageBytes += data.length;
-    if (!this.paused) this.afterAppend();
+    this.afterAppend();
+    return this.settle();
   }
 
   /**
    * Appends `count` messages (MPUB) whose bodies are ranges of `data` — stored as ranges, so the
    * batch buffer is the only copy — and wakes the channels once.
    */
-  publishBatch(data: Buffer, starts: readonly number[], lengths: readonly number[], count: number): void {
+  publishBatch(
+    data: Buffer,
+    starts: readonly number[],
+    lengths: readonly number[],
+    count: number,
+  ): Promise<void> | null {
+    this.admit();
     const nowMs = Date.now();
     let bytes = 0;
     for (let i = 0; i < count; i++) {
@@ -96,34 +161,61 @@ export class Topic {
     }
     this.messageCount += count;
     this.messageBytes += bytes;
-    if (!this.paused) this.afterAppend();
-  }
-
-  private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): void {
-    const hi = this.ids.nextHi();
-    const offset = this.paused ? -1 : this.tail.nextOffset();
-    const record = new MessageRecord(offset, hi, this.ids.lo, data, start, length, nowMs, dueAt);
-    if (this.paused) this.held.push(record);
-    else this.tail.append(record);
+    this.afterAppend();
+    return this.settle();
   }
 
   /**
-   * DPUB: when the topic is fanning out, each channel gets the message straight into its
-   * deferred set; otherwise it waits in the log with its due time.
+   * DPUB: the message goes into the log (so it is stored like any other); channels that are
+   * fanning out also get it straight into their deferred set, and skip it when their cursor
+   * reaches it. Otherwise it waits in the log with its due time.
    */
-  publishDeferred(data: Buffer, deferMs: number): void {
-    const nowMs = Date.now();
-    const dueAt = monotonicMs() + deferMs;
+  publishDeferred(data: Buffer, deferMs: number): Promise<void> | null {
+    this.admit();
+    const record = this.append(data, 0, data.length, Date.now(), monotonicMs() + deferMs);
     this.messageCount++;
     this.messageBytes += data.length;
-    if (this.channels.size > 0 && !this.paused) {
-      const hi = this.ids.nextHi();
-      const record = new MessageRecord(-1, hi, this.ids.lo, data, 0, data.length, nowMs, dueAt);
+    if (this.channels.size > 0 && !this.paused && !this.starting) {
       for (const channel of this.channels.values()) channel.putDeferred(record);
-      return;
     }
-    this.append(data, 0, data.length, nowMs, dueAt);
-    if (!this.paused) this.afterAppend();
+    this.afterAppend();
+    return this.settle();
+  }
+
+  private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): MessageRecord {
+    const hi = this.ids.nextHi();
+    const record = new MessageRecord(this.tail.nextOffset(), hi, this.ids.lo, data, start, length, nowMs, dueAt);
+    this.tail.append(record);
+    return record;
+  }
+
+  /**
+   * Refuses a publish while the disk is failing and memory already holds --mem-queue-size
+   * messages: memory must not grow without bound while nothing can be written.
+   */
+  private admit(): void {
+    if (this.log === null) return;
+    const health = this.ctx.storageHealth();
+    if (health !== null && this.tail.length >= this.ctx.options.memQueueSize) {
+      throw new StoreUnavailableError(health);
+    }
+  }
+
+  /**
+   * Past --mem-queue-size messages in memory the oldest spill to disk. With --mem-queue-size=0
+   * every publisher waits until its messages are written (and fsynced per --sync-every): that
+   * is the durable mode. Otherwise the publisher goes on while the spill is written, and waits
+   * only once memory holds another SPILL_SLACK messages beyond the limit (backpressure), so
+   * memory stays bounded and one connection's PUBs are not each a disk round trip.
+   */
+  private settle(): Promise<void> | null {
+    if (this.log === null) return null;
+    const limit = this.ctx.options.memQueueSize;
+    const over = this.tail.length - limit;
+    if (over <= 0) return null;
+    if (limit === 0 || over > Math.max(limit, SPILL_SLACK)) return this.ctx.commit();
+    this.ctx.spill();
+    return null;
   }
 
   private afterAppend(): void {
@@ -133,6 +225,7 @@ export class Topic {
       if (this.ephemeral && this.tail.length > limit) this.tail.trimTo(this.tail.end - limit);
       return;
     }
+    if (this.paused) return;
     for (const channel of this.channels.values()) {
       if (channel.ephemeral) channel.enforceEphemeralLimit(limit);
       channel.schedule();
@@ -150,32 +243,112 @@ export class Topic {
     this.trim();
   }
 
-  /** Drops records every channel has passed. */
+  /**
+   * Drops from memory what every channel has passed, and spills: records past the newest
+   * --mem-queue-size that are already written leave memory (channels read them from disk).
+   */
   trim(): void {
-    if (this.channels.size === 0 || this.starting) return;
-    let min = this.tail.end;
-    for (const channel of this.channels.values()) if (channel.cursor < min) min = channel.cursor;
-    if (min > this.tail.start) this.tail.trimTo(min);
+    if (this.starting) return;
+    let target = this.tail.start;
+    if (this.channels.size > 0) {
+      target = this.tail.end;
+      for (const channel of this.channels.values()) if (channel.cursor < target) target = channel.cursor;
+    }
+    if (this.log !== null) {
+      const spill = Math.min(this.writtenUpTo, this.tail.end - this.ctx.options.memQueueSize);
+      if (spill > target) target = spill;
+    }
+    if (target > this.tail.start) this.tail.trimTo(target);
+  }
+
+  /**
+   * The records a flush must write, in offset order: every unwritten one some durable channel
+   * (or, with no channel, the backlog) has not passed yet, plus the passed ones still
+   * outstanding (in flight, requeued, deferred). Passed and finished ones are never written.
+   */
+  collectWrites(): MessageRecord[] {
+    const from = this.writtenUpTo;
+    const to = this.tail.end;
+    const out: MessageRecord[] = [];
+    if (this.log === null || from >= to) return out;
+    let need = this.channels.size === 0 ? from : Number.POSITIVE_INFINITY;
+    for (const channel of this.channels.values()) if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
+    need = Math.min(Math.max(need, from), to);
+    if (need > from) {
+      const passed = new Map<number, MessageRecord>();
+      for (const channel of this.channels.values()) {
+        if (channel.ephemeral) continue;
+        channel.forEachOutstanding((msg) => {
+          const o = msg.record.offset;
+          if (o >= from && o < need) passed.set(o, msg.record);
+        });
+      }
+      for (const o of [...passed.keys()].sort((a, b) => a - b)) out.push(passed.get(o) as MessageRecord);
+    }
+    for (let o = need; o < to; o++) {
+      const r = this.tail.get(o);
+      if (r !== undefined) out.push(r);
+    }
+    return out;
+  }
+
+  /** A flush wrote everything below `to` that was needed: memory may now spill. */
+  afterWrite(to: number): void {
+    if (to > this.writtenUpTo) this.writtenUpTo = to;
+    this.trim();
   }
 
   pause(): void {
+    if (this.paused) return;
     this.paused = true;
+    this.releaseMark = this.tail.end;
+    this.stateVersion++;
   }
 
-  /** Releases what was held into the log, in publish order, and wakes the channels. */
+  /** Releases what was published while paused to the channels. */
   unpause(): void {
     if (!this.paused) return;
     this.paused = false;
-    const held = this.held;
-    this.held = [];
-    for (const r of held) this.tail.append(r.atOffset(this.tail.nextOffset()));
+    this.releaseMark = Number.POSITIVE_INFINITY;
+    this.stateVersion++;
     this.afterAppend();
   }
 
-  /** Drops the topic's own backlog (nsq-spec §5.5): what no channel has been handed yet. */
+  /**
+   * Drops the topic's own backlog (nsq-spec §5.5): what no channel has been handed yet — all
+   * of it without channels, what is past the release mark while paused.
+   */
   empty(): void {
-    this.held = [];
-    if (this.channels.size === 0) this.tail.clear();
+    if (this.channels.size === 0) {
+      this.dropBacklog();
+      return;
+    }
+    if (this.paused && this.tail.end > this.releaseMark) {
+      this.skips.push([this.releaseMark, this.tail.end]);
+      this.stateVersion++;
+    }
+  }
+
+  /** Forgets skipped ranges every channel has passed. */
+  pruneSkips(): void {
+    if (this.skips.length === 0) return;
+    let min = Number.POSITIVE_INFINITY;
+    for (const channel of this.channels.values()) if (channel.cursor < min) min = channel.cursor;
+    const kept = this.skips.filter(([, to]) => to > min);
+    if (kept.length !== this.skips.length) {
+      this.skips = kept;
+      this.stateVersion++;
+    }
+  }
+
+  /** Everything the topic held is gone (emptied without channels, or last channel deleted). */
+  private dropBacklog(): void {
+    this.tail.clear();
+    this.writtenUpTo = this.tail.end;
+    this.skips = [];
+    if (this.paused) this.releaseMark = this.tail.end;
+    this.stateVersion++;
+    if (this.log !== null) this.ctx.clearLog(this);
   }
 
   close(): void {
@@ -186,6 +359,5 @@ export class Topic {
       channel.close();
     }
     this.tail.clear();
-    this.held = [];
   }
 }

@@ -73,9 +73,9 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
     if (deferText !== null) {
       const deferMs = /^[+-]?\d+$/.test(deferText) ? Number(deferText) : Number.NaN;
       if (!(deferMs >= 0 && deferMs <= o.maxReqTimeoutMs)) throw new HttpError(400, 'INVALID_DEFER');
-      topic.publishDeferred(body, deferMs);
+      await stored(() => topic.publishDeferred(body, deferMs));
     } else {
-      topic.publish(body);
+      await stored(() => topic.publish(body));
     }
     return new Text('OK');
   });
@@ -88,14 +88,28 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
     if (body === null) throw new HttpError(413, 'BODY_TOO_BIG');
     const binary = firstValue(query, 'binary');
     if (binary !== null && binary !== 'false' && binary !== '0') {
-      publishBinary(topic, body);
+      await stored(() => publishBinary(topic, body));
     } else {
-      publishLines(topic, body);
+      await stored(() => publishLines(topic, body));
     }
     return new Text('OK');
   });
 
-  function publishBinary(topic: Topic, body: Buffer): void {
+  /**
+   * Runs a publish and waits until it is stored when it had to go to disk. A failing disk is
+   * a 500 (issue #4; the node reports NOK on /ping meanwhile).
+   */
+  async function stored(publish: () => Promise<void> | null): Promise<void> {
+    try {
+      await publish();
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      nsqd.logger.error(`HTTP: publish failed - ${(err as Error).message}`);
+      throw new HttpError(500, 'INTERNAL_ERROR');
+    }
+  }
+
+  function publishBinary(topic: Topic, body: Buffer): Promise<void> | null {
     const o = nsqd.options;
     const starts: number[] = [];
     const lengths: number[] = [];
@@ -105,11 +119,11 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
       const code = count.kind === 'count' || count.kind === 'truncated' ? 'BAD_BODY' : 'BAD_MESSAGE';
       throw new HttpError(413, code);
     }
-    topic.publishBatch(body, starts, lengths, count);
+    return topic.publishBatch(body, starts, lengths, count);
   }
 
   /** Text mode: one message per line, empty lines skipped, all validated before any is kept. */
-  function publishLines(topic: Topic, body: Buffer): void {
+  function publishLines(topic: Topic, body: Buffer): Promise<void> | null {
     const starts: number[] = [];
     const lengths: number[] = [];
     let at = 0;
@@ -124,7 +138,7 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
       }
       at = nl + 1;
     }
-    if (starts.length > 0) topic.publishBatch(body, starts, lengths, starts.length);
+    return starts.length > 0 ? topic.publishBatch(body, starts, lengths, starts.length) : null;
   }
 
   route('GET', '/stats', (_req, query) => {
@@ -167,6 +181,7 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
     if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
     if (!isValidTopicName(name)) throw new HttpError(400, 'INVALID_TOPIC');
     existingTopic(name).empty();
+    nsqd.persistSoon();
     return EMPTY;
   });
 
@@ -177,6 +192,7 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
       const topic = existingTopic(name);
       if (action === 'pause') topic.pause();
       else topic.unpause();
+      nsqd.persistSoon();
       return EMPTY;
     });
   }
@@ -213,6 +229,7 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
       if (action === 'empty') channel.empty();
       else if (action === 'pause') channel.pause();
       else channel.unpause();
+      nsqd.persistSoon();
       return EMPTY;
     });
   }

@@ -46,6 +46,13 @@ export class MemoryTail {
     if (this.length === 0 && this.ring.length > 1024) this.shrink();
   }
 
+  /** Empties the tail and makes `offset` the next one (a log reopened after a restart). */
+  resetTo(offset: number): void {
+    this.clear();
+    this.startOffset = offset;
+    this.endOffset = offset;
+  }
+
   /** Drops everything; the next offset stays where it was. */
   clear(): void {
     this.trimTo(this.endOffset);

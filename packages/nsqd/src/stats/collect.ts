@@ -73,7 +73,7 @@ function topicStatsOf(topic: Topic, channels: ChannelStats[]): TopicStats {
     topic_name: topic.name,
     channels,
     depth: topic.depth,
-    backend_depth: 0,
+    backend_depth: topic.backendDepth,
     message_count: topic.messageCount,
     message_bytes: topic.messageBytes,
     paused: topic.paused,
@@ -99,7 +99,7 @@ function channelStatsOf(channel: Channel, includeClients: boolean, topicFilter: 
   return {
     channel_name: channel.name,
     depth: channel.depth,
-    backend_depth: 0,
+    backend_depth: channel.backendDepth,
     in_flight_count: channel.inFlightCount,
     deferred_count: channel.deferredCount,
     message_count: channel.messageCount,

@@ -878,18 +878,19 @@ export class ClientV2 implements Consumer, CommandHandler {
     const body = this.readBody(cmd, ErrorCode.BadMessage, 'PUB', 'message body', false);
     const topicName = cmd.params[0] as string;
     if (!this.authorize(cmd, 'publish', topicName, '')) return;
-    this.host.getTopic(topicName).publish(body);
+    const topic = this.host.getTopic(topicName);
+    this.acknowledge(() => topic.publish(body), ErrorCode.PubFailed, 'PUB');
     this.countPublished(topicName, 1);
-    this.writeFrame(OK_FRAME);
   }
 
   private dpub(cmd: Command): void {
     const body = this.readBody(cmd, ErrorCode.BadMessage, 'DPUB', 'message body', false);
     const topicName = cmd.params[0] as string;
     if (!this.authorize(cmd, 'publish', topicName, '')) return;
-    this.host.getTopic(topicName).publishDeferred(body, parseBase10(cmd.params[1] as string) as number);
+    const topic = this.host.getTopic(topicName);
+    const deferMs = parseBase10(cmd.params[1] as string) as number;
+    this.acknowledge(() => topic.publishDeferred(body, deferMs), ErrorCode.DpubFailed, 'DPUB');
     this.countPublished(topicName, 1);
-    this.writeFrame(OK_FRAME);
   }
 
   private mpub(cmd: Command): void {
@@ -913,9 +914,41 @@ export class ClientV2 implements Consumer, CommandHandler {
       }
     }
     const topicName = cmd.params[0] as string;
-    this.host.getTopic(topicName).publishBatch(body, this.mpubStarts, this.mpubLengths, count);
+    const topic = this.host.getTopic(topicName);
+    this.acknowledge(() => topic.publishBatch(body, this.mpubStarts, this.mpubLengths, count), ErrorCode.MpubFailed, 'MPUB');
     this.countPublished(topicName, count);
-    this.writeFrame(OK_FRAME);
+  }
+
+  /**
+   * Runs a publish and answers it: `OK` at once when the messages are safe in memory. When
+   * they had to go to disk (--mem-queue-size reached, or 0), decoding pauses until the group
+   * commit that stores them, so answers keep command order — NSQ answers a PUB only once its
+   * message is queued. A failing disk is NSQ's fatal E_PUB_FAILED (nsq-spec §2.8).
+   */
+  private acknowledge(publish: () => Promise<void> | null, code: string, name: string): void {
+    let stored: Promise<void> | null;
+    try {
+      stored = publish();
+    } catch (err) {
+      throw fatal(code, `${name} failed ${(err as Error).message}`);
+    }
+    if (stored === null) {
+      this.writeFrame(OK_FRAME);
+      return;
+    }
+    this.waiting = true;
+    // Nothing to re-run when decoding resumes: the command is done.
+    this.retry = () => true;
+    stored.then(
+      () => {
+        if (this.closed) return;
+        this.writeFrame(OK_FRAME);
+        this.resume();
+      },
+      (err: Error) => {
+        if (!this.closed) this.sendFatal(fatal(code, `${name} failed ${err.message}`));
+      },
+    );
   }
 
   /**

@@ -1,0 +1,268 @@
+import { type FileHandle, mkdir, open, readdir, readFile, rm, truncate, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../logger.js';
+import type { MessageRecord } from '../message.js';
+import { decodeAt, encodeRecord, RECORD_HEADER_BYTES, recordSizeAt, resync } from './record-codec.js';
+
+/** One segment file: records with offsets from `firstOffset` up, `size` bytes of them written. */
+export interface Segment {
+  readonly firstOffset: number;
+  readonly path: string;
+  /** Bytes known good: written and acknowledged by the OS (readers never read past it). */
+  size: number;
+}
+
+export interface SegmentLogOptions {
+  /** A new segment starts once the current one would pass this (--max-bytes-per-file). */
+  maxBytesPerFile: number;
+  /** Largest body a valid record can have (--max-msg-size). */
+  maxBodyBytes: number;
+}
+
+const SEGMENT_NAME = /^(\d{20})\.seg$/;
+
+function segmentName(firstOffset: number): string {
+  return `${String(firstOffset).padStart(20, '0')}.seg`;
+}
+
+/**
+ * The on-disk part of a topic log (DESIGN §2): append-only segment files named by the offset
+ * of their first record, in one directory per topic. Offsets in a segment increase but may
+ * skip (records every channel had finished before they were due to be written never are).
+ *
+ * Appends are batched by the caller (one write per flush); fsync is separate (`sync()`) so
+ * the storage can group-commit many topics' writes behind one sync round.
+ */
+export class SegmentLog {
+  readonly dir: string;
+  readonly segments: Segment[] = [];
+  /** Offset after the last record written (0 for a log that never had one). */
+  endOffset = 0;
+  /** Successful appends so far: lets a reader tell "nothing more on disk" from "not yet read". */
+  appends = 0;
+  private readonly options: SegmentLogOptions;
+  private readonly logger: Logger;
+  private fd: FileHandle | null = null;
+  private unsynced = false;
+  private dirUnsynced = false;
+  /** Positions of corrupt records seen by any reader or by recovery (counted once each). */
+  private readonly corrupt = new Set<string>();
+
+  private constructor(dir: string, options: SegmentLogOptions, logger: Logger) {
+    this.dir = dir;
+    this.options = options;
+    this.logger = logger;
+  }
+
+  /** A log for a topic made at run time: its directory is made with its first segment. */
+  static fresh(dir: string, options: SegmentLogOptions, logger: Logger): SegmentLog {
+    return new SegmentLog(dir, options, logger);
+  }
+
+  /**
+   * Opens (creating) the log in `dir`. The last segment is scanned: a torn tail (an append cut
+   * short by a crash or a full disk) is truncated at the last good record; a corrupt record
+   * followed by good ones is counted and left for readers to skip — good data is never dropped.
+   */
+  static async open(dir: string, options: SegmentLogOptions, logger: Logger): Promise<SegmentLog> {
+    const log = new SegmentLog(dir, options, logger);
+    await mkdir(dir, { recursive: true });
+    const names = (await readdir(dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
+    for (const name of names) {
+      const firstOffset = Number((SEGMENT_NAME.exec(name) as RegExpExecArray)[1]);
+      log.segments.push({ firstOffset, path: join(dir, name), size: 0 });
+    }
+    const last = log.segments[log.segments.length - 1];
+    if (last !== undefined) await log.recoverLast(last);
+    return log;
+  }
+
+  private async recoverLast(seg: Segment): Promise<void> {
+    const buf = await readFile(seg.path);
+    const max = this.options.maxBodyBytes;
+    let pos = 0;
+    let lastOffset = seg.firstOffset - 1;
+    while (pos < buf.length) {
+      const r = decodeAt(buf, pos, buf.length, max);
+      if (typeof r !== 'number') {
+        lastOffset = r.offset;
+        pos += recordSizeAt(buf, pos);
+        continue;
+      }
+      const next = resync(buf, pos + 1, buf.length, lastOffset, max);
+      if (next < 0) {
+        this.logger.warn(
+          `DISKQUEUE(${this.dir}): truncating ${buf.length - pos} torn byte(s) at the end of ${seg.path} (last good record ends at ${pos})`,
+        );
+        await truncate(seg.path, pos);
+        break;
+      }
+      this.noteCorrupt(seg, pos);
+      pos = next;
+    }
+    seg.size = Math.min(pos, buf.length);
+    // Every earlier segment is complete: only the last one can hold the log's end.
+    this.endOffset = lastOffset + 1;
+    for (const s of this.segments) if (s !== seg) s.size = await fileSize(s.path);
+  }
+
+  get maxBodyBytes(): number {
+    return this.options.maxBodyBytes;
+  }
+
+  /** Records found corrupt (bad CRC or length) and skipped, counted once each. */
+  get corruptRecords(): number {
+    return this.corrupt.size;
+  }
+
+  noteCorrupt(seg: Segment, pos: number): void {
+    const key = `${seg.firstOffset}:${pos}`;
+    if (this.corrupt.has(key)) return;
+    this.corrupt.add(key);
+    this.logger.error(`DISKQUEUE(${this.dir}): corrupt record at ${seg.path}:${pos} skipped`);
+  }
+
+  /** The lowest offset the log may still hold. */
+  get firstOffset(): number {
+    return this.segments[0]?.firstOffset ?? this.endOffset;
+  }
+
+  /** Bytes in all segments. */
+  get bytes(): number {
+    let n = 0;
+    for (const s of this.segments) n += s.size;
+    return n;
+  }
+
+  /**
+   * Appends records (ascending offsets) with one write per segment touched. On failure the
+   * segment is cut back to its last good size, so a retry rewrites the same place and a
+   * restart never sees half a batch as data.
+   */
+  async append(records: readonly MessageRecord[]): Promise<void> {
+    let i = 0;
+    while (i < records.length) {
+      const seg = await this.writableSegment(records[i] as MessageRecord);
+      const room = Math.max(0, this.options.maxBytesPerFile - seg.size);
+      // Take records until the segment is full; at least one, so an oversized record still goes.
+      let bytes = 0;
+      let j = i;
+      while (j < records.length) {
+        const size = RECORD_HEADER_BYTES + (records[j] as MessageRecord).length;
+        if (j > i && bytes + size > room) break;
+        bytes += size;
+        j++;
+      }
+      const buf = Buffer.allocUnsafe(bytes);
+      let pos = 0;
+      for (let k = i; k < j; k++) pos = encodeRecord(records[k] as MessageRecord, buf, pos);
+      const fd = this.fd as FileHandle;
+      try {
+        await writeAll(fd, buf, seg.size);
+      } catch (err) {
+        await fd.truncate(seg.size).catch(() => undefined);
+        throw err;
+      }
+      seg.size += bytes;
+      this.appends++;
+      this.unsynced = true;
+      this.endOffset = (records[j - 1] as MessageRecord).offset + 1;
+      i = j;
+    }
+  }
+
+  /** The segment the next record goes to: the last one, or a new one once it is full. */
+  private async writableSegment(first: MessageRecord): Promise<Segment> {
+    const last = this.segments[this.segments.length - 1];
+    const size = RECORD_HEADER_BYTES + first.length;
+    if (last !== undefined && (last.size === 0 || last.size + size <= this.options.maxBytesPerFile)) {
+      this.fd ??= await open(last.path, 'r+');
+      return last;
+    }
+    if (this.fd !== null) {
+      // NSQ syncs when it rolls to a new file; a finished segment is then never touched again.
+      await this.fd.datasync();
+      await this.fd.close();
+      this.fd = null;
+    }
+    const seg: Segment = { firstOffset: first.offset, path: join(this.dir, segmentName(first.offset)), size: 0 };
+    await mkdir(this.dir, { recursive: true });
+    this.fd = await open(seg.path, 'w+');
+    this.segments.push(seg);
+    this.dirUnsynced = true;
+    return seg;
+  }
+
+  /** fsyncs what was appended since the last sync (and the directory after a new segment). */
+  async sync(): Promise<void> {
+    if (this.unsynced && this.fd !== null) {
+      this.unsynced = false;
+      await this.fd.datasync();
+    }
+    if (this.dirUnsynced) {
+      this.dirUnsynced = false;
+      const dir = await open(this.dir, 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    }
+  }
+
+  /** Deletes the segments whose every record is below `offset` (never the one being written). */
+  async deleteBelow(offset: number): Promise<void> {
+    while (this.segments.length > 1 && (this.segments[1] as Segment).firstOffset <= offset) {
+      const seg = this.segments.shift() as Segment;
+      await unlink(seg.path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      for (const key of this.corrupt) if (key.startsWith(`${seg.firstOffset}:`)) this.corrupt.delete(key);
+    }
+  }
+
+  /** Deletes every segment (topic emptied or left without channels); the log restarts at `nextOffset`. */
+  async clear(nextOffset: number): Promise<void> {
+    await this.closeFd();
+    for (const seg of this.segments.splice(0)) await unlink(seg.path).catch(() => undefined);
+    this.corrupt.clear();
+    this.endOffset = nextOffset;
+  }
+
+  /** Deletes the log's directory (topic deleted). */
+  async destroy(): Promise<void> {
+    await this.closeFd();
+    this.segments.length = 0;
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  async close(): Promise<void> {
+    await this.sync();
+    await this.closeFd();
+  }
+
+  private async closeFd(): Promise<void> {
+    const fd = this.fd;
+    this.fd = null;
+    this.unsynced = false;
+    await fd?.close();
+  }
+}
+
+async function writeAll(fd: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fd.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function fileSize(path: string): Promise<number> {
+  const fd = await open(path, 'r');
+  try {
+    return (await fd.stat()).size;
+  } finally {
+    await fd.close();
+  }
+}
+

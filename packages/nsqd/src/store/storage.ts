@@ -1,0 +1,417 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
+import type { Channel } from '../channel.js';
+import { monotonicFromWall, wallFromMonotonic } from '../clock.js';
+import { LogReader } from '../log/log-reader.js';
+import { SegmentLog } from '../log/segment-log.js';
+import type { Logger } from '../logger.js';
+import type { ChannelMessage, MessageRecord } from '../message.js';
+import type { NsqdOptions } from '../options.js';
+import type { Topic } from '../topic.js';
+import {
+  channelKey,
+  type LoadedTopic,
+  outstandingKey,
+  putOp,
+  type StateOp,
+  StateStore,
+  type TopicState,
+  topicKey,
+} from './state-store.js';
+
+/** What the storage needs from the broker. */
+export interface StorageHost {
+  readonly options: NsqdOptions;
+  readonly logger: Logger;
+  readonly topics: ReadonlyMap<string, Topic>;
+  /** Makes a topic around a reopened log (start-up). */
+  restoreTopic(name: string, log: SegmentLog, state: TopicState | null): Topic;
+}
+
+interface Waiters {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+function waiters(): Waiters {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A flush may fail with nobody left waiting (the publisher disconnected).
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+const RETRY_AFTER_FAILURE_MS = 1_000;
+
+/**
+ * Durable storage for one nsqd (DESIGN §2, issue #4): the topics' segment logs and the channel
+ * state in LevelDB, written together by *flushes*. A flush snapshots, in one synchronous step,
+ * the records each topic must write and every changed channel's cursor and outstanding set;
+ * then appends the records (one write per topic), fsyncs them when the sync policy says so,
+ * and writes the state batch. The log goes first, so stored state never points at a record
+ * that is not on disk.
+ *
+ * Group commit: publishers that must wait for the disk share the promise of the next flush;
+ * one flush (and one fsync) serves all of them. --sync-every counts writes, FINs and REQs
+ * since the last fsync; --sync-timeout bounds the time anything changed stays unsynced.
+ */
+export class Storage {
+  private readonly host: StorageHost;
+  private readonly options: NsqdOptions;
+  private readonly logger: Logger;
+  private readonly dataPath: string;
+  private db: StateStore | null = null;
+  private next: Waiters | null = null;
+  private flushing: Promise<void> | null = null;
+  private flushScheduled = false;
+  private opsSinceSync = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** Deletions to apply in the next flush, in order with the writes before them. */
+  private pendingOps: StateOp[] = [];
+  private pendingLogWork: (() => Promise<void>)[] = [];
+  private closed = false;
+  /** Each topic's `stateVersion:end` as last written. */
+  private readonly savedTopics = new WeakMap<Topic, string>();
+  /** null when the last write succeeded; else why it failed (/ping NOK, E_PUB_FAILED). */
+  health: string | null = null;
+
+  constructor(host: StorageHost) {
+    this.host = host;
+    this.options = host.options;
+    this.logger = host.logger;
+    this.dataPath = host.options.dataPath === '' ? process.cwd() : host.options.dataPath;
+  }
+
+  private topicDir(name: string): string {
+    return join(this.dataPath, 'topics', name);
+  }
+
+  /**
+   * Opens the state store (taking the data-path lock) and restores every topic and channel:
+   * logs reopened (torn tails truncated), cursors and paused flags set, and outstanding
+   * messages read back from the logs — deferred ones due at their original time.
+   */
+  async open(): Promise<void> {
+    this.db = await StateStore.open(join(this.dataPath, 'state'));
+    const loaded = await this.db.load();
+    // A topic written to disk before its first state flush (crash) still has a directory.
+    const dirs = await readdir(join(this.dataPath, 'topics')).catch(() => [] as string[]);
+    for (const name of dirs) if (!loaded.has(name) && isValidTopicName(name)) loaded.set(name, emptyTopic());
+    for (const [name, topicState] of loaded) {
+      if (isEphemeralName(name) || !isValidTopicName(name)) continue;
+      const log = await SegmentLog.open(this.topicDir(name), this.logOptions(), this.logger);
+      const known = topicState.state.nextOffset > 0 || topicState.channels.size > 0 || topicState.state.paused;
+      const topic = this.host.restoreTopic(name, log, known ? topicState.state : null);
+      await this.restoreChannels(topic, topicState);
+      topic.trim();
+    }
+    this.timer = setInterval(() => {
+      if (this.opsSinceSync > 0 || this.changed()) this.requestFlush(true);
+    }, this.options.syncTimeoutMs);
+    this.timer.unref();
+  }
+
+  private logOptions() {
+    return { maxBytesPerFile: this.options.maxBytesPerFile, maxBodyBytes: this.options.maxMsgSize };
+  }
+
+  private async restoreChannels(topic: Topic, loaded: LoadedTopic): Promise<void> {
+    const wanted = new Map<number, { channel: Channel; attempts: number; dueAtWallMs: number }[]>();
+    for (const [name, c] of loaded.channels) {
+      if (isEphemeralName(name)) continue;
+      const channel = topic.addChannel(name, c.state.cursor);
+      channel.paused = c.state.paused;
+      for (const [offset, o] of c.outstanding) {
+        let list = wanted.get(offset);
+        if (list === undefined) wanted.set(offset, (list = []));
+        list.push({ channel, attempts: o.attempts, dueAtWallMs: o.dueAtWallMs });
+      }
+    }
+    if (wanted.size === 0 || topic.log === null) return;
+    const offsets = [...wanted.keys()].sort((a, b) => a - b);
+    const found = await readRecords(topic.log, offsets);
+    for (const offset of offsets) {
+      const record = found.get(offset);
+      for (const w of wanted.get(offset) ?? []) {
+        if (record === undefined) {
+          this.logger.error(`CHANNEL(${topic.name}:${w.channel.name}): message at offset ${offset} lost (not on disk)`);
+          continue;
+        }
+        w.channel.restoreOutstanding(record, w.attempts, w.dueAtWallMs === 0 ? 0 : monotonicFromWall(w.dueAtWallMs));
+      }
+    }
+    for (const channel of topic.channels.values()) channel.savedVersion = channel.stateVersion;
+  }
+
+  /** The log of a topic made at run time. */
+  freshLog(name: string): SegmentLog {
+    return SegmentLog.fresh(this.topicDir(name), this.logOptions(), this.logger);
+  }
+
+  /** Something the state store records changed (a topic or channel made, paused...). */
+  touch(): void {
+    this.requestFlush(false);
+  }
+
+  /** The promise of the next flush: resolved once what was published before this call is on disk. */
+  commit(): Promise<void> {
+    this.next ??= waiters();
+    this.requestFlush(false);
+    return this.next.promise;
+  }
+
+  /** Counts one FIN or REQ toward --sync-every. */
+  noteOp(): void {
+    if (++this.opsSinceSync >= this.options.syncEvery) this.requestFlush(false);
+  }
+
+  /** A topic was emptied or lost its last channel: its segments go in the next flush. */
+  clearLog(topic: Topic): void {
+    const log = topic.log as SegmentLog;
+    const next = topic.tail.end;
+    this.pendingLogWork.push(() => log.clear(next));
+    this.requestFlush(false);
+  }
+
+  /** A channel was deleted: its state goes in the next flush. */
+  dropChannel(topic: Topic, channel: Channel): void {
+    if (channel.ephemeral || topic.log === null) return;
+    this.pendingOps.push({ type: 'del', key: channelKey(topic.name, channel.name) });
+    for (const offset of channel.saved.keys()) {
+      this.pendingOps.push({ type: 'del', key: outstandingKey(topic.name, channel.name, offset) });
+    }
+    channel.saved.clear();
+    this.requestFlush(false);
+  }
+
+  /** A topic was deleted: its state and its directory go in the next flush. */
+  dropTopic(topic: Topic): void {
+    const log = topic.log;
+    if (log === null) return;
+    for (const channel of topic.channels.values()) this.dropChannel(topic, channel);
+    this.pendingOps.push({ type: 'del', key: topicKey(topic.name) });
+    this.pendingLogWork.push(() => log.destroy());
+    this.requestFlush(false);
+  }
+
+  private changed(): boolean {
+    for (const topic of this.host.topics.values()) {
+      if (topic.log === null) continue;
+      if (topic.writtenUpTo < topic.tail.end) return true;
+      for (const channel of topic.channels.values()) if (channel.savedVersion !== channel.stateVersion) return true;
+    }
+    return false;
+  }
+
+  private requestFlush(sync: boolean): void {
+    if (sync) this.opsSinceSync = Math.max(this.opsSinceSync, this.options.syncEvery);
+    if (this.flushScheduled || this.flushing !== null || this.closed) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush(false);
+    });
+  }
+
+  /** One flush; when another is running, runs after it. */
+  flush(forceSync: boolean): Promise<void> {
+    const run = async (): Promise<void> => {
+      try {
+        await this.flushOnce(forceSync);
+      } finally {
+        this.flushing = null;
+      }
+      if (!this.closed && (this.next !== null || this.pendingLogWork.length > 0 || this.pendingOps.length > 0)) {
+        this.requestFlush(false);
+      } else if (!this.closed && this.opsSinceSync >= this.options.syncEvery) {
+        this.requestFlush(false);
+      }
+    };
+    const prior = this.flushing;
+    const started = (prior ?? Promise.resolve()).then(run);
+    this.flushing = started;
+    return started;
+  }
+
+  private async flushOnce(forceSync: boolean): Promise<void> {
+    const db = this.db;
+    if (db === null) return;
+    const done = this.next;
+    this.next = null;
+    const logWork = this.pendingLogWork;
+    this.pendingLogWork = [];
+    const ops = this.pendingOps;
+    this.pendingOps = [];
+
+    // The snapshot: synchronous, so records, cursors and outstanding sets agree.
+    const writes: { topic: Topic; records: MessageRecord[]; to: number }[] = [];
+    const after: (() => void)[] = [];
+    const floors: { log: SegmentLog; floor: number }[] = [];
+    let recordCount = 0;
+    for (const topic of this.host.topics.values()) {
+      const log = topic.log;
+      if (log === null || topic.deleted) continue;
+      const records = topic.collectWrites();
+      recordCount += records.length;
+      writes.push({ topic, records, to: topic.tail.end });
+      topic.pruneSkips();
+      const topicVersion = `${topic.stateVersion}:${topic.tail.end}`;
+      if (this.savedTopics.get(topic) !== topicVersion) {
+        after.push(() => this.savedTopics.set(topic, topicVersion));
+        ops.push(
+        putOp(topicKey(topic.name), {
+          paused: topic.paused,
+          nextOffset: topic.tail.end,
+          releaseMark: Number.isFinite(topic.releaseMark) ? topic.releaseMark : 0,
+          skips: topic.skips,
+        } satisfies TopicState),
+        );
+      }
+      let floor = topic.channels.size === 0 ? -1 : Number.POSITIVE_INFINITY;
+      for (const channel of topic.channels.values()) {
+        if (channel.ephemeral) continue;
+        const channelFloor = this.snapshotChannel(topic, channel, ops, after);
+        if (channelFloor < floor) floor = channelFloor;
+      }
+      if (floor >= 0 && Number.isFinite(floor)) floors.push({ log, floor });
+    }
+    this.opsSinceSync += recordCount;
+    const sync = forceSync || this.opsSinceSync >= this.options.syncEvery;
+    if (sync) this.opsSinceSync = 0;
+
+    try {
+      for (const work of logWork) await work();
+      await Promise.all(writes.map((w) => (w.records.length > 0 ? w.topic.log?.append(w.records) : undefined)));
+      if (sync) await Promise.all(writes.map((w) => w.topic.log?.sync()));
+      if (ops.length > 0) await db.write(ops, sync);
+    } catch (err) {
+      const message = (err as Error).message;
+      if (this.health === null) this.logger.error(`DISKQUEUE: failed to write - ${message}`);
+      this.health = `failed to write to disk - ${message}`;
+      // Nothing of this flush counts as saved: the next one rewrites all of it.
+      this.opsSinceSync = Math.max(this.opsSinceSync, this.options.syncEvery);
+      for (const topic of this.host.topics.values()) {
+        this.savedTopics.delete(topic);
+        for (const channel of topic.channels.values()) channel.savedVersion = -1;
+      }
+      this.pendingLogWork.unshift(...logWork);
+      this.pendingOps.unshift(...ops.filter((op) => op.type === 'del'));
+      done?.reject(new Error(this.health));
+      this.scheduleRetry();
+      return;
+    }
+    if (this.health !== null) this.logger.info('DISKQUEUE: writes succeed again');
+    this.health = null;
+    for (const fn of after) fn();
+    for (const w of writes) w.topic.afterWrite(w.to);
+    done?.resolve();
+    // Segments wholly below every channel's floor are finished (stored state agrees now).
+    for (const { log, floor } of floors) await log.deleteBelow(floor).catch(() => undefined);
+  }
+
+  /**
+   * Adds a changed channel's state to the batch: its cursor and paused flag, puts for new or
+   * changed outstanding messages and deletes for finished ones. Returns the channel's ack
+   * floor (lowest offset it still needs). `after` runs once the batch is stored.
+   */
+  private snapshotChannel(topic: Topic, channel: Channel, ops: StateOp[], after: (() => void)[]): number {
+    let floor = channel.cursor;
+    const version = channel.stateVersion;
+    const unchanged = channel.savedVersion === version;
+    if (!unchanged) ops.push(putOp(channelKey(topic.name, channel.name), { paused: channel.paused, cursor: channel.cursor }));
+    const current = new Map<number, ChannelMessage>();
+    const changes: [ChannelMessage, number, number][] = [];
+    channel.forEachOutstanding((msg) => {
+      const offset = msg.record.offset;
+      if (offset < floor) floor = offset;
+      if (unchanged) return;
+      current.set(offset, msg);
+      // Deferred: in a heap without an owner (in flight has one; requeued is in no heap).
+      const due = msg.owner === null && msg.heapIndex >= 0 ? Math.round(wallFromMonotonic(msg.heapKey)) : 0;
+      // The two clocks' difference wanders by a few ms between calls: not a change.
+      const dueChanged = (due === 0) !== (msg.savedDueAtWallMs === 0) || Math.abs(due - msg.savedDueAtWallMs) > 1000;
+      if (msg.savedAttempts !== msg.attempts || dueChanged) {
+        ops.push(putOp(outstandingKey(topic.name, channel.name, offset), { attempts: msg.attempts, dueAtWallMs: due }));
+        changes.push([msg, msg.attempts, due]);
+      }
+    });
+    if (unchanged) return floor;
+    for (const [offset, msg] of channel.saved) {
+      if (current.get(offset) !== msg) ops.push({ type: 'del', key: outstandingKey(topic.name, channel.name, offset) });
+    }
+    after.push(() => {
+      channel.saved = current;
+      for (const [msg, attempts, due] of changes) {
+        msg.savedAttempts = attempts;
+        msg.savedDueAtWallMs = due;
+      }
+      channel.savedVersion = version;
+    });
+    return floor;
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer !== null || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.requestFlush(true);
+    }, RETRY_AFTER_FAILURE_MS);
+  }
+
+  /**
+   * Clean shutdown (nsq-spec §5.7): one last synced flush writes every record still needed and
+   * every channel's state — in-flight messages included, so they come back after a restart.
+   */
+  async close(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    try {
+      await this.flush(true);
+    } finally {
+      this.closed = true;
+      for (const topic of this.host.topics.values()) await topic.log?.close().catch(() => undefined);
+      await this.db?.close();
+      this.db = null;
+    }
+  }
+}
+
+function emptyTopic(): LoadedTopic {
+  return { state: { paused: false, nextOffset: 0, releaseMark: 0, skips: [] }, channels: new Map() };
+}
+
+/** Reads the records at `offsets` (ascending) with one sequential pass; body copies of their own. */
+async function readRecords(log: SegmentLog, offsets: readonly number[]): Promise<Map<number, MessageRecord>> {
+  const found = new Map<number, MessageRecord>();
+  const first = offsets[0] as number;
+  const last = offsets[offsets.length - 1] as number;
+  let wake: (() => void) | null = null;
+  const reader = new LogReader(log, first, () => wake?.());
+  const wanted = new Set(offsets);
+  let at = first;
+  try {
+    while (at <= last) {
+      const r = reader.peek(at);
+      if (r === null) {
+        if (reader.exhausted) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        continue;
+      }
+      reader.advance();
+      if (wanted.has(r.offset)) found.set(r.offset, r.compact());
+      at = r.offset + 1;
+    }
+  } finally {
+    reader.close();
+  }
+  return found;
+}

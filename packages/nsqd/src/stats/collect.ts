@@ -79,6 +79,7 @@ function topicStatsOf(topic: Topic, channels: ChannelStats[]): TopicStats {
     paused: topic.paused,
     // Over all the topic's channels, whatever ?channel= selected (nsqd does the same).
     e2e_processing_latency: topicE2e(topic),
+    corrupt_records: topic.log?.corruptRecords ?? 0,
   };
 }
 

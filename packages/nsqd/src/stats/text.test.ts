@@ -80,6 +80,7 @@ const snapshot: StatsSnapshot = {
       message_bytes: 100,
       paused: false,
       e2e_processing_latency: { count: 0, percentiles: null },
+      corrupt_records: 0,
     },
     {
       topic_name: 'paused',
@@ -90,6 +91,7 @@ const snapshot: StatsSnapshot = {
       message_bytes: 70,
       paused: true,
       e2e_processing_latency: { count: 0, percentiles: null },
+      corrupt_records: 0,
     },
   ],
   memory: {

@@ -64,6 +64,8 @@ export interface TopicStats {
   message_bytes: number;
   paused: boolean;
   e2e_processing_latency: E2eLatencyStats;
+  /** nsq-ts extension: records in the topic's segment files found corrupt and skipped. */
+  corrupt_records: number;
 }
 
 export interface MemStats {

@@ -1,0 +1,241 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeMessage, encodeCommand, encodeMpubBody, FrameType } from '@nsq-ts/protocol';
+import { eventually, RawClient, type RawFrame, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Decoded, decodeAt, recordSizeAt } from '../log/record-codec.js';
+import type { NsqdOptions } from '../options.js';
+
+let dataPath = '';
+let daemon: TestNsqd | null = null;
+const clients: RawClient[] = [];
+
+beforeEach(async () => {
+  dataPath = await mkdtemp(join(tmpdir(), 'nsqd-storage-'));
+});
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await daemon?.close();
+  daemon = null;
+  await rm(dataPath, { recursive: true, force: true });
+});
+
+/** (Re)starts the nsqd on the test's data path. */
+async function restart(options: Partial<NsqdOptions> = {}): Promise<TestNsqd> {
+  for (const c of clients.splice(0)) c.close();
+  await daemon?.close();
+  daemon = await startNsqd({ dataPath, ...options });
+  return daemon;
+}
+
+async function connect(d: TestNsqd): Promise<RawClient> {
+  const c = await RawClient.connect(d.tcpAddress);
+  clients.push(c);
+  return c;
+}
+
+function text(frame: RawFrame): string {
+  return frame.data.toString('latin1');
+}
+
+async function mpub(d: TestNsqd, topic: string, bodies: string[]): Promise<void> {
+  const c = await connect(d);
+  for (let i = 0; i < bodies.length; i += 500) {
+    c.write(encodeCommand('MPUB', [topic], encodeMpubBody(bodies.slice(i, i + 500).map((b) => Buffer.from(b)))));
+    expect(text(await c.readFrame())).toBe('OK');
+  }
+}
+
+async function subscribe(d: TestNsqd, topic: string, channel: string, rdy: number): Promise<RawClient> {
+  const c = await connect(d);
+  c.write(`SUB ${topic} ${channel}\n`);
+  expect(text(await c.readFrame())).toBe('OK');
+  c.write(`RDY ${rdy}\n`);
+  return c;
+}
+
+interface Got {
+  id: string;
+  body: string;
+  attempts: number;
+}
+
+async function receive(c: RawClient, count: number, fin: boolean): Promise<Got[]> {
+  const got: Got[] = [];
+  while (got.length < count) {
+    const frame = await c.readFrame();
+    if (frame.type !== FrameType.Message) continue;
+    const m = decodeMessage(frame.data);
+    got.push({ id: m.id, body: m.body.toString(), attempts: m.attempts });
+    if (fin) c.write(`FIN ${m.id}\n`);
+  }
+  return got;
+}
+
+async function stats(d: TestNsqd): Promise<{ topics: Record<string, unknown>[] }> {
+  return (await (await fetch(`http://${d.httpAddress}/stats?format=json`)).json()) as { topics: Record<string, unknown>[] };
+}
+
+const bodies = (n: number, prefix = 'm'): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+describe('restart after a clean shutdown', () => {
+  it('brings back a backlog spilled past --mem-queue-size, in order, exactly once', async () => {
+    let d = await restart({ memQueueSize: 100, maxBytesPerFile: 64 * 1024 });
+    await subscribe(d, 't', 'c', 0); // the channel exists, reads nothing
+    await mpub(d, 't', bodies(5000));
+    d = await restart({ memQueueSize: 100, maxBytesPerFile: 64 * 1024 });
+    const s = await stats(d);
+    const channel = (s.topics[0]?.channels as Record<string, unknown>[])[0];
+    expect(channel).toMatchObject({ channel_name: 'c', depth: 5000 });
+    const c = await subscribe(d, 't', 'c', 1000);
+    const got = await receive(c, 5000, true);
+    expect(got.map((g) => g.body)).toEqual(bodies(5000));
+    await eventually(async () => {
+      const after = (await stats(d)).topics[0]?.channels as Record<string, unknown>[];
+      expect(after[0]).toMatchObject({ depth: 0, in_flight_count: 0 });
+    });
+  });
+
+  it('a topic without channels keeps its backlog for the first channel', async () => {
+    let d = await restart({ memQueueSize: 10 });
+    await mpub(d, 'solo', bodies(300));
+    d = await restart({ memQueueSize: 10 });
+    expect((await stats(d)).topics[0]).toMatchObject({ topic_name: 'solo', depth: 300 });
+    const c = await subscribe(d, 'solo', 'first', 500);
+    expect((await receive(c, 300, true)).map((g) => g.body)).toEqual(bodies(300));
+  });
+
+  it('redelivers in-flight messages with their attempts, keeps requeued and deferred ones', async () => {
+    let d = await restart();
+    await mpub(d, 't', ['a', 'b', 'c']);
+    const c = await subscribe(d, 't', 'ch', 3);
+    const first = await receive(c, 3, false);
+    // a stays in flight, b is requeued now, c is deferred by 2.5 s.
+    c.write(`REQ ${first[1]?.id} 0\n`);
+    c.write(`REQ ${first[2]?.id} 2500\n`);
+    // b comes straight back; leave it in flight too.
+    const again = await receive(c, 1, false);
+    expect(again[0]).toMatchObject({ body: 'b', attempts: 2 });
+    const deferredAt = Date.now();
+    d = await restart();
+    const s = (await stats(d)).topics[0]?.channels as Record<string, unknown>[];
+    expect(s[0]).toMatchObject({ depth: 2, deferred_count: 1, in_flight_count: 0 });
+    const c2 = await subscribe(d, 't', 'ch', 10);
+    const now = await receive(c2, 2, true);
+    expect(now.map((g) => [g.body, g.attempts]).sort()).toEqual([
+      ['a', 2],
+      ['b', 3],
+    ]);
+    const late = await receive(c2, 1, true);
+    expect(late[0]).toMatchObject({ body: 'c', attempts: 2 });
+    // Deferred 2.5 s from the REQ, not from the restart (timer resolution allowance).
+    expect(Date.now() - deferredAt).toBeGreaterThanOrEqual(2400);
+  });
+
+  it('keeps DPUB due times and paused flags, and what a paused topic held', async () => {
+    let d = await restart();
+    await subscribe(d, 'p', 'ch', 0);
+    const http = `http://${d.httpAddress}`;
+    await fetch(`${http}/topic/pause?topic=p`, { method: 'POST' });
+    await fetch(`${http}/channel/pause?topic=p&channel=ch`, { method: 'POST' });
+    await mpub(d, 'p', ['held1', 'held2']);
+    const c = await connect(d);
+    const publishedAt = Date.now();
+    c.write(encodeCommand('DPUB', ['p', '2000'], 'later'));
+    expect(text(await c.readFrame())).toBe('OK');
+    d = await restart();
+    const topic = (await stats(d)).topics[0] as Record<string, unknown>;
+    expect(topic).toMatchObject({ paused: true, depth: 3 });
+    expect((topic.channels as Record<string, unknown>[])[0]).toMatchObject({ paused: true });
+    const http2 = `http://${d.httpAddress}`;
+    await fetch(`${http2}/topic/unpause?topic=p`, { method: 'POST' });
+    await fetch(`${http2}/channel/unpause?topic=p&channel=ch`, { method: 'POST' });
+    const sub = await subscribe(d, 'p', 'ch', 10);
+    const got = await receive(sub, 3, true);
+    expect(got.map((g) => g.body)).toEqual(['held1', 'held2', 'later']);
+    expect(Date.now() - publishedAt).toBeGreaterThanOrEqual(1900);
+  });
+
+  it('topic/empty while paused drops only what was not released', async () => {
+    const d = await restart();
+    const c = await subscribe(d, 'e', 'ch', 0);
+    await mpub(d, 'e', ['kept']);
+    await fetch(`http://${d.httpAddress}/topic/pause?topic=e`, { method: 'POST' });
+    await mpub(d, 'e', ['dropped1', 'dropped2']);
+    await fetch(`http://${d.httpAddress}/topic/empty?topic=e`, { method: 'POST' });
+    await fetch(`http://${d.httpAddress}/topic/unpause?topic=e`, { method: 'POST' });
+    await mpub(d, 'e', ['after']);
+    c.write('RDY 10\n');
+    expect((await receive(c, 2, true)).map((g) => g.body)).toEqual(['kept', 'after']);
+  });
+});
+
+describe('disk', () => {
+  it('--mem-queue-size=0: the message is in a segment file when PUB is answered', async () => {
+    const d = await restart({ memQueueSize: 0, syncEvery: 1 });
+    const c = await connect(d);
+    c.write(encodeCommand('PUB', ['disk'], 'on-disk-before-ok'));
+    expect(text(await c.readFrame())).toBe('OK');
+    const dir = join(dataPath, 'topics', 'disk');
+    const [name] = await readdir(dir);
+    const buf = await readFile(join(dir, name as string));
+    const record = decodeAt(buf, 0, buf.length, 1 << 20);
+    expect(typeof record).toBe('object');
+    if (typeof record === 'object') expect(record.body.toString()).toBe('on-disk-before-ok');
+  });
+
+  it('deletes segments every channel has finished, and reclaims files on empty and delete', async () => {
+    const d = await restart({ memQueueSize: 0, maxBytesPerFile: 4096 });
+    const c = await subscribe(d, 'gc', 'ch', 0);
+    await mpub(d, 'gc', bodies(1000, 'payload-'));
+    const dir = join(dataPath, 'topics', 'gc');
+    expect((await readdir(dir)).length).toBeGreaterThan(5);
+    c.write('RDY 1000\n');
+    await receive(c, 1000, true);
+    await eventually(async () => expect((await readdir(dir)).length).toBe(1), { timeoutMs: 10_000 });
+    await mpub(d, 'solo', bodies(500));
+    await fetch(`http://${d.httpAddress}/topic/empty?topic=solo`, { method: 'POST' });
+    await eventually(async () => expect(await readdir(join(dataPath, 'topics', 'solo'))).toEqual([]));
+    await fetch(`http://${d.httpAddress}/topic/delete?topic=gc`, { method: 'POST' });
+    await eventually(async () => expect(await readdir(join(dataPath, 'topics'))).not.toContain('gc'));
+  });
+
+  it('ephemeral topics and channels never touch the disk', async () => {
+    const d = await restart({ memQueueSize: 0 });
+    await subscribe(d, 'x#ephemeral', 'c', 0);
+    await mpub(d, 'x#ephemeral', bodies(50));
+    await subscribe(d, 'durable', 'tail#ephemeral', 0);
+    await mpub(d, 'durable', bodies(50));
+    await d.nsqd.close();
+    const topics = await readdir(join(dataPath, 'topics')).catch(() => [] as string[]);
+    expect(topics).not.toContain('x#ephemeral');
+    const d2 = await restart({ memQueueSize: 0 });
+    const s = await stats(d2);
+    expect(s.topics.map((t) => t.topic_name)).toEqual(['durable']);
+    expect(s.topics[0]?.channels).toEqual([]);
+  });
+
+  it('two nsqd cannot share a data path', async () => {
+    await restart();
+    await expect(startNsqd({ dataPath })).rejects.toThrow(/failed to lock data-path/);
+  });
+});
+
+describe('segment records', () => {
+  it('a flipped bit is detected, and decoding resumes at the next record', async () => {
+    const d = await restart({ memQueueSize: 0 });
+    await mpub(d, 'crc', ['one', 'two', 'three']);
+    const dir = join(dataPath, 'topics', 'crc');
+    const [name] = await readdir(dir);
+    const buf = await readFile(join(dir, name as string));
+    const second = recordSizeAt(buf, 0);
+    buf[second + 41] ^= 0x10; // inside "two"
+    expect(decodeAt(buf, second, buf.length, 1 << 20)).toBe(Decoded.Bad);
+    const third = second + recordSizeAt(buf, second);
+    const r = decodeAt(buf, third, buf.length, 1 << 20);
+    expect(typeof r === 'object' && r.body.toString()).toBe('three');
+    expect(decodeAt(buf, 0, 10, 1 << 20)).toBe(Decoded.Short);
+  });
+});

@@ -142,6 +142,7 @@ export class Nsqd implements BrokerContext, ClientHost {
       registrations: () => [...this.topics.values()].map((t) => ({ topic: t.name, channels: [...t.channels.keys()] })),
       httpClientConnectTimeoutMs: this.options.httpClientConnectTimeoutMs,
       httpClientRequestTimeoutMs: this.options.httpClientRequestTimeoutMs,
+      lookupdHttpAuthToken: this.options.lookupdHttpAuthToken,
       lookupdTls: !this.options.lookupdTls
         ? null
         : this.options.lookupdTlsRootCaFile === ''

@@ -22,7 +22,7 @@ import { VERSION } from '../version.js';
 /** nsqd's HTTP API (nsq-spec §3), on the V1 conventions of @nsq-ts/server-kit. */
 
 /** Options GET /config/:opt refuses to show. */
-const SECRET_OPTIONS: ReadonlySet<string> = new Set(['httpAuthTokens']);
+const SECRET_OPTIONS: ReadonlySet<string> = new Set(['httpAuthTokens', 'lookupdHttpAuthToken']);
 
 export function createHttpApi(nsqd: Nsqd): FastifyInstance {
   const { app, route, plain } = createV1App(nsqd.logger, {

@@ -119,11 +119,19 @@ export class LookupPeer {
             ...(tls.ca === undefined ? {} : { ca: tls.ca }),
             minVersion: 'TLSv1.2',
           });
-    await new Promise<void>((resolve, reject) => {
-      socket.once(tls === null ? 'connect' : 'secureConnect', resolve);
-      socket.once('error', reject);
-      socket.once('timeout', () => reject(new Error(`dial ${this.address} timed out`)));
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once(tls === null ? 'connect' : 'secureConnect', resolve);
+        socket.once('error', reject);
+        socket.once('timeout', () => reject(new Error(`dial ${this.address} timed out`)));
+      });
+    } catch (err) {
+      // A timed-out dial is still in SYN-SENT: abandoned without destroy(), the kernel keeps
+      // retransmitting its SYN and completes it when the network heals, leaving an idle
+      // connection at the lookupd for every dial made across a partition.
+      socket.destroy();
+      throw err;
+    }
     socket.setTimeout(0);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));

@@ -59,6 +59,9 @@ export interface ClientHost {
   onClientClosed(client: ClientV2): void;
 }
 
+/** Input held while decoding waits (auth query, disk) before the socket stops being read. */
+const MAX_PARKED_BYTES = 1024 * 1024;
+
 /** Slab the output buffer writes frames into; flushed regions are handed to the socket. */
 const SLAB_BYTES = 256 * 1024;
 /**
@@ -153,8 +156,11 @@ export class ClientV2 implements Consumer, CommandHandler {
   private waiting = false;
   /** Transport bytes received during an upgrade (they belong to the new layers). */
   private parkedRaw: Buffer[] = [];
-  /** Plaintext received during an auth query. */
+  /** Plaintext received during an auth query or a wait for the disk. */
   private parkedPlain: Buffer[] = [];
+  private parkedBytes = 0;
+  /** Reading paused because parkedPlain is over MAX_PARKED_BYTES. */
+  private parkFull = false;
   /** Re-runs the command that waited for the auth server; false stops decoding. */
   private retry: (() => boolean) | null = null;
   authState: AuthState | null = null;
@@ -318,7 +324,7 @@ export class ClientV2 implements Consumer, CommandHandler {
       this.writeTimer = null;
       if (this.inputPaused) {
         this.inputPaused = false;
-        this.socket.resume();
+        if (!this.parkFull) this.socket.resume();
       }
       this.channel?.schedule();
     }
@@ -349,6 +355,12 @@ export class ClientV2 implements Consumer, CommandHandler {
     if (this.closed) return;
     if (this.waiting) {
       this.parkedPlain.push(chunk);
+      this.parkedBytes += chunk.length;
+      // Input waiting for the auth server or the disk is bounded: stop reading the socket.
+      if (this.parkedBytes > MAX_PARKED_BYTES && !this.parkFull) {
+        this.parkFull = true;
+        this.socket.pause();
+      }
       return;
     }
     this.decoder.push(chunk, this);
@@ -474,7 +486,13 @@ export class ClientV2 implements Consumer, CommandHandler {
     this.decoder.push(EMPTY, this);
     this.flush();
     while (!this.waiting && !this.closed && this.parkedPlain.length > 0) {
-      this.onPlain(this.parkedPlain.shift() as Buffer);
+      const chunk = this.parkedPlain.shift() as Buffer;
+      this.parkedBytes -= chunk.length;
+      this.onPlain(chunk);
+    }
+    if (this.parkFull && this.parkedBytes <= MAX_PARKED_BYTES) {
+      this.parkFull = false;
+      if (!this.inputPaused) this.socket.resume();
     }
   }
 

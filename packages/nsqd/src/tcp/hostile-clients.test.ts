@@ -108,6 +108,27 @@ describe('a consumer that never reads', () => {
     await slow.waitClosed(5_000);
   });
 
+  it('a publisher pipelining while its MPUBs wait for the disk: input held by nsqd stays bounded', async () => {
+    const d = await nsqd({ memQueueSize: 0, syncEvery: 1 });
+    const pub = await client(d);
+    const server = newestServerClient(d) as unknown as { parkedBytes: number };
+    const batch = encodeCommand('MPUB', ['durable'], encodeMpubBody(Array.from({ length: 200 }, () => randomBytes(200))));
+    const count = 1000; // ~41 MB sent at once, each MPUB answered only after its fsync
+    let maxParked = 0;
+    const sampler = setInterval(() => {
+      maxParked = Math.max(maxParked, server.parkedBytes);
+    }, 1);
+    for (let i = 0; i < count; i++) pub.write(batch);
+    await eventually(() => expect(pub.received.reduce((n, c) => n + c.length, 0)).toBe(count * 10), {
+      timeoutMs: 60_000,
+    });
+    clearInterval(sampler);
+    console.log(`durable pipelined MPUBs: max input parked by nsqd ${(maxParked / 1024).toFixed(0)} KiB`);
+    // The cap plus the chunk that crossed it (a socket read is at most 64 KiB).
+    expect(maxParked).toBeLessThanOrEqual(1024 * 1024 + 64 * 1024);
+    expect(maxParked).toBeGreaterThan(0);
+  });
+
   it('a publisher that never reads its OKs has its input paused, not its output grown', async () => {
     const d = await nsqd();
     const pub = await client(d);

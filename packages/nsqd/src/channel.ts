@@ -1,4 +1,4 @@
-import { monotonicMs } from './clock.js';
+import { monotonicFromWall, monotonicMs } from './clock.js';
 import type { BrokerContext } from './context.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { InFlightTable } from './in-flight-table.js';
@@ -245,6 +245,7 @@ export class Channel {
     if (r !== null) {
       if (r.offset >= limit) return null;
       reader.advance();
+      this.ctx.noteOp();
       if (r.offset >= topic.tail.start) this.closeReader();
       return r;
     }
@@ -294,13 +295,16 @@ export class Channel {
    * Puts back a message the state store had outstanding (after a restart): deferred ones at
    * their due time, the rest (in flight or requeued when the node stopped) ready at once.
    */
-  restoreOutstanding(record: MessageRecord, attempts: number, dueAt: number): void {
+  restoreOutstanding(record: MessageRecord, attempts: number, dueAtWallMs: number): void {
     const msg = new ChannelMessage(record, attempts);
-    msg.savedAttempts = attempts;
-    msg.savedDueAtWallMs = dueAt === 0 ? 0 : -1;
     if (record.offset >= this.cursor) (this.directAhead ??= new Set()).add(record.offset);
-    if (dueAt > 0) this.defer(msg, dueAt);
-    else this.requeued.push(msg);
+    if (dueAtWallMs === 0) {
+      this.requeued.push(msg);
+      return;
+    }
+    msg.savedAttempts = attempts;
+    msg.savedDueAtWallMs = dueAtWallMs;
+    this.defer(msg, monotonicFromWall(dueAtWallMs));
     this.saved.set(record.offset, msg);
   }
 
@@ -341,7 +345,6 @@ export class Channel {
     if (typeof msg === 'string') return msg;
     this.e2e?.record((Date.now() - msg.record.publishedAtMs) * 1e6);
     this.stateVersion++;
-    this.ctx.noteOp();
     this.schedule();
     return null;
   }
@@ -352,7 +355,6 @@ export class Channel {
     if (typeof msg === 'string') return msg;
     this.requeueCount++;
     this.stateVersion++;
-    this.ctx.noteOp();
     if (delayMs > 0) this.defer(msg, monotonicMs() + delayMs);
     else this.requeueNow(msg);
     this.schedule();

@@ -22,7 +22,7 @@ export interface BrokerContext {
   commit(): Promise<void>;
   /** Memory is past --mem-queue-size: write the spill soon (nobody waits for it). */
   spill(): void;
-  /** Counts a FIN or REQ toward --sync-every. */
+  /** Counts a message read from disk toward --sync-every. */
   noteOp(): void;
   /** The topic dropped its whole backlog: delete its segment files. */
   clearLog(topic: Topic): void;

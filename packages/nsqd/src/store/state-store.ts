@@ -12,15 +12,22 @@ export interface TopicState {
   skips: [number, number][];
 }
 
-/** A channel's durable state (`c:<topic>:<channel>`). */
+/**
+ * A channel's durable state (`c:<topic>:<channel>`). `hot` holds the messages in flight or
+ * requeued as (offset, attempts) float64 pairs: they change with every delivery, so they are
+ * written as one value per flush rather than one key each (a LevelDB write per message would
+ * cap consumption at LevelDB's ~150k ops/s).
+ */
 export interface ChannelState {
   paused: boolean;
   cursor: number;
+  hot?: Uint8Array;
 }
 
 /**
- * A message that left the log but is not FINished (`o:<topic>:<channel>:<offset>`): in flight,
- * requeued or deferred. `dueAtWallMs` is 0 unless deferred.
+ * A message that left the log but is not FINished: in flight or requeued (from a channel's
+ * `hot` list, `dueAtWallMs` 0) or deferred (`o:<topic>:<channel>:<offset>`, one key each:
+ * they change rarely and may be many).
  */
 export interface OutstandingState {
   attempts: number;
@@ -99,7 +106,15 @@ export class StateStore {
       if (kind === 't' && parts.length === 2) {
         topicOf(parts[1] as string).state = unpack(value) as TopicState;
       } else if (kind === 'c' && parts.length === 3) {
-        channelOf(parts[1] as string, parts[2] as string).state = unpack(value) as ChannelState;
+        const c = channelOf(parts[1] as string, parts[2] as string);
+        c.state = unpack(value) as ChannelState;
+        const hot = c.state.hot;
+        if (hot !== undefined) {
+          const pairs = new Float64Array(hot.buffer.slice(hot.byteOffset, hot.byteOffset + hot.byteLength));
+          for (let i = 0; i + 1 < pairs.length; i += 2) {
+            c.outstanding.set(pairs[i] as number, { attempts: pairs[i + 1] as number, dueAtWallMs: 0 });
+          }
+        }
       } else if (kind === 'o' && parts.length === 4) {
         const offset = Number.parseInt(parts[3] as string, 16);
         channelOf(parts[1] as string, parts[2] as string).outstanding.set(offset, unpack(value) as OutstandingState);

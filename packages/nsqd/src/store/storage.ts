@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
 import type { Channel } from '../channel.js';
-import { monotonicFromWall, wallFromMonotonic } from '../clock.js';
+import { wallFromMonotonic } from '../clock.js';
 import { LogReader } from '../log/log-reader.js';
 import { SegmentLog } from '../log/segment-log.js';
 import type { Logger } from '../logger.js';
@@ -10,6 +10,7 @@ import type { ChannelMessage, MessageRecord } from '../message.js';
 import type { NsqdOptions } from '../options.js';
 import type { Topic } from '../topic.js';
 import {
+  type ChannelState,
   channelKey,
   type LoadedTopic,
   outstandingKey,
@@ -58,8 +59,9 @@ const RETRY_AFTER_FAILURE_MS = 1_000;
  * that is not on disk.
  *
  * Group commit: publishers that must wait for the disk share the promise of the next flush;
- * one flush (and one fsync) serves all of them. --sync-every counts writes, FINs and REQs
- * since the last fsync; --sync-timeout bounds the time anything changed stays unsynced.
+ * one flush (and one fsync) serves all of them. --sync-every counts messages written to and
+ * read from disk since the last fsync, as NSQ's disk queue does (a message that never leaves
+ * memory never forces a sync); --sync-timeout bounds how long any change stays unsynced.
  */
 export class Storage {
   private readonly host: StorageHost;
@@ -144,7 +146,7 @@ export class Storage {
           this.logger.error(`CHANNEL(${topic.name}:${w.channel.name}): message at offset ${offset} lost (not on disk)`);
           continue;
         }
-        w.channel.restoreOutstanding(record, w.attempts, w.dueAtWallMs === 0 ? 0 : monotonicFromWall(w.dueAtWallMs));
+        w.channel.restoreOutstanding(record, w.attempts, w.dueAtWallMs);
       }
     }
     for (const channel of topic.channels.values()) channel.savedVersion = channel.stateVersion;
@@ -167,7 +169,7 @@ export class Storage {
     return this.next.promise;
   }
 
-  /** Counts one FIN or REQ toward --sync-every. */
+  /** Counts a message read from disk toward --sync-every (writes are counted by flushes). */
   noteOp(): void {
     if (++this.opsSinceSync >= this.options.syncEvery) this.requestFlush(false);
   }
@@ -317,37 +319,44 @@ export class Storage {
   }
 
   /**
-   * Adds a changed channel's state to the batch: its cursor and paused flag, puts for new or
-   * changed outstanding messages and deletes for finished ones. Returns the channel's ack
-   * floor (lowest offset it still needs). `after` runs once the batch is stored.
+   * Adds a changed channel's state to the batch: cursor, paused flag and the in-flight and
+   * requeued messages in one value; a put for each new or changed deferred message and a
+   * delete for each that left the deferred set. Returns the channel's ack floor (lowest
+   * offset it still needs). `after` runs once the batch is stored.
    */
   private snapshotChannel(topic: Topic, channel: Channel, ops: StateOp[], after: (() => void)[]): number {
     let floor = channel.cursor;
     const version = channel.stateVersion;
     const unchanged = channel.savedVersion === version;
-    if (!unchanged) ops.push(putOp(channelKey(topic.name, channel.name), { paused: channel.paused, cursor: channel.cursor }));
-    const current = new Map<number, ChannelMessage>();
+    const hot: number[] = [];
+    const deferred = new Map<number, ChannelMessage>();
     const changes: [ChannelMessage, number, number][] = [];
     channel.forEachOutstanding((msg) => {
       const offset = msg.record.offset;
       if (offset < floor) floor = offset;
       if (unchanged) return;
-      current.set(offset, msg);
       // Deferred: in a heap without an owner (in flight has one; requeued is in no heap).
-      const due = msg.owner === null && msg.heapIndex >= 0 ? Math.round(wallFromMonotonic(msg.heapKey)) : 0;
+      if (msg.owner !== null || msg.heapIndex < 0) {
+        hot.push(offset, msg.attempts);
+        return;
+      }
+      deferred.set(offset, msg);
+      const due = Math.round(wallFromMonotonic(msg.heapKey));
       // The two clocks' difference wanders by a few ms between calls: not a change.
-      const dueChanged = (due === 0) !== (msg.savedDueAtWallMs === 0) || Math.abs(due - msg.savedDueAtWallMs) > 1000;
-      if (msg.savedAttempts !== msg.attempts || dueChanged) {
+      if (msg.savedAttempts !== msg.attempts || Math.abs(due - msg.savedDueAtWallMs) > 1000) {
         ops.push(putOp(outstandingKey(topic.name, channel.name, offset), { attempts: msg.attempts, dueAtWallMs: due }));
         changes.push([msg, msg.attempts, due]);
       }
     });
     if (unchanged) return floor;
+    const state: ChannelState = { paused: channel.paused, cursor: channel.cursor };
+    if (hot.length > 0) state.hot = new Uint8Array(new Float64Array(hot).buffer);
+    ops.push(putOp(channelKey(topic.name, channel.name), state));
     for (const [offset, msg] of channel.saved) {
-      if (current.get(offset) !== msg) ops.push({ type: 'del', key: outstandingKey(topic.name, channel.name, offset) });
+      if (deferred.get(offset) !== msg) ops.push({ type: 'del', key: outstandingKey(topic.name, channel.name, offset) });
     }
     after.push(() => {
-      channel.saved = current;
+      channel.saved = deferred;
       for (const [msg, attempts, due] of changes) {
         msg.savedAttempts = attempts;
         msg.savedDueAtWallMs = due;

@@ -218,8 +218,8 @@ export class Channel {
         record = fromDisk;
         this.cursor = record.offset + 1;
       }
-      if (this.directAhead !== null && this.directAhead.delete(record.offset)) {
-        if (this.directAhead.size === 0) this.directAhead = null;
+      if (this.directAhead?.delete(record.offset)) {
+        if ((this.directAhead as Set<number>).size === 0) this.directAhead = null;
         continue;
       }
       const msg = new ChannelMessage(record, 0);
@@ -244,6 +244,13 @@ export class Channel {
     const r = reader.peek(this.cursor);
     if (r !== null) {
       if (r.offset >= limit) return null;
+      if (r.offset > topic.tail.start) {
+        // Past the start of memory: take what memory holds from there (cannot happen while
+        // flushes write in offset order, but memory is the authority for what it holds).
+        this.closeReader();
+        this.cursor = topic.tail.start;
+        return topic.tail.get(this.cursor) ?? null;
+      }
       reader.advance();
       this.ctx.noteOp();
       if (r.offset >= topic.tail.start) this.closeReader();
@@ -278,9 +285,16 @@ export class Channel {
     return false;
   }
 
+  /** The channel holds the message at `offset` already: its cursor must skip it. */
+  private holdAhead(offset: number): void {
+    if (offset < this.cursor) return;
+    this.directAhead ??= new Set();
+    this.directAhead.add(offset);
+  }
+
   /** A DPUB message fanned out to this channel: straight into the deferred set. */
   putDeferred(record: MessageRecord): void {
-    if (record.offset >= this.cursor) (this.directAhead ??= new Set()).add(record.offset);
+    this.holdAhead(record.offset);
     this.defer(new ChannelMessage(record, 0), record.deliverAfter);
   }
 
@@ -297,7 +311,7 @@ export class Channel {
    */
   restoreOutstanding(record: MessageRecord, attempts: number, dueAtWallMs: number): void {
     const msg = new ChannelMessage(record, attempts);
-    if (record.offset >= this.cursor) (this.directAhead ??= new Set()).add(record.offset);
+    this.holdAhead(record.offset);
     if (dueAtWallMs === 0) {
       this.requeued.push(msg);
       return;

@@ -6,18 +6,18 @@ import { CommandDecoder, formatHostPort, isEphemeralName, isValidTopicName, pars
 import { HTTP_SERVER_TIMEOUTS } from '@nsq-ts/server-kit';
 import type { FastifyInstance } from 'fastify';
 import type { Channel } from './channel.js';
-import type { SegmentLog } from './log/segment-log.js';
 import type { BrokerContext } from './context.js';
 import { createHttpApi } from './http/http-api.js';
+import type { SegmentLog } from './log/segment-log.js';
 import { createLogger, type Logger } from './logger.js';
 import { LookupdRegistrar } from './lookup/lookupd-registrar.js';
 import { createMetrics, type NsqdMetrics } from './metrics/prometheus.js';
 import { type StatsdPusher, startStatsd } from './metrics/statsd.js';
 import { defaultNodeId } from './node-id.js';
 import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.js';
-import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
-import { Storage } from './store/storage.js';
 import type { TopicState } from './store/state-store.js';
+import { Storage } from './store/storage.js';
+import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
 import { Topic } from './topic.js';
 import { loadTlsSettings, type TlsSettings } from './transport/tls-options.js';
 import { VERSION } from './version.js';
@@ -266,7 +266,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   /** A topic from the data path, made before the listeners start. */
   restoreTopic(name: string, log: SegmentLog, state: TopicState | null): Topic {
     const topic = new Topic(this, name, log, state?.nextOffset ?? 0);
-    if (state !== null && state.paused) {
+    if (state?.paused) {
       topic.paused = true;
       topic.releaseMark = state.releaseMark;
     }

@@ -272,7 +272,8 @@ export class Topic {
     const out: MessageRecord[] = [];
     if (this.log === null || from >= to) return out;
     let need = this.channels.size === 0 ? from : Number.POSITIVE_INFINITY;
-    for (const channel of this.channels.values()) if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
+    for (const channel of this.channels.values())
+      if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
     need = Math.min(Math.max(need, from), to);
     if (need > from) {
       const passed = new Map<number, MessageRecord>();

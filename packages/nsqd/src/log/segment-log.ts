@@ -265,4 +265,3 @@ async function fileSize(path: string): Promise<number> {
     await fd.close();
   }
 }
-

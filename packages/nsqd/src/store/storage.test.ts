@@ -75,7 +75,9 @@ async function receive(c: RawClient, count: number, fin: boolean): Promise<Got[]
 }
 
 async function stats(d: TestNsqd): Promise<{ topics: Record<string, unknown>[] }> {
-  return (await (await fetch(`http://${d.httpAddress}/stats?format=json`)).json()) as { topics: Record<string, unknown>[] };
+  return (await (await fetch(`http://${d.httpAddress}/stats?format=json`)).json()) as {
+    topics: Record<string, unknown>[];
+  };
 }
 
 const bodies = (n: number, prefix = 'm'): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
@@ -87,8 +89,8 @@ describe('restart after a clean shutdown', () => {
     await mpub(d, 't', bodies(5000));
     d = await restart({ memQueueSize: 100, maxBytesPerFile: 64 * 1024 });
     const s = await stats(d);
-    const channel = (s.topics[0]?.channels as Record<string, unknown>[])[0];
-    expect(channel).toMatchObject({ channel_name: 'c', depth: 5000 });
+    const channels = s.topics[0]?.channels as Record<string, unknown>[];
+    expect(channels[0]).toMatchObject({ channel_name: 'c', depth: 5000 });
     const c = await subscribe(d, 't', 'c', 1000);
     const got = await receive(c, 5000, true);
     expect(got.map((g) => g.body)).toEqual(bodies(5000));

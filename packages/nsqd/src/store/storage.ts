@@ -132,7 +132,10 @@ export class Storage {
       channel.paused = c.state.paused;
       for (const [offset, o] of c.outstanding) {
         let list = wanted.get(offset);
-        if (list === undefined) wanted.set(offset, (list = []));
+        if (list === undefined) {
+          list = [];
+          wanted.set(offset, list);
+        }
         list.push({ channel, attempts: o.attempts, dueAtWallMs: o.dueAtWallMs });
       }
     }
@@ -268,12 +271,12 @@ export class Storage {
       if (this.savedTopics.get(topic) !== topicVersion) {
         after.push(() => this.savedTopics.set(topic, topicVersion));
         ops.push(
-        putOp(topicKey(topic.name), {
-          paused: topic.paused,
-          nextOffset: topic.tail.end,
-          releaseMark: Number.isFinite(topic.releaseMark) ? topic.releaseMark : 0,
-          skips: topic.skips,
-        } satisfies TopicState),
+          putOp(topicKey(topic.name), {
+            paused: topic.paused,
+            nextOffset: topic.tail.end,
+            releaseMark: Number.isFinite(topic.releaseMark) ? topic.releaseMark : 0,
+            skips: topic.skips,
+          } satisfies TopicState),
         );
       }
       let floor = topic.channels.size === 0 ? -1 : Number.POSITIVE_INFINITY;
@@ -353,7 +356,8 @@ export class Storage {
     if (hot.length > 0) state.hot = new Uint8Array(new Float64Array(hot).buffer);
     ops.push(putOp(channelKey(topic.name, channel.name), state));
     for (const [offset, msg] of channel.saved) {
-      if (deferred.get(offset) !== msg) ops.push({ type: 'del', key: outstandingKey(topic.name, channel.name, offset) });
+      if (deferred.get(offset) !== msg)
+        ops.push({ type: 'del', key: outstandingKey(topic.name, channel.name, offset) });
     }
     after.push(() => {
       channel.saved = deferred;

@@ -933,7 +933,11 @@ export class ClientV2 implements Consumer, CommandHandler {
     }
     const topicName = cmd.params[0] as string;
     const topic = this.host.getTopic(topicName);
-    this.acknowledge(() => topic.publishBatch(body, this.mpubStarts, this.mpubLengths, count), ErrorCode.MpubFailed, 'MPUB');
+    this.acknowledge(
+      () => topic.publishBatch(body, this.mpubStarts, this.mpubLengths, count),
+      ErrorCode.MpubFailed,
+      'MPUB',
+    );
     this.countPublished(topicName, count);
   }
 

@@ -112,7 +112,11 @@ describe('a consumer that never reads', () => {
     const d = await nsqd({ memQueueSize: 0, syncEvery: 1 });
     const pub = await client(d);
     const server = newestServerClient(d) as unknown as { parkedBytes: number };
-    const batch = encodeCommand('MPUB', ['durable'], encodeMpubBody(Array.from({ length: 200 }, () => randomBytes(200))));
+    const batch = encodeCommand(
+      'MPUB',
+      ['durable'],
+      encodeMpubBody(Array.from({ length: 200 }, () => randomBytes(200))),
+    );
     const count = 1000; // ~41 MB sent at once, each MPUB answered only after its fsync
     let maxParked = 0;
     const sampler = setInterval(() => {

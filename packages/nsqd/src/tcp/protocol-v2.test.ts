@@ -8,7 +8,7 @@ import {
   OK_FRAME,
 } from '@nsq-ts/protocol';
 import { eventually, RawClient, type RawFrame, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NsqdOptions } from '../options.js';
 
 let daemon: TestNsqd | null = null;
@@ -597,6 +597,36 @@ describe('delivery', () => {
     p.write(encodeCommand('PUB', ['t'], body));
     expect(text(await p.readFrame())).toBe('OK');
     expect((await readMessage(c)).body.equals(body)).toBe(true);
+  });
+});
+
+describe('clock jumps', () => {
+  it('a wall clock stepped an hour forward or back expires nothing early and holds nothing late', async () => {
+    const d = await nsqd();
+    const c = await subscribe(d, 'clock', 'c', { msg_timeout: 1000 });
+    c.write('RDY 10\n');
+    await publish(d, 'clock', ['in-flight']);
+    const first = await readMessage(c);
+    const start = performance.now();
+    const realNow = Date.now.bind(Date);
+    const p = await client(d);
+    try {
+      // Step forward: a deadline on the wall clock would expire the message now.
+      vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 3_600_000);
+      p.write(encodeCommand('DPUB', ['clock', '600'], 'deferred'));
+      expect(text(await p.readFrame())).toBe('OK');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(d.nsqd.topics.get('clock')?.channels.get('c')?.timeoutCount).toBe(0);
+      // Step back: a due time on the wall clock would hold the deferred message for an hour.
+      vi.spyOn(Date, 'now').mockImplementation(() => realNow() - 3_600_000);
+      const next = [await readMessage(c, 5_000), await readMessage(c, 5_000)].map((m) => m.body.toString());
+      expect(next.sort()).toEqual(['deferred', 'in-flight']);
+      // The timeout fired on the monotonic clock, ~1 s after delivery.
+      expect(performance.now() - start).toBeGreaterThanOrEqual(900);
+      expect(first.body.toString()).toBe('in-flight');
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 });
 

@@ -19,6 +19,13 @@ export interface SegmentLogOptions {
   maxBodyBytes: number;
 }
 
+/**
+ * Bytes encoded per write: a flush of a deep backlog is many writes of this size, so the
+ * encoding buffer never costs more memory than this (one 240 MB buffer for a 1M-message
+ * backlog raised RSS by as much).
+ */
+const WRITE_BYTES = 4 * 1024 * 1024;
+
 const SEGMENT_NAME = /^(\d{20})\.seg$/;
 
 function segmentName(firstOffset: number): string {
@@ -135,7 +142,7 @@ export class SegmentLog {
   }
 
   /**
-   * Appends records (ascending offsets) with one write per segment touched. On failure the
+   * Appends records (ascending offsets), WRITE_BYTES per write. On failure the
    * segment is cut back to its last good size, so a retry rewrites the same place and a
    * restart never sees half a batch as data.
    */
@@ -144,12 +151,13 @@ export class SegmentLog {
     while (i < records.length) {
       const seg = await this.writableSegment(records[i] as MessageRecord);
       const room = Math.max(0, this.options.maxBytesPerFile - seg.size);
-      // Take records until the segment is full; at least one, so an oversized record still goes.
+      // Take records until the segment is full or the write is WRITE_BYTES long; at least one,
+      // so an oversized record still goes.
       let bytes = 0;
       let j = i;
       while (j < records.length) {
         const size = RECORD_HEADER_BYTES + (records[j] as MessageRecord).length;
-        if (j > i && bytes + size > room) break;
+        if (j > i && (bytes + size > room || bytes + size > WRITE_BYTES)) break;
         bytes += size;
         j++;
       }

@@ -102,13 +102,15 @@ export class Channel {
 
   /** Ready messages: unread log records plus requeued ones (not in flight, not deferred). */
   get depth(): number {
-    return this.unread(this.topic.tail.end) + (this.requeued.length - this.requeuedHead);
+    // What a paused topic has not released is the topic's depth, not the channel's.
+    const end = Math.min(this.topic.tail.end, this.topic.readLimit);
+    return this.unread(end) + (this.requeued.length - this.requeuedHead);
   }
 
   /** The part of the depth that is on disk only. */
   get backendDepth(): number {
     if (this.ephemeral) return 0;
-    return this.unread(Math.min(this.topic.tail.start, this.topic.tail.end));
+    return this.unread(Math.min(this.topic.tail.start, this.topic.readLimit));
   }
 
   /** Log records in [cursor, end) this channel will still read. */

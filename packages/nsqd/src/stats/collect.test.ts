@@ -63,6 +63,8 @@ const TOPIC_KEYS = [
   'message_bytes',
   'paused',
   'e2e_processing_latency',
+  // nsq-ts extension, after NSQ's keys.
+  'corrupt_records',
 ];
 const CHANNEL_KEYS = [
   'channel_name',

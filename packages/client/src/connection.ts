@@ -118,6 +118,8 @@ export class Connection {
   private waiter: { resolve: (text: string) => void; reject: (err: Error) => void } | null = null;
   private corked = false;
   private closed = false;
+  /** Closes the connection when nothing is received for two heartbeat intervals. */
+  private readDeadline: NodeJS.Timeout | null = null;
   private closeError: Error | null = null;
   /** Set while `write()` returns false; the owner may stop writing until `onDrain`. */
   congested = false;
@@ -192,11 +194,16 @@ export class Connection {
     } finally {
       clearTimeout(timer);
     }
-    // Two missed heartbeats mean the peer is gone (nsq-spec §2.9); Node refreshes this timer on
-    // socket activity, so it costs nothing per frame.
-    (this.tlsSocket ?? socket).setTimeout(this.negotiated.heartbeatIntervalMs * 2 + 1_000, () => {
-      this.destroy(new ClientError(ClientErrorCode.Timeout, `no data from ${this.address} for two heartbeats`));
-    });
+    // Two missed heartbeats mean the peer is gone (nsq-spec §2.9). A timer refreshed by received
+    // data only: socket.setTimeout also counts our own writes, so a consumer sending TOUCHes
+    // (autoTouch) into a silently dead connection would never notice it.
+    this.readDeadline = setTimeout(
+      () => {
+        this.destroy(new ClientError(ClientErrorCode.Timeout, `no data from ${this.address} for two heartbeats`));
+      },
+      this.negotiated.heartbeatIntervalMs * 2 + 1_000,
+    );
+    this.readDeadline.unref();
     this.handlers = handlers;
     return this.negotiated;
   }
@@ -341,9 +348,13 @@ export class Connection {
     if (rest.length > 0) this.onPlain(rest);
   }
 
-  private readonly onSocketData = (chunk: Buffer): void => this.onPlain(chunk);
+  private readonly onSocketData = (chunk: Buffer): void => {
+    this.readDeadline?.refresh();
+    this.onPlain(chunk);
+  };
 
   private readonly onTransportData = (chunk: Buffer): void => {
+    this.readDeadline?.refresh();
     if (this.input !== null) this.input.push(chunk);
     else this.onPlain(chunk);
   };
@@ -466,6 +477,7 @@ export class Connection {
   private onSocketClose(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.readDeadline !== null) clearTimeout(this.readDeadline);
     this.socket?.setTimeout(0);
     this.tlsSocket?.setTimeout(0);
     this.input?.close();

@@ -218,6 +218,14 @@ export class SegmentLog {
     }
   }
 
+  /**
+   * Closes the write descriptor of an idle log (reopened by the next append): 10,000 topics
+   * must not hold 10,000 descriptors. Unsynced data keeps it open until the next sync.
+   */
+  async release(): Promise<void> {
+    if (this.fd !== null && !this.unsynced) await this.closeFd();
+  }
+
   /** Deletes the segments whose every record is below `offset` (never the one being written). */
   async deleteBelow(offset: number): Promise<void> {
     while (this.segments.length > 1 && (this.segments[1] as Segment).firstOffset <= offset) {

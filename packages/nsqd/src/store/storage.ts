@@ -319,6 +319,7 @@ export class Storage {
     done?.resolve();
     // Segments wholly below every channel's floor are finished (stored state agrees now).
     for (const { log, floor } of floors) await log.deleteBelow(floor).catch(() => undefined);
+    for (const w of writes) if (w.records.length === 0) await w.topic.log?.release().catch(() => undefined);
   }
 
   /**
@@ -376,6 +377,7 @@ export class Storage {
       this.retryTimer = null;
       this.requestFlush(true);
     }, RETRY_AFTER_FAILURE_MS);
+    this.retryTimer.unref();
   }
 
   /**
@@ -387,6 +389,8 @@ export class Storage {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     try {
       await this.flush(true);
+      if (this.health !== null)
+        this.logger.error(`DISKQUEUE: last flush failed, unwritten messages are lost - ${this.health}`);
     } finally {
       this.closed = true;
       for (const topic of this.host.topics.values()) await topic.log?.close().catch(() => undefined);

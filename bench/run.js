@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: MPUB ingest / consume / publish+consume load, HTTP publish, /stats and /metrics
- * scrape latency, @nsq-ts/client vs nsqjs, and @nsq-ts/client over TLS / snappy / deflate, against
- * nsqd (spawned here) or any NSQ-compatible broker on loopback. See bench/README.md.
+ * scrape latency, @nsq-ts/client vs nsqjs, @nsq-ts/client over TLS / snappy / deflate, issue 9's
+ * performance scenarios, and the storage ones (overflow to disk, --mem-queue-size=0, durable
+ * ingest, soak with restarts), against nsqd (spawned here) or any NSQ-compatible broker on
+ * loopback. See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,17 +14,24 @@ import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { makeBodies } from './lib/bodies.js';
 import { cpuBetween, httpRequest, procStats, startBroker, systemCpu } from './lib/broker.js';
+import { formatSummary, summarizeFile } from './lib/cpuprofile.js';
 import { CLIENT_WORKER, Generator, HTTP_WORKER, sum, waitReady } from './lib/generators.js';
 import { fanout, idleConns, idleTopics, latency, PERF_SCENARIOS, pubSingle, rss1m } from './lib/perf.js';
+import { soak, soakDrainLimitMs } from './lib/soak.js';
+import { durable, mem0, overflow, STORAGE_SCENARIOS, storageBroker } from './lib/storage.js';
 import { writeChart } from './lib/svg.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
 const BASE_SCENARIOS = ['publish', 'consume', 'both', 'http-publish', 'stats-scrape', 'clients', 'transport'];
-/** Issue 9's scenarios (lib/perf.js); `--scenario perf` runs just these. */
-const SCENARIOS = [...BASE_SCENARIOS, ...PERF_SCENARIOS];
-/** Left out of `all` (run them by name or with `perf`); none at the moment. */
-const SLOW_SCENARIOS = [];
+/**
+ * Issue 9's scenarios (lib/perf.js; `--scenario perf` runs just these) and the storage ones
+ * (lib/storage.js, lib/soak.js; `--scenario storage`).
+ */
+const SCENARIOS = [...BASE_SCENARIOS, ...PERF_SCENARIOS, ...STORAGE_SCENARIOS];
+/** Left out of `all` (run them by name or with their group): minutes each. */
+const SLOW_SCENARIOS = ['overflow', 'soak'];
+const GROUPS = { perf: PERF_SCENARIOS, storage: STORAGE_SCENARIOS };
 const CLIENTS = ['ours', 'nsqjs'];
 /** transport scenario: what each mode asks for in IDENTIFY (deflate at --deflate-level). */
 const TRANSPORT_MODES = {
@@ -39,15 +48,19 @@ const HELP = `usage: node bench/run.js [options]
 
   --scenario NAME[,NAME...]             publish|consume|both|http-publish|stats-scrape|clients|
                                         transport|fanout|pub-single|latency|rss-1m|idle-conns|
-                                        idle-topics, or a group: all (default), perf (the last six)
+                                        idle-topics|overflow|mem0|durable|soak, or a group:
+                                        all (default; without overflow and soak), perf
+                                        (fanout … idle-topics), storage (overflow … soak)
   --duration SECONDS                    length of each timed phase (default 10)
   --nsqd-tcp-address HOST:PORT          use this running broker (with --nsqd-http-address)
   --nsqd-http-address HOST:PORT         its HTTP address (GET /ping must answer 200)
   --nsqd-bin PATH                       broker to spawn (default packages/nsqd/bin/nsqd.js;
                                         a non-.js path is executed directly)
-  --mem-queue-size N                    --mem-queue-size for the spawned broker (default 10000000)
-  --messages N                          consume: messages to pre-publish (default: as many as
-                                        the publishers send in --duration seconds)
+  --mem-queue-size N                    --mem-queue-size for the spawned broker (default 10000000;
+                                        the storage scenarios set their own)
+  --messages N                          consume, mem0: messages to pre-publish (default: as many
+                                        as the publishers send in --duration seconds);
+                                        overflow: messages put on disk (default 10000000)
   --connections N                       publisher connections and consumer connections (default 2)
   --batch-size N                        messages per MPUB (default 200)
   --msg-size BYTES                      message body size (default 200)
@@ -92,6 +105,18 @@ const HELP = `usage: node bench/run.js [options]
   --idle-topics N                       idle-topics: topics to create (default 10000)
   --idle-topic-channels N               idle-topics: channels per topic (default 0)
   --idle-seconds SECONDS                idle-conns / idle-topics: idle window measured (default 10)
+  --overflow-mem-queue-size N           overflow: the broker's --mem-queue-size (default 10000)
+  --durable-connections LIST            durable: publisher connections, one phase each
+                                        (default 1,8,16)
+  --minutes M                           soak: length of the mixed load (default 30)
+  --restart-every SECONDS               soak: SIGTERM restart cycle (default: a third of the
+                                        run, 20..180)
+  --soak-rate N                         soak: msgs/s offered by all publishers (default 10000)
+  --soak-mem-queue-size N               soak: the broker's --mem-queue-size (default 10000)
+  --soak-msg-timeout MS                 soak: the broker's --msg-timeout (default 5000)
+  --soak-rdy N                          soak: RDY per consumer (default 1000)
+  --broker-cpu-prof DIR                 run the spawned broker under node --cpu-prof, profiles
+                                        to DIR; a summary of each is printed and kept in the JSON
   --out DIR                             where the JSON and SVG go (default bench/results)
   --help
 `;
@@ -140,6 +165,15 @@ function parseArgs(argv) {
     idleTopics: 10_000,
     idleTopicChannels: 0,
     idleSeconds: 10,
+    overflowMemQueueSize: 10_000,
+    durableConnections: '1,8,16',
+    minutes: 30,
+    restartEvery: 0,
+    soakRate: 10_000,
+    soakMemQueueSize: 10_000,
+    soakMsgTimeout: 5_000,
+    soakRdy: 1000,
+    brokerCpuProf: null,
     out: path.join(BENCH_DIR, 'results'),
   };
   const numeric = new Set([
@@ -172,6 +206,13 @@ function parseArgs(argv) {
     'idleTopics',
     'idleTopicChannels',
     'idleSeconds',
+    'overflowMemQueueSize',
+    'minutes',
+    'restartEvery',
+    'soakRate',
+    'soakMemQueueSize',
+    'soakMsgTimeout',
+    'soakRdy',
   ]);
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -194,6 +235,7 @@ function parseArgs(argv) {
     if (numeric.has(key)) {
       const n = Number(value);
       const zeroOk = [
+        'memQueueSize',
         'messages',
         'heartbeatInterval',
         'scrapeMessages',
@@ -201,8 +243,18 @@ function parseArgs(argv) {
         'latencyWarmup',
         'settle',
         'idleTopicChannels',
+        'overflowMemQueueSize',
+        'restartEvery',
+        'soakMemQueueSize',
       ];
-      const fractional = ['duration', 'transportDuration', 'latencyWarmup', 'settle', 'idleSeconds'].includes(key);
+      const fractional = [
+        'duration',
+        'transportDuration',
+        'latencyWarmup',
+        'settle',
+        'idleSeconds',
+        'minutes',
+      ].includes(key);
       const min = zeroOk.includes(key) ? 0 : fractional ? 0.1 : 1;
       if (!Number.isFinite(n) || n < min || (!fractional && !Number.isInteger(n))) {
         throw new Error(`${arg}: bad value ${JSON.stringify(value)}`);
@@ -216,10 +268,11 @@ function parseArgs(argv) {
   for (const name of String(opts.scenario)
     .split(',')
     .map((x) => x.trim())) {
-    const group =
-      name === 'all' ? SCENARIOS.filter((s) => !SLOW_SCENARIOS.includes(s)) : name === 'perf' ? PERF_SCENARIOS : null;
+    const group = name === 'all' ? SCENARIOS.filter((s) => !SLOW_SCENARIOS.includes(s)) : (GROUPS[name] ?? null);
     if (group === null && !SCENARIOS.includes(name)) {
-      throw new Error(`--scenario must be one of ${[...SCENARIOS, 'all', 'perf'].join(', ')} (or a list)`);
+      throw new Error(
+        `--scenario must be one of ${[...SCENARIOS, 'all', ...Object.keys(GROUPS)].join(', ')} (or a list)`,
+      );
     }
     for (const s of group ?? [name]) if (!opts.scenarios.includes(s)) opts.scenarios.push(s);
   }
@@ -235,6 +288,8 @@ function parseArgs(argv) {
   opts.fanoutChannels = numList('fanoutChannels', 1);
   opts.pubConnections = numList('pubConnections', 1);
   opts.latencyRates = numList('latencyRates', 1);
+  opts.durableConnections = numList('durableConnections', 1);
+  if (opts.brokerCpuProf !== null) opts.brokerCpuProf = path.resolve(opts.brokerCpuProf);
   if (opts.idleHeartbeatInterval < 1000 || opts.idleHeartbeatInterval > 60_000) {
     throw new Error('--idle-heartbeat-interval: 1000..60000 ms (nsqd rejects anything else by default)');
   }
@@ -499,6 +554,10 @@ class Bench {
       else if (name === 'rss-1m') await rss1m(this, topic, channel, result, HELPERS);
       else if (name === 'idle-conns') await idleConns(this, topic, result, HELPERS);
       else if (name === 'idle-topics') await idleTopics(this, topic, result, HELPERS);
+      else if (name === 'overflow') await overflow(this, topic, channel, result, HELPERS);
+      else if (name === 'mem0') await mem0(this, topic, channel, result, HELPERS);
+      else if (name === 'durable') await durable(this, topic, channel, result, HELPERS);
+      else if (name === 'soak') await soak(this, topic, channel, result, HELPERS);
       else throw new Error(`unknown scenario ${name}`);
     } catch (err) {
       result.ok = false;
@@ -538,6 +597,14 @@ class Bench {
   async startAll(gens) {
     await waitReady(gens);
     for (const g of gens) g.start();
+  }
+
+  /** Starts `gens`, shows progress for `ms`, stops them: { rs, timeline }. */
+  async timed(label, gens, ms) {
+    await this.startAll(gens);
+    const timeline = await this.tick(label, [gens], ms);
+    for (const g of gens) g.stop();
+    return { rs: await this.results(gens), timeline };
   }
 
   async publishPhase(topic, label, { maxMessagesTotal = 0, ms, extra = {} }) {
@@ -1025,6 +1092,35 @@ const HELPERS = {
   log: (t) => log(t),
 };
 
+/** The .cpuprofile files in `dir` (none without --broker-cpu-prof). */
+function listProfiles(dir) {
+  if (dir === null) return new Set();
+  try {
+    return new Set(fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')));
+  } catch {
+    return new Set();
+  }
+}
+
+/** Summaries of the profiles written to `dir` since `before` (a broker writes one as it exits). */
+function summarizeProfiles(dir, before) {
+  if (dir === null) return undefined;
+  const out = [];
+  for (const f of [...listProfiles(dir)].filter((x) => !before.has(x)).sort()) {
+    const file = path.join(dir, f);
+    try {
+      const summary = summarizeFile(file, 25);
+      const shown = path.relative(process.cwd(), file);
+      log(`  broker CPU profile ${shown.startsWith('..') ? file : shown}:`);
+      for (const line of formatSummary(summary, 12)) log(`    ${line}`);
+      out.push({ file, ...summary });
+    } catch (err) {
+      log(`  broker CPU profile ${file}: not read: ${err.message}`);
+    }
+  }
+  return out;
+}
+
 function bothLine(rates, totals) {
   return `in ${fmtInt(rates[0]).padStart(10)} msg/s  out ${fmtInt(rates[1]).padStart(10)} msg/s  backlog ${fmtInt(totals[0] - totals[1])}`;
 }
@@ -1105,7 +1201,13 @@ async function main() {
                     ? opts.duration * 6 + opts.settle + 120
                     : s === 'idle-conns' || s === 'idle-topics'
                       ? opts.idleSeconds + 480
-                      : opts.duration * 16 + 120),
+                      : s === 'overflow'
+                        ? 2 * (Math.ceil((opts.messages || 10_000_000) / 20_000) + 120) + 180
+                        : s === 'durable'
+                          ? opts.durableConnections.length * (opts.duration + 40) + 60
+                          : s === 'soak'
+                            ? opts.minutes * 60 + soakDrainLimitMs(opts) / 1000 + 300
+                            : opts.duration * 16 + 120),
       0,
     ) *
       1000 +
@@ -1134,9 +1236,15 @@ async function main() {
   }
   const launch = async (scenario) => {
     const flags = scenario === 'transport' && tls !== null ? [`--tls-cert=${tls.cert}`, `--tls-key=${tls.key}`] : [];
+    // The storage scenarios bring their own --mem-queue-size and flags (--sync-every, --msg-timeout).
+    const storage = storageBroker(scenario, opts);
+    if (storage !== null) flags.push(...storage.flags);
     // 10,000 connections need more descriptors than a default soft limit of 1024: the broker is
     // started through `sh -c 'ulimit -n …; exec node …'` (Node cannot raise its own limit).
-    const b = await startBroker(opts, flags, scenario === 'idle-conns' ? { nofile: 65_536 } : {});
+    const b = await startBroker(opts, flags, {
+      ...(scenario === 'idle-conns' ? { nofile: 65_536 } : {}),
+      ...(storage !== null ? { memQueueSize: storage.memQueueSize } : {}),
+    });
     log(
       b.external
         ? `broker: external, tcp ${b.tcp.host}:${b.tcp.port}, http ${b.http.host}:${b.http.port}`
@@ -1198,8 +1306,10 @@ async function main() {
       };
       results.push(r);
       if (!external) {
+        const profilesBefore = listProfiles(opts.brokerCpuProf);
         await broker.stop();
         bench.broker = null;
+        r.cpuProfiles = summarizeProfiles(opts.brokerCpuProf, profilesBefore);
       }
     }
   } finally {
@@ -1248,6 +1358,8 @@ async function main() {
   } catch (err) {
     log(`chart: not written: ${err.message}`);
   }
+  // Scenarios with a verdict (soak) end the output with it.
+  for (const r of results) if (r.verdict) log(`${r.name}: ${r.verdict}`);
   process.exit(results.every((r) => r.ok) ? 0 : 1);
 }
 

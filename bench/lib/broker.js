@@ -1,7 +1,7 @@
 /**
  * The broker under test: either an already-running NSQ-compatible broker (addresses given on the
- * command line) or nsqd spawned as a child process on two free loopback ports, everything in
- * memory, with a fresh temporary data path.
+ * command line) or nsqd spawned as a child process on two free loopback ports, with a fresh
+ * temporary data path (everything in memory unless a scenario lowers --mem-queue-size).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -73,11 +73,16 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Starts the broker (or describes the external one). Returns
- * { tcp, http, child, pid, dataPath, logPath, external, stop() }. `extraFlags` are appended to a
- * spawned broker's command line (e.g. --tls-cert/--tls-key for the transport scenario); `nofile`
- * raises its open-file limit (idle-conns).
+ * { tcp, http, pid, dataPath, logPath, external, command, stop(), restart() }. `extraFlags` are
+ * appended to a spawned broker's command line (e.g. --tls-cert/--tls-key for the transport
+ * scenario); `nofile` raises its open-file limit (idle-conns); `memQueueSize` overrides
+ * opts.memQueueSize (the storage scenarios); `cpuProfDir` (default opts.brokerCpuProf) runs a
+ * .js broker under `node --cpu-prof --cpu-prof-dir=<dir>` (the profile is written when it exits).
+ * `restart()` stops the broker with SIGTERM and starts it again on the same ports and data path
+ * (`pid` changes); the data path is removed by `stop()` only.
  */
-export async function startBroker(opts, extraFlags = [], { nofile = 0 } = {}) {
+export async function startBroker(opts, extraFlags = [], options = {}) {
+  const { nofile = 0, memQueueSize = opts.memQueueSize, cpuProfDir = opts.brokerCpuProf ?? null } = options;
   if (opts.nsqdTcpAddress || opts.nsqdHttpAddress) {
     if (!opts.nsqdTcpAddress || !opts.nsqdHttpAddress) {
       throw new Error('--nsqd-tcp-address and --nsqd-http-address go together');
@@ -95,16 +100,16 @@ export async function startBroker(opts, extraFlags = [], { nofile = 0 } = {}) {
   const httpAddr = { host: LOOPBACK, port: httpPort };
   const dataPath = fs.mkdtempSync(path.join(os.tmpdir(), 'nsq-ts-bench-'));
   const logPath = path.join(dataPath, 'nsqd.log');
-  const log = fs.openSync(logPath, 'a');
   const flags = [
     `--tcp-address=${LOOPBACK}:${tcpPort}`,
     `--http-address=${LOOPBACK}:${httpPort}`,
-    `--mem-queue-size=${opts.memQueueSize}`,
+    `--mem-queue-size=${memQueueSize}`,
     `--data-path=${dataPath}`,
     ...extraFlags,
   ];
   const bin = opts.nsqdBin;
-  let [cmd, args] = bin.endsWith('.js') ? [process.execPath, [bin, ...flags]] : [bin, flags];
+  const nodeFlags = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+  let [cmd, args] = bin.endsWith('.js') ? [process.execPath, [...nodeFlags, bin, ...flags]] : [bin, flags];
   let version = null;
   try {
     const versionArgs = bin.endsWith('.js') ? [bin, '--version'] : ['--version'];
@@ -118,28 +123,16 @@ export async function startBroker(opts, extraFlags = [], { nofile = 0 } = {}) {
     const script = `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`;
     [cmd, args] = ['sh', ['-c', script, cmd, ...args]];
   }
-  const child = spawn(cmd, args, { stdio: ['ignore', log, log] });
-  fs.closeSync(log);
-  let exited = null;
-  const exitPromise = new Promise((resolve) => {
-    child.on('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve(exited);
-    });
-    child.on('error', (err) => {
-      exited = { code: null, signal: null, error: err.message };
-      resolve(exited);
-    });
-  });
 
+  /** The running process: { child, exited, exitPromise }. */
+  let proc = null;
   const cleanup = () => fs.rmSync(dataPath, { recursive: true, force: true });
   // However this process ends (an uncaught error, a closed stdout), the broker does not outlive it.
   const onExit = () => {
-    if (exited === null) child.kill('SIGKILL');
+    if (proc !== null && proc.exited === null) proc.child.kill('SIGKILL');
     cleanup();
   };
   process.on('exit', onExit);
-  exitPromise.then(() => process.off('exit', onExit));
   const logTail = () => {
     try {
       return fs.readFileSync(logPath, 'utf8').split('\n').slice(-30).join('\n');
@@ -148,47 +141,93 @@ export async function startBroker(opts, extraFlags = [], { nofile = 0 } = {}) {
     }
   };
 
-  const stop = async () => {
-    if (exited === null) {
-      child.kill('SIGTERM');
-      const res = await Promise.race([exitPromise, sleep(STOP_TIMEOUT_MS).then(() => null)]);
-      if (res === null) {
-        child.kill('SIGKILL');
-        await exitPromise;
-      }
-    }
-    cleanup();
-  };
-
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (exited !== null) {
-      const tail = logTail();
-      cleanup();
-      throw new Error(
-        `broker exited before answering /ping (${JSON.stringify(exited)}): ${cmd} ${args.join(' ')}\n${tail}`,
-      );
-    }
-    if (await ping(httpAddr)) break;
-    if (Date.now() > deadline) {
-      const tail = logTail();
-      await stop();
-      throw new Error(`broker did not answer /ping within ${READY_TIMEOUT_MS} ms\n${tail}`);
-    }
-    await sleep(100);
-  }
-  return {
+  const broker = {
     tcp,
     http: httpAddr,
     external: false,
-    pid: child.pid,
+    pid: null,
+    dataPath,
+    logPath,
     command: [cmd, ...args].join(' '),
     version,
     logTail,
-    isRunning: () => exited === null,
-    exitInfo: () => exited,
-    stop,
+    isRunning: () => proc !== null && proc.exited === null,
+    exitInfo: () => proc?.exited ?? null,
   };
+
+  // Writing a CPU profile at exit takes a while: it is not cut short.
+  const stopTimeoutMs = cpuProfDir ? 60_000 : STOP_TIMEOUT_MS;
+  /** SIGTERM, then SIGKILL after `timeoutMs`: { exit, stopMs, killed }. */
+  const terminate = async (timeoutMs = stopTimeoutMs) => {
+    const p = proc;
+    const t0 = Date.now();
+    if (p === null || p.exited !== null) return { exit: p?.exited ?? null, stopMs: 0, killed: false };
+    p.child.kill('SIGTERM');
+    let killed = false;
+    const res = await Promise.race([p.exitPromise, sleep(timeoutMs).then(() => null)]);
+    if (res === null) {
+      killed = true;
+      p.child.kill('SIGKILL');
+      await p.exitPromise;
+    }
+    return { exit: p.exited, stopMs: Date.now() - t0, killed };
+  };
+
+  const spawnOnce = async () => {
+    const log = fs.openSync(logPath, 'a');
+    const child = spawn(cmd, args, { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    const p = { child, exited: null, exitPromise: null };
+    p.exitPromise = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        p.exited = { code, signal };
+        resolve(p.exited);
+      });
+      child.on('error', (err) => {
+        p.exited = { code: null, signal: null, error: err.message };
+        resolve(p.exited);
+      });
+    });
+    proc = p;
+    broker.pid = child.pid;
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      if (p.exited !== null) {
+        throw new Error(
+          `broker exited before answering /ping (${JSON.stringify(p.exited)}): ${cmd} ${args.join(' ')}\n${logTail()}`,
+        );
+      }
+      if (await ping(httpAddr)) return;
+      if (Date.now() > deadline) {
+        const tail = logTail();
+        await terminate();
+        throw new Error(`broker did not answer /ping within ${READY_TIMEOUT_MS} ms\n${tail}`);
+      }
+      await sleep(100);
+    }
+  };
+
+  broker.stop = async () => {
+    await terminate();
+    process.off('exit', onExit);
+    cleanup();
+  };
+  /** SIGTERM (SIGKILL after `timeoutMs`), then the same command again: { exit, stopMs, killed, startMs }. */
+  broker.restart = async ({ timeoutMs = stopTimeoutMs } = {}) => {
+    const stopped = await terminate(timeoutMs);
+    const t0 = Date.now();
+    await spawnOnce();
+    return { ...stopped, startMs: Date.now() - t0 };
+  };
+
+  try {
+    await spawnOnce();
+  } catch (err) {
+    process.off('exit', onExit);
+    cleanup();
+    throw err;
+  }
+  return broker;
 }
 
 let clkTck = null;

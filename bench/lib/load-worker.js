@@ -16,7 +16,6 @@
  * Times are process.hrtime (CLOCK_MONOTONIC on Linux: comparable across processes) in ms.
  */
 import net from 'node:net';
-import os from 'node:os';
 import {
   decodeMessage,
   encodeCommand,
@@ -24,10 +23,10 @@ import {
   FrameDecoder,
   FrameType,
   HEARTBEAT,
-  MAGIC_V2,
   MESSAGE_HEADER_BYTES,
 } from '@nsq-ts/protocol';
 import { makeBodies } from './bodies.js';
+import { greet } from './worker-common.js';
 
 const PROGRESS_INTERVAL_MS = 100;
 /** After `stop`, how long a publisher waits for outstanding OKs / a consumer for CLOSE_WAIT. */
@@ -132,15 +131,7 @@ function connect(onReady) {
     if (!finished) fail('connection closed by the broker');
   });
   socket.on('connect', () => {
-    socket.write(MAGIC_V2);
-    const identify = {
-      client_id: `${config.role}-${config.index}`,
-      hostname: os.hostname(),
-      user_agent: 'nsq-ts-bench/0.1',
-      feature_negotiation: true,
-    };
-    if (config.heartbeatInterval > 0) identify.heartbeat_interval = config.heartbeatInterval;
-    socket.write(encodeCommand('IDENTIFY', [], JSON.stringify(identify)));
+    greet(socket, config, config.heartbeatInterval > 0 ? { heartbeat_interval: config.heartbeatInterval } : {});
     onReady();
   });
 }

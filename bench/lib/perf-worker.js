@@ -21,9 +21,8 @@
  *            msgs = connections open.
  */
 import net from 'node:net';
-import os from 'node:os';
-import { encodeCommand, FrameDecoder, FrameType, HEARTBEAT, MAGIC_V2, MESSAGE_HEADER_BYTES } from '@nsq-ts/protocol';
-import { nowMs, runWorker } from './worker-common.js';
+import { encodeCommand, FrameDecoder, FrameType, HEARTBEAT, MESSAGE_HEADER_BYTES } from '@nsq-ts/protocol';
+import { greet, nowMs, runWorker } from './worker-common.js';
 
 const NOP = Buffer.from('NOP\n', 'latin1');
 const FIN_PREFIX = Buffer.from('FIN ', 'latin1');
@@ -38,22 +37,7 @@ const isSoftError = (text) => /^E_(FIN|REQ|TOUCH)_FAILED/.test(text);
 function open(config, identify, onFrame, onClose) {
   const socket = net.connect({ host: config.host, port: config.port, noDelay: true });
   const decoder = new FrameDecoder();
-  socket.on('connect', () => {
-    socket.write(MAGIC_V2);
-    socket.write(
-      encodeCommand(
-        'IDENTIFY',
-        [],
-        JSON.stringify({
-          client_id: `${config.role}-${config.index}`,
-          hostname: os.hostname(),
-          user_agent: 'nsq-ts-bench/0.1',
-          feature_negotiation: true,
-          ...identify,
-        }),
-      ),
-    );
-  });
+  socket.on('connect', () => greet(socket, config, identify));
   socket.on('data', (chunk) => decoder.push(chunk, onFrame));
   socket.on('error', (err) => onClose(`socket error: ${err.message}`));
   socket.on('close', () => onClose('connection closed by the broker'));

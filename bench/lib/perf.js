@@ -151,11 +151,7 @@ export async function pubSingle(b, topic, channel, result, h) {
     const gens = Array.from({ length: c }, (_, i) =>
       b.worker(PERF_WORKER, 'pub1', i, `pub1#${i}`, { topic: t, window: o.pubWindow }),
     );
-    await b.startAll(gens);
-    const label = `PUB ${c} × ${o.pubWindow}`;
-    const timeline = await b.tick(label, [gens], o.duration * 1000);
-    for (const g of gens) g.stop();
-    const rs = await b.results(gens);
+    const { rs, timeline } = await b.timed(`PUB ${c} × ${o.pubWindow}`, gens, o.duration * 1000);
     const p = h.phase(`${c} conn × ${o.pubWindow} in flight`, rs, 'pub', timeline, 0, gens);
     p.kind = 'throughput';
     p.connections = c;

@@ -3,7 +3,8 @@
  *   1. throughput: one horizontal bar per message-rate phase (msgs/s);
  *   2. latency: p50 / p99 / p99.9 per offered rate, log scale, with the 10 ms p99 target;
  *   3. resources: broker RSS and idle CPU from rss-1m / idle-conns / idle-topics, each against
- *      issue 9's target where it has one.
+ *      issue 9's target where it has one;
+ *   4. broker RSS over time (overflow: publish then drain; soak: with its restarts marked).
  * Panels without data are left out; nothing is written if none has any.
  */
 import fs from 'node:fs';
@@ -191,6 +192,61 @@ function resourcePanel(y0, items) {
   return { svg: out.join('\n'), height: y - y0 + 10 };
 }
 
+/** One RSS-over-time series per storage scenario that has one (overflow, soak). */
+function seriesItems(run) {
+  const items = [];
+  for (const r of run.scenarios) {
+    const d = r.storage ?? r.soak;
+    if (!d?.rssSeries || d.rssSeries.length < 2) continue;
+    const marks = [];
+    if (r.name === 'overflow') {
+      const drain = d.rssSeries.find((p) => p.phase === 'drain');
+      if (drain) marks.push({ t: drain.t, text: 'drain starts' });
+    }
+    for (const t of d.restartMarks ?? []) marks.push({ t, text: 'restart' });
+    const what =
+      r.name === 'overflow'
+        ? `overflow: ${fmtInt(d.messages)} × ${d.msgSize} B to disk and back (${fmtInt((d.diskAtPeak?.topicBytes ?? 0) / 1048576)} MiB at the peak)`
+        : `soak: ${d.minutes} min, ${d.restarts?.length ?? 0} SIGTERM restarts — ${d.verdict}`;
+    items.push({ label: what, points: d.rssSeries, marks, min: d.rss?.min, max: d.rss?.max });
+  }
+  return items;
+}
+
+function seriesPanel(y0, items) {
+  const out = [title(y0 + 16, 'broker RSS over time (MiB; one point per second, largest per bucket)')];
+  const left = 70;
+  const plotW = W - left - 30;
+  const plotH = 130;
+  let y = y0 + 34;
+  for (const it of items) {
+    out.push(`<text x="${left}" y="${y}" ${font()}>${esc(`${it.label}; RSS ${it.min}–${it.max} MiB`)}</text>`);
+    const top = y + 10;
+    const tMax = Math.max(...it.points.map((p) => p.t), 1);
+    const vMax = Math.max(...it.points.map((p) => p.rssMiB), 1) * 1.15;
+    const xOf = (t) => left + (t / tMax) * plotW;
+    const yOf = (v) => top + plotH - (v / vMax) * plotH;
+    out.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#999"/>`);
+    out.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#999"/>`);
+    for (const v of [0, vMax / 2, vMax / 1.15]) {
+      const yy = yOf(v).toFixed(1);
+      out.push(`<text x="${left - 6}" y="${yy}" ${font(11)} text-anchor="end">${fmtInt(v)}</text>`);
+    }
+    out.push(
+      `<text x="${left + plotW}" y="${top + plotH + 14}" ${font(11)} text-anchor="end">${fmtInt(tMax)} s</text>`,
+    );
+    for (const m of it.marks) {
+      const x = xOf(m.t).toFixed(1);
+      out.push(`<line x1="${x}" y1="${top}" x2="${x}" y2="${top + plotH}" stroke="#c8423b" stroke-dasharray="4 3"/>`);
+      out.push(`<text x="${x}" y="${top + 10}" ${font(10)} fill="#c8423b">${esc(m.text)}</text>`);
+    }
+    const pts = it.points.map((p) => `${xOf(p.t).toFixed(1)},${yOf(p.rssMiB).toFixed(1)}`).join(' ');
+    out.push(`<polyline points="${pts}" fill="none" stroke="${COLORS.res}" stroke-width="1.5"/>`);
+    y = top + plotH + 30;
+  }
+  return { svg: out.join('\n'), height: y - y0 };
+}
+
 /** Writes the chart for `run` (the JSON object) to `file`; returns the path, or null if empty. */
 export function writeChart(run, file) {
   const panels = [];
@@ -205,6 +261,8 @@ export function writeChart(run, file) {
   if (lat.length > 0) add(latencyPanel(y, lat));
   const res = resourceItems(run);
   if (res.length > 0) add(resourcePanel(y, res));
+  const ser = seriesItems(run);
+  if (ser.length > 0) add(seriesPanel(y, ser));
   if (panels.length === 0) return null;
   const head =
     `nsq-ts bench ${run.startedAt} · commit ${run.commit ?? '?'} · ` +

@@ -2,17 +2,36 @@
  * The IPC harness shared by bench/lib/http-worker.js and bench/lib/client-worker.js: the same
  * protocol as load-worker.js (see its header), so `Generator` drives any of them.
  *
- *   runWorker((config, w) => ({ start(), stop() }))
+ *   runWorker((config, w) => ({ start(), stop(), control?(msg) }))
  *
  * `w.stats` is what the parent sees (msgs, bytes, startAt, firstAt, lastAt, stopAt, ...);
  * `w.count(n, bytes)` records n acknowledged / handled messages; `w.finish(extra)` reports the
  * result (plus `extra`, e.g. latencies) and exits; `w.fail(message)` reports an error and exits.
  */
+import os from 'node:os';
+import { encodeCommand, MAGIC_V2 } from '@nsq-ts/protocol';
+
 const PROGRESS_INTERVAL_MS = 100;
 /** After `stop`, how long a worker may take to report (outstanding replies, close). */
 const STOP_GRACE_MS = 10_000;
 
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * What every raw-protocol generator sends first on a connection: the V2 magic and IDENTIFY
+ * (client_id `<role>-<index>`, feature_negotiation) plus `extra` fields.
+ */
+export function greet(socket, config, extra = {}) {
+  socket.write(MAGIC_V2);
+  const identify = {
+    client_id: `${config.role}-${config.index}`,
+    hostname: os.hostname(),
+    user_agent: 'nsq-ts-bench/0.1',
+    feature_negotiation: true,
+    ...extra,
+  };
+  socket.write(encodeCommand('IDENTIFY', [], JSON.stringify(identify)));
+}
 
 export function runWorker(createRole) {
   let config = null;
@@ -113,6 +132,9 @@ export function runWorker(createRole) {
         if (stats.stopAt === 0) stats.stopAt = nowMs();
         setTimeout(() => w.fail(`no result ${STOP_GRACE_MS} ms after stop`), STOP_GRACE_MS).unref();
         await role?.stop();
+      } else if (role?.control) {
+        // Anything else (e.g. the soak's pause / resume) is the role's own.
+        await role.control(msg);
       }
     } catch (err) {
       w.fail(err?.stack ?? String(err));

@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+/**
+ * Summary of a V8 `.cpuprofile` (what `node --cpu-prof` writes; bench/run.js --broker-cpu-prof DIR
+ * runs the spawned broker that way): self time per function and per source file, as % of the
+ * sampled time. `(idle)` is the event loop waiting, `(garbage collector)` V8's GC on the main
+ * thread, `(program)` native code outside JavaScript (syscalls made synchronously, libuv).
+ *
+ *   node bench/lib/cpuprofile.js FILE.cpuprofile [--top N]
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Where a script URL points, shortened to what tells one file from another. */
+function shortUrl(url) {
+  if (url === '') return '';
+  let p = url.startsWith('file://') ? fileURLToPath(url) : url;
+  const at = p.lastIndexOf('/node_modules/');
+  if (at >= 0) return p.slice(at + 1);
+  const pkg = p.indexOf('/packages/');
+  if (pkg >= 0) p = p.slice(pkg + 1);
+  return p;
+}
+
+/**
+ * { totalMs, wallMs, functions: [{ name, where, selfMs, pct }], files: [{ file, selfMs, pct }],
+ *   categories: { idle, gc, program, js } (ms) }, top `top` of each list by self time.
+ */
+export function summarize(profile, top = 20) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map();
+  const { samples, timeDeltas } = profile;
+  for (let i = 0; i < samples.length; i++) {
+    // A sample's time is the delta to the next one (V8's convention in DevTools).
+    const dt = timeDeltas[i + 1] ?? 0;
+    selfUs.set(samples[i], (selfUs.get(samples[i]) ?? 0) + Math.max(0, dt));
+  }
+  const fns = new Map();
+  const files = new Map();
+  const categories = { idle: 0, gc: 0, program: 0, js: 0 };
+  let total = 0;
+  for (const [id, us] of selfUs) {
+    const node = byId.get(id);
+    if (node === undefined) continue;
+    const cf = node.callFrame;
+    const name = cf.functionName || '(anonymous)';
+    const file = shortUrl(cf.url);
+    total += us;
+    if (name === '(idle)') categories.idle += us;
+    else if (name === '(garbage collector)') categories.gc += us;
+    else if (name === '(program)') categories.program += us;
+    else categories.js += us;
+    const where = file === '' ? '' : `${file}:${cf.lineNumber + 1}`;
+    const key = `${name} ${where}`;
+    const f = fns.get(key) ?? { name, where, us: 0 };
+    f.us += us;
+    fns.set(key, f);
+    const fileKey = file === '' ? name : file;
+    files.set(fileKey, (files.get(fileKey) ?? 0) + us);
+  }
+  const ms = (us) => Math.round(us / 100) / 10;
+  const pct = (us) => (total > 0 ? Math.round((us / total) * 1000) / 10 : 0);
+  return {
+    totalMs: ms(total),
+    wallMs: ms((profile.endTime ?? 0) - (profile.startTime ?? 0)),
+    categories: Object.fromEntries(Object.entries(categories).map(([k, v]) => [k, { ms: ms(v), pct: pct(v) }])),
+    functions: [...fns.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, top)
+      .map((f) => ({ name: f.name, where: f.where, selfMs: ms(f.us), pct: pct(f.us) })),
+    files: [...files.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([file, us]) => ({ file, selfMs: ms(us), pct: pct(us) })),
+  };
+}
+
+export function summarizeFile(file, top = 20) {
+  return summarize(JSON.parse(fs.readFileSync(file, 'utf8')), top);
+}
+
+/** The summary as text lines (what run.js prints after a profiled scenario). */
+export function formatSummary(s, top = 12) {
+  const c = s.categories;
+  const busy = s.totalMs - c.idle.ms;
+  const ofBusy = (x) => (busy > 0 ? ((x / busy) * 100).toFixed(1) : '0.0');
+  const lines = [
+    `sampled ${s.totalMs} ms (wall ${s.wallMs} ms): idle ${c.idle.pct}%, busy ${(100 - c.idle.pct).toFixed(1)}% — ` +
+      `of busy: JS ${ofBusy(c.js.ms)}%, GC ${ofBusy(c.gc.ms)}%, (program) ${ofBusy(c.program.ms)}%`,
+    'self time (% of busy), by function:',
+  ];
+  for (const f of s.functions.filter((x) => x.name !== '(idle)').slice(0, top)) {
+    lines.push(`  ${ofBusy(f.selfMs).padStart(5)}%  ${f.name}  ${f.where}`);
+  }
+  lines.push('by file:');
+  for (const f of s.files.filter((x) => x.file !== '(idle)').slice(0, top)) {
+    lines.push(`  ${ofBusy(f.selfMs).padStart(5)}%  ${f.file}`);
+  }
+  return lines;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  const i = args.indexOf('--top');
+  const top = i >= 0 ? Number(args.splice(i, 2)[1]) : 20;
+  if (args.length !== 1) {
+    process.stderr.write('usage: node bench/lib/cpuprofile.js FILE.cpuprofile [--top N]\n');
+    process.exit(2);
+  }
+  for (const line of formatSummary(summarizeFile(args[0], top + 5), top)) process.stdout.write(`${line}\n`);
+}

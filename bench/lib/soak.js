@@ -1,0 +1,342 @@
+/**
+ * The soak scenario (issue #10): --minutes (30) of mixed load on one broker whose data path
+ * survives SIGTERM restarts, then an end-to-end count of what was published against what was
+ * finished. Generators: lib/soak-worker.js (--connections publishers offering --soak-rate
+ * msgs/s in all — MPUB, PUB, DPUB — and --connections consumers that FIN most messages, REQ
+ * some with a delay, and never answer others so they time out after --soak-msg-timeout).
+ *
+ * Every cycle of --restart-every seconds (default: a third of the run, 20–180 s) the consumers
+ * pause (RDY 0) from 40 % to 70 % of it, so a backlog builds past --soak-mem-queue-size and
+ * spills to disk, and nsqd is restarted with SIGTERM: in even cycles at 55 % (paused, backlog
+ * on disk and in memory), in odd ones at 95 % (consuming, messages in flight, requeued and
+ * deferred). After the run the publishers stop and the consumers drain until the channel has
+ * nothing left (depth, in flight and deferred all 0).
+ *
+ * PASS: every acknowledged message was finished at least once (nothing lost), no consumer saw a
+ * body the publishers did not send, every restart exited 0 on SIGTERM, the drain completed and
+ * no generator failed. Duplicates (finished again after a FIN) are reported, not failed: the
+ * delivery guarantee is at least once.
+ */
+import { fileURLToPath } from 'node:url';
+import { cpuBetween, systemCpu } from './broker.js';
+import { sum, waitReady } from './generators.js';
+import { channelStats, downsample } from './storage.js';
+
+export const SOAK_WORKER = fileURLToPath(new URL('./soak-worker.js', import.meta.url));
+const SOAK_BATCH = 50;
+const HOLD_PERMILLE = 10;
+const REQ_PERMILLE = 50;
+const REQ_MAX_DELAY_MS = 2000;
+/** How long a SIGTERM may take before the soak SIGKILLs (and fails). */
+const RESTART_STOP_TIMEOUT_MS = 30_000;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+const mib = (kib) => (kib === null || kib === undefined ? null : Math.round((kib / 1024) * 10) / 10);
+
+/** Seconds between restarts: --restart-every, or a third of the run within 20–180 s. */
+export function soakCycleSeconds(o) {
+  return o.restartEvery > 0 ? o.restartEvery : Math.min(180, Math.max(20, Math.round((o.minutes * 60) / 3)));
+}
+
+/** Upper bound of the drain after the run (timeouts and REQ delays must play out). */
+export function soakDrainLimitMs(o) {
+  return o.soakMsgTimeout * 4 + 180_000;
+}
+
+/** The pause / resume / restart events of the run (ms from its start), in time order. */
+function schedule(totalMs, cycleMs) {
+  const events = [];
+  for (let i = 0; i * cycleMs < totalMs; i++) {
+    const base = i * cycleMs;
+    events.push({ at: base + 0.4 * cycleMs, type: 'pause' });
+    events.push({ at: base + 0.7 * cycleMs, type: 'resume' });
+    events.push({ at: base + (i % 2 === 0 ? 0.55 : 0.95) * cycleMs, type: 'restart' });
+  }
+  return events.filter((e) => e.at < totalMs - 2000).sort((a, b) => a.at - b.at);
+}
+
+function popcount(bytes) {
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    let v = bytes[i];
+    while (v) {
+      v &= v - 1;
+      n++;
+    }
+  }
+  return n;
+}
+
+/**
+ * Publishers' results against consumers' bitmaps: lost (acknowledged, never finished),
+ * duplicates across consumers, uncertain ones that did arrive, and bits nobody sent.
+ */
+function reconcile(prs, srs) {
+  const out = { acked: 0, lost: 0, lostSample: [], crossDuplicates: 0, uncertain: 0, uncertainDelivered: 0 };
+  out.failed = 0;
+  out.failedDelivered = 0;
+  out.unexpected = 0;
+  const pubs = new Set([...prs.keys(), ...srs.flatMap((r) => Object.keys(r.bitmaps ?? {}).map(Number))]);
+  for (const p of pubs) {
+    const r = prs[p];
+    const nextSeq = r?.nextSeq ?? 0;
+    const maps = srs.map((s) => Buffer.from(s.bitmaps?.[p] ?? '', 'base64'));
+    const len = Math.max(Math.ceil(nextSeq / 8), ...maps.map((m) => m.length));
+    const or = new Uint8Array(len);
+    let each = 0;
+    for (const m of maps) {
+      for (let i = 0; i < m.length; i++) or[i] |= m[i];
+      each += popcount(m);
+    }
+    out.crossDuplicates += each - popcount(or);
+    const has = (seq) => (or[seq >>> 3] & (1 << (seq & 7))) !== 0;
+    const excluded = new Uint8Array(len);
+    const mark = (ranges, key, deliveredKey) => {
+      for (const [a, b] of ranges ?? []) {
+        for (let s = a; s < b; s++) {
+          excluded[s >>> 3] |= 1 << (s & 7);
+          out[key]++;
+          if (has(s)) out[deliveredKey]++;
+        }
+      }
+    };
+    mark(r?.uncertain, 'uncertain', 'uncertainDelivered');
+    mark(r?.failed, 'failed', 'failedDelivered');
+    for (let s = 0; s < nextSeq; s++) {
+      if ((excluded[s >>> 3] & (1 << (s & 7))) !== 0) continue;
+      out.acked++;
+      if (!has(s)) {
+        out.lost++;
+        if (out.lostSample.length < 10) out.lostSample.push(`${p}:${s}`);
+      }
+    }
+    for (let s = nextSeq; s < len * 8; s++) if (has(s)) out.unexpected++;
+  }
+  return out;
+}
+
+export async function soak(b, topic, channel, result, h) {
+  const o = b.opts;
+  if (b.broker.external) throw new Error('soak restarts the broker: it needs a spawned one, not --nsqd-*-address');
+  const totalMs = o.minutes * 60_000;
+  const cycleMs = soakCycleSeconds(o) * 1000;
+  const drainLimitMs = soakDrainLimitMs(o);
+  const events = schedule(totalMs, cycleMs);
+  const n = o.connections;
+  const hardDeadlineMs = totalMs + drainLimitMs + 300_000;
+  const pubs = Array.from({ length: n }, (_, i) =>
+    b.worker(SOAK_WORKER, 'soak-pub', i, `soak-pub#${i}`, {
+      topic,
+      rate: o.soakRate / n,
+      batchSize: SOAK_BATCH,
+      hardDeadlineMs,
+    }),
+  );
+  const subs = Array.from({ length: n }, (_, i) =>
+    b.worker(SOAK_WORKER, 'soak-sub', i, `soak-sub#${i}`, {
+      topic,
+      channel,
+      rdy: o.soakRdy,
+      holdPermille: HOLD_PERMILLE,
+      reqPermille: REQ_PERMILLE,
+      reqMaxDelayMs: REQ_MAX_DELAY_MS,
+      hardDeadlineMs,
+    }),
+  );
+  await waitReady([...pubs, ...subs]);
+  h.log(
+    `  ${o.minutes} min at ${h.fmtInt(o.soakRate)} msgs/s offered (${n} pub + ${n} sub conns); ` +
+      `${events.filter((e) => e.type === 'restart').length} SIGTERM restarts, one per ${cycleMs / 1000} s cycle; ` +
+      `${HOLD_PERMILLE / 10}% never answered (--msg-timeout ${o.soakMsgTimeout} ms), ${REQ_PERMILLE / 10}% REQ 0–${REQ_MAX_DELAY_MS} ms`,
+  );
+  for (const g of subs) g.start();
+  for (const g of pubs) g.start();
+
+  const t0 = nowMs();
+  const sys0 = systemCpu();
+  const samples = [];
+  const restarts = [];
+  let brokerCpuMs = 0;
+  let prevB = b.brokerSample();
+  let prevAt = t0;
+  let prevTotals = [0, 0];
+  let paused = false;
+  let ei = 0;
+  const gensFailed = () => [...pubs, ...subs].find((g) => g.failed);
+  const sample = (label) => {
+    const t = nowMs();
+    const totals = [sum(pubs, 'msgs'), sum(subs, 'msgs')];
+    const dt = (t - prevAt) / 1000;
+    const rates = totals.map((x, i) => (dt > 0 ? (x - prevTotals[i]) / dt : 0));
+    const cur = b.brokerSample();
+    const cpu = prevB !== null && cur !== null && b.broker.pid === prevB.pid ? cpuBetween(prevB, cur) : null;
+    if (cpu !== null) brokerCpuMs += cpu.cpuMs;
+    const s = {
+      t: h.round((t - t0) / 1000, 2),
+      rates,
+      totals,
+      brokerCpuPct: cpu === null ? null : h.round(cpu.pct, 1),
+      brokerRssKiB: cur?.rssKiB ?? null,
+      pid: b.broker.pid,
+    };
+    samples.push(s);
+    h.log(
+      `  [${label}] ${s.t.toFixed(0).padStart(5)}s  pub ${h.fmtInt(rates[0]).padStart(7)}/s  fin ${h.fmtInt(rates[1]).padStart(7)}/s  ` +
+        `acked ${h.fmtInt(totals[0])}  finished ${h.fmtInt(totals[1])}  rss ${h.fmtInt((cur?.rssKiB ?? 0) / 1024)} MiB  ` +
+        `cpu ${h.fmt1(s.brokerCpuPct)}%  restarts ${restarts.length}${paused ? '  (consumers paused)' : ''}`,
+    );
+    prevTotals = totals;
+    prevAt = t;
+    prevB = cur === null ? null : { ...cur, pid: b.broker.pid };
+  };
+  prevB = prevB === null ? null : { ...prevB, pid: b.broker.pid };
+
+  let nextPrint = t0 + 1000;
+  while (nowMs() - t0 < totalMs) {
+    const failed = gensFailed();
+    if (failed) throw new Error(`${failed.name} failed: ${(await failed.result).error}`);
+    while (ei < events.length && events[ei].at <= nowMs() - t0) {
+      const e = events[ei++];
+      if (e.type === 'restart') {
+        const at = h.round((nowMs() - t0) / 1000, 1);
+        const r = await b.broker.restart({ timeoutMs: RESTART_STOP_TIMEOUT_MS });
+        restarts.push({ at, ...r, pid: b.broker.pid, consumersPaused: paused });
+        const clean = !r.killed && r.exit?.code === 0;
+        h.log(
+          `  restart #${restarts.length} at ${at} s (${paused ? 'consumers paused' : 'consuming'}): SIGTERM → ` +
+            `${clean ? 'exit 0' : `NOT CLEAN ${JSON.stringify(r.exit)}${r.killed ? ', SIGKILLed' : ''}`} in ${r.stopMs} ms; ` +
+            `up again (GET /ping) in ${r.startMs} ms, pid ${b.broker.pid}`,
+        );
+        prevB = b.brokerSample();
+        if (prevB !== null) prevB.pid = b.broker.pid;
+      } else {
+        paused = e.type === 'pause';
+        for (const g of subs) g.send({ type: e.type });
+      }
+    }
+    if (nowMs() >= nextPrint) {
+      sample('soak');
+      // After a restart (which blocks for a while) the next line is a second later, not at once.
+      nextPrint = Math.max(nextPrint + 1000, nowMs() + 500);
+    }
+    await sleep(50);
+  }
+  for (const g of pubs) g.stop();
+  const prs = await b.results(pubs);
+  if (paused) for (const g of subs) g.send({ type: 'resume' });
+  paused = false;
+
+  // Drain: until the channel holds nothing (twice in a row), or the limit.
+  const drainStart = nowMs();
+  let zeroes = 0;
+  let last = null;
+  while (nowMs() - drainStart < drainLimitMs && zeroes < 2) {
+    await sleep(1000);
+    const failed = gensFailed();
+    if (failed) throw new Error(`${failed.name} failed: ${(await failed.result).error}`);
+    sample('drain');
+    last = await channelStats(b, topic, channel);
+    const empty =
+      last !== null && last.depth === 0 && last.inFlight === 0 && last.deferred === 0 && last.topicDepth === 0;
+    zeroes = empty ? zeroes + 1 : 0;
+  }
+  const drained = zeroes >= 2;
+  const drainSeconds = h.round((nowMs() - drainStart) / 1000, 1);
+  for (const g of subs) g.stop();
+  const srs = await b.results(subs);
+  const wallMs = nowMs() - t0;
+  const sys1 = systemCpu();
+
+  // Rows: acknowledged publishes and unique finishes, over the run and its drain.
+  const gensCpuMs = [...prs, ...srs].reduce((a, r) => a + (r.cpu?.userMs ?? 0) + (r.cpu?.systemMs ?? 0), 0);
+  const machineMs = sys0 && sys1 ? sys1.busyMs - sys0.busyMs : null;
+  const lastRss = samples.at(-1)?.brokerRssKiB ?? null;
+  const timeline = {
+    samples,
+    wallMs,
+    broker: { cpuPct: h.round((brokerCpuMs / wallMs) * 100, 1), cpuMs: h.round(brokerCpuMs, 0), rssKiB: lastRss },
+    machineCpuPct: machineMs === null ? null : h.round((machineMs / wallMs) * 100, 1),
+    otherCpuPct:
+      machineMs === null ? null : h.round(Math.max(0, (machineMs - gensCpuMs - brokerCpuMs) / wallMs) * 100, 1),
+  };
+  const pubRow = h.phase('publish (acked)', prs, 'pub', timeline, 0, pubs);
+  const finRow = h.phase('finish (unique)', srs, 'sub', timeline, 1, subs);
+
+  const rec = reconcile(prs, srs);
+  const counts = {};
+  for (const r of srs) for (const [k, v] of Object.entries(r.counts ?? {})) counts[k] = (counts[k] ?? 0) + v;
+  counts.maxAttempts = Math.max(0, ...srs.map((r) => r.counts?.maxAttempts ?? 0));
+  const duplicates = (counts.duplicates ?? 0) + rec.crossDuplicates;
+  const skipped = prs.reduce((a, r) => a + (r.skipped ?? 0), 0);
+  const commands = { mpub: 0, pub: 0, dpub: 0 };
+  for (const r of prs) for (const k of Object.keys(commands)) commands[k] += r.commands?.[k] ?? 0;
+  const unclean = restarts.filter((r) => r.killed || r.exit?.code !== 0);
+  const problems = [];
+  if (rec.lost > 0)
+    problems.push(`${h.fmtInt(rec.lost)} acknowledged messages never finished (e.g. ${rec.lostSample.join(', ')})`);
+  if (rec.unexpected > 0) problems.push(`${rec.unexpected} finished sequence numbers were never sent`);
+  if ((counts.bad ?? 0) > 0) problems.push(`${counts.bad} bodies without the soak marker`);
+  if (unclean.length > 0) problems.push(`${unclean.length} restart(s) not clean on SIGTERM`);
+  if (!drained) problems.push(`not drained within ${drainLimitMs / 1000} s: ${JSON.stringify(last)}`);
+  const verdict = problems.length === 0 ? 'PASS' : 'FAIL';
+
+  const rssPoints = samples
+    .filter((s) => s.brokerRssKiB !== null)
+    .map((s) => ({ t: s.t, rssMiB: mib(s.brokerRssKiB), pid: s.pid }));
+  const rssValues = rssPoints.map((p) => p.rssMiB);
+  result.soak = {
+    verdict,
+    problems,
+    minutes: o.minutes,
+    offeredRate: o.soakRate,
+    memQueueSize: o.soakMemQueueSize,
+    msgTimeoutMs: o.soakMsgTimeout,
+    cycleSeconds: cycleMs / 1000,
+    restarts,
+    drained,
+    drainSeconds,
+    finalChannel: last,
+    published: {
+      acked: rec.acked,
+      uncertain: rec.uncertain,
+      uncertainDelivered: rec.uncertainDelivered,
+      failed: rec.failed,
+      failedDelivered: rec.failedDelivered,
+      skippedOffer: skipped,
+      commands,
+      reconnects: prs.reduce((a, r) => a + (r.reconnects ?? 0), 0),
+    },
+    consumed: {
+      ...counts,
+      crossDuplicates: rec.crossDuplicates,
+      duplicatesTotal: duplicates,
+      reconnects: srs.reduce((a, r) => a + (r.reconnects ?? 0), 0),
+    },
+    lost: rec.lost,
+    lostSample: rec.lostSample,
+    unexpected: rec.unexpected,
+    rss: { min: Math.min(...rssValues), max: Math.max(...rssValues) },
+    rssSeries: downsample(rssPoints, 180),
+    restartMarks: restarts.map((r) => r.at),
+  };
+  // The per-second samples are in rssSeries (downsampled); the rows keep a short timeline.
+  pubRow.timeline = pubRow.timeline.filter((_, i) => i % 10 === 0);
+  finRow.timeline = finRow.timeline.filter((_, i) => i % 10 === 0);
+  pubRow.kind = 'throughput';
+  finRow.kind = 'throughput';
+  pubRow.note =
+    `${h.fmtInt(commands.mpub)} MPUB / ${h.fmtInt(commands.pub)} PUB / ${h.fmtInt(commands.dpub)} DPUB; ` +
+    `${h.fmtInt(rec.uncertain)} unanswered at a restart (${h.fmtInt(rec.uncertainDelivered)} arrived)`;
+  finRow.note =
+    `${restarts.length} restarts; lost ${h.fmtInt(rec.lost)}; duplicates ${h.fmtInt(duplicates)}; ` +
+    `REQ ${h.fmtInt(counts.requeued ?? 0)}, timed out ${h.fmtInt(counts.heldRedelivered ?? 0)} of ${h.fmtInt(counts.held ?? 0)} held; ` +
+    `RSS ${result.soak.rss.min}–${result.soak.rss.max} MiB; ${verdict}`;
+  result.phases.push(pubRow, finRow);
+  result.verdict = `${verdict}${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`;
+  if (verdict === 'FAIL') result.ok = false;
+  h.log(
+    `  soak: acked ${h.fmtInt(rec.acked)}, finished all but ${h.fmtInt(rec.lost)}; duplicates ${h.fmtInt(duplicates)}; ` +
+      `drained in ${drainSeconds} s; RSS ${result.soak.rss.min}–${result.soak.rss.max} MiB; ${verdict}`,
+  );
+}

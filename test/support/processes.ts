@@ -192,6 +192,11 @@ export interface NsqdSpec {
   name: string;
   lookupdTcpAddresses: readonly string[];
   args?: readonly string[];
+  /**
+   * --data-path to use (the caller owns it: it is not removed by `killAll()`); by default a
+   * fresh temporary directory that `killAll()` removes.
+   */
+  dataPath?: string;
 }
 
 /** Every process a test started; `killAll()` in afterEach leaves nothing behind. */
@@ -217,8 +222,11 @@ export class ProcessGroup {
   }
 
   async startNsqd(spec: NsqdSpec): Promise<DaemonProcess> {
-    const dataPath = await mkdtemp(join(tmpdir(), 'nsq-ts-cluster-'));
-    this.dirs.push(dataPath);
+    let dataPath = spec.dataPath;
+    if (dataPath === undefined) {
+      dataPath = await mkdtemp(join(tmpdir(), 'nsq-ts-cluster-'));
+      this.dirs.push(dataPath);
+    }
     const lookupds = spec.lookupdTcpAddresses.flatMap((a) => ['--lookupd-tcp-address', a]);
     return this.start(spec.name, 'nsqd', [
       '--tcp-address',

@@ -296,6 +296,7 @@ export class Channel {
 
   /** A DPUB message fanned out to this channel: straight into the deferred set. */
   putDeferred(record: MessageRecord): void {
+    this.stateVersion++;
     this.holdAhead(record.offset);
     this.defer(new ChannelMessage(record, 0), record.deliverAfter);
   }

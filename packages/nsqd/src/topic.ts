@@ -37,6 +37,8 @@ export class Topic {
   messageCount = 0;
   messageBytes = 0;
   deleted = false;
+  /** Everything below it was dropped (emptied without channels, last channel deleted). */
+  private droppedBelow = 0;
   /** Bumped by changes the state store must record (pause, skips). */
   stateVersion = 0;
   /**
@@ -62,12 +64,17 @@ export class Topic {
   get backlogStart(): number {
     const log = this.log;
     if (log === null || log.segments.length === 0) return this.tail.start;
-    return Math.min(log.firstOffset, this.tail.start);
+    // Segments of a dropped backlog are deleted by the next flush: they do not count.
+    return Math.max(this.droppedBelow, Math.min(log.firstOffset, this.tail.start));
   }
 
   /** Where channels must stop reading: the log's end, or the release mark while paused. */
   get readLimit(): number {
-    return this.paused ? this.releaseMark : this.tail.end;
+    const end = this.paused ? this.releaseMark : this.tail.end;
+    // Durable mode (--mem-queue-size=0): a message is delivered only once it is stored, so a
+    // publish that failed (E_PUB_FAILED) is never delivered and a delivered one survives.
+    if (this.log !== null && this.ctx.options.memQueueSize === 0 && this.writtenUpTo < end) return this.writtenUpTo;
+    return end;
   }
 
   /** Topic depth: messages not yet handed to channels (all of them while it has no channel). */
@@ -297,6 +304,21 @@ export class Topic {
   afterWrite(to: number): void {
     if (to > this.writtenUpTo) this.writtenUpTo = to;
     this.trim();
+    if (this.ctx.options.memQueueSize === 0 && !this.paused) {
+      for (const channel of this.channels.values()) channel.schedule();
+    }
+  }
+
+  /**
+   * A flush failed in durable mode: its publishers got E_PUB_FAILED, so its messages must
+   * never be delivered — channels skip them.
+   */
+  discardUnwritten(to: number): void {
+    if (this.ctx.options.memQueueSize !== 0 || to <= this.writtenUpTo) return;
+    this.skips.push([this.writtenUpTo, to]);
+    this.writtenUpTo = to;
+    this.stateVersion++;
+    this.trim();
   }
 
   pause(): void {
@@ -345,6 +367,7 @@ export class Topic {
   /** Everything the topic held is gone (emptied without channels, or last channel deleted). */
   private dropBacklog(): void {
     this.tail.clear();
+    this.droppedBelow = this.tail.end;
     this.writtenUpTo = this.tail.end;
     this.skips = [];
     if (this.paused) this.releaseMark = this.tail.end;

@@ -62,7 +62,7 @@ export class LogReader {
       this.records = [];
       this.head = 0;
     }
-    this.startRead();
+    if (!this.exhausted) this.startRead();
     return null;
   }
 

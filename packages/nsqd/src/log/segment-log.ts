@@ -54,6 +54,8 @@ export class SegmentLog {
   private dirUnsynced = false;
   /** Positions of corrupt records seen by any reader or by recovery (counted once each). */
   private readonly corrupt = new Set<string>();
+  /** Corrupt records found since start (not lowered when their segment is deleted). */
+  private corruptCount = 0;
 
   private constructor(dir: string, options: SegmentLogOptions, logger: Logger) {
     this.dir = dir;
@@ -117,15 +119,16 @@ export class SegmentLog {
     return this.options.maxBodyBytes;
   }
 
-  /** Records found corrupt (bad CRC or length) and skipped, counted once each. */
+  /** Records found corrupt (bad CRC or length) and skipped since start, counted once each. */
   get corruptRecords(): number {
-    return this.corrupt.size;
+    return this.corruptCount;
   }
 
   noteCorrupt(seg: Segment, pos: number): void {
     const key = `${seg.firstOffset}:${pos}`;
     if (this.corrupt.has(key)) return;
     this.corrupt.add(key);
+    this.corruptCount++;
     this.logger.error(`DISKQUEUE(${this.dir}): corrupt record at ${seg.path}:${pos} skipped`);
   }
 

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
 import type { Channel } from '../channel.js';
@@ -49,6 +49,8 @@ function waiters(): Waiters {
 }
 
 const RETRY_AFTER_FAILURE_MS = 1_000;
+/** Bytes a recovery probe writes: about one MPUB batch. */
+const PROBE_BYTES = 64 * 1024;
 
 /**
  * Durable storage for one nsqd (DESIGN §2, issue #4): the topics' segment logs and the channel
@@ -292,6 +294,9 @@ export class Storage {
     if (sync) this.opsSinceSync = 0;
 
     try {
+      // After a failure, a flush with no records would succeed without showing that the disk
+      // takes data again: a probe write must, before the node calls itself healthy.
+      if (this.health !== null && recordCount === 0) await this.probe();
       for (const work of logWork) await work();
       await Promise.all(writes.map((w) => (w.records.length > 0 ? w.topic.log?.append(w.records) : undefined)));
       if (sync) await Promise.all(writes.map((w) => w.topic.log?.sync()));
@@ -306,6 +311,7 @@ export class Storage {
         this.savedTopics.delete(topic);
         for (const channel of topic.channels.values()) channel.savedVersion = -1;
       }
+      for (const w of writes) w.topic.discardUnwritten(w.to);
       this.pendingLogWork.unshift(...logWork);
       this.pendingOps.unshift(...ops.filter((op) => op.type === 'del'));
       done?.reject(new Error(this.health));
@@ -369,6 +375,16 @@ export class Storage {
       channel.savedVersion = version;
     });
     return floor;
+  }
+
+  /** Writes, syncs and deletes PROBE_BYTES in the data path; throws when the disk refuses. */
+  private async probe(): Promise<void> {
+    const path = join(this.dataPath, '.write-probe');
+    try {
+      await writeFile(path, Buffer.alloc(PROBE_BYTES), { flush: true });
+    } finally {
+      await rm(path, { force: true });
+    }
   }
 
   private scheduleRetry(): void {

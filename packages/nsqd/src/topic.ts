@@ -189,6 +189,24 @@ export class Topic {
     return this.settle();
   }
 
+  /**
+   * A message taken over from a real nsqd's data path (store/nsq-import.ts), with its ID and
+   * timestamp; an ID that is not 16 hex digits gets a new one.
+   */
+  appendImported(id: string, publishedAtMs: number, body: Buffer): MessageRecord {
+    let hi = Number.parseInt(id.slice(0, 8), 16);
+    let lo = Number.parseInt(id.slice(8, 16), 16);
+    if (!/^[0-9a-fA-F]{16}$/.test(id)) {
+      hi = this.ids.nextHi();
+      lo = this.ids.lo;
+    }
+    const record = new MessageRecord(this.tail.nextOffset(), hi, lo, body, 0, body.length, publishedAtMs, 0);
+    this.tail.append(record);
+    this.messageCount++;
+    this.messageBytes += body.length;
+    return record;
+  }
+
   private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): MessageRecord {
     const hi = this.ids.nextHi();
     const record = new MessageRecord(this.tail.nextOffset(), hi, this.ids.lo, data, start, length, nowMs, dueAt);

@@ -5,6 +5,7 @@ import { decodeMessage, encodeCommand, encodeMpubBody, FrameType } from '@nsq-ts
 import { eventually, RawClient, type RawFrame, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Decoded, decodeAt, recordSizeAt } from '../log/record-codec.js';
+import { diskQueue, msg, nsqdDat } from './nsq-fixtures.test-util.js';
 import type { NsqdOptions } from '../options.js';
 
 let dataPath = '';
@@ -222,6 +223,59 @@ describe('disk', () => {
   it('two nsqd cannot share a data path', async () => {
     await restart();
     await expect(startNsqd({ dataPath })).rejects.toThrow(/failed to lock data-path/);
+  });
+});
+
+describe("a real nsqd's data path", () => {
+  it('is taken over on first start: topics, channels, paused flags, queued messages with their IDs and attempts', async () => {
+    await nsqdDat(dataPath, {
+      topics: [
+        {
+          name: 'orders',
+          paused: false,
+          channels: [
+            { name: 'billing', paused: false },
+            { name: 'audit', paused: true },
+          ],
+        },
+        { name: 'solo', paused: true, channels: null },
+      ],
+      version: '1.3.0',
+    });
+    const topicQueue = [msg('t1'), msg('t2')];
+    const billingQueue = [msg('b1', 3)];
+    const soloQueue = [msg('s1'), msg('s2'), msg('s3')];
+    await diskQueue(dataPath, 'orders', topicQueue);
+    await diskQueue(dataPath, 'orders:billing', billingQueue);
+    await diskQueue(dataPath, 'orders:audit', [msg('a1'), msg('a2')], { consumed: 1 });
+    await diskQueue(dataPath, 'solo', soloQueue);
+    let d = await restart();
+    const s = await stats(d);
+    expect(s.topics.map((t) => [t.topic_name, t.paused, t.depth])).toEqual([
+      ['orders', false, 0],
+      ['solo', true, 3],
+    ]);
+    const channels = s.topics[0]?.channels as Record<string, unknown>[];
+    expect(channels.map((c) => [c.channel_name, c.paused, c.depth])).toEqual([
+      ['audit', true, 3],
+      ['billing', false, 3],
+    ]);
+    const c = await subscribe(d, 'orders', 'billing', 10);
+    const got = await receive(c, 3, true);
+    expect(got.map((g) => [g.body, g.attempts])).toEqual([
+      ['b1', 4],
+      ['t1', 1],
+      ['t2', 1],
+    ]);
+    expect(got[0]?.id).toBe(billingQueue[0]?.id);
+    // NSQ's files are renamed, so a restart does not take them twice.
+    expect((await readdir(dataPath)).filter((n) => n.endsWith('.dat'))).toEqual([]);
+    d = await restart();
+    const again = await stats(d);
+    expect(again.topics.map((t) => [t.topic_name, t.depth])).toEqual([
+      ['orders', 0],
+      ['solo', 3],
+    ]);
   });
 });
 

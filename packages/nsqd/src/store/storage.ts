@@ -1,4 +1,4 @@
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
 import type { Channel } from '../channel.js';
@@ -9,6 +9,7 @@ import type { Logger } from '../logger.js';
 import type { ChannelMessage, MessageRecord } from '../message.js';
 import type { NsqdOptions } from '../options.js';
 import type { Topic } from '../topic.js';
+import { readNsqDataPath } from './nsq-import.js';
 import {
   type ChannelState,
   channelKey,
@@ -107,6 +108,7 @@ export class Storage {
     const loaded = await this.db.load();
     // A topic written to disk before its first state flush (crash) still has a directory.
     const dirs = await readdir(join(this.dataPath, 'topics')).catch(() => [] as string[]);
+    if (loaded.size === 0 && dirs.length === 0) await this.importNsq();
     for (const name of dirs) if (!loaded.has(name) && isValidTopicName(name)) loaded.set(name, emptyTopic());
     for (const [name, topicState] of loaded) {
       if (isEphemeralName(name) || !isValidTopicName(name)) continue;
@@ -120,6 +122,48 @@ export class Storage {
       if (this.opsSinceSync > 0 || this.changed()) this.requestFlush(true);
     }, this.options.syncTimeoutMs);
     this.timer.unref();
+  }
+
+  /**
+   * First start on a data path a real nsqd left (DESIGN §2 Import): its topics, channels,
+   * paused flags and queued messages are taken over — each channel's own queue as messages it
+   * holds (attempts kept), the topic's queue as its backlog — stored, and NSQ's files renamed
+   * `*.imported` so they are never taken twice.
+   */
+  private async importNsq(): Promise<void> {
+    const nsq = await readNsqDataPath(this.dataPath, this.options.maxMsgSize);
+    if (nsq === null) return;
+    for (const warning of nsq.warnings) this.logger.warn(`IMPORT: ${warning}`);
+    let messages = 0;
+    for (const t of nsq.topics) {
+      const topic = this.host.restoreTopic(t.name, this.freshLog(t.name), null);
+      const held: [Channel, MessageRecord, number][] = [];
+      const channels = t.channels.map((c) => {
+        const channel = topic.addChannel(c.name, 0);
+        channel.paused = c.paused;
+        return [channel, c] as const;
+      });
+      for (const [channel, c] of channels) {
+        for (const m of c.messages)
+          held.push([channel, topic.appendImported(m.id, nsToMs(m.timestampNs), m.body), m.attempts]);
+      }
+      // Channels read the topic's own queue from here on; what they held they hold again.
+      const end = topic.tail.end;
+      for (const [channel] of channels) channel.cursor = end;
+      for (const [channel, record, attempts] of held) channel.restoreOutstanding(record, attempts, 0);
+      for (const m of t.messages) topic.appendImported(m.id, nsToMs(m.timestampNs), m.body);
+      if (t.paused) {
+        topic.paused = true;
+        topic.releaseMark = end;
+      }
+      messages += topic.tail.end;
+    }
+    await this.flush(true);
+    if (this.health !== null) throw new Error(`failed to import NSQ data - ${this.health}`);
+    for (const file of nsq.files) await rename(file, `${file}.imported`);
+    this.logger.info(
+      `IMPORT: took over ${nsq.topics.length} topic(s) and ${messages} message(s) from NSQ's data path; its files are renamed *.imported`,
+    );
   }
 
   private logOptions() {
@@ -414,6 +458,10 @@ export class Storage {
       this.db = null;
     }
   }
+}
+
+function nsToMs(ns: bigint): number {
+  return Number(ns / 1_000_000n);
 }
 
 function emptyTopic(): LoadedTopic {

@@ -5,8 +5,8 @@ import { decodeMessage, encodeCommand, encodeMpubBody, FrameType } from '@nsq-ts
 import { eventually, RawClient, type RawFrame, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Decoded, decodeAt, recordSizeAt } from '../log/record-codec.js';
-import { diskQueue, msg, nsqdDat } from './nsq-fixtures.test-util.js';
 import type { NsqdOptions } from '../options.js';
+import { diskQueue, msg, nsqdDat } from './nsq-fixtures.test-util.js';
 
 let dataPath = '';
 let daemon: TestNsqd | null = null;

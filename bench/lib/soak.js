@@ -74,6 +74,8 @@ function popcount(bytes) {
  */
 function reconcile(prs, srs) {
   const out = { acked: 0, lost: 0, lostSample: [], crossDuplicates: 0, uncertain: 0, uncertainDelivered: 0 };
+  /** Distinct messages finished (by any consumer). */
+  out.finished = 0;
   out.failed = 0;
   out.failedDelivered = 0;
   out.unexpected = 0;
@@ -89,7 +91,9 @@ function reconcile(prs, srs) {
       for (let i = 0; i < m.length; i++) or[i] |= m[i];
       each += popcount(m);
     }
-    out.crossDuplicates += each - popcount(or);
+    const union = popcount(or);
+    out.crossDuplicates += each - union;
+    out.finished += union;
     const has = (seq) => (or[seq >>> 3] & (1 << (seq & 7))) !== 0;
     const excluded = new Uint8Array(len);
     const mark = (ranges, key, deliveredKey) => {
@@ -264,6 +268,14 @@ export async function soak(b, topic, channel, result, h) {
   const finRow = h.phase('finish (unique)', srs, 'sub', timeline, 1, subs);
 
   const rec = reconcile(prs, srs);
+  // The row counts distinct messages: one finished by two consumers (a FIN lost in a restart,
+  // then redelivered elsewhere) is a duplicate, not two.
+  if (finRow.msgs > 0) {
+    finRow.bytes = Math.round((finRow.bytes * rec.finished) / finRow.msgs);
+    finRow.mibPerSec = finRow.seconds > 0 ? h.round(finRow.bytes / 1048576 / finRow.seconds, 2) : 0;
+  }
+  finRow.msgs = rec.finished;
+  finRow.msgsPerSec = finRow.seconds > 0 ? h.round(rec.finished / finRow.seconds, 0) : 0;
   const counts = {};
   for (const r of srs) for (const [k, v] of Object.entries(r.counts ?? {})) counts[k] = (counts[k] ?? 0) + v;
   counts.maxAttempts = Math.max(0, ...srs.map((r) => r.counts?.maxAttempts ?? 0));

@@ -53,8 +53,10 @@ export function runWorker(createRole) {
     stopAt: 0,
   };
 
-  const send = (msg) => {
-    if (process.connected) process.send(msg);
+  /** `done` runs once the message is handed to the IPC pipe (or at once without one). */
+  const send = (msg, done) => {
+    if (process.connected) process.send(msg, done);
+    else done?.();
   };
 
   const snapshot = () => {
@@ -87,25 +89,27 @@ export function runWorker(createRole) {
       const end = nowMs();
       const cpu = process.cpuUsage(cpuAtStart ?? undefined);
       const wallMs = stats.startAt > 0 ? end - stats.startAt : 0;
-      send({
-        type: 'done',
-        ...snapshot(),
-        ...extra,
-        endAt: end,
-        cpu: {
-          userMs: cpu.user / 1000,
-          systemMs: cpu.system / 1000,
-          wallMs,
-          pct: wallMs > 0 ? ((cpu.user + cpu.system) / 1000 / wallMs) * 100 : 0,
+      send(
+        {
+          type: 'done',
+          ...snapshot(),
+          ...extra,
+          endAt: end,
+          cpu: {
+            userMs: cpu.user / 1000,
+            systemMs: cpu.system / 1000,
+            wallMs,
+            pct: wallMs > 0 ? ((cpu.user + cpu.system) / 1000 / wallMs) * 100 : 0,
+          },
         },
-      });
-      shutdown(0);
+        // A large result (the soak's bitmaps) must be written out before the channel closes.
+        () => shutdown(0),
+      );
     },
     fail(message) {
       if (finished) return;
       finished = true;
-      send({ type: 'error', message, ...snapshot() });
-      shutdown(1);
+      send({ type: 'error', message, ...snapshot() }, () => shutdown(1));
     },
     get finished() {
       return finished;

@@ -229,9 +229,17 @@ export class SegmentLog {
     if (this.fd !== null && !this.unsynced) await this.closeFd();
   }
 
-  /** Deletes the segments whose every record is below `offset` (never the one being written). */
+  /**
+   * Deletes the segments whose every record is below `offset` — the one being written too once
+   * everything in the log is below it (a drained backlog leaves no file behind).
+   */
   async deleteBelow(offset: number): Promise<void> {
-    while (this.segments.length > 1 && (this.segments[1] as Segment).firstOffset <= offset) {
+    for (;;) {
+      const next = this.segments[1];
+      const done =
+        next !== undefined ? next.firstOffset <= offset : this.segments.length === 1 && offset >= this.endOffset;
+      if (!done) return;
+      if (next === undefined) await this.closeFd();
       const seg = this.segments.shift() as Segment;
       await unlink(seg.path).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;

@@ -82,7 +82,7 @@ export class Storage {
   private pendingOps: StateOp[] = [];
   private pendingLogWork: (() => Promise<void>)[] = [];
   private closed = false;
-  /** Each topic's `stateVersion:end` as last written. */
+  /** Each topic's `stateVersion` as last written. */
   private readonly savedTopics = new WeakMap<Topic, string>();
   /** null when the last write succeeded; else why it failed (/ping NOK, E_PUB_FAILED). */
   health: string | null = null;
@@ -114,7 +114,13 @@ export class Storage {
       if (isEphemeralName(name) || !isValidTopicName(name)) continue;
       const log = await SegmentLog.open(this.topicDir(name), this.logOptions(), this.logger);
       const known = topicState.state.nextOffset > 0 || topicState.channels.size > 0 || topicState.state.paused;
-      const topic = this.host.restoreTopic(name, log, known ? topicState.state : null);
+      let next = topicState.state.nextOffset;
+      for (const c of topicState.channels.values()) {
+        next = Math.max(next, c.state.cursor);
+        for (const offset of c.outstanding.keys()) next = Math.max(next, offset + 1);
+      }
+      const state = { ...topicState.state, nextOffset: next };
+      const topic = this.host.restoreTopic(name, log, known ? state : null);
       await this.restoreChannels(topic, topicState);
       topic.trim();
     }
@@ -313,7 +319,10 @@ export class Storage {
       recordCount += records.length;
       writes.push({ topic, records, to: topic.tail.end });
       topic.pruneSkips();
-      const topicVersion = `${topic.stateVersion}:${topic.tail.end}`;
+      // The log's next offset is written only with other topic changes: start-up takes the
+      // largest of it, the log's end and every stored cursor and outstanding offset, so a
+      // durable commit of publishes alone is one fsync (the segment's), not two.
+      const topicVersion = `${topic.stateVersion}`;
       if (this.savedTopics.get(topic) !== topicVersion) {
         after.push(() => this.savedTopics.set(topic, topicVersion));
         ops.push(

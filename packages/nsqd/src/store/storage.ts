@@ -1,4 +1,4 @@
-import { readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
 import type { Channel } from '../channel.js';
@@ -104,6 +104,7 @@ export class Storage {
    * messages read back from the logs — deferred ones due at their original time.
    */
   async open(): Promise<void> {
+    await mkdir(this.dataPath, { recursive: true });
     this.db = await StateStore.open(join(this.dataPath, 'state'));
     const loaded = await this.db.load();
     // A topic written to disk before its first state flush (crash) still has a directory.

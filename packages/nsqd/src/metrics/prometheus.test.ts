@@ -187,7 +187,7 @@ async function scrape(m: NsqdMetrics): Promise<Map<string, PromFamily>> {
 }
 
 const TOPIC_GAUGES = ['nsq_topic_depth', 'nsq_topic_backend_depth', 'nsq_topic_paused'];
-const TOPIC_COUNTERS = ['nsq_topic_messages_total', 'nsq_topic_message_bytes_total'];
+const TOPIC_COUNTERS = ['nsq_topic_messages_total', 'nsq_topic_message_bytes_total', 'nsq_topic_corrupt_records_total'];
 const CHANNEL_GAUGES = [
   'nsq_channel_depth',
   'nsq_channel_backend_depth',
@@ -215,6 +215,7 @@ function expectAgreement(families: Map<string, PromFamily>, snapshot: StatsSnaps
     expect(sampleValue(families, 'nsq_topic_paused', tl)).toBe(t.paused ? 1 : 0);
     expect(sampleValue(families, 'nsq_topic_messages_total', tl)).toBe(t.message_count);
     expect(sampleValue(families, 'nsq_topic_message_bytes_total', tl)).toBe(t.message_bytes);
+    expect(sampleValue(families, 'nsq_topic_corrupt_records_total', tl)).toBe(t.corrupt_records);
     for (const c of t.channels) {
       const cl = { topic: t.topic_name, channel: c.channel_name };
       expect(sampleValue(families, 'nsq_channel_depth', cl)).toBe(c.depth);

@@ -73,6 +73,11 @@ export function createMetrics(nsqd: Nsqd): NsqdMetrics {
     'Body bytes published to the topic.',
     perTopic((t) => t.message_bytes),
   );
+  counter(
+    'nsq_topic_corrupt_records_total',
+    "Records in the topic's segment files found corrupt (CRC or length) and skipped since start.",
+    perTopic((t) => t.corrupt_records),
+  );
 
   gauge(
     'nsq_channel_depth',

@@ -4,12 +4,11 @@ import {
   FlagErrorCode,
   type FlagSpec,
   formatGoUsage,
-  LOG_LEVELS,
   type LogLevel,
   parseGoFlags,
   parseHostPort,
 } from '@nsq-ts/protocol';
-import type { DaemonArgs } from '@nsq-ts/server-kit';
+import { type DaemonArgs, logLevelFlag } from '@nsq-ts/server-kit';
 import { type AdminOptions, defaultAdminOptions } from './options.js';
 
 export { adminVersionLine } from './version.js';
@@ -18,21 +17,9 @@ export { adminVersionLine } from './version.js';
 
 const DEFAULTS = defaultAdminOptions();
 
-function parseLogLevel(raw: string): LogLevel {
-  const level = LOG_LEVELS.find((l) => l === raw.toLowerCase());
-  if (level === undefined) throw new Error(`invalid log level '${raw}' (debug, info, warn, error, fatal)`);
-  return level;
-}
-
 const SPECS: readonly FlagSpec[] = [
   { name: 'version', type: 'bool', default: false, usage: 'print version string' },
-  {
-    name: 'log-level',
-    type: 'custom',
-    default: DEFAULTS.logLevel,
-    parse: parseLogLevel,
-    usage: 'set log verbosity: debug, info, warn, error, or fatal',
-  },
+  logLevelFlag(DEFAULTS.logLevel),
   { name: 'log-prefix', type: 'string', default: DEFAULTS.logPrefix, usage: 'log message prefix' },
   {
     name: 'http-address',

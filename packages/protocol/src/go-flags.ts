@@ -293,6 +293,83 @@ function describeConfigValue(value: unknown): string {
   }
 }
 
+/** A flag as a daemon's config file knows it: its definition and the TOML keys that set it. */
+export interface ConfigurableFlag {
+  readonly spec: FlagSpec;
+  /** TOML keys, the preferred one first; none for flags the config file cannot set. */
+  readonly configKeys: readonly string[];
+}
+
+export interface ResolvedFlags {
+  /** Every resolved flag's value. */
+  readonly values: Map<string, FlagValue>;
+  /** The flags given on the command line or in the config file. */
+  readonly explicit: Set<string>;
+}
+
+/**
+ * Each flag's value, like mreiferson/go-options' Resolve: a flag on the command line beats the
+ * config file, which beats the default. An array flag given on the command line replaces the
+ * config's array. Throws FlagError (InvalidConfig) for a bad config value or two keys of one flag.
+ */
+export function resolveFlags(
+  flags: readonly ConfigurableFlag[],
+  parsed: ParsedFlags,
+  config: Readonly<Record<string, unknown>>,
+): ResolvedFlags {
+  const values = new Map<string, FlagValue>();
+  const explicit = new Set<string>();
+  for (const flag of flags) {
+    const name = flag.spec.name;
+    if (parsed.set.has(name)) {
+      values.set(name, parsed.values.get(name) as FlagValue);
+      explicit.add(name);
+      continue;
+    }
+    const present = flag.configKeys.filter((key) => Object.hasOwn(config, key));
+    if (present.length > 1) {
+      throw new FlagError(
+        FlagErrorCode.InvalidConfig,
+        `config keys ${present.join(' and ')} both set -${name}; keep one`,
+        present[1],
+      );
+    }
+    if (present.length === 1) {
+      values.set(name, flagValueFromConfig(flag.spec, present[0], config[present[0]]));
+      explicit.add(name);
+      continue;
+    }
+    values.set(name, parsed.values.get(name) as FlagValue);
+  }
+  return { values, explicit };
+}
+
+/** A daemon's flag that sets a field of its options: null for flags that steer the program or do nothing. */
+export interface OptionFlag<O> extends ConfigurableFlag {
+  readonly option: keyof O | null;
+}
+
+/** Copies each flag's resolved value into its field of `options`. */
+export function applyFlagValues<O>(
+  options: O,
+  flags: readonly OptionFlag<O>[],
+  values: ReadonlyMap<string, FlagValue>,
+): void {
+  const fields = options as unknown as Record<keyof O, FlagValue>;
+  for (const flag of flags) {
+    if (flag.option !== null) fields[flag.option] = values.get(flag.spec.name) as FlagValue;
+  }
+}
+
+/** The config file's keys that set no flag. */
+export function unknownConfigKeys(
+  flags: readonly ConfigurableFlag[],
+  config: Readonly<Record<string, unknown>>,
+): string[] {
+  const known = new Set(flags.flatMap((f) => f.configKeys));
+  return Object.keys(config).filter((key) => !known.has(key));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Go's strconv and time parsers
 

@@ -2,6 +2,13 @@
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** A log level as the daemons' `--log-level` takes it, in any case. Throws Error naming the levels. */
+export function parseLogLevel(raw: string): LogLevel {
+  const level = LOG_LEVELS.find((l) => l === raw.toLowerCase());
+  if (level === undefined) throw new Error(`invalid log level '${raw}' (debug, info, warn, error, fatal)`);
+  return level;
+}
+
 /** NSQ-style log lines: `[nsqd] 2026/01/02 15:04:05.000000 INFO: text`. */
 export interface Logger {
   level: LogLevel;

@@ -1,5 +1,11 @@
 export { type ConfigTable, loadConfigFile } from './config-file.js';
 export {
+  type DaemonFlags,
+  HTTP_AUTH_FLAGS,
+  logLevelFlag,
+  readDaemonFlags,
+} from './daemon-flags.js';
+export {
   bearerMatches,
   constantTimeEqual,
   createV1App,

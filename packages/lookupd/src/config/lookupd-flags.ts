@@ -1,16 +1,13 @@
 import { hostname } from 'node:os';
 import {
+  applyFlagValues,
   FlagError,
   FlagErrorCode,
-  type FlagSpec,
-  type FlagValue,
-  flagValueFromConfig,
   formatGoUsage,
-  LOG_LEVELS,
-  type LogLevel,
-  parseGoFlags,
+  type OptionFlag,
+  resolveFlags,
 } from '@nsq-ts/protocol';
-import { type DaemonArgs, loadConfigFile } from '@nsq-ts/server-kit';
+import { type DaemonArgs, HTTP_AUTH_FLAGS, logLevelFlag, readDaemonFlags } from '@nsq-ts/server-kit';
 import { defaultLookupdOptions, type LookupdOptions } from '../options.js';
 
 export { lookupdVersionLine } from '../version.js';
@@ -23,8 +20,7 @@ export { lookupdVersionLine } from '../version.js';
 
 type OptionKey = Exclude<keyof LookupdOptions, 'maxIdentifyBodyBytes'>;
 
-interface LookupdFlag {
-  readonly spec: FlagSpec;
+interface LookupdFlag extends OptionFlag<LookupdOptions> {
   /** null for flags that steer the program (`config`, `version`) or do nothing (`verbose`). */
   readonly option: OptionKey | null;
 }
@@ -36,24 +32,12 @@ const DEFAULTS = defaultLookupdOptions();
  */
 const MIN_TCP_READ_TIMEOUT_MS = 30_000;
 
-function parseLogLevel(raw: string): LogLevel {
-  const level = LOG_LEVELS.find((l) => l === raw.toLowerCase());
-  if (level === undefined) throw new Error(`invalid log level '${raw}' (debug, info, warn, error, fatal)`);
-  return level;
-}
-
 /** The table, in NSQ's order; the usage text sorts it by name. */
-export const LOOKUPD_FLAGS: readonly LookupdFlag[] = [
+const TABLE: readonly Omit<LookupdFlag, 'configKeys'>[] = [
   { spec: { name: 'version', type: 'bool', default: false, usage: 'print version string' }, option: null },
   { spec: { name: 'config', type: 'string', default: '', usage: 'path to config file' }, option: null },
   {
-    spec: {
-      name: 'log-level',
-      type: 'custom',
-      default: DEFAULTS.logLevel,
-      parse: parseLogLevel,
-      usage: 'set log verbosity: debug, info, warn, error, or fatal',
-    },
+    spec: logLevelFlag(DEFAULTS.logLevel),
     option: 'logLevel',
   },
   {
@@ -121,26 +105,8 @@ export const LOOKUPD_FLAGS: readonly LookupdFlag[] = [
     },
     option: 'tcpReadTimeoutMs',
   },
-  {
-    spec: {
-      name: 'http-auth-token',
-      type: 'string-array',
-      default: [],
-      defaultText: '',
-      usage:
-        'bearer token required by state-changing HTTP endpoints (may be given multiple times; default none, i.e. open)',
-    },
-    option: 'httpAuthTokens',
-  },
-  {
-    spec: {
-      name: 'http-auth-reads',
-      type: 'bool',
-      default: false,
-      usage: 'require --http-auth-token for HTTP reads (GET) too',
-    },
-    option: 'httpAuthReads',
-  },
+  { spec: HTTP_AUTH_FLAGS.token, option: 'httpAuthTokens' },
+  { spec: HTTP_AUTH_FLAGS.reads, option: 'httpAuthReads' },
   {
     spec: {
       name: 'tls-cert',
@@ -156,38 +122,32 @@ export const LOOKUPD_FLAGS: readonly LookupdFlag[] = [
   },
 ];
 
-const SPECS: readonly FlagSpec[] = LOOKUPD_FLAGS.map((f) => f.spec);
+/** Each flag but `version` and `config` is set in the config file by its name with `_` for `-`. */
+export const LOOKUPD_FLAGS: readonly LookupdFlag[] = TABLE.map((f) => ({
+  ...f,
+  configKeys: f.spec.name === 'version' || f.spec.name === 'config' ? [] : [f.spec.name.replaceAll('-', '_')],
+}));
 
 /** The text `nsqlookupd -h` prints. */
 export function lookupdUsage(): string {
-  return formatGoUsage('nsqlookupd', SPECS);
+  return formatGoUsage(
+    'nsqlookupd',
+    LOOKUPD_FLAGS.map((f) => f.spec),
+  );
 }
 
 export type LookupdArgs = DaemonArgs<LookupdOptions>;
 
 /** Reads nsqlookupd's command line (without `node` and the script). Throws FlagError. */
 export function parseLookupdArgs(argv: readonly string[]): LookupdArgs {
-  const parsed = parseGoFlags(SPECS, argv, { positionals: 'error' });
-  if (parsed.help) return { kind: 'help', text: lookupdUsage() };
-  if (parsed.values.get('version') === true) return { kind: 'version' };
-
-  const configPath = parsed.values.get('config') as string;
-  const config = configPath === '' ? {} : loadConfigFile(configPath);
-  const known = new Set(LOOKUPD_FLAGS.map((f) => configKey(f.spec.name)));
-  const warnings = Object.keys(config)
-    .filter((key) => !known.has(key) || key === 'version' || key === 'config')
-    .map((key) => `config key ${key} is not an nsqlookupd option; ignored`);
+  const read = readDaemonFlags('nsqlookupd', LOOKUPD_FLAGS, argv);
+  if (read.kind !== 'run') return read;
+  // Flags that set no option are not resolved: a config value for `verbose` is not even parsed.
+  const settable = LOOKUPD_FLAGS.filter((f) => f.option !== null);
+  const { values } = resolveFlags(settable, read.parsed, read.config);
 
   const options = defaultLookupdOptions();
-  const fields = options as unknown as Record<OptionKey, FlagValue>;
-  for (const flag of LOOKUPD_FLAGS) {
-    if (flag.option === null) continue;
-    const name = flag.spec.name;
-    const key = configKey(name);
-    let value = parsed.values.get(name) as FlagValue;
-    if (!parsed.set.has(name) && Object.hasOwn(config, key)) value = flagValueFromConfig(flag.spec, key, config[key]);
-    fields[flag.option] = value;
-  }
+  applyFlagValues(options, settable, values);
   const fail = (flag: string, message: string) => new FlagError(FlagErrorCode.InvalidOption, message, flag);
   const durations = {
     'inactive-producer-timeout': options.inactiveProducerTimeoutMs,
@@ -207,9 +167,5 @@ export function parseLookupdArgs(argv: readonly string[]): LookupdArgs {
   if ((options.tlsCert === '') !== (options.tlsKey === '')) {
     throw fail(options.tlsCert === '' ? 'tls-cert' : 'tls-key', '--tls-cert and --tls-key must be given together');
   }
-  return { kind: 'run', options, warnings };
-}
-
-function configKey(flagName: string): string {
-  return flagName.replaceAll('-', '_');
+  return { kind: 'run', options, warnings: read.warnings };
 }

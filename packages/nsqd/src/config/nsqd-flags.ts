@@ -1,16 +1,16 @@
 import {
+  applyFlagValues,
   FlagError,
   FlagErrorCode,
   type FlagSpec,
-  type FlagValue,
-  flagValueFromConfig,
   formatGoUsage,
   goQuoteText,
+  type OptionFlag,
   parseGoBool,
-  parseGoFlags,
+  resolveFlags,
 } from '@nsq-ts/protocol';
-import { type ConfigTable, type DaemonArgs, loadConfigFile } from '@nsq-ts/server-kit';
-import { defaultNsqdOptions, LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
+import { type DaemonArgs, HTTP_AUTH_FLAGS, logLevelFlag, readDaemonFlags } from '@nsq-ts/server-kit';
+import { defaultNsqdOptions, LOG_LEVELS, type NsqdOptions } from '../options.js';
 import { VERSION } from '../version.js';
 
 /**
@@ -25,10 +25,8 @@ export function nsqdVersionLine(): string {
 }
 
 /** One nsqd flag: how it parses, the NsqdOptions field it sets and the config keys that set it. */
-export interface NsqdFlag {
-  readonly spec: FlagSpec;
+export interface NsqdFlag extends OptionFlag<NsqdOptions> {
   /** null for flags that steer the program (`config`, `version`) or are deprecated no-ops. */
-  readonly option: keyof NsqdOptions | null;
   /** TOML keys, NSQ's own first. Usually the flag name with `_` for `-`. */
   readonly configKeys: readonly string[];
   /** Inclusive bounds checked at start-up (NSQ checks only node-id and max-deflate-level). */
@@ -75,13 +73,6 @@ function boolFlag(name: string, option: OptionKey<boolean>, usage: string): Nsqd
   return { spec: { name, type: 'bool', default: DEFAULTS[option], usage }, option, configKeys: [cfgKey(name)] };
 }
 
-function parseLogLevel(raw: string): LogLevel {
-  const level = raw.toLowerCase();
-  const known = LOG_LEVELS.find((l) => l === level);
-  if (known === undefined) throw new Error(`invalid log level '${raw}' (debug, info, warn, error, fatal)`);
-  return known;
-}
-
 /** NSQ's tlsRequiredOption: case-insensitive `tcp-https` or any strconv.ParseBool text. */
 function parseTlsRequired(raw: string): NsqdOptions['tlsRequired'] {
   const s = raw.toLowerCase();
@@ -123,13 +114,7 @@ export const NSQD_FLAGS: readonly NsqdFlag[] = [
     configKeys: [],
   },
   {
-    spec: {
-      name: 'log-level',
-      type: 'custom',
-      default: DEFAULTS.logLevel,
-      parse: parseLogLevel,
-      usage: 'set log verbosity: debug, info, warn, error, or fatal',
-    },
+    spec: logLevelFlag(DEFAULTS.logLevel),
     option: 'logLevel',
     configKeys: ['log_level'],
   },
@@ -341,19 +326,8 @@ export const NSQD_FLAGS: readonly NsqdFlag[] = [
   boolFlag('snappy', 'snappy', 'enable snappy feature negotiation (client compression)'),
 
   // security extensions (not in NSQ)
-  {
-    spec: {
-      name: 'http-auth-token',
-      type: 'string-array',
-      default: [],
-      defaultText: '',
-      usage:
-        'bearer token required by state-changing HTTP endpoints (may be given multiple times; default none, i.e. open)',
-    },
-    option: 'httpAuthTokens',
-    configKeys: ['http_auth_tokens', 'http_auth_token'],
-  },
-  boolFlag('http-auth-reads', 'httpAuthReads', 'require --http-auth-token for HTTP reads (GET) too'),
+  { spec: HTTP_AUTH_FLAGS.token, option: 'httpAuthTokens', configKeys: ['http_auth_tokens', 'http_auth_token'] },
+  { spec: HTTP_AUTH_FLAGS.reads, option: 'httpAuthReads', configKeys: ['http_auth_reads'] },
   boolFlag('lookupd-tls', 'lookupdTls', 'connect to nsqlookupd over TLS'),
   stringFlag(
     'lookupd-tls-root-ca-file',
@@ -384,40 +358,10 @@ export type NsqdArgs = DaemonArgs<NsqdOptions>;
  * given on the command line, then nsqd's start-up checks. Throws FlagError.
  */
 export function parseNsqdArgs(argv: readonly string[]): NsqdArgs {
-  const parsed = parseGoFlags(NSQD_SPECS, argv, { positionals: 'error' });
-  if (parsed.help) return { kind: 'help', text: nsqdUsage() };
-  if (parsed.values.get('version') === true) return { kind: 'version' };
-
-  const configPath = parsed.values.get('config') as string;
-  const config = configPath === '' ? {} : loadConfigFile(configPath);
-  const warnings = unknownConfigKeys(config).map((key) => `config key ${key} is not an nsqd option; ignored`);
-
-  // Like mreiferson/go-options' Resolve: a flag on the command line beats the config file, which
-  // beats the default. An array flag given on the command line replaces the config's array.
-  const values = new Map<string, FlagValue>();
-  const explicit = new Set<string>();
-  for (const flag of NSQD_FLAGS) {
-    const name = flag.spec.name;
-    if (parsed.set.has(name)) {
-      values.set(name, parsed.values.get(name) as FlagValue);
-      explicit.add(name);
-      continue;
-    }
-    const present = flag.configKeys.filter((key) => Object.hasOwn(config, key));
-    if (present.length > 1) {
-      throw new FlagError(
-        FlagErrorCode.InvalidConfig,
-        `config keys ${present.join(' and ')} both set -${name}; keep one`,
-        present[1],
-      );
-    }
-    if (present.length === 1) {
-      values.set(name, flagValueFromConfig(flag.spec, present[0], config[present[0]]));
-      explicit.add(name);
-      continue;
-    }
-    values.set(name, parsed.values.get(name) as FlagValue);
-  }
+  const read = readDaemonFlags('nsqd', NSQD_FLAGS, argv);
+  if (read.kind !== 'run') return read;
+  const { parsed, warnings } = read;
+  const { values, explicit } = resolveFlags(NSQD_FLAGS, parsed, read.config);
 
   // --worker-id: the pre-1.0 name of --node-id, used only when --node-id is not given.
   if (!explicit.has('node-id') && explicit.has('worker-id')) {
@@ -430,10 +374,7 @@ export function parseNsqdArgs(argv: readonly string[]): NsqdArgs {
   }
 
   const options = defaultNsqdOptions();
-  const fields = options as unknown as Record<keyof NsqdOptions, FlagValue>;
-  for (const flag of NSQD_FLAGS) {
-    if (flag.option !== null) fields[flag.option] = values.get(flag.spec.name) as FlagValue;
-  }
+  applyFlagValues(options, NSQD_FLAGS, values);
   // An explicit -1 is refused like any other value outside [0,1024); only the default means "hash".
   if (explicit.has('node-id')) checkNodeId(options.nodeId, true);
   return { kind: 'run', options: validateNsqdOptions(options), warnings };
@@ -511,11 +452,6 @@ function checkNodeId(id: number, explicit: boolean): void {
   if (!Number.isInteger(id) || id < 0 || id >= 1024) {
     throw new FlagError(FlagErrorCode.InvalidOption, '--node-id must be [0,1024)', 'node-id');
   }
-}
-
-function unknownConfigKeys(config: ConfigTable): string[] {
-  const known = new Set(NSQD_FLAGS.flatMap((f) => f.configKeys));
-  return Object.keys(config).filter((key) => !known.has(key));
 }
 
 /** The flag table entry for a name (without dashes), for tools that document or map flags. */

@@ -1,0 +1,75 @@
+import {
+  type ConfigurableFlag,
+  type FlagSpec,
+  formatGoUsage,
+  type LogLevel,
+  type ParsedFlags,
+  parseGoFlags,
+  parseLogLevel,
+  unknownConfigKeys,
+} from '@nsq-ts/protocol';
+import { type ConfigTable, loadConfigFile } from './config-file.js';
+
+/** What a daemon's command line asks for; a run's flag values are then resolveFlags' to settle. */
+export type DaemonFlags =
+  | { readonly kind: 'help'; readonly text: string }
+  | { readonly kind: 'version' }
+  | {
+      readonly kind: 'run';
+      readonly parsed: ParsedFlags;
+      readonly config: ConfigTable;
+      /** Config keys that set no flag (NSQ ignores them silently; we say so). */
+      readonly warnings: string[];
+    };
+
+/**
+ * Reads a daemon's command line (without `node` and the script) the way NSQ's daemons do: Go flag
+ * syntax (`-h` asks for the usage text), then `--version`, then the TOML file `--config` names.
+ * `flags` must define `version` and `config`. Throws FlagError.
+ */
+export function readDaemonFlags(
+  program: string,
+  flags: readonly ConfigurableFlag[],
+  argv: readonly string[],
+): DaemonFlags {
+  const specs = flags.map((f) => f.spec);
+  const parsed = parseGoFlags(specs, argv, { positionals: 'error' });
+  if (parsed.help) return { kind: 'help', text: formatGoUsage(program, specs) };
+  if (parsed.values.get('version') === true) return { kind: 'version' };
+
+  const configPath = parsed.values.get('config') as string;
+  const config = configPath === '' ? {} : loadConfigFile(configPath);
+  const warnings = unknownConfigKeys(flags, config).map(
+    (key) => `config key ${key} is not an ${program} option; ignored`,
+  );
+  return { kind: 'run', parsed, config, warnings };
+}
+
+/** The flags of both daemons' HTTP bearer tokens (HttpAuthOptions; not in NSQ). */
+export const HTTP_AUTH_FLAGS: { readonly token: FlagSpec; readonly reads: FlagSpec } = {
+  token: {
+    name: 'http-auth-token',
+    type: 'string-array',
+    default: [],
+    defaultText: '',
+    usage:
+      'bearer token required by state-changing HTTP endpoints (may be given multiple times; default none, i.e. open)',
+  },
+  reads: {
+    name: 'http-auth-reads',
+    type: 'bool',
+    default: false,
+    usage: 'require --http-auth-token for HTTP reads (GET) too',
+  },
+};
+
+/** The daemons' `--log-level`. */
+export function logLevelFlag(defaultLevel: LogLevel): FlagSpec {
+  return {
+    name: 'log-level',
+    type: 'custom',
+    default: defaultLevel,
+    parse: parseLogLevel,
+    usage: 'set log verbosity: debug, info, warn, error, or fatal',
+  };
+}

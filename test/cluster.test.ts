@@ -19,32 +19,14 @@
  *   and so does a SIGTERMed one (NSQ would write them to disk). The rolling restart therefore
  *   drains each node before restarting it (see that test).
  */
-import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { Producer } from '@nsq-ts/client';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type DaemonProcess, ProcessGroup, waitUntil } from './support/processes.js';
-
-// ---- the slice of nsqjs's (untyped, CommonJS) API used here ----
-
-interface NsqMessage {
-  readonly body: Buffer;
-  finish(): void;
-}
-
-interface NsqReader extends EventEmitter {
-  connect(): void;
-  close(): void;
-}
-
-interface Nsqjs {
-  Reader: new (
-    topic: string,
-    channel: string,
-    options: { lookupdHTTPAddresses: string[]; lookupdPollInterval?: number; maxInFlight?: number },
-  ) => NsqReader;
-}
+import type { Nsqjs, NsqjsMessage } from '@nsq-ts/test-utils';
+import { describe, expect, it } from 'vitest';
+import { http, httpJson } from './support/nsq-wire.js';
+import { perTestProcesses } from './support/per-test.js';
+import { type DaemonProcess, waitUntil } from './support/processes.js';
 
 const nsq = createRequire(import.meta.url)('nsqjs') as Nsqjs;
 
@@ -58,28 +40,9 @@ const SOON_MS = 15_000;
 
 // ---- per-test resources ----
 
-let group: ProcessGroup;
-const cleanups: Array<() => unknown> = [];
-
-beforeEach(({ onTestFailed }) => {
-  group = new ProcessGroup();
-  const mine = group;
-  onTestFailed(() => {
-    console.error(`---- daemon output (last lines of each process) ----\n${mine.logs()}`);
-  });
-});
-
-afterEach(async () => {
-  // Clients first, newest first; then every process, whatever state it is in.
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      // a client of a daemon that is gone may fail to close cleanly; the processes go next
-    }
-  }
-  await group.killAll();
-});
+// Clients are deferred cleanups (closed newest first), then every process is killed, whatever
+// state it is in.
+const resources = perTestProcesses();
 
 // ---- the cluster ----
 
@@ -95,10 +58,10 @@ async function startCluster(): Promise<Cluster> {
     '--tombstone-lifetime',
     `${TOMBSTONE_LIFETIME_S}s`,
   ];
-  const lookupds = await Promise.all([0, 1].map((i) => group.startLookupd(`lookupd${i}`, lookupdArgs)));
+  const lookupds = await Promise.all([0, 1].map((i) => resources.group.startLookupd(`lookupd${i}`, lookupdArgs)));
   const nsqds = await Promise.all(
     [0, 1, 2].map((i) =>
-      group.startNsqd({
+      resources.group.startNsqd({
         name: `nsqd${i}`,
         lookupdTcpAddresses: lookupds.map((l) => l.tcpAddress),
         args: ['--node-id', String(i + 1)],
@@ -138,20 +101,9 @@ interface TopicStats {
   channels: ChannelStats[];
 }
 
-async function request(url: string, method = 'GET', body?: string): Promise<{ status: number; text: string }> {
-  const res = await fetch(url, { method, body, signal: AbortSignal.timeout(5_000) });
-  return { status: res.status, text: await res.text() };
-}
-
-async function getJson<T>(url: string): Promise<T> {
-  const r = await request(url);
-  if (r.status !== 200) throw new Error(`GET ${url}: ${r.status} ${r.text}`);
-  return JSON.parse(r.text) as T;
-}
-
 /** /lookup?topic=, or null on NSQ's 404 TOPIC_NOT_FOUND. */
 async function lookup(l: DaemonProcess, topic: string): Promise<{ channels: string[]; producers: Peer[] } | null> {
-  const r = await request(`http://${l.httpAddress}/lookup?topic=${topic}`);
+  const r = await http(l.httpAddress, `/lookup?topic=${topic}`);
   if (r.status === 404) {
     expect(JSON.parse(r.text)).toEqual({ message: 'TOPIC_NOT_FOUND' });
     return null;
@@ -161,7 +113,7 @@ async function lookup(l: DaemonProcess, topic: string): Promise<{ channels: stri
 }
 
 async function nodes(l: DaemonProcess): Promise<NodeInfo[]> {
-  return (await getJson<{ producers: NodeInfo[] }>(`http://${l.httpAddress}/nodes`)).producers;
+  return (await httpJson<{ producers: NodeInfo[] }>(l.httpAddress, '/nodes')).producers;
 }
 
 /** The TCP addresses (as consumers dial them) of a producer list, sorted. */
@@ -187,8 +139,9 @@ async function lookupListsExactly(ls: readonly DaemonProcess[], topic: string, e
 }
 
 async function topicStats(d: DaemonProcess, topic: string): Promise<TopicStats | null> {
-  const s = await getJson<{ topics: TopicStats[] | null }>(
-    `http://${d.httpAddress}/stats?format=json&topic=${topic}&include_mem=false`,
+  const s = await httpJson<{ topics: TopicStats[] | null }>(
+    d.httpAddress,
+    `/stats?format=json&topic=${topic}&include_mem=false`,
   );
   return s.topics?.[0] ?? null;
 }
@@ -212,7 +165,7 @@ async function consumersOnEvery(ds: readonly DaemonProcess[], topic: string, cha
 
 /** MPUB over HTTP; resolves once nsqd answered OK (the message is acknowledged). */
 async function mpub(d: DaemonProcess, topic: string, bodies: readonly string[]): Promise<void> {
-  const r = await request(`http://${d.httpAddress}/mpub?topic=${topic}`, 'POST', bodies.join('\n'));
+  const r = await http(d.httpAddress, `/mpub?topic=${topic}`, { method: 'POST', body: bodies.join('\n') });
   if (r.status !== 200 || r.text !== 'OK') throw new Error(`MPUB to ${d.name}: ${r.status} ${r.text}`);
 }
 
@@ -276,12 +229,12 @@ function openReader(topic: string, channel: string, lookupds: readonly DaemonPro
   const errors: Error[] = [];
   // Connection errors are expected while nodes die; nsqjs reconnects through the next lookupd poll.
   reader.on('error', (err: Error) => errors.push(err));
-  reader.on('message', (msg: NsqMessage) => {
+  reader.on('message', (msg: NsqjsMessage) => {
     sink.add(msg.body.toString());
     msg.finish();
   });
   reader.connect();
-  cleanups.push(() => reader.close());
+  resources.defer(() => reader.close());
   return { reader, errors };
 }
 
@@ -388,7 +341,7 @@ describe('cluster of real processes: 2 nsqlookupd + 3 nsqd', () => {
         await delay(5); // pacing, so the stream does not starve the daemons of CPU
       }
     })();
-    cleanups.push(async () => {
+    resources.defer(async () => {
       streaming = false;
       await stream;
     });
@@ -426,7 +379,7 @@ describe('cluster of real processes: 2 nsqlookupd + 3 nsqd', () => {
 
     // Restart it on the same ports: IDENTIFY puts it back in /nodes at once; the stream's next
     // MPUB re-creates the topic (and the channel "c" the lookupds know), which it REGISTERs.
-    const restarted = await group.restart(victim);
+    const restarted = await resources.group.restart(victim);
     nsqds[2] = restarted;
     await waitUntil('the restarted nsqd back in /lookup', () => lookupListsExactly(lookupds, topic, nsqds), {
       timeoutMs: PING_INTERVAL_MS,
@@ -466,8 +419,9 @@ describe('cluster of real processes: 2 nsqlookupd + 3 nsqd', () => {
     victim.signal('SIGSTOP'); // its TCP connections stay open; it just stops PINGing
     const lastPingMs = new Map<DaemonProcess, number>();
     for (const l of lookupds) {
-      const debug = await getJson<Record<string, Array<{ http_port: number; last_update: number }>>>(
-        `http://${l.httpAddress}/debug`,
+      const debug = await httpJson<Record<string, Array<{ http_port: number; last_update: number }>>>(
+        l.httpAddress,
+        '/debug',
       );
       const peers = Object.values(debug)
         .flat()
@@ -488,7 +442,7 @@ describe('cluster of real processes: 2 nsqlookupd + 3 nsqd', () => {
       expect(hiddenAfterMs).toBeLessThan((INACTIVE_TIMEOUT_S + 5) * 1000);
       // /nodes filters inactive producers too; /debug still has it (still connected, registered).
       expect(addressesOf(await nodes(l))).toEqual(tcpAddressesOf(alive));
-      const debug = await request(`http://${l.httpAddress}/debug`);
+      const debug = await http(l.httpAddress, '/debug');
       expect(debug.text).toContain(`"http_port":${victim.httpPort}`);
       report(`hung nsqd on ${l.name}`, { 'hidden after its last PING (ms)': Math.round(hiddenAfterMs) });
     }
@@ -555,10 +509,9 @@ describe('cluster of real processes: 2 nsqlookupd + 3 nsqd', () => {
     const victim = nsqds[2] as DaemonProcess;
     const others = nsqds.slice(0, 2);
     const requestedAt = Date.now();
-    const r = await request(
-      `http://${l0.httpAddress}/topic/tombstone?topic=${topic}&node=127.0.0.1:${victim.httpPort}`,
-      'POST',
-    );
+    const r = await http(l0.httpAddress, `/topic/tombstone?topic=${topic}&node=127.0.0.1:${victim.httpPort}`, {
+      method: 'POST',
+    });
     expect(r).toEqual({ status: 200, text: '' });
 
     // Hidden from /lookup on that lookupd; /nodes still lists it, with tombstones[i] = true.
@@ -607,7 +560,7 @@ describe('cluster of real processes: 2 nsqlookupd + 3 nsqd', () => {
           publishTimeoutMs: 20_000,
         }),
     );
-    for (const p of producers) cleanups.push(() => p.close());
+    for (const p of producers) resources.defer(() => p.close());
     const enabled = [true, true, true];
     const pending = [0, 0, 0];
     const incarnation = [0, 0, 0];
@@ -634,7 +587,7 @@ describe('cluster of real processes: 2 nsqlookupd + 3 nsqd', () => {
       }
     };
     const workers = [worker(), worker()];
-    cleanups.push(async () => {
+    resources.defer(async () => {
       publishing = false;
       await Promise.all(workers);
     });
@@ -667,7 +620,7 @@ describe('cluster of real processes: 2 nsqlookupd + 3 nsqd', () => {
       const exit = await d.stop('SIGTERM');
       expect(exit).toEqual({ code: 0, signal: null });
       const t2 = performance.now();
-      nsqds[i] = await group.restart(d);
+      nsqds[i] = await resources.group.restart(d);
       incarnation[i] = 1;
       enabled[i] = true;
       const t3 = performance.now();

@@ -22,36 +22,16 @@
  * removed after each test, and (after a crashed or killed run) by the next probe.
  */
 
-import type { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { Consumer, type Message } from '@nsq-ts/client';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Nsqjs, NsqjsMessage } from '@nsq-ts/test-utils';
+import { describe, expect, it } from 'vitest';
 import { Firewall, probeFirewall } from './support/firewall.js';
-import { type DaemonProcess, ProcessGroup, waitUntil } from './support/processes.js';
-
-// ---- the slice of nsqjs's (untyped, CommonJS) API used here ----
-
-interface NsqMessage {
-  readonly id: string;
-  readonly attempts: number;
-  readonly body: Buffer;
-  finish(): void;
-}
-
-interface NsqReader extends EventEmitter {
-  connect(): void;
-  close(): void;
-}
-
-interface Nsqjs {
-  Reader: new (
-    topic: string,
-    channel: string,
-    options: { nsqdTCPAddresses: string[]; maxInFlight?: number; heartbeatInterval?: number; clientId?: string },
-  ) => NsqReader;
-}
+import { http } from './support/nsq-wire.js';
+import { perTestProcesses } from './support/per-test.js';
+import { type DaemonProcess, portOf, waitUntil } from './support/processes.js';
 
 const nsq = createRequire(import.meta.url)('nsqjs') as Nsqjs;
 
@@ -73,29 +53,8 @@ const SLACK_MS = 8_000;
 const unusable = await probeFirewall();
 if (unusable !== null) console.warn(`[partition] network partition tests SKIPPED: ${unusable}`);
 const firewall = new Firewall();
-let group: ProcessGroup;
-const cleanups: Array<() => unknown> = [];
-
-beforeEach(({ onTestFailed }) => {
-  group = new ProcessGroup();
-  const mine = group;
-  onTestFailed(() => {
-    console.error(`---- daemon output (last lines of each process) ----\n${mine.logs()}`);
-  });
-});
-
-afterEach(async () => {
-  // Heal first, so closing clients and daemons is not slowed down by dropped packets.
-  await firewall.healAll();
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      // a client of a daemon that is gone may fail to close cleanly; the processes go next
-    }
-  }
-  await group.killAll();
-});
+// Heal first, so closing clients and daemons is not slowed down by dropped packets.
+const resources = perTestProcesses({ beforeCleanups: () => firewall.healAll() });
 
 // ---- HTTP helpers ----
 
@@ -122,19 +81,14 @@ interface ChannelStats {
   clients: ClientStats[] | null;
 }
 
-async function request(url: string, method = 'GET', body?: string): Promise<{ status: number; text: string }> {
-  const res = await fetch(url, { method, body, signal: AbortSignal.timeout(5_000) });
-  return { status: res.status, text: await res.text() };
-}
-
 async function post(d: DaemonProcess, path: string, body?: string): Promise<void> {
-  const r = await request(`http://${d.httpAddress}${path}`, 'POST', body);
+  const r = await http(d.httpAddress, path, { method: 'POST', body });
   if (r.status !== 200) throw new Error(`POST ${path} on ${d.name}: ${r.status} ${r.text}`);
 }
 
 /** /lookup?topic= on a lookupd: its channels and producers (none on NSQ's 404). */
 async function lookup(l: DaemonProcess, topic: string): Promise<{ channels: string[]; producers: Producer[] }> {
-  const r = await request(`http://${l.httpAddress}/lookup?topic=${topic}`);
+  const r = await http(l.httpAddress, `/lookup?topic=${topic}`);
   if (r.status === 404) return { channels: [], producers: [] };
   if (r.status !== 200) throw new Error(`lookup ${topic} on ${l.name}: ${r.status} ${r.text}`);
   return JSON.parse(r.text);
@@ -145,7 +99,7 @@ function lists(found: { producers: Producer[] }, d: DaemonProcess): boolean {
 }
 
 async function channelStats(d: DaemonProcess, topic: string, channel: string): Promise<ChannelStats | undefined> {
-  const r = await request(`http://${d.httpAddress}/stats?format=json&topic=${topic}&include_mem=false`);
+  const r = await http(d.httpAddress, `/stats?format=json&topic=${topic}&include_mem=false`);
   if (r.status !== 200) throw new Error(`/stats on ${d.name}: ${r.status} ${r.text}`);
   const s = JSON.parse(r.text) as { topics: Array<{ channels: ChannelStats[] }> | null };
   return s.topics?.[0]?.channels.find((c) => c.channel_name === channel);
@@ -173,10 +127,6 @@ async function establishedTo(port: number): Promise<string[]> {
     if (procAddress(remote) === `127.0.0.1:${port}`) out.push(procAddress(local));
   }
   return out;
-}
-
-function portOf(address: string): number {
-  return Number(address.slice(address.lastIndexOf(':') + 1));
 }
 
 function bodiesFor(prefix: string, n: number): string[] {
@@ -243,7 +193,7 @@ class Ledger {
 async function consumerPartition({ autoTouch }: { autoTouch: boolean }): Promise<void> {
   const topic = 'work';
   const channel = 'workers';
-  const nsqd = await group.startNsqd({
+  const nsqd = await resources.group.startNsqd({
     name: 'nsqd',
     lookupdTcpAddresses: [],
     args: ['--msg-timeout', `${MSG_TIMEOUT_S}s`],
@@ -287,7 +237,7 @@ async function consumerPartition({ autoTouch }: { autoTouch: boolean }): Promise
     aEvents.push({ event: 'disconnected', at: performance.now(), error: err?.message ?? 'clean' }),
   );
   a.on('error', (err) => aEvents.push({ event: 'error', at: performance.now(), error: err.message }));
-  cleanups.push(() => a.close());
+  resources.defer(() => a.close());
   await a.connect();
 
   // B: an nsqjs Reader whose connection predates the partition and is never cut.
@@ -299,14 +249,14 @@ async function consumerPartition({ autoTouch }: { autoTouch: boolean }): Promise
   });
   const bErrors: Error[] = [];
   b.on('error', (err: Error) => bErrors.push(err));
-  b.on('message', (m: NsqMessage) => {
+  b.on('message', (m: NsqjsMessage) => {
     const d = { consumer: 'b', id: m.id, attempts: m.attempts, body: m.body.toString(), at: performance.now() };
     ledger.delivered(d);
     m.finish();
     ledger.finish(d);
   });
   b.connect();
-  cleanups.push(() => b.close());
+  resources.defer(() => b.close());
   await waitUntil('both consumers subscribed and ready', async () => {
     const clients = await clientsOf(nsqd, topic, channel);
     return clients.length === 2 && clients.every((c) => c.ready_count > 0);
@@ -427,8 +377,11 @@ describe.skipIf(unusable !== null)(
   () => {
     it('nsqd ↔ nsqlookupd: lookupd stops listing the silent nsqd, which re-registers by itself after healing', async () => {
       const topic = 'partitioned_topic';
-      const lookupd = await group.startLookupd('lookupd', ['--inactive-producer-timeout', `${INACTIVE_TIMEOUT_S}s`]);
-      const nsqd = await group.startNsqd({ name: 'nsqd', lookupdTcpAddresses: [lookupd.tcpAddress] });
+      const lookupd = await resources.group.startLookupd('lookupd', [
+        '--inactive-producer-timeout',
+        `${INACTIVE_TIMEOUT_S}s`,
+      ]);
+      const nsqd = await resources.group.startNsqd({ name: 'nsqd', lookupdTcpAddresses: [lookupd.tcpAddress] });
       const started = performance.now();
 
       await post(nsqd, `/topic/create?topic=${topic}`);

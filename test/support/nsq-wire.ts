@@ -214,6 +214,13 @@ export async function httpPost(address: string, path: string, body?: string | Bu
   return r.text;
 }
 
+/** `GET` that must answer 200 with JSON. */
+export async function httpJson<T>(address: string, path: string): Promise<T> {
+  const r = await http(address, path);
+  if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${r.text}`);
+  return JSON.parse(r.text) as T;
+}
+
 /** `/stats?format=json` (optionally one topic). */
 export async function statsJson(address: string, topic?: string): Promise<StatsSnapshot> {
   const q = topic === undefined ? '' : `&topic=${encodeURIComponent(topic)}`;

@@ -32,7 +32,17 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
-function portOf(address: string): number {
+/** Both daemons listen on ports the kernel picks on 127.0.0.1, and announce 127.0.0.1. */
+const LOOPBACK_LISTENERS = [
+  '--tcp-address',
+  '127.0.0.1:0',
+  '--http-address',
+  '127.0.0.1:0',
+  '--broadcast-address',
+  '127.0.0.1',
+] as const;
+
+export function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(':') + 1));
 }
 
@@ -210,15 +220,7 @@ export class ProcessGroup {
   }
 
   async startLookupd(name: string, args: readonly string[] = []): Promise<DaemonProcess> {
-    return this.start(name, 'nsqlookupd', [
-      '--tcp-address',
-      '127.0.0.1:0',
-      '--http-address',
-      '127.0.0.1:0',
-      '--broadcast-address',
-      '127.0.0.1',
-      ...args,
-    ]);
+    return this.start(name, 'nsqlookupd', [...LOOPBACK_LISTENERS, ...args]);
   }
 
   async startNsqd(spec: NsqdSpec): Promise<DaemonProcess> {
@@ -229,12 +231,7 @@ export class ProcessGroup {
     }
     const lookupds = spec.lookupdTcpAddresses.flatMap((a) => ['--lookupd-tcp-address', a]);
     return this.start(spec.name, 'nsqd', [
-      '--tcp-address',
-      '127.0.0.1:0',
-      '--http-address',
-      '127.0.0.1:0',
-      '--broadcast-address',
-      '127.0.0.1',
+      ...LOOPBACK_LISTENERS,
       '--data-path',
       dataPath,
       ...lookupds,

@@ -1,28 +1,10 @@
-import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
+import type { Nsqjs, NsqjsMessage } from '@nsq-ts/test-utils';
 import { RawV1Client, startLookupd, startNsqd, type TestLookupd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 
 // A real nsqjs Reader finds an nsqd only through our lookupd: the nsqd is announced by a raw V1
 // client (standing in for nsqd's own registration) with the nsqd's real ports.
-
-interface NsqMessage {
-  readonly body: Buffer;
-  finish(): void;
-}
-
-interface NsqReader extends EventEmitter {
-  connect(): void;
-  close(): void;
-}
-
-interface Nsqjs {
-  Reader: new (
-    topic: string,
-    channel: string,
-    options: { lookupdHTTPAddresses: string[]; lookupdPollInterval?: number; maxInFlight?: number },
-  ) => NsqReader;
-}
 
 const nsq = createRequire(import.meta.url)('nsqjs') as Nsqjs;
 
@@ -76,7 +58,7 @@ describe('nsqjs Reader with lookupdHTTPAddresses', () => {
     cleanups.push(() => reader.close());
     const received: string[] = [];
     const all = new Promise<void>((resolve, reject) => {
-      reader.on('message', (msg: NsqMessage) => {
+      reader.on('message', (msg: NsqjsMessage) => {
         received.push(msg.body.toString());
         msg.finish();
         if (received.length === sent.length) resolve();

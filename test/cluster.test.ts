@@ -22,6 +22,7 @@
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { Producer } from '@nsq-ts/client';
+import type { TopicStats } from '@nsq-ts/protocol';
 import type { Nsqjs, NsqjsMessage } from '@nsq-ts/test-utils';
 import { describe, expect, it } from 'vitest';
 import { http, httpJson } from './support/nsq-wire.js';
@@ -85,20 +86,6 @@ interface Peer {
 interface NodeInfo extends Peer {
   tombstones: boolean[];
   topics: string[];
-}
-
-interface ChannelStats {
-  channel_name: string;
-  depth: number;
-  in_flight_count: number;
-  deferred_count: number;
-  client_count: number;
-}
-
-interface TopicStats {
-  topic_name: string;
-  depth: number;
-  channels: ChannelStats[];
 }
 
 /** /lookup?topic=, or null on NSQ's 404 TOPIC_NOT_FOUND. */

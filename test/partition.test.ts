@@ -26,6 +26,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { Consumer, type Message } from '@nsq-ts/client';
+import type { ChannelStats, ClientStats } from '@nsq-ts/protocol';
 import type { Nsqjs, NsqjsMessage } from '@nsq-ts/test-utils';
 import { describe, expect, it } from 'vitest';
 import { Firewall, probeFirewall } from './support/firewall.js';
@@ -62,23 +63,6 @@ interface Producer {
   broadcast_address: string;
   tcp_port: number;
   http_port: number;
-}
-
-interface ClientStats {
-  client_id: string;
-  remote_address: string;
-  ready_count: number;
-  in_flight_count: number;
-}
-
-interface ChannelStats {
-  channel_name: string;
-  depth: number;
-  in_flight_count: number;
-  deferred_count: number;
-  timeout_count: number;
-  client_count: number;
-  clients: ClientStats[] | null;
 }
 
 async function post(d: DaemonProcess, path: string, body?: string): Promise<void> {

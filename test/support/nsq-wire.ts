@@ -15,6 +15,7 @@
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
+  type ChannelStats,
   decodeMessage,
   encodeCommand,
   encodeMpubBody,
@@ -22,9 +23,9 @@ import {
   FrameType,
   HEARTBEAT,
   MAGIC_V2,
+  type StatsSnapshot,
+  type TopicStats,
 } from '@nsq-ts/protocol';
-// nsqd's own /stats shapes; type-only, so nothing is loaded from dist at run time.
-import type { ChannelStats, StatsSnapshot, TopicStats } from '../../packages/nsqd/dist/stats/types.js';
 
 export interface WireMessage {
   /** 16 hex characters, echoed in FIN/REQ/TOUCH. */

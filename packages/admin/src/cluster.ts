@@ -1,12 +1,11 @@
-import { formatHostPort } from '@nsq-ts/protocol';
-import type {
-  LookupdProducer,
-  NsqdChannelStats,
-  NsqdClientStats,
-  NsqdInfo,
-  NsqdStats,
-  NsqdTopicStats,
-} from './nsq-types.js';
+import {
+  type ChannelStats,
+  type ClientStats,
+  formatHostPort,
+  type StatsSnapshot,
+  type TopicStats,
+} from '@nsq-ts/protocol';
+import type { LookupdProducer, NsqdInfo } from './nsq-types.js';
 import { query, type Upstream, UpstreamError } from './upstream.js';
 
 /**
@@ -158,6 +157,18 @@ function byName<T extends { name: string }>(a: T, b: T): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
+/** The counters of ChannelCounts, summed over nodes. */
+const COUNTERS = [
+  'depth',
+  'backendDepth',
+  'inFlightCount',
+  'deferredCount',
+  'requeueCount',
+  'timeoutCount',
+  'messageCount',
+  'clientCount',
+] as const satisfies readonly (keyof ChannelCounts)[];
+
 function emptyCounts(): ChannelCounts {
   return {
     depth: 0,
@@ -172,7 +183,7 @@ function emptyCounts(): ChannelCounts {
   };
 }
 
-function channelCounts(c: NsqdChannelStats): ChannelCounts {
+function channelCounts(c: ChannelStats): ChannelCounts {
   return {
     depth: c.depth,
     backendDepth: c.backend_depth,
@@ -186,7 +197,7 @@ function channelCounts(c: NsqdChannelStats): ChannelCounts {
   };
 }
 
-function clientSummary(node: string, c: NsqdClientStats): ClientSummary {
+function clientSummary(node: string, c: ClientStats): ClientSummary {
   return {
     node,
     clientId: c.client_id,
@@ -289,7 +300,7 @@ export class ClusterReader {
     const stats = await Promise.all(
       drafts.map(async (node) => {
         try {
-          return await this.upstream.get<NsqdStats>(node.id, '/stats?format=json');
+          return await this.upstream.get<StatsSnapshot>(node.id, '/stats?format=json');
         } catch (err) {
           errors.push({ source: 'nsqd', address: node.id, message: describe(err) });
           return null;
@@ -373,7 +384,7 @@ export class ClusterReader {
       }),
       ...this.sources.nsqdHttpAddresses.map(async (nsqd) => {
         try {
-          const res = await this.upstream.get<NsqdStats>(
+          const res = await this.upstream.get<StatsSnapshot>(
             nsqd,
             `/stats${query({ format: 'json', topic, include_clients: 'false' })}`,
           );
@@ -387,7 +398,7 @@ export class ClusterReader {
   }
 }
 
-function addTopic(topics: Map<string, TopicSummary>, node: string, t: NsqdTopicStats): void {
+function addTopic(topics: Map<string, TopicSummary>, node: string, t: TopicStats): void {
   let topic = topics.get(t.topic_name);
   if (topic === undefined) {
     topic = {
@@ -423,14 +434,7 @@ function addTopic(topics: Map<string, TopicSummary>, node: string, t: NsqdTopicS
       topic.channels.push(channel);
     }
     const counts = channelCounts(c);
-    channel.depth += counts.depth;
-    channel.backendDepth += counts.backendDepth;
-    channel.inFlightCount += counts.inFlightCount;
-    channel.deferredCount += counts.deferredCount;
-    channel.requeueCount += counts.requeueCount;
-    channel.timeoutCount += counts.timeoutCount;
-    channel.messageCount += counts.messageCount;
-    channel.clientCount += counts.clientCount;
+    for (const key of COUNTERS) channel[key] += counts[key];
     channel.paused ||= counts.paused;
     channel.nodes.push({ node, ...counts });
     for (const client of c.clients ?? []) channel.clients.push(clientSummary(node, client));

@@ -1,3 +1,4 @@
+import type { TopicStats } from '@nsq-ts/protocol';
 import { type Args, CliError } from './args.js';
 import { lookupTopicProducers, nsqRequest, query } from './http.js';
 
@@ -57,28 +58,6 @@ export class Context {
     if (found.errors.length === this.lookupds.length) throw new CliError('no lookupd answered');
     return found.results;
   }
-}
-
-export interface ChannelStats {
-  channel_name: string;
-  depth: number;
-  backend_depth: number;
-  in_flight_count: number;
-  deferred_count: number;
-  requeue_count: number;
-  timeout_count: number;
-  message_count: number;
-  client_count: number;
-  paused: boolean;
-}
-
-export interface TopicStats {
-  topic_name: string;
-  depth: number;
-  backend_depth: number;
-  message_count: number;
-  paused: boolean;
-  channels: ChannelStats[];
 }
 
 /** All topics of one nsqd, or only `topic` (and only `channel` of it), without clients. */

@@ -3,18 +3,20 @@ import { CliError } from './args.js';
 import { type Context, nsqdStats } from './context.js';
 import { gather } from './http.js';
 
+/** The channel's counters that `nsq stat` sums over every nsqd. */
+const COUNTERS = [
+  'depth',
+  'backend_depth',
+  'in_flight_count',
+  'deferred_count',
+  'requeue_count',
+  'timeout_count',
+  'message_count',
+  'client_count',
+] as const;
+
 /** One row: a channel's counters summed over every nsqd, plus its topic's message count. */
-interface Totals {
-  topicMessages: number;
-  depth: number;
-  backendDepth: number;
-  inFlight: number;
-  deferred: number;
-  requeues: number;
-  timeouts: number;
-  messages: number;
-  clients: number;
-}
+type Totals = Record<(typeof COUNTERS)[number] | 'topicMessages', number>;
 
 const RULE = `${'-'.repeat(6)}rate${'-'.repeat(6)}+${'-'.repeat(16)}depth${'-'.repeat(16)}+${'-'.repeat(14)}metadata${'-'.repeat(15)}`;
 const COLUMNS = [7, 7, 7, 7, 7, 5, 5, 7, 7, 12, 7];
@@ -31,31 +33,15 @@ async function fetchTotals(ctx: Context, topic: string, channel: string): Promis
   const got = await gather(nsqds, (n) => nsqdStats(n, topic, channel));
   for (const e of got.errors) ctx.warn(e);
   if (nsqds.length > 0 && got.errors.length === nsqds.length) throw new CliError('no nsqd answered');
-  const t: Totals = {
-    topicMessages: 0,
-    depth: 0,
-    backendDepth: 0,
-    inFlight: 0,
-    deferred: 0,
-    requeues: 0,
-    timeouts: 0,
-    messages: 0,
-    clients: 0,
-  };
+  const t = { topicMessages: 0 } as Totals;
+  for (const k of COUNTERS) t[k] = 0;
   let found = false;
   for (const ts of got.results.flat()) {
     t.topicMessages += ts.message_count;
     for (const c of ts.channels) {
       if (c.channel_name !== channel) continue;
       found = true;
-      t.depth += c.depth;
-      t.backendDepth += c.backend_depth;
-      t.inFlight += c.in_flight_count;
-      t.deferred += c.deferred_count;
-      t.requeues += c.requeue_count;
-      t.timeouts += c.timeout_count;
-      t.messages += c.message_count;
-      t.clients += c.client_count;
+      for (const k of COUNTERS) t[k] += c[k];
     }
   }
   if (!found) throw new CliError(`channel ${topic}/${channel} not found`);
@@ -90,16 +76,16 @@ export async function stat(ctx: Context): Promise<void> {
     ctx.out(
       row([
         rate(totals.topicMessages, previous?.totals.topicMessages),
-        rate(totals.messages, previous?.totals.messages),
+        rate(totals.message_count, previous?.totals.message_count),
         totals.depth,
-        totals.depth - totals.backendDepth,
-        totals.backendDepth,
-        totals.inFlight,
-        totals.deferred,
-        totals.requeues,
-        totals.timeouts,
-        totals.messages,
-        totals.clients,
+        totals.depth - totals.backend_depth,
+        totals.backend_depth,
+        totals.in_flight_count,
+        totals.deferred_count,
+        totals.requeue_count,
+        totals.timeout_count,
+        totals.message_count,
+        totals.client_count,
       ]),
     );
     previous = { at, totals };

@@ -16,3 +16,4 @@ export * from './lookup-v1.js';
 export * from './message-id.js';
 export * from './names.js';
 export * from './snappy.js';
+export * from './stats-types.js';

@@ -22,7 +22,7 @@
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { Producer } from '@nsq-ts/client';
-import type { TopicStats } from '@nsq-ts/protocol';
+import type { LookupNode, LookupPeer, TopicStats } from '@nsq-ts/protocol';
 import type { Nsqjs, NsqjsMessage } from '@nsq-ts/test-utils';
 import { describe, expect, it } from 'vitest';
 import { http, httpJson } from './support/nsq-wire.js';
@@ -74,22 +74,11 @@ async function startCluster(): Promise<Cluster> {
 
 // ---- HTTP helpers ----
 
-interface Peer {
-  remote_address: string;
-  hostname: string;
-  broadcast_address: string;
-  tcp_port: number;
-  http_port: number;
-  version: string;
-}
-
-interface NodeInfo extends Peer {
-  tombstones: boolean[];
-  topics: string[];
-}
-
 /** /lookup?topic=, or null on NSQ's 404 TOPIC_NOT_FOUND. */
-async function lookup(l: DaemonProcess, topic: string): Promise<{ channels: string[]; producers: Peer[] } | null> {
+async function lookup(
+  l: DaemonProcess,
+  topic: string,
+): Promise<{ channels: string[]; producers: LookupPeer[] } | null> {
   const r = await http(l.httpAddress, `/lookup?topic=${topic}`);
   if (r.status === 404) {
     expect(JSON.parse(r.text)).toEqual({ message: 'TOPIC_NOT_FOUND' });
@@ -99,12 +88,12 @@ async function lookup(l: DaemonProcess, topic: string): Promise<{ channels: stri
   return JSON.parse(r.text);
 }
 
-async function nodes(l: DaemonProcess): Promise<NodeInfo[]> {
-  return (await httpJson<{ producers: NodeInfo[] }>(l.httpAddress, '/nodes')).producers;
+async function nodes(l: DaemonProcess): Promise<LookupNode[]> {
+  return (await httpJson<{ producers: LookupNode[] }>(l.httpAddress, '/nodes')).producers;
 }
 
 /** The TCP addresses (as consumers dial them) of a producer list, sorted. */
-function addressesOf(peers: readonly Peer[]): string[] {
+function addressesOf(peers: readonly LookupPeer[]): string[] {
   return peers.map((p) => `${p.broadcast_address}:${p.tcp_port}`).sort();
 }
 

@@ -26,7 +26,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { Consumer, type Message } from '@nsq-ts/client';
-import type { ChannelStats, ClientStats } from '@nsq-ts/protocol';
+import type { ChannelStats, ClientStats, LookupPeer } from '@nsq-ts/protocol';
 import type { Nsqjs, NsqjsMessage } from '@nsq-ts/test-utils';
 import { describe, expect, it } from 'vitest';
 import { Firewall, probeFirewall } from './support/firewall.js';
@@ -59,26 +59,20 @@ const resources = perTestProcesses({ beforeCleanups: () => firewall.healAll() })
 
 // ---- HTTP helpers ----
 
-interface Producer {
-  broadcast_address: string;
-  tcp_port: number;
-  http_port: number;
-}
-
 async function post(d: DaemonProcess, path: string, body?: string): Promise<void> {
   const r = await http(d.httpAddress, path, { method: 'POST', body });
   if (r.status !== 200) throw new Error(`POST ${path} on ${d.name}: ${r.status} ${r.text}`);
 }
 
 /** /lookup?topic= on a lookupd: its channels and producers (none on NSQ's 404). */
-async function lookup(l: DaemonProcess, topic: string): Promise<{ channels: string[]; producers: Producer[] }> {
+async function lookup(l: DaemonProcess, topic: string): Promise<{ channels: string[]; producers: LookupPeer[] }> {
   const r = await http(l.httpAddress, `/lookup?topic=${topic}`);
   if (r.status === 404) return { channels: [], producers: [] };
   if (r.status !== 200) throw new Error(`lookup ${topic} on ${l.name}: ${r.status} ${r.text}`);
   return JSON.parse(r.text);
 }
 
-function lists(found: { producers: Producer[] }, d: DaemonProcess): boolean {
+function lists(found: { producers: LookupPeer[] }, d: DaemonProcess): boolean {
   return found.producers.some((p) => `${p.broadcast_address}:${p.tcp_port}` === d.tcpAddress);
 }
 

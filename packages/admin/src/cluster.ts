@@ -2,10 +2,12 @@ import {
   type ChannelStats,
   type ClientStats,
   formatHostPort,
+  type LookupNode,
+  type LookupPeer,
   type StatsSnapshot,
   type TopicStats,
 } from '@nsq-ts/protocol';
-import type { LookupdProducer, NsqdInfo } from './nsq-types.js';
+import type { NsqdInfo } from './nsq-types.js';
 import { query, type Upstream, UpstreamError } from './upstream.js';
 
 /**
@@ -242,7 +244,7 @@ export class ClusterReader {
     await Promise.all(
       this.sources.lookupdHttpAddresses.map(async (lookupd) => {
         try {
-          const { producers } = await this.upstream.get<{ producers: LookupdProducer[] | null }>(lookupd, '/nodes');
+          const { producers } = await this.upstream.get<{ producers: LookupNode[] | null }>(lookupd, '/nodes');
           for (const p of producers ?? []) {
             const id = formatHostPort(p.broadcast_address, p.http_port);
             let node = nodes.get(id);
@@ -370,7 +372,7 @@ export class ClusterReader {
     await Promise.all([
       ...this.sources.lookupdHttpAddresses.map(async (lookupd) => {
         try {
-          const res = await this.upstream.get<{ producers: LookupdProducer[] | null }>(
+          const res = await this.upstream.get<{ producers: LookupPeer[] | null }>(
             lookupd,
             `/lookup${query({ topic })}`,
           );

@@ -1,19 +1,8 @@
 /**
- * The parts of nsqlookupd's and nsqd's HTTP responses nsqadmin reads (nsq-spec §6); nsqd's /stats
- * shapes are @nsq-ts/protocol's. nsqadmin reads NSQ's own daemons too, so it tolerates missing
- * optional fields and null lists.
+ * The parts of nsqd's HTTP responses nsqadmin reads (nsq-spec §6) that @nsq-ts/protocol does not
+ * describe (it has /stats and nsqlookupd's producers). nsqadmin reads NSQ's own daemons too, so
+ * it tolerates missing optional fields and null lists.
  */
-
-export interface LookupdProducer {
-  remote_address: string;
-  hostname: string;
-  broadcast_address: string;
-  tcp_port: number;
-  http_port: number;
-  version: string;
-  tombstones?: boolean[];
-  topics?: string[];
-}
 
 export interface NsqdInfo {
   version: string;

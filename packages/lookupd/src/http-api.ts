@@ -1,4 +1,11 @@
-import { firstValue, type GoQuery, isValidChannelName, isValidTopicName } from '@nsq-ts/protocol';
+import {
+  firstValue,
+  type GoQuery,
+  isValidChannelName,
+  isValidTopicName,
+  type LookupNode,
+  type LookupPeer,
+} from '@nsq-ts/protocol';
 import { createV1App, EMPTY, goJson, HttpError, JsonText, TEXT_TYPE } from '@nsq-ts/server-kit';
 import type { FastifyInstance } from 'fastify';
 import type { Lookupd } from './lookupd.js';
@@ -80,7 +87,7 @@ export function createHttpApi(lookupd: Lookupd): FastifyInstance {
     // Tombstoned producers stay listed here (lifetime 0), flagged per topic in `tombstones`.
     const producers = active(db.findProducers(Category.Client, '', ''), 0);
     const now = lookupd.now();
-    const nodes = producers.map((p) => {
+    const nodes = producers.map((p): LookupNode => {
       const topics = db
         .lookupRegistrations(p.peerInfo.id)
         .filter((r) => r.category === Category.Topic)
@@ -184,7 +191,7 @@ function msToNs(ms: number): string {
 }
 
 /** PeerInfo as NSQ's json tags write it, in struct order. */
-function peerJson(peer: PeerInfo): Record<string, string | number> {
+function peerJson(peer: PeerInfo): LookupPeer {
   return {
     remote_address: peer.remoteAddress,
     hostname: peer.hostname,

@@ -30,6 +30,20 @@ export interface LookupIdentifyResponse {
   version: string;
 }
 
+/**
+ * A producer in nsqlookupd's HTTP answers (/lookup, /nodes): NSQ's PeerInfo as its json tags
+ * write it, `remote_address` first (the address the nsqd connected from).
+ */
+export interface LookupPeer extends LookupIdentifyBody {
+  remote_address: string;
+}
+
+/** One producer of nsqlookupd's /nodes: its topics, each flagged when tombstoned there. */
+export interface LookupNode extends LookupPeer {
+  tombstones: boolean[];
+  topics: string[];
+}
+
 /** `[size][data]`: one nsqlookupd response. A string is written as its bytes (latin1). */
 export function encodeLookupResponse(data: Buffer | string): Buffer {
   const body = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;

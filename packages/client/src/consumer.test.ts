@@ -6,7 +6,7 @@
 import { eventually, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jsonCodec, msgpackCodec, stringCodec } from './codecs.js';
-import { Consumer } from './consumer.js';
+import { Consumer, type ConsumerOptions } from './consumer.js';
 import type { Message } from './message.js';
 import { Producer } from './producer.js';
 import { channelCounts, clientRdys, uniqueTopic } from './testing/helpers.js';
@@ -27,6 +27,16 @@ function track<C extends { close(): Promise<void> }>(c: C): C {
   return c;
 }
 
+/** A tracked Consumer of string bodies on channel `ch` of `topic` on `ds`; `options` add to that. */
+function consumer(
+  ds: TestNsqd | readonly TestNsqd[],
+  topic: string,
+  options: Partial<ConsumerOptions<string>> = {},
+): Consumer<string> {
+  const nsqdAddresses = (Array.isArray(ds) ? ds : [ds]).map((d: TestNsqd) => d.tcpAddress);
+  return track(new Consumer({ topic, channel: 'ch', nsqdAddresses, codec: stringCodec, ...options }));
+}
+
 async function publish(d: TestNsqd, topic: string, bodies: string[]): Promise<void> {
   const p = new Producer({ nsqdAddress: d.tcpAddress });
   await p.publishMany(topic, bodies);
@@ -44,15 +54,7 @@ describe('Consumer', () => {
     const topic = uniqueTopic();
     await publish(d, topic, range(100));
     const seen = new Set<string>();
-    const c = track(
-      new Consumer({
-        topic,
-        channel: 'ch',
-        nsqdAddresses: [d.tcpAddress],
-        maxInFlight: 10,
-        codec: stringCodec,
-      }),
-    );
+    const c = consumer(d, topic, { maxInFlight: 10 });
     c.on('message', (msg) => {
       expect(msg.attempts).toBe(1);
       expect(msg.id).toMatch(/^[0-9a-f]{16}$/);
@@ -70,9 +72,7 @@ describe('Consumer', () => {
     const d = await nsqd();
     const topic = uniqueTopic();
     await publish(d, topic, range(20));
-    const c = track(
-      new Consumer({ topic, channel: 'ch', nsqdAddresses: [d.tcpAddress], maxInFlight: 5, codec: stringCodec }),
-    );
+    const c = consumer(d, topic, { maxInFlight: 5 });
     const got: string[] = [];
     for await (const msg of c) {
       got.push(msg.body);
@@ -89,21 +89,15 @@ describe('Consumer', () => {
     const topic = uniqueTopic();
     const events: string[] = [];
     let calls = 0;
-    const c = track(
-      new Consumer({
-        topic,
-        channel: 'ch',
-        nsqdAddresses: [d.tcpAddress],
-        maxInFlight: 8,
-        codec: stringCodec,
-        requeueDelayMs: 0,
-        backoffMinDelayMs: 400,
-        handler: (msg) => {
-          calls++;
-          if (msg.attempts === 1) throw new Error('downstream is down');
-        },
-      }),
-    );
+    const c = consumer(d, topic, {
+      maxInFlight: 8,
+      requeueDelayMs: 0,
+      backoffMinDelayMs: 400,
+      handler: (msg) => {
+        calls++;
+        if (msg.attempts === 1) throw new Error('downstream is down');
+      },
+    });
     c.on('backoff', ({ level }) => events.push(`backoff ${level}`));
     c.on('resume', () => events.push('resume'));
     const errors: Error[] = [];
@@ -128,25 +122,19 @@ describe('Consumer', () => {
     const topic = uniqueTopic();
     const attempts: number[] = [];
     const givenUp: Message<string>[] = [];
-    const c = track(
-      new Consumer<string>({
-        topic,
-        channel: 'ch',
-        nsqdAddresses: [d.tcpAddress],
-        codec: stringCodec,
-        maxAttempts: 3,
-        requeueDelayMs: 0,
-        backoffMinDelayMs: 10,
-        backoffMaxDelayMs: 20,
-        handler: (msg) => {
-          attempts.push(msg.attempts);
-          throw new Error('always fails');
-        },
-        onGiveUp: (msg) => {
-          givenUp.push(msg);
-        },
-      }),
-    );
+    const c = consumer(d, topic, {
+      maxAttempts: 3,
+      requeueDelayMs: 0,
+      backoffMinDelayMs: 10,
+      backoffMaxDelayMs: 20,
+      handler: (msg) => {
+        attempts.push(msg.attempts);
+        throw new Error('always fails');
+      },
+      onGiveUp: (msg) => {
+        givenUp.push(msg);
+      },
+    });
     await c.connect();
     await publish(d, topic, ['doomed']);
     await eventually(() => givenUp.length === 1);
@@ -163,29 +151,23 @@ describe('Consumer', () => {
     const topic = uniqueTopic();
     await publish(d, topic, ['slow-auto', 'slow-manual']);
     const done: string[] = [];
-    const c = track(
-      new Consumer({
-        topic,
-        channel: 'ch',
-        nsqdAddresses: [d.tcpAddress],
-        maxInFlight: 2,
-        codec: stringCodec,
-        msgTimeoutMs: 1_000,
-        autoTouch: true,
-        handler: async (msg) => {
-          expect(msg.attempts).toBe(1);
-          if (msg.body === 'slow-manual') {
-            for (let i = 0; i < 5; i++) {
-              await work(400);
-              msg.touch();
-            }
-          } else {
-            await work(2_200);
+    const c = consumer(d, topic, {
+      maxInFlight: 2,
+      msgTimeoutMs: 1_000,
+      autoTouch: true,
+      handler: async (msg) => {
+        expect(msg.attempts).toBe(1);
+        if (msg.body === 'slow-manual') {
+          for (let i = 0; i < 5; i++) {
+            await work(400);
+            msg.touch();
           }
-          done.push(msg.body);
-        },
-      }),
-    );
+        } else {
+          await work(2_200);
+        }
+        done.push(msg.body);
+      },
+    });
     await c.connect();
     await eventually(() => done.length === 2, { timeoutMs: 10_000 });
     await eventually(() => channelCounts(d, topic, 'ch')?.inFlight === 0);
@@ -198,19 +180,13 @@ describe('Consumer', () => {
     const topic = uniqueTopic();
     await publish(d, topic, ['slow']);
     const attempts: number[] = [];
-    const c = track(
-      new Consumer({
-        topic,
-        channel: 'ch',
-        nsqdAddresses: [d.tcpAddress],
-        codec: stringCodec,
-        msgTimeoutMs: 1_000,
-        handler: async (msg) => {
-          attempts.push(msg.attempts);
-          if (msg.attempts === 1) await work(1_500);
-        },
-      }),
-    );
+    const c = consumer(d, topic, {
+      msgTimeoutMs: 1_000,
+      handler: async (msg) => {
+        attempts.push(msg.attempts);
+        if (msg.attempts === 1) await work(1_500);
+      },
+    });
     await c.connect();
     await eventually(() => attempts.length === 2, { timeoutMs: 5_000 });
     expect(attempts).toEqual([1, 2]);
@@ -223,20 +199,14 @@ describe('Consumer', () => {
     const topic = uniqueTopic();
     const seen = new Set<string>();
     const events: string[] = [];
-    const c = track(
-      new Consumer({
-        topic,
-        channel: 'ch',
-        nsqdAddresses: [address],
-        maxInFlight: 4,
-        codec: stringCodec,
-        reconnectMinDelayMs: 20,
-        reconnectMaxDelayMs: 100,
-        handler: (msg) => {
-          seen.add(msg.body);
-        },
-      }),
-    );
+    const c = consumer(first, topic, {
+      maxInFlight: 4,
+      reconnectMinDelayMs: 20,
+      reconnectMaxDelayMs: 100,
+      handler: (msg) => {
+        seen.add(msg.body);
+      },
+    });
     c.on('connected', () => events.push('connected'));
     c.on('disconnected', () => events.push('disconnected'));
     await c.connect();
@@ -258,12 +228,8 @@ describe('Consumer', () => {
     await publish(d, topic, range(total));
     const handled = new Set<string>();
     let started = 0;
-    const c = new Consumer({
-      topic,
-      channel: 'ch',
-      nsqdAddresses: [d.tcpAddress],
+    const c = consumer(d, topic, {
       maxInFlight: 10,
-      codec: stringCodec,
       handler: async (msg) => {
         started++;
         await work(30);
@@ -280,19 +246,13 @@ describe('Consumer', () => {
     expect(channelCounts(d, topic, 'ch')?.timedOut).toBe(0);
     // A second consumer gets exactly the rest.
     const rest = new Set<string>();
-    const c2 = track(
-      new Consumer({
-        topic,
-        channel: 'ch',
-        nsqdAddresses: [d.tcpAddress],
-        maxInFlight: 10,
-        codec: stringCodec,
-        handler: (msg) => {
-          expect(handled.has(msg.body)).toBe(false);
-          rest.add(msg.body);
-        },
-      }),
-    );
+    const c2 = consumer(d, topic, {
+      maxInFlight: 10,
+      handler: (msg) => {
+        expect(handled.has(msg.body)).toBe(false);
+        rest.add(msg.body);
+      },
+    });
     await c2.connect();
     await eventually(() => handled.size + rest.size === total);
   });
@@ -320,23 +280,17 @@ describe('Consumer', () => {
     const seen = new Set<string>();
     let maxConcurrent = 0;
     let concurrent = 0;
-    const c = track(
-      new Consumer({
-        topic,
-        channel: 'ch',
-        nsqdAddresses: ds.map((d) => d.tcpAddress),
-        maxInFlight: 2,
-        codec: stringCodec,
-        rdyRedistributeIntervalMs: 100,
-        handler: async (msg) => {
-          concurrent++;
-          maxConcurrent = Math.max(maxConcurrent, concurrent);
-          await work(5);
-          concurrent--;
-          seen.add(msg.body);
-        },
-      }),
-    );
+    const c = consumer(ds, topic, {
+      maxInFlight: 2,
+      rdyRedistributeIntervalMs: 100,
+      handler: async (msg) => {
+        concurrent++;
+        maxConcurrent = Math.max(maxConcurrent, concurrent);
+        await work(5);
+        concurrent--;
+        seen.add(msg.body);
+      },
+    });
     await c.connect();
     await eventually(() => c.stats().connections.length === 5);
     // Never more than maxInFlight RDY at once across the connections.

@@ -163,6 +163,8 @@ export class Channel {
     let idle = 0;
     let i = this.nextConsumer;
     const now = monotonicMs();
+    const cursorBefore = this.cursor;
+    let delivered = 0;
     while (idle < n) {
       if (i >= n) i = 0;
       const consumer = consumers[i++] as Consumer;
@@ -182,9 +184,11 @@ export class Channel {
       this.inFlight.add(msg);
       this.inFlightHeap.push(msg);
       consumer.deliver(msg);
+      delivered++;
     }
     this.nextConsumer = i;
-    this.stateVersion++;
+    if (delivered > 0 || this.cursor !== cursorBefore) this.stateVersion++;
+    if (this.ephemeral) this.enforceEphemeralLimit(this.ctx.options.memQueueSize);
     const earliest = this.inFlightHeap.peek();
     if (earliest !== undefined) this.inFlightTimer.arm(earliest.heapKey);
     this.topic.trim();
@@ -287,8 +291,13 @@ export class Channel {
     return false;
   }
 
+  /** Offsets at or past the cursor the channel already holds (stored with its state). */
+  aheadOffsets(): number[] | null {
+    return this.directAhead === null ? null : [...this.directAhead];
+  }
+
   /** The channel holds the message at `offset` already: its cursor must skip it. */
-  private holdAhead(offset: number): void {
+  holdAhead(offset: number): void {
     if (offset < this.cursor) return;
     this.directAhead ??= new Set();
     this.directAhead.add(offset);
@@ -333,6 +342,7 @@ export class Channel {
   }
 
   private requeueNow(msg: ChannelMessage): void {
+    msg.record = msg.record.compact();
     this.requeued.push(msg);
     this.schedule();
   }
@@ -400,6 +410,7 @@ export class Channel {
       top.owner = null;
       this.timeoutCount++;
       owner?.releaseInFlight();
+      top.record = top.record.compact();
       this.requeued.push(top);
       top = this.inFlightHeap.peek();
     }

@@ -9,8 +9,10 @@ import { MessageRecord } from './message.js';
 /** Messages memory may hold past --mem-queue-size while a spill is being written. */
 const SPILL_SLACK = 10_000;
 
-/** Written records kept in memory for readers even with --mem-queue-size=0. */
+/** Written records kept in memory for readers even with --mem-queue-size=0: at most this many... */
 const WRITTEN_CACHE = 5_000;
+/** ...and about this many body bytes (5,000 messages of 1 MiB must not stay in memory). */
+const WRITTEN_CACHE_BYTES = 8 * 1024 * 1024;
 
 /** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
 export class StoreUnavailableError extends Error {}
@@ -40,6 +42,8 @@ export class Topic {
   messageCount = 0;
   messageBytes = 0;
   deleted = false;
+  /** Durable mode: DPUB records waiting to be stored before they are fanned out. */
+  private unwrittenDeferred: MessageRecord[] = [];
   /** Everything below it was dropped (emptied without channels, last channel deleted). */
   private droppedBelow = 0;
   /** Bumped by changes the state store must record (pause, skips). */
@@ -83,7 +87,7 @@ export class Topic {
   /** Topic depth: messages not yet handed to channels (all of them while it has no channel). */
   get depth(): number {
     const end = this.tail.end;
-    if (this.channels.size === 0) return end - this.backlogStart;
+    if (this.channels.size === 0) return end - this.backlogStart - this.skippedBetween(this.backlogStart, end);
     return this.paused ? end - this.releaseMark - this.skippedBetween(this.releaseMark, end) : 0;
   }
 
@@ -186,7 +190,9 @@ export class Topic {
     this.messageCount++;
     this.messageBytes += data.length;
     if (this.channels.size > 0 && !this.paused && !this.starting) {
-      for (const channel of this.channels.values()) channel.putDeferred(record);
+      // Durable mode hands it out only once stored (a refused DPUB must never be delivered).
+      if (this.log !== null && this.ctx.options.memQueueSize === 0) this.unwrittenDeferred.push(record);
+      else for (const channel of this.channels.values()) channel.putDeferred(record);
     }
     this.afterAppend();
     return this.settle();
@@ -233,7 +239,7 @@ export class Topic {
    * Past --mem-queue-size messages in memory the oldest spill to disk. With --mem-queue-size=0
    * every publisher waits until its messages are written (and fsynced per --sync-every): that
    * is the durable mode. Otherwise the publisher goes on while the spill is written, and waits
-   * only once memory holds another SPILL_SLACK messages beyond the limit (backpressure), so
+   * only once memory holds max(--mem-queue-size, SPILL_SLACK) messages beyond the limit, so
    * memory stays bounded and one connection's PUBs are not each a disk round trip.
    */
   private settle(): Promise<void> | null {
@@ -255,7 +261,9 @@ export class Topic {
     }
     if (this.paused) return;
     for (const channel of this.channels.values()) {
-      if (channel.ephemeral) channel.enforceEphemeralLimit(limit);
+      // With consumers the pump hands out what it can first (NSQ's unbuffered handoff at
+      // --mem-queue-size=0), then drops the overflow.
+      if (channel.ephemeral && channel.consumers.length === 0) channel.enforceEphemeralLimit(limit);
       channel.schedule();
     }
   }
@@ -287,7 +295,9 @@ export class Topic {
       // WRITTEN_CACHE of them: in durable mode (0) a consumer right behind the publishers
       // then takes them from memory instead of reading back what was just written
       // (measured: mem-queue-size=0 publish+consume 242k/242k → see bench/RESULTS.md).
-      const keep = Math.max(this.ctx.options.memQueueSize, WRITTEN_CACHE);
+      const meanBytes = this.messageCount > 0 ? this.messageBytes / this.messageCount : 0;
+      const cache = Math.min(WRITTEN_CACHE, Math.floor(WRITTEN_CACHE_BYTES / Math.max(1, meanBytes)));
+      const keep = Math.max(this.ctx.options.memQueueSize, cache);
       const spill = Math.min(this.writtenUpTo, this.tail.end - keep);
       if (spill > target) target = spill;
     }
@@ -304,7 +314,9 @@ export class Topic {
     const to = this.tail.end;
     const out: MessageRecord[] = [];
     if (this.log === null || from >= to) return out;
-    let need = this.channels.size === 0 ? from : Number.POSITIVE_INFINITY;
+    // Without channels, or while lookupd's channels are being made (they start at the
+    // backlog's start), every record is needed.
+    let need = this.channels.size === 0 || this.starting ? from : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values())
       if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
     need = Math.min(Math.max(need, from), to);
@@ -329,6 +341,7 @@ export class Topic {
   /** A flush wrote everything below `to` that was needed: memory may now spill. */
   afterWrite(to: number): void {
     if (to > this.writtenUpTo) this.writtenUpTo = to;
+    if (this.unwrittenDeferred.length > 0) this.fanOutWritten(to);
     this.trim();
     if (this.ctx.options.memQueueSize === 0 && !this.paused) {
       for (const channel of this.channels.values()) channel.schedule();
@@ -341,10 +354,25 @@ export class Topic {
    */
   discardUnwritten(to: number): void {
     if (this.ctx.options.memQueueSize !== 0 || to <= this.writtenUpTo) return;
+    this.unwrittenDeferred = this.unwrittenDeferred.filter((r) => r.offset >= to);
     this.skips.push([this.writtenUpTo, to]);
     this.writtenUpTo = to;
     this.stateVersion++;
     this.trim();
+  }
+
+  /** Stored DPUB records go to the channels that have not passed them (see publishDeferred). */
+  private fanOutWritten(to: number): void {
+    const pending = this.unwrittenDeferred;
+    this.unwrittenDeferred = [];
+    for (const record of pending) {
+      if (record.offset >= to) {
+        this.unwrittenDeferred.push(record);
+        continue;
+      }
+      if (this.paused) continue; // the cursor takes it from the log and defers it then
+      for (const channel of this.channels.values()) if (channel.cursor <= record.offset) channel.putDeferred(record);
+    }
   }
 
   pause(): void {
@@ -372,8 +400,12 @@ export class Topic {
       this.dropBacklog();
       return;
     }
-    if (this.paused && this.tail.end > this.releaseMark) {
-      this.skips.push([this.releaseMark, this.tail.end]);
+    if (!this.paused) return;
+    // Ranges never overlap: a second empty while still paused starts where the last ended.
+    const last = this.skips[this.skips.length - 1];
+    const from = Math.max(this.releaseMark, last !== undefined ? last[1] : 0);
+    if (this.tail.end > from) {
+      this.skips.push([from, this.tail.end]);
       this.stateVersion++;
     }
   }
@@ -381,7 +413,8 @@ export class Topic {
   /** Forgets skipped ranges every channel has passed. */
   pruneSkips(): void {
     if (this.skips.length === 0) return;
-    let min = Number.POSITIVE_INFINITY;
+    // Without channels the first one will start at the backlog's start.
+    let min = this.channels.size === 0 ? this.backlogStart : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values()) if (channel.cursor < min) min = channel.cursor;
     const kept = this.skips.filter(([, to]) => to > min);
     if (kept.length !== this.skips.length) {

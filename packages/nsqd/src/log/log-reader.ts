@@ -181,8 +181,16 @@ export class LogReader {
 
   private async fdFor(seg: Segment): Promise<FileHandle> {
     if (this.fdSeg !== seg || this.fd === null) {
-      await this.fd?.close();
-      this.fd = await open(seg.path, 'r');
+      const previous = this.fd;
+      this.fd = null;
+      await previous?.close();
+      const fd = await open(seg.path, 'r');
+      if (this.closed) {
+        // Closed while opening: nobody else will close this one.
+        await fd.close();
+        throw new Error('reader closed');
+      }
+      this.fd = fd;
       this.fdSeg = seg;
     }
     return this.fd;

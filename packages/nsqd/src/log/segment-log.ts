@@ -1,4 +1,4 @@
-import { type FileHandle, mkdir, open, readdir, readFile, rm, truncate, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rmdir, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../logger.js';
 import type { MessageRecord } from '../message.js';
@@ -256,11 +256,14 @@ export class SegmentLog {
     this.endOffset = nextOffset;
   }
 
-  /** Deletes the log's directory (topic deleted). */
+  /**
+   * Deletes the log's own segments and then its directory if empty (topic deleted). Only its
+   * own files: a topic recreated under the same name may already write in that directory.
+   */
   async destroy(): Promise<void> {
     await this.closeFd();
-    this.segments.length = 0;
-    await rm(this.dir, { recursive: true, force: true });
+    for (const seg of this.segments.splice(0)) await unlink(seg.path).catch(() => undefined);
+    await rmdir(this.dir).catch(() => undefined);
   }
 
   async close(): Promise<void> {

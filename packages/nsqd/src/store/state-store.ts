@@ -22,6 +22,8 @@ export interface ChannelState {
   paused: boolean;
   cursor: number;
   hot?: Uint8Array;
+  /** Offsets at or past the cursor the channel already holds (DPUB fanned out), float64s. */
+  ahead?: Uint8Array;
 }
 
 /**
@@ -37,14 +39,21 @@ export interface OutstandingState {
 export interface LoadedChannel {
   state: ChannelState;
   outstanding: Map<number, OutstandingState>;
+  /** Its own `c:` key was found. */
+  known: boolean;
 }
 
 export interface LoadedTopic {
   state: TopicState;
   channels: Map<string, LoadedChannel>;
+  /** Its own `t:` key was found. */
+  known: boolean;
 }
 
 export type StateOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
+
+/** One key, or every key under a prefix (a deleted topic's or channel's). */
+export type StateClear = { key: string } | { prefix: string };
 
 // Names never contain ':' (nsq-spec: [.a-zA-Z0-9_-] plus #ephemeral), so it separates key parts.
 export const topicKey = (topic: string): string => `t:${topic}`;
@@ -52,6 +61,12 @@ export const channelKey = (topic: string, channel: string): string => `c:${topic
 /** Offsets as 14 hex digits (53 bits), so keys sort by offset. */
 export const outstandingKey = (topic: string, channel: string, offset: number): string =>
   `o:${topic}:${channel}:${offset.toString(16).padStart(14, '0')}`;
+
+/** Numbers stored as raw float64s (a channel's `hot` and `ahead` lists). */
+export function float64s(bytes: Uint8Array | undefined): Float64Array {
+  if (bytes === undefined) return new Float64Array(0);
+  return new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
 
 export function putOp(key: string, value: unknown): StateOp {
   return { type: 'put', key, value: pack(value) };
@@ -86,7 +101,7 @@ export class StateStore {
     const topicOf = (name: string): LoadedTopic => {
       let t = topics.get(name);
       if (t === undefined) {
-        t = { state: { paused: false, nextOffset: 0, releaseMark: 0, skips: [] }, channels: new Map() };
+        t = { state: { paused: false, nextOffset: 0, releaseMark: 0, skips: [] }, channels: new Map(), known: false };
         topics.set(name, t);
       }
       return t;
@@ -95,7 +110,7 @@ export class StateStore {
       const t = topicOf(topic);
       let c = t.channels.get(name);
       if (c === undefined) {
-        c = { state: { paused: false, cursor: 0 }, outstanding: new Map() };
+        c = { state: { paused: false, cursor: 0 }, outstanding: new Map(), known: false };
         t.channels.set(name, c);
       }
       return c;
@@ -104,16 +119,16 @@ export class StateStore {
       const parts = key.split(':');
       const kind = parts[0];
       if (kind === 't' && parts.length === 2) {
-        topicOf(parts[1] as string).state = unpack(value) as TopicState;
+        const t = topicOf(parts[1] as string);
+        t.state = unpack(value) as TopicState;
+        t.known = true;
       } else if (kind === 'c' && parts.length === 3) {
         const c = channelOf(parts[1] as string, parts[2] as string);
         c.state = unpack(value) as ChannelState;
-        const hot = c.state.hot;
-        if (hot !== undefined) {
-          const pairs = new Float64Array(hot.buffer.slice(hot.byteOffset, hot.byteOffset + hot.byteLength));
-          for (let i = 0; i + 1 < pairs.length; i += 2) {
-            c.outstanding.set(pairs[i] as number, { attempts: pairs[i + 1] as number, dueAtWallMs: 0 });
-          }
+        c.known = true;
+        const pairs = float64s(c.state.hot);
+        for (let i = 0; i + 1 < pairs.length; i += 2) {
+          c.outstanding.set(pairs[i] as number, { attempts: pairs[i + 1] as number, dueAtWallMs: 0 });
         }
       } else if (kind === 'o' && parts.length === 4) {
         const offset = Number.parseInt(parts[3] as string, 16);
@@ -121,6 +136,11 @@ export class StateStore {
       }
     }
     return topics;
+  }
+
+  async clear(what: StateClear): Promise<void> {
+    if ('key' in what) await this.db.del(what.key);
+    else await this.db.clear({ gte: what.prefix, lt: `${what.prefix}\xff` });
   }
 
   write(ops: StateOp[], sync: boolean): Promise<void> {

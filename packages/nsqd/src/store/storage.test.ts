@@ -5,6 +5,7 @@ import { decodeMessage, encodeCommand, encodeMpubBody, FrameType } from '@nsq-ts
 import { eventually, RawClient, type RawFrame, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Decoded, decodeAt, recordSizeAt } from '../log/record-codec.js';
+import type { SegmentLog } from '../log/segment-log.js';
 import type { NsqdOptions } from '../options.js';
 import { diskQueue, msg, nsqdDat } from './nsq-fixtures.test-util.js';
 
@@ -187,6 +188,96 @@ describe('restart after a clean shutdown', () => {
     await mpub(d, 'e', ['after']);
     c.write('RDY 10\n');
     expect((await receive(c, 2, true)).map((g) => g.body)).toEqual(['kept', 'after']);
+  });
+});
+
+describe('review cases', () => {
+  it('a deleted channel stays deleted after a restart, deferred messages and all', async () => {
+    let d = await restart();
+    const c = await subscribe(d, 'del', 'gone', 5);
+    await subscribe(d, 'del', 'keep', 0);
+    await mpub(d, 'del', ['x']);
+    const [m] = await receive(c, 1, false);
+    c.write(`REQ ${m?.id} 60000\n`);
+    await eventually(() => expect(d.nsqd.topics.get('del')?.channels.get('gone')?.deferredCount).toBe(1));
+    await fetch(`http://${d.httpAddress}/channel/delete?topic=del&channel=gone`, { method: 'POST' });
+    d = await restart();
+    const channels = (await stats(d)).topics[0]?.channels as Record<string, unknown>[];
+    expect(channels.map((ch) => ch.channel_name)).toEqual(['keep']);
+  });
+
+  it('a DPUB finished while the cursor was behind it is not delivered again after a restart', async () => {
+    let d = await restart();
+    const c = await subscribe(d, 'dp', 'ch', 0);
+    await mpub(d, 'dp', ['m0', 'm1', 'm2']);
+    const p = await connect(d);
+    p.write(encodeCommand('DPUB', ['dp', '100'], 'dpub'));
+    expect(text(await p.readFrame())).toBe('OK');
+    await new Promise((r) => setTimeout(r, 150));
+    // The due DPUB is requeued ahead of the backlog: take it and m0, FIN both.
+    c.write('RDY 2\n');
+    const got = await receive(c, 2, true);
+    expect(got.map((g) => g.body).sort()).toEqual(['dpub', 'm0']);
+    // Both FINs processed (whatever else is in flight now comes back after the restart).
+    await eventually(() => expect(d.nsqd.topics.get('dp')?.channels.get('ch')?.messageCount).toBe(4));
+    await new Promise((r) => setTimeout(r, 100));
+    d = await restart();
+    const c2 = await subscribe(d, 'dp', 'ch', 10);
+    const rest = await receive(c2, 2, true);
+    expect(rest.map((g) => g.body)).toEqual(['m1', 'm2']);
+    // Neither the DPUB nor m0 comes back.
+    await expect(c2.readFrame({ timeoutMs: 300 })).rejects.toThrow(/timed out/);
+  });
+
+  it('a second /topic/empty while paused counts nothing twice', async () => {
+    const d = await restart();
+    await subscribe(d, 'sk', 'ch', 0);
+    const http = `http://${d.httpAddress}`;
+    await fetch(`${http}/topic/pause?topic=sk`, { method: 'POST' });
+    await mpub(d, 'sk', ['a', 'b', 'c']);
+    await fetch(`${http}/topic/empty?topic=sk`, { method: 'POST' });
+    await mpub(d, 'sk', ['d', 'e']);
+    await fetch(`${http}/topic/empty?topic=sk`, { method: 'POST' });
+    expect(d.nsqd.topics.get('sk')?.depth).toBe(0);
+    await mpub(d, 'sk', ['f', 'g', 'h', 'i']);
+    expect(d.nsqd.topics.get('sk')?.depth).toBe(4);
+  });
+
+  it('durable mode: a publish refused by a failing disk is never delivered, with or without channels', async () => {
+    const d = await restart({ memQueueSize: 0, syncEvery: 1 });
+    await subscribe(d, 'fail', 'ch', 0);
+    // The broker runs from the package build: patch its own SegmentLog class.
+    const proto = Object.getPrototypeOf(d.nsqd.topics.get('fail')?.log) as typeof SegmentLog.prototype;
+    const original = proto.append;
+    let failures = 0;
+    proto.append = function (this: SegmentLog, records) {
+      if (failures-- > 0) return Promise.reject(new Error('injected EIO'));
+      return original.call(this, records);
+    };
+    try {
+      for (const topic of ['fail', 'nochannel']) {
+        // One failed write; publishes are then refused at once until the retry (1 s) heals it.
+        failures = 1;
+        const p = await connect(d);
+        p.write(encodeCommand('PUB', [topic], 'refused'));
+        const frame = await p.readFrame();
+        expect(text(frame)).toMatch(/^E_PUB_FAILED PUB failed/);
+        expect((await fetch(`http://${d.httpAddress}/ping`)).status).toBe(500);
+        await eventually(async () => expect((await fetch(`http://${d.httpAddress}/ping`)).status).toBe(200), {
+          timeoutMs: 10_000,
+        });
+      }
+      await mpub(d, 'fail', ['ok']);
+      await mpub(d, 'nochannel', ['ok']);
+      for (const topic of ['fail', 'nochannel']) {
+        expect(d.nsqd.topics.get(topic)?.channels.size === 0 ? d.nsqd.topics.get(topic)?.depth : 1).toBe(1);
+        const c = await subscribe(d, topic, 'ch', 10);
+        expect((await receive(c, 1, true))[0]?.body).toBe('ok');
+        await expect(c.readFrame({ timeoutMs: 200 })).rejects.toThrow(/timed out/);
+      }
+    } finally {
+      proto.append = original;
+    }
   });
 });
 

@@ -13,9 +13,11 @@ import { readNsqDataPath } from './nsq-import.js';
 import {
   type ChannelState,
   channelKey,
+  float64s,
   type LoadedTopic,
   outstandingKey,
   putOp,
+  type StateClear,
   type StateOp,
   StateStore,
   type TopicState,
@@ -78,10 +80,11 @@ export class Storage {
   private opsSinceSync = 0;
   private timer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
-  /** Deletions to apply in the next flush, in order with the writes before them. */
-  private pendingOps: StateOp[] = [];
+  /** Keys and key prefixes to delete at the start of the next flush (deleted topics and channels). */
+  private pendingClears: StateClear[] = [];
+  /** File work (segments of emptied or deleted topics) for the start of the next flush. */
   private pendingLogWork: (() => Promise<void>)[] = [];
-  private closed = false;
+  private closing = false;
   /** Each topic's `stateVersion` as last written. */
   private readonly savedTopics = new WeakMap<Topic, string>();
   /** null when the last write succeeded; else why it failed (/ping NOK, E_PUB_FAILED). */
@@ -183,6 +186,7 @@ export class Storage {
       if (isEphemeralName(name)) continue;
       const channel = topic.addChannel(name, c.state.cursor);
       channel.paused = c.state.paused;
+      for (const offset of float64s(c.state.ahead)) channel.holdAhead(offset);
       for (const [offset, o] of c.outstanding) {
         let list = wanted.get(offset);
         if (list === undefined) {
@@ -200,6 +204,7 @@ export class Storage {
       for (const w of wanted.get(offset) ?? []) {
         if (record === undefined) {
           this.logger.error(`CHANNEL(${topic.name}:${w.channel.name}): message at offset ${offset} lost (not on disk)`);
+          this.pendingClears.push({ key: outstandingKey(topic.name, w.channel.name, offset) });
           continue;
         }
         w.channel.restoreOutstanding(record, w.attempts, w.dueAtWallMs);
@@ -238,23 +243,29 @@ export class Storage {
     this.requestFlush(false);
   }
 
-  /** A channel was deleted: its state goes in the next flush. */
+  /**
+   * A channel was deleted: every key of it goes at the start of the next flush — by prefix,
+   * so a put of a flush that was under way when it was deleted cannot bring it back.
+   */
   dropChannel(topic: Topic, channel: Channel): void {
     if (channel.ephemeral || topic.log === null) return;
-    this.pendingOps.push({ type: 'del', key: channelKey(topic.name, channel.name) });
-    for (const offset of channel.saved.keys()) {
-      this.pendingOps.push({ type: 'del', key: outstandingKey(topic.name, channel.name, offset) });
-    }
+    this.pendingClears.push(
+      { key: channelKey(topic.name, channel.name) },
+      { prefix: `o:${topic.name}:${channel.name}:` },
+    );
     channel.saved.clear();
     this.requestFlush(false);
   }
 
-  /** A topic was deleted: its state and its directory go in the next flush. */
+  /** A topic was deleted: its state, then its segment files, go at the start of the next flush. */
   dropTopic(topic: Topic): void {
     const log = topic.log;
     if (log === null) return;
-    for (const channel of topic.channels.values()) this.dropChannel(topic, channel);
-    this.pendingOps.push({ type: 'del', key: topicKey(topic.name) });
+    this.pendingClears.push(
+      { key: topicKey(topic.name) },
+      { prefix: `c:${topic.name}:` },
+      { prefix: `o:${topic.name}:` },
+    );
     this.pendingLogWork.push(() => log.destroy());
     this.requestFlush(false);
   }
@@ -270,30 +281,29 @@ export class Storage {
 
   private requestFlush(sync: boolean): void {
     if (sync) this.opsSinceSync = Math.max(this.opsSinceSync, this.options.syncEvery);
-    if (this.flushScheduled || this.flushing !== null || this.closed) return;
+    // While the disk is failing only the retry timer flushes (no busy loop on a full disk).
+    if (this.flushScheduled || this.flushing !== null || this.closing || this.retryTimer !== null) return;
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      void this.flush(false);
+      if (!this.closing) void this.flush(false);
     });
   }
 
-  /** One flush; when another is running, runs after it. */
+  /** One flush; when another is running, runs after it (never two at once). */
   flush(forceSync: boolean): Promise<void> {
     const run = async (): Promise<void> => {
       try {
         await this.flushOnce(forceSync);
       } finally {
-        this.flushing = null;
+        if (this.flushing === started) this.flushing = null;
       }
-      if (!this.closed && (this.next !== null || this.pendingLogWork.length > 0 || this.pendingOps.length > 0)) {
-        this.requestFlush(false);
-      } else if (!this.closed && this.opsSinceSync >= this.options.syncEvery) {
-        this.requestFlush(false);
-      }
+      if (this.closing || this.health !== null) return;
+      const more = this.next !== null || this.pendingLogWork.length > 0 || this.pendingClears.length > 0;
+      if (more || this.opsSinceSync >= this.options.syncEvery) this.requestFlush(false);
     };
     const prior = this.flushing;
-    const started = (prior ?? Promise.resolve()).then(run);
+    const started: Promise<void> = (prior ?? Promise.resolve()).then(run);
     this.flushing = started;
     return started;
   }
@@ -305,8 +315,9 @@ export class Storage {
     this.next = null;
     const logWork = this.pendingLogWork;
     this.pendingLogWork = [];
-    const ops = this.pendingOps;
-    this.pendingOps = [];
+    const clears = this.pendingClears;
+    this.pendingClears = [];
+    const ops: StateOp[] = [];
 
     // The snapshot: synchronous, so records, cursors and outstanding sets agree.
     const writes: { topic: Topic; records: MessageRecord[]; to: number }[] = [];
@@ -341,17 +352,26 @@ export class Storage {
         const channelFloor = this.snapshotChannel(topic, channel, ops, after);
         if (channelFloor < floor) floor = channelFloor;
       }
-      if (floor >= 0 && Number.isFinite(floor)) floors.push({ log, floor });
+      // Only ephemeral channels: none reads the disk, so every segment is finished.
+      if (floor === Number.POSITIVE_INFINITY) floor = log.endOffset;
+      if (floor >= 0) floors.push({ log, floor });
     }
     this.opsSinceSync += recordCount;
     const sync = forceSync || this.opsSinceSync >= this.options.syncEvery;
     if (sync) this.opsSinceSync = 0;
 
+    let workDone = 0;
     try {
       // After a failure, a flush with no records would succeed without showing that the disk
       // takes data again: a probe write must, before the node calls itself healthy.
       if (this.health !== null && recordCount === 0) await this.probe();
-      for (const work of logWork) await work();
+      // Deleted state goes before deleted files: a crash in between leaves files nothing
+      // refers to, never state that refers to missing files.
+      while (clears.length > 0) {
+        await db.clear(clears[0] as StateClear);
+        clears.shift();
+      }
+      for (; workDone < logWork.length; workDone++) await (logWork[workDone] as () => Promise<void>)();
       await Promise.all(writes.map((w) => (w.records.length > 0 ? w.topic.log?.append(w.records) : undefined)));
       if (sync) await Promise.all(writes.map((w) => w.topic.log?.sync()));
       if (ops.length > 0) await db.write(ops, sync);
@@ -366,8 +386,10 @@ export class Storage {
         for (const channel of topic.channels.values()) channel.savedVersion = -1;
       }
       for (const w of writes) w.topic.discardUnwritten(w.to);
-      this.pendingLogWork.unshift(...logWork);
-      this.pendingOps.unshift(...ops.filter((op) => op.type === 'del'));
+      // Only what did not run is tried again (a topic directory removed twice could take a
+      // recreated topic's new segment with it).
+      this.pendingLogWork.unshift(...logWork.slice(workDone));
+      this.pendingClears.unshift(...clears);
       done?.reject(new Error(this.health));
       this.scheduleRetry();
       return;
@@ -415,6 +437,8 @@ export class Storage {
     if (unchanged) return floor;
     const state: ChannelState = { paused: channel.paused, cursor: channel.cursor };
     if (hot.length > 0) state.hot = new Uint8Array(new Float64Array(hot).buffer);
+    const ahead = channel.aheadOffsets();
+    if (ahead !== null) state.ahead = new Uint8Array(new Float64Array(ahead).buffer);
     ops.push(putOp(channelKey(topic.name, channel.name), state));
     for (const [offset, msg] of channel.saved) {
       if (deferred.get(offset) !== msg)
@@ -442,7 +466,7 @@ export class Storage {
   }
 
   private scheduleRetry(): void {
-    if (this.retryTimer !== null || this.closed) return;
+    if (this.retryTimer !== null || this.closing) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.requestFlush(true);
@@ -457,12 +481,13 @@ export class Storage {
   async close(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.closing = true;
     try {
       await this.flush(true);
       if (this.health !== null)
         this.logger.error(`DISKQUEUE: last flush failed, unwritten messages are lost - ${this.health}`);
     } finally {
-      this.closed = true;
       for (const topic of this.host.topics.values()) await topic.log?.close().catch(() => undefined);
       await this.db?.close();
       this.db = null;
@@ -475,7 +500,7 @@ function nsToMs(ns: bigint): number {
 }
 
 function emptyTopic(): LoadedTopic {
-  return { state: { paused: false, nextOffset: 0, releaseMark: 0, skips: [] }, channels: new Map() };
+  return { state: { paused: false, nextOffset: 0, releaseMark: 0, skips: [] }, channels: new Map(), known: false };
 }
 
 /** Reads the records at `offsets` (ascending) with one sequential pass; body copies of their own. */

@@ -964,6 +964,8 @@ export class ClientV2 implements Consumer, CommandHandler {
     stored.then(
       () => {
         if (this.closed) return;
+        // The wait for the disk is the broker's, not a silent client's.
+        this.readTimer?.refresh();
         this.writeFrame(OK_FRAME);
         this.resume();
       },

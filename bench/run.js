@@ -17,6 +17,7 @@ import { cpuBetween, httpRequest, procStats, startBroker, systemCpu } from './li
 import { formatSummary, summarizeFile } from './lib/cpuprofile.js';
 import { CLIENT_WORKER, Generator, HTTP_WORKER, sum, waitReady } from './lib/generators.js';
 import { fanout, idleConns, idleTopics, latency, PERF_SCENARIOS, pubSingle, rss1m } from './lib/perf.js';
+import { parseScaleVariants, SCALE_SCENARIOS, scale } from './lib/scale.js';
 import { soak, soakDrainLimitMs } from './lib/soak.js';
 import { durable, mem0, overflow, STORAGE_SCENARIOS, storageBroker } from './lib/storage.js';
 import { writeChart } from './lib/svg.js';
@@ -28,9 +29,9 @@ const BASE_SCENARIOS = ['publish', 'consume', 'both', 'http-publish', 'stats-scr
  * Issue 9's scenarios (lib/perf.js; `--scenario perf` runs just these) and the storage ones
  * (lib/storage.js, lib/soak.js; `--scenario storage`).
  */
-const SCENARIOS = [...BASE_SCENARIOS, ...PERF_SCENARIOS, ...STORAGE_SCENARIOS];
+const SCENARIOS = [...BASE_SCENARIOS, ...PERF_SCENARIOS, ...STORAGE_SCENARIOS, ...SCALE_SCENARIOS];
 /** Left out of `all` (run them by name or with their group): minutes each. */
-const SLOW_SCENARIOS = ['overflow', 'soak'];
+const SLOW_SCENARIOS = ['overflow', 'soak', 'scale'];
 const GROUPS = { perf: PERF_SCENARIOS, storage: STORAGE_SCENARIOS };
 const CLIENTS = ['ours', 'nsqjs'];
 /** transport scenario: what each mode asks for in IDENTIFY (deflate at --deflate-level). */
@@ -48,9 +49,10 @@ const HELP = `usage: node bench/run.js [options]
 
   --scenario NAME[,NAME...]             publish|consume|both|http-publish|stats-scrape|clients|
                                         transport|fanout|pub-single|latency|rss-1m|idle-conns|
-                                        idle-topics|overflow|mem0|durable|soak, or a group:
-                                        all (default; without overflow and soak), perf
-                                        (fanout … idle-topics), storage (overflow … soak)
+                                        idle-topics|overflow|mem0|durable|soak|scale, or a
+                                        group: all (default; without overflow, soak and
+                                        scale), perf (fanout … idle-topics), storage
+                                        (overflow … soak)
   --duration SECONDS                    length of each timed phase (default 10)
   --nsqd-tcp-address HOST:PORT          use this running broker (with --nsqd-http-address)
   --nsqd-http-address HOST:PORT         its HTTP address (GET /ping must answer 200)
@@ -115,6 +117,14 @@ const HELP = `usage: node bench/run.js [options]
   --soak-mem-queue-size N               soak: the broker's --mem-queue-size (default 10000)
   --soak-msg-timeout MS                 soak: the broker's --msg-timeout (default 5000)
   --soak-rdy N                          soak: RDY per consumer (default 1000)
+  --scale-variants LIST                  scale: nsqd processes per variant, each behind one
+                                        nsqlookupd; N:pin pins nsqd i to CPU i mod cores with
+                                        taskset (default 1,2,2:pin)
+  --scale-connections N                 scale: publisher and consumer connections in all, split
+                                        evenly over the nsqds (default 4)
+  --scale-pool on|off                   scale: a fourth phase per variant through @nsq-ts/client
+                                        (2 Producers pooled over every nsqd, 2 Consumers
+                                        discovering them via nsqlookupd; default on)
   --broker-cpu-prof DIR                 run the spawned broker under node --cpu-prof, profiles
                                         to DIR; a summary of each is printed and kept in the JSON
   --out DIR                             where the JSON and SVG go (default bench/results)
@@ -173,6 +183,9 @@ function parseArgs(argv) {
     soakMemQueueSize: 10_000,
     soakMsgTimeout: 5_000,
     soakRdy: 1000,
+    scaleVariants: '1,2,2:pin',
+    scaleConnections: 4,
+    scalePool: 'on',
     brokerCpuProf: null,
     out: path.join(BENCH_DIR, 'results'),
   };
@@ -213,6 +226,7 @@ function parseArgs(argv) {
     'soakMemQueueSize',
     'soakMsgTimeout',
     'soakRdy',
+    'scaleConnections',
   ]);
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -289,6 +303,9 @@ function parseArgs(argv) {
   opts.pubConnections = numList('pubConnections', 1);
   opts.latencyRates = numList('latencyRates', 1);
   opts.durableConnections = numList('durableConnections', 1);
+  opts.scaleVariants = parseScaleVariants(opts.scaleVariants, opts.scaleConnections);
+  if (!['on', 'off'].includes(opts.scalePool)) throw new Error('--scale-pool must be on or off');
+  opts.scalePool = opts.scalePool === 'on';
   if (opts.brokerCpuProf !== null) opts.brokerCpuProf = path.resolve(opts.brokerCpuProf);
   if (opts.idleHeartbeatInterval < 1000 || opts.idleHeartbeatInterval > 60_000) {
     throw new Error('--idle-heartbeat-interval: 1000..60000 ms (nsqd rejects anything else by default)');
@@ -386,6 +403,11 @@ class Bench {
     this.allGens = new Set();
     /** CA of the broker's certificate for the TLS modes (generated in main, or --tls-ca). */
     this.tlsCaFile = opts.tlsCa;
+    /**
+     * Daemons besides `broker` whose CPU tick() reports and subtracts from "other CPU", and whose
+     * exit fails the phase: [{ name, daemon }] with daemon from startBroker (lib/scale.js).
+     */
+    this.watched = [];
   }
 
   gen(role, index, extra) {
@@ -394,8 +416,8 @@ class Bench {
       {
         role,
         index,
-        host: this.broker.tcp.host,
-        port: this.broker.tcp.port,
+        host: this.broker?.tcp.host,
+        port: this.broker?.tcp.port,
         msgSize: o.msgSize,
         batchSize: o.batchSize,
         pipeline: o.pipeline,
@@ -424,13 +446,21 @@ class Bench {
   }
 
   brokerSample() {
-    return this.broker.external ? null : procStats(this.broker.pid);
+    return this.broker === null || this.broker.external ? null : procStats(this.broker.pid);
   }
 
   checkBroker() {
-    if (!this.broker.external && !this.broker.isRunning()) {
-      throw new Error(`broker exited: ${JSON.stringify(this.broker.exitInfo())}\n${this.broker.logTail()}`);
+    const daemons = [...(this.broker === null ? [] : [this.broker]), ...this.watched.map((w) => w.daemon)];
+    for (const d of daemons) {
+      if (!d.external && !d.isRunning()) {
+        throw new Error(`broker exited: ${JSON.stringify(d.exitInfo())}\n${d.logTail()}`);
+      }
     }
+  }
+
+  /** Each watched daemon's procStats (the scale scenario's nsqds and nsqlookupd). */
+  watchedSamples() {
+    return this.watched.map((w) => procStats(w.daemon.pid));
   }
 
   /** A best-effort HTTP call; a failure is noted once per endpoint (not every broker has them all). */
@@ -470,6 +500,8 @@ class Bench {
   async tick(label, groups, ms, until = () => false, unit = 'msg/s', format = null) {
     const start = nowMs();
     const brokerStart = this.brokerSample();
+    const watchedStart = this.watchedSamples();
+    let watchedPrev = watchedStart;
     const sysStart = systemCpu();
     const gensCpuStart = groups.reduce((a, g) => a + sum(g, 'cpuMs'), 0);
     const samples = [];
@@ -504,7 +536,13 @@ class Bench {
                 : `${fmtInt(rates[0]).padStart(10)} ${unit}  total ${fmtInt(totals[0])}`;
         const broker =
           b === null ? '' : `  broker cpu ${fmt1(cpu.pct).padStart(5)}% rss ${fmtInt(b.rssKiB / 1024)} MiB`;
-        log(`  [${label}] ${sample.t.toFixed(1).padStart(5)}s  ${rate}${broker}`);
+        const ws = this.watchedSamples();
+        const watchedCpu = ws.map((w, i) => cpuBetween(watchedPrev[i], w)?.pct ?? null);
+        if (ws.length > 0) sample.watchedCpuPct = watchedCpu.map((x) => (x === null ? null : round(x, 1)));
+        const watched =
+          ws.length === 0 ? '' : `  cpu ${this.watched.map((w, i) => `${w.name} ${fmt1(watchedCpu[i])}%`).join(' ')}`;
+        watchedPrev = ws;
+        log(`  [${label}] ${sample.t.toFixed(1).padStart(5)}s  ${rate}${broker}${watched}`);
         prev = totals;
         prevAt = t;
         prevBroker = b;
@@ -518,15 +556,31 @@ class Bench {
         const wallMs = nowMs() - start;
         const machineCpuMs = sysStart && sysEnd ? sysEnd.busyMs - sysStart.busyMs : null;
         const gensCpuMs = groups.reduce((a, g) => a + sum(g, 'cpuMs'), 0) - gensCpuStart;
-        const otherMs = machineCpuMs === null ? null : machineCpuMs - gensCpuMs - (cpu?.cpuMs ?? 0);
+        const watchedEnd = this.watchedSamples();
+        const watched = this.watched.map((w, i) => {
+          const c = cpuBetween(watchedStart[i], watchedEnd[i]);
+          return {
+            name: w.name,
+            cpuPct: c === null ? null : round(c.pct, 1),
+            cpuMs: c === null ? null : round(c.cpuMs, 0),
+            rssKiB: watchedEnd[i]?.rssKiB ?? null,
+          };
+        });
+        const watchedMs = watched.reduce((a, w) => a + (w.cpuMs ?? 0), 0);
+        const otherMs = machineCpuMs === null ? null : machineCpuMs - gensCpuMs - (cpu?.cpuMs ?? 0) - watchedMs;
+        const external = this.broker?.external === true;
         return {
           samples,
           wallMs,
           broker: end === null ? null : { cpuPct: round(cpu.pct, 1), cpuMs: round(cpu.cpuMs, 0), rssKiB: end.rssKiB },
+          /** The watched daemons over the window (lib/scale.js: each nsqd and the nsqlookupd). */
+          watched,
+          /** Every generator of `groups` together over the window, % of one core. */
+          gensCpuPct: round((gensCpuMs / wallMs) * 100, 1),
           // Every process on the machine, to tell whether something else competed for the CPU.
           machineCpuPct: machineCpuMs === null ? null : round((machineCpuMs / wallMs) * 100, 1),
           // What neither the broker nor the generators used (only meaningful for a spawned broker).
-          otherCpuPct: otherMs === null || this.broker.external ? null : round(Math.max(0, otherMs / wallMs) * 100, 1),
+          otherCpuPct: otherMs === null || external ? null : round(Math.max(0, otherMs / wallMs) * 100, 1),
         };
       }
       await sleep(50);
@@ -540,7 +594,8 @@ class Bench {
     const result = { name, topic, channel, ok: true, phases: [], notes: [] };
     log(`topic ${topic}, channel ${channel}`);
     try {
-      await this.createTopicChannel(topic, channel);
+      // scale starts its own nsqds and nsqlookupd and makes its topics on each nsqd.
+      if (name !== 'scale') await this.createTopicChannel(topic, channel);
       if (name === 'publish') await this.publish(topic, result);
       else if (name === 'consume') await this.consume(topic, channel, result);
       else if (name === 'both') await this.both(topic, channel, result);
@@ -558,6 +613,7 @@ class Bench {
       else if (name === 'mem0') await mem0(this, topic, channel, result, HELPERS);
       else if (name === 'durable') await durable(this, topic, channel, result, HELPERS);
       else if (name === 'soak') await soak(this, topic, channel, result, HELPERS);
+      else if (name === 'scale') await scale(this, topic, channel, result, HELPERS);
       else throw new Error(`unknown scenario ${name}`);
     } catch (err) {
       result.ok = false;
@@ -574,7 +630,7 @@ class Bench {
         cpu: cpuBetween(before, after),
       };
     }
-    if (!this.broker.external && !this.broker.isRunning()) {
+    if (this.broker !== null && !this.broker.external && !this.broker.isRunning()) {
       result.ok = false;
       if (!result.error?.includes('broker exited')) {
         result.error = `${result.error ?? ''} broker exited: ${JSON.stringify(this.broker.exitInfo())}`.trim();
@@ -582,7 +638,7 @@ class Bench {
       return result;
     }
     // A spawned broker is stopped after each scenario; an external one keeps running.
-    if (this.broker.external) await this.deleteTopic(topic);
+    if (this.broker?.external) await this.deleteTopic(topic);
     return result;
   }
 
@@ -1052,6 +1108,9 @@ function phase(name, rs, role, timeline, column, gens = null) {
     msgs,
     bytes,
     seconds: round(seconds, 3),
+    /** The window the rate is over, process.hrtime ms (CLOCK_MONOTONIC, as a CPU profile's clock). */
+    startAtMs: round(start, 1),
+    endAtMs: round(end, 1),
     msgsPerSec: seconds > 0 ? round(msgs / seconds, 0) : 0,
     mibPerSec: seconds > 0 ? round(bytes / MiB / seconds, 2) : 0,
     redeliveries: rs.reduce((a, r) => a + (r.redeliveries ?? 0), 0),
@@ -1090,6 +1149,8 @@ const HELPERS = {
   fmtInt: (n) => fmtInt(n),
   fmt1: (n) => fmt1(n),
   log: (t) => log(t),
+  listProfiles: (dir) => listProfiles(dir),
+  summarizeProfiles: (dir, before, phases) => summarizeProfiles(dir, before, phases),
 };
 
 /** The .cpuprofile files in `dir` (none without --broker-cpu-prof). */
@@ -1102,17 +1163,27 @@ function listProfiles(dir) {
   }
 }
 
-/** Summaries of the profiles written to `dir` since `before` (a broker writes one as it exits). */
-function summarizeProfiles(dir, before) {
+/**
+ * Summaries of the profiles written to `dir` since `before` (a broker writes one as it exits):
+ * the whole profile, and each of `phases` it covers on its own (their rate windows).
+ */
+function summarizeProfiles(dir, before, phases = []) {
   if (dir === null) return undefined;
   const out = [];
+  const windows = phases
+    .filter((p) => p.startAtMs > 0 && p.endAtMs > p.startAtMs)
+    .map((p) => ({ phase: p.phase, fromMs: p.startAtMs, toMs: p.endAtMs }));
   for (const f of [...listProfiles(dir)].filter((x) => !before.has(x)).sort()) {
     const file = path.join(dir, f);
     try {
-      const summary = summarizeFile(file, 25);
+      const summary = summarizeFile(file, 25, windows);
       const shown = path.relative(process.cwd(), file);
       log(`  broker CPU profile ${shown.startsWith('..') ? file : shown}:`);
       for (const line of formatSummary(summary, 12)) log(`    ${line}`);
+      for (const w of summary.windows ?? []) {
+        log(`    phase ${w.phase} (${(w.wallMs / 1000).toFixed(2)} s):`);
+        for (const line of formatSummary(w, 6)) log(`      ${line}`);
+      }
       out.push({ file, ...summary });
     } catch (err) {
       log(`  broker CPU profile ${file}: not read: ${err.message}`);
@@ -1207,7 +1278,9 @@ async function main() {
                           ? opts.durableConnections.length * (opts.duration + 40) + 60
                           : s === 'soak'
                             ? opts.minutes * 60 + soakDrainLimitMs(opts) / 1000 + 300
-                            : opts.duration * 16 + 120),
+                            : s === 'scale'
+                              ? opts.scaleVariants.length * (opts.duration * 10 + 150) + 60
+                              : opts.duration * 16 + 120),
       0,
     ) *
       1000 +
@@ -1277,7 +1350,8 @@ async function main() {
   try {
     for (const s of scenarios) {
       log(`\n== ${s}`);
-      if (!external) {
+      // scale spawns its own nsqds (and a nsqlookupd) per variant: no broker of the run's.
+      if (!external && s !== 'scale') {
         try {
           broker = await launch(s);
         } catch (err) {
@@ -1287,29 +1361,33 @@ async function main() {
         }
         bench.broker = broker;
       }
-      if (info === null) {
-        try {
-          const res = await httpRequest(broker.http, 'GET', '/info');
-          if (res.status === 200) info = JSON.parse(res.body);
-        } catch {
-          // /info is optional for this bench.
+      if (bench.broker !== null) {
+        if (info === null) {
+          try {
+            const res = await httpRequest(broker.http, 'GET', '/info');
+            if (res.status === 200) info = JSON.parse(res.body);
+          } catch {
+            // /info is optional for this bench.
+          }
         }
+        version ??= info?.version ?? broker.version ?? null;
+        command ??= broker.command;
       }
-      version ??= info?.version ?? broker.version ?? null;
-      command ??= broker.command;
       const r = await bench.runScenario(s);
-      r.broker = {
-        ...r.broker,
-        tcpAddress: `${broker.tcp.host}:${broker.tcp.port}`,
-        httpAddress: `${broker.http.host}:${broker.http.port}`,
-        final: bench.brokerSample(),
-      };
+      if (bench.broker !== null) {
+        r.broker = {
+          ...r.broker,
+          tcpAddress: `${broker.tcp.host}:${broker.tcp.port}`,
+          httpAddress: `${broker.http.host}:${broker.http.port}`,
+          final: bench.brokerSample(),
+        };
+      }
       results.push(r);
-      if (!external) {
+      if (!external && bench.broker !== null) {
         const profilesBefore = listProfiles(opts.brokerCpuProf);
         await broker.stop();
         bench.broker = null;
-        r.cpuProfiles = summarizeProfiles(opts.brokerCpuProf, profilesBefore);
+        r.cpuProfiles = summarizeProfiles(opts.brokerCpuProf, profilesBefore, r.phases);
       }
     }
   } finally {

@@ -9,8 +9,13 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const LOOPBACK = '127.0.0.1';
+const LOOKUPD_BIN = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../packages/lookupd/bin/nsqlookupd.js',
+);
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 
@@ -78,12 +83,18 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * scenario); `nofile` raises its open-file limit (idle-conns); `memQueueSize` overrides
  * opts.memQueueSize (the storage scenarios); `cpuProfDir` (default opts.brokerCpuProf) runs a
  * .js broker under `node --cpu-prof --cpu-prof-dir=<dir>` (the profile is written when it exits).
+ * `taskset` (a CPU list such as '0' or '0,1') pins the process with `taskset -c` (same pid: it
+ * execs). `lookupd: true` starts packages/lookupd/bin/nsqlookupd.js instead, with its TCP and HTTP
+ * address, `--broadcast-address=127.0.0.1` and `extraFlags` (never an external one, never profiled;
+ * the temp dir holds only its log).
  * `restart()` stops the broker with SIGTERM and starts it again on the same ports and data path
  * (`pid` changes); the data path is removed by `stop()` only.
  */
 export async function startBroker(opts, extraFlags = [], options = {}) {
-  const { nofile = 0, memQueueSize = opts.memQueueSize, cpuProfDir = opts.brokerCpuProf ?? null } = options;
-  if (opts.nsqdTcpAddress || opts.nsqdHttpAddress) {
+  const { nofile = 0, taskset = null, lookupd = false } = options;
+  const { memQueueSize = opts.memQueueSize, cpuProfDir: profDir = opts.brokerCpuProf ?? null } = options;
+  const cpuProfDir = lookupd ? null : profDir;
+  if (!lookupd && (opts.nsqdTcpAddress || opts.nsqdHttpAddress)) {
     if (!opts.nsqdTcpAddress || !opts.nsqdHttpAddress) {
       throw new Error('--nsqd-tcp-address and --nsqd-http-address go together');
     }
@@ -99,15 +110,16 @@ export async function startBroker(opts, extraFlags = [], options = {}) {
   const tcp = { host: LOOPBACK, port: tcpPort };
   const httpAddr = { host: LOOPBACK, port: httpPort };
   const dataPath = fs.mkdtempSync(path.join(os.tmpdir(), 'nsq-ts-bench-'));
-  const logPath = path.join(dataPath, 'nsqd.log');
+  const logPath = path.join(dataPath, lookupd ? 'nsqlookupd.log' : 'nsqd.log');
   const flags = [
     `--tcp-address=${LOOPBACK}:${tcpPort}`,
     `--http-address=${LOOPBACK}:${httpPort}`,
-    `--mem-queue-size=${memQueueSize}`,
-    `--data-path=${dataPath}`,
+    ...(lookupd
+      ? [`--broadcast-address=${LOOPBACK}`]
+      : [`--mem-queue-size=${memQueueSize}`, `--data-path=${dataPath}`]),
     ...extraFlags,
   ];
-  const bin = opts.nsqdBin;
+  const bin = lookupd ? LOOKUPD_BIN : opts.nsqdBin;
   const nodeFlags = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
   let [cmd, args] = bin.endsWith('.js') ? [process.execPath, [...nodeFlags, bin, ...flags]] : [bin, flags];
   let version = null;
@@ -123,6 +135,7 @@ export async function startBroker(opts, extraFlags = [], options = {}) {
     const script = `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`;
     [cmd, args] = ['sh', ['-c', script, cmd, ...args]];
   }
+  if (taskset !== null) [cmd, args] = ['taskset', ['-c', String(taskset), cmd, ...args]];
 
   /** The running process: { child, exited, exitPromise }. */
   let proc = null;

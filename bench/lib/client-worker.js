@@ -13,6 +13,8 @@
  *         FIN; nsqjs: `msg.finish()`), `maxInFlight`; created on `start` (connect time counts),
  *         finishes by itself after `maxMessages` messages, then closes the consumer.
  *
+ * `nsqdAddresses` (ours only; the scale scenario): the Producer pools over these nsqds instead of
+ * `host:port`; `lookupdHttpAddresses` (ours only): the Consumer discovers its nsqds there.
  * `transport` (ours only; the transport scenario): { tls, snappy, deflate, deflateLevel } passed to
  * Producer / Consumer as IDENTIFY options; with `tls`, `tlsCaFile` is the CA that signed nsqd's
  * certificate (verified as usual: chain and the IP in subjectAltName). `bodyKind`: see bodies.js.
@@ -45,7 +47,9 @@ runWorker(async (config, w) => {
   const nsqjs = config.client === 'nsqjs' ? (await import('nsqjs')).default : null;
   const ours = config.client === 'ours' ? await import('@nsq-ts/client') : null;
   if (nsqjs === null && ours === null) throw new Error(`unknown client ${config.client}`);
-  if (config.transport && ours === null) throw new Error('transport options: ours only');
+  if ((config.transport || config.nsqdAddresses || config.lookupdHttpAddresses) && ours === null) {
+    throw new Error('transport, nsqdAddresses, lookupdHttpAddresses: ours only');
+  }
   const transport = transportOptions(config);
 
   if (config.role === 'pub' || config.role === 'mpub') {
@@ -56,7 +60,8 @@ runWorker(async (config, w) => {
     let publishOne;
     let close;
     if (ours !== null) {
-      const producer = new ours.Producer({ nsqdAddress: address, ...transport });
+      const hosts = config.nsqdAddresses ? { nsqdAddresses: config.nsqdAddresses } : { nsqdAddress: address };
+      const producer = new ours.Producer({ ...hosts, ...transport });
       await producer.connect();
       publishOne = single
         ? (done) => producer.publish(config.topic, payload).then(() => done(null), done)
@@ -138,7 +143,9 @@ runWorker(async (config, w) => {
           consumer = new ours.Consumer({
             topic: config.topic,
             channel: config.channel,
-            nsqdAddresses: [address],
+            ...(config.lookupdHttpAddresses
+              ? { lookupdHttpAddresses: config.lookupdHttpAddresses }
+              : { nsqdAddresses: [address] }),
             maxInFlight: config.rdy,
             ...transport,
             handler: (msg) => {

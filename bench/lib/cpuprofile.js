@@ -5,7 +5,10 @@
  * sampled time. `(idle)` is the event loop waiting, `(garbage collector)` V8's GC on the main
  * thread, `(program)` native code outside JavaScript (syscalls made synchronously, libuv).
  *
- *   node bench/lib/cpuprofile.js FILE.cpuprofile [--top N]
+ * The profile's clock is CLOCK_MONOTONIC (µs), the clock of `process.hrtime` that the bench's
+ * generators stamp their phases with, so a summary can cover one phase: `window` { fromMs, toMs }.
+ *
+ *   node bench/lib/cpuprofile.js FILE.cpuprofile [--top N] [--from MS --to MS]
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,13 +27,19 @@ function shortUrl(url) {
 
 /**
  * { totalMs, wallMs, functions: [{ name, where, selfMs, pct }], files: [{ file, selfMs, pct }],
- *   categories: { idle, gc, program, js } (ms) }, top `top` of each list by self time.
+ *   categories: { idle, gc, program, js } (ms) }, top `top` of each list by self time. With
+ * `window` ({ fromMs, toMs }, CLOCK_MONOTONIC ms as process.hrtime), only the samples taken in it.
  */
-export function summarize(profile, top = 20) {
+export function summarize(profile, top = 20, window = null) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map();
   const { samples, timeDeltas } = profile;
+  const from = window === null ? Number.NEGATIVE_INFINITY : window.fromMs * 1000;
+  const to = window === null ? Number.POSITIVE_INFINITY : window.toMs * 1000;
+  let at = profile.startTime ?? 0;
   for (let i = 0; i < samples.length; i++) {
+    at += timeDeltas[i] ?? 0;
+    if (at < from || at > to) continue;
     // A sample's time is the delta to the next one (V8's convention in DevTools).
     const dt = timeDeltas[i + 1] ?? 0;
     selfUs.set(samples[i], (selfUs.get(samples[i]) ?? 0) + Math.max(0, dt));
@@ -60,9 +69,15 @@ export function summarize(profile, top = 20) {
   }
   const ms = (us) => Math.round(us / 100) / 10;
   const pct = (us) => (total > 0 ? Math.round((us / total) * 1000) / 10 : 0);
+  const wallUs =
+    window === null
+      ? (profile.endTime ?? 0) - (profile.startTime ?? 0)
+      : Math.max(0, Math.min(to, profile.endTime ?? 0) - Math.max(from, profile.startTime ?? 0));
   return {
     totalMs: ms(total),
-    wallMs: ms((profile.endTime ?? 0) - (profile.startTime ?? 0)),
+    wallMs: ms(wallUs),
+    /** The profile's own span, CLOCK_MONOTONIC ms (to tell which phases it covers). */
+    span: { fromMs: ms(profile.startTime ?? 0), toMs: ms(profile.endTime ?? 0) },
     categories: Object.fromEntries(Object.entries(categories).map(([k, v]) => [k, { ms: ms(v), pct: pct(v) }])),
     functions: [...fns.values()]
       .sort((a, b) => b.us - a.us)
@@ -75,8 +90,15 @@ export function summarize(profile, top = 20) {
   };
 }
 
-export function summarizeFile(file, top = 20) {
-  return summarize(JSON.parse(fs.readFileSync(file, 'utf8')), top);
+export function summarizeFile(file, top = 20, windows = []) {
+  const profile = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const summary = summarize(profile, top);
+  if (windows.length === 0) return summary;
+  // Each window the profile covers (the phases of the broker that wrote it), summarised alone.
+  summary.windows = windows
+    .filter((w) => w.fromMs < summary.span.toMs && w.toMs > summary.span.fromMs)
+    .map((w) => ({ ...w, ...summarize(profile, top, w) }));
+  return summary;
 }
 
 /** The summary as text lines (what run.js prints after a profiled scenario). */
@@ -101,11 +123,18 @@ export function formatSummary(s, top = 12) {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
-  const i = args.indexOf('--top');
-  const top = i >= 0 ? Number(args.splice(i, 2)[1]) : 20;
-  if (args.length !== 1) {
-    process.stderr.write('usage: node bench/lib/cpuprofile.js FILE.cpuprofile [--top N]\n');
+  const flag = (name) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? Number(args.splice(i, 2)[1]) : null;
+  };
+  const top = flag('--top') ?? 20;
+  const fromMs = flag('--from');
+  const toMs = flag('--to');
+  if (args.length !== 1 || (fromMs === null) !== (toMs === null)) {
+    process.stderr.write('usage: node bench/lib/cpuprofile.js FILE.cpuprofile [--top N] [--from MS --to MS]\n');
     process.exit(2);
   }
-  for (const line of formatSummary(summarizeFile(args[0], top + 5), top)) process.stdout.write(`${line}\n`);
+  const profile = JSON.parse(fs.readFileSync(args[0], 'utf8'));
+  const summary = summarize(profile, top + 5, fromMs === null ? null : { fromMs, toMs });
+  for (const line of formatSummary(summary, top)) process.stdout.write(`${line}\n`);
 }

@@ -85,6 +85,8 @@ export class Storage {
   /** File work (segments of emptied or deleted topics) for the start of the next flush. */
   private pendingLogWork: (() => Promise<void>)[] = [];
   private closing = false;
+  /** Set by the sync-timeout timer: the next flush looks for finished segments. */
+  private floorsDue = false;
   /** Each topic's `stateVersion` as last written. */
   private readonly savedTopics = new WeakMap<Topic, string>();
   /** null when the last write succeeded; else why it failed (/ping NOK, E_PUB_FAILED). */
@@ -129,6 +131,9 @@ export class Storage {
       topic.trim();
     }
     this.timer = setInterval(() => {
+      // Finished segments are looked for at this pace, not in every group commit: finding a
+      // channel's floor walks all its outstanding messages.
+      this.floorsDue = true;
       if (this.opsSinceSync > 0 || this.changed()) this.requestFlush(true);
     }, this.options.syncTimeoutMs);
     this.timer.unref();
@@ -319,6 +324,8 @@ export class Storage {
     this.pendingClears = [];
     const ops: StateOp[] = [];
 
+    const findFloors = this.floorsDue || this.closing;
+    this.floorsDue = false;
     // The snapshot: synchronous, so records, cursors and outstanding sets agree.
     const writes: { topic: Topic; records: MessageRecord[]; to: number }[] = [];
     const after: (() => void)[] = [];
@@ -349,12 +356,12 @@ export class Storage {
       let floor = topic.channels.size === 0 ? -1 : Number.POSITIVE_INFINITY;
       for (const channel of topic.channels.values()) {
         if (channel.ephemeral) continue;
-        const channelFloor = this.snapshotChannel(topic, channel, ops, after);
+        const channelFloor = this.snapshotChannel(topic, channel, ops, after, findFloors);
         if (channelFloor < floor) floor = channelFloor;
       }
       // Only ephemeral channels: none reads the disk, so every segment is finished.
       if (floor === Number.POSITIVE_INFINITY) floor = log.endOffset;
-      if (floor >= 0) floors.push({ log, floor });
+      if (findFloors && floor >= 0) floors.push({ log, floor });
     }
     this.opsSinceSync += recordCount;
     const sync = forceSync || this.opsSinceSync >= this.options.syncEvery;
@@ -410,10 +417,17 @@ export class Storage {
    * delete for each that left the deferred set. Returns the channel's ack floor (lowest
    * offset it still needs). `after` runs once the batch is stored.
    */
-  private snapshotChannel(topic: Topic, channel: Channel, ops: StateOp[], after: (() => void)[]): number {
+  private snapshotChannel(
+    topic: Topic,
+    channel: Channel,
+    ops: StateOp[],
+    after: (() => void)[],
+    findFloor: boolean,
+  ): number {
     let floor = channel.cursor;
     const version = channel.stateVersion;
     const unchanged = channel.savedVersion === version;
+    if (unchanged && !findFloor) return floor;
     const hot: number[] = [];
     const deferred = new Map<number, ChannelMessage>();
     const changes: [ChannelMessage, number, number][] = [];

@@ -117,7 +117,7 @@ const HELP = `usage: node bench/run.js [options]
   --soak-mem-queue-size N               soak: the broker's --mem-queue-size (default 10000)
   --soak-msg-timeout MS                 soak: the broker's --msg-timeout (default 5000)
   --soak-rdy N                          soak: RDY per consumer (default 1000)
-  --scale-variants LIST                  scale: nsqd processes per variant, each behind one
+  --scale-variants LIST                 scale: nsqd processes per variant, each behind one
                                         nsqlookupd; N:pin pins nsqd i to CPU i mod cores with
                                         taskset (default 1,2,2:pin)
   --scale-connections N                 scale: publisher and consumer connections in all, split

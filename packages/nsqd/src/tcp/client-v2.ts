@@ -161,6 +161,8 @@ export class ClientV2 implements Consumer, CommandHandler {
   private parkedBytes = 0;
   /** Reading paused because parkedPlain is over MAX_PARKED_BYTES. */
   private parkFull = false;
+  /** A publish waits for the disk: the read deadline does not apply meanwhile. */
+  private pendingStore = false;
   /** Re-runs the command that waited for the auth server; false stops decoding. */
   private retry: (() => boolean) | null = null;
   authState: AuthState | null = null;
@@ -959,12 +961,13 @@ export class ClientV2 implements Consumer, CommandHandler {
       return;
     }
     this.waiting = true;
+    this.pendingStore = true;
     // Nothing to re-run when decoding resumes: the command is done.
     this.retry = () => true;
     stored.then(
       () => {
+        this.pendingStore = false;
         if (this.closed) return;
-        // The wait for the disk is the broker's, not a silent client's.
         this.readTimer?.refresh();
         this.writeFrame(OK_FRAME);
         this.resume();
@@ -1006,6 +1009,11 @@ export class ClientV2 implements Consumer, CommandHandler {
       this.flush();
     }, interval);
     this.readTimer = setTimeout(() => {
+      if (this.pendingStore) {
+        // Its commands wait for the broker's disk, not for the client: not a silent client.
+        this.readTimer?.refresh();
+        return;
+      }
       this.host.logger.info(`client(${this.remoteAddress}) read deadline exceeded, closing`);
       this.close();
     }, 2 * interval);

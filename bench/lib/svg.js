@@ -269,6 +269,7 @@ export function writeChart(run, file) {
     `${run.machine.cpus} × ${run.machine.cpuModel} · node ${run.machine.node}`;
   const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}">`,
+    `<title>${esc(head)}</title>`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="12" y="20" ${font()} fill="#555">${esc(head)}</text>`,
     ...panels,

@@ -88,7 +88,7 @@ export class Storage {
   /** Set by the sync-timeout timer: the next flush looks for finished segments. */
   private floorsDue = false;
   /** Each topic's `stateVersion` as last written. */
-  private readonly savedTopics = new WeakMap<Topic, string>();
+  private readonly savedTopics = new WeakMap<Topic, number>();
   /** null when the last write succeeded; else why it failed (/ping NOK, E_PUB_FAILED). */
   health: string | null = null;
 
@@ -119,14 +119,12 @@ export class Storage {
     for (const [name, topicState] of loaded) {
       if (isEphemeralName(name) || !isValidTopicName(name)) continue;
       const log = await SegmentLog.open(this.topicDir(name), this.logOptions(), this.logger);
-      const known = topicState.state.nextOffset > 0 || topicState.channels.size > 0 || topicState.state.paused;
       let next = topicState.state.nextOffset;
       for (const c of topicState.channels.values()) {
         next = Math.max(next, c.state.cursor);
         for (const offset of c.outstanding.keys()) next = Math.max(next, offset + 1);
       }
-      const state = { ...topicState.state, nextOffset: next };
-      const topic = this.host.restoreTopic(name, log, known ? state : null);
+      const topic = this.host.restoreTopic(name, log, { ...topicState.state, nextOffset: next });
       await this.restoreChannels(topic, topicState);
       topic.trim();
     }
@@ -341,7 +339,7 @@ export class Storage {
       // The log's next offset is written only with other topic changes: start-up takes the
       // largest of it, the log's end and every stored cursor and outstanding offset, so a
       // durable commit of publishes alone is one fsync (the segment's), not two.
-      const topicVersion = `${topic.stateVersion}`;
+      const topicVersion = topic.stateVersion;
       if (this.savedTopics.get(topic) !== topicVersion) {
         after.push(() => this.savedTopics.set(topic, topicVersion));
         ops.push(

@@ -588,6 +588,11 @@ describe('InflateStream', () => {
   });
 
   it('throws only InflateError on mutated streams; each piece is bounded', () => {
+    // `inflate` asserts both (only InflateError escapes; every piece is 1..MAX bytes). What a
+    // corrupt raw-deflate stream decodes to is not specified (it has no checksum): fflate's
+    // streaming inflater can yield different garbage for different chunkings of the same
+    // corrupt stored block (FC_SEED=481850585: 3,637 bytes whole, 4,149 cut at byte 91), so
+    // whole-vs-chunked equality is asserted only for valid streams (the test above).
     fc.assert(
       fc.property(
         hostile(
@@ -596,10 +601,8 @@ describe('InflateStream', () => {
         ),
         cuts,
         (data, points) => {
-          const whole = inflate([data]);
-          const parts = inflate(split(data, points));
-          expect(parts.error).toBe(whole.error);
-          if (!whole.error) expect(parts.data.equals(whole.data)).toBe(true);
+          inflate([data]);
+          inflate(split(data, points));
         },
       ),
       { ...RUN, numRuns: Math.ceil(NUM_RUNS / 3) },

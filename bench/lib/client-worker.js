@@ -1,6 +1,6 @@
 /**
- * One NSQ client library under load, run as a child process forked by bench/run.js (IPC protocol:
- * see load-worker.js; harness: worker-common.js), so each client's CPU is measured on its own.
+ * One NSQ client library under load, run as a child process forked by bench/run.js (IPC protocol
+ * and harness: worker-common.js), so each client's CPU is measured on its own.
  *
  * `client`: 'ours' (@nsq-ts/client, packages/client/dist) or 'nsqjs' (the npm package).
  * Roles:

@@ -88,10 +88,11 @@ export class Generator {
   }
 }
 
-export async function waitReady(gens) {
+/** Waits for every generator to be ready, up to `ms`. */
+export async function waitReady(gens, ms = READY_TIMEOUT_MS) {
   let timer;
   const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`generators not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    timer = setTimeout(() => reject(new Error(`generators not ready within ${ms} ms`)), ms);
   });
   try {
     await Promise.race([Promise.all(gens.map((g) => g.ready)), timeout]);

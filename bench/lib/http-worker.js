@@ -1,6 +1,6 @@
 /**
- * HTTP load against nsqd's HTTP API, run as a child process forked by bench/run.js (IPC protocol:
- * see load-worker.js; harness: worker-common.js). Keep-alive throughout.
+ * HTTP load against nsqd's HTTP API, run as a child process forked by bench/run.js (IPC protocol
+ * and harness: worker-common.js). Keep-alive throughout.
  *
  * Roles:
  *   http-pub  `clients` concurrent request loops in this process, each one request at a time:

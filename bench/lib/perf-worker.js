@@ -1,6 +1,6 @@
 /**
  * Raw-protocol generators for the performance scenarios of issue 9, run as child processes forked
- * by bench/run.js (IPC protocol: see load-worker.js; harness: worker-common.js).
+ * by bench/run.js (IPC protocol and harness: worker-common.js).
  *
  * Roles:
  *   pub1     single-message `PUB`, `window` commands in flight on one connection: every chunk of
@@ -20,29 +20,10 @@
  *            NOP. Ready once every connection has its IDENTIFY response; stays until `stop`.
  *            msgs = connections open.
  */
-import net from 'node:net';
-import { encodeCommand, FrameDecoder, FrameType, HEARTBEAT, MESSAGE_HEADER_BYTES } from '@nsq-ts/protocol';
-import { greet, nowMs, runWorker } from './worker-common.js';
+import { encodeCommand, FrameType, MESSAGE_HEADER_BYTES } from '@nsq-ts/protocol';
+import { connect, isHeartbeat, NOP, nowMs, publisherFrames, runWorker, subscriber } from './worker-common.js';
 
-const NOP = Buffer.from('NOP\n', 'latin1');
-const FIN_PREFIX = Buffer.from('FIN ', 'latin1');
-const FIN_LINE_BYTES = 4 + 16 + 1;
-const ID_OFFSET = 10;
 const TICK_MS = 1;
-
-const isHeartbeat = (data) => data.length === HEARTBEAT.length && data.toString('latin1') === HEARTBEAT;
-const isSoftError = (text) => /^E_(FIN|REQ|TOUCH)_FAILED/.test(text);
-
-/** One connection with the magic and an IDENTIFY sent; `onFrame(type, data)` sees every frame. */
-function open(config, identify, onFrame, onClose) {
-  const socket = net.connect({ host: config.host, port: config.port, noDelay: true });
-  const decoder = new FrameDecoder();
-  socket.on('connect', () => greet(socket, config, identify));
-  socket.on('data', (chunk) => decoder.push(chunk, onFrame));
-  socket.on('error', (err) => onClose(`socket error: ${err.message}`));
-  socket.on('close', () => onClose('connection closed by the broker'));
-  return socket;
-}
 
 /** `n` PUB commands for `topic`, each with a `msgSize`-byte body of 'x', back to back. */
 function pubCommands(topic, msgSize, n) {
@@ -54,63 +35,39 @@ function pubCommands(topic, msgSize, n) {
 
 runWorker((config, w) => {
   const stats = w.stats;
-  let closing = false;
-  const onClose = (why) => {
-    if (!closing && !w.finished) w.fail(why);
+  /** A publishing connection: `onOk()` per acknowledged PUB, `afterChunk()` per chunk read. */
+  const publisher = (onOk, afterChunk) => {
+    const socket = connect(config, w, {
+      onFrame: publisherFrames(w, (buf) => socket.write(buf), { command: 'PUB', onOk }),
+      afterChunk,
+    });
+    return socket;
   };
 
   // ---- pub1 ---------------------------------------------------------------------------------
   if (config.role === 'pub1') {
     const cmds = pubCommands(config.topic, config.msgSize, config.window);
-    let identified = false;
     let running = false;
     let stopping = false;
     let outstanding = 0;
     let oks = 0;
-    const onFrame = (type, data) => {
-      if (type === FrameType.Error) {
-        w.fail(`error frame: ${data.toString('latin1')}`);
-        return;
-      }
-      if (isHeartbeat(data)) {
-        stats.heartbeats++;
-        socket.write(NOP);
-        return;
-      }
-      if (!identified) {
-        identified = true;
-        w.ready();
-        return;
-      }
-      if (data.length !== 2 || data[0] !== 0x4f || data[1] !== 0x4b) {
-        w.fail(`unexpected response to PUB: ${data.toString('latin1').slice(0, 200)}`);
-        return;
-      }
-      oks++;
-    };
-    const socket = open(config, {}, onFrame, onClose);
-    socket.on('data', () => {
-      if (oks === 0 || w.finished) return;
-      const n = oks;
-      oks = 0;
-      outstanding -= n;
-      // One count per chunk read (not per OK): the progress numbers are the same, cheaper.
-      const t = nowMs();
-      if (stats.firstAt === 0) stats.firstAt = t;
-      stats.lastAt = t;
-      stats.msgs += n;
-      stats.bytes += n * config.msgSize;
-      stats.batches++;
-      if (stopping) {
-        if (outstanding === 0) {
-          closing = true;
-          w.finish();
+    const socket = publisher(
+      () => oks++,
+      () => {
+        if (oks === 0 || w.finished) return;
+        const n = oks;
+        oks = 0;
+        outstanding -= n;
+        // One count per chunk read (not per OK): the progress numbers are the same, cheaper.
+        w.count(n, n * config.msgSize);
+        if (stopping) {
+          if (outstanding === 0) w.finish();
+          return;
         }
-        return;
-      }
-      outstanding += n;
-      socket.write(cmds.all.subarray(0, n * cmds.one));
-    });
+        outstanding += n;
+        socket.write(cmds.all.subarray(0, n * cmds.one));
+      },
+    );
     return {
       start() {
         running = true;
@@ -119,10 +76,7 @@ runWorker((config, w) => {
       },
       stop() {
         stopping = true;
-        if (!running || outstanding === 0) {
-          closing = true;
-          w.finish();
-        }
+        if (!running || outstanding === 0) w.finish();
       },
     };
   }
@@ -132,7 +86,6 @@ runWorker((config, w) => {
     // Room for one tick's worth at 4× the rate (a late timer sends what was due meanwhile).
     const perTick = Math.max(64, Math.ceil((config.rate / 1000) * TICK_MS * 4));
     let cmds = pubCommands(config.topic, config.msgSize, perTick);
-    let identified = false;
     let stopping = false;
     let sent = 0;
     let acked = 0;
@@ -140,46 +93,17 @@ runWorker((config, w) => {
     let timer = null;
     let maxOutstanding = 0;
     let maxBurst = 0;
-    const onFrame = (type, data) => {
-      if (type === FrameType.Error) {
-        w.fail(`error frame: ${data.toString('latin1')}`);
-        return;
-      }
-      if (isHeartbeat(data)) {
-        stats.heartbeats++;
-        socket.write(NOP);
-        return;
-      }
-      if (!identified) {
-        identified = true;
-        w.ready();
-        return;
-      }
-      if (data.length !== 2 || data[0] !== 0x4f || data[1] !== 0x4b) {
-        w.fail(`unexpected response to PUB: ${data.toString('latin1').slice(0, 200)}`);
-        return;
-      }
-      acked++;
-    };
-    const socket = open(config, {}, onFrame, onClose);
     const maybeFinish = () => {
-      if (stopping && acked === sent && !w.finished) {
-        closing = true;
-        w.finish({ sent, maxOutstanding, maxBurst, rate: config.rate });
-      }
+      if (stopping && acked === sent && !w.finished) w.finish({ sent, maxOutstanding, maxBurst, rate: config.rate });
     };
-    socket.on('data', () => {
-      const n = acked - stats.msgs;
-      if (n > 0) {
-        const t = nowMs();
-        if (stats.firstAt === 0) stats.firstAt = t;
-        stats.lastAt = t;
-        stats.msgs += n;
-        stats.bytes += n * config.msgSize;
-        stats.batches++;
-      }
-      maybeFinish();
-    });
+    const socket = publisher(
+      () => acked++,
+      () => {
+        const n = acked - stats.msgs;
+        if (n > 0) w.count(n, n * config.msgSize);
+        maybeFinish();
+      },
+    );
     const tick = () => {
       if (stopping) return;
       const t = nowMs();
@@ -212,26 +136,14 @@ runWorker((config, w) => {
 
   // ---- lat-sub ------------------------------------------------------------------------------
   if (config.role === 'lat-sub') {
-    let phase = 'identify';
     let lat = new Float64Array(Math.max(1024, config.expected ?? 1 << 20));
     let n = 0;
     let firstStamp = -1;
     let warmupSkipped = 0;
-    let toFin = [];
-    let nopPending = false;
-    let counting = true;
-    let closeWait = false;
     let chunkAt = 0;
-    const onFrame = (type, data) => {
-      if (type === FrameType.Message) {
-        toFin.push(data);
-        if (!counting) return;
-        if (data.readUInt16BE(8) > 1) {
-          stats.redeliveries++;
-          return;
-        }
-        stats.msgs++;
-        stats.bytes += data.length - MESSAGE_HEADER_BYTES;
+    let socket = null;
+    const sub = subscriber(w, config, (buf) => socket.write(buf), {
+      onFirst: (data) => {
         const stamp = data.readDoubleLE(MESSAGE_HEADER_BYTES);
         if (firstStamp < 0) firstStamp = stamp;
         if (stamp - firstStamp < config.warmupMs) {
@@ -244,79 +156,25 @@ runWorker((config, w) => {
           lat = bigger;
         }
         lat[n++] = chunkAt - stamp;
-        return;
-      }
-      if (type === FrameType.Error) {
-        const text = data.toString('latin1');
-        if (isSoftError(text)) stats.softErrors++;
-        else w.fail(`error frame: ${text}`);
-        return;
-      }
-      if (isHeartbeat(data)) {
-        stats.heartbeats++;
-        nopPending = true;
-        return;
-      }
-      const text = data.toString('latin1');
-      if (phase === 'identify') {
-        phase = 'sub';
-        socket.write(encodeCommand('SUB', [config.topic, config.channel]));
-      } else if (phase === 'sub') {
-        if (text !== 'OK') {
-          w.fail(`unexpected response to SUB: ${text.slice(0, 200)}`);
-          return;
+      },
+    });
+    socket = connect(config, w, {
+      onFrame: sub.onFrame,
+      afterChunk: () => {
+        if (w.finished) return;
+        if (sub.pending > 0 && sub.counting) {
+          if (stats.firstAt === 0) stats.firstAt = chunkAt;
+          stats.lastAt = chunkAt;
         }
-        phase = 'subscribed';
-        w.ready();
-      } else if (phase === 'closing' && text === 'CLOSE_WAIT') {
-        closeWait = true;
-      } else {
-        w.fail(`unexpected response frame: ${text.slice(0, 200)}`);
-      }
-    };
-    const socket = open(config, {}, onFrame, onClose);
-    // Listener order per chunk: this one (prepended) stamps its arrival, then open()'s decoder
-    // calls onFrame for every frame, then the one below FINs them all in one write.
+        sub.flush();
+        if (sub.closeWait) w.finish({ latency: summarize(lat.subarray(0, n)), warmupSkipped });
+      },
+    });
+    // Prepended, so it runs first per chunk: the receive time of every message decoded from it.
     socket.prependListener('data', () => {
       chunkAt = nowMs();
     });
-    socket.on('data', () => {
-      if (w.finished) return;
-      const k = toFin.length;
-      if (k > 0 && counting) {
-        if (stats.firstAt === 0) stats.firstAt = chunkAt;
-        stats.lastAt = chunkAt;
-      }
-      if (k > 0 || nopPending) {
-        const out = Buffer.allocUnsafe(k * FIN_LINE_BYTES + (nopPending ? NOP.length : 0));
-        let at = 0;
-        for (let i = 0; i < k; i++) {
-          FIN_PREFIX.copy(out, at);
-          toFin[i].copy(out, at + 4, ID_OFFSET, ID_OFFSET + 16);
-          out[at + 20] = 0x0a;
-          at += FIN_LINE_BYTES;
-        }
-        if (nopPending) NOP.copy(out, at);
-        toFin = [];
-        nopPending = false;
-        socket.write(out);
-      }
-      if (closeWait) {
-        closing = true;
-        w.finish({ latency: summarize(lat.subarray(0, n)), warmupSkipped });
-      }
-    });
-    return {
-      start() {
-        socket.write(encodeCommand('RDY', [String(config.rdy)]));
-      },
-      stop() {
-        if (phase === 'closing') return;
-        counting = false;
-        phase = 'closing';
-        socket.write(encodeCommand('CLS'));
-      },
-    };
+    return { start: sub.start, stop: sub.stop };
   }
 
   // ---- idle ---------------------------------------------------------------------------------
@@ -327,7 +185,7 @@ runWorker((config, w) => {
     // CPU and time of the connect phase (the harness counts CPU only from `start`, which comes
     // after every connection is up).
     const connectFrom = { at: nowMs(), cpu: process.cpuUsage() };
-    let connect = null;
+    let connected = null;
     const openOne = () => {
       if (opened >= config.count || w.finished) return;
       const i = opened++;
@@ -350,27 +208,25 @@ runWorker((config, w) => {
           if (identified === config.count) {
             stats.lastAt = nowMs();
             const cpu = process.cpuUsage(connectFrom.cpu);
-            connect = { cpuMs: (cpu.user + cpu.system) / 1000, wallMs: stats.lastAt - connectFrom.at };
+            connected = { cpuMs: (cpu.user + cpu.system) / 1000, wallMs: stats.lastAt - connectFrom.at };
             w.ready();
           }
           openOne();
         }
       };
-      socket = open(
-        { ...config, index: `${config.index}.${i}` },
-        { heartbeat_interval: config.heartbeatIntervalMs },
+      socket = connect({ ...config, index: `${config.index}.${i}` }, w, {
+        identify: { heartbeat_interval: config.heartbeatIntervalMs },
         onFrame,
-        (why) => onClose(`connection ${i}: ${why}`),
-      );
+        lost: (why) => w.fail(`connection ${i}: ${why}`),
+      });
       sockets.push(socket);
     };
     for (let i = 0; i < Math.min(config.concurrency, config.count); i++) openOne();
     return {
       start() {},
       stop() {
-        closing = true;
         for (const s of sockets) s.destroy();
-        w.finish({ connections: identified, connect });
+        w.finish({ connections: identified, connect: connected });
       },
     };
   }

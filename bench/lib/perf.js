@@ -16,19 +16,6 @@ export const PERF_SCENARIOS = ['fanout', 'pub-single', 'latency', 'rss-1m', 'idl
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Waits for every generator to be ready, up to `ms` (idle connections take longer than 15 s). */
-async function readyWithin(gens, ms) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`generators not ready within ${ms} ms`)), ms);
-  });
-  try {
-    await Promise.race([Promise.all(gens.map((g) => g.ready)), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Open file descriptors and the soft fd limit of a local process (null if unreadable). */
 function fdInfo(pid) {
   try {
@@ -320,7 +307,7 @@ export async function idleConns(b, topic, result, h) {
     'conn/s',
     () => `${ready} of ${procs} processes have all their connections`,
   );
-  await readyWithin(gens, 1000);
+  await waitReady(gens, 1000);
   const connected = b.brokerSample();
   const connect = manualPhase(
     `connect ${h.fmtInt(o.idleConnections)}`,

@@ -1,6 +1,6 @@
 /**
- * The soak scenario's generators (bench/lib/soak.js), forked by bench/run.js (IPC protocol: see
- * load-worker.js; harness: worker-common.js). Every body starts with the publisher's index
+ * The soak scenario's generators (bench/lib/soak.js), forked by bench/run.js (IPC protocol and
+ * harness: worker-common.js). Every body starts with the publisher's index
  * (u16 BE), its sequence number (u32 BE) and the marker 'SK', so the consumers can tell exactly
  * which messages they got, whatever ids the broker gives them. Both roles outlive the broker:
  * when the connection closes (a restart) they reconnect every 100 ms until it is back.
@@ -21,18 +21,15 @@
  *             Result: per publisher a bitmap (base64) of the sequence numbers it FINed, and counts.
  */
 import net from 'node:net';
-import { encodeCommand, encodeMpubBody, FrameDecoder, FrameType, HEARTBEAT } from '@nsq-ts/protocol';
-import { greet, runWorker } from './worker-common.js';
+import { encodeCommand, encodeMpubBody, FrameDecoder, FrameType } from '@nsq-ts/protocol';
+import { greet, isHeartbeat, NOP, runWorker } from './worker-common.js';
 
-const NOP = Buffer.from('NOP\n', 'latin1');
 const RECONNECT_MS = 100;
 const PACE_MS = 10;
 const MARK0 = 0x53; // 'S'
 const MARK1 = 0x4b; // 'K'
 const BODY_HEADER = 8;
 const MSG_HEADER = 26; // timestamp 8, attempts 2, id 16
-
-const isHeartbeat = (data) => data.length === HEARTBEAT.length && data.toString('latin1') === HEARTBEAT;
 
 /** The soak's decision for a first delivery, the same in every consumer: 0 … 999. */
 export function soakHash(pub, seq) {

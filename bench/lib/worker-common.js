@@ -1,21 +1,39 @@
 /**
- * The IPC harness shared by bench/lib/http-worker.js and bench/lib/client-worker.js: the same
- * protocol as load-worker.js (see its header), so `Generator` drives any of them.
+ * What the bench's generator processes share (load-worker.js, perf-worker.js, soak-worker.js,
+ * http-worker.js, client-worker.js): the IPC harness, and the raw-protocol pieces (connection,
+ * publisher and consumer frame handling, FIN batching).
  *
- *   runWorker((config, w) => ({ start(), stop(), control?(msg) }))
+ * Parent → worker (IPC):  { type: 'config', ... }  { type: 'start' }  { type: 'stop' }  (+ a role's own,
+ *                         e.g. the soak's pause / resume)
+ * Worker → parent (IPC):  { type: 'ready' }  { type: 'progress', ... }  { type: 'done', ... }
+ *                         { type: 'error', message }  { type: 'log', message }  { type: 'identify', info }
+ *
+ *   runWorker((config, w) => ({ start(), stop(), control?(msg), stopTimeout?(), close?() }))
  *
  * `w.stats` is what the parent sees (msgs, bytes, startAt, firstAt, lastAt, stopAt, ...);
  * `w.count(n, bytes)` records n acknowledged / handled messages; `w.finish(extra)` reports the
  * result (plus `extra`, e.g. latencies) and exits; `w.fail(message)` reports an error and exits.
+ * A role's `stopTimeout()` replaces the default failure when no result came STOP_GRACE_MS after
+ * `stop`; its `close()` runs when the worker shuts down.
+ *
+ * Times are process.hrtime (CLOCK_MONOTONIC on Linux: comparable across processes) in ms.
  */
+import net from 'node:net';
 import os from 'node:os';
-import { encodeCommand, MAGIC_V2 } from '@nsq-ts/protocol';
+import { encodeCommand, FrameDecoder, FrameType, HEARTBEAT, MAGIC_V2, MESSAGE_HEADER_BYTES } from '@nsq-ts/protocol';
 
 const PROGRESS_INTERVAL_MS = 100;
 /** After `stop`, how long a worker may take to report (outstanding replies, close). */
-const STOP_GRACE_MS = 10_000;
+export const STOP_GRACE_MS = 10_000;
+
+export const NOP = Buffer.from('NOP\n', 'latin1');
+const FIN_PREFIX = Buffer.from('FIN ', 'latin1');
+const FIN_LINE_BYTES = 4 + 16 + 1;
+const ID_OFFSET = 10;
 
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+export const isHeartbeat = (data) => data.length === HEARTBEAT.length && data.toString('latin1') === HEARTBEAT;
 
 /**
  * What every raw-protocol generator sends first on a connection: the V2 magic and IDENTIFY
@@ -31,6 +49,186 @@ export function greet(socket, config, extra = {}) {
     ...extra,
   };
   socket.write(encodeCommand('IDENTIFY', [], JSON.stringify(identify)));
+}
+
+/**
+ * One raw-protocol connection to `config.host:port`: on connect the magic and IDENTIFY (`identify`:
+ * extra fields, see greet), then every frame of each chunk read goes to `onFrame(type, data)` and,
+ * once the chunk is decoded, `afterChunk()` runs. A socket error or close before the worker
+ * finished is `lost(why)` (default: fatal).
+ */
+export function connect(config, w, { identify = {}, onFrame, afterChunk = null, lost = (why) => w.fail(why) }) {
+  const socket = net.connect({ host: config.host, port: config.port, noDelay: true });
+  const decoder = new FrameDecoder();
+  socket.on('connect', () => greet(socket, config, identify));
+  socket.on('data', (chunk) => {
+    try {
+      decoder.push(chunk, onFrame);
+    } catch (err) {
+      w.fail(`bad frame stream: ${err.message}`);
+      return;
+    }
+    afterChunk?.();
+  });
+  socket.on('error', (err) => {
+    if (!w.finished) lost(`socket error: ${err.message}`);
+  });
+  socket.on('close', () => {
+    if (!w.finished) lost('connection closed by the broker');
+  });
+  return socket;
+}
+
+/**
+ * An error frame: E_FIN_FAILED / E_REQ_FAILED / E_TOUCH_FAILED are counted in `softErrors` (the
+ * first `logFirst` of them logged); any other is fatal.
+ */
+export function errorFrame(w, data, logFirst = 0) {
+  const text = data.toString('latin1');
+  if (/^E_(FIN|REQ|TOUCH)_FAILED/.test(text)) {
+    w.stats.softErrors++;
+    if (w.stats.softErrors <= logFirst) w.log(`non-fatal error frame: ${text}`);
+    return;
+  }
+  w.fail(`error frame: ${text}`);
+}
+
+/**
+ * `onFrame` for a publishing connection (`write(buffer)` writes to it): heartbeats are answered
+ * with NOP; the IDENTIFY response makes the worker ready (after `onIdentify(data)`); from then on
+ * every response must be `OK` to `command`, and calls `onOk()`. Error frames go to `onError(data)`
+ * (default: fatal).
+ */
+export function publisherFrames(w, write, { command, onOk, onIdentify = null, onError = null }) {
+  let identified = false;
+  return (type, data) => {
+    if (type === FrameType.Error) {
+      if (onError !== null) onError(data);
+      else w.fail(`error frame: ${data.toString('latin1')}`);
+      return;
+    }
+    if (type !== FrameType.Response) {
+      w.fail(`unexpected frame type ${type} on a publisher connection`);
+      return;
+    }
+    if (isHeartbeat(data)) {
+      w.stats.heartbeats++;
+      write(NOP);
+      return;
+    }
+    if (!identified) {
+      identified = true;
+      onIdentify?.(data);
+      w.ready();
+      return;
+    }
+    // 'OK', compared byte by byte: this runs once per acknowledged command.
+    if (data.length !== 2 || data[0] !== 0x4f || data[1] !== 0x4b) {
+      w.fail(`unexpected response to ${command}: ${data.toString('latin1').slice(0, 200)}`);
+      return;
+    }
+    onOk();
+  };
+}
+
+/**
+ * The consumer side of a raw-protocol connection (`write(buffer)` writes to it): the IDENTIFY
+ * response (after `onIdentify(data)`) is answered with SUB, whose `OK` makes the worker ready;
+ * `start()` sends `RDY config.rdy`; `stop()` stops counting and sends CLS, and the broker's
+ * CLOSE_WAIT sets `closeWait` (then `onCloseWait()`). Every message is FINed and every heartbeat
+ * answered with NOP, all in one write per chunk read: call `flush()` once the chunk is decoded.
+ * While counting, a first delivery (attempts 1) adds to msgs / bytes, then `onFirst(data)`; a
+ * redelivery to redeliveries. `onMessage(data)` sees every message first (false: drop it, not
+ * FINed). Error frames: see errorFrame (`logSoftErrors` = its `logFirst`).
+ */
+export function subscriber(w, config, write, hooks = {}) {
+  const { onIdentify, onMessage, onFirst, onCloseWait, logSoftErrors = 0 } = hooks;
+  const stats = w.stats;
+  /** Frame data of the messages in the chunk being decoded, FINed by the next flush. */
+  let toFin = [];
+  let nopPending = false;
+  const sub = {
+    /** identify → sub → subscribed → closing */
+    phase: 'identify',
+    counting: true,
+    closeWait: false,
+    /** Messages received since the last flush. */
+    get pending() {
+      return toFin.length;
+    },
+    onFrame(type, data) {
+      if (type === FrameType.Message) {
+        if (onMessage !== undefined && onMessage(data) === false) return;
+        toFin.push(data);
+        if (!sub.counting) return;
+        if (data.readUInt16BE(8) > 1) {
+          stats.redeliveries++;
+          return;
+        }
+        stats.msgs++;
+        stats.bytes += data.length - MESSAGE_HEADER_BYTES;
+        onFirst?.(data);
+        return;
+      }
+      if (type === FrameType.Error) {
+        errorFrame(w, data, logSoftErrors);
+        return;
+      }
+      if (isHeartbeat(data)) {
+        stats.heartbeats++;
+        nopPending = true;
+        return;
+      }
+      const text = data.toString('latin1');
+      if (sub.phase === 'identify') {
+        onIdentify?.(data);
+        sub.phase = 'sub';
+        write(encodeCommand('SUB', [config.topic, config.channel]));
+      } else if (sub.phase === 'sub') {
+        if (text !== 'OK') {
+          w.fail(`unexpected response to SUB: ${text.slice(0, 200)}`);
+          return;
+        }
+        sub.phase = 'subscribed';
+        w.ready();
+      } else if (sub.phase === 'closing' && text === 'CLOSE_WAIT') {
+        // Messages sent before CLOSE_WAIT arrived before it: the flush after this chunk FINs them.
+        sub.closeWait = true;
+        onCloseWait?.();
+      } else {
+        w.fail(`unexpected response frame: ${text.slice(0, 200)}`);
+      }
+    },
+    /** `FIN <id>\n` for every message since the last flush, then NOP if a heartbeat came: one write. */
+    flush() {
+      const n = toFin.length;
+      if (n === 0 && !nopPending) return;
+      const out = Buffer.allocUnsafe(n * FIN_LINE_BYTES + (nopPending ? NOP.length : 0));
+      let at = 0;
+      for (let i = 0; i < n; i++) {
+        FIN_PREFIX.copy(out, at);
+        toFin[i].copy(out, at + 4, ID_OFFSET, ID_OFFSET + 16);
+        out[at + 20] = 0x0a;
+        at += FIN_LINE_BYTES;
+      }
+      if (nopPending) NOP.copy(out, at);
+      toFin = [];
+      nopPending = false;
+      write(out);
+    },
+    start() {
+      write(encodeCommand('RDY', [String(config.rdy)]));
+    },
+    stop() {
+      if (sub.phase === 'closing') return;
+      sub.counting = false;
+      sub.phase = 'closing';
+      // CLS: the broker stops delivering and answers CLOSE_WAIT; FIN still goes out for whatever
+      // was already on its way.
+      write(encodeCommand('CLS'));
+    },
+  };
+  return sub;
 }
 
 export function runWorker(createRole) {
@@ -67,12 +265,14 @@ export function runWorker(createRole) {
   const shutdown = (code) => {
     clearInterval(progressTimer);
     clearTimeout(hardTimer);
+    role?.close?.();
     if (process.connected) process.disconnect();
     setTimeout(() => process.exit(code), 50).unref();
   };
 
   const w = {
     stats,
+    send: (msg) => send(msg),
     log: (message) => send({ type: 'log', message }),
     ready: () => send({ type: 'ready' }),
     count(n, bytes) {
@@ -134,7 +334,11 @@ export function runWorker(createRole) {
         await role.start();
       } else if (msg.type === 'stop') {
         if (stats.stopAt === 0) stats.stopAt = nowMs();
-        setTimeout(() => w.fail(`no result ${STOP_GRACE_MS} ms after stop`), STOP_GRACE_MS).unref();
+        setTimeout(() => {
+          if (finished) return;
+          if (role?.stopTimeout) role.stopTimeout();
+          else w.fail(`no result ${STOP_GRACE_MS} ms after stop`);
+        }, STOP_GRACE_MS).unref();
         await role?.stop();
       } else if (role?.control) {
         // Anything else (e.g. the soak's pause / resume) is the role's own.

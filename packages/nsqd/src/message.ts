@@ -2,13 +2,12 @@ import { messageIdHex } from '@nsq-ts/protocol';
 import type { HeapEntry } from './min-heap.js';
 
 /**
- * One published message, stored once in its topic's log and shared by every channel and every
- * socket that carries it. Immutable after publish.
+ * One published message as a channel holds it once taken from the log (from the memory tail's
+ * columns or a disk read), and as every socket that carries it reads it. Immutable.
  *
- * Kept deliberately small, because a deep queue is millions of these and the garbage collector
- * walks them all: the body is a range of the buffer it arrived in (an MPUB's messages share
- * their MPUB body) rather than a Buffer view of its own, the ID is two numbers whose hex text
- * is built only when a consumer needs it as a key, and the timestamp is one number.
+ * The body is a range of the buffer it arrived in (an MPUB's messages share their MPUB body)
+ * rather than a Buffer view of its own, the ID is two numbers whose hex text is built only
+ * when a consumer needs it as a key, and the timestamp is one number.
  */
 export class MessageRecord {
   private idText: string | null = null;

@@ -4,7 +4,8 @@ import { monotonicMs } from './clock.js';
 import type { BrokerContext } from './context.js';
 import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
-import { MessageRecord } from './message.js';
+import { WriteSet } from './log/write-set.js';
+import type { MessageRecord } from './message.js';
 
 /** Messages memory may hold past --mem-queue-size while a spill is being written. */
 const SPILL_SLACK = 10_000;
@@ -186,7 +187,8 @@ export class Topic {
    */
   publishDeferred(data: Buffer, deferMs: number): Promise<void> | null {
     this.admit();
-    const record = this.append(data, 0, data.length, Date.now(), monotonicMs() + deferMs);
+    const offset = this.append(data, 0, data.length, Date.now(), monotonicMs() + deferMs);
+    const record = this.tail.get(offset) as MessageRecord;
     this.messageCount++;
     this.messageBytes += data.length;
     if (this.channels.size > 0 && !this.paused && !this.starting) {
@@ -209,18 +211,16 @@ export class Topic {
       hi = this.ids.nextHi();
       lo = this.ids.lo;
     }
-    const record = new MessageRecord(this.tail.nextOffset(), hi, lo, body, 0, body.length, publishedAtMs, 0);
-    this.tail.append(record);
+    const offset = this.tail.append(body, 0, body.length, hi, lo, publishedAtMs, 0);
     this.messageCount++;
     this.messageBytes += body.length;
-    return record;
+    return this.tail.get(offset) as MessageRecord;
   }
 
-  private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): MessageRecord {
+  /** Appends one message to the memory tail and returns its offset. */
+  private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): number {
     const hi = this.ids.nextHi();
-    const record = new MessageRecord(this.tail.nextOffset(), hi, this.ids.lo, data, start, length, nowMs, dueAt);
-    this.tail.append(record);
-    return record;
+    return this.tail.append(data, start, length, hi, this.ids.lo, nowMs, dueAt);
   }
 
   /**
@@ -305,21 +305,24 @@ export class Topic {
   }
 
   /**
-   * The records a flush must write, in offset order: every unwritten one some durable channel
-   * (or, with no channel, the backlog) has not passed yet, plus the passed ones still
-   * outstanding (in flight, requeued, deferred). Passed and finished ones are never written.
+   * What a flush must write, in offset order: every unwritten record some durable channel (or,
+   * with no channel, the backlog) has not passed yet, plus the passed ones still outstanding
+   * (in flight, requeued, deferred). Passed and finished ones are never written. The memory
+   * tail stays pinned until `afterWrite` or `discardUnwritten`.
    */
-  collectWrites(): MessageRecord[] {
+  collectWrites(): WriteSet {
     const from = this.writtenUpTo;
     const to = this.tail.end;
-    const out: MessageRecord[] = [];
-    if (this.log === null || from >= to) return out;
+    if (this.log === null || from >= to) return new WriteSet([], this.tail, to, to);
     // Without channels, or while lookupd's channels are being made (they start at the
     // backlog's start), every record is needed.
     let need = this.channels.size === 0 || this.starting ? from : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values())
       if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
-    need = Math.min(Math.max(need, from), to);
+    // Memory holds everything unwritten that a channel has not passed (trimming stops at the
+    // lowest cursor); the bound only guards that invariant.
+    need = Math.min(Math.max(need, from, this.tail.start), to);
+    const held: MessageRecord[] = [];
     if (need > from) {
       const passed = new Map<number, MessageRecord>();
       for (const channel of this.channels.values()) {
@@ -329,17 +332,15 @@ export class Topic {
           if (o >= from && o < need) passed.set(o, msg.record);
         });
       }
-      for (const o of [...passed.keys()].sort((a, b) => a - b)) out.push(passed.get(o) as MessageRecord);
+      for (const o of [...passed.keys()].sort((a, b) => a - b)) held.push(passed.get(o) as MessageRecord);
     }
-    for (let o = need; o < to; o++) {
-      const r = this.tail.get(o);
-      if (r !== undefined) out.push(r);
-    }
-    return out;
+    this.tail.pin(need);
+    return new WriteSet(held, this.tail, need, to);
   }
 
   /** A flush wrote everything below `to` that was needed: memory may now spill. */
   afterWrite(to: number): void {
+    this.tail.unpin();
     if (to > this.writtenUpTo) this.writtenUpTo = to;
     if (this.unwrittenDeferred.length > 0) this.fanOutWritten(to);
     this.trim();
@@ -353,6 +354,7 @@ export class Topic {
    * never be delivered — channels skip them.
    */
   discardUnwritten(to: number): void {
+    this.tail.unpin();
     if (this.ctx.options.memQueueSize !== 0 || to <= this.writtenUpTo) return;
     this.unwrittenDeferred = this.unwrittenDeferred.filter((r) => r.offset >= to);
     this.skips.push([this.writtenUpTo, to]);

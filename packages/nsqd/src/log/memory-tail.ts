@@ -1,14 +1,42 @@
-import type { MessageRecord } from '../message.js';
+import { MessageRecord } from '../message.js';
+import { encodeRecordFields } from './record-codec.js';
+
+const INITIAL_CAPACITY = 1024;
 
 /**
- * The in-memory tail of a topic log: records addressed by offset in a growable ring. Offsets
- * increase forever; `start` is the oldest offset still held, `end` the next one to be written.
+ * The in-memory tail of a topic log, addressed by offset in a growable ring. Offsets increase
+ * forever; `start` is the oldest offset still held, `end` the next one to be written.
+ *
+ * The ring is columns of typed arrays, not an array of objects: a message waiting in memory
+ * costs 40 bytes here (ID halves, body position and length, two timestamps, and one reference
+ * to the buffer holding its body — an MPUB's messages share their MPUB body) besides the body
+ * itself, and nothing the garbage collector has to walk. A `MessageRecord` object is made only
+ * when a channel takes the message. Measured (1,000,000 × 200 B queued in memory): one object
+ * per message with three boxed doubles was ~123 B of V8 heap per message, and every GC walked
+ * all of them while the queue was deep.
+ *
+ * A flush writing records to disk pins them (`pin`): readers stop seeing trimmed records at
+ * once, but their slots are kept until the write is done.
  */
 export class MemoryTail {
-  private ring: (MessageRecord | undefined)[] = new Array(1024);
-  private mask = 1023;
+  private capacity = INITIAL_CAPACITY;
+  private mask = INITIAL_CAPACITY - 1;
+  private idHi = new Uint32Array(INITIAL_CAPACITY);
+  private idLo = new Uint32Array(INITIAL_CAPACITY);
+  private bodyStart = new Uint32Array(INITIAL_CAPACITY);
+  private bodyLength = new Uint32Array(INITIAL_CAPACITY);
+  /** Publish time, Unix ms. */
+  private publishedAt = new Float64Array(INITIAL_CAPACITY);
+  /** Monotonic ms before which a DPUB message may not be delivered; 0 when not deferred. */
+  private deliverAfter = new Float64Array(INITIAL_CAPACITY);
+  private data: (Buffer | undefined)[] = new Array(INITIAL_CAPACITY);
+  /** Oldest offset readers can get. */
   private startOffset = 0;
+  /** Oldest offset whose slot is still occupied: `startOffset`, or lower while pinned. */
+  private keptOffset = 0;
   private endOffset = 0;
+  /** Offset a flush is writing from (slots from there are kept); Infinity when none. */
+  private pinnedOffset = Number.POSITIVE_INFINITY;
 
   get start(): number {
     return this.startOffset;
@@ -22,34 +50,90 @@ export class MemoryTail {
     return this.endOffset - this.startOffset;
   }
 
-  /** Offset the next appended record will get. */
-  nextOffset(): number {
-    return this.endOffset;
+  /** Appends one message and returns its offset. */
+  append(
+    data: Buffer,
+    start: number,
+    length: number,
+    idHi: number,
+    idLo: number,
+    publishedAtMs: number,
+    deliverAfter: number,
+  ): number {
+    if (this.endOffset - this.keptOffset >= this.capacity) this.resize(this.capacity * 2);
+    const offset = this.endOffset++;
+    const i = offset & this.mask;
+    this.data[i] = data;
+    this.bodyStart[i] = start;
+    this.bodyLength[i] = length;
+    this.idHi[i] = idHi;
+    this.idLo[i] = idLo;
+    this.publishedAt[i] = publishedAtMs;
+    this.deliverAfter[i] = deliverAfter;
+    return offset;
   }
 
-  append(record: MessageRecord): void {
-    if (this.endOffset - this.startOffset > this.mask) this.grow();
-    this.ring[this.endOffset & this.mask] = record;
-    this.endOffset++;
-  }
-
+  /** The message at `offset` as a record of its own, if memory still holds it. */
   get(offset: number): MessageRecord | undefined {
     if (offset < this.startOffset || offset >= this.endOffset) return undefined;
-    return this.ring[offset & this.mask];
+    const i = offset & this.mask;
+    return new MessageRecord(
+      offset,
+      this.idHi[i] as number,
+      this.idLo[i] as number,
+      this.data[i] as Buffer,
+      this.bodyStart[i] as number,
+      this.bodyLength[i] as number,
+      this.publishedAt[i] as number,
+      this.deliverAfter[i] as number,
+    );
+  }
+
+  /** Body length of a held (or pinned) record. */
+  bodyLengthAt(offset: number): number {
+    return this.bodyLength[offset & this.mask] as number;
+  }
+
+  /** Encodes a held (or pinned) record at `pos` of `out`; returns the position after it. */
+  encodeAt(offset: number, out: Buffer, pos: number): number {
+    const i = offset & this.mask;
+    return encodeRecordFields(
+      out,
+      pos,
+      offset,
+      this.idHi[i] as number,
+      this.idLo[i] as number,
+      this.publishedAt[i] as number,
+      this.deliverAfter[i] as number,
+      this.data[i] as Buffer,
+      this.bodyStart[i] as number,
+      this.bodyLength[i] as number,
+    );
+  }
+
+  /** Keeps the slots from `offset` (at least `start`) until `unpin`, whatever is trimmed. */
+  pin(offset: number): void {
+    this.pinnedOffset = Math.max(offset, this.startOffset);
+  }
+
+  unpin(): void {
+    this.pinnedOffset = Number.POSITIVE_INFINITY;
+    this.release();
   }
 
   /** Drops every record below `offset` (which may be at most `end`). */
   trimTo(offset: number): void {
     const to = Math.min(offset, this.endOffset);
-    for (let o = this.startOffset; o < to; o++) this.ring[o & this.mask] = undefined;
-    if (to > this.startOffset) this.startOffset = to;
-    if (this.length === 0 && this.ring.length > 1024) this.shrink();
+    if (to <= this.startOffset) return;
+    this.startOffset = to;
+    this.release();
   }
 
   /** Empties the tail and makes `offset` the next one (a log reopened after a restart). */
   resetTo(offset: number): void {
     this.clear();
     this.startOffset = offset;
+    this.keptOffset = offset;
     this.endOffset = offset;
   }
 
@@ -58,16 +142,44 @@ export class MemoryTail {
     this.trimTo(this.endOffset);
   }
 
-  private grow(): void {
-    const size = this.ring.length * 2;
-    const next: (MessageRecord | undefined)[] = new Array(size);
-    for (let o = this.startOffset; o < this.endOffset; o++) next[o & (size - 1)] = this.ring[o & this.mask];
-    this.ring = next;
-    this.mask = size - 1;
+  /** Frees the slots below both the start and the pin (body references go at once). */
+  private release(): void {
+    const to = Math.min(this.startOffset, this.pinnedOffset);
+    if (to <= this.keptOffset) return;
+    for (let o = this.keptOffset; o < to; o++) this.data[o & this.mask] = undefined;
+    this.keptOffset = to;
+    if (this.keptOffset === this.endOffset && this.capacity > INITIAL_CAPACITY) this.resize(INITIAL_CAPACITY);
   }
 
-  private shrink(): void {
-    this.ring = new Array(1024);
-    this.mask = 1023;
+  /** Moves the kept slots into columns of `capacity` (a power of two, ≥ the kept count). */
+  private resize(capacity: number): void {
+    const mask = capacity - 1;
+    const idHi = new Uint32Array(capacity);
+    const idLo = new Uint32Array(capacity);
+    const bodyStart = new Uint32Array(capacity);
+    const bodyLength = new Uint32Array(capacity);
+    const publishedAt = new Float64Array(capacity);
+    const deliverAfter = new Float64Array(capacity);
+    const data: (Buffer | undefined)[] = new Array(capacity);
+    for (let o = this.keptOffset; o < this.endOffset; o++) {
+      const from = o & this.mask;
+      const to = o & mask;
+      idHi[to] = this.idHi[from] as number;
+      idLo[to] = this.idLo[from] as number;
+      bodyStart[to] = this.bodyStart[from] as number;
+      bodyLength[to] = this.bodyLength[from] as number;
+      publishedAt[to] = this.publishedAt[from] as number;
+      deliverAfter[to] = this.deliverAfter[from] as number;
+      data[to] = this.data[from];
+    }
+    this.idHi = idHi;
+    this.idLo = idLo;
+    this.bodyStart = bodyStart;
+    this.bodyLength = bodyLength;
+    this.publishedAt = publishedAt;
+    this.deliverAfter = deliverAfter;
+    this.data = data;
+    this.capacity = capacity;
+    this.mask = mask;
   }
 }

@@ -24,33 +24,58 @@ export const RECORD_HEADER_BYTES = 40;
 const PAYLOAD_FIXED_BYTES = RECORD_HEADER_BYTES - 8;
 const TWO_32 = 2 ** 32;
 
-export function recordBytes(bodyLength: number): number {
-  return RECORD_HEADER_BYTES + bodyLength;
-}
-
 /** Writes `r` at `pos` of `out` (which must have room) and returns the position after it. */
 export function encodeRecord(r: MessageRecord, out: Buffer, pos: number): number {
-  const n = PAYLOAD_FIXED_BYTES + r.length;
+  return encodeRecordFields(
+    out,
+    pos,
+    r.offset,
+    r.idHi,
+    r.idLo,
+    r.publishedAtMs,
+    r.deliverAfter,
+    r.data,
+    r.start,
+    r.length,
+  );
+}
+
+/** `encodeRecord` from the fields themselves (the memory tail holds no record objects). */
+export function encodeRecordFields(
+  out: Buffer,
+  pos: number,
+  offset: number,
+  idHi: number,
+  idLo: number,
+  publishedAtMs: number,
+  deliverAfter: number,
+  data: Buffer,
+  start: number,
+  length: number,
+): number {
+  const n = PAYLOAD_FIXED_BYTES + length;
   out.writeUInt32BE(n, pos);
-  out.writeUInt32BE(Math.floor(r.offset / TWO_32), pos + 8);
-  out.writeUInt32BE(r.offset >>> 0, pos + 12);
-  out.writeUInt32BE(r.idHi, pos + 16);
-  out.writeUInt32BE(r.idLo, pos + 20);
-  out.writeDoubleBE(r.publishedAtMs, pos + 24);
-  out.writeDoubleBE(r.deliverAfter === 0 ? 0 : wallFromMonotonic(r.deliverAfter), pos + 32);
-  r.data.copy(out, pos + RECORD_HEADER_BYTES, r.start, r.start + r.length);
+  out.writeUInt32BE(Math.floor(offset / TWO_32), pos + 8);
+  out.writeUInt32BE(offset >>> 0, pos + 12);
+  out.writeUInt32BE(idHi, pos + 16);
+  out.writeUInt32BE(idLo, pos + 20);
+  out.writeDoubleBE(publishedAtMs, pos + 24);
+  out.writeDoubleBE(deliverAfter === 0 ? 0 : wallFromMonotonic(deliverAfter), pos + 32);
+  data.copy(out, pos + RECORD_HEADER_BYTES, start, start + length);
   out.writeUInt32BE(crc32c(out, pos + 8, pos + 8 + n), pos + 4);
   return pos + 8 + n;
 }
 
-/** Encodes records into one buffer, for one write. */
-export function encodeRecords(records: readonly MessageRecord[]): Buffer {
-  let size = 0;
-  for (const r of records) size += RECORD_HEADER_BYTES + r.length;
-  const out = Buffer.allocUnsafe(size);
-  let pos = 0;
-  for (const r of records) pos = encodeRecord(r, out, pos);
-  return out;
+/**
+ * Records to append, in ascending offset order, read by index: what a flush writes is partly
+ * records channels hold and mostly the memory tail's columns, which have no record objects.
+ */
+export interface RecordSource {
+  readonly count: number;
+  offsetAt(i: number): number;
+  bodyLengthAt(i: number): number;
+  /** Encodes record `i` at `pos` of `out`; returns the position after it. */
+  encodeAt(i: number, out: Buffer, pos: number): number;
 }
 
 /** What `decodeAt` found at a position. */

@@ -5,6 +5,7 @@ import type { Channel } from '../channel.js';
 import { wallFromMonotonic } from '../clock.js';
 import { LogReader } from '../log/log-reader.js';
 import { SegmentLog } from '../log/segment-log.js';
+import type { WriteSet } from '../log/write-set.js';
 import type { Logger } from '../logger.js';
 import type { ChannelMessage, MessageRecord } from '../message.js';
 import type { NsqdOptions } from '../options.js';
@@ -325,7 +326,7 @@ export class Storage {
     const findFloors = this.floorsDue || this.closing;
     this.floorsDue = false;
     // The snapshot: synchronous, so records, cursors and outstanding sets agree.
-    const writes: { topic: Topic; records: MessageRecord[]; to: number }[] = [];
+    const writes: { topic: Topic; records: WriteSet; to: number }[] = [];
     const after: (() => void)[] = [];
     const floors: { log: SegmentLog; floor: number }[] = [];
     let recordCount = 0;
@@ -333,7 +334,7 @@ export class Storage {
       const log = topic.log;
       if (log === null || topic.deleted) continue;
       const records = topic.collectWrites();
-      recordCount += records.length;
+      recordCount += records.count;
       writes.push({ topic, records, to: topic.tail.end });
       topic.pruneSkips();
       // The log's next offset is written only with other topic changes: start-up takes the
@@ -377,7 +378,7 @@ export class Storage {
         clears.shift();
       }
       for (; workDone < logWork.length; workDone++) await (logWork[workDone] as () => Promise<void>)();
-      await Promise.all(writes.map((w) => (w.records.length > 0 ? w.topic.log?.append(w.records) : undefined)));
+      await Promise.all(writes.map((w) => (w.records.count > 0 ? w.topic.log?.append(w.records) : undefined)));
       if (sync) await Promise.all(writes.map((w) => w.topic.log?.sync()));
       if (ops.length > 0) await db.write(ops, sync);
     } catch (err) {
@@ -406,7 +407,7 @@ export class Storage {
     done?.resolve();
     // Segments wholly below every channel's floor are finished (stored state agrees now).
     for (const { log, floor } of floors) await log.deleteBelow(floor).catch(() => undefined);
-    for (const w of writes) if (w.records.length === 0) await w.topic.log?.release().catch(() => undefined);
+    for (const w of writes) if (w.records.count === 0) await w.topic.log?.release().catch(() => undefined);
   }
 
   /**

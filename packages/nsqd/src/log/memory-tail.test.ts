@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryTail } from './memory-tail.js';
+import { decodeAt } from './record-codec.js';
+
+function body(n: number): Buffer {
+  return Buffer.from(`m${n}`);
+}
+
+function appendRange(tail: MemoryTail, from: number, to: number): void {
+  for (let n = from; n < to; n++) {
+    const b = body(n);
+    expect(tail.append(b, 0, b.length, n, 0x8000_0000 + n, 1_700_000_000_000 + n, 0)).toBe(n);
+  }
+}
+
+describe('MemoryTail', () => {
+  it('keeps records across growth and wrap-around, addressed by offset', () => {
+    const tail = new MemoryTail();
+    appendRange(tail, 0, 1500);
+    tail.trimTo(1000);
+    appendRange(tail, 1500, 5000); // wraps the 2,048 ring, then grows it
+    expect(tail.start).toBe(1000);
+    expect(tail.end).toBe(5000);
+    expect(tail.get(999)).toBeUndefined();
+    expect(tail.get(5000)).toBeUndefined();
+    for (const o of [1000, 2047, 2048, 4999]) {
+      const r = tail.get(o);
+      expect(r?.offset).toBe(o);
+      expect(r?.idHi).toBe(o);
+      expect(r?.idLo).toBe(0x8000_0000 + o);
+      expect(r?.publishedAtMs).toBe(1_700_000_000_000 + o);
+      expect(r?.body.toString()).toBe(`m${o}`);
+    }
+  });
+
+  it('a pinned range stays encodable after a trim, and its slots are not reused until unpinned', () => {
+    const tail = new MemoryTail();
+    appendRange(tail, 0, 1000);
+    tail.pin(200);
+    tail.clear(); // readers see nothing any more
+    expect(tail.length).toBe(0);
+    expect(tail.get(500)).toBeUndefined();
+    appendRange(tail, 1000, 2000); // would overwrite slots 0..975 of a 1,024 ring if they were free
+    const out = Buffer.alloc(64);
+    tail.encodeAt(500, out, 0);
+    const r = decodeAt(out, 0, out.length, 1024);
+    expect(typeof r).not.toBe('number');
+    expect(r).toMatchObject({ offset: 500, idHi: 500, idLo: 0x8000_0000 + 500 });
+    expect((r as { body: Buffer }).body.toString()).toBe('m500');
+    tail.unpin();
+    expect(tail.get(1500)?.body.toString()).toBe('m1500');
+  });
+
+  it('shrinks back once empty', () => {
+    const tail = new MemoryTail();
+    appendRange(tail, 0, 100_000);
+    tail.trimTo(100_000);
+    appendRange(tail, 100_000, 100_010);
+    expect(tail.get(100_005)?.body.toString()).toBe('m100005');
+    expect(tail.length).toBe(10);
+  });
+});

@@ -21,10 +21,10 @@ describe('InFlightTable', () => {
     expect(t.size).toBe(0);
   });
 
-  it('keeps IDs whose numeric keys collide apart (high halves 2^21 apart)', () => {
+  it('keeps IDs whose numeric keys collide apart (ticks 2^20 ms apart)', () => {
     const t = new InFlightTable();
     const a = msg(0x00000001, 0x12345678);
-    const b = msg(0x00200001, 0x12345678);
+    const b = msg(0x00000401, 0x12345678);
     t.add(a);
     t.add(b);
     expect(t.size).toBe(2);

@@ -1,11 +1,15 @@
 import type { ChannelMessage } from './message.js';
 
-const TWO_POW_32 = 0x1_0000_0000;
-/** The high half contributes its low 21 bits to the key, so a key stays below 2^53. */
-const HI_KEY_MASK = 0x1f_ffff;
-
+/**
+ * A 32-bit key of an ID, so the map's keys are small integers (V8 Smis) rather than doubles,
+ * which are boxed and hashed as heap numbers. Our IDs are `tick·2²² + node·2¹² + sequence`
+ * (protocol/message-id.ts): the key keeps the sequence and the tick's low 20 bits (17.5
+ * minutes of milliseconds, more than --max-msg-timeout's 15), and drops the node bits, which
+ * are the same for every ID this node makes. Measured (bench `both`, CPU profile): get, add and
+ * delete went from 15 % of the broker's busy time with 53-bit double keys to 10 %.
+ */
 function keyOf(hi: number, lo: number): number {
-  return (hi & HI_KEY_MASK) * TWO_POW_32 + lo;
+  return ((hi & 0x3ff) << 22) | ((lo >>> 22) << 12) | (lo & 0xfff) | 0;
 }
 
 /**
@@ -24,9 +28,9 @@ function nibble(code: number): number {
  * and delivery never needs the text at all (measured: the text keys cost ~20% of the broker's
  * CPU under consume load — hex formatting at delivery plus string hashing at FIN).
  *
- * The key keeps 53 of the 64 bits, so two IDs generated ~26 days apart can share a key; such
- * a pair (a message requeued for a month, then both in flight at once) goes to a small
- * overflow map keyed by the full text, so lookups stay exact.
+ * Two IDs can share a key (made more than 17.5 minutes apart, or imported from another nsqd
+ * with other node bits); the second of such a pair goes to a small overflow map keyed by the
+ * full text, so lookups stay exact.
  */
 export class InFlightTable {
   private readonly byKey = new Map<number, ChannelMessage>();

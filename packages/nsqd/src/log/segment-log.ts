@@ -1,8 +1,7 @@
 import { type FileHandle, mkdir, open, readdir, readFile, rmdir, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../logger.js';
-import type { MessageRecord } from '../message.js';
-import { decodeAt, encodeRecord, RECORD_HEADER_BYTES, recordSizeAt, resync } from './record-codec.js';
+import { decodeAt, RECORD_HEADER_BYTES, type RecordSource, recordSizeAt, resync } from './record-codec.js';
 
 /** One segment file: records with offsets from `firstOffset` up, `size` bytes of them written. */
 export interface Segment {
@@ -20,11 +19,13 @@ export interface SegmentLogOptions {
 }
 
 /**
- * Bytes encoded per write: a flush of a deep backlog is many writes of this size, so the
+ * Bytes encoded per write. A flush of a deep backlog is many writes of this size, so the
  * encoding buffer never costs more memory than this (one 240 MB buffer for a 1M-message
- * backlog raised RSS by as much).
+ * backlog raised RSS by as much), and each encoding step holds the event loop for well under
+ * a millisecond: at 4 MiB a step took ~4 ms, and consumers waited for their next messages
+ * meanwhile (bench `both` in memory: out 456k → 549k-611k msgs/s going from 4 MiB to 512 KiB).
  */
-const WRITE_BYTES = 4 * 1024 * 1024;
+const WRITE_BYTES = 512 * 1024;
 
 const SEGMENT_NAME = /^(\d{20})\.seg$/;
 
@@ -52,6 +53,12 @@ export class SegmentLog {
   private fd: FileHandle | null = null;
   private unsynced = false;
   private dirUnsynced = false;
+  /**
+   * The encoding buffer, reused by every write of this log until it goes idle (`release`):
+   * a fresh 4 MiB buffer per write left ~20-30 MiB of freed-but-kept malloc memory in RSS
+   * after a 1M-message write-behind (measured with 1,000,000 × 200 B queued in memory).
+   */
+  private writeBuf: Buffer | null = null;
   /** Positions of corrupt records seen by any reader or by recovery (counted once each). */
   private readonly corrupt = new Set<string>();
   /** Corrupt records found since start (not lowered when their segment is deleted). */
@@ -149,24 +156,26 @@ export class SegmentLog {
    * segment is cut back to its last good size, so a retry rewrites the same place and a
    * restart never sees half a batch as data.
    */
-  async append(records: readonly MessageRecord[]): Promise<void> {
+  async append(records: RecordSource): Promise<void> {
+    const count = records.count;
     let i = 0;
-    while (i < records.length) {
-      const seg = await this.writableSegment(records[i] as MessageRecord);
+    while (i < count) {
+      const seg = await this.writableSegment(records.offsetAt(i), records.bodyLengthAt(i));
       const room = Math.max(0, this.options.maxBytesPerFile - seg.size);
       // Take records until the segment is full or the write is WRITE_BYTES long; at least one,
       // so an oversized record still goes.
       let bytes = 0;
       let j = i;
-      while (j < records.length) {
-        const size = RECORD_HEADER_BYTES + (records[j] as MessageRecord).length;
+      while (j < count) {
+        const size = RECORD_HEADER_BYTES + records.bodyLengthAt(j);
         if (j > i && (bytes + size > room || bytes + size > WRITE_BYTES)) break;
         bytes += size;
         j++;
       }
-      const buf = Buffer.allocUnsafe(bytes);
+      if (this.writeBuf === null || this.writeBuf.length < bytes) this.writeBuf = Buffer.allocUnsafe(bytes);
+      const buf = this.writeBuf.subarray(0, bytes);
       let pos = 0;
-      for (let k = i; k < j; k++) pos = encodeRecord(records[k] as MessageRecord, buf, pos);
+      for (let k = i; k < j; k++) pos = records.encodeAt(k, buf, pos);
       const fd = this.fd as FileHandle;
       try {
         await writeAll(fd, buf, seg.size);
@@ -177,15 +186,15 @@ export class SegmentLog {
       seg.size += bytes;
       this.appends++;
       this.unsynced = true;
-      this.endOffset = (records[j - 1] as MessageRecord).offset + 1;
+      this.endOffset = records.offsetAt(j - 1) + 1;
       i = j;
     }
   }
 
-  /** The segment the next record goes to: the last one, or a new one once it is full. */
-  private async writableSegment(first: MessageRecord): Promise<Segment> {
+  /** The segment the next record (at `offset`) goes to: the last one, or a new one once it is full. */
+  private async writableSegment(offset: number, bodyLength: number): Promise<Segment> {
     const last = this.segments[this.segments.length - 1];
-    const size = RECORD_HEADER_BYTES + first.length;
+    const size = RECORD_HEADER_BYTES + bodyLength;
     if (last !== undefined && (last.size === 0 || last.size + size <= this.options.maxBytesPerFile)) {
       this.fd ??= await open(last.path, 'r+');
       return last;
@@ -196,7 +205,7 @@ export class SegmentLog {
       await this.fd.close();
       this.fd = null;
     }
-    const seg: Segment = { firstOffset: first.offset, path: join(this.dir, segmentName(first.offset)), size: 0 };
+    const seg: Segment = { firstOffset: offset, path: join(this.dir, segmentName(offset)), size: 0 };
     await mkdir(this.dir, { recursive: true });
     this.fd = await open(seg.path, 'w+');
     this.segments.push(seg);
@@ -222,10 +231,11 @@ export class SegmentLog {
   }
 
   /**
-   * Closes the write descriptor of an idle log (reopened by the next append): 10,000 topics
+   * Closes the write descriptor of an idle log (reopened by the next append) and drops its encoding buffer: 10,000 topics
    * must not hold 10,000 descriptors. Unsynced data keeps it open until the next sync.
    */
   async release(): Promise<void> {
+    this.writeBuf = null;
     if (this.fd !== null && !this.unsynced) await this.closeFd();
   }
 

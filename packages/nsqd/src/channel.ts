@@ -357,7 +357,10 @@ export class Channel {
   }
 
   private popInFlight(id: string, consumer: Consumer): ChannelMessage | FinishError {
-    const msg = this.inFlight.get(id);
+    return this.pop(this.inFlight.get(id), consumer);
+  }
+
+  private pop(msg: ChannelMessage | undefined, consumer: Consumer): ChannelMessage | FinishError {
     if (msg === undefined) return FinishError.NotInFlight;
     if (msg.owner !== consumer) return FinishError.NotOwner;
     this.inFlight.delete(msg);
@@ -368,7 +371,15 @@ export class Channel {
 
   /** FIN: the message is done. Returns an error text for E_FIN_FAILED, or null. */
   finish(id: string, consumer: Consumer): FinishError | null {
-    const msg = this.popInFlight(id, consumer);
+    return this.finished(this.popInFlight(id, consumer));
+  }
+
+  /** `finish` for an ID given as the 16 bytes at `buf[at]` (see CommandHandler.onFin). */
+  finishAt(buf: Buffer, at: number, consumer: Consumer): FinishError | null {
+    return this.finished(this.pop(this.inFlight.getAt(buf, at), consumer));
+  }
+
+  private finished(msg: ChannelMessage | FinishError): FinishError | null {
     if (typeof msg === 'string') return msg;
     this.e2e?.record((Date.now() - msg.record.publishedAtMs) * 1e6);
     this.stateVersion++;

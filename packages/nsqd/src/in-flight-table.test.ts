@@ -38,3 +38,18 @@ describe('InFlightTable', () => {
     expect([...t.values()]).toEqual([]);
   });
 });
+
+describe('InFlightTable.getAt', () => {
+  it('finds an ID given as bytes exactly as by its text, colliding keys included', () => {
+    const t = new InFlightTable();
+    const a = msg(0x00000001, 0x12345678);
+    const b = msg(0x00000401, 0x12345678);
+    t.add(a);
+    t.add(b);
+    const bytes = Buffer.from(`FIN ${a.record.id}\nFIN ${b.record.id}\nFIN 0000000112345679\n`, 'latin1');
+    expect(t.getAt(bytes, 4)).toBe(a);
+    expect(t.getAt(bytes, 25)).toBe(b);
+    expect(t.getAt(bytes, 46)).toBeUndefined();
+    expect(t.getAt(Buffer.from('0000000112345G78'), 0)).toBeUndefined();
+  });
+});

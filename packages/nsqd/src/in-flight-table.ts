@@ -58,9 +58,27 @@ export class InFlightTable {
       hi = hi * 16 + h;
       lo = lo * 16 + l;
     }
+    return this.find(hi, lo, this.overflow.size === 0 ? null : id);
+  }
+
+  /** `get` for an ID given as the 16 bytes at `buf[at]` (a FIN taken straight from the input). */
+  getAt(buf: Buffer, at: number): ChannelMessage | undefined {
+    let hi = 0;
+    let lo = 0;
+    for (let i = 0; i < 8; i++) {
+      const h = nibble(buf[at + i] as number);
+      const l = nibble(buf[at + i + 8] as number);
+      if (h < 0 || l < 0) return undefined;
+      hi = hi * 16 + h;
+      lo = lo * 16 + l;
+    }
+    return this.find(hi, lo, this.overflow.size === 0 ? null : buf.toString('latin1', at, at + 16));
+  }
+
+  private find(hi: number, lo: number, id: string | null): ChannelMessage | undefined {
     const msg = this.byKey.get(keyOf(hi, lo));
     if (msg !== undefined && msg.record.idHi === hi && msg.record.idLo === lo) return msg;
-    return this.overflow.size === 0 ? undefined : this.overflow.get(id);
+    return id === null ? undefined : this.overflow.get(id);
   }
 
   delete(msg: ChannelMessage): void {

@@ -6,6 +6,7 @@ import {
   CommandDecoder,
   type CommandDecoderOptions,
   type CommandHandler,
+  finCommand,
   hasBody,
   MAX_LINE_BYTES,
 } from './command-decoder.js';
@@ -726,5 +727,75 @@ describe('CommandDecoder: line length limit', () => {
   it('nsqd boundary: 16384 buffered bytes without a newline are already too long', () => {
     const { events } = run([Buffer.alloc(MAX_LINE_BYTES, 'A')]);
     expect(summarize(events)).toEqual([{ kind: 'too-long' }]);
+  });
+});
+
+describe('CommandDecoder: the FIN fast path', () => {
+  /** Records onFin calls as their ID text, and every other command as the general handler sees it. */
+  function finRecorder(): { handler: CommandHandler; fins: string[]; commands: Command[] } {
+    const fins: string[] = [];
+    const commands: Command[] = [];
+    const handler: CommandHandler = {
+      onBodyCommandLine: () => true,
+      onCommand: (cmd) => {
+        commands.push(cmd);
+        return true;
+      },
+      onLineTooLong: () => undefined,
+      onFin: (buf, at) => {
+        fins.push(buf.toString('latin1', at, at + 16));
+        return true;
+      },
+    };
+    return { handler, fins, commands };
+  }
+
+  it('hands `FIN <16 bytes>` (LF or CRLF) to onFin, in order with other commands, at any chunking', () => {
+    const input = line('FIN 0123456789abcdef\nRDY 5\nFIN fedcba9876543210\r\nNOP\n');
+    for (const { chunks } of chunkings(input)) {
+      const { handler, fins, commands } = finRecorder();
+      const decoder = new CommandDecoder(LIMITS);
+      for (const c of chunks) decoder.push(c, handler);
+      expect(fins).toEqual(['0123456789abcdef', 'fedcba9876543210']);
+      expect(commands.map((c) => c.name)).toEqual(['RDY', 'NOP']);
+    }
+  });
+
+  it('any other FIN line takes the general path, so its errors stay those of nsqd', () => {
+    const { handler, fins, commands } = finRecorder();
+    const decoder = new CommandDecoder(LIMITS);
+    decoder.push(line('FIN 0123456 89abcdef\nFIN 0123\nFIN 0123456789abcdef0\nFIN\n'), handler);
+    expect(fins).toEqual([]);
+    expect(commands.map((c) => c.params)).toEqual([['0123456', '89abcdef'], ['0123'], ['0123456789abcdef0'], []]);
+  });
+
+  it('without onFin, FIN is a general command; finCommand builds the same one', () => {
+    const { handler, commands } = finRecorder();
+    delete handler.onFin;
+    const decoder = new CommandDecoder(LIMITS);
+    decoder.push(line('FIN 0123456789abcdef\n'), handler);
+    const buf = line('xxFIN 0123456789abcdef');
+    expect(commands).toEqual([finCommand(buf, 6)]);
+  });
+
+  it('onFin returning false stops decoding until the next push', () => {
+    const seen: string[] = [];
+    const handler: CommandHandler = {
+      onBodyCommandLine: () => true,
+      onCommand: (cmd) => {
+        seen.push(cmd.name);
+        return true;
+      },
+      onLineTooLong: () => undefined,
+      onFin: () => {
+        seen.push('fast FIN');
+        return false;
+      },
+    };
+    const decoder = new CommandDecoder(LIMITS);
+    decoder.push(line('FIN 0123456789abcdef\nNOP\n'), handler);
+    expect(seen).toEqual(['fast FIN']);
+    decoder.push(Buffer.alloc(0), handler);
+    expect(seen).toEqual(['fast FIN', 'NOP']);
   });
 });

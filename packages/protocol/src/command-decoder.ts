@@ -71,7 +71,30 @@ export interface CommandHandler {
   onCommand(cmd: Command): boolean;
   /** A line exceeded MAX_LINE_BYTES; the connection should be dropped without a frame. */
   onLineTooLong(): void;
+  /**
+   * Optional fast path for the commonest command, `FIN <16-byte id>`: the ID's bytes are
+   * `buf[at, at + 16)`, valid only during the call, and no Command, params array or ID string
+   * is made (at 500k FIN/s they were ~30 % of everything a broker allocated). A handler that
+   * cannot take it there calls its own `onCommand` with `finCommand(buf, at)`.
+   */
+  onFin?(buf: Buffer, at: number): boolean;
 }
+
+function hasSpace(buf: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (buf[i] === SPACE) return true;
+  return false;
+}
+
+/** The general form of a FIN that reached `onFin`. */
+export function finCommand(buf: Buffer, at: number): Command {
+  return { name: 'FIN', params: [buf.toString('latin1', at, at + FIN_ID_BYTES)], body: null, bodySize: -1 };
+}
+
+const FIN_ID_BYTES = 16;
+/** `FIN` as bytes. */
+const F = 0x46;
+const I = 0x49;
+const N = 0x4e;
 
 export interface CommandDecoderOptions {
   /** Limit for PUB and DPUB bodies (`--max-msg-size`). */
@@ -195,6 +218,20 @@ export class CommandDecoder {
     }
     let end = nl;
     if (end > this.pos && buf[end - 1] === CR) end--;
+    const pos = this.pos;
+    if (
+      end - pos === 4 + FIN_ID_BYTES &&
+      buf[pos] === F &&
+      buf[pos + 1] === I &&
+      buf[pos + 2] === N &&
+      buf[pos + 3] === SPACE &&
+      handler.onFin !== undefined &&
+      !hasSpace(buf, pos + 4, end)
+    ) {
+      this.pos = nl + 1;
+      if (!handler.onFin(buf, pos + 4)) this.stopped = true;
+      return true;
+    }
     // Split on single spaces straight from the bytes (no whole-line string), with the command
     // name interned. latin1 maps bytes 1:1 to chars, so names echoed in errors keep their bytes.
     let sp = this.pos;

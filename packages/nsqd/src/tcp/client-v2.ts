@@ -15,6 +15,7 @@ import {
   encodeResponse,
   FRAME_HEADER_BYTES,
   FrameType,
+  finCommand,
   goQuote,
   HEARTBEAT_FRAME,
   type IdentifyRequest,
@@ -412,6 +413,28 @@ export class ClientV2 implements Consumer, CommandHandler {
     } catch (err) {
       return this.fail(err);
     }
+  }
+
+  /**
+   * `FIN <id>` straight from the input bytes (CommandHandler.onFin). Anything but a plain
+   * successful FIN — TLS still required, not subscribed, an unknown or foreign ID — takes the
+   * general path, which produces the error exactly as for any command; a failed lookup had no
+   * effect, so running it again there is harmless.
+   */
+  onFin(buf: Buffer, at: number): boolean {
+    const channel = this.channel;
+    if (
+      this.tlsGate ||
+      channel === null ||
+      (this.state !== ClientState.Subscribed && this.state !== ClientState.Closing) ||
+      channel.finishAt(buf, at, this) !== null
+    ) {
+      return this.onCommand(finCommand(buf, at));
+    }
+    this.commandSeen = true;
+    this.inFlight--;
+    this.finishCount++;
+    return !this.closed && this.upgrade === null;
   }
 
   private refuseWithoutTls(cmd: Command): void {

@@ -11,7 +11,7 @@ import { createHttpApi } from './http/http-api.js';
 import type { SegmentLog } from './log/segment-log.js';
 import { createLogger, type Logger } from './logger.js';
 import { LookupdRegistrar } from './lookup/lookupd-registrar.js';
-import type { NsqdMetrics } from './metrics/prometheus.js';
+import { createMetrics, type NsqdMetrics } from './metrics/prometheus.js';
 import { type StatsdPusher, startStatsd } from './metrics/statsd.js';
 import { defaultNodeId } from './node-id.js';
 import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.js';
@@ -52,7 +52,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   /** Segment logs and channel state; null until start() (a broker never started is memory-only). */
   private storage: Storage | null = null;
   private registrar: LookupdRegistrar | null = null;
-  private prometheus: Promise<NsqdMetrics> | null = null;
+  private prometheus: NsqdMetrics | null = null;
   private statsd: StatsdPusher | null = null;
 
   private pumpQueue: Channel[] = [];
@@ -179,10 +179,9 @@ export class Nsqd implements BrokerContext, ClientHost {
   /**
    * The Prometheus registry, made on the first scrape: prom-client's process metrics (event
    * loop monitor, GC observer) cannot be stopped, so they start only when someone scrapes.
-   * prom-client itself is loaded then too: ~1.8 MiB of RSS that a broker nobody scrapes does not need.
    */
-  metrics(): Promise<NsqdMetrics> {
-    this.prometheus ??= import('./metrics/prometheus.js').then(({ createMetrics }) => createMetrics(this));
+  metrics(): NsqdMetrics {
+    this.prometheus ??= createMetrics(this);
     return this.prometheus;
   }
 

@@ -120,22 +120,12 @@ export const HTTP_SERVER_TIMEOUTS = {
   connectionsCheckingInterval: 1_000,
 } as const;
 
-/**
- * V1 routes declare no JSON schemas (parameters are Go query strings, bodies are read raw), so
- * Fastify's default schema compilers would never run; naming these instead keeps Fastify from
- * loading them (Ajv and fast-json-stringify: ~2 MiB of RSS in every daemon).
- */
-function noSchemaCompiler(): never {
-  throw new Error('V1 apps take no JSON schemas');
-}
-
 export function createV1App(logger: { error(message: string): void }, options: V1AppOptions = {}): V1App {
   const app = Fastify({
     logger: false,
     exposeHeadRoutes: false,
     return503OnClosing: false,
     serverFactory: (handler) => createHttpServer(HTTP_SERVER_TIMEOUTS, handler),
-    schemaController: { compilersFactory: { buildValidator: noSchemaCompiler, buildSerializer: noSchemaCompiler } },
   });
   const tokens = (options.auth?.tokens ?? []).filter((t) => t !== '');
   const authReads = options.auth?.reads === true;

@@ -158,7 +158,7 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
 
   // Prometheus exposition; not a V1 endpoint, so no X-NSQ header.
   plain('GET', '/metrics', async (_req, reply) => {
-    const metrics = await nsqd.metrics();
+    const metrics = nsqd.metrics();
     return reply.header('Content-Type', metrics.contentType).send(await metrics.render());
   });
 

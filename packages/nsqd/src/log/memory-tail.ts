@@ -1,7 +1,11 @@
 import { MessageRecord } from '../message.js';
 import { encodeRecordFields } from './record-codec.js';
 
-const INITIAL_CAPACITY = 1024;
+/**
+ * Slots a topic gets on its first message, and keeps while its tail stays this small: a topic
+ * costs nothing here until it is published to, and 10 KiB once it is (10,000 topics).
+ */
+const MIN_CAPACITY = 256;
 
 /**
  * The in-memory tail of a topic log, addressed by offset in a growable ring. Offsets increase
@@ -19,17 +23,17 @@ const INITIAL_CAPACITY = 1024;
  * once, but their slots are kept until the write is done.
  */
 export class MemoryTail {
-  private capacity = INITIAL_CAPACITY;
-  private mask = INITIAL_CAPACITY - 1;
-  private idHi = new Uint32Array(INITIAL_CAPACITY);
-  private idLo = new Uint32Array(INITIAL_CAPACITY);
-  private bodyStart = new Uint32Array(INITIAL_CAPACITY);
-  private bodyLength = new Uint32Array(INITIAL_CAPACITY);
+  private capacity = 0;
+  private mask = 0;
+  private idHi = new Uint32Array(0);
+  private idLo = new Uint32Array(0);
+  private bodyStart = new Uint32Array(0);
+  private bodyLength = new Uint32Array(0);
   /** Publish time, Unix ms. */
-  private publishedAt = new Float64Array(INITIAL_CAPACITY);
+  private publishedAt = new Float64Array(0);
   /** Monotonic ms before which a DPUB message may not be delivered; 0 when not deferred. */
-  private deliverAfter = new Float64Array(INITIAL_CAPACITY);
-  private data: (Buffer | undefined)[] = new Array(INITIAL_CAPACITY);
+  private deliverAfter = new Float64Array(0);
+  private data: (Buffer | undefined)[] = [];
   /** Oldest offset readers can get. */
   private startOffset = 0;
   /** Oldest offset whose slot is still occupied: `startOffset`, or lower while pinned. */
@@ -60,7 +64,7 @@ export class MemoryTail {
     publishedAtMs: number,
     deliverAfter: number,
   ): number {
-    if (this.endOffset - this.keptOffset >= this.capacity) this.resize(this.capacity * 2);
+    if (this.endOffset - this.keptOffset >= this.capacity) this.resize(Math.max(MIN_CAPACITY, this.capacity * 2));
     const offset = this.endOffset++;
     const i = offset & this.mask;
     this.data[i] = data;
@@ -148,12 +152,13 @@ export class MemoryTail {
     if (to <= this.keptOffset) return;
     for (let o = this.keptOffset; o < to; o++) this.data[o & this.mask] = undefined;
     this.keptOffset = to;
-    if (this.keptOffset === this.endOffset && this.capacity > INITIAL_CAPACITY) this.resize(INITIAL_CAPACITY);
+    // A drained backlog gives its columns back; a small tail keeps them (no regrowth per MPUB).
+    if (this.keptOffset === this.endOffset && this.capacity > MIN_CAPACITY) this.resize(0);
   }
 
-  /** Moves the kept slots into columns of `capacity` (a power of two, ≥ the kept count). */
+  /** Moves the kept slots into columns of `capacity` (0, or a power of two ≥ the kept count). */
   private resize(capacity: number): void {
-    const mask = capacity - 1;
+    const mask = Math.max(0, capacity - 1);
     const idHi = new Uint32Array(capacity);
     const idLo = new Uint32Array(capacity);
     const bodyStart = new Uint32Array(capacity);

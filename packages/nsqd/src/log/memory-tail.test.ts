@@ -51,11 +51,19 @@ describe('MemoryTail', () => {
     expect(tail.get(1500)?.body.toString()).toBe('m1500');
   });
 
-  it('shrinks back once empty', () => {
+  it('gives its columns back when asked while empty, and grows again from there', () => {
     const tail = new MemoryTail();
+    expect(tail.slots).toBe(0);
     appendRange(tail, 0, 100_000);
+    expect(tail.slots).toBe(131_072);
+    tail.shrinkIfEmpty(); // not empty: keeps everything
+    expect(tail.get(5)?.body.toString()).toBe('m5');
     tail.trimTo(100_000);
+    expect(tail.slots).toBe(131_072); // emptied, but kept until the timer asks
+    tail.shrinkIfEmpty();
+    expect(tail.slots).toBe(0);
     appendRange(tail, 100_000, 100_010);
+    expect(tail.slots).toBe(256);
     expect(tail.get(100_005)?.body.toString()).toBe('m100005');
     expect(tail.length).toBe(10);
   });

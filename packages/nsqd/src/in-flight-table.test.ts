@@ -53,3 +53,53 @@ describe('InFlightTable.getAt', () => {
     expect(t.getAt(Buffer.from('0000000112345G78'), 0)).toBeUndefined();
   });
 });
+
+describe('InFlightTable: the open-addressing table', () => {
+  it('keeps every entry findable through growth, deletes in any order (backward shift) and clear', () => {
+    const t = new InFlightTable();
+    // Keys from real-looking IDs: same tick, consecutive sequences, then other ticks.
+    const all = Array.from({ length: 5000 }, (_, i) => msg(0x18aa2c3a + (i >> 12), 0xee200000 + (i & 0xfff)));
+    for (const m of all) t.add(m);
+    expect(t.size).toBe(5000);
+    for (const m of all) expect(t.get(m.record.id)).toBe(m);
+    // Delete every third, then check the rest (deletion must not cut probe chains).
+    for (let i = 0; i < all.length; i += 3) t.delete(all[i] as ChannelMessage);
+    for (let i = 0; i < all.length; i++) {
+      const m = all[i] as ChannelMessage;
+      expect(t.get(m.record.id)).toBe(i % 3 === 0 ? undefined : m);
+    }
+    expect([...t.values()].length).toBe(t.size);
+    t.clear();
+    expect(t.size).toBe(0);
+    expect(t.get((all[1] as ChannelMessage).record.id)).toBeUndefined();
+    t.add(all[1] as ChannelMessage);
+    expect(t.get((all[1] as ChannelMessage).record.id)).toBe(all[1]);
+  });
+
+  it('matches a Map under a random mix of adds and deletes', () => {
+    const t = new InFlightTable();
+    const live = new Map<string, ChannelMessage>();
+    let seed = 12345;
+    const rand = (): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed;
+    };
+    for (let op = 0; op < 50_000; op++) {
+      const r = rand();
+      if (r % 3 !== 0 || live.size === 0) {
+        const m = msg(rand() & 0x7ff, rand());
+        if (live.has(m.record.id)) continue;
+        t.add(m);
+        live.set(m.record.id, m);
+      } else {
+        const ids = [...live.keys()];
+        const id = ids[r % ids.length] as string;
+        t.delete(live.get(id) as ChannelMessage);
+        live.delete(id);
+      }
+      if (op % 5000 === 0) for (const [id, m] of live) expect(t.get(id)).toBe(m);
+    }
+    expect(t.size).toBe(live.size);
+    for (const [id, m] of live) expect(t.get(id)).toBe(m);
+  });
+});

@@ -22,29 +22,48 @@ function nibble(code: number): number {
   return -1;
 }
 
+/** Slots of an empty table; it doubles at half full. */
+const MIN_SLOTS = 16;
+/** A table this large that empties goes back to MIN_SLOTS (after a burst of in-flight messages). */
+const SHRINK_SLOTS = 4096;
+
 /**
  * A channel's in-flight messages by ID. Keys are numbers built from the ID's two halves, not
  * the 16-character text: FIN/REQ/TOUCH parse the hex straight from the command's parameter,
  * and delivery never needs the text at all (measured: the text keys cost ~20% of the broker's
  * CPU under consume load — hex formatting at delivery plus string hashing at FIN).
  *
+ * The keys live in an open-addressing table (linear probing, Fibonacci hashing, backward-shift
+ * deletion) over an Int32Array, not a Map: add + get + delete of one message took 81–91 ns with
+ * a Map of Smi keys and 20–22 ns here (5,000 in flight, microbenchmark), and a Map also
+ * reallocates its backing store as deletions accumulate, garbage at every few thousand FINs.
+ *
  * Two IDs can share a key (made more than 17.5 minutes apart, or imported from another nsqd
  * with other node bits); the second of such a pair goes to a small overflow map keyed by the
  * full text, so lookups stay exact.
  */
 export class InFlightTable {
-  private readonly byKey = new Map<number, ChannelMessage>();
+  private keys = new Int32Array(MIN_SLOTS);
+  private slots: (ChannelMessage | undefined)[] = new Array(MIN_SLOTS).fill(undefined);
+  private mask = MIN_SLOTS - 1;
+  /** 32 − log2(slot count): the hash is the top bits of key × 2³²/φ. */
+  private shift = 32 - Math.log2(MIN_SLOTS);
+  private count = 0;
   private readonly overflow = new Map<string, ChannelMessage>();
 
   get size(): number {
-    return this.byKey.size + this.overflow.size;
+    return this.count + this.overflow.size;
   }
 
   add(msg: ChannelMessage): void {
     const r = msg.record;
     const key = keyOf(r.idHi, r.idLo);
-    if (this.byKey.has(key)) this.overflow.set(r.id, msg);
-    else this.byKey.set(key, msg);
+    if (this.slotOf(key) >= 0) {
+      this.overflow.set(r.id, msg);
+      return;
+    }
+    if ((this.count + 1) * 2 > this.slots.length) this.resize(this.slots.length * 2);
+    this.insert(key, msg);
   }
 
   /** The in-flight message with this 16-character ID, if any. */
@@ -76,37 +95,108 @@ export class InFlightTable {
   }
 
   private find(hi: number, lo: number, id: string | null): ChannelMessage | undefined {
-    const msg = this.byKey.get(keyOf(hi, lo));
-    if (msg !== undefined && msg.record.idHi === hi && msg.record.idLo === lo) return msg;
+    const slot = this.slotOf(keyOf(hi, lo));
+    if (slot >= 0) {
+      const msg = this.slots[slot] as ChannelMessage;
+      if (msg.record.idHi === hi && msg.record.idLo === lo) return msg;
+    }
     return id === null ? undefined : this.overflow.get(id);
   }
 
   delete(msg: ChannelMessage): void {
     const r = msg.record;
     const key = keyOf(r.idHi, r.idLo);
-    if (this.byKey.get(key) === msg) {
-      this.byKey.delete(key);
-      // Promote a colliding entry, if any, so the fast map keeps holding one per key.
-      if (this.overflow.size > 0) {
-        for (const [text, other] of this.overflow) {
-          if (keyOf(other.record.idHi, other.record.idLo) === key) {
-            this.overflow.delete(text);
-            this.byKey.set(key, other);
-            break;
-          }
+    const slot = this.slotOf(key);
+    if (slot < 0 || this.slots[slot] !== msg) {
+      this.overflow.delete(r.id);
+      return;
+    }
+    this.removeSlot(slot);
+    // Promote a colliding entry, if any, so the table keeps holding one per key.
+    if (this.overflow.size > 0) {
+      for (const [text, other] of this.overflow) {
+        if (keyOf(other.record.idHi, other.record.idLo) === key) {
+          this.overflow.delete(text);
+          this.insert(key, other);
+          break;
         }
       }
-    } else {
-      this.overflow.delete(r.id);
     }
+    if (this.count === 0 && this.slots.length >= SHRINK_SLOTS) this.resize(MIN_SLOTS);
   }
 
   values(): IterableIterator<ChannelMessage> {
-    return [...this.byKey.values(), ...this.overflow.values()][Symbol.iterator]();
+    const all: ChannelMessage[] = [];
+    for (const msg of this.slots) if (msg !== undefined) all.push(msg);
+    for (const msg of this.overflow.values()) all.push(msg);
+    return all[Symbol.iterator]();
   }
 
   clear(): void {
-    this.byKey.clear();
+    this.count = 0;
+    this.resize(MIN_SLOTS);
     this.overflow.clear();
+  }
+
+  private home(key: number): number {
+    return Math.imul(key, 0x9e3779b9) >>> this.shift;
+  }
+
+  /** The slot holding `key`, or -1. */
+  private slotOf(key: number): number {
+    const slots = this.slots;
+    const mask = this.mask;
+    for (let i = this.home(key); ; i = (i + 1) & mask) {
+      if (slots[i] === undefined) return -1;
+      if (this.keys[i] === key) return i;
+    }
+  }
+
+  /** Puts `msg` at the first free slot of `key`'s probe sequence (the key must be absent). */
+  private insert(key: number, msg: ChannelMessage): void {
+    const slots = this.slots;
+    const mask = this.mask;
+    let i = this.home(key);
+    while (slots[i] !== undefined) i = (i + 1) & mask;
+    this.keys[i] = key;
+    slots[i] = msg;
+    this.count++;
+  }
+
+  /**
+   * Empties slot `i` and shifts later entries of its cluster back into the hole when the hole
+   * lies on their probe path, so lookups never need tombstones.
+   */
+  private removeSlot(i: number): void {
+    const slots = this.slots;
+    const keys = this.keys;
+    const mask = this.mask;
+    let hole = i;
+    for (let j = (i + 1) & mask; slots[j] !== undefined; j = (j + 1) & mask) {
+      const home = this.home(keys[j] as number);
+      // j's entry may move to the hole if the hole is between its home and j (cyclically).
+      if (((j - home) & mask) >= ((j - hole) & mask)) {
+        keys[hole] = keys[j] as number;
+        slots[hole] = slots[j];
+        hole = j;
+      }
+    }
+    slots[hole] = undefined;
+    this.count--;
+  }
+
+  /** Moves the entries into a table of `size` slots (a power of two, above twice the count); none when the count is 0. */
+  private resize(size: number): void {
+    const oldKeys = this.keys;
+    const oldSlots = this.count === 0 ? [] : this.slots;
+    this.keys = new Int32Array(size);
+    this.slots = new Array(size).fill(undefined);
+    this.mask = size - 1;
+    this.shift = 32 - Math.log2(size);
+    this.count = 0;
+    for (let i = 0; i < oldSlots.length; i++) {
+      const msg = oldSlots[i];
+      if (msg !== undefined) this.insert(oldKeys[i] as number, msg);
+    }
   }
 }

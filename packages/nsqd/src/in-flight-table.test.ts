@@ -103,3 +103,19 @@ describe('InFlightTable: the open-addressing table', () => {
     for (const [id, m] of live) expect(t.get(id)).toBe(m);
   });
 });
+
+describe('InFlightTable.shrinkIfEmpty', () => {
+  it('keeps a non-empty table, and an emptied one still works after giving its slots back', () => {
+    const t = new InFlightTable();
+    const all = Array.from({ length: 3000 }, (_, i) => msg(0x18aa2c3a, 0xee200000 + i));
+    for (const m of all) t.add(m);
+    t.shrinkIfEmpty();
+    expect(t.get((all[2999] as ChannelMessage).record.id)).toBe(all[2999]);
+    for (const m of all) t.delete(m);
+    expect(t.size).toBe(0);
+    t.shrinkIfEmpty();
+    t.add(all[7] as ChannelMessage);
+    expect(t.get((all[7] as ChannelMessage).record.id)).toBe(all[7]);
+    expect(t.size).toBe(1);
+  });
+});

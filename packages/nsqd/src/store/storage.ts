@@ -133,7 +133,10 @@ export class Storage {
       // Finished segments are looked for at this pace, not in every group commit: finding a
       // channel's floor walks all its outstanding messages.
       this.floorsDue = true;
-      for (const topic of this.host.topics.values()) topic.tail.shrinkIfEmpty();
+      for (const topic of this.host.topics.values()) {
+        topic.tail.shrinkIfEmpty();
+        for (const channel of topic.channels.values()) channel.inFlight.shrinkIfEmpty();
+      }
       if (this.opsSinceSync > 0 || this.changed()) this.requestFlush(true);
     }, this.options.syncTimeoutMs);
     this.timer.unref();

@@ -4,8 +4,10 @@
  * a 500 ms election timeout) would allow 1 s, but a 2-core machine shared with other tests can
  * stall an event loop long enough to lose a 1 s fence by accident.
  */
+import { execFile } from 'node:child_process';
 import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type EtcdServer, etcdSupport, startEtcd } from '../../../../test/support/etcd.js';
@@ -88,6 +90,24 @@ describe('AckFence', () => {
     fence.renewed(3_000, 2_000);
     expect(fence.deadline()).toBe(Number.NEGATIVE_INFINITY);
     expect(fence.open(3_000)).toBe(false);
+  });
+});
+
+describe('loading', () => {
+  it('imports etcd3 only when a coordinator is created, not with the module', async () => {
+    // A fresh process imports the built module; etcd3 (CommonJS) shows in require.cache once loaded.
+    const dist = new URL('../../dist/ha/coordinator.js', import.meta.url).href;
+    const script = `
+      const cache = (await import('node:module')).createRequire(import.meta.url).cache;
+      const loaded = () => Object.keys(cache).some((k) => k.includes('/node_modules/etcd3/'));
+      const { createHaCoordinator } = await import(${JSON.stringify(dist)});
+      const before = loaded();
+      const c = await createHaCoordinator({ group: 'g', memberId: 'm', etcdEndpoints: ['http://127.0.0.1:1'],
+        addresses: { replicationAddress: '', tcpAddress: '', httpAddress: '', broadcastAddress: '' } });
+      await c.close();
+      console.log(JSON.stringify({ before, after: loaded() }));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+    expect(JSON.parse(stdout)).toEqual({ before: false, after: true });
   });
 });
 

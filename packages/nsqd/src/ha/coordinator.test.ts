@@ -338,6 +338,27 @@ describe.skipIf(unsupported !== null)('HaCoordinator (real etcd)', () => {
     await expect(a.resign()).rejects.toBeInstanceOf(HaNotLeaderError);
   });
 
+  it('lets the others take over after the handover delay when the preferred member does not', async () => {
+    newGroup();
+    const delayMs = 1_000;
+    const cs = await Promise.all(['a', 'b', 'c'].map((id) => member(id, { handoverDelayMs: delayMs })));
+    const [a, b, c] = cs;
+    await a.start();
+    await waitUntil('a leads', () => a.role === 'leader');
+    await Promise.all([b.start(), c.start()]);
+    await a.expandIsr('b');
+    await a.expandIsr('c');
+    await c.close();
+    const resignedAt = performance.now();
+    let electedAt = 0;
+    for (const m of [a, b]) m.on('elected', () => (electedAt = performance.now()));
+    await a.resign('c');
+    const next = await leaderOf([a, b]);
+    expect(next.term?.epoch).toBe(2);
+    // Neither may campaign before the delay the handover asks of them.
+    expect(electedAt - resignedAt).toBeGreaterThanOrEqual(delayMs);
+  });
+
   it('shuts the ack fence before etcd can elect anyone else when the leader is cut off from etcd', async () => {
     newGroup();
     // a reaches etcd only through a proxy that can stop all traffic (a partition: no FIN, no

@@ -635,7 +635,9 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     const lease = new LeaseKeeper(this.client, this.leaseOptions(), {
       renewed: (sentAtMs, ttlMs) => fence.renewed(sentAtMs, ttlMs),
       lost: () => {
-        if (term !== null && this.heldTerm === term) this.endTerm('lease-lost').catch(() => undefined);
+        if (term !== null && this.heldTerm === term) {
+          this.endTerm('lease-lost').catch((err) => this.report('leader-lease-revoke', err));
+        }
       },
       failed: (error) => this.report('leader-keepalive', error),
     });
@@ -661,7 +663,8 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
       throw err;
     }
     if (!res.succeeded || this.closed) {
-      lease.revoke().catch((e) => this.report('leader-lease-revoke', e));
+      // Awaited: close() waits for this attempt before it closes the client.
+      await lease.revoke().catch((e) => this.report('leader-lease-revoke', e));
       return null;
     }
     const termRevision = rev(res.header.revision);

@@ -37,7 +37,8 @@ function taggedRules(listing: string): Array<{ pid: number; spec: string[] }> {
   return out;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -106,7 +106,8 @@ export class Nsqd implements BrokerContext, ClientHost {
     await storage.open();
     this.storage = storage;
     const tcp = parseHostPort(this.options.tcpAddress);
-    const server = createServer((socket) => this.onConnection(socket));
+    // Half-open: a client that ends its side mid-command gets nsqd's error for it (ClientV2).
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket));
     this.tcpServer = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

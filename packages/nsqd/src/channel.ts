@@ -44,8 +44,14 @@ export class Channel {
   paused = false;
   /** Next log offset this channel will take. */
   cursor: number;
-  /** The cursor when the channel was created, for message_count. */
-  private readonly baseOffset: number;
+  /**
+   * message_count counts, as NSQ's does, what the topic handed this channel since the process
+   * started: the log offsets from here up to where the topic releases to channels, less the
+   * ranges dropped before they were released (/topic/empty while paused).
+   */
+  countFrom: number;
+  /** Dropped ranges above `countFrom` that the topic no longer lists (see Topic.pruneSkips). */
+  prunedSkipped = 0;
 
   private readonly requeued: ChannelMessage[] = [];
   private requeuedHead = 0;
@@ -85,7 +91,7 @@ export class Channel {
     this.name = name;
     this.ephemeral = ephemeral;
     this.cursor = cursor;
-    this.baseOffset = cursor;
+    this.countFrom = cursor;
     this.inFlightTimer = new DeadlineTimer(() => this.processInFlightTimeouts());
     this.deferredTimer = new DeadlineTimer(() => this.processDeferred());
     const percentiles = ctx.options.e2eProcessingLatencyPercentiles;
@@ -95,9 +101,12 @@ export class Channel {
         : null;
   }
 
-  /** Messages put into this channel since it was made or loaded (NSQ's channel message_count). */
+  /** Messages the topic handed this channel since the process started (NSQ's channel message_count). */
   get messageCount(): number {
-    return this.topic.tail.end - this.baseOffset;
+    const topic = this.topic;
+    const from = this.countFrom;
+    const end = Math.max(from, topic.readLimit);
+    return end - from - topic.skippedBetween(from, end) - this.prunedSkipped;
   }
 
   /** Ready messages: unread log records plus requeued ones (not in flight, not deferred). */

@@ -51,7 +51,7 @@ export class Channel {
    */
   countFrom: number;
   /** Dropped ranges above `countFrom` that the topic no longer lists (see Topic.pruneSkips). */
-  prunedSkipped = 0;
+  readonly prunedSkips: [number, number][] = [];
 
   private readonly requeued: ChannelMessage[] = [];
   private requeuedHead = 0;
@@ -106,7 +106,9 @@ export class Channel {
     const topic = this.topic;
     const from = this.countFrom;
     const end = Math.max(from, topic.readLimit);
-    return end - from - topic.skippedBetween(from, end) - this.prunedSkipped;
+    let dropped = topic.skippedBetween(from, end);
+    for (const [a, b] of this.prunedSkips) dropped += Math.max(0, Math.min(b, end) - Math.max(a, from));
+    return end - from - dropped;
   }
 
   /** Ready messages: unread log records plus requeued ones (not in flight, not deferred). */
@@ -465,7 +467,8 @@ export class Channel {
 
   /** Drops the backlog, in-flight and deferred messages (nsq-spec §5.5). */
   empty(): void {
-    this.cursor = this.topic.tail.end;
+    // What a paused topic still holds is not the channel's to drop: it gets it on unpause.
+    this.cursor = Math.max(this.cursor, Math.min(this.topic.tail.end, this.topic.readLimit));
     this.closeReader();
     this.directAhead = null;
     this.stateVersion++;

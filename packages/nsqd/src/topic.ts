@@ -423,11 +423,9 @@ export class Topic {
     const kept = this.skips.filter(([, to]) => to > min);
     if (kept.length !== this.skips.length) {
       // A dropped range leaves the list but must stay out of the channels' message_count.
-      for (const [from, to] of this.skips) {
-        if (to > min) continue;
-        for (const channel of this.channels.values()) {
-          channel.prunedSkipped += Math.max(0, to - Math.max(from, channel.countFrom));
-        }
+      for (const range of this.skips) {
+        if (range[1] > min) continue;
+        for (const channel of this.channels.values()) if (range[1] > channel.countFrom) channel.prunedSkips.push(range);
       }
       this.skips = kept;
       this.stateVersion++;

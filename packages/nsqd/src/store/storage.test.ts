@@ -519,6 +519,19 @@ describe('message_count', () => {
     expect(await counts(d, 'orders')).toEqual({ topic: 0, channels: { billing: { message_count: 2, depth: 5 } } });
   });
 
+  it('/channel/empty while the topic is paused drops only what the channel had, not what the topic holds', async () => {
+    const d = await restart();
+    await post(d, '/topic/create?topic=ce');
+    await post(d, '/channel/create?topic=ce&channel=c');
+    await mpub(d, 'ce', numbered(2));
+    await post(d, '/topic/pause?topic=ce');
+    await mpub(d, 'ce', numbered(3));
+    await post(d, '/channel/empty?topic=ce&channel=c');
+    expect((await counts(d, 'ce')).channels.c).toEqual({ message_count: 2, depth: 0 });
+    await post(d, '/topic/unpause?topic=ce');
+    expect((await counts(d, 'ce')).channels.c).toEqual({ message_count: 5, depth: 3 });
+  });
+
   it('/metrics counters never go backwards within a process (pause, empty, unpause, consume)', async () => {
     const d = await restart();
     await post(d, '/topic/create?topic=m');

@@ -279,6 +279,9 @@ describe('/config', () => {
     expect(JSON.parse((await call(d, 'PUT', '/config/log_level', 'debug')).text)).toBe(1);
     expect(d.nsqd.logger.level).toBe('debug');
     await expectError(d, 'PUT', '/config/log_level', 400, 'INVALID_VALUE', 'loud');
+    // Go's lg.ParseLogLevel does not trim: a trailing newline (curl --data-binary @file) is refused.
+    await expectError(d, 'PUT', '/config/log_level', 400, 'INVALID_VALUE', 'info\n');
+    expect(JSON.parse((await call(d, 'PUT', '/config/log_level', 'WARN')).text)).toBe(3);
     await expectError(d, 'PUT', '/config/nsqlookupd_tcp_addresses', 400, 'INVALID_VALUE', '{');
     await expectError(d, 'PUT', '/config/log_level', 413, 'INVALID_VALUE', '');
     await expectError(d, 'PUT', '/config/mem_queue_size', 400, 'INVALID_OPTION', '5');

@@ -252,7 +252,8 @@ export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
       }
       nsqd.setLookupdTcpAddresses(addresses);
     } else if (opt === 'log_level') {
-      const level = LOG_LEVELS.find((l) => l === text.trim().toLowerCase());
+      // lg.ParseLogLevel lower-cases the body and trims nothing: "info\n" is invalid.
+      const level = LOG_LEVELS.find((l) => l === text.toLowerCase());
       if (level === undefined) throw new HttpError(400, 'INVALID_VALUE');
       nsqd.setLogLevel(level);
     } else {

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import {
   decodeMessage,
   encodeCommand,
@@ -188,11 +189,27 @@ describe('IDENTIFY', () => {
 
   it("takes the client's deflate_level only when deflate is negotiated (nsqd reports 6 otherwise)", async () => {
     const d = await nsqd({ maxDeflateLevel: 9 });
-    const reply = async (identify: object) => {
-      const c = await client(d);
-      c.write(encodeCommand('IDENTIFY', [], JSON.stringify({ feature_negotiation: true, ...identify })));
-      return JSON.parse(text(await c.readFrame()));
-    };
+    // A bare socket: what follows the JSON is compressed, which a RawClient cannot decode.
+    const reply = (identify: object) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const [host, port] = [d.tcpAddress.split(':')[0] as string, Number(d.tcpAddress.split(':')[1])];
+        const s = connect({ host, port }, () => {
+          s.write(
+            Buffer.concat([
+              Buffer.from('  V2'),
+              encodeCommand('IDENTIFY', [], JSON.stringify({ feature_negotiation: true, ...identify })),
+            ]),
+          );
+        });
+        let data = Buffer.alloc(0);
+        s.on('data', (chunk: Buffer) => {
+          data = Buffer.concat([data, chunk]);
+          if (data.length < 4 || data.length < 4 + data.readInt32BE(0)) return;
+          s.destroy();
+          resolve(JSON.parse(data.toString('utf8', 8, 4 + data.readInt32BE(0))));
+        });
+        s.on('error', reject);
+      });
     expect(await reply({ deflate: false, deflate_level: 3 })).toMatchObject({ deflate: false, deflate_level: 6 });
     expect(await reply({ snappy: true, deflate_level: 3 })).toMatchObject({ snappy: true, deflate_level: 6 });
     expect(await reply({ deflate: true, deflate_level: 3 })).toMatchObject({ deflate: true, deflate_level: 3 });

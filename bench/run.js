@@ -19,6 +19,7 @@ import { CLIENT_WORKER, Generator, HTTP_WORKER, sum, waitReady } from './lib/gen
 import { fanout, idleConns, idleTopics, latency, PERF_SCENARIOS, pubSingle, rss1m } from './lib/perf.js';
 import { parseScaleVariants, SCALE_SCENARIOS, scale } from './lib/scale.js';
 import { soak, soakDrainLimitMs } from './lib/soak.js';
+import { STARTUP_SCENARIOS, startup } from './lib/startup.js';
 import { durable, mem0, overflow, STORAGE_SCENARIOS, storageBroker } from './lib/storage.js';
 import { writeChart } from './lib/svg.js';
 
@@ -29,7 +30,15 @@ const BASE_SCENARIOS = ['publish', 'consume', 'both', 'http-publish', 'stats-scr
  * Issue 9's scenarios (lib/perf.js; `--scenario perf` runs just these) and the storage ones
  * (lib/storage.js, lib/soak.js; `--scenario storage`).
  */
-const SCENARIOS = [...BASE_SCENARIOS, ...PERF_SCENARIOS, ...STORAGE_SCENARIOS, ...SCALE_SCENARIOS];
+const SCENARIOS = [
+  ...BASE_SCENARIOS,
+  ...PERF_SCENARIOS,
+  ...STORAGE_SCENARIOS,
+  ...SCALE_SCENARIOS,
+  ...STARTUP_SCENARIOS,
+];
+/** Scenarios that start their own daemons: no broker of the run's (lib/scale.js, lib/startup.js). */
+const OWN_DAEMONS = ['scale', 'startup'];
 /** Left out of `all` (run them by name or with their group): minutes each. */
 const SLOW_SCENARIOS = ['overflow', 'soak', 'scale'];
 const GROUPS = { perf: PERF_SCENARIOS, storage: STORAGE_SCENARIOS };
@@ -49,7 +58,7 @@ const HELP = `usage: node bench/run.js [options]
 
   --scenario NAME[,NAME...]             publish|consume|both|http-publish|stats-scrape|clients|
                                         transport|fanout|pub-single|latency|rss-1m|idle-conns|
-                                        idle-topics|overflow|mem0|durable|soak|scale, or a
+                                        idle-topics|overflow|mem0|durable|soak|scale|startup, or a
                                         group: all (default; without overflow, soak and
                                         scale), perf (fanout … idle-topics), storage
                                         (overflow … soak)
@@ -117,6 +126,9 @@ const HELP = `usage: node bench/run.js [options]
   --soak-mem-queue-size N               soak: the broker's --mem-queue-size (default 10000)
   --soak-msg-timeout MS                 soak: the broker's --msg-timeout (default 5000)
   --soak-rdy N                          soak: RDY per consumer (default 1000)
+  --startup-runs N                      startup: starts per target (default 20)
+  --startup-topics N                    startup: topics in the data path of its second nsqd
+                                        target (default 100)
   --scale-variants LIST                 scale: nsqd processes per variant, each behind one
                                         nsqlookupd; N:pin pins nsqd i to CPU i mod cores with
                                         taskset (default 1,2,2:pin)
@@ -183,6 +195,8 @@ function parseArgs(argv) {
     soakMemQueueSize: 10_000,
     soakMsgTimeout: 5_000,
     soakRdy: 1000,
+    startupRuns: 20,
+    startupTopics: 100,
     scaleVariants: '1,2,2:pin',
     scaleConnections: 4,
     scalePool: 'on',
@@ -227,6 +241,8 @@ function parseArgs(argv) {
     'soakMsgTimeout',
     'soakRdy',
     'scaleConnections',
+    'startupRuns',
+    'startupTopics',
   ]);
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -595,7 +611,7 @@ class Bench {
     log(`topic ${topic}, channel ${channel}`);
     try {
       // scale starts its own nsqds and nsqlookupd and makes its topics on each nsqd.
-      if (name !== 'scale') await this.createTopicChannel(topic, channel);
+      if (!OWN_DAEMONS.includes(name)) await this.createTopicChannel(topic, channel);
       if (name === 'publish') await this.publish(topic, result);
       else if (name === 'consume') await this.consume(topic, channel, result);
       else if (name === 'both') await this.both(topic, channel, result);
@@ -614,6 +630,7 @@ class Bench {
       else if (name === 'durable') await durable(this, topic, channel, result, HELPERS);
       else if (name === 'soak') await soak(this, topic, channel, result, HELPERS);
       else if (name === 'scale') await scale(this, topic, channel, result, HELPERS);
+      else if (name === 'startup') await startup(this, result, HELPERS);
       else throw new Error(`unknown scenario ${name}`);
     } catch (err) {
       result.ok = false;
@@ -1278,9 +1295,11 @@ async function main() {
                           ? opts.durableConnections.length * (opts.duration + 40) + 60
                           : s === 'soak'
                             ? opts.minutes * 60 + soakDrainLimitMs(opts) / 1000 + 300
-                            : s === 'scale'
-                              ? opts.scaleVariants.length * (opts.duration * 10 + 150) + 60
-                              : opts.duration * 16 + 120),
+                            : s === 'startup'
+                              ? opts.startupRuns * 5 * 16 + 120
+                              : s === 'scale'
+                                ? opts.scaleVariants.length * (opts.duration * 10 + 150) + 60
+                                : opts.duration * 16 + 120),
       0,
     ) *
       1000 +
@@ -1351,7 +1370,7 @@ async function main() {
     for (const s of scenarios) {
       log(`\n== ${s}`);
       // scale spawns its own nsqds (and a nsqlookupd) per variant: no broker of the run's.
-      if (!external && s !== 'scale') {
+      if (!external && !OWN_DAEMONS.includes(s)) {
         try {
           broker = await launch(s);
         } catch (err) {

@@ -96,8 +96,12 @@ describe('conventions', () => {
     expectJson(await get('/nope'), 404, { message: 'NOT_FOUND' });
     const r = await post('/lookup?topic=t');
     expectJson(r, 405, { message: 'METHOD_NOT_ALLOWED' });
-    expect(r.headers.get('allow')).toBe('GET');
-    expect((await get('/topic/create?topic=t')).headers.get('allow')).toBe('POST');
+    expect(r.headers.get('allow')).toBe('GET, OPTIONS');
+    expect((await get('/topic/create?topic=t')).headers.get('allow')).toBe('OPTIONS, POST');
+    const options = await fetch(`http://${lookupd.httpAddress}/lookup`, { method: 'OPTIONS' });
+    expect([options.status, options.headers.get('allow'), await options.text()]).toEqual([200, 'GET, OPTIONS', '']);
+    const redirected = await fetch(`http://${lookupd.httpAddress}/Nodes/`, { redirect: 'manual' });
+    expect([redirected.status, redirected.headers.get('location')]).toEqual([301, '/nodes']);
     expectJson(await get('/lookup?topic=a;b'), 400, { message: 'INVALID_REQUEST' });
     expectJson(await get('/lookup?topic=%zz'), 400, { message: 'INVALID_REQUEST' });
   });

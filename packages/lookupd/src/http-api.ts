@@ -6,8 +6,16 @@ import {
   type LookupNode,
   type LookupPeer,
 } from '@nsq-ts/protocol';
-import { createV1App, EMPTY, goJson, HttpError, JsonText, TEXT_TYPE } from '@nsq-ts/server-kit';
-import type { FastifyInstance } from 'fastify';
+import {
+  createV1Router,
+  EMPTY,
+  goJson,
+  HttpError,
+  JsonText,
+  TEXT_TYPE,
+  type V1Request,
+  type V1Router,
+} from '@nsq-ts/server-kit';
 import type { Lookupd } from './lookupd.js';
 import { Category, filterByActive, type PeerInfo, type Producer, WILDCARD } from './registration-db.js';
 import { VERSION } from './version.js';
@@ -16,22 +24,22 @@ import { VERSION } from './version.js';
  * nsqlookupd's HTTP API (nsq-spec §4.2) with NSQ's "V1" conventions, as nsqd's (§3.1): every
  * response but /ping and /metrics carries `X-NSQ-Content-Type: nsq; version=1.0`; objects are bare
  * JSON, actions an empty 200 without Content-Type, errors `{"message":"CODE"}`; unknown paths 404
- * NOT_FOUND, known paths with the wrong method 405 METHOD_NOT_ALLOWED with `Allow`. Parameters
- * come from the query string only, parsed as Go's url.ParseQuery (failure: 400 INVALID_REQUEST).
+ * NOT_FOUND, known paths with the wrong method 405 METHOD_NOT_ALLOWED with `Allow`, OPTIONS
+ * answered (server-kit's router). Parameters come from the query string only, parsed as Go's
+ * url.ParseQuery (failure: 400 INVALID_REQUEST) by the handlers that take any.
  */
 
 /** A handler's result: JSON text already encoded (see goJson), or EMPTY for an empty 200. */
 type Result = JsonText | typeof EMPTY;
-type Handler = (query: GoQuery) => Result;
+type Handler = (req: V1Request) => Result;
 
-export function createHttpApi(lookupd: Lookupd): FastifyInstance {
-  const v1 = createV1App(lookupd.logger, {
+export function createHttpApi(lookupd: Lookupd): V1Router['handle'] {
+  const v1 = createV1Router(lookupd.logger, {
     auth: { tokens: lookupd.options.httpAuthTokens, reads: lookupd.options.httpAuthReads },
   });
-  const { app, plain } = v1;
+  const { plain } = v1;
   const { db } = lookupd;
-  const route = (method: 'GET' | 'POST', path: string, handler: Handler): void =>
-    v1.route(method, path, (_req, query) => handler(query));
+  const route = (method: 'GET' | 'POST', path: string, handler: Handler): void => v1.route(method, path, handler);
 
   function json(value: unknown): Result {
     return new JsonText(goJson(value));
@@ -57,25 +65,32 @@ export function createHttpApi(lookupd: Lookupd): FastifyInstance {
 
   // ---- health and info ----
 
-  plain('GET', '/ping', async (_req, reply) => reply.type(TEXT_TYPE).send('OK'));
+  plain('GET', '/ping', (_req, res) => {
+    res.writeHead(200, { 'Content-Type': TEXT_TYPE });
+    res.end('OK');
+  });
 
   route('GET', '/info', () => json({ version: VERSION }));
 
-  plain('GET', '/metrics', async (_req, reply) => {
-    const text = await lookupd.metrics.registry.metrics();
-    return reply.type(lookupd.metrics.registry.contentType).send(text);
+  plain('GET', '/metrics', async (_req, res) => {
+    const { registry } = await lookupd.metrics();
+    const text = await registry.metrics();
+    res.writeHead(200, { 'Content-Type': registry.contentType });
+    res.end(text);
   });
 
   // ---- discovery ----
 
   route('GET', '/topics', () => json({ topics: db.findRegistrations(Category.Topic, WILDCARD, '').map((r) => r.key) }));
 
-  route('GET', '/channels', (query) => {
+  route('GET', '/channels', (req) => {
+    const query = req.query();
     const topic = requireParam(query, 'topic');
     return json({ channels: db.findRegistrations(Category.Channel, topic, WILDCARD).map((r) => r.subKey) });
   });
 
-  route('GET', '/lookup', (query) => {
+  route('GET', '/lookup', (req) => {
+    const query = req.query();
     const topic = requireParam(query, 'topic');
     if (db.findRegistrations(Category.Topic, topic, '').length === 0) throw new HttpError(404, 'TOPIC_NOT_FOUND');
     const channels = db.findRegistrations(Category.Channel, topic, WILDCARD).map((r) => r.subKey);
@@ -104,7 +119,8 @@ export function createHttpApi(lookupd: Lookupd): FastifyInstance {
 
   // ---- administration ----
 
-  route('POST', '/topic/create', (query) => {
+  route('POST', '/topic/create', (req) => {
+    const query = req.query();
     const topic = requireParam(query, 'topic');
     if (!isValidTopicName(topic)) throw new HttpError(400, 'INVALID_ARG_TOPIC');
     lookupd.logger.info(`DB: adding topic(${topic})`);
@@ -112,7 +128,8 @@ export function createHttpApi(lookupd: Lookupd): FastifyInstance {
     return EMPTY;
   });
 
-  route('POST', '/topic/delete', (query) => {
+  route('POST', '/topic/delete', (req) => {
+    const query = req.query();
     const topic = requireParam(query, 'topic');
     for (const r of db.findRegistrations(Category.Channel, topic, WILDCARD)) {
       lookupd.logger.info(`DB: removing channel(${r.subKey}) from topic(${topic})`);
@@ -125,7 +142,8 @@ export function createHttpApi(lookupd: Lookupd): FastifyInstance {
     return EMPTY;
   });
 
-  route('POST', '/topic/tombstone', (query) => {
+  route('POST', '/topic/tombstone', (req) => {
+    const query = req.query();
     const topic = requireParam(query, 'topic');
     const node = requireParam(query, 'node');
     lookupd.logger.info(`DB: setting tombstone for producer@${node} of topic(${topic})`);
@@ -136,7 +154,8 @@ export function createHttpApi(lookupd: Lookupd): FastifyInstance {
     return EMPTY;
   });
 
-  route('POST', '/channel/create', (query) => {
+  route('POST', '/channel/create', (req) => {
+    const query = req.query();
     const { topic, channel } = topicChannelArgs(query);
     lookupd.logger.info(`DB: adding channel(${channel}) in topic(${topic})`);
     db.addRegistration({ category: Category.Channel, key: topic, subKey: channel });
@@ -145,7 +164,8 @@ export function createHttpApi(lookupd: Lookupd): FastifyInstance {
     return EMPTY;
   });
 
-  route('POST', '/channel/delete', (query) => {
+  route('POST', '/channel/delete', (req) => {
+    const query = req.query();
     const { topic, channel } = topicChannelArgs(query);
     const registrations = db.findRegistrations(Category.Channel, topic, channel);
     if (registrations.length === 0) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
@@ -180,7 +200,7 @@ export function createHttpApi(lookupd: Lookupd): FastifyInstance {
     return new JsonText(`{${keys.map((k) => `${goJson(k)}:[${(groups.get(k) as string[]).join(',')}]`).join(',')}}`);
   });
 
-  return app;
+  return v1.handle;
 }
 
 /** Go's `time.Time{}.UnixNano()`: year 1 overflows int64 and wraps to this value. */

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
-import { createLogger, formatHostPort, type Logger, parseHostPort } from '@nsq-ts/protocol';
-import { goJson } from '@nsq-ts/server-kit';
-import type { FastifyInstance } from 'fastify';
+import { createLogger, type Logger, parseHostPort } from '@nsq-ts/protocol';
+import { goJson, HTTP_SERVER_TIMEOUTS, listen } from '@nsq-ts/server-kit';
 import { createHttpApi } from './http-api.js';
-import { LookupdMetrics } from './metrics.js';
+import type { LookupdMetrics } from './metrics.js';
 import { defaultLookupdOptions, type LookupdOptions } from './options.js';
 import { RegistrationDB } from './registration-db.js';
 import { ClientV1, type LookupHost } from './tcp/client-v1.js';
@@ -21,12 +21,13 @@ export class Lookupd implements LookupHost {
   readonly options: LookupdOptions;
   readonly logger: Logger;
   readonly db = new RegistrationDB();
-  readonly metrics: LookupdMetrics;
+  /** Made on the first scrape (prom-client is loaded then, not at start-up). */
+  private metricsMade: Promise<LookupdMetrics> | null = null;
   readonly clients = new Set<ClientV1>();
 
   private tcpServer: Server | null = null;
   private readonly rawSockets = new Set<Socket>();
-  private http: FastifyInstance | null = null;
+  private http: HttpServer | null = null;
   private tcpBound = '';
   private httpBound = '';
   private tcpPort = 0;
@@ -39,10 +40,18 @@ export class Lookupd implements LookupHost {
     if (merged.broadcastAddress === '') merged.broadcastAddress = hostname();
     this.options = merged;
     this.logger = createLogger(merged.logPrefix, merged.logLevel, (line) => process.stderr.write(line));
-    this.metrics = new LookupdMetrics(this.db, () => ({
-      inactiveProducerTimeoutMs: this.options.inactiveProducerTimeoutMs,
-      nowMs: this.now(),
-    }));
+  }
+
+  /** The Prometheus registry behind /metrics. */
+  metrics(): Promise<LookupdMetrics> {
+    this.metricsMade ??= import('./metrics.js').then(
+      ({ LookupdMetrics }) =>
+        new LookupdMetrics(this.db, () => ({
+          inactiveProducerTimeoutMs: this.options.inactiveProducerTimeoutMs,
+          nowMs: this.now(),
+        })),
+    );
+    return this.metricsMade;
   }
 
   /** `host:port` the TCP listener is bound to (after start()). */
@@ -81,8 +90,6 @@ export class Lookupd implements LookupHost {
 
   private async doStart(): Promise<void> {
     this.logger.info(lookupdVersionLine());
-    const tcp = parseHostPort(this.options.tcpAddress);
-    const httpAt = parseHostPort(this.options.httpAddress);
     const onSocket = (socket: Socket) => {
       if (this.closing !== null) {
         socket.destroy();
@@ -114,28 +121,14 @@ export class Lookupd implements LookupHost {
       socket.once('close', () => this.rawSockets.delete(socket));
     });
     this.tcpServer = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(tcp.port, tcp.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const addr = server.address();
-    if (addr !== null && typeof addr === 'object') {
-      this.tcpBound = formatHostPort(addr.address, addr.port);
-      this.tcpPort = addr.port;
-    }
+    this.tcpBound = await listen(server, o.tcpAddress);
+    this.tcpPort = parseHostPort(this.tcpBound).port;
     this.logger.info(`TCP: listening on ${this.tcpBound}${o.tlsCert === '' ? '' : ' (TLS)'}`);
 
-    const app = createHttpApi(this);
-    this.http = app;
-    await app.listen({ port: httpAt.port, host: httpAt.host });
-    const a = app.server.address();
-    if (a !== null && typeof a === 'object') {
-      this.httpBound = formatHostPort(a.address, a.port);
-      this.httpPort = a.port;
-    }
+    const http = createHttpServer(HTTP_SERVER_TIMEOUTS, createHttpApi(this));
+    this.http = http;
+    this.httpBound = await listen(http, o.httpAddress);
+    this.httpPort = parseHostPort(this.httpBound).port;
     this.logger.info(`HTTP: listening on ${this.httpBound}`);
   }
 
@@ -146,8 +139,13 @@ export class Lookupd implements LookupHost {
     for (const client of [...this.clients]) client.socket.destroy();
     for (const socket of [...this.rawSockets]) socket.destroy();
     await closed;
-    if (this.http !== null) await this.http.close();
-    this.metrics.registry.clear();
+    const http = this.http;
+    if (http !== null) {
+      const done = new Promise<void>((r) => http.close(() => r()));
+      http.closeAllConnections();
+      await done;
+    }
+    if (this.metricsMade !== null) (await this.metricsMade).registry.clear();
     this.logger.info('nsqlookupd closed');
   }
 

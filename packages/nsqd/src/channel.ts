@@ -44,8 +44,14 @@ export class Channel {
   paused = false;
   /** Next log offset this channel will take. */
   cursor: number;
-  /** The cursor when the channel was created, for message_count. */
-  private readonly baseOffset: number;
+  /**
+   * message_count counts, as NSQ's does, what the topic handed this channel since the process
+   * started: the log offsets from here up to where the topic releases to channels, less the
+   * ranges dropped before they were released (/topic/empty while paused).
+   */
+  countFrom: number;
+  /** Dropped ranges above `countFrom` that the topic no longer lists (see Topic.pruneSkips). */
+  readonly prunedSkips: [number, number][] = [];
 
   private readonly requeued: ChannelMessage[] = [];
   private requeuedHead = 0;
@@ -85,7 +91,7 @@ export class Channel {
     this.name = name;
     this.ephemeral = ephemeral;
     this.cursor = cursor;
-    this.baseOffset = cursor;
+    this.countFrom = cursor;
     this.inFlightTimer = new DeadlineTimer(() => this.processInFlightTimeouts());
     this.deferredTimer = new DeadlineTimer(() => this.processDeferred());
     const percentiles = ctx.options.e2eProcessingLatencyPercentiles;
@@ -95,9 +101,14 @@ export class Channel {
         : null;
   }
 
-  /** Messages put into this channel since it was made or loaded (NSQ's channel message_count). */
+  /** Messages the topic handed this channel since the process started (NSQ's channel message_count). */
   get messageCount(): number {
-    return this.topic.tail.end - this.baseOffset;
+    const topic = this.topic;
+    const from = this.countFrom;
+    const end = Math.max(from, topic.readLimit);
+    let dropped = topic.skippedBetween(from, end);
+    for (const [a, b] of this.prunedSkips) dropped += Math.max(0, Math.min(b, end) - Math.max(a, from));
+    return end - from - dropped;
   }
 
   /** Ready messages: unread log records plus requeued ones (not in flight, not deferred). */
@@ -456,7 +467,8 @@ export class Channel {
 
   /** Drops the backlog, in-flight and deferred messages (nsq-spec §5.5). */
   empty(): void {
-    this.cursor = this.topic.tail.end;
+    // What a paused topic still holds is not the channel's to drop: it gets it on unpause.
+    this.cursor = Math.max(this.cursor, Math.min(this.topic.tail.end, this.topic.readLimit));
     this.closeReader();
     this.directAhead = null;
     this.stateVersion++;

@@ -1,17 +1,17 @@
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { CommandDecoder, formatHostPort, isEphemeralName, isValidTopicName, parseHostPort } from '@nsq-ts/protocol';
-import { HTTP_SERVER_TIMEOUTS } from '@nsq-ts/server-kit';
-import type { FastifyInstance } from 'fastify';
+import { CommandDecoder, isEphemeralName, isValidTopicName, parseHostPort } from '@nsq-ts/protocol';
+import { HTTP_SERVER_TIMEOUTS, listen, type V1Router } from '@nsq-ts/server-kit';
 import type { Channel } from './channel.js';
 import type { BrokerContext } from './context.js';
 import { createHttpApi } from './http/http-api.js';
 import type { SegmentLog } from './log/segment-log.js';
 import { createLogger, type Logger } from './logger.js';
 import { LookupdRegistrar } from './lookup/lookupd-registrar.js';
-import { createMetrics, type NsqdMetrics } from './metrics/prometheus.js';
+import type { NsqdMetrics } from './metrics/prometheus.js';
 import { type StatsdPusher, startStatsd } from './metrics/statsd.js';
 import { defaultNodeId } from './node-id.js';
 import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.js';
@@ -39,10 +39,12 @@ export class Nsqd implements BrokerContext, ClientHost {
   readonly startTimeS = Math.floor(Date.now() / 1000);
 
   private tcpServer: Server | null = null;
-  private http: FastifyInstance | null = null;
+  /** The HTTP API's request listener, shared by the HTTP and HTTPS servers. */
+  private httpHandler: V1Router['handle'] | null = null;
+  private http: HttpServer | null = null;
   private tcpBound = '';
   private httpBound = '';
-  private https: HttpsServer | null = null;
+  private https: HttpServer | null = null;
   private httpsBound = '';
   /** Certificate and client-auth policy, loaded at start() when --tls-cert/--tls-key are set. */
   tls: TlsSettings | null = null;
@@ -52,7 +54,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   /** Segment logs and channel state; null until start() (a broker never started is memory-only). */
   private storage: Storage | null = null;
   private registrar: LookupdRegistrar | null = null;
-  private prometheus: NsqdMetrics | null = null;
+  private prometheus: Promise<NsqdMetrics> | null = null;
   private statsd: StatsdPusher | null = null;
 
   private pumpQueue: Channel[] = [];
@@ -105,30 +107,24 @@ export class Nsqd implements BrokerContext, ClientHost {
     const storage = new Storage(this);
     await storage.open();
     this.storage = storage;
-    const tcp = parseHostPort(this.options.tcpAddress);
-    const server = createServer((socket) => this.onConnection(socket));
+    // Half-open: a client that ends its side mid-command gets nsqd's error for it (ClientV2).
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket));
     this.tcpServer = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(tcp.port, tcp.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const addr = server.address();
-    if (addr !== null && typeof addr === 'object') this.tcpBound = formatHostPort(addr.address, addr.port);
+    this.tcpBound = await listen(server, this.options.tcpAddress);
     this.logger.info(`TCP: listening on ${this.tcpBound}`);
 
     if (this.options.httpAddress !== '') {
-      const httpAt = parseHostPort(this.options.httpAddress);
-      const app = createHttpApi(this);
-      this.http = app;
-      await app.listen({ port: httpAt.port, host: httpAt.host });
-      const a = app.server.address();
-      if (a !== null && typeof a === 'object') this.httpBound = formatHostPort(a.address, a.port);
+      const http = createHttpServer(HTTP_SERVER_TIMEOUTS, this.httpApi());
+      this.http = http;
+      this.httpBound = await listen(http, this.options.httpAddress);
       this.logger.info(`HTTP: listening on ${this.httpBound}`);
     }
-    if (this.tls !== null && this.options.httpsAddress !== '') await this.startHttps(this.tls);
+    if (this.tls !== null && this.options.httpsAddress !== '') {
+      const https = createHttpsServer({ ...this.tls.serverOptions, ...HTTP_SERVER_TIMEOUTS }, this.httpApi());
+      this.https = https;
+      this.httpsBound = await listen(https, this.options.httpsAddress);
+      this.logger.info(`HTTPS: listening on ${this.httpsBound}`);
+    }
     this.statsd = startStatsd(this);
     this.registrar = new LookupdRegistrar({
       logger: this.logger,
@@ -152,36 +148,19 @@ export class Nsqd implements BrokerContext, ClientHost {
     this.registrar.setAddresses(this.options.lookupdTcpAddresses);
   }
 
-  /** The same API over TLS, served by the HTTP app's router (nsq-spec §5.11). */
-  private async startHttps(tls: TlsSettings): Promise<void> {
-    if (this.http === null) {
-      this.http = createHttpApi(this);
-      await this.http.ready();
-    }
-    const app = this.http;
-    const at = parseHostPort(this.options.httpsAddress);
-    const server = createHttpsServer({ ...tls.serverOptions, ...HTTP_SERVER_TIMEOUTS }, (req, res) =>
-      app.routing(req, res),
-    );
-    this.https = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(at.port, at.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const a = server.address();
-    if (a !== null && typeof a === 'object') this.httpsBound = formatHostPort(a.address, a.port);
-    this.logger.info(`HTTPS: listening on ${this.httpsBound}`);
+  /** The HTTP API's router, one for the HTTP and the HTTPS listener (nsq-spec §5.11). */
+  private httpApi(): V1Router['handle'] {
+    this.httpHandler ??= createHttpApi(this);
+    return this.httpHandler;
   }
 
   /**
    * The Prometheus registry, made on the first scrape: prom-client's process metrics (event
-   * loop monitor, GC observer) cannot be stopped, so they start only when someone scrapes.
+   * loop monitor, GC observer) cannot be stopped, so they start only when someone scrapes, and
+   * prom-client itself is loaded then, not at start-up.
    */
-  metrics(): NsqdMetrics {
-    this.prometheus ??= createMetrics(this);
+  metrics(): Promise<NsqdMetrics> {
+    this.prometheus ??= import('./metrics/prometheus.js').then(({ createMetrics }) => createMetrics(this));
     return this.prometheus;
   }
 
@@ -193,12 +172,13 @@ export class Nsqd implements BrokerContext, ClientHost {
     const closed = server === null ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
     for (const client of [...this.clients]) client.destroy();
     await closed;
-    const https = this.https;
-    if (https !== null) {
-      https.closeAllConnections();
-      await new Promise<void>((r) => https.close(() => r()));
+    // As nsqd's listeners: closed, and no request waits for the shutdown.
+    for (const http of [this.https, this.http]) {
+      if (http === null) continue;
+      const done = new Promise<void>((r) => http.close(() => r()));
+      http.closeAllConnections();
+      await done;
     }
-    if (this.http !== null) await this.http.close();
     // Last synced flush: queued, in-flight, requeued and deferred messages survive the restart.
     await this.storage?.close();
     for (const topic of this.topics.values()) topic.close();

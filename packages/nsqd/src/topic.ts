@@ -108,8 +108,11 @@ export class Topic {
   getChannel(name: string): Channel {
     let channel = this.channels.get(name);
     if (channel === undefined) {
-      // The first channel takes the backlog; later ones start at the end (nsq-spec §5.1).
-      const cursor = this.channels.size === 0 || this.starting ? this.backlogStart : this.tail.end;
+      // The first channel takes the backlog; later ones start at the end (nsq-spec §5.1) — of
+      // what was released: a paused topic hands its held messages to every channel on unpause.
+      let cursor = this.tail.end;
+      if (this.channels.size === 0 || this.starting) cursor = this.backlogStart;
+      else if (this.paused) cursor = Math.min(this.releaseMark, this.tail.end);
       channel = this.addChannel(name, cursor);
       this.ctx.logger.info(`TOPIC(${this.name}): new channel(${name})`);
       this.ctx.onChannelCreated(this, name);
@@ -211,9 +214,8 @@ export class Topic {
       hi = this.ids.nextHi();
       lo = this.ids.lo;
     }
+    // Not counted: message_count is what was published since the process started.
     const offset = this.tail.append(body, 0, body.length, hi, lo, publishedAtMs, 0);
-    this.messageCount++;
-    this.messageBytes += body.length;
     return this.tail.get(offset) as MessageRecord;
   }
 
@@ -420,6 +422,11 @@ export class Topic {
     for (const channel of this.channels.values()) if (channel.cursor < min) min = channel.cursor;
     const kept = this.skips.filter(([, to]) => to > min);
     if (kept.length !== this.skips.length) {
+      // A dropped range leaves the list but must stay out of the channels' message_count.
+      for (const range of this.skips) {
+        if (range[1] > min) continue;
+        for (const channel of this.channels.values()) if (range[1] > channel.countFrom) channel.prunedSkips.push(range);
+      }
       this.skips = kept;
       this.stateVersion++;
     }

@@ -35,11 +35,35 @@ function withBody(text: string, body: Buffer | string, size?: number): Buffer {
   return Buffer.concat([line(text), int32(size ?? b.length), b]);
 }
 
-function mpubBody(messages: string[]): Buffer {
-  return Buffer.concat([
-    int32(messages.length),
-    ...messages.flatMap((m) => [int32(Buffer.byteLength(m)), Buffer.from(m)]),
-  ]);
+function mpubBody(messages: Array<string | Buffer>): Buffer {
+  const bodies = messages.map((m) => (typeof m === 'string' ? Buffer.from(m) : m));
+  return Buffer.concat([int32(bodies.length), ...bodies.flatMap((b) => [int32(b.length), b])]);
+}
+
+/** The messages of a well-formed MPUB body, read independently of the decoder. */
+function mpubMessages(body: Buffer): string[] {
+  const out: string[] = [];
+  let at = 4;
+  for (let i = body.readInt32BE(0); i > 0; i--) {
+    const length = body.readInt32BE(at);
+    out.push(body.toString('hex', at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return out;
+}
+
+/** A valid MPUB body of exactly `total` bytes, messages of at most `maxMsg` bytes. */
+function mpubBodyOfSize(total: number, maxMsg: number): Buffer {
+  const bodies: Buffer[] = [];
+  let left = total - 4;
+  while (left > 0) {
+    const length = Math.min(maxMsg, left - 4);
+    bodies.push(pattern(length, bodies.length));
+    left -= 4 + length;
+  }
+  const body = mpubBody(bodies);
+  expect(body.length).toBe(total);
+  return body;
 }
 
 function pattern(size: number, seed = 7): Buffer {
@@ -55,7 +79,17 @@ function pattern(size: number, seed = 7): Buffer {
 type Event =
   /** A body command's line, as seen by onBodyCommandLine (its body must not be read yet). */
   | { kind: 'line'; name: string; params: string[]; bodySize: number; body: Buffer | null }
-  | { kind: 'command'; name: string; params: string[]; bodySize: number; body: Buffer | null }
+  | {
+      kind: 'command';
+      name: string;
+      params: string[];
+      bodySize: number;
+      body: Buffer | null;
+      /** MPUB: its messages (hex) as `Command.messages` locates them in the body. */
+      messages: string[] | null;
+      /** MPUB: the framing error's frame text. */
+      error: string | null;
+    }
   | { kind: 'too-long' };
 
 interface RunOptions {
@@ -93,6 +127,8 @@ function run(chunks: Buffer[], options: RunOptions = {}): RunResult {
         params: [...cmd.params],
         bodySize: cmd.bodySize,
         body: cmd.body === null ? null : Buffer.from(cmd.body),
+        messages: located(cmd),
+        error: cmd.error?.message ?? null,
       });
       const go = options.onCommand?.(cmd) ?? true;
       if (!go) stopped = true;
@@ -113,9 +149,32 @@ function run(chunks: Buffer[], options: RunOptions = {}): RunResult {
   return { events, remainder, maxBuffered, finalBuffered: decoder.bufferedBytes };
 }
 
+/** The messages `cmd.messages` points at, read out of the body while it is valid. */
+function located(cmd: Command): string[] | null {
+  const m = cmd.messages;
+  if (m === null || cmd.body === null) return null;
+  const body = cmd.body;
+  return Array.from({ length: m.count }, (_, i) =>
+    body.toString('hex', m.starts[i] as number, (m.starts[i] as number) + (m.lengths[i] as number)),
+  );
+}
+
 function cmdEvent(name: string, params: string[] = [], body: Buffer | string | null = null, bodySize?: number): Event {
   const b = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  return { kind: 'command', name, params, body: b, bodySize: bodySize ?? (b === null ? -1 : b.length) };
+  return {
+    kind: 'command',
+    name,
+    params,
+    body: b,
+    bodySize: bodySize ?? (b === null ? -1 : b.length),
+    messages: name === 'MPUB' && b !== null ? mpubMessages(b) : null,
+    error: null,
+  };
+}
+
+/** An MPUB that failed with `error` (fatal): no body, nothing after it. */
+function mpubError(params: string[], bodySize: number, error: string): Event {
+  return { kind: 'command', name: 'MPUB', params, body: null, bodySize, messages: null, error };
 }
 
 function lineEvent(name: string, params: string[] = []): Event {
@@ -139,7 +198,9 @@ function expectAllChunkings(
   } = {},
 ): number {
   const limits = options.limits ?? LIMITS;
-  const bound = MAX_LINE_BYTES + Math.max(limits.maxMsgBytes, limits.maxBodyBytes);
+  // An MPUB holds at most --max-body-size bytes of messages plus their count and lengths.
+  const mpubFraming = 4 + 4 * Math.floor((limits.maxBodyBytes - 4) / 5);
+  const bound = MAX_LINE_BYTES + Math.max(limits.maxMsgBytes, limits.maxBodyBytes + mpubFraming);
   let n = 0;
   for (const { label, chunks } of chunkings(data, { pairs: options.pairs, offsets: options.offsets })) {
     const result = run(chunks, options);
@@ -179,6 +240,7 @@ function summarize(events: Event[]): unknown[] {
           params: e.params.map(short),
           bodySize: e.bodySize,
           body: bodyText(e.body),
+          ...(e.kind === 'command' ? { messages: e.messages?.map(short) ?? null, error: e.error } : {}),
         },
   );
 }
@@ -192,6 +254,10 @@ function eventsEqual(a: Event[], b: Event[]): boolean {
     if (x.kind === 'too-long' || y.kind === 'too-long') continue;
     if (x.name !== y.name || x.bodySize !== y.bodySize || x.params.join('\0') !== y.params.join('\0')) return false;
     if (x.params.length !== y.params.length) return false;
+    if (x.kind === 'command' && y.kind === 'command') {
+      if (x.error !== y.error || (x.messages ?? []).join() !== (y.messages ?? []).join()) return false;
+      if ((x.messages === null) !== (y.messages === null)) return false;
+    }
     if (x.body === null || y.body === null) {
       if (x.body !== y.body) return false;
     } else if (!x.body.equals(y.body)) {
@@ -354,7 +420,9 @@ describe('CommandDecoder: every command, every chunking', () => {
 
   it('non-body commands report bodySize -1 and body null', () => {
     const { events } = run([line('RDY 1\n')]);
-    expect(events).toEqual([{ kind: 'command', name: 'RDY', params: ['1'], bodySize: -1, body: null }]);
+    expect(events).toEqual([
+      { kind: 'command', name: 'RDY', params: ['1'], bodySize: -1, body: null, messages: null, error: null },
+    ]);
   });
 });
 
@@ -396,10 +464,11 @@ describe('CommandDecoder: bodies', () => {
   it('a body of exactly the limit is accepted (PUB/DPUB: max-msg-size; IDENTIFY/AUTH/MPUB: max-body-size)', () => {
     const msg = pattern(LIMITS.maxMsgBytes);
     const big = pattern(LIMITS.maxBodyBytes, 3);
+    const bigMpub = mpubBodyOfSize(LIMITS.maxBodyBytes, LIMITS.maxMsgBytes);
     const data = Buffer.concat([
       withBody('PUB t\n', msg),
       withBody('DPUB t 0\n', msg),
-      withBody('MPUB t\n', big),
+      withBody('MPUB t\n', bigMpub),
       withBody('IDENTIFY\n', big),
       withBody('AUTH\n', big),
       line('NOP\n'),
@@ -409,7 +478,7 @@ describe('CommandDecoder: bodies', () => {
       [
         ...bodyEvents('PUB', ['t'], msg),
         ...bodyEvents('DPUB', ['t', '0'], msg),
-        ...bodyEvents('MPUB', ['t'], big),
+        ...bodyEvents('MPUB', ['t'], bigMpub),
         ...bodyEvents('IDENTIFY', [], big),
         ...bodyEvents('AUTH', [], big),
         cmdEvent('NOP'),
@@ -420,10 +489,15 @@ describe('CommandDecoder: bodies', () => {
 
   it('MPUB, IDENTIFY and AUTH bodies may exceed max-msg-size', () => {
     const body = pattern(LIMITS.maxMsgBytes + 1);
-    for (const name of ['MPUB t', 'IDENTIFY', 'AUTH']) {
+    const mpub = mpubBodyOfSize(LIMITS.maxMsgBytes + 1, LIMITS.maxMsgBytes);
+    for (const [name, b] of [
+      ['MPUB t', mpub],
+      ['IDENTIFY', body],
+      ['AUTH', body],
+    ] as const) {
       const [cmd, ...params] = name.split(' ');
-      const { events } = run([withBody(`${name}\n`, body)]);
-      expect(events).toEqual(bodyEvents(cmd, params, body));
+      const { events } = run([withBody(`${name}\n`, b)]);
+      expect(events).toEqual(bodyEvents(cmd, params, b));
     }
   });
 
@@ -564,6 +638,126 @@ describe('CommandDecoder: rejected body sizes', () => {
     });
     expect(events).toEqual(rejected('IDENTIFY', [], 0x7fff_ffff));
     expect(finalBuffered).toBe(0);
+  });
+});
+
+describe('CommandDecoder: MPUB is read as nsqd reads it', () => {
+  const messages = ['one', 'two two', 'three three three'];
+  const body = mpubBody(messages);
+  /** nsqjs announces the sum of the message bodies only. */
+  const nsqjsSize = messages.reduce((n, m) => n + m.length, 0);
+  const mpubCommand = (size: number) => [lineEvent('MPUB', ['t']), cmdEvent('MPUB', ['t'], body, size)];
+
+  it('the usual layout: the size field covers the count, the lengths and the bodies', () => {
+    const data = Buffer.concat([withBody('MPUB t\n', body), line('NOP\n')]);
+    expectAllChunkings(data, [...mpubCommand(body.length), cmdEvent('NOP')], { finalBuffered: 0 });
+  });
+
+  it("nsqjs's layout: a size field of the bodies' sum alone still yields every message", () => {
+    const data = Buffer.concat([withBody('MPUB t\n', body, nsqjsSize), line('NOP\n')]);
+    expect(nsqjsSize).toBeLessThan(body.length);
+    expectAllChunkings(data, [...mpubCommand(nsqjsSize), cmdEvent('NOP')], { finalBuffered: 0 });
+  });
+
+  it('bytes past the last message are the next command, whatever the size field said', () => {
+    const data = Buffer.concat([withBody('MPUB t\n', body, body.length + 4), line('NOP\nRDY 1\n')]);
+    expectAllChunkings(data, [...mpubCommand(body.length + 4), cmdEvent('NOP'), cmdEvent('RDY', ['1'])], {
+      finalBuffered: 0,
+    });
+  });
+
+  it("nsqjs's layout at --max-body-size: messages and framing over the size field, within the bound", () => {
+    const limits = { maxMsgBytes: 64, maxBodyBytes: 4096 };
+    const bodies = Array.from({ length: 64 }, (_, i) => pattern(64, i));
+    const big = mpubBody(bodies);
+    const data = Buffer.concat([withBody('MPUB t\n', big, 64 * 64), line('NOP\n')]);
+    expectAllChunkings(data, [lineEvent('MPUB', ['t']), cmdEvent('MPUB', ['t'], big, 64 * 64), cmdEvent('NOP')], {
+      limits,
+      pairs: false,
+      finalBuffered: 0,
+    });
+  });
+
+  /** [what, the stream up to and including the offending field, the error frame's text]. */
+  const maxCount = Math.floor((LIMITS.maxBodyBytes - 4) / 5);
+  const errors: Array<[string, Buffer, string]> = [
+    ['count 0', int32(0), 'E_BAD_BODY MPUB invalid message count 0'],
+    ['count -1', int32(-1), 'E_BAD_BODY MPUB invalid message count -1'],
+    [
+      'count over (max-body-size - 4) / 5',
+      int32(maxCount + 1),
+      `E_BAD_BODY MPUB invalid message count ${maxCount + 1}`,
+    ],
+    [
+      'message(1) of size 0',
+      Buffer.concat([int32(3), int32(1), line('a'), int32(0)]),
+      'E_BAD_MESSAGE MPUB invalid message(1) body size 0',
+    ],
+    [
+      'message(0) of size -5',
+      Buffer.concat([int32(1), int32(-5)]),
+      'E_BAD_MESSAGE MPUB invalid message(0) body size -5',
+    ],
+    [
+      'message over max-msg-size',
+      Buffer.concat([int32(2), int32(LIMITS.maxMsgBytes + 1)]),
+      `E_BAD_MESSAGE MPUB message too big ${LIMITS.maxMsgBytes + 1} > ${LIMITS.maxMsgBytes}`,
+    ],
+    [
+      'messages adding up past max-body-size (the nsq-ts bound)',
+      Buffer.concat([
+        int32(5),
+        ...[0, 1, 2, 3].flatMap((i) => [int32(LIMITS.maxMsgBytes), pattern(LIMITS.maxMsgBytes, i)]),
+        int32(1),
+      ]),
+      `E_BAD_BODY MPUB body too big ${4 * LIMITS.maxMsgBytes + 1} > ${LIMITS.maxBodyBytes}`,
+    ],
+  ];
+
+  for (const [what, stream, text] of errors) {
+    it(`${what}: ${text}, as soon as the field is in`, () => {
+      const head = Buffer.concat([line('MPUB t\n'), int32(LIMITS.maxBodyBytes)]);
+      const expected = [lineEvent('MPUB', ['t']), mpubError(['t'], LIMITS.maxBodyBytes, text)];
+      // Nothing follows the field: the error must not wait for the bytes the size field promised.
+      expectAllChunkings(Buffer.concat([head, stream]), expected, { pairs: false, finalBuffered: 0 });
+      // Whatever follows is never decoded.
+      expectAllChunkings(Buffer.concat([head, stream, line('xyzNOP\n')]), expected, { pairs: false, finalBuffered: 0 });
+    });
+  }
+
+  it("nsqd's defaults: a first message of 1,048,577 bytes is refused at its length field", () => {
+    const data = Buffer.concat([line('MPUB t\n'), int32(1_048_581 + 8), int32(1), int32(1_048_577)]);
+    const { events, finalBuffered } = run([data], { limits: NSQD_LIMITS });
+    expect(events).toEqual([
+      lineEvent('MPUB', ['t']),
+      mpubError(['t'], 1_048_589, 'E_BAD_MESSAGE MPUB message too big 1048577 > 1048576'),
+    ]);
+    expect(finalBuffered).toBe(0);
+  });
+
+  it('the size field is still checked first (nsqd: <= 0, then over --max-body-size)', () => {
+    const { events } = run([Buffer.concat([line('MPUB t\n'), int32(0), body])]);
+    expect(events).toEqual([lineEvent('MPUB', ['t']), cmdEvent('MPUB', ['t'], null, 0)]);
+  });
+
+  it('the messages object is reused: its positions belong to the MPUB being handled', () => {
+    const seen: string[][] = [];
+    const decoder = new CommandDecoder(LIMITS);
+    decoder.push(
+      Buffer.concat([withBody('MPUB t\n', mpubBody(['a', 'bb'])), withBody('MPUB t\n', mpubBody(['ccc']))]),
+      {
+        onBodyCommandLine: () => true,
+        onCommand: (cmd) => {
+          seen.push(located(cmd) ?? []);
+          return true;
+        },
+        onLineTooLong: () => undefined,
+      },
+    );
+    expect(seen).toEqual([
+      [Buffer.from('a').toString('hex'), Buffer.from('bb').toString('hex')],
+      [Buffer.from('ccc').toString('hex')],
+    ]);
   });
 });
 

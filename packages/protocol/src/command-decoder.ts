@@ -8,7 +8,17 @@
  * chunk; only a command split across chunks is carried over. A body is copied exactly once,
  * into a buffer of its own, so the broker can keep it without pinning socket chunks. Every
  * announced body size is checked against its limit before a byte of it is buffered.
+ *
+ * MPUB is read as nsqd reads it (protocol_v2.go readMPUB): its size field is only validated;
+ * the message count and each message's size and bytes then come from the stream itself, each
+ * size checked as soon as its 4 bytes are in, so a framing error is reported at the byte nsqd
+ * reports it. The size field therefore need not match the framing — nsqjs sends the sum of the
+ * message bodies alone, and nsqd (and this decoder) take every message anyway:
+ *
+ *   MPUB <topic>\n [size: int32][count: int32] count × ([length: int32][length bytes])
  */
+
+import { ErrorCode, ProtocolError } from './errors.js';
 
 /**
  * nsqd reads lines through a 16 KiB bufio.Reader: a line of 16384 bytes or more without its
@@ -48,13 +58,32 @@ function commandName(buf: Buffer, start: number, end: number): string {
 }
 const SIZE_BYTES = 4;
 
+/** Where an MPUB's messages are in its `Command.body`. */
+export interface MpubMessages {
+  count: number;
+  /** Offset in the body of each message's first byte. */
+  readonly starts: number[];
+  readonly lengths: number[];
+}
+
 export interface Command {
   name: string;
   params: string[];
-  /** The body of a body command once read; null for commands without a body or a rejected size. */
+  /**
+   * The body of a body command once read; null for commands without a body, a rejected size or
+   * an MPUB framing error. An MPUB's body is what followed its size field: the count, then each
+   * message's length and bytes.
+   */
   body: Buffer | null;
   /** The announced body size, -1 for commands without one. */
   bodySize: number;
+  /**
+   * MPUB: its messages' positions in `body`. The decoder reuses this object for the next MPUB:
+   * it is valid during `onCommand` only.
+   */
+  messages: MpubMessages | null;
+  /** MPUB: nsqd's (fatal) error for a bad count or message size, found as the bytes came in. */
+  error: ProtocolError | null;
 }
 
 export interface CommandHandler {
@@ -66,7 +95,8 @@ export interface CommandHandler {
   /**
    * A complete command. For a body command whose announced size is <= 0 or over its limit,
    * `body` is null and `bodySize` holds the announced size: the handler reports the NSQ error
-   * (always fatal) and decoding stops. Return false to stop decoding.
+   * (always fatal) and decoding stops; so it does for an MPUB whose `error` is set. Return false
+   * to stop decoding.
    */
   onCommand(cmd: Command): boolean;
   /** A line exceeded MAX_LINE_BYTES; the connection should be dropped without a frame. */
@@ -87,7 +117,14 @@ function hasSpace(buf: Buffer, from: number, to: number): boolean {
 
 /** The general form of a FIN that reached `onFin`. */
 export function finCommand(buf: Buffer, at: number): Command {
-  return { name: 'FIN', params: [buf.toString('latin1', at, at + FIN_ID_BYTES)], body: null, bodySize: -1 };
+  return {
+    name: 'FIN',
+    params: [buf.toString('latin1', at, at + FIN_ID_BYTES)],
+    body: null,
+    bodySize: -1,
+    messages: null,
+    error: null,
+  };
 }
 
 const FIN_ID_BYTES = 16;
@@ -109,7 +146,7 @@ export function hasBody(name: string): boolean {
   return BODY_COMMANDS.has(name);
 }
 
-const State = { Line: 0, Size: 1, Body: 2, Halted: 3 } as const;
+const State = { Line: 0, Size: 1, Body: 2, Mpub: 3, Halted: 4 } as const;
 type State = (typeof State)[keyof typeof State];
 
 export class CommandDecoder {
@@ -124,6 +161,21 @@ export class CommandDecoder {
   private bodyFilled = 0;
   /** Set by stop(): the handler asked to pause; push() resumes. */
   private stopped = false;
+
+  // The MPUB being read (state Mpub). Its bytes after the size field are copied into `batch`
+  // as they are consumed, so the whole stream part is one copy and `messages` points into it.
+  private readonly mpub: MpubMessages = { count: 0, starts: [], lengths: [] };
+  /** Null until the count is read. */
+  private batch: Buffer | null = null;
+  private batchFilled = 0;
+  /** Messages complete so far, and bytes still to come of the one being read. */
+  private mpubIndex = 0;
+  private mpubRemaining = 0;
+  /** Sum of the message lengths announced so far (bounded by --max-body-size). */
+  private mpubMessageBytes = 0;
+  /** A count or length field split across chunks. */
+  private readonly field = Buffer.alloc(SIZE_BYTES);
+  private fieldFilled = 0;
 
   constructor(options: CommandDecoderOptions) {
     this.maxMsgBytes = options.maxMsgBytes;
@@ -148,6 +200,8 @@ export class CommandDecoder {
         if (!this.decodeLine(handler)) break;
       } else if (this.state === State.Size) {
         if (!this.decodeSize(handler)) break;
+      } else if (this.state === State.Mpub) {
+        if (!this.decodeMpub(handler)) break;
       } else if (!this.decodeBody(handler)) {
         break;
       }
@@ -164,6 +218,34 @@ export class CommandDecoder {
     this.state = State.Halted;
     this.buf = Buffer.alloc(0);
     this.pos = 0;
+    this.batch = null;
+    this.batchFilled = 0;
+  }
+
+  /**
+   * The error nsqd sends when its read of a command hits the end of the stream here (the peer
+   * half-closed in the middle of a body command); null between commands or within a line, where
+   * nsqd just ends the connection.
+   */
+  eofError(): ProtocolError | null {
+    const cmd = this.current;
+    if (cmd === null || this.state === State.Halted || this.state === State.Line) return null;
+    const name = cmd.name;
+    const message = name === 'PUB' || name === 'DPUB';
+    if (this.state === State.Size) {
+      return message
+        ? new ProtocolError(ErrorCode.BadMessage, `${name} failed to read message body size`, true)
+        : new ProtocolError(ErrorCode.BadBody, `${name} failed to read body size`, true);
+    }
+    if (this.state === State.Body) {
+      return message
+        ? new ProtocolError(ErrorCode.BadMessage, `${name} failed to read message body`, true)
+        : new ProtocolError(ErrorCode.BadBody, `${name} failed to read body`, true);
+    }
+    if (this.batch === null) return new ProtocolError(ErrorCode.BadBody, 'MPUB failed to read message count', true);
+    if (this.mpubRemaining > 0)
+      return new ProtocolError(ErrorCode.BadMessage, 'MPUB failed to read message body', true);
+    return new ProtocolError(ErrorCode.BadMessage, `MPUB failed to read message(${this.mpubIndex}) body size`, true);
   }
 
   /**
@@ -177,9 +259,12 @@ export class CommandDecoder {
     return rest;
   }
 
-  /** Bytes held for a command split across chunks (bounded by the line and body limits). */
+  /**
+   * Bytes held for a command split across chunks: bounded by the line limit plus the body limit
+   * (an MPUB: --max-body-size bytes of messages plus their count and lengths).
+   */
   get bufferedBytes(): number {
-    return this.buf.length - this.pos + this.bodyFilled;
+    return this.buf.length - this.pos + this.bodyFilled + this.batchFilled;
   }
 
   private append(chunk: Buffer): void {
@@ -250,7 +335,7 @@ export class CommandDecoder {
     }
     this.pos = nl + 1;
     if (BODY_COMMANDS.has(name)) {
-      const cmd: Command = { name, params, body: null, bodySize: -1 };
+      const cmd: Command = { name, params, body: null, bodySize: -1, messages: null, error: null };
       this.current = cmd;
       this.state = State.Size;
       if (!handler.onBodyCommandLine(cmd)) {
@@ -258,7 +343,9 @@ export class CommandDecoder {
       }
       return true;
     }
-    if (!handler.onCommand({ name, params, body: null, bodySize: -1 })) this.stopped = true;
+    if (!handler.onCommand({ name, params, body: null, bodySize: -1, messages: null, error: null })) {
+      this.stopped = true;
+    }
     return true;
   }
 
@@ -274,6 +361,13 @@ export class CommandDecoder {
       handler.onCommand(cmd);
       this.halt();
       return false;
+    }
+    if (cmd.name === 'MPUB') {
+      this.state = State.Mpub;
+      this.mpubIndex = 0;
+      this.mpubRemaining = 0;
+      this.mpubMessageBytes = 0;
+      return true;
     }
     this.state = State.Body;
     this.bodyFilled = 0;
@@ -306,5 +400,136 @@ export class CommandDecoder {
     this.state = State.Line;
     if (!handler.onCommand(cmd)) this.stopped = true;
     return true;
+  }
+
+  /**
+   * Reads as much of an MPUB as the input holds: the count, then per message its length
+   * (checked at once, in nsqd's order and with its texts) and its bytes. What was consumed is
+   * copied into the batch in one go at the end of the call.
+   */
+  private decodeMpub(handler: CommandHandler): boolean {
+    const buf = this.buf;
+    const end = buf.length;
+    const mpub = this.mpub;
+    let p = this.pos;
+    /** Start of what this call consumed and has not copied into the batch yet. */
+    let from = p;
+    let done = false;
+    for (;;) {
+      if (this.mpubRemaining > 0) {
+        const n = Math.min(this.mpubRemaining, end - p);
+        p += n;
+        this.mpubRemaining -= n;
+        if (this.mpubRemaining > 0) break;
+        if (++this.mpubIndex === mpub.count) {
+          done = true;
+          break;
+        }
+        continue;
+      }
+      let value: number;
+      if (this.fieldFilled === 0 && end - p >= SIZE_BYTES) {
+        value = buf.readInt32BE(p);
+        p += SIZE_BYTES;
+      } else {
+        const n = Math.min(SIZE_BYTES - this.fieldFilled, end - p);
+        buf.copy(this.field, this.fieldFilled, p, p + n);
+        this.fieldFilled += n;
+        p += n;
+        if (this.fieldFilled < SIZE_BYTES) break;
+        this.fieldFilled = 0;
+        value = this.field.readInt32BE(0);
+      }
+      let error: ProtocolError | null;
+      if (this.batch === null) {
+        error = this.startBatch(value);
+        // startBatch wrote the count: what is copied from here on starts after it.
+        from = p;
+      } else {
+        error = this.addMessage(value, this.batchFilled + p - from);
+      }
+      if (error !== null) {
+        const cmd = this.current as Command;
+        this.current = null;
+        cmd.error = error;
+        handler.onCommand(cmd);
+        this.halt();
+        return false;
+      }
+    }
+    if (this.batch !== null) this.copyToBatch(buf, from, p);
+    this.pos = p;
+    if (!done) return false;
+    const cmd = this.current as Command;
+    cmd.body = (this.batch as Buffer).subarray(0, this.batchFilled);
+    cmd.messages = mpub;
+    this.current = null;
+    this.batch = null;
+    this.batchFilled = 0;
+    this.state = State.Line;
+    if (!handler.onCommand(cmd)) this.stopped = true;
+    return true;
+  }
+
+  /**
+   * The count is in: checked as nsqd checks it (4 bytes of count, then at least 5 per message),
+   * and the batch sized for the usual layout, where the size field is exact.
+   */
+  private startBatch(count: number): ProtocolError | null {
+    if (count <= 0 || count > Math.floor((this.maxBodyBytes - SIZE_BYTES) / 5)) {
+      return new ProtocolError(ErrorCode.BadBody, `MPUB invalid message count ${count}`, true);
+    }
+    const cmd = this.current as Command;
+    this.mpub.count = count;
+    this.mpub.starts.length = count;
+    this.mpub.lengths.length = count;
+    const batch = Buffer.allocUnsafe(Math.max(cmd.bodySize, SIZE_BYTES + 5 * count));
+    batch.writeInt32BE(count, 0);
+    this.batch = batch;
+    this.batchFilled = SIZE_BYTES;
+    return null;
+  }
+
+  /** Message `mpubIndex` announced `length` bytes, to start at `at` in the batch. */
+  private addMessage(length: number, at: number): ProtocolError | null {
+    const i = this.mpubIndex;
+    if (length <= 0) {
+      return new ProtocolError(ErrorCode.BadMessage, `MPUB invalid message(${i}) body size ${length}`, true);
+    }
+    if (length > this.maxMsgBytes) {
+      return new ProtocolError(ErrorCode.BadMessage, `MPUB message too big ${length} > ${this.maxMsgBytes}`, true);
+    }
+    // nsqd has no such bound (it buffers count × --max-msg-size); here the messages of one MPUB
+    // may not add up to more than --max-body-size.
+    const total = this.mpubMessageBytes + length;
+    if (total > this.maxBodyBytes) {
+      return new ProtocolError(ErrorCode.BadBody, `MPUB body too big ${total} > ${this.maxBodyBytes}`, true);
+    }
+    this.mpubMessageBytes = total;
+    this.mpub.starts[i] = at;
+    this.mpub.lengths[i] = length;
+    this.mpubRemaining = length;
+    return null;
+  }
+
+  /**
+   * Appends `buf[from, to)`, growing the batch when the size field undersold the framing (as
+   * nsqjs's does by 4 + 4 × count): at most to --max-body-size plus the framing.
+   */
+  private copyToBatch(buf: Buffer, from: number, to: number): void {
+    let batch = this.batch as Buffer;
+    const needed = this.batchFilled + to - from;
+    if (needed > batch.length) {
+      const framing = SIZE_BYTES * (1 + this.mpub.count);
+      const cap = this.maxBodyBytes + framing;
+      const bodySize = (this.current as Command).bodySize;
+      const guess = batch.length < bodySize + framing ? bodySize + framing : 2 * batch.length;
+      const grown = Buffer.allocUnsafe(Math.min(cap, Math.max(needed, guess)));
+      batch.copy(grown, 0, 0, this.batchFilled);
+      batch = grown;
+      this.batch = grown;
+    }
+    buf.copy(batch, this.batchFilled, from, to);
+    this.batchFilled = needed;
   }
 }

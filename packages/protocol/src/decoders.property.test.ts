@@ -9,7 +9,14 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Command, CommandDecoder, type CommandHandler, hasBody, MAX_LINE_BYTES } from './command-decoder.js';
+import {
+  type Command,
+  CommandDecoder,
+  type CommandHandler,
+  hasBody,
+  MAX_LINE_BYTES,
+  type MpubMessages,
+} from './command-decoder.js';
 import { encodeCommand, encodeMpubBody, scanMpubBody } from './commands.js';
 import { deflateSegment, InflateError, InflateStream, MAX_INFLATE_PIECE_BYTES } from './deflate.js';
 import { FrameDecodeError, FrameDecoder } from './frame-decoder.js';
@@ -126,7 +133,17 @@ const token = fc.string({
 const MAX_MSG = 256;
 const MAX_BODY = 1024;
 const COMMAND_NAMES = ['FIN', 'RDY', 'REQ', 'NOP', 'SUB', 'CLS', 'TOUCH', 'XYZ', ''];
-const BODY_NAMES = ['PUB', 'DPUB', 'MPUB', 'IDENTIFY', 'AUTH'];
+const BODY_NAMES = ['PUB', 'DPUB', 'IDENTIFY', 'AUTH'];
+
+/** An MPUB with its size field as go-nsq writes it (the whole body) or as nsqjs does (bodies only). */
+const validMpub: fc.Arbitrary<Buffer> = fc
+  .tuple(fc.array(fc.uint8Array({ minLength: 1, maxLength: 40 }), { minLength: 1, maxLength: 8 }), fc.boolean())
+  .map(([bodies, nsqjs]) => {
+    const body = encodeMpubBody(bodies.map((b) => Buffer.from(b)));
+    const size = Buffer.alloc(4);
+    size.writeInt32BE(nsqjs ? bodies.reduce((n, b) => n + b.length, 0) : body.length);
+    return Buffer.concat([Buffer.from('MPUB t\n'), size, body]);
+  });
 
 /** One complete, valid command. */
 const validCommand: fc.Arbitrary<Buffer> = fc.oneof(
@@ -143,6 +160,7 @@ const validCommand: fc.Arbitrary<Buffer> = fc.oneof(
       fc.uint8Array({ minLength: 1, maxLength: 300 }),
     )
     .map(([name, params, body]) => encodeCommand(name, params, Buffer.from(body))),
+  validMpub,
   // Many empty parameters on one line.
   fc.integer({ min: 1, max: 10_000 }).map((n) => Buffer.from(`RDY${' '.repeat(n)}\n`)),
 );
@@ -192,6 +210,15 @@ function decodeCommands(chunks: Buffer[]): string[] {
       expect(pendingLine).toBe(cmd.name);
       pendingLine = null;
       const limit = decoder.bodyLimit(cmd.name);
+      if (cmd.error !== null) {
+        // An MPUB framed wrongly by its count or lengths: reported once, then nothing more.
+        expect(cmd.name).toBe('MPUB');
+        expect(cmd.body).toBeNull();
+        expect(cmd.error.fatal).toBe(true);
+        ended = true;
+        events.push(`refused MPUB ${cmd.error.message}`);
+        return false;
+      }
       if (cmd.body === null) {
         // A refused size: reported once, then nothing more.
         expect(cmd.bodySize <= 0 || cmd.bodySize > limit).toBe(true);
@@ -201,8 +228,20 @@ function decodeCommands(chunks: Buffer[]): string[] {
       }
       expect(cmd.bodySize).toBeGreaterThan(0);
       expect(cmd.bodySize).toBeLessThanOrEqual(limit);
-      expect(cmd.body.length).toBe(cmd.bodySize);
-      events.push(`cmd ${cmd.name} ${cmd.params.length} ${cmd.params.join(' ')} ${cmd.body.toString('hex')}`);
+      if (cmd.name === 'MPUB') {
+        // Framed by its count and lengths, not by the size field: its messages lie in its body.
+        const m = cmd.messages as MpubMessages;
+        let total = 0;
+        for (let i = 0; i < m.count; i++) {
+          const [start, length] = [m.starts[i] as number, m.lengths[i] as number];
+          expect(length > 0 && length <= MAX_MSG && start + length <= (cmd.body as Buffer).length).toBe(true);
+          total += length;
+        }
+        expect(total).toBeLessThanOrEqual(MAX_BODY);
+      } else {
+        expect(cmd.body?.length).toBe(cmd.bodySize);
+      }
+      events.push(`cmd ${cmd.name} ${cmd.params.length} ${cmd.params.join(' ')} ${cmd.body?.toString('hex')}`);
       return true;
     },
     onLineTooLong() {
@@ -213,7 +252,9 @@ function decodeCommands(chunks: Buffer[]): string[] {
   };
   for (const chunk of chunks) {
     decoder.push(chunk, handler);
-    expect(decoder.bufferedBytes).toBeLessThanOrEqual(MAX_LINE_BYTES + 4 + Math.max(MAX_MSG, MAX_BODY));
+    // An MPUB holds its messages (at most MAX_BODY bytes) and their framing.
+    const mpubFraming = 4 + 4 * Math.floor((MAX_BODY - 4) / 5);
+    expect(decoder.bufferedBytes).toBeLessThanOrEqual(MAX_LINE_BYTES + 4 + MAX_BODY + mpubFraming);
   }
   return events;
 }

@@ -1,5 +1,13 @@
+import { createRequire } from 'node:module';
 import { deflateRawSync, constants as zlib } from 'node:zlib';
-import { Inflate } from 'fflate';
+import type { Inflate } from 'fflate';
+
+/** fflate is loaded by the first deflate connection: a broker without one never needs it. */
+let fflate: typeof import('fflate') | null = null;
+function loadFflate(): typeof import('fflate') {
+  fflate ??= createRequire(import.meta.url)('fflate') as typeof import('fflate');
+  return fflate;
+}
 
 /**
  * NSQ's deflate layer (nsq-spec §2.7): raw DEFLATE (RFC 1951), one continuous stream per
@@ -43,7 +51,7 @@ export class InflateStream {
   private out: Uint8Array[] = [];
 
   constructor() {
-    this.inflater = new Inflate((data) => this.out.push(data));
+    this.inflater = new (loadFflate().Inflate)((data) => this.out.push(data));
   }
 
   /** Returns all the plaintext `chunk` completes (possibly empty). */

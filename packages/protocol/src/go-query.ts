@@ -22,7 +22,15 @@ export function parseGoQuery(rawQuery: string): GoQuery | null {
 }
 
 function queryUnescape(s: string): string | null {
-  if (!s.includes('%') && !s.includes('+')) return s;
+  return goUnescape(s, true);
+}
+
+/**
+ * Go's url unescaping: `%XX` to its byte, then the bytes read as UTF-8 (leniently); with
+ * `plusIsSpace` (query strings) `+` is a space. null for a bad `%` escape.
+ */
+export function goUnescape(s: string, plusIsSpace: boolean): string | null {
+  if (!s.includes('%') && !(plusIsSpace && s.includes('+'))) return s;
   const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -31,7 +39,7 @@ function queryUnescape(s: string): string | null {
       if (!/^[0-9a-fA-F]{2}$/.test(hex)) return null;
       bytes.push(Number.parseInt(hex, 16));
       i += 2;
-    } else if (c === 0x2b) {
+    } else if (c === 0x2b && plusIsSpace) {
       bytes.push(0x20);
     } else if (c < 0x100) {
       bytes.push(c); // node hands the raw request line over as latin1: one char per byte

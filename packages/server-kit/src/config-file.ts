@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { FlagError, FlagErrorCode } from '@nsq-ts/protocol';
-import { parse as parseToml } from 'smol-toml';
+
+/** The TOML parser, loaded only when a daemon is given --config (its start-up without one skips it). */
+function parseToml(text: string): ConfigTable {
+  const toml = createRequire(import.meta.url)('smol-toml') as typeof import('smol-toml');
+  return toml.parse(text);
+}
 
 /** A `--config` file's keys and values (TOML, keys are flag names with `_`). */
 export type ConfigTable = Record<string, unknown>;

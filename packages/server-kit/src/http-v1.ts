@@ -1,21 +1,19 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer as createHttpServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type GoQuery, parseGoQuery } from '@nsq-ts/protocol';
-import Fastify, {
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-  type RouteHandlerMethod,
-} from 'fastify';
+import { decodePath, GoRouter, type RouteMiss, redirectBody } from './go-router.js';
 
 /**
- * NSQ's HTTP "V1" conventions (nsq-spec §3.1), shared by nsqd and nsqlookupd: every V1 response
- * carries `X-NSQ-Content-Type: nsq; version=1.0`; objects are bare JSON as Go encodes it, strings
- * plain text, actions an empty 200 without Content-Type, errors `{"message":"CODE"}` with the
- * handler's status; unknown paths 404 NOT_FOUND, known paths with another method 405
- * METHOD_NOT_ALLOWED with `Allow`; parameters come from the query string only, parsed as Go's
- * url.ParseQuery (400 INVALID_REQUEST when that fails); bodies are read only by handlers that
- * want one.
+ * NSQ's HTTP "V1" conventions (nsq-spec §3.1, internal/http_api), shared by nsqd and
+ * nsqlookupd: every V1 response carries `X-NSQ-Content-Type: nsq; version=1.0`; objects are bare
+ * JSON as Go encodes it, strings plain text, actions an empty 200 without Content-Type, errors
+ * `{"message":"CODE"}` with the handler's status; unknown paths 404 NOT_FOUND, known paths with
+ * another method 405 METHOD_NOT_ALLOWED with `Allow`, OPTIONS answered with `Allow`, redirects
+ * for a trailing slash or a mis-cased path (go-router.ts); parameters come from the query
+ * string only, parsed as Go's url.ParseQuery (400 INVALID_REQUEST when that fails, for the
+ * handlers that read parameters); bodies are read only by handlers that want one.
+ *
+ * The daemons serve this on plain node:http: no framework to load at start-up.
  */
 
 const NSQ_HEADER = 'X-NSQ-Content-Type';
@@ -56,14 +54,53 @@ export function goJson(value: unknown): string {
   return (JSON.stringify(value) as string).replace(/[<>&\u2028\u2029]/g, (c) => GO_ESCAPES[c] as string);
 }
 
-export type V1Handler = (req: FastifyRequest, query: GoQuery) => unknown;
+/** A V1 response: status, headers and body, as both HTTP stacks write it. */
+export interface V1Response {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
 
-export interface V1App {
-  readonly app: FastifyInstance;
-  /** A V1 endpoint: the handler's result or HttpError becomes NSQ's response. */
-  route(method: 'GET' | 'POST' | 'PUT', path: string, handler: V1Handler): void;
-  /** An endpoint outside the V1 conventions (/ping, /metrics), still known to the 405 logic. */
-  plain(method: 'GET' | 'POST' | 'PUT', path: string, handler: RouteHandlerMethod): void;
+/** A handler's result as NSQ's RespondV1 writes it. */
+export function v1Response(result: unknown): V1Response {
+  if (result === EMPTY) return { status: 200, headers: { [NSQ_HEADER]: NSQ_HEADER_VALUE }, body: '' };
+  if (result instanceof Text) {
+    return { status: 200, headers: { [NSQ_HEADER]: NSQ_HEADER_VALUE, 'Content-Type': TEXT_TYPE }, body: result.text };
+  }
+  const json = result instanceof JsonText ? result.json : goJson(result);
+  return { status: 200, headers: { [NSQ_HEADER]: NSQ_HEADER_VALUE, 'Content-Type': JSON_TYPE }, body: json };
+}
+
+export function v1Error(status: number, code: string): V1Response {
+  return {
+    status,
+    headers: { [NSQ_HEADER]: NSQ_HEADER_VALUE, 'Content-Type': JSON_TYPE },
+    body: goJson({ message: code }),
+  };
+}
+
+/** The answer to a request no route took: redirect, OPTIONS, 405 or 404 (go-router.ts). */
+export function missResponse(miss: RouteMiss, method: string): V1Response {
+  switch (miss.kind) {
+    case 'redirect': {
+      // Go's http.Redirect: an HTML link for GET, nothing for other methods.
+      if (method !== 'GET' && method !== 'HEAD')
+        return { status: miss.status, headers: { Location: miss.location }, body: '' };
+      return {
+        status: miss.status,
+        headers: { Location: miss.location, 'Content-Type': 'text/html; charset=utf-8' },
+        body: method === 'GET' ? redirectBody(miss.status, miss.location) : '',
+      };
+    }
+    case 'options':
+      return { status: 200, headers: { Allow: miss.allow }, body: '' };
+    case 'not-allowed': {
+      const r = v1Error(405, 'METHOD_NOT_ALLOWED');
+      return { ...r, headers: { Allow: miss.allow, ...r.headers } };
+    }
+    case 'not-found':
+      return v1Error(404, 'NOT_FOUND');
+  }
 }
 
 /**
@@ -100,9 +137,14 @@ export function bearerMatches(header: string | undefined, tokens: readonly strin
   return ok;
 }
 
-export function sendUnauthorized(reply: FastifyReply): FastifyReply {
-  reply.header('WWW-Authenticate', 'Bearer');
-  return sendError(reply, 401, 'UNAUTHORIZED');
+export const UNAUTHORIZED: V1Response = (() => {
+  const r = v1Error(401, 'UNAUTHORIZED');
+  return { ...r, headers: { ...r.headers, 'WWW-Authenticate': 'Bearer' } };
+})();
+
+/** Whether a route of `method` needs a token under `auth` (the non-empty tokens are given). */
+export function needsToken(tokens: readonly string[], reads: boolean, method: string): boolean {
+  return tokens.length > 0 && (method !== 'GET' || reads);
 }
 
 export interface V1AppOptions {
@@ -120,97 +162,135 @@ export const HTTP_SERVER_TIMEOUTS = {
   connectionsCheckingInterval: 1_000,
 } as const;
 
-export function createV1App(logger: { error(message: string): void }, options: V1AppOptions = {}): V1App {
-  const app = Fastify({
-    logger: false,
-    exposeHeadRoutes: false,
-    return503OnClosing: false,
-    serverFactory: (handler) => createHttpServer(HTTP_SERVER_TIMEOUTS, handler),
-  });
+// ---- the daemons' router, on node:http ----
+
+export interface V1Request {
+  readonly raw: IncomingMessage;
+  /** The route's `:name` parameters. */
+  readonly params: Readonly<Record<string, string>>;
+  /**
+   * The query string as Go's url.ParseQuery reads it. Throws HttpError 400 INVALID_REQUEST when
+   * that fails — only for handlers that ask, as only NSQ's handlers that take parameters parse.
+   */
+  query(): GoQuery;
+}
+
+export type V1Handler = (req: V1Request) => unknown;
+/** An endpoint outside the V1 conventions (/ping, /metrics): it writes its own response. */
+export type PlainHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+export interface V1Router {
+  /** A V1 endpoint: the handler's result or HttpError becomes NSQ's response. */
+  route(method: 'GET' | 'POST' | 'PUT', path: string, handler: V1Handler): void;
+  plain(method: 'GET' | 'POST' | 'PUT', path: string, handler: PlainHandler): void;
+  /** The request listener for http.createServer / https.createServer. */
+  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+export interface V1RouterOptions extends V1AppOptions {
+  /** Runs before routing (nsqd's TLS_REQUIRED check): true when it answered the request itself. */
+  readonly before?: (req: IncomingMessage, res: ServerResponse) => boolean;
+}
+
+interface Endpoint {
+  readonly run: (
+    req: IncomingMessage,
+    res: ServerResponse,
+    params: Readonly<Record<string, string>>,
+    rawQuery: string,
+  ) => void;
+}
+
+export function write(res: ServerResponse, r: V1Response): void {
+  res.writeHead(r.status, r.headers);
+  res.end(r.body);
+}
+
+export function createV1Router(logger: { error(message: string): void }, options: V1RouterOptions = {}): V1Router {
+  const router = new GoRouter<Endpoint>();
   const tokens = (options.auth?.tokens ?? []).filter((t) => t !== '');
-  const authReads = options.auth?.reads === true;
-  /** The route hook that enforces the tokens, or none when auth is off or the route is an open read. */
-  function authHook(method: string) {
-    if (tokens.length === 0 || (method === 'GET' && !authReads)) return undefined;
-    return async (req: FastifyRequest, reply: FastifyReply) => {
-      if (!bearerMatches(req.headers.authorization, tokens)) return sendUnauthorized(reply);
-    };
-  }
-  const allowed: Array<{ pattern: RegExp; methods: string[] }> = [];
+  const reads = options.auth?.reads === true;
+  const before = options.before;
 
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+  const fail = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
+    if (err instanceof HttpError) {
+      write(res, v1Error(err.status, err.code));
+      return;
+    }
+    logger.error(`HTTP: ${req.method} ${req.url} - ${err instanceof Error ? err.message : String(err)}`);
+    if (res.headersSent) res.destroy();
+    else write(res, v1Error(500, 'INTERNAL_ERROR'));
+  };
 
-  function allow(method: string, path: string): void {
-    const source = `^${path.replace(/:[^/]+/g, '[^/]+')}$`;
-    const entry = allowed.find((a) => a.pattern.source === source);
-    if (entry === undefined) allowed.push({ pattern: new RegExp(source), methods: [method] });
-    else entry.methods.push(method);
-  }
-
-  function describe(err: unknown): string {
-    return err instanceof Error ? err.message : String(err);
-  }
-
-  const v1: V1App = {
-    app,
-    route(method, path, handler) {
-      allow(method, path);
-      const onRequest = authHook(method);
-      app.route({
-        method,
-        url: path,
-        ...(onRequest === undefined ? {} : { onRequest }),
-        handler: async (req, reply) => {
-          const query = parseGoQuery((req.raw.url ?? '').split('?')[1] ?? '');
-          try {
-            if (query === null) throw new HttpError(400, 'INVALID_REQUEST');
-            return send(reply, await handler(req, query));
-          } catch (err) {
-            if (err instanceof HttpError) return sendError(reply, err.status, err.code);
-            logger.error(`HTTP: ${req.method} ${req.url} - ${describe(err)}`);
-            return sendError(reply, 500, 'INTERNAL_ERROR');
+  function add(method: string, path: string, run: Endpoint['run']): void {
+    const guarded = needsToken(tokens, reads, method);
+    router.add(method, path, {
+      run: guarded
+        ? (req, res, params, rawQuery) => {
+            if (bearerMatches(req.headers.authorization, tokens)) run(req, res, params, rawQuery);
+            else write(res, UNAUTHORIZED);
           }
-        },
+        : run,
+    });
+  }
+
+  return {
+    route(method, path, handler) {
+      add(method, path, (raw, res, params, rawQuery) => {
+        let parsed: GoQuery | null | undefined;
+        const req: V1Request = {
+          raw,
+          params,
+          query() {
+            parsed ??= parseGoQuery(rawQuery);
+            if (parsed === null) throw new HttpError(400, 'INVALID_REQUEST');
+            return parsed;
+          },
+        };
+        let result: unknown;
+        try {
+          result = handler(req);
+        } catch (err) {
+          fail(raw, res, err);
+          return;
+        }
+        if (result instanceof Promise) {
+          result.then(
+            (value: unknown) => write(res, v1Response(value)),
+            (err: unknown) => fail(raw, res, err),
+          );
+        } else {
+          write(res, v1Response(result));
+        }
       });
     },
     plain(method, path, handler) {
-      allow(method, path);
-      const onRequest = authHook(method);
-      app.route({ method, url: path, handler, ...(onRequest === undefined ? {} : { onRequest }) });
+      add(method, path, (req, res) => {
+        try {
+          const done = handler(req, res);
+          if (done instanceof Promise) done.catch((err: unknown) => fail(req, res, err));
+        } catch (err) {
+          fail(req, res, err);
+        }
+      });
+    },
+    handle(req, res) {
+      if (before?.(req, res) === true) return;
+      const target = req.url ?? '/';
+      const q = target.indexOf('?');
+      const rawPath = q < 0 ? target : target.slice(0, q);
+      const rawQuery = q < 0 ? '' : target.slice(q + 1);
+      const path = decodePath(rawPath);
+      const method = req.method ?? 'GET';
+      if (path === null) {
+        // Go's server refuses a bad escape in the request line before any handler.
+        res.writeHead(400, { 'Content-Type': TEXT_TYPE, Connection: 'close' });
+        res.end('400 Bad Request');
+        return;
+      }
+      const found = router.find(method, path);
+      if (found !== null) found.handler.run(req, res, found.params, rawQuery);
+      else write(res, missResponse(router.miss(method, path, rawQuery), method));
     },
   };
-
-  app.setNotFoundHandler((req, reply) => {
-    const path = (req.raw.url ?? '').split('?')[0] ?? '';
-    const entry = allowed.find((a) => a.pattern.test(path));
-    if (entry !== undefined) {
-      reply.header('Allow', entry.methods.join(', '));
-      return sendError(reply, 405, 'METHOD_NOT_ALLOWED');
-    }
-    return sendError(reply, 404, 'NOT_FOUND');
-  });
-
-  app.setErrorHandler((err, req, reply) => {
-    logger.error(`HTTP: ${req.method} ${req.url} - ${describe(err)}`);
-    return sendError(reply, 500, 'INTERNAL_ERROR');
-  });
-
-  return v1;
-}
-
-function send(reply: FastifyReply, result: unknown): FastifyReply {
-  reply.header(NSQ_HEADER, NSQ_HEADER_VALUE);
-  if (result === EMPTY) return reply.code(200).send();
-  if (result instanceof Text) return reply.code(200).type(TEXT_TYPE).send(result.text);
-  const json = result instanceof JsonText ? result.json : goJson(result);
-  return reply.code(200).type(JSON_TYPE).send(json);
-}
-
-export function sendError(reply: FastifyReply, status: number, code: string): FastifyReply {
-  return reply
-    .code(status)
-    .header(NSQ_HEADER, NSQ_HEADER_VALUE)
-    .type(JSON_TYPE)
-    .send(goJson({ message: code }));
 }

@@ -5,10 +5,12 @@ export {
   logLevelFlag,
   readDaemonFlags,
 } from './daemon-flags.js';
+export { createV1App, sendError, sendUnauthorized, type V1App, type V1Handler } from './fastify-v1.js';
+export { cleanPath, escapePath, GoRouter, type RouteMatch, type RouteMiss } from './go-router.js';
 export {
   bearerMatches,
   constantTimeEqual,
-  createV1App,
+  createV1Router,
   EMPTY,
   goJson,
   HTTP_SERVER_TIMEOUTS,
@@ -16,12 +18,13 @@ export {
   HttpError,
   JSON_TYPE,
   JsonText,
-  sendError,
-  sendUnauthorized,
+  type PlainHandler,
   TEXT_TYPE,
   Text,
-  type V1App,
   type V1AppOptions,
-  type V1Handler,
+  type V1Request,
+  type V1Router,
+  type V1RouterOptions,
 } from './http-v1.js';
+export { listen } from './listen.js';
 export { type Daemon, type DaemonArgs, type DaemonMain, runDaemon } from './run-daemon.js';

@@ -57,9 +57,55 @@ describe('conventions', () => {
     const d = await nsqd();
     await expectError(d, 'GET', '/nope', 404, 'NOT_FOUND');
     await expectError(d, 'GET', '/pub?topic=t', 405, 'METHOD_NOT_ALLOWED');
-    expect((await call(d, 'DELETE', '/topic/create')).headers.get('allow')).toBe('POST');
+    expect((await call(d, 'DELETE', '/topic/create')).headers.get('allow')).toBe('OPTIONS, POST');
     await expectError(d, 'POST', '/topic/create?topic=t%zz', 400, 'INVALID_REQUEST');
     await expectError(d, 'POST', '/topic/create?topic=t;x=1', 400, 'INVALID_REQUEST');
+    // Handlers that take no parameters never parse them (doInfo, doConfig).
+    expect((await call(d, 'GET', '/info?x=%zz')).status).toBe(200);
+  });
+
+  it("sets httprouter's Allow on a 405 and answers OPTIONS with it", async () => {
+    const d = await nsqd();
+    const allow = async (method: string, path: string) => {
+      const res = await call(d, method, path);
+      return [res.status, res.headers.get('allow')];
+    };
+    expect(await allow('POST', '/ping')).toEqual([405, 'GET, OPTIONS']);
+    expect(await allow('HEAD', '/ping')).toEqual([405, 'GET, OPTIONS']);
+    expect(await allow('GET', '/pub')).toEqual([405, 'OPTIONS, POST']);
+    expect(await allow('DELETE', '/config/log_level')).toEqual([405, 'GET, OPTIONS, PUT']);
+    const options = await call(d, 'OPTIONS', '/config/log_level');
+    expect([options.status, options.headers.get('allow'), options.text]).toEqual([200, 'GET, OPTIONS, PUT', '']);
+    expect(options.headers.get('content-type')).toBeNull();
+    expect(options.headers.get('x-nsq-content-type')).toBeNull();
+    expect(await allow('OPTIONS', '/stats')).toEqual([200, 'GET, OPTIONS']);
+    await expectError(d, 'OPTIONS', '/nope', 404, 'NOT_FOUND');
+  });
+
+  it('redirects a trailing slash or a mis-cased path as httprouter does (301 for GET, 307 otherwise)', async () => {
+    const d = await nsqd();
+    const redirect = async (method: string, path: string) => {
+      const res = await fetch(`http://${d.httpAddress}${path}`, { method, redirect: 'manual' });
+      return { status: res.status, location: res.headers.get('location'), body: await res.text() };
+    };
+    expect(await redirect('GET', '/ping/')).toEqual({
+      status: 301,
+      location: '/ping',
+      body: '<a href="/ping">Moved Permanently</a>.\n\n',
+    });
+    expect(await redirect('GET', '/STATS?format=json&topic=t')).toEqual({
+      status: 301,
+      location: '/stats?format=json&topic=t',
+      body: '<a href="/stats?format=json&amp;topic=t">Moved Permanently</a>.\n\n',
+    });
+    expect(await redirect('POST', '/topic//create?topic=t')).toEqual({
+      status: 307,
+      location: '/topic/create?topic=t',
+      body: '',
+    });
+    expect(await redirect('GET', '/Config/log_level/')).toMatchObject({ status: 301, location: '/config/log_level' });
+    // Only the request's own method counts: no POST route is /ping, so no redirect.
+    await expectError(d, 'POST', '/ping/', 404, 'NOT_FOUND');
   });
 
   it('answers a TCP client on the HTTP port with HTTP/1.1 400', async () => {
@@ -233,6 +279,9 @@ describe('/config', () => {
     expect(JSON.parse((await call(d, 'PUT', '/config/log_level', 'debug')).text)).toBe(1);
     expect(d.nsqd.logger.level).toBe('debug');
     await expectError(d, 'PUT', '/config/log_level', 400, 'INVALID_VALUE', 'loud');
+    // Go's lg.ParseLogLevel does not trim: a trailing newline (curl --data-binary @file) is refused.
+    await expectError(d, 'PUT', '/config/log_level', 400, 'INVALID_VALUE', 'info\n');
+    expect(JSON.parse((await call(d, 'PUT', '/config/log_level', 'WARN')).text)).toBe(3);
     await expectError(d, 'PUT', '/config/nsqlookupd_tcp_addresses', 400, 'INVALID_VALUE', '{');
     await expectError(d, 'PUT', '/config/log_level', 413, 'INVALID_VALUE', '');
     await expectError(d, 'PUT', '/config/mem_queue_size', 400, 'INVALID_OPTION', '5');

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import {
   boolParam,
@@ -9,8 +9,7 @@ import {
   parseHostPort,
   scanMpubBody,
 } from '@nsq-ts/protocol';
-import { createV1App, EMPTY, HttpError, TEXT_TYPE, Text } from '@nsq-ts/server-kit';
-import type { FastifyInstance } from 'fastify';
+import { createV1Router, EMPTY, HttpError, TEXT_TYPE, Text, type V1Router } from '@nsq-ts/server-kit';
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';
 import type { Nsqd } from '../nsqd.js';
 import { LOG_LEVELS, type LogLevel } from '../options.js';
@@ -24,28 +23,16 @@ import { VERSION } from '../version.js';
 /** Options GET /config/:opt refuses to show. */
 const SECRET_OPTIONS: ReadonlySet<string> = new Set(['httpAuthTokens', 'lookupdHttpAuthToken']);
 
-export function createHttpApi(nsqd: Nsqd): FastifyInstance {
-  const { app, route, plain } = createV1App(nsqd.logger, {
+export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
+  const { route, plain, handle } = createV1Router(nsqd.logger, {
     auth: { tokens: nsqd.options.httpAuthTokens, reads: nsqd.options.httpAuthReads },
+    before: (req, res) => tlsRequired(nsqd, req, res),
   });
 
-  // --tls-required=true: the plain listener answers everything with 403 (nsq-spec §3.1), in
-  // Go's exact text; the HTTPS listener shares this app and passes.
-  app.addHook('onRequest', async (req, reply) => {
-    if (nsqd.options.tlsRequired !== 'true' || (req.raw.socket as { encrypted?: boolean }).encrypted === true) return;
-    const body = `{"message": "TLS_REQUIRED", "https_port": ${portOf(nsqd.httpsAddress)}}`;
-    return reply
-      .code(403)
-      .header('X-NSQ-Content-Type', 'nsq; version=1.0')
-      .header('Content-Type', 'application/json; charset=utf-8')
-      .send(body);
-  });
-
-  plain('GET', '/ping', async (_req, reply) => {
+  plain('GET', '/ping', (_req, res) => {
     const err = nsqd.healthError();
-    reply.type(TEXT_TYPE);
-    if (err !== null) return reply.code(500).send(`NOK - ${err}`);
-    return reply.send('OK');
+    res.writeHead(err === null ? 200 : 500, { 'Content-Type': TEXT_TYPE });
+    res.end(err === null ? 'OK' : `NOK - ${err}`);
   });
 
   route('GET', '/info', () => ({
@@ -61,13 +48,14 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
     max_deflate_level: nsqd.options.maxDeflateLevel,
   }));
 
-  route('POST', '/pub', async (req, query) => {
+  route('POST', '/pub', async (req) => {
     const o = nsqd.options;
     // The body is checked before the topic (nsq-spec §3.2).
     if (contentLength(req.raw) > o.maxMsgSize) throw new HttpError(413, 'MSG_TOO_BIG');
     const body = await readBody(req.raw, o.maxMsgSize);
     if (body === null) throw new HttpError(413, 'MSG_TOO_BIG');
     if (body.length === 0) throw new HttpError(400, 'MSG_EMPTY');
+    const query = req.query();
     const topic = topicFromQuery(query);
     const deferText = firstValue(query, 'defer');
     if (deferText !== null) {
@@ -80,9 +68,10 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
     return new Text('OK');
   });
 
-  route('POST', '/mpub', async (req, query) => {
+  route('POST', '/mpub', async (req) => {
     const o = nsqd.options;
     if (contentLength(req.raw) > o.maxBodySize) throw new HttpError(413, 'BODY_TOO_BIG');
+    const query = req.query();
     const topic = topicFromQuery(query);
     const body = await readBody(req.raw, o.maxBodySize);
     if (body === null) throw new HttpError(413, 'BODY_TOO_BIG');
@@ -141,7 +130,8 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
     return starts.length > 0 ? topic.publishBatch(body, starts, lengths, starts.length) : null;
   }
 
-  route('GET', '/stats', (_req, query) => {
+  route('GET', '/stats', (req) => {
+    const query = req.query();
     // Go reads every parameter with a '' default, and '' means "no filter".
     const topic = firstValue(query, 'topic') ?? '';
     const channel = firstValue(query, 'channel') ?? '';
@@ -157,26 +147,30 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
   });
 
   // Prometheus exposition; not a V1 endpoint, so no X-NSQ header.
-  plain('GET', '/metrics', async (_req, reply) => {
-    const metrics = nsqd.metrics();
-    return reply.header('Content-Type', metrics.contentType).send(await metrics.render());
+  plain('GET', '/metrics', async (_req, res) => {
+    const metrics = await nsqd.metrics();
+    const text = await metrics.render();
+    res.writeHead(200, { 'Content-Type': metrics.contentType });
+    res.end(text);
   });
 
   // ---- topics ----
 
-  route('POST', '/topic/create', (_req, query) => {
-    topicFromQuery(query);
+  route('POST', '/topic/create', (req) => {
+    topicFromQuery(req.query());
     return EMPTY;
   });
 
-  route('POST', '/topic/delete', (_req, query) => {
+  route('POST', '/topic/delete', (req) => {
+    const query = req.query();
     const name = firstValue(query, 'topic');
     if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
     if (!nsqd.deleteTopic(name)) throw new HttpError(404, 'TOPIC_NOT_FOUND');
     return EMPTY;
   });
 
-  route('POST', '/topic/empty', (_req, query) => {
+  route('POST', '/topic/empty', (req) => {
+    const query = req.query();
     const name = firstValue(query, 'topic');
     if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
     if (!isValidTopicName(name)) throw new HttpError(400, 'INVALID_TOPIC');
@@ -186,7 +180,8 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
   });
 
   for (const action of ['pause', 'unpause'] as const) {
-    route('POST', `/topic/${action}`, (_req, query) => {
+    route('POST', `/topic/${action}`, (req) => {
+      const query = req.query();
       const name = firstValue(query, 'topic');
       if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
       const topic = existingTopic(name);
@@ -209,20 +204,21 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
     return { topic: existingTopic(topicName), channelName };
   }
 
-  route('POST', '/channel/create', (_req, query) => {
-    const { topic, channelName } = topicAndChannel(query);
+  route('POST', '/channel/create', (req) => {
+    const { topic, channelName } = topicAndChannel(req.query());
     topic.getChannel(channelName);
     return EMPTY;
   });
 
-  route('POST', '/channel/delete', (_req, query) => {
-    const { topic, channelName } = topicAndChannel(query);
+  route('POST', '/channel/delete', (req) => {
+    const { topic, channelName } = topicAndChannel(req.query());
     if (!topic.deleteChannel(channelName)) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
     return EMPTY;
   });
 
   for (const action of ['empty', 'pause', 'unpause'] as const) {
-    route('POST', `/channel/${action}`, (_req, query) => {
+    route('POST', `/channel/${action}`, (req) => {
+      const query = req.query();
       const { topic, channelName } = topicAndChannel(query);
       const channel = topic.channels.get(channelName);
       if (channel === undefined) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
@@ -236,10 +232,10 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
 
   // ---- config ----
 
-  route('GET', '/config/:opt', (req) => configValue((req.params as { opt: string }).opt));
+  route('GET', '/config/:opt', (req) => configValue(req.params.opt as string));
 
   route('PUT', '/config/:opt', async (req) => {
-    const opt = (req.params as { opt: string }).opt;
+    const opt = req.params.opt as string;
     const limit = nsqd.options.maxMsgSize;
     const body = await readBody(req.raw, limit);
     if (body === null || body.length === 0) throw new HttpError(413, 'INVALID_VALUE');
@@ -256,7 +252,8 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
       }
       nsqd.setLookupdTcpAddresses(addresses);
     } else if (opt === 'log_level') {
-      const level = LOG_LEVELS.find((l) => l === text.trim().toLowerCase());
+      // lg.ParseLogLevel lower-cases the body and trims nothing: "info\n" is invalid.
+      const level = LOG_LEVELS.find((l) => l === text.toLowerCase());
       if (level === undefined) throw new HttpError(400, 'INVALID_VALUE');
       nsqd.setLogLevel(level);
     } else {
@@ -294,7 +291,18 @@ export function createHttpApi(nsqd: Nsqd): FastifyInstance {
     return topic;
   }
 
-  return app;
+  return handle;
+}
+
+/**
+ * --tls-required=true: the plain listener answers everything with 403 (nsq-spec §3.1), in Go's
+ * exact text, before any routing; the HTTPS listener shares the router and passes.
+ */
+function tlsRequired(nsqd: Nsqd, req: IncomingMessage, res: ServerResponse): boolean {
+  if (nsqd.options.tlsRequired !== 'true' || (req.socket as { encrypted?: boolean }).encrypted === true) return false;
+  res.writeHead(403, { 'X-NSQ-Content-Type': 'nsq; version=1.0', 'Content-Type': 'application/json; charset=utf-8' });
+  res.end(`{"message": "TLS_REQUIRED", "https_port": ${portOf(nsqd.httpsAddress)}}`);
+  return true;
 }
 
 function portOf(address: string): number {

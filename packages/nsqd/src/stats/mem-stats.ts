@@ -5,7 +5,9 @@ import type { MemStats } from './types.js';
 /**
  * /stats `memory` from Node's figures (nsq-spec §3.3 lets a non-Go broker report process
  * equivalents). Mapping of Go's runtime.MemStats:
- * - heap_objects: 0 — V8 has no live-object count short of a heap snapshot.
+ * - heap_objects: 0 — V8's heap statistics have sizes, not object counts; the one way to count
+ *   (v8.queryObjects, or a heap snapshot) forces a full GC and walks the heap: 1.1–1.7 s for a
+ *   163 MiB heap here, a stall no /stats poll may cause.
  * - heap_in_use_bytes: V8 heap used + external memory (Buffers: message bodies live there,
  *   where Go would count them in its heap).
  * - heap_idle_bytes: V8 heap committed but unused (heapTotal − heapUsed).

@@ -402,3 +402,158 @@ describe('segment records', () => {
     expect(decodeAt(buf, 0, 10, 1 << 20)).toBe(Decoded.Short);
   });
 });
+
+/**
+ * message_count as NSQ means it (nsq-spec §3.3): a topic counts what was published to it since
+ * the process started, a channel what the topic handed it since then — not what a paused topic
+ * holds, not the backlog a restart or an import brought back — and neither ever goes down
+ * within a process (so /metrics counters and statsd deltas never go backwards).
+ */
+
+/** `n` message bodies. */
+function numbered(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `m${i}`);
+}
+
+async function post(d: TestNsqd, path: string): Promise<void> {
+  const res = await fetch(`http://${d.httpAddress}${path}`, { method: 'POST' });
+  expect(res.status, path).toBe(200);
+}
+
+interface Counts {
+  topic: number;
+  channels: Record<string, { message_count: number; depth: number }>;
+}
+
+async function counts(d: TestNsqd, topic: string): Promise<Counts> {
+  const res = await fetch(`http://${d.httpAddress}/stats?format=json&topic=${topic}`);
+  const body = (await res.json()) as {
+    topics: { message_count: number; channels: { channel_name: string; message_count: number; depth: number }[] }[];
+  };
+  const t = body.topics[0];
+  if (t === undefined) throw new Error(`no topic ${topic}`);
+  const channels: Counts['channels'] = {};
+  for (const c of t.channels) channels[c.channel_name] = { message_count: c.message_count, depth: c.depth };
+  return { topic: t.message_count, channels };
+}
+
+/** nsq_*_messages_total samples of one scrape, by their label text. */
+async function promCounters(d: TestNsqd): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://${d.httpAddress}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^(nsq_(?:topic|channel)_messages_total\{[^}]*\}) (\d+)$/.exec(line);
+    if (m !== null) out.set(m[1] as string, Number(m[2]));
+  }
+  return out;
+}
+
+describe('message_count', () => {
+  it("a paused topic's channel counts nothing until the topic hands the messages over", async () => {
+    const d = await restart();
+    await post(d, '/topic/create?topic=p');
+    await post(d, '/channel/create?topic=p&channel=c');
+    await post(d, '/topic/pause?topic=p');
+    await mpub(d, 'p', numbered(1));
+    expect(await counts(d, 'p')).toEqual({ topic: 1, channels: { c: { message_count: 0, depth: 0 } } });
+    await post(d, '/topic/unpause?topic=p');
+    expect(await counts(d, 'p')).toEqual({ topic: 1, channels: { c: { message_count: 1, depth: 1 } } });
+  });
+
+  it('a channel made while its topic is paused gets what the topic held, on unpause', async () => {
+    const d = await restart();
+    await post(d, '/topic/create?topic=p');
+    await post(d, '/channel/create?topic=p&channel=a');
+    await post(d, '/topic/pause?topic=p');
+    await mpub(d, 'p', numbered(3));
+    await post(d, '/channel/create?topic=p&channel=b');
+    await post(d, '/topic/unpause?topic=p');
+    const c = await counts(d, 'p');
+    expect(c.channels).toEqual({ a: { message_count: 3, depth: 3 }, b: { message_count: 3, depth: 3 } });
+  });
+
+  it('what /topic/empty drops while paused is never counted, before or after the range is forgotten', async () => {
+    const d = await restart();
+    await post(d, '/topic/create?topic=e');
+    await post(d, '/channel/create?topic=e&channel=c');
+    await mpub(d, 'e', numbered(2));
+    await post(d, '/topic/pause?topic=e');
+    await mpub(d, 'e', numbered(5));
+    await post(d, '/topic/empty?topic=e');
+    await post(d, '/topic/unpause?topic=e');
+    await mpub(d, 'e', numbered(1));
+    expect((await counts(d, 'e')).channels.c).toEqual({ message_count: 3, depth: 3 });
+    // Consuming past the dropped range lets the topic forget it (at its next state flush).
+    const sub = await subscribe(d, 'e', 'c', 10);
+    await sub.readFrames(3);
+    await eventually(() => expect(d.nsqd.topics.get('e')?.skips).toEqual([]));
+    expect((await counts(d, 'e')).channels.c?.message_count).toBe(3);
+  });
+
+  it('starts again at 0 after a restart: the backlog the restart brings back is not counted again', async () => {
+    let d = await restart();
+    await post(d, '/topic/create?topic=r');
+    await post(d, '/channel/create?topic=r&channel=c');
+    await mpub(d, 'r', numbered(7));
+    await post(d, '/topic/create?topic=idle');
+    await mpub(d, 'idle', numbered(4));
+    expect(await counts(d, 'r')).toEqual({ topic: 7, channels: { c: { message_count: 7, depth: 7 } } });
+    d = await restart();
+    expect(await counts(d, 'r')).toEqual({ topic: 0, channels: { c: { message_count: 0, depth: 7 } } });
+    await mpub(d, 'r', numbered(2));
+    expect(await counts(d, 'r')).toEqual({ topic: 2, channels: { c: { message_count: 2, depth: 9 } } });
+    // A topic without channels still holds its backlog: its first channel counts it as nsqd's
+    // topic pump would, moving it over.
+    await post(d, '/channel/create?topic=idle&channel=first');
+    expect(await counts(d, 'idle')).toEqual({ topic: 0, channels: { first: { message_count: 4, depth: 4 } } });
+  });
+
+  it("starts at 0 after taking over a real nsqd's data path; the topic's own queue counts as it reaches the channels", async () => {
+    await nsqdDat(dataPath, {
+      topics: [{ name: 'orders', paused: false, channels: [{ name: 'billing', paused: false }] }],
+      version: '1.3.0',
+    });
+    await diskQueue(dataPath, 'orders', [msg('t1'), msg('t2')]);
+    await diskQueue(dataPath, 'orders:billing', [msg('b1'), msg('b2'), msg('b3')]);
+    const d = await restart();
+    expect(await counts(d, 'orders')).toEqual({ topic: 0, channels: { billing: { message_count: 2, depth: 5 } } });
+  });
+
+  it('/channel/empty while the topic is paused drops only what the channel had, not what the topic holds', async () => {
+    const d = await restart();
+    await post(d, '/topic/create?topic=ce');
+    await post(d, '/channel/create?topic=ce&channel=c');
+    await mpub(d, 'ce', numbered(2));
+    await post(d, '/topic/pause?topic=ce');
+    await mpub(d, 'ce', numbered(3));
+    await post(d, '/channel/empty?topic=ce&channel=c');
+    expect((await counts(d, 'ce')).channels.c).toEqual({ message_count: 2, depth: 0 });
+    await post(d, '/topic/unpause?topic=ce');
+    expect((await counts(d, 'ce')).channels.c).toEqual({ message_count: 5, depth: 3 });
+  });
+
+  it('/metrics counters never go backwards within a process (pause, empty, unpause, consume)', async () => {
+    const d = await restart();
+    await post(d, '/topic/create?topic=m');
+    await post(d, '/channel/create?topic=m&channel=c');
+    let last = await promCounters(d);
+    const check = async () => {
+      const now = await promCounters(d);
+      for (const [series, value] of last) expect(now.get(series), series).toBeGreaterThanOrEqual(value);
+      last = now;
+    };
+    await mpub(d, 'm', numbered(3));
+    await check();
+    await post(d, '/topic/pause?topic=m');
+    await mpub(d, 'm', numbered(3));
+    await check();
+    await post(d, '/topic/empty?topic=m');
+    await check();
+    await post(d, '/channel/empty?topic=m&channel=c');
+    await check();
+    await post(d, '/topic/unpause?topic=m');
+    await mpub(d, 'm', numbered(1));
+    await check();
+    expect(last.get('nsq_channel_messages_total{topic="m",channel="c"}')).toBe(4);
+  });
+});

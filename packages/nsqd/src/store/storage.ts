@@ -165,9 +165,14 @@ export class Storage {
         for (const m of c.messages)
           held.push([channel, topic.appendImported(m.id, nsToMs(m.timestampNs), m.body), m.attempts]);
       }
-      // Channels read the topic's own queue from here on; what they held they hold again.
+      // Channels read the topic's own queue from here on; what they held they hold again. What
+      // nsqd had put in them counts no more than on its own restart (message_count 0), what is
+      // still in the topic's queue counts once it reaches them, as nsqd's topic pump counts it.
       const end = topic.tail.end;
-      for (const [channel] of channels) channel.cursor = end;
+      for (const [channel] of channels) {
+        channel.cursor = end;
+        channel.countFrom = end;
+      }
       for (const [channel, record, attempts] of held) channel.restoreOutstanding(record, attempts, 0);
       for (const m of t.messages) topic.appendImported(m.id, nsToMs(m.timestampNs), m.body);
       if (t.paused) {
@@ -193,6 +198,8 @@ export class Storage {
     for (const [name, c] of loaded.channels) {
       if (isEphemeralName(name)) continue;
       const channel = topic.addChannel(name, c.state.cursor);
+      // What the topic released before the restart was counted by the last process.
+      channel.countFrom = topic.readLimit;
       channel.paused = c.state.paused;
       for (const offset of float64s(c.state.ahead)) channel.holdAhead(offset);
       for (const [offset, o] of c.outstanding) {

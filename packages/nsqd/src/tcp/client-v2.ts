@@ -25,12 +25,12 @@ import {
   isValidTopicName,
   MESSAGE_HEADER_BYTES,
   MESSAGE_ID_LENGTH,
+  type MpubMessages,
   OK_FRAME,
   type OutputSink,
   ProtocolError,
   parseBase10,
   SnappyOutput,
-  scanMpubBody,
   snappyInput,
   writeMessageHeaderRaw,
 } from '@nsq-ts/protocol';
@@ -118,9 +118,6 @@ export class ClientV2 implements Consumer, CommandHandler {
   finishCount = 0;
   requeueCount = 0;
   readonly pubCounts = new Map<string, number>();
-  /** Scratch arrays reused by every MPUB on this connection (message positions in the body). */
-  private readonly mpubStarts: number[] = [];
-  private readonly mpubLengths: number[] = [];
 
   private magic = '';
   private closed = false;
@@ -193,6 +190,7 @@ export class ClientV2 implements Consumer, CommandHandler {
     socket.on('drain', () => this.onDrain());
     socket.on('error', (err) => this.host.logger.debug(`CLIENT(${this.remoteAddress}): ${err.message}`));
     socket.on('close', () => this.onSocketClose());
+    socket.on('end', () => this.onInputEnd());
   }
 
   // ---- Consumer (what the channel sees) ----
@@ -374,6 +372,25 @@ export class ClientV2 implements Consumer, CommandHandler {
     this.flush();
   }
 
+  /** Set when the peer's end of stream arrived while a command waited (auth server, disk). */
+  private inputEnded = false;
+
+  /**
+   * The peer finished sending (the listener is half-open, as Go's connections are): a command
+   * it cut short gets the error nsqd's read of it fails with, then the connection closes, as
+   * nsqd's read loop ends at EOF. Under TLS the TLS socket ends itself.
+   */
+  private onInputEnd(): void {
+    if (this.closed || this.tlsSocket !== null) return;
+    if (this.waiting || this.upgrade !== null) {
+      this.inputEnded = true;
+      return;
+    }
+    const err = this.decoder.eofError();
+    if (err !== null) this.sendFatal(err);
+    else this.close();
+  }
+
   /** Bytes from the top transport (TLS socket or the socket) when a compression layer is on. */
   private onTransportData(chunk: Buffer): void {
     if (this.closed) return;
@@ -534,6 +551,7 @@ export class ClientV2 implements Consumer, CommandHandler {
       this.parkFull = false;
       if (!this.inputPaused) this.socket.resume();
     }
+    if (this.inputEnded && !this.waiting && this.parkedPlain.length === 0) this.onInputEnd();
   }
 
   // ---- upgrades (nsq-spec §2.7: JSON in plaintext, TLS + OK, then compression + OK) ----
@@ -795,8 +813,9 @@ export class ClientV2 implements Consumer, CommandHandler {
     const tls = request.tls_v1 && this.host.tls !== null && this.tlsSocket === null;
     const deflate = request.deflate && o.deflate && !this.deflate && !this.snappy;
     const snappy = request.snappy && o.snappy && !this.deflate && !this.snappy;
+    // The client's level counts only when deflate is negotiated; 6 is reported otherwise.
     let deflateLevel = 6;
-    if (request.deflate_level > 0) deflateLevel = request.deflate_level;
+    if (deflate && request.deflate_level > 0) deflateLevel = request.deflate_level;
     deflateLevel = Math.min(deflateLevel, o.maxDeflateLevel);
     if (deflate && snappy) {
       throw fatal(ErrorCode.IdentifyFailed, 'cannot enable both deflate and snappy compression');
@@ -858,7 +877,8 @@ export class ClientV2 implements Consumer, CommandHandler {
     if (!isValidChannelName(channelName)) {
       throw fatal(ErrorCode.BadChannel, `SUB channel name ${goQuote(channelName)} is not valid`);
     }
-    if (!this.authorize({ name: 'SUB', params: p, body: null, bodySize: -1 }, 'subscribe', topicName, channelName)) {
+    const cmd: Command = { name: 'SUB', params: p, body: null, bodySize: -1, messages: null, error: null };
+    if (!this.authorize(cmd, 'subscribe', topicName, channelName)) {
       return;
     }
     const channel = this.host.getTopic(topicName).getChannel(channelName);
@@ -895,7 +915,7 @@ export class ClientV2 implements Consumer, CommandHandler {
     }
     if (p.length < params) throw fatal(ErrorCode.Invalid, `${name} insufficient number of params`);
     const id = p[0] as string;
-    if (id.length !== MESSAGE_ID_LENGTH) throw fatal(ErrorCode.Invalid, 'Invalid Message ID');
+    if (id.length !== MESSAGE_ID_LENGTH) throw fatal(ErrorCode.Invalid, 'invalid message ID');
     return id;
   }
 
@@ -952,32 +972,13 @@ export class ClientV2 implements Consumer, CommandHandler {
   }
 
   private mpub(cmd: Command): void {
+    // A bad count or message size, reported by the decoder at the byte nsqd reports it.
+    if (cmd.error !== null) throw cmd.error;
     const body = this.readBody(cmd, ErrorCode.BadBody, 'MPUB', 'body', false);
-    const o = this.options;
-    const count = scanMpubBody(body, o.maxMsgSize, o.maxBodySize, this.mpubStarts, this.mpubLengths);
-    if (typeof count !== 'number') {
-      switch (count.kind) {
-        case 'count':
-          throw fatal(ErrorCode.BadBody, `MPUB invalid message count ${count.count}`);
-        case 'size':
-          throw fatal(ErrorCode.BadMessage, `MPUB invalid message(${count.index}) body size ${count.size}`);
-        case 'too-big':
-          throw fatal(ErrorCode.BadMessage, `MPUB message too big ${count.size} > ${o.maxMsgSize}`);
-        case 'truncated':
-          throw fatal(ErrorCode.BadBody, 'MPUB failed to read message count');
-        case 'truncated-size':
-          throw fatal(ErrorCode.BadMessage, `MPUB failed to read message(${count.index}) body size`);
-        case 'truncated-body':
-          throw fatal(ErrorCode.BadMessage, 'MPUB failed to read message body');
-      }
-    }
+    const { starts, lengths, count } = cmd.messages as MpubMessages;
     const topicName = cmd.params[0] as string;
     const topic = this.host.getTopic(topicName);
-    this.acknowledge(
-      () => topic.publishBatch(body, this.mpubStarts, this.mpubLengths, count),
-      ErrorCode.MpubFailed,
-      'MPUB',
-    );
+    this.acknowledge(() => topic.publishBatch(body, starts, lengths, count), ErrorCode.MpubFailed, 'MPUB');
     this.countPublished(topicName, count);
   }
 

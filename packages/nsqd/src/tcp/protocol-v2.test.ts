@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import {
   decodeMessage,
   encodeCommand,
@@ -186,6 +187,35 @@ describe('IDENTIFY', () => {
     });
   });
 
+  it("takes the client's deflate_level only when deflate is negotiated (nsqd reports 6 otherwise)", async () => {
+    const d = await nsqd({ maxDeflateLevel: 9 });
+    // A bare socket: what follows the JSON is compressed, which a RawClient cannot decode.
+    const reply = (identify: object) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const [host, port] = [d.tcpAddress.split(':')[0] as string, Number(d.tcpAddress.split(':')[1])];
+        const s = connect({ host, port }, () => {
+          s.write(
+            Buffer.concat([
+              Buffer.from('  V2'),
+              encodeCommand('IDENTIFY', [], JSON.stringify({ feature_negotiation: true, ...identify })),
+            ]),
+          );
+        });
+        let data = Buffer.alloc(0);
+        s.on('data', (chunk: Buffer) => {
+          data = Buffer.concat([data, chunk]);
+          if (data.length < 4 || data.length < 4 + data.readInt32BE(0)) return;
+          s.destroy();
+          resolve(JSON.parse(data.toString('utf8', 8, 4 + data.readInt32BE(0))));
+        });
+        s.on('error', reject);
+      });
+    expect(await reply({ deflate: false, deflate_level: 3 })).toMatchObject({ deflate: false, deflate_level: 6 });
+    expect(await reply({ snappy: true, deflate_level: 3 })).toMatchObject({ snappy: true, deflate_level: 6 });
+    expect(await reply({ deflate: true, deflate_level: 3 })).toMatchObject({ deflate: true, deflate_level: 3 });
+    expect(await reply({ deflate: true, deflate_level: 0 })).toMatchObject({ deflate: true, deflate_level: 6 });
+  });
+
   const invalid: Array<[object, string]> = [
     [{ heartbeat_interval: 999 }, 'E_BAD_BODY IDENTIFY heartbeat interval (999) is invalid'],
     [{ heartbeat_interval: 60001 }, 'E_BAD_BODY IDENTIFY heartbeat interval (60001) is invalid'],
@@ -281,15 +311,6 @@ describe('PUB, MPUB, DPUB', () => {
         'E_BAD_MESSAGE MPUB invalid message(1) body size 0',
       ],
       [encodeCommand('MPUB', ['t'], encodeMpubBody([Buffer.alloc(11)])), 'E_BAD_MESSAGE MPUB message too big 11 > 10'],
-      [
-        encodeCommand('MPUB', ['t'], encodeMpubBody([Buffer.from('abc')]).subarray(0, 6)),
-        'E_BAD_MESSAGE MPUB failed to read message(0) body size',
-      ],
-      [
-        encodeCommand('MPUB', ['t'], encodeMpubBody([Buffer.from('abc')]).subarray(0, 9)),
-        'E_BAD_MESSAGE MPUB failed to read message body',
-      ],
-      [encodeCommand('MPUB', ['t'], Buffer.from([0, 0])), 'E_BAD_BODY MPUB failed to read message count'],
       ['DPUB t\n', 'E_INVALID DPUB insufficient number of parameters'],
       ['DPUB bad! 10\n', 'E_BAD_TOPIC DPUB topic name "bad!" is not valid'],
       ['DPUB t -1\n', 'E_INVALID DPUB could not parse timeout -1'],
@@ -300,6 +321,85 @@ describe('PUB, MPUB, DPUB', () => {
     for (const [bytes, error] of cases) {
       await expectFatal(await client(d), bytes, error);
     }
+  });
+
+  it('a body command cut short by the end of the stream gets the error nsqd reads at EOF', async () => {
+    const d = await nsqd({ maxMsgSize: 10, maxBodySize: 100 });
+    const mpub = encodeCommand('MPUB', ['t'], encodeMpubBody([Buffer.from('abc'), Buffer.from('de')]));
+    const cases: Array<[Buffer | string, string]> = [
+      ['PUB t\n\0\0', 'E_BAD_MESSAGE PUB failed to read message body size'],
+      ['PUB t\n\0\0\0\x05ab', 'E_BAD_MESSAGE PUB failed to read message body'],
+      ['DPUB t 5\n\0', 'E_BAD_MESSAGE DPUB failed to read message body size'],
+      ['DPUB t 5\n\0\0\0\x05ab', 'E_BAD_MESSAGE DPUB failed to read message body'],
+      ['IDENTIFY\n\0\0', 'E_BAD_BODY IDENTIFY failed to read body size'],
+      ['IDENTIFY\n\0\0\0\x05{}', 'E_BAD_BODY IDENTIFY failed to read body'],
+      ['MPUB t\n\0', 'E_BAD_BODY MPUB failed to read body size'],
+      [mpub.subarray(0, 'MPUB t\n'.length + 6), 'E_BAD_BODY MPUB failed to read message count'],
+      [mpub.subarray(0, 'MPUB t\n'.length + 10), 'E_BAD_MESSAGE MPUB failed to read message(0) body size'],
+      [mpub.subarray(0, 'MPUB t\n'.length + 14), 'E_BAD_MESSAGE MPUB failed to read message body'],
+      [mpub.subarray(0, 'MPUB t\n'.length + 17), 'E_BAD_MESSAGE MPUB failed to read message(1) body size'],
+    ];
+    for (const [bytes, error] of cases) {
+      const c = await client(d);
+      c.socket.end(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
+      const frame = await c.readFrame();
+      expect(text(frame), JSON.stringify(bytes.toString('latin1'))).toBe(error);
+      await c.waitClosed();
+    }
+    expect(d.nsqd.topics.get('t')?.messageCount ?? 0).toBe(0);
+  });
+
+  it('ends the connection without a frame when the stream ends between commands or in a line', async () => {
+    const d = await nsqd();
+    for (const bytes of ['NOP\n', 'NOP\nPU']) {
+      const c = await client(d);
+      c.socket.end(bytes);
+      await c.waitClosed();
+      expect(c.pending()).toEqual([]);
+    }
+  });
+
+  it("reads MPUB as nsqd does: nsqjs's size field (the bodies' sum) publishes every message", async () => {
+    const d = await nsqd();
+    const bodies = ['one', 'two two', 'three three three'].map((b) => Buffer.from(b));
+    const body = encodeMpubBody(bodies);
+    const size = Buffer.alloc(4);
+    size.writeInt32BE(bodies.reduce((n, b) => n + b.length, 0));
+    const c = await client(d);
+    c.write(Buffer.concat([Buffer.from('MPUB t\n'), size, body, encodeCommand('PUB', ['t'], 'four')]));
+    expect((await c.readFrames(2)).map(text)).toEqual(['OK', 'OK']);
+    const sub = await subscribe(d, 't', 'c');
+    sub.write('RDY 10\n');
+    const got: string[] = [];
+    for (let i = 0; i < 4; i++) got.push((await readMessage(sub)).body.toString());
+    expect(got).toEqual(['one', 'two two', 'three three three', 'four']);
+  });
+
+  it("reads the bytes after an MPUB's last message as the next command, whatever its size field said", async () => {
+    const d = await nsqd();
+    const body = encodeMpubBody([Buffer.from('a')]);
+    const size = Buffer.alloc(4);
+    size.writeInt32BE(body.length + 4);
+    const c = await client(d);
+    c.write(
+      Buffer.concat([Buffer.from('MPUB t\n'), size, body, Buffer.from('NOP\n'), encodeCommand('PUB', ['t'], 'b')]),
+    );
+    expect((await c.readFrames(2)).map(text)).toEqual(['OK', 'OK']);
+    expect(d.nsqd.topics.get('t')?.messageCount).toBe(2);
+  });
+
+  it('refuses a first MPUB message of 1,048,577 bytes at its length field, as nsqd does, and closes', async () => {
+    const d = await nsqd();
+    const head = Buffer.alloc(12);
+    head.writeInt32BE(1_048_577 + 8, 0);
+    head.writeInt32BE(1, 4);
+    head.writeInt32BE(1_048_577, 8);
+    // Nothing of the message itself is sent: nsqd answers without waiting for it.
+    await expectFatal(
+      await client(d),
+      Buffer.concat([Buffer.from('MPUB t\n'), head]),
+      'E_BAD_MESSAGE MPUB message too big 1048577 > 1048576',
+    );
   });
 
   it('creates the topic of a refused MPUB, as nsqd gets it before reading the body', async () => {
@@ -365,7 +465,7 @@ describe('RDY, FIN, REQ, TOUCH, CLS', () => {
       'E_INVALID REQ insufficient number of params',
     );
     await expectFatal(await subscribe(d, 't', 'c'), 'TOUCH\n', 'E_INVALID TOUCH insufficient number of params');
-    await expectFatal(await subscribe(d, 't', 'c'), 'FIN 123\n', 'E_INVALID Invalid Message ID');
+    await expectFatal(await subscribe(d, 't', 'c'), 'FIN 123\n', 'E_INVALID invalid message ID');
     await expectFatal(
       await subscribe(d, 't', 'c'),
       'REQ 0123456789abcdef x\n',

@@ -19,8 +19,8 @@
  *    torn last segment exactly its torn record; every other record is delivered, the damage is
  *    counted in /stats corrupt_records, and no file is renamed away.
  * 7. A full disk (a small tmpfs as --data-path): publishes fail with E_MPUB_FAILED/E_PUB_FAILED
- *    and HTTP 500, /ping says NOK; once space is freed the node heals itself without a restart
- *    and every acknowledged message is delivered intact.
+ *    and HTTP 503 EXITING (NSQ's answer to a failed put), /ping says NOK; once space is freed
+ *    the node heals itself without a restart and every acknowledged message is delivered intact.
  *
  * Consumers here FIN by hand, so the tests know exactly which FINs were sent and when. Waits
  * are polls with deadlines; the only timed pauses pace publishers (load, not synchronisation)
@@ -926,7 +926,7 @@ describe.skipIf(tmpfsUnusable !== null)(
       await expect(pub2.pub(topic, single)).rejects.toThrow(/E_PUB_FAILED/);
       const viaHttp = body('x', 1);
       sent.set(viaHttp.toString('latin1'), viaHttp);
-      expect((await http(node.httpAddress, `/pub?topic=${topic}`, { method: 'POST', body: viaHttp })).status).toBe(500);
+      expect((await http(node.httpAddress, `/pub?topic=${topic}`, { method: 'POST', body: viaHttp })).status).toBe(503);
 
       // Free space: the node retries on its own (every second) and becomes healthy again.
       await rm(filler);

@@ -85,8 +85,8 @@ export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
   });
 
   /**
-   * Runs a publish and waits until it is stored when it had to go to disk. A failing disk is
-   * a 500 (issue #4; the node reports NOK on /ping meanwhile).
+   * Runs a publish and waits until it is stored when it had to go to disk. A refused publish
+   * (failing disk) is NSQ's answer to a failed PutMessage, 503 EXITING; /ping says NOK meanwhile.
    */
   async function stored(publish: () => Promise<void> | null): Promise<void> {
     try {
@@ -94,7 +94,7 @@ export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
     } catch (err) {
       if (err instanceof HttpError) throw err;
       nsqd.logger.error(`HTTP: publish failed - ${(err as Error).message}`);
-      throw new HttpError(500, 'INTERNAL_ERROR');
+      throw new HttpError(503, 'EXITING');
     }
   }
 

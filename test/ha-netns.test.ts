@@ -251,7 +251,15 @@ describe.skipIf(skipReason !== null)('replica group coordination across network 
 
     await l.heal();
     const third = followers.find((f) => f !== next) as Member;
-    const refused = await leader.request('shrink', third.name);
+    // Until gRPC has reconnected after the heal, the write fails without reaching etcd (no code).
+    const refused = await waitUntil(
+      `${leader.name}'s write reaches etcd`,
+      async () => {
+        const reply = await leader.request('shrink', third.name);
+        return reply.ok || reply.code !== null ? reply : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     expect(refused).toMatchObject({ ok: false, code: 'E_HA_FENCED' });
     const state = (await next.request('state')).result as { role: string; isr: { epoch: number; members: string[] } };
     expect(state.role).toBe('leader');

@@ -1,4 +1,5 @@
 import type { Channel } from './channel.js';
+import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { NsqdOptions } from './options.js';
 import type { Topic } from './topic.js';
@@ -6,6 +7,7 @@ import type { Topic } from './topic.js';
 /** What topics and channels need from the broker that owns them (no I/O). */
 export interface BrokerContext {
   readonly options: NsqdOptions;
+  readonly clock: Clock;
   readonly logger: Logger;
   /** Runs `channel.pump()` once, later in this turn of the event loop. */
   schedulePump(channel: Channel): void;

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { CommandDecoder, isEphemeralName, isValidTopicName, parseHostPort } from '@nsq-ts/protocol';
 import { HTTP_SERVER_TIMEOUTS, listen, type V1Router } from '@nsq-ts/server-kit';
 import type { Channel } from './channel.js';
+import { type Clock, systemClock } from './clock.js';
 import type { BrokerContext } from './context.js';
 import { createHttpApi } from './http/http-api.js';
 import type { SegmentLog } from './log/segment-log.js';
@@ -61,7 +62,11 @@ export class Nsqd implements BrokerContext, ClientHost {
   private dirtyClients: ClientV2[] = [];
   private tickScheduled = false;
 
-  constructor(options: Partial<NsqdOptions> = {}) {
+  /** Time for every deadline, timestamp and timer of this broker (a test may pass its own). */
+  readonly clock: Clock;
+
+  constructor(options: Partial<NsqdOptions> = {}, clock: Clock = systemClock) {
+    this.clock = clock;
     const merged = { ...defaultNsqdOptions(), ...options };
     if (merged.nodeId < 0) merged.nodeId = defaultNodeId();
     if (merged.broadcastAddress === '') merged.broadcastAddress = hostname();

@@ -22,6 +22,8 @@ const state = {
   range: RANGES[0],
   /** { times: [ms], series: { key: [rate|null] } }: the server's history, extended by pushes. */
   history: { times: [], series: {} },
+  /** The page last drawn. */
+  html: '',
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -207,9 +209,13 @@ function render() {
   else if (route.page === 'node') html = nodePage(snap, route.node, ctx);
   else if (route.page === 'counter') html = counterPage(snap, ctx);
   else html = topicsPage(snap, ctx);
-  const focusedId = document.activeElement?.id;
-  $('#main').innerHTML = html;
-  if (focusedId) document.getElementById(focusedId)?.focus();
+  // Only a changed page is redrawn, so a page that did not change keeps its DOM (and a click in it).
+  if (html !== state.html) {
+    const focusedId = document.activeElement?.id;
+    $('#main').innerHTML = html;
+    state.html = html;
+    if (focusedId) document.getElementById(focusedId)?.focus();
+  }
   const title = { topics: 'Topics', nodes: 'Nodes', lookup: 'Lookup', counter: 'Counter' }[route.page];
   document.title = `nsqadmin · ${title ?? route.channel ?? route.topic ?? route.node}`;
 }

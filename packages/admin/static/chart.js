@@ -74,7 +74,7 @@ export function rateChart({ title, lines, now, spanMs, id }) {
   const h = 180;
   const left = 56;
   const right = 12;
-  const top = 14;
+  const top = 24;
   const bottom = 28;
   const from = now - spanMs;
   const visible = lines.map((l) => ({ ...l, points: l.points.filter((p) => p.at >= from && p.at <= now) }));
@@ -124,7 +124,7 @@ export function rateChart({ title, lines, now, spanMs, id }) {
       ${yTicks}
       <line class="axis" x1="${left}" x2="${w - right}" y1="${h - bottom}" y2="${h - bottom}"/>
       <line class="axis" x1="${left}" x2="${left}" y1="${top}" y2="${h - bottom}"/>
-      <text class="unit" x="4" y="${top - 3}">msg/s</text>
+      <text class="unit" x="${left - 6}" y="11" text-anchor="end">msg/s</text>
       ${xTicks.join('')}
       ${paths}
     </svg>

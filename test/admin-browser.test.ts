@@ -101,7 +101,10 @@ describe.skipIf(!hasChromium)(`nsqadmin in Chromium (skipped when ${CHROMIUM} is
   }
 
   async function apiTopic(a: Admin, name: string): Promise<{ topic?: TopicSummary; ratesAt: number | null }> {
-    const body = (await (await fetch(`${a.url}api/topics`)).json()) as { topics: TopicSummary[]; ratesAt: number | null };
+    const body = (await (await fetch(`${a.url}api/topics`)).json()) as {
+      topics: TopicSummary[];
+      ratesAt: number | null;
+    };
     return { topic: body.topics.find((t) => t.name === name), ratesAt: body.ratesAt };
   }
 
@@ -235,9 +238,9 @@ describe.skipIf(!hasChromium)(`nsqadmin in Chromium (skipped when ${CHROMIUM} is
     const [n1, n2] = nsqds;
     await expect.poll(() => page.getByTestId(`node-depth-${n1.httpAddress}`).textContent()).toBe('3');
     await page.getByRole('row').filter({ hasText: n1.httpAddress }).getByRole('button', { name: 'Empty' }).click();
-    await expect.poll(() => page.locator('#confirm-text').textContent()).toBe(
-      `Really empty channel orders/billing on ${n1.httpAddress} only?`,
-    );
+    await expect
+      .poll(() => page.locator('#confirm-text').textContent())
+      .toBe(`Really empty channel orders/billing on ${n1.httpAddress} only?`);
     await confirm();
     await expect.poll(() => page.getByTestId(`node-depth-${n1.httpAddress}`).textContent()).toBe('0');
     expect(await channelDepth(n1, 'orders', 'billing')).toBe(0);
@@ -284,7 +287,8 @@ describe.skipIf(!hasChromium)(`nsqadmin in Chromium (skipped when ${CHROMIUM} is
     const total = page.getByTestId('counter-total');
     const count = async () => Number((await total.textContent())?.replace(/,/g, ''));
     // The page shows what the cluster holds before the test publishes.
-    const before = ((await (await fetch(`${admin.url}api/counter`)).json()) as { total_messages: number }).total_messages;
+    const before = ((await (await fetch(`${admin.url}api/counter`)).json()) as { total_messages: number })
+      .total_messages;
     await expect.poll(count).toBe(before);
     const body = Array.from({ length: 37 }, (_, i) => `m${i}`).join('\n');
     await post(nsqds[0].httpAddress, '/mpub?topic=counted', body);
@@ -295,14 +299,20 @@ describe.skipIf(!hasChromium)(`nsqadmin in Chromium (skipped when ${CHROMIUM} is
   it('deletes a topic only nsqlookupd still lists, from the lookup page', async () => {
     await post(lookupd.httpAddress, '/topic/create?topic=ghost');
     await page.getByRole('link', { name: 'Lookup' }).click();
-    const row = page.getByRole('row').filter({ hasText: 'ghost' }).filter({ has: page.getByRole('button') });
+    const row = page
+      .getByRole('row')
+      .filter({ hasText: 'ghost' })
+      .filter({ has: page.getByRole('button') });
     await row.waitFor();
     await page.getByRole('cell', { name: lookupd.httpAddress }).first().waitFor();
     await shot('admin-lookup');
     await row.getByRole('button', { name: 'Delete' }).click();
     await confirm();
     await expect
-      .poll(async () => ((await (await fetch(`http://${lookupd.httpAddress}/topics`)).json()) as { topics: string[] }).topics)
+      .poll(
+        async () =>
+          ((await (await fetch(`http://${lookupd.httpAddress}/topics`)).json()) as { topics: string[] }).topics,
+      )
       .not.toContain('ghost');
   });
 
@@ -420,7 +430,13 @@ describe.skipIf(!hasChromium)(`nsqadmin in Chromium (skipped when ${CHROMIUM} is
     await page.getByRole('button', { name: 'Unpause topic' }).waitFor();
     for (const n of nsqds) expect((await nsqdTopic(n, 'orders'))?.paused).toBe(true);
     await page.getByRole('navigation').getByRole('link', { name: 'Topics' }).click();
-    await page.getByRole('row').filter({ hasText: 'orders' }).first().getByText('paused', { exact: true }).first().waitFor();
+    await page
+      .getByRole('row')
+      .filter({ hasText: 'orders' })
+      .first()
+      .getByText('paused', { exact: true })
+      .first()
+      .waitFor();
     await page.getByRole('link', { name: 'orders', exact: true }).click();
     await confirmClick('Delete topic');
     await expect.poll(heading).toBe('Topics');

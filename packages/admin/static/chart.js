@@ -70,8 +70,8 @@ function segments(points, x, y) {
  * the time axis; `current` (per line) is what the caption says the rate is now.
  */
 export function rateChart({ title, lines, now, spanMs, id }) {
-  const w = 560;
-  const h = 180;
+  const w = 760;
+  const h = 200;
   const left = 56;
   const right = 12;
   const top = 24;

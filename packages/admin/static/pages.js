@@ -12,8 +12,12 @@ const topicLink = (t) => `<a href="${hashFor('topics', t)}">${esc(t)}</a>`;
 const channelLink = (t, c) => `<a href="${hashFor('topics', t, c)}">${esc(c)}</a>`;
 const nodeLink = (n) => `<a href="${hashFor('nodes', n)}">${esc(n)}</a>`;
 
-function pausedBadge(paused) {
-  return paused ? ' <span class="badge paused">paused</span>' : '';
+/** `paused`, or `paused on 1 of 3 nodes` when only some of `nodes` (per-node stats) are. */
+function pausedBadge(paused, nodes) {
+  if (!paused) return '';
+  const on = nodes?.filter((n) => n.paused).length ?? 0;
+  const where = nodes !== undefined && on < nodes.length ? ` on ${on} of ${nodes.length} nodes` : '';
+  return ` <span class="badge paused">paused${where}</span>`;
 }
 
 function stat(label, value, id) {
@@ -78,12 +82,13 @@ export function topicsPage(snap, ctx) {
       )
       .join(' · ');
     const paused = t.channels.filter((c) => c.paused).length;
+    const d = t.deepestChannel;
     const deepest =
-      t.deepestChannel === null
+      d === null
         ? '<span class="muted">no channels</span>'
-        : `${channelLink(t.name, t.deepestChannel.name)}: ${fmt(t.deepestChannel.depth)}${pausedBadge(t.deepestChannel.paused)}`;
+        : `${channelLink(t.name, d.name)}: ${fmt(d.depth)}${pausedBadge(d.paused, t.channels.find((c) => c.name === d.name)?.nodes)}`;
     return `<tr>
-        <td>${topicLink(t.name)}${pausedBadge(t.paused)}</td>
+        <td>${topicLink(t.name)}${pausedBadge(t.paused, t.nodes)}</td>
         <td class="num" data-testid="topic-depth-${esc(t.name)}">${fmt(t.totalDepth)}</td>
         <td data-testid="topic-deepest-${esc(t.name)}">${deepest}</td>
         <td class="num" data-testid="topic-messages-${esc(t.name)}">${fmt(t.messageCount)}</td>
@@ -148,7 +153,7 @@ export function topicPage(snap, name, ctx) {
         ${actionButton('Tombstone', { ...data, action: 'tombstone' }, true)}</td></tr>`;
   });
   const channels = t.channels.map(
-    (c) => `<tr><td>${channelLink(t.name, c.name)}${pausedBadge(c.paused)}</td>
+    (c) => `<tr><td>${channelLink(t.name, c.name)}${pausedBadge(c.paused, c.nodes)}</td>
       <td class="num" data-testid="channel-depth-${esc(c.name)}">${fmt(c.depth)}</td><td class="num">${fmt(c.inFlightCount)}</td><td class="num">${fmt(c.deferredCount)}</td>
       <td class="num">${fmt(c.requeueCount)}</td><td class="num">${fmt(c.timeoutCount)}</td>
       <td class="num">${fmt(c.messageCount)}</td>${rateCell(c.ingressRate, ctx)}${rateCell(c.egressRate, ctx)}
@@ -157,7 +162,7 @@ export function topicPage(snap, name, ctx) {
   );
   const data = { kind: 'topic', topic: t.name };
   return `<p class="crumbs"><a href="#/topics">Topics</a> / ${esc(name)}</p>
-    <h1>Topic ${esc(t.name)}${pausedBadge(t.paused)}</h1>
+    <h1>Topic ${esc(t.name)}${pausedBadge(t.paused, t.nodes)}</h1>
     <div class="stats">${stat('Depth (total)', fmt(t.totalDepth), 'topic-depth')}${stat('Topic depth', fmt(t.depth), 'topic-own-depth')}
       ${stat('Messages', fmt(t.messageCount), 'topic-messages')}${stat('Rate in', `${fmtRate(t.ingressRate)}/s`, 'topic-rate')}
       ${stat('Channels', t.channelCount, 'topic-channels')}</div>
@@ -241,7 +246,7 @@ export function channelPage(snap, topic, name, ctx) {
         ${actionButton('Empty', { ...data, action: 'empty' }, true)}</td></tr>`;
   });
   const data = { kind: 'channel', topic, channel: name };
-  return `${crumbs}<h1>Channel ${esc(topic)} / ${esc(name)}${pausedBadge(c.paused)}</h1>
+  return `${crumbs}<h1>Channel ${esc(topic)} / ${esc(name)}${pausedBadge(c.paused, c.nodes)}</h1>
     <div class="stats">${stat('Depth', fmt(c.depth), 'channel-depth')}${stat('In flight', fmt(c.inFlightCount), 'channel-inflight')}
       ${stat('Deferred', fmt(c.deferredCount), 'channel-deferred')}${stat('Requeued', fmt(c.requeueCount), 'channel-requeued')}
       ${stat('Timed out', fmt(c.timeoutCount), 'channel-timedout')}${stat('Messages', fmt(c.messageCount), 'channel-messages')}

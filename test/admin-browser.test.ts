@@ -252,14 +252,14 @@ describe.skipIf(!hasChromium)(`nsqadmin in Chromium (skipped when ${CHROMIUM} is
   it('shows rates falling to 0 after traffic stops, sampled while no browser was connected', async () => {
     await page.goto('about:blank');
     await expect.poll(() => metric(admin, 'nsqadmin_websocket_clients')).toBe(0);
-    const timer = setInterval(() => {
-      void post(nsqds[1].httpAddress, '/mpub?topic=clicks', 'x\ny\nz').catch(() => undefined);
-    }, 20);
+    const publishes: Promise<unknown>[] = [];
+    const timer = setInterval(() => publishes.push(post(nsqds[1].httpAddress, '/mpub?topic=clicks', 'x\ny\nz')), 20);
     try {
       await expect.poll(async () => (await apiTopic(admin, 'clicks')).topic?.ingressRate ?? 0).toBeGreaterThan(0);
     } finally {
       clearInterval(timer);
     }
+    await Promise.allSettled(publishes); // the last message is in before the clock starts
     const stopped = Date.now();
     await expect
       .poll(async () => {

@@ -439,14 +439,16 @@ describe('rates sampled on the server', () => {
     await post(n1.httpAddress, '/topic/create?topic=idle');
     await post(n1.httpAddress, '/channel/create?topic=idle&channel=worker');
     const a = await admin({ sampleIntervalMs: 50 });
+    const publishes: Promise<unknown>[] = [];
     const timer = setInterval(() => {
-      void fetch(`http://${n1.httpAddress}/pub?topic=idle`, { method: 'POST', body: 'x' }).catch(() => undefined);
+      publishes.push(fetch(`http://${n1.httpAddress}/pub?topic=idle`, { method: 'POST', body: 'x' }));
     }, 10);
     try {
       await topicUntil(a, 'idle', (t) => (t.ingressRate ?? 0) > 0);
     } finally {
       clearInterval(timer);
     }
+    await Promise.allSettled(publishes);
     const stopped = Date.now();
     // Once a sample's whole span is after the last publish, the rate is 0, and says when it is from.
     const idle = await topicUntil(a, 'idle', (t, ratesAt) => t.ingressRate === 0 && ratesAt > stopped + 100);

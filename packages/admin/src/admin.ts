@@ -137,11 +137,6 @@ export class Admin {
     return snap;
   }
 
-  /** The latest sample (what the live view shows), or a fresh read before the first one. */
-  async sampled(): Promise<ClusterSnapshot> {
-    return this.latest ?? this.snapshot();
-  }
-
   /** Rate history after `since` (ms since the epoch), every series on one time axis. */
   rateHistory(since: number): RateSeries {
     return this.history.read(since);

@@ -851,6 +851,15 @@ describe('parseAdminArgs', () => {
         basePath: '/nsq',
       },
     });
+    expect(parseAdminArgs(['--nsqd-http-address=127.0.0.1:4151'])).toMatchObject({
+      options: { sampleIntervalMs: 2000, rateHistoryMs: 3 * 3600_000 },
+    });
+    expect(
+      parseAdminArgs(['--nsqd-http-address=127.0.0.1:4151', '--sample-interval=100ms', '--rate-history=30m']),
+    ).toMatchObject({ options: { sampleIntervalMs: 100, rateHistoryMs: 1_800_000 } });
+    const nsqd = '--nsqd-http-address=127.0.0.1:4151';
+    expect(() => parseAdminArgs([nsqd, '--sample-interval=1ms'])).toThrow(/at least 10ms/);
+    expect(() => parseAdminArgs([nsqd, '--sample-interval=10s', '--rate-history=5s'])).toThrow(/--rate-history/);
     expect(parseAdminArgs(['--version'])).toEqual({ kind: 'version' });
     expect(parseAdminArgs(['--help'])).toMatchObject({ kind: 'help' });
     expect(() => parseAdminArgs([])).toThrow(/required/);

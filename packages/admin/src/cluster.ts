@@ -29,7 +29,10 @@ export interface NodeTopic {
 }
 
 export interface NodeSummary {
-  /** `broadcast_address:http_port` (or the configured nsqd address): where nsqadmin reaches it. */
+  /**
+   * `broadcast_address:http_port` (or the configured nsqd address): where nsqadmin reaches it,
+   * and how the UI names it — hostnames are often the same on every node.
+   */
   readonly id: string;
   readonly hostname: string;
   readonly broadcastAddress: string;
@@ -41,7 +44,31 @@ export interface NodeSummary {
   readonly outOfDate: boolean;
   /** Its /stats answered. */
   readonly reachable: boolean;
+  /** Why /stats did not answer; null when it did. */
+  readonly error: string | null;
+  /** nsqd's `health` (`OK`, or the storage error it reports); '' when unreachable. */
+  readonly health: string;
+  /** nsqd's start, Unix seconds; 0 when unreachable. */
+  readonly startTime: number;
   readonly topics: readonly NodeTopic[];
+  /** Messages put into its topics. */
+  readonly messageCount: number;
+  /** Messages waiting on it: its topics' and channels' depths. */
+  readonly depth: number;
+  readonly clientCount: number;
+  /** Messages/s into its topics over the latest sample; null before there is one. */
+  ingressRate: number | null;
+}
+
+/** One configured nsqlookupd and whether it answered the latest read. */
+export interface LookupdSummary {
+  readonly address: string;
+  readonly reachable: boolean;
+  readonly error: string | null;
+  /** From its /info; '' when unknown. */
+  readonly version: string;
+  /** Producers its /nodes lists. */
+  readonly nodeCount: number;
 }
 
 export interface ChannelCounts {
@@ -84,8 +111,12 @@ export interface ClientSummary {
 export interface ChannelSummary extends ChannelCounts {
   readonly topic: string;
   readonly name: string;
-  /** Messages per second over the last poll interval (0 before two polls). */
-  rate: number;
+  /** Messages its connected clients finished (FIN), summed over nodes. */
+  finishCount: number;
+  /** Messages/s put into the channel over the latest sample; null before there is one. */
+  ingressRate: number | null;
+  /** Messages/s its clients finished over the latest sample; null before there is one. */
+  egressRate: number | null;
   readonly nodes: ChannelNodeStats[];
   readonly clients: ClientSummary[];
 }
@@ -97,15 +128,30 @@ export interface TopicNodeStats {
   readonly messageCount: number;
   readonly paused: boolean;
   readonly channelCount: number;
+  /** The topic's depth plus its channels' depths on this node. */
+  readonly totalDepth: number;
+}
+
+/** A topic's deepest channel: where its backlog is. */
+export interface DeepestChannel {
+  readonly name: string;
+  readonly depth: number;
+  readonly paused: boolean;
 }
 
 export interface TopicSummary {
   readonly name: string;
+  /** The topic's own depth: messages no channel has taken yet (0 once channels exist, in NSQ). */
   depth: number;
   backendDepth: number;
+  /** The topic's depth plus every channel's depth. */
+  totalDepth: number;
+  /** The channel with the largest depth (null without channels). */
+  deepestChannel: DeepestChannel | null;
   messageCount: number;
   paused: boolean;
-  rate: number;
+  /** Messages/s published into the topic over the latest sample; null before there is one. */
+  ingressRate: number | null;
   channelCount: number;
   readonly nodes: TopicNodeStats[];
   readonly channels: ChannelSummary[];
@@ -114,14 +160,30 @@ export interface TopicSummary {
 export interface ClusterSnapshot {
   /** When it was read (ms since the epoch). */
   readonly at: number;
+  /**
+   * When the rates in it were sampled (ms since the epoch); null before nsqadmin has two
+   * samples. Equal to `at` in what the sampler pushes; older in a read made between samples.
+   */
+  ratesAt: number | null;
+  /** The span the rates were measured over (ms). */
+  rateWindowMs: number;
+  /** The server's sampling interval (ms). */
+  sampleIntervalMs: number;
+  /** Messages put into every channel on every node: the counter page's number (NSQ's /counter). */
+  readonly totalMessages: number;
+  /** Messages/s of `totalMessages` over the latest sample; null before there is one. */
+  totalRate: number | null;
   readonly topics: TopicSummary[];
   readonly nodes: NodeSummary[];
+  readonly lookupds: LookupdSummary[];
   readonly errors: ClusterError[];
 }
 
 export interface LookupTopic {
   readonly name: string;
   readonly channels: string[];
+  /** Nodes the lookupds list as producing it (not tombstoned); none: the topic is inactive. */
+  readonly producers: string[];
 }
 
 export interface LookupState {
@@ -232,44 +294,67 @@ interface NodeDraft {
   topics: Map<string, boolean>;
 }
 
+interface LookupdNodes {
+  readonly lookupds: LookupdSummary[];
+  readonly nodes: NodeDraft[];
+}
+
+function sortById<T extends { id: string }>(list: T[]): T[] {
+  return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
 export class ClusterReader {
   constructor(
     private readonly sources: ClusterSources,
     private readonly upstream: Upstream,
   ) {}
 
-  /** Every node: from the lookupds' /nodes and the configured nsqds' /info. */
-  private async readNodes(errors: ClusterError[]): Promise<NodeDraft[]> {
+  /** Every lookupd's /nodes and /info, merged into one node list. */
+  private async readLookupds(errors: ClusterError[]): Promise<LookupdNodes> {
     const nodes = new Map<string, NodeDraft>();
-    await Promise.all(
-      this.sources.lookupdHttpAddresses.map(async (lookupd) => {
-        try {
-          const { producers } = await this.upstream.get<{ producers: LookupNode[] | null }>(lookupd, '/nodes');
-          for (const p of producers ?? []) {
-            const id = formatHostPort(p.broadcast_address, p.http_port);
-            let node = nodes.get(id);
-            if (node === undefined) {
-              node = {
-                id,
-                hostname: p.hostname,
-                broadcastAddress: p.broadcast_address,
-                tcpPort: p.tcp_port,
-                httpPort: p.http_port,
-                remoteAddress: p.remote_address,
-                version: p.version,
-                topics: new Map(),
-              };
-              nodes.set(id, node);
-            }
-            (p.topics ?? []).forEach((topic, i) => {
-              node.topics.set(topic, node.topics.get(topic) === true || p.tombstones?.[i] === true);
-            });
-          }
-        } catch (err) {
-          errors.push({ source: 'lookupd', address: lookupd, message: describe(err) });
+    const lookupds = await Promise.all(
+      this.sources.lookupdHttpAddresses.map(async (address): Promise<LookupdSummary> => {
+        const [listed, info] = await Promise.allSettled([
+          this.upstream.get<{ producers: LookupNode[] | null }>(address, '/nodes'),
+          this.upstream.get<{ version?: string }>(address, '/info'),
+        ]);
+        const version = info.status === 'fulfilled' ? (info.value.version ?? '') : '';
+        if (listed.status === 'rejected') {
+          const message = describe(listed.reason);
+          errors.push({ source: 'lookupd', address, message });
+          return { address, reachable: false, error: message, version, nodeCount: 0 };
         }
+        const producers = listed.value.producers ?? [];
+        for (const p of producers) {
+          const id = formatHostPort(p.broadcast_address, p.http_port);
+          let node = nodes.get(id);
+          if (node === undefined) {
+            node = {
+              id,
+              hostname: p.hostname,
+              broadcastAddress: p.broadcast_address,
+              tcpPort: p.tcp_port,
+              httpPort: p.http_port,
+              remoteAddress: p.remote_address,
+              version: p.version,
+              topics: new Map(),
+            };
+            nodes.set(id, node);
+          }
+          (p.topics ?? []).forEach((topic, i) => {
+            node.topics.set(topic, node.topics.get(topic) === true || p.tombstones?.[i] === true);
+          });
+        }
+        return { address, reachable: true, error: null, version, nodeCount: producers.length };
       }),
     );
+    return { lookupds, nodes: [...nodes.values()] };
+  }
+
+  /** Every node: from the lookupds' /nodes and the configured nsqds' /info. */
+  private async readNodes(errors: ClusterError[]): Promise<LookupdNodes> {
+    const { lookupds, nodes: listed } = await this.readLookupds(errors);
+    const nodes = new Map(listed.map((n) => [n.id, n]));
     await Promise.all(
       this.sources.nsqdHttpAddresses.map(async (address) => {
         if (nodes.has(address)) return;
@@ -292,58 +377,105 @@ export class ClusterReader {
         }
       }),
     );
-    return [...nodes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return { lookupds, nodes: sortById([...nodes.values()]) };
+  }
+
+  /** The HTTP addresses of every node the lookupds list or nsqadmin was given. */
+  async nodeAddresses(errors: ClusterError[]): Promise<string[]> {
+    return (await this.readNodes(errors)).nodes.map((n) => n.id);
   }
 
   /** The whole cluster: nodes, topics with their channels and clients, and what failed. */
   async snapshot(): Promise<ClusterSnapshot> {
     const errors: ClusterError[] = [];
-    const drafts = await this.readNodes(errors);
+    const { lookupds, nodes: drafts } = await this.readNodes(errors);
     const stats = await Promise.all(
-      drafts.map(async (node) => {
+      drafts.map(async (node): Promise<StatsSnapshot | string> => {
         try {
           return await this.upstream.get<StatsSnapshot>(node.id, '/stats?format=json');
         } catch (err) {
-          errors.push({ source: 'nsqd', address: node.id, message: describe(err) });
-          return null;
+          const message = describe(err);
+          errors.push({ source: 'nsqd', address: node.id, message });
+          return message;
         }
       }),
     );
 
     const topics = new Map<string, TopicSummary>();
     drafts.forEach((node, i) => {
-      for (const t of stats[i]?.topics ?? []) {
+      const s = stats[i];
+      for (const t of typeof s === 'object' ? (s.topics ?? []) : []) {
         if (!node.topics.has(t.topic_name)) node.topics.set(t.topic_name, false);
         addTopic(topics, node.id, t);
       }
     });
     const maxVersion = drafts.reduce((max, n) => (compareVersions(n.version, max) > 0 ? n.version : max), '0');
-    const nodes: NodeSummary[] = drafts.map((n, i) => ({
-      id: n.id,
-      hostname: n.hostname,
-      broadcastAddress: n.broadcastAddress,
-      tcpPort: n.tcpPort,
-      httpPort: n.httpPort,
-      remoteAddress: n.remoteAddress,
-      version: n.version,
-      outOfDate: compareVersions(n.version, maxVersion) < 0,
-      reachable: stats[i] !== null,
-      topics: [...n.topics].map(([name, tombstoned]) => ({ name, tombstoned })).sort(byName),
-    }));
+    const nodes: NodeSummary[] = drafts.map((n, i) => {
+      const s = stats[i];
+      const own = typeof s === 'object' ? (s.topics ?? []) : [];
+      let depth = 0;
+      let clientCount = 0;
+      for (const t of own) {
+        depth += t.depth;
+        for (const c of t.channels ?? []) {
+          depth += c.depth;
+          clientCount += c.client_count;
+        }
+      }
+      return {
+        id: n.id,
+        hostname: n.hostname,
+        broadcastAddress: n.broadcastAddress,
+        tcpPort: n.tcpPort,
+        httpPort: n.httpPort,
+        remoteAddress: n.remoteAddress,
+        version: typeof s === 'object' && s.version !== '' ? s.version : n.version,
+        outOfDate: compareVersions(n.version, maxVersion) < 0,
+        reachable: typeof s === 'object',
+        error: typeof s === 'string' ? s : null,
+        health: typeof s === 'object' ? s.health : '',
+        startTime: typeof s === 'object' ? s.start_time : 0,
+        topics: [...n.topics].map(([name, tombstoned]) => ({ name, tombstoned })).sort(byName),
+        messageCount: own.reduce((sum, t) => sum + t.message_count, 0),
+        depth,
+        clientCount,
+        ingressRate: null,
+      };
+    });
     const list = [...topics.values()].sort(byName);
+    let totalMessages = 0;
     for (const t of list) {
       t.channels.sort(byName);
       t.channelCount = t.channels.length;
+      for (const c of t.channels) {
+        totalMessages += c.messageCount;
+        t.totalDepth += c.depth;
+        if (t.deepestChannel === null || c.depth > t.deepestChannel.depth) {
+          t.deepestChannel = { name: c.name, depth: c.depth, paused: c.paused };
+        }
+      }
     }
-    return { at: Date.now(), topics: list, nodes, errors };
+    return {
+      at: Date.now(),
+      ratesAt: null,
+      rateWindowMs: 0,
+      sampleIntervalMs: 0,
+      totalMessages,
+      totalRate: null,
+      topics: list,
+      nodes,
+      lookupds,
+      errors,
+    };
   }
 
-  /** Topics and channels registered in the lookupds (also ones no nsqd has yet). */
+  /** Topics and channels registered in the lookupds (also ones no nsqd has), with their producers. */
   async lookup(): Promise<LookupState> {
     const errors: ClusterError[] = [];
     const topics = new Map<string, Set<string>>();
-    await Promise.all(
-      this.sources.lookupdHttpAddresses.map(async (lookupd) => {
+    const [{ nodes }] = await Promise.all([
+      this.readLookupds(errors),
+      ...this.sources.lookupdHttpAddresses.map(async (lookupd) => {
         try {
           const res = await this.upstream.get<{ topics: string[] | null }>(lookupd, '/topics');
           await Promise.all(
@@ -358,11 +490,18 @@ export class ClusterReader {
           errors.push({ source: 'lookupd', address: lookupd, message: describe(err) });
         }
       }),
-    );
+    ]);
+    const producers = (topic: string): string[] =>
+      nodes
+        .filter((n) => n.topics.get(topic) === false)
+        .map((n) => n.id)
+        .sort();
     return {
       lookupds: [...this.sources.lookupdHttpAddresses],
-      topics: [...topics].map(([name, channels]) => ({ name, channels: [...channels].sort() })).sort(byName),
-      errors,
+      topics: [...topics]
+        .map(([name, channels]) => ({ name, channels: [...channels].sort(), producers: producers(name) }))
+        .sort(byName),
+      errors: dedupe(errors),
     };
   }
 
@@ -400,6 +539,17 @@ export class ClusterReader {
   }
 }
 
+/** One entry per upstream address: a lookupd that failed twice in one read is listed once. */
+function dedupe(errors: ClusterError[]): ClusterError[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const key = `${e.source} ${e.address}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 function addTopic(topics: Map<string, TopicSummary>, node: string, t: TopicStats): void {
   let topic = topics.get(t.topic_name);
   if (topic === undefined) {
@@ -407,9 +557,11 @@ function addTopic(topics: Map<string, TopicSummary>, node: string, t: TopicStats
       name: t.topic_name,
       depth: 0,
       backendDepth: 0,
+      totalDepth: 0,
+      deepestChannel: null,
       messageCount: 0,
       paused: false,
-      rate: 0,
+      ingressRate: null,
       channelCount: 0,
       nodes: [],
       channels: [],
@@ -417,6 +569,7 @@ function addTopic(topics: Map<string, TopicSummary>, node: string, t: TopicStats
     topics.set(t.topic_name, topic);
   }
   topic.depth += t.depth;
+  topic.totalDepth += t.depth;
   topic.backendDepth += t.backend_depth;
   topic.messageCount += t.message_count;
   topic.paused ||= t.paused;
@@ -428,17 +581,30 @@ function addTopic(topics: Map<string, TopicSummary>, node: string, t: TopicStats
     messageCount: t.message_count,
     paused: t.paused,
     channelCount: channels.length,
+    totalDepth: channels.reduce((sum, c) => sum + c.depth, t.depth),
   });
   for (const c of channels) {
     let channel = topic.channels.find((x) => x.name === c.channel_name);
     if (channel === undefined) {
-      channel = { topic: t.topic_name, name: c.channel_name, ...emptyCounts(), rate: 0, nodes: [], clients: [] };
+      channel = {
+        topic: t.topic_name,
+        name: c.channel_name,
+        ...emptyCounts(),
+        finishCount: 0,
+        ingressRate: null,
+        egressRate: null,
+        nodes: [],
+        clients: [],
+      };
       topic.channels.push(channel);
     }
     const counts = channelCounts(c);
     for (const key of COUNTERS) channel[key] += counts[key];
     channel.paused ||= counts.paused;
     channel.nodes.push({ node, ...counts });
-    for (const client of c.clients ?? []) channel.clients.push(clientSummary(node, client));
+    for (const client of c.clients ?? []) {
+      channel.clients.push(clientSummary(node, client));
+      channel.finishCount += client.finish_count;
+    }
   }
 }

@@ -16,6 +16,8 @@ export { adminVersionLine } from './version.js';
 /** nsqadmin's command line (NSQ's apps/nsqadmin flags, the ones this nsqadmin implements). */
 
 const DEFAULTS = defaultAdminOptions();
+/** Below this the sampler would mostly measure its own reads. */
+const MIN_SAMPLE_INTERVAL_MS = 10;
 
 const SPECS: readonly FlagSpec[] = [
   { name: 'version', type: 'bool', default: false, usage: 'print version string' },
@@ -63,6 +65,18 @@ const SPECS: readonly FlagSpec[] = [
     type: 'duration',
     default: DEFAULTS.httpClientRequestTimeoutMs,
     usage: 'timeout for HTTP request',
+  },
+  {
+    name: 'sample-interval',
+    type: 'duration',
+    default: DEFAULTS.sampleIntervalMs,
+    usage: 'how often to read every nsqd for rates, their history and the live view (nsq-ts)',
+  },
+  {
+    name: 'rate-history',
+    type: 'duration',
+    default: DEFAULTS.rateHistoryMs,
+    usage: 'how much rate history to keep for the charts (nsq-ts)',
   },
   {
     name: 'http-auth-token',
@@ -118,6 +132,8 @@ export function parseAdminArgs(argv: readonly string[]): DaemonArgs<AdminOptions
     aclHttpHeader: str('acl-http-header'),
     notificationHttpEndpoint: str('notification-http-endpoint'),
     httpClientRequestTimeoutMs: parsed.values.get('http-client-request-timeout') as number,
+    sampleIntervalMs: parsed.values.get('sample-interval') as number,
+    rateHistoryMs: parsed.values.get('rate-history') as number,
     logLevel: str('log-level') as LogLevel,
     logPrefix: str('log-prefix'),
     httpAuthToken: str('http-auth-token'),
@@ -138,6 +154,12 @@ export function parseAdminArgs(argv: readonly string[]): DaemonArgs<AdminOptions
         throw invalid(flag, `--${flag}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
+  }
+  if (options.sampleIntervalMs < MIN_SAMPLE_INTERVAL_MS) {
+    throw invalid('sample-interval', `--sample-interval must be at least ${MIN_SAMPLE_INTERVAL_MS}ms`);
+  }
+  if (options.rateHistoryMs < options.sampleIntervalMs) {
+    throw invalid('rate-history', '--rate-history must be at least --sample-interval');
   }
   if (options.notificationHttpEndpoint !== '' && !/^https?:\/\//.test(options.notificationHttpEndpoint)) {
     throw invalid('notification-http-endpoint', '--notification-http-endpoint must be an http(s) URL');

@@ -4,6 +4,7 @@ export {
   type AdminNotification,
   type ChannelAction,
   createAdmin,
+  PER_NODE_ACTIONS,
   type TopicAction,
 } from './admin.js';
 export {
@@ -16,6 +17,8 @@ export {
   type ClusterSnapshot,
   type ClusterSources,
   compareVersions,
+  type DeepestChannel,
+  type LookupdSummary,
   type LookupState,
   type LookupTopic,
   type NodeSummary,
@@ -23,7 +26,9 @@ export {
   type TopicNodeStats,
   type TopicSummary,
 } from './cluster.js';
+export { type CsrfRefusal, csrfRefusal } from './csrf.js';
 export { adminUsage, parseAdminArgs } from './flags.js';
 export { type AdminOptions, defaultAdminOptions, normalizeBasePath } from './options.js';
+export { RateHistory, type RateHistoryOptions, type RateSeries } from './rate-history.js';
 export { Upstream, UpstreamError } from './upstream.js';
 export { adminVersionLine, VERSION } from './version.js';

@@ -16,8 +16,14 @@ export interface AdminOptions {
   aclHttpHeader: string;
   /** A URL that receives a JSON event (POST) for every action; '' for none. */
   notificationHttpEndpoint: string;
-  /** How often the live view reads the cluster while browsers are connected. */
-  pollIntervalMs: number;
+  /**
+   * How often nsqadmin reads the whole cluster (every nsqd's /stats) to compute rates, keep
+   * their history and push the live view — whether or not a browser is watching. An nsq-ts
+   * extension (`--sample-interval`).
+   */
+  sampleIntervalMs: number;
+  /** How far back the rate history reaches (`--rate-history`, an nsq-ts extension). */
+  rateHistoryMs: number;
   /** Timeout of one upstream HTTP request. */
   httpClientRequestTimeoutMs: number;
   logLevel: LogLevel;
@@ -40,7 +46,8 @@ export function defaultAdminOptions(): AdminOptions {
     adminUsers: [],
     aclHttpHeader: 'X-Forwarded-User',
     notificationHttpEndpoint: '',
-    pollIntervalMs: 1000,
+    sampleIntervalMs: 2000,
+    rateHistoryMs: 3 * 3600_000,
     httpClientRequestTimeoutMs: 5000,
     logLevel: 'info',
     logPrefix: '[nsqadmin] ',

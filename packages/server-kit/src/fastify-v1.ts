@@ -27,9 +27,9 @@ export type V1Handler = (req: FastifyRequest, query: GoQuery) => unknown;
 export interface V1App {
   readonly app: FastifyInstance;
   /** A V1 endpoint: the handler's result or HttpError becomes NSQ's response. */
-  route(method: 'GET' | 'POST' | 'PUT', path: string, handler: V1Handler): void;
+  route(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, handler: V1Handler): void;
   /** An endpoint outside the V1 conventions (/ping, /metrics), still known to the 405 logic. */
-  plain(method: 'GET' | 'POST' | 'PUT', path: string, handler: RouteHandlerMethod): void;
+  plain(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, handler: RouteHandlerMethod): void;
 }
 
 const require = createRequire(import.meta.url);

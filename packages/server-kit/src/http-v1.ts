@@ -181,8 +181,8 @@ export type PlainHandler = (req: IncomingMessage, res: ServerResponse) => void |
 
 export interface V1Router {
   /** A V1 endpoint: the handler's result or HttpError becomes NSQ's response. */
-  route(method: 'GET' | 'POST' | 'PUT', path: string, handler: V1Handler): void;
-  plain(method: 'GET' | 'POST' | 'PUT', path: string, handler: PlainHandler): void;
+  route(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, handler: V1Handler): void;
+  plain(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, handler: PlainHandler): void;
   /** The request listener for http.createServer / https.createServer. */
   readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
 }

@@ -2,6 +2,7 @@ import { FlagError } from '@nsq-ts/protocol';
 
 /** What a daemon library exposes to its bin. */
 export interface Daemon {
+  /** '' for a daemon that has no TCP listener. */
   readonly tcpAddress: string;
   readonly httpAddress: string;
   start(): Promise<void>;
@@ -88,6 +89,8 @@ export async function runDaemon<O extends { logPrefix: string }>(
   }
   // One line with both addresses, for people and for scripts that wait for start-up.
   const http = daemon.httpAddress === '' ? 'disabled' : daemon.httpAddress;
-  log('INFO', `${main.versionLine()} listening on TCP ${daemon.tcpAddress}, HTTP ${http}`);
+  // A daemon without a TCP side (nsqadmin) says only where its HTTP is.
+  const tcp = daemon.tcpAddress === '' ? '' : `TCP ${daemon.tcpAddress}, `;
+  log('INFO', `${main.versionLine()} listening on ${tcp}HTTP ${http}`);
   return null;
 }

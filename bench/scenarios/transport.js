@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { makeBodies } from '../lib/bodies.js';
-import { httpRequest } from '../lib/broker.js';
+import { freePort, httpRequest } from '../lib/broker.js';
 import { CLIENT_WORKER, sum } from '../lib/generators.js';
 import { checked, choice, choiceList, file, int, seconds } from '../lib/options.js';
 import { phase } from '../lib/phase.js';
@@ -88,8 +88,10 @@ function makeCertificate() {
 }
 
 /**
- * What the broker's /stats says about the clients on `topic` (producers, or the channel's
- * consumers): their tls / snappy / deflate flags, so a phase proves it ran in the mode it claims.
+ * What the broker's /stats says about the clients on `topic` (the producers that published to
+ * it, or the channel's consumers): their tls / snappy / deflate flags, so a phase proves it ran
+ * in the mode it claims. /stats lists every producer of the node: the previous mode's may still
+ * be there, closing.
  * @param {HostPort} http
  * @param {string} topic
  * @param {string} role
@@ -99,12 +101,15 @@ async function brokerTransport(http, topic, role) {
   const q = `/stats?format=json&topic=${encodeURIComponent(topic)}&include_clients=true`;
   const res = await httpRequest(http, 'GET', q, 10_000);
   if (res.status !== 200) throw new Error(`GET ${q} → ${res.status}`);
-  /** @typedef {{ tls?: boolean, tls_version?: string, tls_cipher_suite?: string, snappy?: boolean, deflate?: boolean }} StatsClient */
+  /**
+   * @typedef {{ tls?: boolean, tls_version?: string, tls_cipher_suite?: string, snappy?: boolean,
+   *   deflate?: boolean, pub_counts?: { topic: string, count: number }[] }} StatsClient
+   */
   /** @type {{ producers?: StatsClient[], topics?: { channels?: { clients?: StatsClient[] }[] }[] }} */
   const st = JSON.parse(res.body);
   const clients =
     role === 'pub'
-      ? (st.producers ?? [])
+      ? (st.producers ?? []).filter((c) => (c.pub_counts ?? []).some((p) => p.topic === topic && p.count > 0))
       : (st.topics ?? []).flatMap((t) => (t.channels ?? []).flatMap((c) => c.clients ?? []));
   return clients.map((c) => ({
     tls: Boolean(c.tls),
@@ -140,9 +145,13 @@ export default {
     o.tlsCa = c.cert;
     process.on('exit', () => fs.rmSync(c.dir, { recursive: true, force: true }));
   },
-  broker: () => ({
-    flags: certificate === null ? [] : [`--tls-cert=${certificate.cert}`, `--tls-key=${certificate.key}`],
-  }),
+  // nsqd opens an HTTPS listener too once it has a certificate (0.0.0.0:4152 by default): on a
+  // free loopback port instead, so it neither leaves loopback nor collides with another nsqd.
+  async broker() {
+    if (certificate === null) return {};
+    const https = `--https-address=127.0.0.1:${await freePort()}`;
+    return { flags: [`--tls-cert=${certificate.cert}`, `--tls-key=${certificate.key}`, https] };
+  },
   async run(b, result) {
     const o = b.opts;
     const { topic, channel } = result;

@@ -1,6 +1,6 @@
 /**
- * Raw-protocol generators for the performance scenarios of issue 9, run as child processes forked
- * by bench/run.js (IPC protocol and harness: worker-common.js).
+ * Raw-protocol generators of the pub-single, latency and idle-conns scenarios, run as child
+ * processes forked by bench/run.js (IPC protocol and harness: worker-common.js).
  *
  * Roles:
  *   pub1     single-message `PUB`, `window` commands in flight on one connection: every chunk of

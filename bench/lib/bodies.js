@@ -8,6 +8,12 @@
 const EVENTS = ['page_view', 'add_to_cart', 'checkout', 'login', 'search', 'logout'];
 const AGENTS = ['Mozilla/5.0 (X11; Linux x86_64)', 'Mozilla/5.0 (Macintosh)', 'curl/8.5.0', 'okhttp/4.12'];
 
+/**
+ * @param {number} count
+ * @param {number} size bytes each
+ * @param {string} [kind] 'x' or 'json'
+ * @returns {Buffer[]}
+ */
 export function makeBodies(count, size, kind = 'x') {
   if (kind === 'x') return new Array(count).fill(Buffer.alloc(size, 'x'));
   if (kind !== 'json') throw new Error(`unknown body kind ${kind}`);
@@ -19,7 +25,9 @@ export function makeBodies(count, size, kind = 'x') {
     seed ^= seed << 5;
     return (seed >>> 0) / 2 ** 32;
   };
+  /** @param {string[]} list */
   const pick = (list) => list[Math.floor(rand() * list.length)];
+  /** @param {number} n */
   const hex = (n) => Array.from({ length: n }, () => Math.floor(rand() * 16).toString(16)).join('');
   const bodies = [];
   for (let i = 0; i < count; i++) {

@@ -10,15 +10,26 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sleep } from './util.js';
+
+/**
+ * @import { ChildProcess } from 'node:child_process'
+ * @import { Broker, CpuUse, ExitInfo, ExternalBroker, HostPort, Options, ProcSample, SpawnedBroker } from './types.js'
+ */
 
 const LOOPBACK = '127.0.0.1';
-const LOOKUPD_BIN = path.resolve(
+export const LOOKUPD_BIN = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   '../../packages/lookupd/bin/nsqlookupd.js',
 );
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 
+/**
+ * @param {string} value
+ * @param {string} what the option, for the error
+ * @returns {HostPort}
+ */
 export function parseHostPort(value, what) {
   const i = value.lastIndexOf(':');
   const host = value.slice(0, i).replace(/^\[|\]$/g, '');
@@ -30,32 +41,44 @@ export function parseHostPort(value, what) {
   return { host, port };
 }
 
+/** @param {string} host */
 function isLoopback(host) {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** A free loopback port (listen on port 0, read it, close). */
+/**
+ * A free loopback port (listen on port 0, read it, close).
+ * @returns {Promise<number>}
+ */
 export function freePort() {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
     server.on('error', reject);
     server.listen(0, LOOPBACK, () => {
-      const { port } = server.address();
+      const { port } = /** @type {net.AddressInfo} */ (server.address());
       server.close(() => resolve(port));
     });
   });
 }
 
-/** A small HTTP request against the broker's HTTP address: resolves { status, body }. */
+/**
+ * A small HTTP request against the broker's HTTP address.
+ * @param {HostPort} addr
+ * @param {string} method
+ * @param {string} pathAndQuery
+ * @param {number} [timeoutMs]
+ * @returns {Promise<{ status: number, body: string }>}
+ */
 export function httpRequest(addr, method, pathAndQuery, timeoutMs = 5_000) {
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: addr.host, port: addr.port, method, path: pathAndQuery, timeout: timeoutMs, agent: false },
       (res) => {
+        /** @type {Buffer[]} */
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
         res.on('error', reject);
       },
     );
@@ -65,6 +88,7 @@ export function httpRequest(addr, method, pathAndQuery, timeoutMs = 5_000) {
   });
 }
 
+/** @param {HostPort} addr */
 async function ping(addr) {
   try {
     const res = await httpRequest(addr, 'GET', '/ping', 1_000);
@@ -74,36 +98,56 @@ async function ping(addr) {
   }
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/**
+ * @typedef {object} SpawnOptions
+ * @property {number} [nofile] raise the open-file limit to this (idle-conns)
+ * @property {string | null} [taskset] a CPU list such as '0' or '0,1': pin with `taskset -c`
+ * @property {boolean} [lookupd] packages/lookupd/bin/nsqlookupd.js instead of nsqd
+ * @property {number} [memQueueSize] instead of opts.memQueueSize (the storage scenarios)
+ * @property {string | null} [cpuProfDir] instead of opts.brokerCpuProf
+ */
 
 /**
- * Starts the broker (or describes the external one). Returns
- * { tcp, http, pid, dataPath, logPath, external, command, stop(), restart() }. `extraFlags` are
- * appended to a spawned broker's command line (e.g. --tls-cert/--tls-key for the transport
- * scenario); `nofile` raises its open-file limit (idle-conns); `memQueueSize` overrides
- * opts.memQueueSize (the storage scenarios); `cpuProfDir` (default opts.brokerCpuProf) runs a
- * .js broker under `node --cpu-prof --cpu-prof-dir=<dir>` (the profile is written when it exits).
- * `taskset` (a CPU list such as '0' or '0,1') pins the process with `taskset -c` (same pid: it
- * execs). `lookupd: true` starts packages/lookupd/bin/nsqlookupd.js instead, with its TCP and HTTP
- * address, `--broadcast-address=127.0.0.1` and `extraFlags` (never an external one, never profiled;
- * the temp dir holds only its log).
- * `restart()` stops the broker with SIGTERM and starts it again on the same ports and data path
- * (`pid` changes); the data path is removed by `stop()` only.
+ * The broker of --nsqd-tcp-address / --nsqd-http-address, once it answers GET /ping; else nsqd
+ * spawned as spawnDaemon() does. `extraFlags` are appended to a spawned broker's command line
+ * (e.g. --tls-cert/--tls-key for the transport scenario).
+ * @param {Options} opts
+ * @param {string[]} [extraFlags]
+ * @param {SpawnOptions} [options]
+ * @returns {Promise<Broker>}
  */
 export async function startBroker(opts, extraFlags = [], options = {}) {
+  if (!opts.nsqdTcpAddress && !opts.nsqdHttpAddress) return spawnDaemon(opts, extraFlags, options);
+  if (!opts.nsqdTcpAddress || !opts.nsqdHttpAddress) {
+    throw new Error('--nsqd-tcp-address and --nsqd-http-address go together');
+  }
+  const tcp = parseHostPort(opts.nsqdTcpAddress, '--nsqd-tcp-address');
+  const httpAddr = parseHostPort(opts.nsqdHttpAddress, '--nsqd-http-address');
+  if (!(await ping(httpAddr))) throw new Error(`no broker answers GET /ping on ${opts.nsqdHttpAddress}`);
+  /** @type {ExternalBroker} */
+  const external = { tcp, http: httpAddr, external: true, pid: null, command: null, stop: async () => {} };
+  return external;
+}
+
+/**
+ * Spawns nsqd (opts.nsqdBin) on two free loopback ports with a fresh temporary data path,
+ * `--mem-queue-size` of the options (or `memQueueSize`) and `extraFlags`, and waits until it
+ * answers GET /ping. `nofile` raises its open-file limit; `cpuProfDir` (default
+ * opts.brokerCpuProf) runs a .js broker under `node --cpu-prof --cpu-prof-dir=<dir>` (the
+ * profile is written when it exits); `taskset` pins the process with `taskset -c` (same pid: it
+ * execs). `lookupd: true` starts packages/lookupd/bin/nsqlookupd.js instead, with its TCP and
+ * HTTP address, `--broadcast-address=127.0.0.1` and `extraFlags` (never profiled; the temp dir
+ * holds only its log). `restart()` stops it with SIGTERM and starts it again on the same ports and
+ * data path (`pid` changes); the data path is removed by `stop()` only.
+ * @param {Options} opts
+ * @param {string[]} [extraFlags]
+ * @param {SpawnOptions} [options]
+ * @returns {Promise<SpawnedBroker>}
+ */
+export async function spawnDaemon(opts, extraFlags = [], options = {}) {
   const { nofile = 0, taskset = null, lookupd = false } = options;
   const { memQueueSize = opts.memQueueSize, cpuProfDir: profDir = opts.brokerCpuProf ?? null } = options;
   const cpuProfDir = lookupd ? null : profDir;
-  if (!lookupd && (opts.nsqdTcpAddress || opts.nsqdHttpAddress)) {
-    if (!opts.nsqdTcpAddress || !opts.nsqdHttpAddress) {
-      throw new Error('--nsqd-tcp-address and --nsqd-http-address go together');
-    }
-    const tcp = parseHostPort(opts.nsqdTcpAddress, '--nsqd-tcp-address');
-    const httpAddr = parseHostPort(opts.nsqdHttpAddress, '--nsqd-http-address');
-    if (!(await ping(httpAddr))) throw new Error(`no broker answers GET /ping on ${opts.nsqdHttpAddress}`);
-    return { tcp, http: httpAddr, external: true, pid: null, command: null, stop: async () => {} };
-  }
-
   const tcpPort = await freePort();
   let httpPort = await freePort();
   while (httpPort === tcpPort) httpPort = await freePort();
@@ -119,9 +163,11 @@ export async function startBroker(opts, extraFlags = [], options = {}) {
       : [`--mem-queue-size=${memQueueSize}`, `--data-path=${dataPath}`]),
     ...extraFlags,
   ];
-  const bin = lookupd ? LOOKUPD_BIN : opts.nsqdBin;
+  const bin = lookupd ? LOOKUPD_BIN : String(opts.nsqdBin);
   const nodeFlags = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+  /** @type {[string, string[]]} */
   let [cmd, args] = bin.endsWith('.js') ? [process.execPath, [...nodeFlags, bin, ...flags]] : [bin, flags];
+  /** @type {string | null} */
   let version = null;
   try {
     const versionArgs = bin.endsWith('.js') ? [bin, '--version'] : ['--version'];
@@ -137,8 +183,10 @@ export async function startBroker(opts, extraFlags = [], options = {}) {
   }
   if (taskset !== null) [cmd, args] = ['taskset', ['-c', String(taskset), cmd, ...args]];
 
-  /** The running process: { child, exited, exitPromise }. */
+  /** @type {{ child: ChildProcess, exited: ExitInfo | null, exitPromise: Promise<ExitInfo> } | null} the running process */
   let proc = null;
+  /** @type {number | null} */
+  let pid = null;
   const cleanup = () => fs.rmSync(dataPath, { recursive: true, force: true });
   // However this process ends (an uncaught error, a closed stdout), the broker does not outlive it.
   const onExit = () => {
@@ -154,23 +202,13 @@ export async function startBroker(opts, extraFlags = [], options = {}) {
     }
   };
 
-  const broker = {
-    tcp,
-    http: httpAddr,
-    external: false,
-    pid: null,
-    dataPath,
-    logPath,
-    command: [cmd, ...args].join(' '),
-    version,
-    logTail,
-    isRunning: () => proc !== null && proc.exited === null,
-    exitInfo: () => proc?.exited ?? null,
-  };
-
   // Writing a CPU profile at exit takes a while: it is not cut short.
   const stopTimeoutMs = cpuProfDir ? 60_000 : STOP_TIMEOUT_MS;
-  /** SIGTERM, then SIGKILL after `timeoutMs`: { exit, stopMs, killed }. */
+  /**
+   * SIGTERM, then SIGKILL after `timeoutMs`.
+   * @param {number} [timeoutMs]
+   * @returns {Promise<{ exit: ExitInfo | null, stopMs: number, killed: boolean }>}
+   */
   const terminate = async (timeoutMs = stopTimeoutMs) => {
     const p = proc;
     const t0 = Date.now();
@@ -190,19 +228,30 @@ export async function startBroker(opts, extraFlags = [], options = {}) {
     const log = fs.openSync(logPath, 'a');
     const child = spawn(cmd, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);
-    const p = { child, exited: null, exitPromise: null };
-    p.exitPromise = new Promise((resolve) => {
+    /** @type {{ exited: ExitInfo | null }} */
+    const state = { exited: null };
+    /** @type {Promise<ExitInfo>} */
+    const exitPromise = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
-        p.exited = { code, signal };
-        resolve(p.exited);
+        const e = { code, signal };
+        state.exited = e;
+        resolve(e);
       });
       child.on('error', (err) => {
-        p.exited = { code: null, signal: null, error: err.message };
-        resolve(p.exited);
+        const e = { code: null, signal: null, error: err.message };
+        state.exited = e;
+        resolve(e);
       });
     });
+    const p = {
+      child,
+      exitPromise,
+      get exited() {
+        return state.exited;
+      },
+    };
     proc = p;
-    broker.pid = child.pid;
+    pid = child.pid ?? null;
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
       if (p.exited !== null) {
@@ -220,17 +269,33 @@ export async function startBroker(opts, extraFlags = [], options = {}) {
     }
   };
 
-  broker.stop = async () => {
-    await terminate();
-    process.off('exit', onExit);
-    cleanup();
-  };
-  /** SIGTERM (SIGKILL after `timeoutMs`), then the same command again: { exit, stopMs, killed, startMs }. */
-  broker.restart = async ({ timeoutMs = stopTimeoutMs } = {}) => {
-    const stopped = await terminate(timeoutMs);
-    const t0 = Date.now();
-    await spawnOnce();
-    return { ...stopped, startMs: Date.now() - t0 };
+  /** @type {SpawnedBroker} */
+  const broker = {
+    tcp,
+    http: httpAddr,
+    external: false,
+    get pid() {
+      return pid;
+    },
+    dataPath,
+    logPath,
+    command: [cmd, ...args].join(' '),
+    version,
+    logTail,
+    isRunning: () => proc !== null && proc.exited === null,
+    exitInfo: () => proc?.exited ?? null,
+    async stop() {
+      await terminate();
+      process.off('exit', onExit);
+      cleanup();
+    },
+    /** SIGTERM (SIGKILL after `timeoutMs`), then the same command again. */
+    async restart({ timeoutMs = stopTimeoutMs } = {}) {
+      const stopped = await terminate(timeoutMs);
+      const t0 = Date.now();
+      await spawnOnce();
+      return { ...stopped, startMs: Date.now() - t0 };
+    },
   };
 
   try {
@@ -243,6 +308,7 @@ export async function startBroker(opts, extraFlags = [], options = {}) {
   return broker;
 }
 
+/** @type {number | null} */
 let clkTck = null;
 function clockTicks() {
   if (clkTck === null) {
@@ -255,11 +321,16 @@ function clockTicks() {
   return clkTck;
 }
 
-/** RSS / peak RSS (KiB) and CPU time (ms) of a local process, from /proc; null if unreadable. */
+/**
+ * RSS / peak RSS (KiB) and CPU time (ms) of a local process, from /proc; null if unreadable.
+ * @param {number | null | undefined} pid
+ * @returns {ProcSample | null}
+ */
 export function procStats(pid) {
   if (pid === null || pid === undefined) return null;
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    /** @param {string} key */
     const kb = (key) => {
       const m = status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
       return m ? Number(m[1]) : null;
@@ -282,7 +353,12 @@ export function procStats(pid) {
   }
 }
 
-/** CPU use between two procStats samples, as % of one core. */
+/**
+ * CPU use between two procStats samples, as % of one core.
+ * @param {ProcSample | null} a
+ * @param {ProcSample | null} b
+ * @returns {CpuUse | null}
+ */
 export function cpuBetween(a, b) {
   if (a === null || b === null) return null;
   const cpuMs = b.userMs + b.systemMs - (a.userMs + a.systemMs);

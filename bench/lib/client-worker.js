@@ -23,11 +23,27 @@ import fs from 'node:fs';
 import { makeBodies } from './bodies.js';
 import { runWorker } from './worker-common.js';
 
-/** Producer / Consumer options for `config.transport` (empty for a plain connection). */
+/**
+ * @import { Consumer } from '@nsq-ts/client'
+ * @import { Message, Reader } from 'nsqjs'
+ * @import { WorkerConfig } from './types.js'
+ */
+
+/**
+ * @typedef {WorkerConfig & { client: string, window: number, bodyKind?: string,
+ *   transport?: { tls?: boolean, snappy?: boolean, deflate?: boolean, deflateLevel?: number },
+ *   tlsCaFile?: string | null, nsqdAddresses?: string[], lookupdHttpAddresses?: string[] }} ClientConfig
+ */
+
+/**
+ * Producer / Consumer options for `config.transport` (empty for a plain connection).
+ * @param {ClientConfig} config
+ */
 function transportOptions(config) {
   const t = config.transport;
-  if (!t) return {};
+  /** @type {{ tls?: { ca: Buffer }, snappy?: boolean, deflate?: boolean, deflateLevel?: number }} */
   const out = {};
+  if (!t) return out;
   if (t.tls) {
     if (!config.tlsCaFile) throw new Error('transport.tls needs tlsCaFile');
     out.tls = { ca: fs.readFileSync(config.tlsCaFile) };
@@ -40,7 +56,7 @@ function transportOptions(config) {
   return out;
 }
 
-runWorker(async (config, w) => {
+runWorker(async (/** @type {ClientConfig} */ config, w) => {
   const address = `${config.host}:${config.port}`;
   const bodies = makeBodies(config.role === 'mpub' ? config.batchSize : 1, config.msgSize, config.bodyKind ?? 'x');
   const body = bodies[0];
@@ -55,19 +71,21 @@ runWorker(async (config, w) => {
   if (config.role === 'pub' || config.role === 'mpub') {
     const single = config.role === 'pub';
     const n = single ? 1 : config.batchSize;
-    const payload = single ? body : bodies;
     const window = single ? config.window : config.pipeline;
+    /** @typedef {(err?: unknown) => void} Done */
+    /** @type {(done: Done) => void} */
     let publishOne;
+    /** @type {() => Promise<unknown>} */
     let close;
     if (ours !== null) {
       const hosts = config.nsqdAddresses ? { nsqdAddresses: config.nsqdAddresses } : { nsqdAddress: address };
       const producer = new ours.Producer({ ...hosts, ...transport });
       await producer.connect();
       publishOne = single
-        ? (done) => producer.publish(config.topic, payload).then(() => done(null), done)
-        : (done) => producer.publishMany(config.topic, payload).then(() => done(null), done);
+        ? (done) => producer.publish(config.topic, body).then(() => done(null), done)
+        : (done) => producer.publishMany(config.topic, bodies).then(() => done(null), done);
       close = () => producer.close();
-    } else {
+    } else if (nsqjs !== null) {
       const writer = new nsqjs.Writer(config.host, config.port);
       await new Promise((resolve, reject) => {
         writer.once('ready', resolve);
@@ -75,21 +93,25 @@ runWorker(async (config, w) => {
         writer.connect();
       });
       writer.on('error', (err) => w.fail(`nsqjs writer error: ${err?.message ?? err}`));
-      publishOne = (done) => writer.publish(config.topic, payload, done);
+      publishOne = (done) => writer.publish(config.topic, single ? body : bodies, done);
       close = () =>
         new Promise((resolve) => {
           writer.once('closed', resolve);
           writer.close();
           setTimeout(resolve, 2000).unref();
         });
+    } else {
+      throw new Error(`unknown client ${config.client}`);
     }
     let running = false;
     let outstanding = 0;
+    /** @type {(() => void) | null} */
     let onDrained = null;
+    /** @type {Done} */
     const done = (err) => {
       outstanding--;
       if (err) {
-        w.fail(`publish failed: ${err?.message ?? err}`);
+        w.fail(`publish failed: ${/** @type {Error} */ (err)?.message ?? err}`);
         return;
       }
       w.count(n, n * config.msgSize);
@@ -108,7 +130,11 @@ runWorker(async (config, w) => {
       },
       async stop() {
         running = false;
-        if (outstanding > 0) await new Promise((resolve) => (onDrained = resolve));
+        if (outstanding > 0) {
+          await new Promise((resolve) => {
+            onDrained = () => resolve(undefined);
+          });
+        }
         await close();
         w.finish({ window });
       },
@@ -117,30 +143,36 @@ runWorker(async (config, w) => {
 
   if (config.role === 'sub') {
     const target = config.maxMessages;
+    /** @type {Consumer | null} */
     let consumer = null;
+    /** @type {Reader | null} */
+    let reader = null;
     let closing = false;
     const closeAndFinish = async () => {
       if (closing) return;
       closing = true;
       w.stats.stopAt = w.stats.stopAt || w.stats.lastAt;
+      /** @type {{ clientStats?: unknown }} */
       const extra = {};
-      if (ours !== null) {
+      if (consumer !== null) {
         await consumer.close();
         extra.clientStats = consumer.stats?.();
-      } else {
-        consumer.close();
       }
+      reader?.close();
       w.finish(extra);
     };
+    /** @param {number} bytes */
     const onMessage = (bytes) => {
       w.count(1, bytes);
-      if (target > 0 && w.stats.msgs >= target) setImmediate(() => closeAndFinish().catch((e) => w.fail(e.message)));
+      if (target > 0 && w.stats.msgs >= target) {
+        setImmediate(() => closeAndFinish().catch((e) => w.fail(/** @type {Error} */ (e).message)));
+      }
     };
     w.ready();
     return {
       async start() {
         if (ours !== null) {
-          consumer = new ours.Consumer({
+          const c = new ours.Consumer({
             topic: config.topic,
             channel: config.channel,
             ...(config.lookupdHttpAddresses
@@ -153,20 +185,22 @@ runWorker(async (config, w) => {
               else onMessage(msg.rawBody.length);
             },
           });
-          consumer.on('error', (err) => w.log(`consumer error: ${err?.message ?? err}`));
-          await consumer.connect();
-        } else {
-          consumer = new nsqjs.Reader(config.topic, config.channel, {
+          consumer = c;
+          c.on('error', (err) => w.log(`consumer error: ${err?.message ?? err}`));
+          await c.connect();
+        } else if (nsqjs !== null) {
+          const r = new nsqjs.Reader(config.topic, config.channel, {
             nsqdTCPAddresses: [address],
             maxInFlight: config.rdy,
           });
-          consumer.on('message', (msg) => {
+          reader = r;
+          r.on('message', (/** @type {Message} */ msg) => {
             if (msg.attempts > 1) w.stats.redeliveries++;
             else onMessage(msg.body.length);
             msg.finish();
           });
-          consumer.on('error', (err) => w.log(`nsqjs reader error: ${err?.message ?? err}`));
-          consumer.connect();
+          r.on('error', (err) => w.log(`nsqjs reader error: ${err?.message ?? err}`));
+          r.connect();
         }
       },
       async stop() {

@@ -13,8 +13,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { log } from './util.js';
 
-/** Where a script URL points, shortened to what tells one file from another. */
+/**
+ * @import { CpuProfile, PhaseRow, ProfileSummary, ProfileWindow } from './types.js'
+ */
+
+/**
+ * Where a script URL points, shortened to what tells one file from another.
+ * @param {string} url
+ */
 function shortUrl(url) {
   if (url === '') return '';
   let p = url.startsWith('file://') ? fileURLToPath(url) : url;
@@ -26,12 +34,17 @@ function shortUrl(url) {
 }
 
 /**
- * { totalMs, wallMs, functions: [{ name, where, selfMs, pct }], files: [{ file, selfMs, pct }],
- *   categories: { idle, gc, program, js } (ms) }, top `top` of each list by self time. With
- * `window` ({ fromMs, toMs }, CLOCK_MONOTONIC ms as process.hrtime), only the samples taken in it.
+ * Self time by function and by file, top `top` of each list, and by category (idle, GC,
+ * (program), JS). With `window` (CLOCK_MONOTONIC ms as process.hrtime), only the samples taken in
+ * it.
+ * @param {CpuProfile} profile
+ * @param {number} [top]
+ * @param {ProfileWindow | null} [window]
+ * @returns {ProfileSummary}
  */
 export function summarize(profile, top = 20, window = null) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  /** @type {Map<number, number>} */
   const selfUs = new Map();
   const { samples, timeDeltas } = profile;
   const from = window === null ? Number.NEGATIVE_INFINITY : window.fromMs * 1000;
@@ -44,7 +57,9 @@ export function summarize(profile, top = 20, window = null) {
     const dt = timeDeltas[i + 1] ?? 0;
     selfUs.set(samples[i], (selfUs.get(samples[i]) ?? 0) + Math.max(0, dt));
   }
+  /** @type {Map<string, { name: string, where: string, us: number }>} */
   const fns = new Map();
+  /** @type {Map<string, number>} */
   const files = new Map();
   const categories = { idle: 0, gc: 0, program: 0, js: 0 };
   let total = 0;
@@ -67,8 +82,12 @@ export function summarize(profile, top = 20, window = null) {
     const fileKey = file === '' ? name : file;
     files.set(fileKey, (files.get(fileKey) ?? 0) + us);
   }
+  /** @param {number} us */
   const ms = (us) => Math.round(us / 100) / 10;
+  /** @param {number} us */
   const pct = (us) => (total > 0 ? Math.round((us / total) * 1000) / 10 : 0);
+  /** @param {number} us */
+  const share = (us) => ({ ms: ms(us), pct: pct(us) });
   const wallUs =
     window === null
       ? (profile.endTime ?? 0) - (profile.startTime ?? 0)
@@ -78,7 +97,12 @@ export function summarize(profile, top = 20, window = null) {
     wallMs: ms(wallUs),
     /** The profile's own span, CLOCK_MONOTONIC ms (to tell which phases it covers). */
     span: { fromMs: ms(profile.startTime ?? 0), toMs: ms(profile.endTime ?? 0) },
-    categories: Object.fromEntries(Object.entries(categories).map(([k, v]) => [k, { ms: ms(v), pct: pct(v) }])),
+    categories: {
+      idle: share(categories.idle),
+      gc: share(categories.gc),
+      program: share(categories.program),
+      js: share(categories.js),
+    },
     functions: [...fns.values()]
       .sort((a, b) => b.us - a.us)
       .slice(0, top)
@@ -90,7 +114,15 @@ export function summarize(profile, top = 20, window = null) {
   };
 }
 
+/**
+ * summarize() of a profile file, plus each of `windows` it covers summarised alone.
+ * @param {string} file
+ * @param {number} [top]
+ * @param {(ProfileWindow & { phase: string })[]} [windows]
+ * @returns {ProfileSummary}
+ */
 export function summarizeFile(file, top = 20, windows = []) {
+  /** @type {CpuProfile} */
   const profile = JSON.parse(fs.readFileSync(file, 'utf8'));
   const summary = summarize(profile, top);
   if (windows.length === 0) return summary;
@@ -101,10 +133,15 @@ export function summarizeFile(file, top = 20, windows = []) {
   return summary;
 }
 
-/** The summary as text lines (what run.js prints after a profiled scenario). */
+/**
+ * The summary as text lines (what run.js prints after a profiled scenario).
+ * @param {ProfileSummary} s
+ * @param {number} [top]
+ */
 export function formatSummary(s, top = 12) {
   const c = s.categories;
   const busy = s.totalMs - c.idle.ms;
+  /** @param {number} x */
   const ofBusy = (x) => (busy > 0 ? ((x / busy) * 100).toFixed(1) : '0.0');
   const lines = [
     `sampled ${s.totalMs} ms (wall ${s.wallMs} ms): idle ${c.idle.pct}%, busy ${(100 - c.idle.pct).toFixed(1)}% — ` +
@@ -121,8 +158,57 @@ export function formatSummary(s, top = 12) {
   return lines;
 }
 
+/**
+ * The .cpuprofile files in `dir` (none without --broker-cpu-prof).
+ * @param {string | null} dir
+ * @returns {Set<string>}
+ */
+export function listProfiles(dir) {
+  if (dir === null) return new Set();
+  try {
+    return new Set(fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')));
+  } catch {
+    return new Set();
+  }
+}
+
+/**
+ * Summaries of the profiles written to `dir` since `before` (a broker writes one as it exits),
+ * printed and returned: the whole profile, and each of `phases` it covers on its own (their rate
+ * windows).
+ * @param {string | null} dir
+ * @param {Set<string>} before
+ * @param {PhaseRow[]} [phases]
+ * @returns {ProfileSummary[] | undefined}
+ */
+export function summarizeProfiles(dir, before, phases = []) {
+  if (dir === null) return undefined;
+  const out = [];
+  const windows = phases
+    .filter((p) => (p.startAtMs ?? 0) > 0 && (p.endAtMs ?? 0) > (p.startAtMs ?? 0))
+    .map((p) => ({ phase: p.phase, fromMs: p.startAtMs ?? 0, toMs: p.endAtMs ?? 0 }));
+  for (const f of [...listProfiles(dir)].filter((x) => !before.has(x)).sort()) {
+    const file = path.join(dir, f);
+    try {
+      const summary = summarizeFile(file, 25, windows);
+      const shown = path.relative(process.cwd(), file);
+      log(`  broker CPU profile ${shown.startsWith('..') ? file : shown}:`);
+      for (const line of formatSummary(summary, 12)) log(`    ${line}`);
+      for (const w of summary.windows ?? []) {
+        log(`    phase ${w.phase} (${(w.wallMs / 1000).toFixed(2)} s):`);
+        for (const line of formatSummary(w, 6)) log(`      ${line}`);
+      }
+      out.push({ file, ...summary });
+    } catch (err) {
+      log(`  broker CPU profile ${file}: not read: ${/** @type {Error} */ (err).message}`);
+    }
+  }
+  return out;
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
+  /** @param {string} name */
   const flag = (name) => {
     const i = args.indexOf(name);
     return i >= 0 ? Number(args.splice(i, 2)[1]) : null;
@@ -135,6 +221,6 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     process.exit(2);
   }
   const profile = JSON.parse(fs.readFileSync(args[0], 'utf8'));
-  const summary = summarize(profile, top + 5, fromMs === null ? null : { fromMs, toMs });
+  const summary = summarize(profile, top + 5, fromMs === null || toMs === null ? null : { fromMs, toMs });
   for (const line of formatSummary(summary, top)) process.stdout.write(`${line}\n`);
 }

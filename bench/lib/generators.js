@@ -4,39 +4,53 @@
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { emptyStats } from './util.js';
 
 const WORKER = fileURLToPath(new URL('./load-worker.js', import.meta.url));
 export const HTTP_WORKER = fileURLToPath(new URL('./http-worker.js', import.meta.url));
 export const CLIENT_WORKER = fileURLToPath(new URL('./client-worker.js', import.meta.url));
+export const PERF_WORKER = fileURLToPath(new URL('./perf-worker.js', import.meta.url));
+export const SOAK_WORKER = fileURLToPath(new URL('./soak-worker.js', import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
 
+/**
+ * @import { GenConfig, WorkerMessage, WorkerResult, WorkerStats } from './types.js'
+ */
+
+/** One generator process: its progress as reported, and its end result. */
 export class Generator {
   /**
-   * @param config { role: 'pub'|'sub', index, host, port, topic, channel, msgSize, batchSize,
-   *                 pipeline, rdy, maxMessages, hardDeadlineMs, worker? } — `worker`: the script
-   *                 to fork (default load-worker.js); `name`: overrides `role#index`
-   * @param onLog (text) => void
+   * @param {GenConfig} config the worker's configuration: `worker` is the script to fork (default
+   *   load-worker.js), `name` overrides `role#index`
+   * @param {(text: string) => void} onLog
    */
   constructor(config, onLog) {
     this.role = config.role;
     this.index = config.index;
     this.name = config.name ?? `${config.role}#${config.index}`;
-    this.progress = { msgs: 0, bytes: 0, redeliveries: 0, startAt: 0, firstAt: 0, lastAt: 0 };
+    /** @type {WorkerStats} */
+    this.progress = emptyStats();
+    /** @type {unknown} the broker's IDENTIFY response, as the worker saw it */
     this.identify = null;
     /** True once the worker reported its result (or died); `failed` if that result is an error. */
     this.settled = false;
     this.failed = false;
     this.child = fork(config.worker ?? WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let resolveReady;
-    let rejectReady;
+    /** @type {() => void} */
+    let resolveReady = () => {};
+    /** @type {(err: Error) => void} */
+    let rejectReady = () => {};
+    /** @type {Promise<void>} */
     this.ready = new Promise((resolve, reject) => {
       resolveReady = resolve;
       rejectReady = reject;
     });
     // Never an unhandled rejection: whoever awaits `ready` sees the error.
     this.ready.catch(() => {});
+    /** @type {Promise<WorkerResult>} */
     this.result = new Promise((resolve) => {
       let settled = false;
+      /** @param {WorkerResult} r */
       const settle = (r) => {
         if (settled) return;
         settled = true;
@@ -45,7 +59,7 @@ export class Generator {
         rejectReady(new Error(`${this.name}: ${r.error ?? 'finished before it was ready'}`));
         resolve(r);
       };
-      this.child.on('message', (msg) => {
+      this.child.on('message', (/** @type {WorkerMessage} */ msg) => {
         if (msg.type === 'ready') resolveReady();
         else if (msg.type === 'progress') this.progress = msg;
         else if (msg.type === 'identify') this.identify = msg.info;
@@ -77,6 +91,7 @@ export class Generator {
     this.send({ type: 'stop' });
   }
 
+  /** @param {{ type: string }} msg */
   send(msg) {
     // A worker that finished by itself (maxMessages) may have closed its IPC channel a moment ago;
     // a late `stop` is then moot, not an error.
@@ -88,8 +103,13 @@ export class Generator {
   }
 }
 
-/** Waits for every generator to be ready, up to `ms`. */
+/**
+ * Waits for every generator to be ready, up to `ms`.
+ * @param {Generator[]} gens
+ * @param {number} [ms]
+ */
 export async function waitReady(gens, ms = READY_TIMEOUT_MS) {
+  /** @type {NodeJS.Timeout | undefined} */
   let timer;
   const timeout = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error(`generators not ready within ${ms} ms`)), ms);
@@ -101,6 +121,11 @@ export async function waitReady(gens, ms = READY_TIMEOUT_MS) {
   }
 }
 
+/**
+ * `key` of every generator's progress, added up.
+ * @param {Generator[]} gens
+ * @param {'msgs' | 'bytes' | 'cpuMs'} key
+ */
 export function sum(gens, key) {
   let total = 0;
   for (const g of gens) total += g.progress[key] ?? 0;

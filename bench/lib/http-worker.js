@@ -14,8 +14,28 @@
  *             Finishes by itself.
  */
 import http from 'node:http';
-import { nowMs, runWorker } from './worker-common.js';
+import { nowMs } from './util.js';
+import { runWorker } from './worker-common.js';
 
+/**
+ * @import { HostPort, LatencySummary, ScrapeSummary, WorkerConfig } from './types.js'
+ */
+
+/**
+ * @typedef {WorkerConfig & { http: HostPort, httpClient?: string, mode: string, clients: number,
+ *   topicPrefix: string, topicCount: number, channelCount: number, msgsPerTopic: number,
+ *   concurrency: number, paths: string[], count: number }} HttpConfig
+ */
+
+/**
+ * @typedef {(method: string, path: string, body?: Buffer, keepText?: boolean) => Promise<{ status: number, size: number, text: string }>} Request
+ */
+
+/**
+ * A binary /mpub body: 4-byte BE count, then per message 4-byte BE size + `msgSize` bytes of 'x'.
+ * @param {number} n
+ * @param {number} msgSize
+ */
 function mpubBinaryBody(n, msgSize) {
   const body = Buffer.alloc(4 + n * (4 + msgSize), 'x');
   body.writeUInt32BE(n, 0);
@@ -23,7 +43,13 @@ function mpubBinaryBody(n, msgSize) {
   return body;
 }
 
-/** A request function over one keep-alive pool: (method, path, body?) → { status, size, text }. */
+/**
+ * A request function over one keep-alive pool.
+ * @param {string} kind 'agent' or 'fetch'
+ * @param {HostPort} addr
+ * @param {number} maxSockets
+ * @returns {Request}
+ */
 function httpClient(kind, addr, maxSockets) {
   if (kind === 'fetch') {
     const base = `http://${addr.host}:${addr.port}`;
@@ -39,13 +65,14 @@ function httpClient(kind, addr, maxSockets) {
     new Promise((resolve, reject) => {
       const headers = body ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {};
       const req = http.request({ host: addr.host, port: addr.port, method, path, agent, headers }, (res) => {
+        /** @type {Buffer[]} */
         const chunks = [];
         let size = 0;
         res.on('data', (c) => {
           size += c.length;
           if (keepText || res.statusCode !== 200) chunks.push(c);
         });
-        res.on('end', () => resolve({ status: res.statusCode, size, text: Buffer.concat(chunks).toString() }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, size, text: Buffer.concat(chunks).toString() }));
         res.on('error', reject);
       });
       req.on('error', reject);
@@ -53,14 +80,24 @@ function httpClient(kind, addr, maxSockets) {
     });
 }
 
+/**
+ * Nearest rank.
+ * @param {number[]} sorted
+ * @param {number} p percent
+ */
 function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i];
 }
 
-export function latencySummary(ms) {
+/**
+ * @param {number[]} ms
+ * @returns {LatencySummary}
+ */
+function latencySummary(ms) {
   const s = [...ms].sort((a, b) => a - b);
+  /** @param {number | null} n */
   const r3 = (n) => (n === null ? null : Math.round(n * 1000) / 1000);
   return {
     n: s.length,
@@ -72,12 +109,16 @@ export function latencySummary(ms) {
   };
 }
 
-runWorker((config, w) => {
+runWorker((/** @type {HttpConfig} */ config, w) => {
   const request = httpClient(
     config.httpClient ?? 'agent',
     config.http,
     Math.max(1, config.clients ?? config.concurrency ?? 1),
   );
+  /**
+   * @param {{ status: number, text: string }} res
+   * @param {string} what
+   */
   const expect200 = (res, what) => {
     if (res.status !== 200) throw new Error(`${what} → ${res.status} ${res.text.slice(0, 200)}`);
   };
@@ -89,6 +130,7 @@ runWorker((config, w) => {
     const n = mpub ? config.batchSize : 1;
     const body = mpub ? mpubBinaryBody(n, config.msgSize) : Buffer.alloc(config.msgSize, 'x');
     let running = false;
+    /** @type {Promise<void[]> | null} */
     let loops = null;
     const loop = async () => {
       while (running && !w.finished) {
@@ -119,6 +161,7 @@ runWorker((config, w) => {
   if (config.role === 'create') {
     const body = mpubBinaryBody(config.msgsPerTopic, config.msgSize);
     const run = async () => {
+      /** @type {number[]} */
       const tasks = [];
       for (let i = 0; i < config.topicCount; i++) tasks.push(i);
       let next = 0;
@@ -155,6 +198,7 @@ runWorker((config, w) => {
 
   if (config.role === 'scrape') {
     const run = async () => {
+      /** @type {ScrapeSummary[]} */
       const out = [];
       for (const path of config.paths) {
         const ms = [];
@@ -179,6 +223,7 @@ runWorker((config, w) => {
       w.finish({ scrapes: out });
     };
     // A first request of each kind (untimed) opens the connection and warms the route.
+    /** @type {Record<string, number>} */
     const warmupMs = {};
     return (async () => {
       for (const path of config.paths) {

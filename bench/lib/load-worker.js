@@ -12,22 +12,31 @@
  */
 import { decodeMessage, encodeCommand, encodeMpubBody, MESSAGE_HEADER_BYTES } from '@nsq-ts/protocol';
 import { makeBodies } from './bodies.js';
-import { connect, errorFrame, nowMs, publisherFrames, runWorker, STOP_GRACE_MS, subscriber } from './worker-common.js';
+import { nowMs } from './util.js';
+import { connect, errorFrame, publisherFrames, runWorker, STOP_GRACE_MS, subscriber } from './worker-common.js';
+
+/**
+ * @import { Socket } from 'node:net'
+ * @import { WorkerConfig } from './types.js'
+ */
 
 /** Soft error frames logged (the rest only counted). */
 const LOG_SOFT_ERRORS = 3;
 
-runWorker((config, w) => {
+runWorker((/** @type {WorkerConfig & { bodyKind?: string }} */ config, w) => {
   const stats = w.stats;
   /** sub: the broker answered CLS with CLOSE_WAIT. */
   stats.closeWait = false;
   const identify = config.heartbeatInterval > 0 ? { heartbeat_interval: config.heartbeatInterval } : {};
+  /** @type {Socket | null} */
   let socket = null;
-  const write = (buf) => socket.write(buf);
+  /** @param {Buffer} buf */
+  const write = (buf) => socket?.write(buf);
   // end(), not destroy(): the last FINs / NOP may still be queued for writing.
-  const close = () => socket.end();
+  const close = () => socket?.end();
 
   let warnedIdentify = false;
+  /** @param {Buffer} data */
   const checkIdentifyResponse = (data) => {
     const text = data.toString('utf8');
     if (text === 'OK') {
@@ -54,7 +63,7 @@ runWorker((config, w) => {
     // `bodyKind` 'json' (transport scenario): different, compressible bodies; default all 'x'.
     const bodies = makeBodies(config.batchSize, config.msgSize, config.bodyKind ?? 'x');
     const fullBatch = encodeCommand('MPUB', [config.topic], encodeMpubBody(bodies));
-    /** Sizes of the batches sent and not yet acknowledged, oldest first. */
+    /** @type {number[]} sizes of the batches sent and not yet acknowledged, oldest first */
     const outstanding = [];
     let sent = 0;
     let running = false;
@@ -81,7 +90,7 @@ runWorker((config, w) => {
         }
         outstanding.push(batch.n);
         sent += batch.n;
-        socket.write(batch.cmd);
+        socket?.write(batch.cmd);
       }
       if (stopping && outstanding.length === 0) {
         stats.stopAt = stats.stopAt || nowMs();

@@ -29,13 +29,20 @@ function clockTicks() {
   }
 }
 
-/** CPU time of the calling thread (ms). */
+/**
+ * CPU time of the calling thread (ms).
+ * @param {number} ticks clock ticks a second
+ */
 function threadCpuMs(ticks) {
   const stat = fs.readFileSync('/proc/thread-self/stat', 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(f[11]) + Number(f[12])) / ticks) * 1000;
 }
 
+/**
+ * @param {string} codec
+ * @returns {(buf: Buffer) => Buffer}
+ */
 function compressor(codec) {
   if (codec === 'snappy') {
     const enc = new SnappyFrameEncoder();
@@ -45,7 +52,10 @@ function compressor(codec) {
   throw new Error(`unknown codec ${codec}`);
 }
 
-/** About `size` bytes of message frames, as nsqd writes them to a consumer. */
+/**
+ * About `size` bytes of message frames, as nsqd writes them to a consumer.
+ * @param {number} size
+ */
 function makeFlush(size) {
   const bodies = makeBodies(200, 200, 'json');
   const frames = [];
@@ -65,25 +75,34 @@ function makeFlush(size) {
   return Buffer.concat(frames);
 }
 
-if (!isMainThread) {
+if (!isMainThread && parentPort !== null) {
   // The worker: compress what arrives, send it back (transferred: no second copy).
+  const port = parentPort;
   const compress = compressor(workerData.codec);
   const ticks = workerData.ticks;
-  parentPort.on('message', (msg) => {
+  port.on('message', (/** @type {'cpu' | ArrayBuffer} */ msg) => {
     if (msg === 'cpu') {
-      parentPort.postMessage({ cpuMs: threadCpuMs(ticks) });
+      port.postMessage({ cpuMs: threadCpuMs(ticks) });
       return;
     }
     const out = compress(Buffer.from(msg));
     const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
-    const ab = own ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
-    parentPort.postMessage(ab, [ab]);
+    const ab = /** @type {ArrayBuffer} */ (
+      own ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength)
+    );
+    port.postMessage(ab, [ab]);
   });
 } else {
   await main();
 }
 
-/** Compress on this thread for `ms`: { flushes, mainCpuMs, wallMs, outBytes }. */
+/**
+ * Compress on this thread for `ms`: { flushes, mainCpuMs, wallMs, outBytes }.
+ * @param {string} codec
+ * @param {Buffer} flush
+ * @param {number} ms
+ * @param {number} ticks
+ */
 function inline(codec, flush, ms, ticks) {
   const compress = compressor(codec);
   const cpu0 = threadCpuMs(ticks);
@@ -97,10 +116,18 @@ function inline(codec, flush, ms, ticks) {
   return { flushes, mainCpuMs: threadCpuMs(ticks) - cpu0, wallMs: performance.now() - t0, outBytes };
 }
 
-/** Hand every flush to a worker for `ms`, `depth` in flight: as inline, plus the worker's CPU. */
+/**
+ * Hand every flush to a worker for `ms`, `depth` in flight: as inline, plus the worker's CPU.
+ * @param {string} codec
+ * @param {Buffer} flush
+ * @param {number} ms
+ * @param {number} depth
+ * @param {number} ticks
+ */
 async function offloaded(codec, flush, ms, depth, ticks) {
   const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { codec, ticks } });
   await new Promise((resolve) => worker.once('online', resolve));
+  /** @returns {Promise<number>} */
   const askCpu = () =>
     new Promise((resolve) => {
       worker.once('message', (m) => resolve(m.cpuMs));
@@ -121,14 +148,14 @@ async function offloaded(codec, flush, ms, depth, ticks) {
     inFlight++;
   };
   await new Promise((resolve) => {
-    worker.on('message', (m) => {
+    worker.on('message', (/** @type {unknown} */ m) => {
       if (!(m instanceof ArrayBuffer)) return;
       inFlight--;
       flushes++;
       outBytes += m.byteLength;
       if (!stopping && performance.now() - t0 >= ms) stopping = true;
       if (!stopping) send();
-      else if (inFlight === 0) resolve();
+      else if (inFlight === 0) resolve(undefined);
     });
     for (let i = 0; i < depth; i++) send();
   });
@@ -142,6 +169,10 @@ async function offloaded(codec, flush, ms, depth, ticks) {
 
 async function main() {
   const args = process.argv.slice(2);
+  /**
+   * @param {string} name
+   * @param {string} dflt
+   */
   const opt = (name, dflt) => {
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : dflt;
@@ -151,6 +182,10 @@ async function main() {
   const codecs = opt('--codecs', 'snappy,deflate').split(',');
   const depth = Number(opt('--depth', '4'));
   const ticks = clockTicks();
+  /**
+   * @param {number} ms
+   * @param {number} n
+   */
   const us = (ms, n) => (n > 0 ? ((ms * 1000) / n).toFixed(1) : '-');
   const rows = [];
   process.stdout.write(
@@ -162,17 +197,19 @@ async function main() {
       inline(codec, flush, 300, ticks); // warm-up
       const a = inline(codec, flush, seconds * 1000, ticks);
       const b = await offloaded(codec, flush, seconds * 1000, depth, ticks);
+      const inlineMainUs = Number(us(a.mainCpuMs, a.flushes));
+      const offloadMainUs = Number(us(b.mainCpuMs, b.flushes));
       const row = {
         codec,
         flushBytes: flush.length,
         ratio: Number((flush.length / (a.outBytes / a.flushes)).toFixed(2)),
-        inlineMainUs: Number(us(a.mainCpuMs, a.flushes)),
+        inlineMainUs,
         inlineFlushesPerSec: Math.round((a.flushes / a.wallMs) * 1000),
-        offloadMainUs: Number(us(b.mainCpuMs, b.flushes)),
+        offloadMainUs,
         offloadWorkerUs: Number(us(b.workerCpuMs, b.flushes)),
         offloadFlushesPerSec: Math.round((b.flushes / b.wallMs) * 1000),
+        mainSavedPct: Number((100 * (1 - offloadMainUs / inlineMainUs)).toFixed(1)),
       };
-      row.mainSavedPct = Number((100 * (1 - row.offloadMainUs / row.inlineMainUs)).toFixed(1));
       rows.push(row);
       process.stdout.write(
         `  ${codec.padEnd(7)} ${String(flush.length).padStart(6)} B (÷${row.ratio}): inline ${row.inlineMainUs} µs ` +

@@ -1,6 +1,6 @@
 /**
- * Raw-protocol generators for the performance scenarios of issue 9, run as child processes forked
- * by bench/run.js (IPC protocol and harness: worker-common.js).
+ * Raw-protocol generators of the pub-single, latency and idle-conns scenarios, run as child
+ * processes forked by bench/run.js (IPC protocol and harness: worker-common.js).
  *
  * Roles:
  *   pub1     single-message `PUB`, `window` commands in flight on one connection: every chunk of
@@ -21,11 +21,28 @@
  *            msgs = connections open.
  */
 import { encodeCommand, FrameType, MESSAGE_HEADER_BYTES } from '@nsq-ts/protocol';
-import { connect, isHeartbeat, NOP, nowMs, publisherFrames, runWorker, subscriber } from './worker-common.js';
+import { nowMs } from './util.js';
+import { connect, isHeartbeat, NOP, publisherFrames, runWorker, subscriber } from './worker-common.js';
+
+/**
+ * @import { Socket } from 'node:net'
+ * @import { LatencySummary, WorkerConfig } from './types.js'
+ * @import { OnFrame } from './worker-common.js'
+ */
+
+/**
+ * @typedef {WorkerConfig & { window: number, rate: number, expected?: number, warmupMs: number,
+ *   count: number, concurrency: number, heartbeatIntervalMs: number }} PerfConfig
+ */
 
 const TICK_MS = 1;
 
-/** `n` PUB commands for `topic`, each with a `msgSize`-byte body of 'x', back to back. */
+/**
+ * `n` PUB commands for `topic`, each with a `msgSize`-byte body of 'x', back to back.
+ * @param {string} topic
+ * @param {number} msgSize
+ * @param {number} n
+ */
 function pubCommands(topic, msgSize, n) {
   const one = encodeCommand('PUB', [topic], Buffer.alloc(msgSize, 'x'));
   const all = Buffer.allocUnsafe(one.length * n);
@@ -33,9 +50,14 @@ function pubCommands(topic, msgSize, n) {
   return { one: one.length, all, bodyOffset: one.length - msgSize };
 }
 
-runWorker((config, w) => {
+runWorker((/** @type {PerfConfig} */ config, w) => {
   const stats = w.stats;
-  /** A publishing connection: `onOk()` per acknowledged PUB, `afterChunk()` per chunk read. */
+  /**
+   * A publishing connection: `onOk()` per acknowledged PUB, `afterChunk()` per chunk read.
+   * @param {() => void} onOk
+   * @param {() => void} afterChunk
+   * @returns {Socket}
+   */
   const publisher = (onOk, afterChunk) => {
     const socket = connect(config, w, {
       onFrame: publisherFrames(w, (buf) => socket.write(buf), { command: 'PUB', onOk }),
@@ -90,7 +112,8 @@ runWorker((config, w) => {
     let sent = 0;
     let acked = 0;
     let startedAt = 0;
-    let timer = null;
+    /** @type {NodeJS.Timeout | undefined} */
+    let timer;
     let maxOutstanding = 0;
     let maxBurst = 0;
     const maybeFinish = () => {
@@ -141,8 +164,9 @@ runWorker((config, w) => {
     let firstStamp = -1;
     let warmupSkipped = 0;
     let chunkAt = 0;
+    /** @type {Socket | null} */
     let socket = null;
-    const sub = subscriber(w, config, (buf) => socket.write(buf), {
+    const sub = subscriber(w, config, (buf) => socket?.write(buf), {
       onFirst: (data) => {
         const stamp = data.readDoubleLE(MESSAGE_HEADER_BYTES);
         if (firstStamp < 0) firstStamp = stamp;
@@ -179,18 +203,22 @@ runWorker((config, w) => {
 
   // ---- idle ---------------------------------------------------------------------------------
   if (config.role === 'idle') {
+    /** @type {Socket[]} */
     const sockets = [];
     let identified = 0;
     let opened = 0;
     // CPU and time of the connect phase (the harness counts CPU only from `start`, which comes
     // after every connection is up).
     const connectFrom = { at: nowMs(), cpu: process.cpuUsage() };
+    /** @type {{ cpuMs: number, wallMs: number } | null} */
     let connected = null;
     const openOne = () => {
       if (opened >= config.count || w.finished) return;
       const i = opened++;
       let done = false;
+      /** @type {Socket | null} */
       let socket = null;
+      /** @type {OnFrame} */
       const onFrame = (type, data) => {
         if (type === FrameType.Error) {
           w.fail(`connection ${i}: error frame: ${data.toString('latin1')}`);
@@ -198,7 +226,7 @@ runWorker((config, w) => {
         }
         if (isHeartbeat(data)) {
           stats.heartbeats++;
-          socket.write(NOP);
+          socket?.write(NOP);
           return;
         }
         if (!done) {
@@ -234,10 +262,16 @@ runWorker((config, w) => {
   throw new Error(`perf-worker: unknown role ${config.role}`);
 });
 
-/** p50 / p99 / p99.9 / max of latencies in ms (nearest rank), and a coarse histogram. */
+/**
+ * p50 / p99 / p99.9 / max of latencies in ms (nearest rank), and a coarse histogram.
+ * @param {Float64Array} values
+ * @returns {LatencySummary}
+ */
 function summarize(values) {
   const s = Float64Array.from(values).sort();
+  /** @param {number} p */
   const at = (p) => (s.length === 0 ? null : s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]);
+  /** @param {number | null} x */
   const r3 = (x) => (x === null ? null : Math.round(x * 1000) / 1000);
   let sum = 0;
   for (const v of s) sum += v;

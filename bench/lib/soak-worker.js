@@ -24,6 +24,17 @@ import net from 'node:net';
 import { encodeCommand, encodeMpubBody, FrameDecoder, FrameType } from '@nsq-ts/protocol';
 import { greet, isHeartbeat, NOP, runWorker } from './worker-common.js';
 
+/**
+ * @import { Socket } from 'node:net'
+ * @import { SeqRange, WorkerConfig, WorkerHandle } from './types.js'
+ * @import { OnFrame } from './worker-common.js'
+ */
+
+/**
+ * @typedef {WorkerConfig & { index: number, rate: number, holdPermille: number, reqPermille: number,
+ *   reqMaxDelayMs: number }} SoakConfig
+ */
+
 const RECONNECT_MS = 100;
 const PACE_MS = 10;
 const MARK0 = 0x53; // 'S'
@@ -31,8 +42,12 @@ const MARK1 = 0x4b; // 'K'
 const BODY_HEADER = 8;
 const MSG_HEADER = 26; // timestamp 8, attempts 2, id 16
 
-/** The soak's decision for a first delivery, the same in every consumer: 0 … 999. */
-export function soakHash(pub, seq) {
+/**
+ * The soak's decision for a first delivery, the same in every consumer: 0 … 999.
+ * @param {number} pub
+ * @param {number} seq
+ */
+function soakHash(pub, seq) {
   let h = Math.imul(seq ^ (pub << 24), 0x9e3779b1);
   h ^= h >>> 15;
   h = Math.imul(h, 0x85ebca77);
@@ -44,8 +59,12 @@ export function soakHash(pub, seq) {
  * One connection that comes back: `onFrame(type, data)` sees every frame; `onOpen(socket)` runs
  * once magic and IDENTIFY are sent, `afterChunk()` after each chunk read is decoded, `onLost()`
  * when it closes (then it reconnects, unless `stop()` was called). Counts reconnects.
+ * @param {SoakConfig} config
+ * @param {WorkerHandle} w
+ * @param {{ onOpen: (socket: Socket) => void, onFrame: OnFrame, onLost: () => void, afterChunk?: () => void }} handlers
  */
 function reconnecting(config, w, { onOpen, onFrame, onLost, afterChunk = () => {} }) {
+  /** @type {Socket | null} */
   let socket = null;
   let stopped = false;
   const self = {
@@ -71,7 +90,7 @@ function reconnecting(config, w, { onOpen, onFrame, onLost, afterChunk = () => {
       try {
         decoder.push(chunk, onFrame);
       } catch (err) {
-        w.log(`bad frame stream: ${err.message}`);
+        w.log(`bad frame stream: ${/** @type {Error} */ (err).message}`);
         s.destroy();
         return;
       }
@@ -97,10 +116,12 @@ class SeqBits {
   constructor() {
     this.bytes = new Uint8Array(1 << 16);
   }
+  /** @param {number} seq */
   has(seq) {
     const i = seq >>> 3;
     return i < this.bytes.length && (this.bytes[i] & (1 << (seq & 7))) !== 0;
   }
+  /** @param {number} seq */
   add(seq) {
     const i = seq >>> 3;
     if (i >= this.bytes.length) {
@@ -119,12 +140,13 @@ class SeqBits {
   }
 }
 
-runWorker((config, w) => {
+runWorker((/** @type {SoakConfig} */ config, w) => {
   const stats = w.stats;
 
   // ---- soak-pub -------------------------------------------------------------------------------
   if (config.role === 'soak-pub') {
     const size = Math.max(BODY_HEADER, config.msgSize);
+    /** @param {number} seq */
     const body = (seq) => {
       const b = Buffer.alloc(size, 'x');
       b.writeUInt16BE(config.index, 0);
@@ -133,11 +155,13 @@ runWorker((config, w) => {
       b[7] = MARK1;
       return b;
     };
-    /** Commands sent and not answered, oldest first: { from, n }. */
+    /** @type {{ from: number, n: number }[]} commands sent and not answered, oldest first */
     let outstanding = [];
     /** Messages in `outstanding`. */
     let unanswered = 0;
+    /** @type {SeqRange[]} */
     const uncertain = [];
+    /** @type {SeqRange[]} */
     const failed = [];
     const commands = { mpub: 0, pub: 0, dpub: 0 };
     let seq = 0;
@@ -147,7 +171,8 @@ runWorker((config, w) => {
     let startedAt = 0;
     let offered = 0;
     let skipped = 0;
-    let timer = null;
+    /** @type {NodeJS.Timeout | undefined} */
+    let timer;
     let stopping = false;
     const maxUnanswered = Math.max(config.batchSize * 4, config.rate);
 
@@ -202,6 +227,10 @@ runWorker((config, w) => {
       },
     });
 
+    /**
+     * @param {'mpub' | 'pub' | 'dpub'} kind
+     * @param {number} n
+     */
     const send = (kind, n) => {
       const from = seq;
       let cmd;
@@ -218,7 +247,7 @@ runWorker((config, w) => {
       commands[kind]++;
       outstanding.push({ from, n });
       unanswered += n;
-      conn.socket.write(cmd);
+      conn.socket?.write(cmd);
     };
 
     const pace = () => {
@@ -235,6 +264,7 @@ runWorker((config, w) => {
       }
       while (left > 0 && unanswered < maxUnanswered) {
         cmdCount++;
+        /** @type {'mpub' | 'pub' | 'dpub'} */
         const kind = cmdCount % 20 === 0 ? 'dpub' : cmdCount % 10 === 0 ? 'pub' : 'mpub';
         const n = kind === 'mpub' ? Math.min(config.batchSize, left) : 1;
         send(kind, n);
@@ -262,6 +292,7 @@ runWorker((config, w) => {
 
   // ---- soak-sub -------------------------------------------------------------------------------
   if (config.role === 'soak-sub') {
+    /** @type {Map<number, SeqBits>} */
     const bits = new Map();
     const c = {
       deliveries: 0,
@@ -277,8 +308,10 @@ runWorker((config, w) => {
     let started = false;
     let paused = false;
     let stopping = false;
+    /** @type {string[]} */
     let out = [];
     const rdy = () => encodeCommand('RDY', [String(paused || stopping ? 0 : config.rdy)]);
+    /** @param {number} pub */
     const bitsOf = (pub) => {
       let b = bits.get(pub);
       if (b === undefined) {
@@ -291,11 +324,13 @@ runWorker((config, w) => {
       if (w.finished) return;
       conn.stop();
       conn.socket?.end();
+      /** @type {Record<number, string>} */
       const bitmaps = {};
       for (const [pub, b] of bits) bitmaps[pub] = b.toBase64();
       w.finish({ counts: c, bitmaps, reconnects: conn.reconnects });
     };
 
+    /** @param {Buffer} data */
     const onMessage = (data) => {
       c.deliveries++;
       const attempts = data.readUInt16BE(8);
@@ -402,7 +437,12 @@ runWorker((config, w) => {
   throw new Error(`unknown soak role ${config.role}`);
 });
 
-/** Appends [from, to) to a list of ranges, merging with the last one when adjacent. */
+/**
+ * Appends [from, to) to a list of ranges, merging with the last one when adjacent.
+ * @param {SeqRange[]} ranges
+ * @param {number} from
+ * @param {number} to
+ */
 function pushRange(ranges, from, to) {
   const last = ranges[ranges.length - 1];
   if (last !== undefined && last[1] === from) last[1] = to;

@@ -3,22 +3,40 @@
  *   1. throughput: one horizontal bar per message-rate phase (msgs/s);
  *   2. latency: p50 / p99 / p99.9 per offered rate, log scale, with the 10 ms p99 target;
  *   3. resources: broker RSS and idle CPU from rss-1m / idle-conns / idle-topics, each against
- *      issue 9's target where it has one;
+ *      its target where it has one (lib/targets.js);
  *   4. broker RSS over time (overflow: publish then drain; soak: with its restarts marked).
  * Panels without data are left out; nothing is written if none has any.
  */
 import fs from 'node:fs';
+import { TARGETS } from './targets.js';
+import { fmtInt } from './util.js';
+
+/**
+ * @import { LatencySummary, RssPoint, RunOutput } from './types.js'
+ */
+
+/** @typedef {{ label: string, value: number, color: string }} Bar */
+/** @typedef {{ label: string, l: LatencySummary }} LatencyItem */
+/** @typedef {{ label: string, value: number, unit: string, target: number | null, targetText?: string }} ResourceItem */
+/** @typedef {{ label: string, points: RssPoint[], marks: { t: number, text: string }[], min: number | null | undefined, max: number | null | undefined }} SeriesItem */
+/** @typedef {{ svg: string, height: number }} Panel */
 
 const W = 960;
 const LABEL_W = 300;
 const BAR_H = 16;
 const GAP = 6;
+/** @param {number} [size] */
 const font = (size = 12) => `font-family="system-ui, sans-serif" font-size="${size}"`;
+/** @type {Record<string, string>} */
 const COLORS = { pub: '#3b7dd8', sub: '#2e9e6a', p50: '#3b7dd8', p99: '#e08a1e', p999: '#c8423b', res: '#7a5cc4' };
 
+/** @param {unknown} s */
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
 
+/**
+ * @param {RunOutput} run
+ * @returns {Bar[]}
+ */
 function throughputItems(run) {
   const items = [];
   for (const r of run.scenarios) {
@@ -35,18 +53,27 @@ function throughputItems(run) {
   return items;
 }
 
+/**
+ * @param {RunOutput} run
+ * @returns {LatencyItem[]}
+ */
 function latencyItems(run) {
   const items = [];
   for (const r of run.scenarios) {
     for (const p of r.phases) {
       if (p.kind !== 'latency' || !p.latency || p.latency.n === 0) continue;
-      items.push({ label: `${fmtInt(p.offeredRate)}/s offered (${fmtInt(p.msgsPerSec)} achieved)`, l: p.latency });
+      items.push({ label: `${fmtInt(p.offeredRate ?? 0)}/s offered (${fmtInt(p.msgsPerSec)} achieved)`, l: p.latency });
     }
   }
   return items;
 }
 
+/**
+ * @param {RunOutput} run
+ * @returns {ResourceItem[]}
+ */
 function resourceItems(run) {
+  /** @type {ResourceItem[]} */
   const items = [];
   for (const r of run.scenarios) {
     if (r.name === 'rss-1m' && r.memory) {
@@ -57,35 +84,35 @@ function resourceItems(run) {
           label: `${label}: RSS after publish`,
           value: M.afterPublishRssMiB,
           unit: 'MiB',
-          target: 355 / 1.048576,
-          targetText: '355 MB',
+          target: TARGETS.rss1mMB / 1.048576,
+          targetText: `${TARGETS.rss1mMB} MB`,
         });
       if (M.afterSettleRssMiB !== null)
         items.push({
           label: `${label}: RSS after settle`,
           value: M.afterSettleRssMiB,
           unit: 'MiB',
-          target: 355 / 1.048576,
-          targetText: '355 MB',
+          target: TARGETS.rss1mMB / 1.048576,
+          targetText: `${TARGETS.rss1mMB} MB`,
         });
     }
     if (r.name === 'idle-conns' && r.idle) {
       const I = r.idle;
-      if (I.idleEndRssMiB !== null)
+      if (I.idleEndRssMiB != null)
         items.push({
-          label: `${fmtInt(I.connections)} idle conns: RSS`,
+          label: `${fmtInt(I.connections ?? 0)} idle conns: RSS`,
           value: I.idleEndRssMiB,
           unit: 'MiB',
-          target: 300 / 1.048576,
-          targetText: '300 MB',
+          target: TARGETS.idleConnsRssMB / 1.048576,
+          targetText: `${TARGETS.idleConnsRssMB} MB`,
         });
       if (I.idleCpuPct !== null)
         items.push({
-          label: `${fmtInt(I.connections)} idle conns: CPU`,
+          label: `${fmtInt(I.connections ?? 0)} idle conns: CPU`,
           value: I.idleCpuPct,
           unit: '%',
-          target: 2,
-          targetText: '2 %',
+          target: TARGETS.idleConnsCpuPct,
+          targetText: `${TARGETS.idleConnsCpuPct} %`,
         });
     }
     if (r.name === 'idle-topics' && r.idle) {
@@ -97,17 +124,27 @@ function resourceItems(run) {
           unit: '%',
           target: null,
         });
-      if (I.rssMiB !== null)
+      if (I.rssMiB != null)
         items.push({ label: `${fmtInt(I.topics ?? 0)} idle topics: RSS`, value: I.rssMiB, unit: 'MiB', target: null });
     }
   }
   return items;
 }
 
+/**
+ * @param {number} y
+ * @param {string} text
+ */
 function title(y, text) {
   return `<text x="12" y="${y}" ${font(15)} font-weight="bold">${esc(text)}</text>`;
 }
 
+/**
+ * @param {number} y0
+ * @param {string} heading
+ * @param {Bar[]} items
+ * @returns {Panel}
+ */
 function barPanel(y0, heading, items) {
   const out = [title(y0 + 16, heading)];
   const max = Math.max(...items.map((i) => i.value)) * 1.12;
@@ -123,25 +160,32 @@ function barPanel(y0, heading, items) {
   return { svg: out.join('\n'), height: y - y0 + 10 };
 }
 
+/**
+ * @param {number} y0
+ * @param {LatencyItem[]} items
+ * @returns {Panel}
+ */
 function latencyPanel(y0, items) {
   const out = [title(y0 + 16, 'publish → deliver latency (ms, log scale): p50 / p99 / p99.9')];
-  const all = items.flatMap((i) => [i.l.p50Ms, i.l.p99Ms, i.l.p999Ms]).filter((x) => x > 0);
+  const all = items
+    .flatMap((i) => [i.l.p50Ms, i.l.p99Ms, i.l.p999Ms])
+    .filter(/** @returns {x is number} */ (x) => x !== null && x !== undefined && x > 0);
   const lo = 10 ** Math.floor(Math.log10(Math.min(0.1, ...all)));
   const hi = 10 ** Math.ceil(Math.log10(Math.max(20, ...all)));
   const plotW = W - LABEL_W - 60;
+  /** @param {number} v */
   const xOf = (v) =>
     LABEL_W + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotW;
   let y = y0 + 34;
   const top = y;
   for (const it of items) {
     out.push(`<text x="${LABEL_W - 8}" y="${y + 24}" ${font()} text-anchor="end">${esc(it.label)}</text>`);
-    for (const [k, key] of [
-      ['p50', 'p50Ms'],
-      ['p99', 'p99Ms'],
-      ['p999', 'p999Ms'],
-    ]) {
-      const v = it.l[key];
-      const w = Math.max(1, xOf(v) - LABEL_W);
+    for (const [k, v] of /** @type {const} */ ([
+      ['p50', it.l.p50Ms],
+      ['p99', it.l.p99Ms],
+      ['p999', it.l.p999Ms],
+    ])) {
+      const w = Math.max(1, xOf(v ?? 0) - LABEL_W);
       out.push(`<rect x="${LABEL_W}" y="${y}" width="${w.toFixed(1)}" height="${BAR_H - 4}" fill="${COLORS[k]}"/>`);
       out.push(`<text x="${(LABEL_W + w + 4).toFixed(1)}" y="${y + 10}" ${font(11)}>${k} ${v}</text>`);
       y += BAR_H - 2;
@@ -154,18 +198,24 @@ function latencyPanel(y0, items) {
     out.push(`<line x1="${x}" y1="${top - 4}" x2="${x}" y2="${y}" stroke="#ccc" stroke-width="1"/>`);
     out.push(`<text x="${x}" y="${y + 14}" ${font(11)} text-anchor="middle">${v >= 1 ? v : v.toPrecision(1)}</text>`);
   }
-  const tx = xOf(10).toFixed(1);
+  const tx = xOf(TARGETS.latencyP99Ms).toFixed(1);
   out.push(`<line x1="${tx}" y1="${top - 4}" x2="${tx}" y2="${y}" stroke="#c8423b" stroke-dasharray="4 3"/>`);
   out.push(
-    `<text x="${tx}" y="${top - 8}" ${font(11)} fill="#c8423b" text-anchor="middle">10 ms (p99 target at 50k/s)</text>`,
+    `<text x="${tx}" y="${top - 8}" ${font(11)} fill="#c8423b" text-anchor="middle">${TARGETS.latencyP99Ms} ms (p99 target at 50k/s)</text>`,
   );
   return { svg: out.join('\n'), height: y - y0 + 26 };
 }
 
+/**
+ * @param {number} y0
+ * @param {ResourceItem[]} items
+ * @returns {Panel}
+ */
 function resourcePanel(y0, items) {
-  const out = [title(y0 + 16, 'broker resources (dashed: issue 9 target)')];
+  const out = [title(y0 + 16, 'broker resources (dashed: target)')];
   const plotW = W - LABEL_W - 160;
   // One scale per unit (MiB rows comparable with each other, % rows likewise).
+  /** @type {Record<string, number>} */
   const scale = {};
   for (const it of items) scale[it.unit] = Math.max(scale[it.unit] ?? 0, it.value * 1.1, (it.target ?? 0) * 1.1);
   let y = y0 + 30;
@@ -192,27 +242,38 @@ function resourcePanel(y0, items) {
   return { svg: out.join('\n'), height: y - y0 + 10 };
 }
 
-/** One RSS-over-time series per storage scenario that has one (overflow, soak). */
+/**
+ * One RSS-over-time series per storage scenario that has one (overflow, soak).
+ * @param {RunOutput} run
+ * @returns {SeriesItem[]}
+ */
 function seriesItems(run) {
+  /** @type {SeriesItem[]} */
   const items = [];
   for (const r of run.scenarios) {
-    const d = r.storage ?? r.soak;
-    if (!d?.rssSeries || d.rssSeries.length < 2) continue;
+    /** @type {SeriesItem['marks']} */
     const marks = [];
-    if (r.name === 'overflow') {
-      const drain = d.rssSeries.find((p) => p.phase === 'drain');
+    const o = r.storage;
+    const k = r.soak;
+    if (o !== undefined && o.rssSeries.length >= 2) {
+      const drain = o.rssSeries.find((p) => p.phase === 'drain');
       if (drain) marks.push({ t: drain.t, text: 'drain starts' });
+      const label = `overflow: ${fmtInt(o.messages)} × ${o.msgSize} B to disk and back (${fmtInt((o.diskAtPeak?.topicBytes ?? 0) / 1048576)} MiB at the peak)`;
+      items.push({ label, points: o.rssSeries, marks, min: o.rss?.min, max: o.rss?.max });
+    } else if (k !== undefined && k.rssSeries.length >= 2) {
+      for (const t of k.restartMarks ?? []) marks.push({ t, text: 'restart' });
+      const label = `soak: ${k.minutes} min, ${k.restarts?.length ?? 0} SIGTERM restarts — ${k.verdict}`;
+      items.push({ label, points: k.rssSeries, marks, min: k.rss?.min, max: k.rss?.max });
     }
-    for (const t of d.restartMarks ?? []) marks.push({ t, text: 'restart' });
-    const what =
-      r.name === 'overflow'
-        ? `overflow: ${fmtInt(d.messages)} × ${d.msgSize} B to disk and back (${fmtInt((d.diskAtPeak?.topicBytes ?? 0) / 1048576)} MiB at the peak)`
-        : `soak: ${d.minutes} min, ${d.restarts?.length ?? 0} SIGTERM restarts — ${d.verdict}`;
-    items.push({ label: what, points: d.rssSeries, marks, min: d.rss?.min, max: d.rss?.max });
   }
   return items;
 }
 
+/**
+ * @param {number} y0
+ * @param {SeriesItem[]} items
+ * @returns {Panel}
+ */
 function seriesPanel(y0, items) {
   const out = [title(y0 + 16, 'broker RSS over time (MiB; one point per second, largest per bucket)')];
   const left = 70;
@@ -223,8 +284,10 @@ function seriesPanel(y0, items) {
     out.push(`<text x="${left}" y="${y}" ${font()}>${esc(`${it.label}; RSS ${it.min}–${it.max} MiB`)}</text>`);
     const top = y + 10;
     const tMax = Math.max(...it.points.map((p) => p.t), 1);
-    const vMax = Math.max(...it.points.map((p) => p.rssMiB), 1) * 1.15;
+    const vMax = Math.max(...it.points.map((p) => p.rssMiB ?? 0), 1) * 1.15;
+    /** @param {number} t */
     const xOf = (t) => left + (t / tMax) * plotW;
+    /** @param {number} v */
     const yOf = (v) => top + plotH - (v / vMax) * plotH;
     out.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#999"/>`);
     out.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#999"/>`);
@@ -240,17 +303,23 @@ function seriesPanel(y0, items) {
       out.push(`<line x1="${x}" y1="${top}" x2="${x}" y2="${top + plotH}" stroke="#c8423b" stroke-dasharray="4 3"/>`);
       out.push(`<text x="${x}" y="${top + 10}" ${font(10)} fill="#c8423b">${esc(m.text)}</text>`);
     }
-    const pts = it.points.map((p) => `${xOf(p.t).toFixed(1)},${yOf(p.rssMiB).toFixed(1)}`).join(' ');
+    const pts = it.points.map((p) => `${xOf(p.t).toFixed(1)},${yOf(p.rssMiB ?? 0).toFixed(1)}`).join(' ');
     out.push(`<polyline points="${pts}" fill="none" stroke="${COLORS.res}" stroke-width="1.5"/>`);
     y = top + plotH + 30;
   }
   return { svg: out.join('\n'), height: y - y0 };
 }
 
-/** Writes the chart for `run` (the JSON object) to `file`; returns the path, or null if empty. */
+/**
+ * Writes the chart for `run` (the JSON object) to `file`; returns the path, or null if empty.
+ * @param {RunOutput} run
+ * @param {string} file
+ */
 export function writeChart(run, file) {
+  /** @type {string[]} */
   const panels = [];
   let y = 34;
+  /** @param {Panel} p */
   const add = (p) => {
     panels.push(p.svg);
     y += p.height + 10;

@@ -21,6 +21,15 @@
 import net from 'node:net';
 import os from 'node:os';
 import { encodeCommand, FrameDecoder, FrameType, HEARTBEAT, MAGIC_V2, MESSAGE_HEADER_BYTES } from '@nsq-ts/protocol';
+import { emptyStats, nowMs } from './util.js';
+
+/**
+ * @import { Socket } from 'node:net'
+ * @import { WorkerConfig, WorkerHandle, WorkerRole } from './types.js'
+ */
+
+/** @typedef {(type: number, data: Buffer) => void} OnFrame */
+/** @typedef {(buffer: Buffer) => void} Write */
 
 const PROGRESS_INTERVAL_MS = 100;
 /** After `stop`, how long a worker may take to report (outstanding replies, close). */
@@ -31,13 +40,15 @@ const FIN_PREFIX = Buffer.from('FIN ', 'latin1');
 const FIN_LINE_BYTES = 4 + 16 + 1;
 const ID_OFFSET = 10;
 
-export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
-
+/** @param {Buffer} data */
 export const isHeartbeat = (data) => data.length === HEARTBEAT.length && data.toString('latin1') === HEARTBEAT;
 
 /**
  * What every raw-protocol generator sends first on a connection: the V2 magic and IDENTIFY
  * (client_id `<role>-<index>`, feature_negotiation) plus `extra` fields.
+ * @param {Socket} socket
+ * @param {{ role: string, index: number | string }} config
+ * @param {Record<string, unknown>} [extra]
  */
 export function greet(socket, config, extra = {}) {
   socket.write(MAGIC_V2);
@@ -56,6 +67,9 @@ export function greet(socket, config, extra = {}) {
  * extra fields, see greet), then every frame of each chunk read goes to `onFrame(type, data)` and,
  * once the chunk is decoded, `afterChunk()` runs. A socket error or close before the worker
  * finished is `lost(why)` (default: fatal).
+ * @param {WorkerConfig} config
+ * @param {WorkerHandle} w
+ * @param {{ identify?: Record<string, unknown>, onFrame: OnFrame, afterChunk?: (() => void) | null, lost?: (why: string) => void }} handlers
  */
 export function connect(config, w, { identify = {}, onFrame, afterChunk = null, lost = (why) => w.fail(why) }) {
   const socket = net.connect({ host: config.host, port: config.port, noDelay: true });
@@ -65,7 +79,7 @@ export function connect(config, w, { identify = {}, onFrame, afterChunk = null, 
     try {
       decoder.push(chunk, onFrame);
     } catch (err) {
-      w.fail(`bad frame stream: ${err.message}`);
+      w.fail(`bad frame stream: ${/** @type {Error} */ (err).message}`);
       return;
     }
     afterChunk?.();
@@ -82,6 +96,9 @@ export function connect(config, w, { identify = {}, onFrame, afterChunk = null, 
 /**
  * An error frame: E_FIN_FAILED / E_REQ_FAILED / E_TOUCH_FAILED are counted in `softErrors` (the
  * first `logFirst` of them logged); any other is fatal.
+ * @param {WorkerHandle} w
+ * @param {Buffer} data
+ * @param {number} [logFirst]
  */
 export function errorFrame(w, data, logFirst = 0) {
   const text = data.toString('latin1');
@@ -98,6 +115,10 @@ export function errorFrame(w, data, logFirst = 0) {
  * with NOP; the IDENTIFY response makes the worker ready (after `onIdentify(data)`); from then on
  * every response must be `OK` to `command`, and calls `onOk()`. Error frames go to `onError(data)`
  * (default: fatal).
+ * @param {WorkerHandle} w
+ * @param {Write} write
+ * @param {{ command: string, onOk: () => void, onIdentify?: ((data: Buffer) => void) | null, onError?: ((data: Buffer) => void) | null }} handlers
+ * @returns {OnFrame}
  */
 export function publisherFrames(w, write, { command, onOk, onIdentify = null, onError = null }) {
   let identified = false;
@@ -140,15 +161,19 @@ export function publisherFrames(w, write, { command, onOk, onIdentify = null, on
  * While counting, a first delivery (attempts 1) adds to msgs / bytes, then `onFirst(data)`; a
  * redelivery to redeliveries. `onMessage(data)` sees every message first (false: drop it, not
  * FINed). Error frames: see errorFrame (`logSoftErrors` = its `logFirst`).
+ * @param {WorkerHandle} w
+ * @param {WorkerConfig} config
+ * @param {Write} write
+ * @param {{ onIdentify?: (data: Buffer) => void, onMessage?: (data: Buffer) => boolean, onFirst?: (data: Buffer) => void, onCloseWait?: () => void, logSoftErrors?: number }} [hooks]
  */
 export function subscriber(w, config, write, hooks = {}) {
   const { onIdentify, onMessage, onFirst, onCloseWait, logSoftErrors = 0 } = hooks;
   const stats = w.stats;
-  /** Frame data of the messages in the chunk being decoded, FINed by the next flush. */
+  /** @type {Buffer[]} frame data of the messages in the chunk being decoded, FINed by the next flush */
   let toFin = [];
   let nopPending = false;
   const sub = {
-    /** identify → sub → subscribed → closing */
+    /** @type {'identify' | 'sub' | 'subscribed' | 'closing'} */
     phase: 'identify',
     counting: true,
     closeWait: false,
@@ -156,6 +181,7 @@ export function subscriber(w, config, write, hooks = {}) {
     get pending() {
       return toFin.length;
     },
+    /** @type {OnFrame} */
     onFrame(type, data) {
       if (type === FrameType.Message) {
         if (onMessage !== undefined && onMessage(data) === false) return;
@@ -231,29 +257,31 @@ export function subscriber(w, config, write, hooks = {}) {
   return sub;
 }
 
+/**
+ * Runs this process as a generator: waits for the config, makes the role, and answers the
+ * parent's start / stop / role messages (see the top of this file).
+ * @template {object} C the role's config
+ * @param {(config: C & WorkerConfig, w: WorkerHandle) => WorkerRole | Promise<WorkerRole>} createRole
+ */
 export function runWorker(createRole) {
-  let config = null;
+  /** @type {WorkerRole | null} */
   let role = null;
   let finished = false;
-  let progressTimer = null;
-  let hardTimer = null;
+  /** @type {NodeJS.Timeout | undefined} */
+  let progressTimer;
+  /** @type {NodeJS.Timeout | undefined} */
+  let hardTimer;
+  /** @type {NodeJS.CpuUsage | null} */
   let cpuAtStart = null;
-  const stats = {
-    msgs: 0,
-    bytes: 0,
-    redeliveries: 0,
-    batches: 0,
-    heartbeats: 0,
-    softErrors: 0,
-    startAt: 0,
-    firstAt: 0,
-    lastAt: 0,
-    stopAt: 0,
-  };
+  const stats = emptyStats();
 
-  /** `done` runs once the message is handed to the IPC pipe (or at once without one). */
+  /**
+   * `done` runs once the message is handed to the IPC pipe (or at once without one).
+   * @param {object} msg
+   * @param {() => void} [done]
+   */
   const send = (msg, done) => {
-    if (process.connected) process.send(msg, done);
+    if (process.connected && process.send) process.send(msg, undefined, undefined, done);
     else done?.();
   };
 
@@ -262,6 +290,7 @@ export function runWorker(createRole) {
     return { cpuMs: cpu === null ? 0 : (cpu.user + cpu.system) / 1000, ...stats };
   };
 
+  /** @param {number} code */
   const shutdown = (code) => {
     clearInterval(progressTimer);
     clearTimeout(hardTimer);
@@ -270,6 +299,7 @@ export function runWorker(createRole) {
     setTimeout(() => process.exit(code), 50).unref();
   };
 
+  /** @type {WorkerHandle} */
   const w = {
     stats,
     send: (msg) => send(msg),
@@ -316,22 +346,19 @@ export function runWorker(createRole) {
     },
   };
 
-  process.on('message', async (msg) => {
+  process.on('message', async (/** @type {{ type: string }} */ msg) => {
     try {
       if (msg.type === 'config') {
-        config = msg;
+        const c = /** @type {C & WorkerConfig} */ (/** @type {unknown} */ (msg));
         // Whatever happens, this process bounds itself in time.
-        hardTimer = setTimeout(
-          () => w.fail(`worker hard deadline (${config.hardDeadlineMs} ms) reached`),
-          msg.hardDeadlineMs,
-        );
+        hardTimer = setTimeout(() => w.fail(`worker hard deadline (${c.hardDeadlineMs} ms) reached`), c.hardDeadlineMs);
         hardTimer.unref();
-        role = await createRole(config, w);
+        role = await createRole(c, w);
       } else if (msg.type === 'start') {
         stats.startAt = nowMs();
         cpuAtStart = process.cpuUsage();
         progressTimer = setInterval(() => send({ type: 'progress', ...snapshot() }), PROGRESS_INTERVAL_MS);
-        await role.start();
+        await role?.start();
       } else if (msg.type === 'stop') {
         if (stats.stopAt === 0) stats.stopAt = nowMs();
         setTimeout(() => {
@@ -345,7 +372,7 @@ export function runWorker(createRole) {
         await role.control(msg);
       }
     } catch (err) {
-      w.fail(err?.stack ?? String(err));
+      w.fail(/** @type {Error} */ (err)?.stack ?? String(err));
     }
   });
 
@@ -356,5 +383,5 @@ export function runWorker(createRole) {
     }
   });
   process.on('uncaughtException', (err) => w.fail(`uncaught: ${err?.stack ?? err}`));
-  process.on('unhandledRejection', (err) => w.fail(`unhandled rejection: ${err?.stack ?? err}`));
+  process.on('unhandledRejection', (err) => w.fail(`unhandled rejection: ${/** @type {Error} */ (err)?.stack ?? err}`));
 }

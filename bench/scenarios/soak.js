@@ -1,9 +1,9 @@
 /**
- * The soak scenario (issue #10): --minutes (30) of mixed load on one broker whose data path
- * survives SIGTERM restarts, then an end-to-end count of what was published against what was
- * finished. Generators: lib/soak-worker.js (--connections publishers offering --soak-rate
- * msgs/s in all — MPUB, PUB, DPUB — and --connections consumers that FIN most messages, REQ
- * some with a delay, and never answer others so they time out after --soak-msg-timeout).
+ * `soak`: --minutes of mixed load on one broker whose data path survives SIGTERM restarts, then an
+ * end-to-end count of what was published against what was finished. Generators:
+ * lib/soak-worker.js (--connections publishers offering --soak-rate msgs/s in all — MPUB, PUB,
+ * DPUB — and --connections consumers that FIN most messages, REQ some with a delay, and never
+ * answer others so they time out after --soak-msg-timeout).
  *
  * Every cycle of --restart-every seconds (default: a third of the run, 20–180 s) the consumers
  * pause (RDY 0) from 40 % to 70 % of it, so a backlog builds past --soak-mem-queue-size and
@@ -17,12 +17,18 @@
  * no generator failed. Duplicates (finished again after a FIN) are reported, not failed: the
  * delivery guarantee is at least once.
  */
-import { fileURLToPath } from 'node:url';
-import { cpuBetween, systemCpu } from './broker.js';
-import { sum, waitReady } from './generators.js';
-import { channelStats, downsample } from './storage.js';
+import { cpuBetween, systemCpu } from '../lib/broker.js';
+import { SOAK_WORKER, sum, waitReady } from '../lib/generators.js';
+import { int, seconds } from '../lib/options.js';
+import { phase } from '../lib/phase.js';
+import { channelStats, downsample } from '../lib/storage.js';
+import { fmt1, fmtInt, log, mib, nowMs, round, sleep } from '../lib/util.js';
 
-export const SOAK_WORKER = fileURLToPath(new URL('./soak-worker.js', import.meta.url));
+/**
+ * @import { ChannelCounts, Options, RunningResult, Scenario, SoakResult, TickSample, WorkerResult } from '../lib/types.js'
+ * @import { Bench } from '../lib/bench.js'
+ */
+
 const SOAK_BATCH = 50;
 const HOLD_PERMILLE = 10;
 const REQ_PERMILLE = 50;
@@ -30,22 +36,38 @@ const REQ_MAX_DELAY_MS = 2000;
 /** How long a SIGTERM may take before the soak SIGKILLs (and fails). */
 const RESTART_STOP_TIMEOUT_MS = 30_000;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
-const mib = (kib) => (kib === null || kib === undefined ? null : Math.round((kib / 1024) * 10) / 10);
+export const options = {
+  minutes: seconds('length of the mixed load', 30, { arg: 'M' }),
+  restartEvery: int('SIGTERM restart cycle (0: a third of the run, 20..180)', 0, { min: 0, arg: 'SECONDS' }),
+  soakRate: int('msgs/s offered by all publishers', 10_000),
+  soakMemQueueSize: int("the broker's --mem-queue-size", 10_000, { min: 0 }),
+  soakMsgTimeout: int("the broker's --msg-timeout", 5_000, { arg: 'MS' }),
+  soakRdy: int('RDY per consumer', 1000),
+};
 
-/** Seconds between restarts: --restart-every, or a third of the run within 20–180 s. */
-export function soakCycleSeconds(o) {
+/**
+ * Seconds between restarts: --restart-every, or a third of the run within 20–180 s.
+ * @param {Options} o
+ */
+function soakCycleSeconds(o) {
   return o.restartEvery > 0 ? o.restartEvery : Math.min(180, Math.max(20, Math.round((o.minutes * 60) / 3)));
 }
 
-/** Upper bound of the drain after the run (timeouts and REQ delays must play out). */
-export function soakDrainLimitMs(o) {
+/**
+ * Upper bound of the drain after the run (timeouts and REQ delays must play out).
+ * @param {Options} o
+ */
+function soakDrainLimitMs(o) {
   return o.soakMsgTimeout * 4 + 180_000;
 }
 
-/** The pause / resume / restart events of the run (ms from its start), in time order. */
+/**
+ * The pause / resume / restart events of the run (ms from its start), in time order.
+ * @param {number} totalMs
+ * @param {number} cycleMs
+ */
 function schedule(totalMs, cycleMs) {
+  /** @type {{ at: number, type: 'pause' | 'resume' | 'restart' }[]} */
   const events = [];
   for (let i = 0; i * cycleMs < totalMs; i++) {
     const base = i * cycleMs;
@@ -56,6 +78,7 @@ function schedule(totalMs, cycleMs) {
   return events.filter((e) => e.at < totalMs - 2000).sort((a, b) => a.at - b.at);
 }
 
+/** @param {Uint8Array} bytes */
 function popcount(bytes) {
   let n = 0;
   for (let i = 0; i < bytes.length; i++) {
@@ -71,14 +94,24 @@ function popcount(bytes) {
 /**
  * Publishers' results against consumers' bitmaps: lost (acknowledged, never finished),
  * duplicates across consumers, uncertain ones that did arrive, and bits nobody sent.
+ * @param {WorkerResult[]} prs
+ * @param {WorkerResult[]} srs
  */
 function reconcile(prs, srs) {
-  const out = { acked: 0, lost: 0, lostSample: [], crossDuplicates: 0, uncertain: 0, uncertainDelivered: 0 };
-  /** Distinct messages finished (by any consumer). */
-  out.finished = 0;
-  out.failed = 0;
-  out.failedDelivered = 0;
-  out.unexpected = 0;
+  const out = {
+    acked: 0,
+    lost: 0,
+    /** @type {string[]} */
+    lostSample: [],
+    crossDuplicates: 0,
+    uncertain: 0,
+    uncertainDelivered: 0,
+    /** Distinct messages finished (by any consumer). */
+    finished: 0,
+    failed: 0,
+    failedDelivered: 0,
+    unexpected: 0,
+  };
   const pubs = new Set([...prs.keys(), ...srs.flatMap((r) => Object.keys(r.bitmaps ?? {}).map(Number))]);
   for (const p of pubs) {
     const r = prs[p];
@@ -94,8 +127,14 @@ function reconcile(prs, srs) {
     const union = popcount(or);
     out.crossDuplicates += each - union;
     out.finished += union;
+    /** @param {number} seq */
     const has = (seq) => (or[seq >>> 3] & (1 << (seq & 7))) !== 0;
     const excluded = new Uint8Array(len);
+    /**
+     * @param {[number, number][] | undefined} ranges
+     * @param {'uncertain' | 'failed'} key
+     * @param {'uncertainDelivered' | 'failedDelivered'} deliveredKey
+     */
     const mark = (ranges, key, deliveredKey) => {
       for (const [a, b] of ranges ?? []) {
         for (let s = a; s < b; s++) {
@@ -120,9 +159,15 @@ function reconcile(prs, srs) {
   return out;
 }
 
-export async function soak(b, topic, channel, result, h) {
+/**
+ * @param {Bench} b
+ * @param {RunningResult} result
+ */
+async function soak(b, result) {
   const o = b.opts;
-  if (b.broker.external) throw new Error('soak restarts the broker: it needs a spawned one, not --nsqd-*-address');
+  const { topic, channel } = result;
+  const broker = b.nsqd;
+  if (broker.external) throw new Error('soak restarts the broker: it needs a spawned one, not --nsqd-*-address');
   const totalMs = o.minutes * 60_000;
   const cycleMs = soakCycleSeconds(o) * 1000;
   const drainLimitMs = soakDrainLimitMs(o);
@@ -149,8 +194,8 @@ export async function soak(b, topic, channel, result, h) {
     }),
   );
   await waitReady([...pubs, ...subs]);
-  h.log(
-    `  ${o.minutes} min at ${h.fmtInt(o.soakRate)} msgs/s offered (${n} pub + ${n} sub conns); ` +
+  log(
+    `  ${o.minutes} min at ${fmtInt(o.soakRate)} msgs/s offered (${n} pub + ${n} sub conns); ` +
       `${events.filter((e) => e.type === 'restart').length} SIGTERM restarts, one per ${cycleMs / 1000} s cycle; ` +
       `${HOLD_PERMILLE / 10}% never answered (--msg-timeout ${o.soakMsgTimeout} ms), ${REQ_PERMILLE / 10}% REQ 0–${REQ_MAX_DELAY_MS} ms`,
   );
@@ -159,7 +204,9 @@ export async function soak(b, topic, channel, result, h) {
 
   const t0 = nowMs();
   const sys0 = systemCpu();
+  /** @type {TickSample[]} */
   const samples = [];
+  /** @type {SoakResult['restarts']} */
   const restarts = [];
   let brokerCpuMs = 0;
   let prevB = b.brokerSample();
@@ -168,33 +215,35 @@ export async function soak(b, topic, channel, result, h) {
   let paused = false;
   let ei = 0;
   const gensFailed = () => [...pubs, ...subs].find((g) => g.failed);
+  /** @param {string} label */
   const sample = (label) => {
     const t = nowMs();
     const totals = [sum(pubs, 'msgs'), sum(subs, 'msgs')];
     const dt = (t - prevAt) / 1000;
     const rates = totals.map((x, i) => (dt > 0 ? (x - prevTotals[i]) / dt : 0));
     const cur = b.brokerSample();
-    const cpu = prevB !== null && cur !== null && b.broker.pid === prevB.pid ? cpuBetween(prevB, cur) : null;
+    const cpu = prevB !== null && cur !== null && broker.pid === prevB.pid ? cpuBetween(prevB, cur) : null;
     if (cpu !== null) brokerCpuMs += cpu.cpuMs;
+    /** @type {TickSample} */
     const s = {
-      t: h.round((t - t0) / 1000, 2),
+      t: round((t - t0) / 1000, 2),
       rates,
       totals,
-      brokerCpuPct: cpu === null ? null : h.round(cpu.pct, 1),
+      brokerCpuPct: cpu === null ? null : round(cpu.pct, 1),
       brokerRssKiB: cur?.rssKiB ?? null,
-      pid: b.broker.pid,
+      pid: broker.pid,
     };
     samples.push(s);
-    h.log(
-      `  [${label}] ${s.t.toFixed(0).padStart(5)}s  pub ${h.fmtInt(rates[0]).padStart(7)}/s  fin ${h.fmtInt(rates[1]).padStart(7)}/s  ` +
-        `acked ${h.fmtInt(totals[0])}  finished ${h.fmtInt(totals[1])}  rss ${h.fmtInt((cur?.rssKiB ?? 0) / 1024)} MiB  ` +
-        `cpu ${h.fmt1(s.brokerCpuPct)}%  restarts ${restarts.length}${paused ? '  (consumers paused)' : ''}`,
+    log(
+      `  [${label}] ${s.t.toFixed(0).padStart(5)}s  pub ${fmtInt(rates[0]).padStart(7)}/s  fin ${fmtInt(rates[1]).padStart(7)}/s  ` +
+        `acked ${fmtInt(totals[0])}  finished ${fmtInt(totals[1])}  rss ${fmtInt((cur?.rssKiB ?? 0) / 1024)} MiB  ` +
+        `cpu ${fmt1(s.brokerCpuPct)}%  restarts ${restarts.length}${paused ? '  (consumers paused)' : ''}`,
     );
     prevTotals = totals;
     prevAt = t;
-    prevB = cur === null ? null : { ...cur, pid: b.broker.pid };
+    prevB = cur === null ? null : { ...cur, pid: broker.pid };
   };
-  prevB = prevB === null ? null : { ...prevB, pid: b.broker.pid };
+  prevB = prevB === null ? null : { ...prevB, pid: broker.pid };
 
   let nextPrint = t0 + 1000;
   while (nowMs() - t0 < totalMs) {
@@ -203,17 +252,17 @@ export async function soak(b, topic, channel, result, h) {
     while (ei < events.length && events[ei].at <= nowMs() - t0) {
       const e = events[ei++];
       if (e.type === 'restart') {
-        const at = h.round((nowMs() - t0) / 1000, 1);
-        const r = await b.broker.restart({ timeoutMs: RESTART_STOP_TIMEOUT_MS });
-        restarts.push({ at, ...r, pid: b.broker.pid, consumersPaused: paused });
+        const at = round((nowMs() - t0) / 1000, 1);
+        const r = await broker.restart({ timeoutMs: RESTART_STOP_TIMEOUT_MS });
+        restarts.push({ at, ...r, pid: broker.pid, consumersPaused: paused });
         const clean = !r.killed && r.exit?.code === 0;
-        h.log(
+        log(
           `  restart #${restarts.length} at ${at} s (${paused ? 'consumers paused' : 'consuming'}): SIGTERM → ` +
             `${clean ? 'exit 0' : `NOT CLEAN ${JSON.stringify(r.exit)}${r.killed ? ', SIGKILLed' : ''}`} in ${r.stopMs} ms; ` +
-            `up again (GET /ping) in ${r.startMs} ms, pid ${b.broker.pid}`,
+            `up again (GET /ping) in ${r.startMs} ms, pid ${broker.pid}`,
         );
         prevB = b.brokerSample();
-        if (prevB !== null) prevB.pid = b.broker.pid;
+        if (prevB !== null) prevB.pid = broker.pid;
       } else {
         paused = e.type === 'pause';
         for (const g of subs) g.send({ type: e.type });
@@ -234,19 +283,20 @@ export async function soak(b, topic, channel, result, h) {
   // Drain: until the channel holds nothing (twice in a row), or the limit.
   const drainStart = nowMs();
   let zeroes = 0;
+  /** @type {ChannelCounts | null} */
   let last = null;
   while (nowMs() - drainStart < drainLimitMs && zeroes < 2) {
     await sleep(1000);
     const failed = gensFailed();
     if (failed) throw new Error(`${failed.name} failed: ${(await failed.result).error}`);
     sample('drain');
-    last = await channelStats(b, topic, channel);
+    last = await channelStats(broker.http, topic, channel);
     const empty =
       last !== null && last.depth === 0 && last.inFlight === 0 && last.deferred === 0 && last.topicDepth === 0;
     zeroes = empty ? zeroes + 1 : 0;
   }
   const drained = zeroes >= 2;
-  const drainSeconds = h.round((nowMs() - drainStart) / 1000, 1);
+  const drainSeconds = round((nowMs() - drainStart) / 1000, 1);
   for (const g of subs) g.stop();
   const srs = await b.results(subs);
   const wallMs = nowMs() - t0;
@@ -259,34 +309,38 @@ export async function soak(b, topic, channel, result, h) {
   const timeline = {
     samples,
     wallMs,
-    broker: { cpuPct: h.round((brokerCpuMs / wallMs) * 100, 1), cpuMs: h.round(brokerCpuMs, 0), rssKiB: lastRss },
-    machineCpuPct: machineMs === null ? null : h.round((machineMs / wallMs) * 100, 1),
+    broker: { cpuPct: round((brokerCpuMs / wallMs) * 100, 1), cpuMs: round(brokerCpuMs, 0), rssKiB: lastRss },
+    machineCpuPct: machineMs === null ? null : round((machineMs / wallMs) * 100, 1),
     otherCpuPct:
-      machineMs === null ? null : h.round(Math.max(0, (machineMs - gensCpuMs - brokerCpuMs) / wallMs) * 100, 1),
+      machineMs === null ? null : round(Math.max(0, (machineMs - gensCpuMs - brokerCpuMs) / wallMs) * 100, 1),
   };
-  const pubRow = h.phase('publish (acked)', prs, 'pub', timeline, 0, pubs);
-  const finRow = h.phase('finish (unique)', srs, 'sub', timeline, 1, subs);
+  const pubRow = phase('publish (acked)', prs, 'pub', timeline, 0, pubs);
+  const finRow = phase('finish (unique)', srs, 'sub', timeline, 1, subs);
 
   const rec = reconcile(prs, srs);
   // The row counts distinct messages: one finished by two consumers (a FIN lost in a restart,
   // then redelivered elsewhere) is a duplicate, not two.
   if (finRow.msgs > 0) {
     finRow.bytes = Math.round((finRow.bytes * rec.finished) / finRow.msgs);
-    finRow.mibPerSec = finRow.seconds > 0 ? h.round(finRow.bytes / 1048576 / finRow.seconds, 2) : 0;
+    finRow.mibPerSec = finRow.seconds > 0 ? round(finRow.bytes / 1048576 / finRow.seconds, 2) : 0;
   }
   finRow.msgs = rec.finished;
-  finRow.msgsPerSec = finRow.seconds > 0 ? h.round(rec.finished / finRow.seconds, 0) : 0;
+  finRow.msgsPerSec = finRow.seconds > 0 ? round(rec.finished / finRow.seconds, 0) : 0;
+  /** @type {Record<string, number>} */
   const counts = {};
   for (const r of srs) for (const [k, v] of Object.entries(r.counts ?? {})) counts[k] = (counts[k] ?? 0) + v;
   counts.maxAttempts = Math.max(0, ...srs.map((r) => r.counts?.maxAttempts ?? 0));
   const duplicates = (counts.duplicates ?? 0) + rec.crossDuplicates;
   const skipped = prs.reduce((a, r) => a + (r.skipped ?? 0), 0);
   const commands = { mpub: 0, pub: 0, dpub: 0 };
-  for (const r of prs) for (const k of Object.keys(commands)) commands[k] += r.commands?.[k] ?? 0;
+  for (const r of prs) {
+    for (const k of /** @type {(keyof typeof commands)[]} */ (Object.keys(commands)))
+      commands[k] += r.commands?.[k] ?? 0;
+  }
   const unclean = restarts.filter((r) => r.killed || r.exit?.code !== 0);
   const problems = [];
   if (rec.lost > 0)
-    problems.push(`${h.fmtInt(rec.lost)} acknowledged messages never finished (e.g. ${rec.lostSample.join(', ')})`);
+    problems.push(`${fmtInt(rec.lost)} acknowledged messages never finished (e.g. ${rec.lostSample.join(', ')})`);
   if (rec.unexpected > 0) problems.push(`${rec.unexpected} finished sequence numbers were never sent`);
   if ((counts.bad ?? 0) > 0) problems.push(`${counts.bad} bodies without the soak marker`);
   if (unclean.length > 0) problems.push(`${unclean.length} restart(s) not clean on SIGTERM`);
@@ -296,7 +350,7 @@ export async function soak(b, topic, channel, result, h) {
   const rssPoints = samples
     .filter((s) => s.brokerRssKiB !== null)
     .map((s) => ({ t: s.t, rssMiB: mib(s.brokerRssKiB), pid: s.pid }));
-  const rssValues = rssPoints.map((p) => p.rssMiB);
+  const rssValues = rssPoints.map((p) => p.rssMiB ?? 0);
   result.soak = {
     verdict,
     problems,
@@ -338,17 +392,30 @@ export async function soak(b, topic, channel, result, h) {
   pubRow.kind = 'throughput';
   finRow.kind = 'throughput';
   pubRow.note =
-    `${h.fmtInt(commands.mpub)} MPUB / ${h.fmtInt(commands.pub)} PUB / ${h.fmtInt(commands.dpub)} DPUB; ` +
-    `${h.fmtInt(rec.uncertain)} unanswered at a restart (${h.fmtInt(rec.uncertainDelivered)} arrived)`;
+    `${fmtInt(commands.mpub)} MPUB / ${fmtInt(commands.pub)} PUB / ${fmtInt(commands.dpub)} DPUB; ` +
+    `${fmtInt(rec.uncertain)} unanswered at a restart (${fmtInt(rec.uncertainDelivered)} arrived)`;
   finRow.note =
-    `${restarts.length} restarts; lost ${h.fmtInt(rec.lost)}; duplicates ${h.fmtInt(duplicates)}; ` +
-    `REQ ${h.fmtInt(counts.requeued ?? 0)}, timed out ${h.fmtInt(counts.heldRedelivered ?? 0)} of ${h.fmtInt(counts.held ?? 0)} held; ` +
+    `${restarts.length} restarts; lost ${fmtInt(rec.lost)}; duplicates ${fmtInt(duplicates)}; ` +
+    `REQ ${fmtInt(counts.requeued ?? 0)}, timed out ${fmtInt(counts.heldRedelivered ?? 0)} of ${fmtInt(counts.held ?? 0)} held; ` +
     `RSS ${result.soak.rss.min}–${result.soak.rss.max} MiB; ${verdict}`;
   result.phases.push(pubRow, finRow);
   result.verdict = `${verdict}${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`;
   if (verdict === 'FAIL') result.ok = false;
-  h.log(
-    `  soak: acked ${h.fmtInt(rec.acked)}, finished all but ${h.fmtInt(rec.lost)}; duplicates ${h.fmtInt(duplicates)}; ` +
+  log(
+    `  soak: acked ${fmtInt(rec.acked)}, finished all but ${fmtInt(rec.lost)}; duplicates ${fmtInt(duplicates)}; ` +
       `drained in ${drainSeconds} s; RSS ${result.soak.rss.min}–${result.soak.rss.max} MiB; ${verdict}`,
   );
 }
+
+/** @type {Scenario} */
+export default {
+  name: 'soak',
+  description:
+    '--minutes of --soak-rate msgs/s (MPUB, PUB, DPUB) from --connections publishers and as many consumers (1 % never answered so they time out, 5 % REQ with a delay, the rest FIN), consumers paused for part of each --restart-every cycle and nsqd restarted with SIGTERM once per cycle; then a drain and the count of lost and duplicated messages; the last line is soak: PASS or FAIL',
+  options,
+  group: 'storage',
+  slow: true,
+  broker: (o) => ({ memQueueSize: o.soakMemQueueSize, flags: [`--msg-timeout=${o.soakMsgTimeout}ms`] }),
+  budgetSeconds: (o) => o.minutes * 60 + soakDrainLimitMs(o) / 1000 + 300,
+  run: soak,
+};

@@ -1,5 +1,5 @@
 /**
- * The `startup` scenario (issue #15): how long a daemon takes from exec until it serves, against
+ * `startup`: how long a daemon takes from exec until it serves, against
  * the floor Node itself sets. Per target, --startup-runs (20) times, interleaved so that load on
  * the machine falls on every target alike:
  *
@@ -22,19 +22,33 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './broker.js';
+import { freePort, LOOKUPD_BIN } from '../lib/broker.js';
+import { int } from '../lib/options.js';
+import { fmt1, fmtInt, log, round, sleep } from '../lib/util.js';
 
-export const STARTUP_SCENARIOS = ['startup'];
+/**
+ * @import { Scenario, StartupTarget } from '../lib/types.js'
+ */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const LOOKUPD_BIN = path.join(ROOT, 'packages/lookupd/bin/nsqlookupd.js');
-const ADMIN_BIN = path.join(ROOT, 'packages/admin/bin/nsqadmin.js');
+/**
+ * @typedef {object} Target
+ * @property {string} name
+ * @property {boolean} tcp whether it has a TCP listener to time
+ * @property {(tcpPort: number, httpPort: number) => { args: string[], cleanup: () => void }} prepare
+ *   its command line (after node) and what to remove after the run
+ */
+
+const ADMIN_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../packages/admin/bin/nsqadmin.js');
 /** A daemon that has not answered by then counts as failed. */
 const RUN_TIMEOUT_MS = 15_000;
 const LOOPBACK = '127.0.0.1';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const options = {
+  startupRuns: int('starts per target', 20),
+  startupTopics: int('topics in the data path of its second nsqd target', 100),
+};
 
+/** @param {number} port */
 function canConnect(port) {
   return new Promise((resolve) => {
     const s = net.connect({ host: LOOPBACK, port });
@@ -46,6 +60,7 @@ function canConnect(port) {
   });
 }
 
+/** @param {number} port */
 function pingOk(port) {
   return new Promise((resolve) => {
     const req = http.get({ host: LOOPBACK, port, path: '/ping', agent: false, timeout: 1_000 }, (res) => {
@@ -57,7 +72,12 @@ function pingOk(port) {
   });
 }
 
-/** Polls `check` every millisecond until it holds; ms since `t0`, or null past the deadline. */
+/**
+ * Polls `check` every millisecond until it holds; ms since `t0`, or null past the deadline.
+ * @param {() => Promise<boolean>} check
+ * @param {number} t0
+ * @param {() => boolean} exited
+ */
 async function until(check, t0, exited) {
   for (;;) {
     if (await check()) return performance.now() - t0;
@@ -66,7 +86,10 @@ async function until(check, t0, exited) {
   }
 }
 
-/** One start: { tcpMs, pingMs } (tcpMs null for a daemon without TCP listener). */
+/**
+ * One start: { tcpMs, pingMs } (tcpMs null for a daemon without TCP listener).
+ * @param {Target} target
+ */
 async function runOnce(target) {
   const tcpPort = await freePort();
   let httpPort = await freePort();
@@ -103,11 +126,16 @@ async function runOnce(target) {
   }
 }
 
+/** @param {string} prefix */
 function tempDir(prefix) {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** A data path with `topics` topics, each with channel `ch` and 10 messages on disk; returns its dir. */
+/**
+ * A data path with `topics` topics, each with channel `ch` and 10 messages on disk; returns its dir.
+ * @param {string} nsqdBin
+ * @param {number} topics
+ */
 async function makeDataPath(nsqdBin, topics) {
   const dir = tempDir('nsq-ts-startup-src-');
   const tcpPort = await freePort();
@@ -161,6 +189,7 @@ async function makeDataPath(nsqdBin, topics) {
   }
 }
 
+/** @param {number[]} values */
 function stats(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const median =
@@ -170,18 +199,25 @@ function stats(values) {
   return { median, min: sorted[0], max: sorted[sorted.length - 1] };
 }
 
-/** Runs the scenario on the Bench of run.js (`b`), with run.js's helpers (`h`). */
-export async function startup(b, result, h) {
+/** @type {Scenario['run']} */
+async function startup(b, result) {
   const o = b.opts;
   const runs = o.startupRuns;
+  const nsqdBin = String(o.nsqdBin);
+  /**
+   * @param {string} dataPath
+   * @param {number} tcpPort
+   * @param {number} httpPort
+   */
   const nsqdArgs = (dataPath, tcpPort, httpPort) => [
-    o.nsqdBin,
+    nsqdBin,
     `--tcp-address=${LOOPBACK}:${tcpPort}`,
     `--http-address=${LOOPBACK}:${httpPort}`,
     `--data-path=${dataPath}`,
   ];
-  h.log(`  making a data path of ${h.fmtInt(o.startupTopics)} topics`);
-  const source = await makeDataPath(o.nsqdBin, o.startupTopics);
+  log(`  making a data path of ${fmtInt(o.startupTopics)} topics`);
+  const source = await makeDataPath(nsqdBin, o.startupTopics);
+  /** @type {Target[]} */
   const targets = [
     {
       name: 'floor',
@@ -232,47 +268,49 @@ export async function startup(b, result, h) {
       }),
     },
   ];
-  const times = new Map(targets.map((t) => [t.name, { tcp: [], ping: [] }]));
+  /** @type {{ tcp: number[], ping: number[] }[]} */
+  const times = targets.map(() => ({ tcp: [], ping: [] }));
   const t0 = performance.now();
   try {
     for (let i = 0; i < runs; i++) {
-      for (const target of targets) {
+      for (const [k, target] of targets.entries()) {
         const r = await runOnce(target);
-        const rec = times.get(target.name);
-        rec.ping.push(r.pingMs);
-        if (r.tcpMs !== null) rec.tcp.push(r.tcpMs);
+        times[k].ping.push(r.pingMs);
+        if (r.tcpMs !== null) times[k].tcp.push(r.tcpMs);
       }
-      h.log(
-        `  [startup] run ${i + 1}/${runs}: ${targets.map((t) => `${t.name} ${h.fmt1(times.get(t.name).ping[i])} ms`).join(', ')}`,
+      log(
+        `  [startup] run ${i + 1}/${runs}: ${targets.map((t, k) => `${t.name} ${fmt1(times[k].ping[i])} ms`).join(', ')}`,
       );
     }
   } finally {
     fs.rmSync(source, { recursive: true, force: true });
   }
-  const floor = stats(times.get('floor').ping);
-  result.startup = { runs, topics: o.startupTopics, floorMedianMs: h.round(floor.median, 1), targets: [] };
-  for (const target of targets) {
-    const rec = times.get(target.name);
+  // targets[0] is the floor.
+  const floor = stats(times[0].ping);
+  /** @type {StartupTarget[]} */
+  const rows = [];
+  result.startup = { runs, topics: o.startupTopics, floorMedianMs: round(floor.median, 1), targets: rows };
+  for (const [k, target] of targets.entries()) {
+    const rec = times[k];
     const ping = stats(rec.ping);
     const tcp = rec.tcp.length > 0 ? stats(rec.tcp) : null;
     const overFloor = ping.median - floor.median;
-    const row = {
+    rows.push({
       name: target.name,
-      pingMs: { median: h.round(ping.median, 1), min: h.round(ping.min, 1), max: h.round(ping.max, 1) },
-      tcpAcceptMs: tcp === null ? null : { median: h.round(tcp.median, 1), max: h.round(tcp.max, 1) },
-      overFloorMs: h.round(overFloor, 1),
-      samplesMs: rec.ping.map((v) => h.round(v, 1)),
-    };
-    result.startup.targets.push(row);
-    const tcpText = tcp === null ? '' : `TCP accept median ${h.fmt1(tcp.median)} / max ${h.fmt1(tcp.max)} ms; `;
-    const over = target.name === 'floor' ? '' : `; +${h.fmt1(overFloor)} ms over the floor`;
+      pingMs: { median: round(ping.median, 1), min: round(ping.min, 1), max: round(ping.max, 1) },
+      tcpAcceptMs: tcp === null ? null : { median: round(tcp.median, 1), max: round(tcp.max, 1) },
+      overFloorMs: round(overFloor, 1),
+      samplesMs: rec.ping.map((v) => round(v, 1)),
+    });
+    const tcpText = tcp === null ? '' : `TCP accept median ${fmt1(tcp.median)} / max ${fmt1(tcp.max)} ms; `;
+    const over = k === 0 ? '' : `; +${fmt1(overFloor)} ms over the floor`;
     result.phases.push({
       phase: target.name,
       kind: 'startup',
       role: 'none',
       msgs: runs,
       bytes: 0,
-      seconds: h.round(rec.ping.reduce((a, v) => a + v, 0) / 1000, 3),
+      seconds: round(rec.ping.reduce((a, v) => a + v, 0) / 1000, 3),
       msgsPerSec: 0,
       mibPerSec: 0,
       generators: [],
@@ -280,8 +318,19 @@ export async function startup(b, result, h) {
       machineCpuPct: null,
       otherCpuPct: null,
       timeline: [],
-      note: `${tcpText}/ping median ${h.fmt1(ping.median)} / min ${h.fmt1(ping.min)} / max ${h.fmt1(ping.max)} ms${over}`,
+      note: `${tcpText}/ping median ${fmt1(ping.median)} / min ${fmt1(ping.min)} / max ${fmt1(ping.max)} ms${over}`,
     });
   }
-  result.notes.push(`startup: ${runs} runs per target, ${h.round((performance.now() - t0) / 1000, 1)} s in all`);
+  result.notes.push(`startup: ${runs} runs per target, ${round((performance.now() - t0) / 1000, 1)} s in all`);
 }
+
+/** @type {Scenario} */
+export default {
+  name: 'startup',
+  description:
+    'how long each daemon takes from exec until it serves, beside the floor Node itself sets: --startup-runs starts per target (a bare node HTTP listener, nsqd on an empty data path, nsqd with --startup-topics topics, nsqlookupd, nsqadmin), interleaved; TCP accept and /ping median / min / max',
+  options,
+  ownDaemons: true,
+  budgetSeconds: (o) => o.startupRuns * 5 * 16 + 120,
+  run: startup,
+};

@@ -57,6 +57,8 @@ if (!isValidTopicName('orders')) throw new Error('topic');
 
 // @ts-expect-error a body type other than Buffer | string needs a codec
 new Producer<Order>({ nsqdAddress });
+// @ts-expect-error a consumer of anything but Buffers needs a codec
+new Consumer<string>({ topic: 'orders', channel: 'c', nsqdAddresses: [nsqdAddress] });
 
 const producer = new Producer<Order>({ nsqdAddress, codec: jsonCodec<Order>() });
 const consumer = new Consumer<Order>({

@@ -553,6 +553,8 @@ export class Producer<T = Buffer | string> {
     });
     this.logger.warn(`${host.lastError?.message}; retrying in ${delay} ms`);
     host.retryTimer = setTimeout(() => this.open(host), delay);
+    // Reconnecting alone does not keep the process alive: a waiting publish's deadline timer does.
+    host.retryTimer.unref();
   }
 
   private onResponse(host: Host, text: string): void {
@@ -574,7 +576,7 @@ export class Producer<T = Buffer | string> {
     // nsqd closes the connection after a fatal error: stop choosing this host right away.
     if (err.fatal) host.state = HostState.Connecting;
     // A TLS-only nsqd refuses every publish of a plaintext connection: do not reconnect to it.
-    if (isTlsRequired(err)) host.refusal = err;
+    if (isTlsRequired(frame)) host.refusal = err;
     const req = host.sent.shift();
     if (req === undefined) return;
     if (RETRIABLE_CODES.has(err.code)) this.retryOrReject(req, err);

@@ -160,8 +160,11 @@ describe('the packed tarballs, installed into a project outside the repository',
       expect(pkg.repository?.directory, dir).toBe(`packages/${dir}`);
       expect(pkg.exports['.'].types, dir).toBe(pkg.types);
       expect(readFileSync(path.join(home, 'README.md'), 'utf8'), dir).toContain(`# ${pkg.name}`);
-      for (const dep of Object.keys(pkg.dependencies ?? {})) {
-        if (dep.startsWith('@nsq-ts/')) expect(PUBLIC, `${dir} depends on ${dep}`).toContain(dep.slice(8));
+      for (const [dep, spec] of Object.entries<string>(pkg.dependencies ?? {})) {
+        if (!dep.startsWith('@nsq-ts/')) continue;
+        // Only public packages, at exactly the version they all share.
+        expect(PUBLIC, `${dir} depends on ${dep}`).toContain(dep.slice(8));
+        expect(spec, `${dir} → ${dep}`).toBe(pkg.version);
       }
       const files = readdirSync(home, { recursive: true })
         .map(String)

@@ -122,6 +122,22 @@ describe("nsqd's HTTP port given as its TCP address", () => {
   });
 });
 
+describe("nsqd's HTTPS port given as its TCP address", () => {
+  it('says the peer closed without answering IDENTIFY, asking whether it is the TCP port', async () => {
+    const d = await startNsqd({
+      tlsCert: certs.serverCertFile,
+      tlsKey: certs.serverKeyFile,
+      httpsAddress: '127.0.0.1:0',
+    });
+    t.defer(() => d.close());
+    const https = d.nsqd.httpsAddress;
+    const p = producer({ nsqdAddress: https, logger: null });
+    await expect(p.connect()).rejects.toThrow(
+      `E_CONNECTION_CLOSED nsqd ${https} closed the connection without answering IDENTIFY (is it nsqd's TCP port?)`,
+    );
+  });
+});
+
 describe('TLS', () => {
   it('a TLS-only nsqd refuses a plaintext producer and consumer with a message that says to set tls', async () => {
     // In-process (real sockets): the process helper's readiness check is a plain-HTTP /ping,

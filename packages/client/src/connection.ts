@@ -123,6 +123,8 @@ export class Connection {
   private closed = false;
   /** The TCP connection was established (dial errors before it are E_CONNECT_FAILED). */
   private connected = false;
+  /** Any byte came back: a peer that closes without one is likely not an nsqd TCP port. */
+  private receivedAny = false;
   /** Closes the connection when nothing is received for two heartbeat intervals. */
   private readDeadline: NodeJS.Timeout | null = null;
   private closeError: Error | null = null;
@@ -402,6 +404,7 @@ export class Connection {
   }
 
   private readonly onSocketData = (chunk: Buffer): void => {
+    this.receivedAny = true;
     this.readDeadline?.refresh();
     this.onPlain(chunk);
   };
@@ -555,7 +558,12 @@ export class Connection {
     this.input?.close();
     // nsqd went away without being asked to (killed, restarted, a fatal error): not a clean close.
     if (this.closeError === null && !this.closedByUs) {
-      this.closeError = new ClientError(ClientErrorCode.ConnectionClosed, `nsqd ${this.address} closed the connection`);
+      // Silence, then a close, in the handshake: what TLS ports (nsqd's --https-address) do.
+      const why = this.connected && !this.receivedAny ? " without answering IDENTIFY (is it nsqd's TCP port?)" : '';
+      this.closeError = new ClientError(
+        ClientErrorCode.ConnectionClosed,
+        `nsqd ${this.address} closed the connection${why}`,
+      );
     }
     const err =
       this.closeError ?? new ClientError(ClientErrorCode.ConnectionClosed, `connection to ${this.address} closed`);

@@ -1,7 +1,8 @@
-# nsq-ts daemons in one image: `nsqd`, `nsqlookupd` and `nsqadmin` are on the PATH, so
+# nsq-ts daemons in one image: `nsqd`, `nsqlookupd`, `nsqadmin` and the `nsq` CLI are on the PATH, so
 #   docker run --rm -p 4150:4150 -p 4151:4151 nsq-ts nsqd --broadcast-address=127.0.0.1
 #   docker run --rm -p 4160:4160 -p 4161:4161 nsq-ts nsqlookupd
 #   docker run --rm -p 4171:4171 nsq-ts nsqadmin --lookupd-http-address=<lookupd host>:4161
+#   docker compose exec nsqd-1 nsq topics --nsqd-http-address=127.0.0.1:4151
 # docker-compose.yml builds it for a 2 × nsqlookupd, 3 × nsqd, nsqadmin cluster.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
@@ -39,9 +40,11 @@ COPY --from=build /out/ ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force \
  && chmod +x packages/nsqd/bin/nsqd.js packages/lookupd/bin/nsqlookupd.js packages/admin/bin/nsqadmin.js \
+      packages/cli/bin/nsq.js \
  && ln -s /app/packages/nsqd/bin/nsqd.js /usr/local/bin/nsqd \
  && ln -s /app/packages/lookupd/bin/nsqlookupd.js /usr/local/bin/nsqlookupd \
  && ln -s /app/packages/admin/bin/nsqadmin.js /usr/local/bin/nsqadmin \
+ && ln -s /app/packages/cli/bin/nsq.js /usr/local/bin/nsq \
  && mkdir -p /data \
  && chown node:node /data
 # /data is where docker-compose.yml mounts each nsqd's --data-path volume; a named volume copies

@@ -13,7 +13,9 @@
  *   nsqadmin                  HTTP B+21     (4171)
  *
  * so with the default base every node 1 (and nsqadmin) keeps NSQ's own ports, and
- * docker-compose.yml uses the same numbers. Each nsqd gets `--data-path=<data-dir>/nsqd-N` (default
+ * docker-compose.yml uses the same numbers. `--base-port=0` puts every node on a port the OS
+ * hands out instead (read back from the node's "listening on" line): clusters side by side, and
+ * tests that must not guess which ports are free. Each nsqd gets `--data-path=<data-dir>/nsqd-N` (default
  * `.cluster/` at the root); nsqadmin gets `--lookupd-http-address` for both lookupds and starts last.
  *
  * Failure policy: while the cluster starts, any process that exits (a port in use, a bad flag)
@@ -47,7 +49,7 @@ Starts 2 × nsqlookupd, 3 × nsqd and nsqadmin on ${HOST}; Ctrl-C stops them all
 
   --base-port N     shift every port: nsqd-1 N/N+1, nsqd-2 N+100/N+101, nsqd-3 N+200/N+201,
                     nsqlookupd-1 N+10/N+11, nsqlookupd-2 N+110/N+111, nsqadmin N+21
-                    (default ${DEFAULT_BASE_PORT}, or NSQ_CLUSTER_BASE_PORT)
+                    (default ${DEFAULT_BASE_PORT}, or NSQ_CLUSTER_BASE_PORT); 0: ports the OS picks
   --data-dir PATH   parent of the nsqds' --data-path directories
                     (default .cluster/ at the repository root, or NSQ_CLUSTER_DATA_DIR)
   --help
@@ -77,8 +79,8 @@ function parseArgs(argv) {
     else opts.dataDir = value;
   }
   const base = Number(opts.basePort);
-  if (!Number.isInteger(base) || base < 1 || base + MAX_PORT_OFFSET > 65535) {
-    usageError(`base port must be an integer in [1, ${65535 - MAX_PORT_OFFSET}], not ${opts.basePort}`);
+  if (!Number.isInteger(base) || base < 0 || base + MAX_PORT_OFFSET > 65535) {
+    usageError(`base port must be 0 or an integer in [1, ${65535 - MAX_PORT_OFFSET}], not ${opts.basePort}`);
   }
   return { basePort: base, dataDir: path.resolve(opts.dataDir) };
 }
@@ -90,25 +92,28 @@ function usageError(message) {
 
 /**
  * The six nodes, lookupds first (they start first so the nsqds' first connection succeeds) and
- * nsqadmin last (so its first look at the cluster finds every nsqd registered).
+ * nsqadmin last (so its first look at the cluster finds every nsqd registered). Ports are 0 with
+ * base port 0 until the node says where it listens; `args()` is built when the node starts, so
+ * the nsqds and nsqadmin get the lookupds' real ports.
  */
 function topology(basePort, dataDir) {
+  const at = (offset) => (basePort === 0 ? 0 : basePort + offset);
   const lookupds = [1, 2].map((n) => ({
     name: `nsqlookupd-${n}`,
     kind: 'nsqlookupd',
-    tcpPort: basePort + 10 + (n - 1) * 100,
-    httpPort: basePort + 11 + (n - 1) * 100,
+    tcpPort: at(10 + (n - 1) * 100),
+    httpPort: at(11 + (n - 1) * 100),
   }));
   const nsqds = [1, 2, 3].map((n) => ({
     name: `nsqd-${n}`,
     kind: 'nsqd',
-    tcpPort: basePort + (n - 1) * 100,
-    httpPort: basePort + 1 + (n - 1) * 100,
+    tcpPort: at((n - 1) * 100),
+    httpPort: at(1 + (n - 1) * 100),
     dataPath: path.join(dataDir, `nsqd-${n}`),
     nodeId: n,
   }));
   for (const node of lookupds) {
-    node.args = [
+    node.args = () => [
       LOOKUPD_BIN,
       `--tcp-address=${HOST}:${node.tcpPort}`,
       `--http-address=${HOST}:${node.httpPort}`,
@@ -117,7 +122,7 @@ function topology(basePort, dataDir) {
     ];
   }
   for (const node of nsqds) {
-    node.args = [
+    node.args = () => [
       NSQD_BIN,
       `--tcp-address=${HOST}:${node.tcpPort}`,
       `--http-address=${HOST}:${node.httpPort}`,
@@ -133,9 +138,9 @@ function topology(basePort, dataDir) {
     name: 'nsqadmin',
     kind: 'nsqadmin',
     tcpPort: null, // HTTP only
-    httpPort: basePort + 21,
+    httpPort: at(21),
   };
-  admin.args = [
+  admin.args = () => [
     ADMIN_BIN,
     `--http-address=${HOST}:${admin.httpPort}`,
     ...lookupds.map((l) => `--lookupd-http-address=${HOST}:${l.httpPort}`),
@@ -143,6 +148,9 @@ function topology(basePort, dataDir) {
   ];
   return { lookupds, nsqds, admin };
 }
+
+/** The daemons' start-up line: `… listening on TCP 127.0.0.1:4150, HTTP 127.0.0.1:4151` (TCP `disabled` for nsqadmin). */
+const LISTENING = /listening on TCP (\S+), HTTP (\S+)$/;
 
 // ---- output ----
 
@@ -174,7 +182,7 @@ let phase = 'starting'; // starting → up → stopping
 const children = [];
 
 function start(node, colour) {
-  const child = spawn(process.execPath, node.args, {
+  const child = spawn(process.execPath, node.args(), {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // own process group: see the header comment
@@ -192,6 +200,11 @@ function start(node, colour) {
   for (const stream of [child.stdout, child.stderr]) {
     readline.createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
       out(node.name, colour, line);
+      const m = node.httpPort === 0 ? LISTENING.exec(line) : null;
+      if (m !== null) {
+        if (node.tcpPort === 0) node.tcpPort = portOf(m[1]);
+        node.httpPort = portOf(m[2]);
+      }
     });
   }
   children.push(entry);
@@ -218,12 +231,24 @@ function onChildClosed(entry) {
   say(`still running: ${alive.map((c) => c.node.name).join(', ')}`);
 }
 
-/** Polls GET /ping until it answers 200 OK, the child exits, or the deadline passes. */
+function portOf(address) {
+  return Number(address.slice(address.lastIndexOf(':') + 1));
+}
+
+/**
+ * Polls GET /ping until it answers 200 OK, the child exits, or the deadline passes (first waiting
+ * for the node's listening line, which tells the port when the OS picked it).
+ */
 async function waitForPing(entry) {
-  const url = `http://${HOST}:${entry.node.httpPort}/ping`;
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (entry.closed || phase !== 'starting') throw new Error(`${entry.node.name} is gone`);
+    const url = `http://${HOST}:${entry.node.httpPort}/ping`;
+    if (entry.node.httpPort === 0) {
+      if (Date.now() >= deadline) throw new Error(`${entry.node.name} did not say where it listens`);
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
       const body = await res.text();
@@ -314,7 +339,8 @@ process.on('SIGTERM', onSignal);
 const { lookupds, nsqds, admin } = topology(basePort, dataDir);
 for (const node of nsqds) fs.mkdirSync(node.dataPath, { recursive: true });
 
-say(`starting 2 × nsqlookupd, 3 × nsqd and nsqadmin on ${HOST} (base port ${basePort})`);
+const ports = basePort === 0 ? 'ports the OS picks' : `base port ${basePort}`;
+say(`starting 2 × nsqlookupd, 3 × nsqd and nsqadmin on ${HOST} (${ports})`);
 try {
   const lookupdEntries = lookupds.map((node, i) => start(node, NODE_COLOURS[i]));
   await Promise.all(lookupdEntries.map(waitForPing));

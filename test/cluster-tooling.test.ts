@@ -6,7 +6,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,12 +66,12 @@ function splitHostPort(address: string): { host: string; port: number } {
   return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
 }
 
-/** Short syntax `"HOST:CONTAINER"` (what this file uses) → container and published ports. */
-function publishedPorts(service: ComposeService): { host: number; container: number }[] {
+/** Short syntax `"[IP:]HOST:CONTAINER"` (what this file uses) → host IP, published and container ports. */
+function publishedPorts(service: ComposeService): { ip: string; host: number; container: number }[] {
   return (service.ports ?? []).map((entry) => {
-    const m = /^(\d+):(\d+)$/.exec(String(entry));
+    const m = /^(?:([\d.]+):)?(\d+):(\d+)$/.exec(String(entry));
     if (m === null) throw new Error(`unexpected ports entry ${String(entry)}`);
-    return { host: Number(m[1]), container: Number(m[2]) };
+    return { ip: m[1] ?? '0.0.0.0', host: Number(m[2]), container: Number(m[3]) };
   });
 }
 
@@ -162,8 +161,10 @@ describe('docker-compose.yml', () => {
       expect(listening, name).toEqual(plannedPorts(name, COMPOSE_BASE_PORT));
       const ports = publishedPorts(service);
       expect(ports.map((p) => p.container).sort(), `${name} ports`).toEqual([...listening].sort());
-      // Published = announced, so a host that maps the service names to 127.0.0.1 can use lookupd.
+      // Published = announced, so a host that maps the service names to 127.0.0.1 can use lookupd;
+      // and only on the host's loopback, since the daemons take any unauthenticated request.
       for (const p of ports) expect(p.host, name).toBe(p.container);
+      for (const p of ports) expect(p.ip, `${name} publishes ${p.host} on`).toBe('127.0.0.1');
       hostPorts.push(...ports.map((p) => p.host));
     }
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
@@ -243,6 +244,11 @@ describe('docker-compose.yml', () => {
       expect(service.image, name).toBe(compose.services['nsqd-1'].image);
       expect(service.build, name).toEqual({ context: '.', dockerfile: 'Dockerfile' });
     }
+    // The CLI too, for `docker compose exec nsqd-1 nsq …`.
+    const cli = /ln -s \/app\/(\S+) \/usr\/local\/bin\/nsq\b(?!\w)/.exec(dockerfile);
+    expect(cli, 'Dockerfile links nsq').not.toBeNull();
+    expect((cli as RegExpExecArray)[1]).toBe('packages/cli/bin/nsq.js');
+    expect(dockerfile).toContain('packages/cli/bin/nsq.js \\');
     const expose = /^EXPOSE (.+)$/m.exec(dockerfile);
     expect(expose?.[1].split(/\s+/).map(Number)).toEqual([4150, 4151, 4152, 4160, 4161, 4171]);
     expect(dockerfile).toMatch(/^FROM node:20-bookworm-slim|^ARG NODE_IMAGE=node:20-bookworm-slim$/m);
@@ -250,33 +256,6 @@ describe('docker-compose.yml', () => {
 });
 
 // ---- scripts/cluster.js ----
-
-async function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** A base port whose eleven cluster ports are all free right now. */
-async function freeBasePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    // Below Linux's ephemeral range (32768-60999), where other tests' port-0 listeners and
-    // outgoing connections cannot take a planned port between this check and the listen.
-    const base = 10_000 + Math.floor(Math.random() * 22_000);
-    const ports = NODE_NAMES.flatMap((name) => plannedPorts(name, base));
-    let free = true;
-    for (const port of ports) {
-      if (!(await portIsFree(port))) {
-        free = false;
-        break;
-      }
-    }
-    if (free) return base;
-  }
-  throw new Error('no free base port found');
-}
 
 async function ping(port: number): Promise<boolean> {
   try {
@@ -341,9 +320,9 @@ describe('scripts/cluster.js', () => {
   });
 
   it('starts 2 lookupds, 3 registered nsqds and nsqadmin, survives a dead node, and stops cleanly on SIGINT', async () => {
-    const base = await freeBasePort();
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'nsq-cluster-'));
-    const child = spawn(process.execPath, [CLUSTER_SCRIPT, `--base-port=${base}`, `--data-dir=${dataDir}`], {
+    // --base-port=0: every node on a port the OS hands out (no guess at which ports are free).
+    const child = spawn(process.execPath, [CLUSTER_SCRIPT, '--base-port=0', `--data-dir=${dataDir}`], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NO_COLOR: '1' },
@@ -360,26 +339,37 @@ describe('scripts/cluster.js', () => {
       child.on('exit', (code, signal) => resolve({ code, signal }));
     });
 
-    // The summary names every node's pid; the ping checks use the port plan.
-    await eventually(() => output.includes('cluster is up'), { timeoutMs: 30_000, intervalMs: 50 }).catch((err) => {
-      throw new Error(`cluster did not come up: ${err}\n${output}`);
-    });
+    // The summary names every node's pid and the ports the OS gave it.
+    await eventually(() => output.includes('Ctrl-C stops all nodes'), { timeoutMs: 30_000, intervalMs: 50 }).catch(
+      (err) => {
+        throw new Error(`cluster did not come up: ${err}\n${output}`);
+      },
+    );
+    const tcpPorts: Record<string, number> = {};
+    const httpPorts: Record<string, number> = {};
     for (const name of NODE_NAMES) {
-      const m = new RegExp(`^\\s+${name}\\s+pid (\\d+)`, 'm').exec(output);
+      const m = new RegExp(
+        `^\\s+${name}\\s+pid (\\d+)\\s+TCP (?:127\\.0\\.0\\.1:(\\d+)|-)\\s+HTTP http://127\\.0\\.0\\.1:(\\d+)$`,
+        'm',
+      ).exec(output);
       expect(m, `${name} in the summary`).not.toBeNull();
-      pids.push(Number((m as RegExpExecArray)[1]));
+      const [, pid, tcp, http] = m as RegExpExecArray;
+      pids.push(Number(pid));
+      if (tcp !== undefined) tcpPorts[name] = Number(tcp);
+      httpPorts[name] = Number(http);
     }
+    expect(new Set(Object.values(httpPorts)).size).toBe(NODE_NAMES.length);
     for (const name of NODE_NAMES) {
-      expect(await ping(base + PORT_PLAN[name].http), `${name} /ping`).toBe(true);
+      expect(await ping(httpPorts[name]), `${name} /ping`).toBe(true);
     }
     for (const name of NSQD_NAMES) expect(existsSync(path.join(dataDir, name)), `${name} data dir`).toBe(true);
 
     // Every nsqd is registered in both lookupds, under the address and ports it announced.
-    const expected = NSQD_NAMES.map((n) => `127.0.0.1:${base + PORT_PLAN[n].tcp}:${base + PORT_PLAN[n].http}`).sort();
+    const expected = NSQD_NAMES.map((n) => `127.0.0.1:${tcpPorts[n]}:${httpPorts[n]}`).sort();
     for (const lookupd of LOOKUPD_NAMES) {
       await eventually(
         async () => {
-          const res = await fetch(`http://127.0.0.1:${base + PORT_PLAN[lookupd].http}/nodes`);
+          const res = await fetch(`http://127.0.0.1:${httpPorts[lookupd]}/nodes`);
           const body = (await res.json()) as NodesResponse;
           const got = body.producers.map((p) => `${p.broadcast_address}:${p.tcp_port}:${p.http_port}`).sort();
           expect(got, `${lookupd} /nodes`).toEqual(expected);
@@ -388,18 +378,18 @@ describe('scripts/cluster.js', () => {
       );
     }
 
-    // nsqadmin: on its planned port with both lookupds' HTTP addresses, its URL printed, and it
-    // sees the three nsqds through them.
-    const adminPort = base + PORT_PLAN[ADMIN].http;
+    // nsqadmin: with both lookupds' HTTP addresses, its URL printed, and it sees the three nsqds
+    // through them.
+    const adminPort = httpPorts[ADMIN];
     expect(output).toContain(`nsqadmin:     http://127.0.0.1:${adminPort}/`);
     const adminArgs = commandLine(pids[NODE_NAMES.indexOf(ADMIN)]);
     if (adminArgs !== null) {
       expect(adminArgs[0]).toBe(path.join(ROOT, 'packages/admin/bin/nsqadmin.js'));
       const parsed = parseAdminArgs(adminArgs.slice(1));
       if (parsed.kind !== 'run') throw new Error(parsed.kind);
-      expect(parsed.options.httpAddress).toBe(`127.0.0.1:${adminPort}`);
+      expect(parsed.options.httpAddress).toBe('127.0.0.1:0');
       expect([...parsed.options.lookupdHttpAddresses].sort()).toEqual(
-        LOOKUPD_NAMES.map((n) => `127.0.0.1:${base + PORT_PLAN[n].http}`).sort(),
+        LOOKUPD_NAMES.map((n) => `127.0.0.1:${httpPorts[n]}`).sort(),
       );
     }
     const index = await fetch(`http://127.0.0.1:${adminPort}/`);
@@ -426,7 +416,7 @@ describe('scripts/cluster.js', () => {
     });
     expect(child.exitCode).toBeNull();
     for (const name of NODE_NAMES.filter((n) => n !== 'nsqd-2')) {
-      expect(await ping(base + PORT_PLAN[name].http), `${name} still answers`).toBe(true);
+      expect(await ping(httpPorts[name]), `${name} still answers`).toBe(true);
     }
 
     // Ctrl-C: everything stops with SIGTERM well inside the script's own SIGKILL deadline.
@@ -446,6 +436,6 @@ describe('scripts/cluster.js', () => {
     expect(stoppedAt(ADMIN)).toBeLessThan(stoppedAt('nsqd-1'));
     // No process left behind, no port still bound.
     await eventually(() => pids.every((pid) => !isAlive(pid)), { timeoutMs: 2_000 });
-    for (const name of NODE_NAMES) expect(await ping(base + PORT_PLAN[name].http), name).toBe(false);
+    for (const name of NODE_NAMES) expect(await ping(httpPorts[name]), name).toBe(false);
   }, 60_000);
 });

@@ -6,7 +6,7 @@
 import { Consumer, Producer } from '@nsq-ts/client';
 import { eventually, startLookupd, startNsqd, type TestLookupd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closedPort, finished, nsq, startNsq, statRows } from './testing/run.js';
+import { closedPort, finished, hasScript, nsq, nsqOnTerminal, startNsq, statRows } from './testing/run.js';
 
 let lookupd: TestLookupd;
 let a: TestNsqd;
@@ -219,7 +219,47 @@ describe('nsq empty, pause, unpause, delete', () => {
     const missing = await nsq(['pause', 'ops', viaLookupd]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('nsq pause: topic ops not found');
+    // A delete of something nobody has is "not found" too (lookupds answer 200 to any delete).
+    const [noTopic, noTopicN, noChannel] = await Promise.all([
+      nsq(['delete', 'no_such_topic', viaLookupd]),
+      nsq(['delete', 'no_such_topic', ...viaNsqds]),
+      nsq(['delete', 'alpha', 'no_such_channel', viaLookupd]),
+    ]);
+    expect(noTopic).toMatchObject({ code: 1, stdout: '' });
+    expect(noTopic.stderr).toContain('nsq delete: topic no_such_topic not found');
+    expect(noTopicN).toMatchObject({ code: 1, stdout: '' });
+    expect(noTopicN.stderr).toContain('nsq delete: topic no_such_topic not found');
+    expect(noChannel).toMatchObject({ code: 1, stdout: '' });
+    expect(noChannel.stderr).toContain('nsq delete: channel alpha/no_such_channel not found');
   });
+
+  describe.skipIf(!hasScript)(
+    `on a terminal (a pty from util-linux script${hasScript ? '' : ' — skipped: no script(1)'})`,
+    () => {
+      it('delete and empty ask first: no keeps everything, yes acts, --yes does not ask', async () => {
+        await post(a, '/topic/create?topic=asked');
+        await post(a, '/mpub?topic=asked', 'x\ny');
+        await post(a, '/channel/create?topic=asked&channel=ch');
+        const at = `--nsqd-http-address=${a.httpAddress}`;
+
+        const no = await nsqOnTerminal(['delete', 'asked', at], 'n\n');
+        expect(no.code).toBe(1);
+        expect(no.output).toContain('Delete topic asked on 1 nsqd(s)? [y/N]');
+        expect(no.output).toContain('nsq delete: aborted: nothing was changed');
+        expect(await topicOn(a, 'asked')).toBeDefined();
+
+        const empty = await nsqOnTerminal(['empty', 'asked', 'ch', at], 'y\n');
+        expect(empty.code).toBe(0);
+        expect(empty.output).toContain('Empty (drop every queued message of) channel asked/ch on 1 nsqd(s)? [y/N]');
+        expect((await topicOn(a, 'asked'))?.channels[0].depth).toBe(0);
+
+        const yes = await nsqOnTerminal(['delete', 'asked', at, '--yes'], '');
+        expect(yes.code).toBe(0);
+        expect(yes.output).not.toContain('[y/N]');
+        expect(await topicOn(a, 'asked')).toBeUndefined();
+      });
+    },
+  );
 
   it('send --http-auth-token (or $NSQ_HTTP_AUTH_TOKEN) to nodes that require it', async () => {
     const guarded = await startNsqd({ httpAuthTokens: ['cli-tok'], httpAuthReads: true });

@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline';
 import { CliError } from './args.js';
 import { type Context, nsqdStats } from './context.js';
 import { gather, nsqRequest, query } from './http.js';
@@ -41,10 +42,41 @@ export const ACTIONS = ['empty', 'pause', 'unpause', 'delete'] as const;
 export type Action = (typeof ACTIONS)[number];
 const PAST: Record<Action, string> = { empty: 'emptied', pause: 'paused', unpause: 'unpaused', delete: 'deleted' };
 
+/** The lookupds that list `topic` (or its `channel`): a delete goes to those, and only those. */
+async function lookupdsKnowing(ctx: Context, topic: string, channel: string | undefined): Promise<string[]> {
+  const got = await gather(ctx.lookupds, async (l) => {
+    if (channel === undefined) {
+      const body = (await nsqRequest('GET', l, '/topics')) as { topics?: unknown } | null;
+      return Array.isArray(body?.topics) && body.topics.includes(topic) ? l : null;
+    }
+    const body = (await nsqRequest('GET', l, `/channels${query({ topic })}`)) as { channels?: unknown } | null;
+    return Array.isArray(body?.channels) && body.channels.includes(channel) ? l : null;
+  });
+  for (const e of got.errors) ctx.warn(e);
+  return got.results.filter((l): l is string => l !== null);
+}
+
+/** On a terminal, asks before destroying anything; `--yes`, or stdin not being a terminal, skips it. */
+async function confirm(ctx: Context, question: string): Promise<void> {
+  if (ctx.args.bool('yes') || process.stdin.isTTY !== true) return;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await new Promise<string>((resolve) => {
+      rl.question(`${question} [y/N] `, resolve);
+      // Ctrl-D: no answer is a no.
+      rl.once('close', () => resolve(''));
+    });
+    if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('aborted: nothing was changed');
+  } finally {
+    rl.close();
+  }
+}
+
 /**
  * `nsq empty|pause|unpause|delete <topic> [channel]`: POST `/topic/<action>` or `/channel/<action>`
- * to every nsqd that has the topic (and channel). A delete also goes to every lookupd, as nsqadmin
- * does, so stale registrations disappear too.
+ * to every nsqd that has the topic (and channel). A delete also goes to every lookupd that lists
+ * it, as nsqadmin does, so stale registrations disappear too. Nothing that has it is "not found"
+ * (exit 1). `empty` and `delete` ask first on a terminal.
  */
 export async function act(ctx: Context, action: Action): Promise<void> {
   ctx.requireNodes();
@@ -58,6 +90,16 @@ export async function act(ctx: Context, action: Action): Promise<void> {
   });
   for (const e of having.errors) ctx.warn(e);
   const targets = having.results.filter((n): n is string => n !== null);
+  const lookupds = action === 'delete' && ctx.lookupds.length > 0 ? await lookupdsKnowing(ctx, topic, channel) : [];
+  if (targets.length === 0 && lookupds.length === 0) {
+    if (ctx.failed) return; // what could not be asked was reported; "not found" would be a guess
+    throw new CliError(`${what} not found`);
+  }
+  if (action === 'empty' || action === 'delete') {
+    const where = [`${targets.length} nsqd(s)`, ...(lookupds.length > 0 ? [`${lookupds.length} lookupd(s)`] : [])];
+    const verb = action === 'empty' ? 'Empty (drop every queued message of)' : 'Delete';
+    await confirm(ctx, `${verb} ${what} on ${where.join(' and ')}?`);
+  }
 
   const path = `/${channel === undefined ? 'topic' : 'channel'}/${action}${query({ topic, channel })}`;
   const done = await gather(targets, async (n) => {
@@ -66,10 +108,8 @@ export async function act(ctx: Context, action: Action): Promise<void> {
   });
   for (const n of done.results) ctx.out(`${PAST[action]} ${what} on nsqd ${n}`);
   for (const e of done.errors) ctx.warn(e);
-
-  let lookupdsDeleted = 0;
-  if (action === 'delete' && ctx.lookupds.length > 0) {
-    const fromLookupds = await gather(ctx.lookupds, async (l) => {
+  if (lookupds.length > 0) {
+    const fromLookupds = await gather(lookupds, async (l) => {
       try {
         await nsqRequest('POST', l, path);
         return true;
@@ -80,8 +120,7 @@ export async function act(ctx: Context, action: Action): Promise<void> {
       }
     });
     for (const e of fromLookupds.errors) ctx.warn(e);
-    lookupdsDeleted = fromLookupds.results.filter(Boolean).length;
-    if (lookupdsDeleted > 0) ctx.out(`deleted ${what} on ${lookupdsDeleted} lookupd(s)`);
+    const deleted = fromLookupds.results.filter(Boolean).length;
+    if (deleted > 0) ctx.out(`deleted ${what} on ${deleted} lookupd(s)`);
   }
-  if (targets.length === 0 && lookupdsDeleted === 0 && !ctx.failed) throw new CliError(`${what} not found`);
 }

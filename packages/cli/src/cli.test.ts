@@ -2,7 +2,6 @@
  * The real `bin/nsq.js` as a child process: --help, command-line and connection errors, and
  * pub → tail round trips against a real nsqd registered with a real nsqlookupd.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, startLookupd, startNsqd, type TestLookupd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closedPort, finished, nsq, startNsq } from './testing/run.js';
@@ -26,9 +25,15 @@ afterAll(async () => {
   await lookupd?.close();
 });
 
-async function channelStats(topic: string, channel: string): Promise<{ depth: number; in_flight_count: number }> {
+interface ChannelJson {
+  depth: number;
+  in_flight_count: number;
+  deferred_count: number;
+}
+
+async function channelStats(topic: string, channel: string): Promise<ChannelJson> {
   const res = await fetch(`http://${nsqd.httpAddress}/stats?format=json&topic=${topic}&channel=${channel}`);
-  const body = (await res.json()) as { topics: Array<{ channels: Array<{ depth: number; in_flight_count: number }> }> };
+  const body = (await res.json()) as { topics: Array<{ channels: ChannelJson[] }> };
   return body.topics[0].channels[0];
 }
 
@@ -84,6 +89,24 @@ describe('nsq errors', () => {
     expect(noNodes.stderr).toContain('give --lookupd-http-address or --nsqd-http-address');
     expect(extra.code).toBe(2);
     expect(extra.stderr).toContain('unexpected argument "extra"');
+    const [badTcp, badHttp, badRate, badInFlight] = await Promise.all([
+      nsq(['pub', 't', 'x', '--nsqd-tcp-address=localhost']),
+      nsq(['topics', '--nsqd-http-address=localhost']),
+      nsq(['pub', 't', 'x', `--nsqd-tcp-address=${nsqd.tcpAddress}`, '--rate=-1']),
+      nsq(['tail', 't', `--nsqd-tcp-address=${nsqd.tcpAddress}`, '--max-in-flight=0']),
+    ]);
+    expect(badTcp.code).toBe(2);
+    expect(badTcp.stderr).toContain('invalid value "localhost" for flag -nsqd-tcp-address: not host:port');
+    expect(badHttp.code).toBe(2);
+    expect(badRate.code).toBe(2);
+    expect(badInFlight.code).toBe(2);
+    expect(badInFlight.stderr).toContain('maxInFlight must be an integer');
+  });
+
+  it('nsq --version prints the version', async () => {
+    const run = await nsq(['--version']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^nsq v0\.1\.0 \(nsq-ts, built w\/node\d+\.\d+\.\d+\)\n$/);
   });
 
   it('shows unreachable nodes and exits 1', async () => {
@@ -130,7 +153,7 @@ describe('nsq pub and nsq tail', () => {
       `${lines.slice(0, 250).join('\n')}\n\n${lines.slice(250).join('\r\n')}\n`,
     );
     expect(pub.code).toBe(0);
-    expect(pub.stderr).toContain('published 500 message(s) to lines');
+    expect(pub.stderr).toContain('published 500 of 500 message(s) to lines');
     const tail = await nsq(['tail', 'lines', '-n', '500', '--nsqd-http-address', nsqd.httpAddress]);
     expect(tail.code).toBe(0);
     expect(tail.stdout.split('\n').slice(0, -1).sort()).toEqual([...lines].sort());
@@ -138,14 +161,55 @@ describe('nsq pub and nsq tail', () => {
 
   it('reports progress every second while stdin keeps coming', async () => {
     const child = startNsq(['pub', 'slow', '-', '--nsqd-tcp-address', nsqd.tcpAddress]);
+    let stderr = '';
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString('utf8');
+    });
     const done = finished(child);
     child.stdin?.write('first\n');
-    await sleep(1_300);
+    // stdin stays open until a progress line has been printed, however long that takes.
+    await eventually(() => /nsq pub: 1 published \(\d+\/s\)/.test(stderr), { timeoutMs: 15_000, intervalMs: 50 });
     child.stdin?.end('second\n');
     const run = await done;
     expect(run.code).toBe(0);
-    expect(run.stderr).toMatch(/nsq pub: 1 published \(\d+\/s\)/);
-    expect(run.stderr).toContain('published 2 message(s) to slow');
+    expect(run.stderr).toContain('published 2 of 2 message(s) to slow');
+  });
+
+  it('--delimiter splits stdin into records, --defer publishes them deferred, --rate is accepted', async () => {
+    for (const path of ['/topic/create?topic=later', '/channel/create?topic=later&channel=c']) {
+      expect((await fetch(`http://${nsqd.httpAddress}${path}`, { method: 'POST' })).status).toBe(200);
+    }
+    const at = ['--nsqd-tcp-address', nsqd.tcpAddress];
+    const pub = await nsq(
+      ['pub', 'later', '-', '--delimiter', ',', '--defer', '1h', '--rate', '1000', ...at],
+      'a,b,,c',
+    );
+    expect(pub.code).toBe(0);
+    expect(pub.stderr).toContain('published 3 of 3 message(s) to later, deferred 3600000 ms');
+    const one = await nsq(['pub', 'later', 'd', '--defer=1h', ...at]);
+    expect(one.stderr).toContain('published 1 message to later, deferred 3600000 ms');
+    expect(await channelStats('later', 'c')).toMatchObject({ depth: 0, deferred_count: 4 });
+    // An escape for what a shell makes awkward: a tab.
+    const tabs = await nsq(['pub', 'tabs', '-', '--delimiter=\\t', ...at], 'x\ty\tz');
+    expect(tabs.stderr).toContain('published 3 of 3 message(s) to tabs');
+  });
+
+  it('a refused line is reported as that line, and publishing goes on (exit 1)', async () => {
+    const small = await startNsqd({ maxMsgSize: 10 });
+    try {
+      const pub = await nsq(
+        ['pub', 'lines', '-', '--nsqd-tcp-address', small.tcpAddress],
+        `short\n${'x'.repeat(50)}\nend\n`,
+      );
+      expect(pub.code).toBe(1);
+      expect(pub.stderr).toContain(
+        `nsq pub: line 2 not published: E_INVALID_ARGUMENT PUB message too big: 50 bytes > --max-msg-size 10 of nsqd ${small.tcpAddress}`,
+      );
+      expect(pub.stderr).toContain('nsq pub: published 2 of 3 message(s) to lines; 1 failed (line 2)');
+      expect(small.nsqd.topics.get('lines')?.messageCount).toBe(2);
+    } finally {
+      await small.close();
+    }
   });
 
   it('tail through a lookupd that closes reads: --http-auth-token reaches its lookupd polls too', async () => {

@@ -1,4 +1,4 @@
-import type { TopicStats } from '@nsq-ts/protocol';
+import { parseHostPort, type TopicStats } from '@nsq-ts/protocol';
 import { type Args, CliError } from './args.js';
 import { lookupTopicProducers, nsqRequest, query } from './http.js';
 
@@ -36,7 +36,7 @@ export class Context {
     return this.args.strings('nsqd-http-address');
   }
 
-  /** Refuses a command line without any node to talk to. */
+  /** Refuses a command line without any node to talk to, or with an address that is not one. */
   requireNodes(alsoTcp = false): void {
     const tcp = alsoTcp ? this.args.strings('nsqd-tcp-address') : [];
     if (this.lookupds.length + this.nsqdHttp.length + tcp.length === 0) {
@@ -45,6 +45,9 @@ export class Context {
         : '--lookupd-http-address or --nsqd-http-address';
       throw new CliError(`give ${flags}`, 2);
     }
+    for (const a of tcp) checkAddress('nsqd-tcp-address', a);
+    for (const a of this.lookupds) checkAddress('lookupd-http-address', a.replace(/^https?:\/\//, ''));
+    for (const a of this.nsqdHttp) checkAddress('nsqd-http-address', a.replace(/^https?:\/\//, ''));
   }
 
   /**
@@ -58,6 +61,18 @@ export class Context {
     if (found.errors.length === this.lookupds.length) throw new CliError('no lookupd answered');
     return found.results;
   }
+}
+
+/** `host:port` (a bracketed IPv6 host allowed), else a bad command line. */
+function checkAddress(flag: string, address: string): void {
+  let ok = false;
+  try {
+    const { port } = parseHostPort(address.replace(/\/+$/, ''));
+    ok = Number.isInteger(port) && port > 0 && port < 65536;
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new CliError(`invalid value ${JSON.stringify(address)} for flag -${flag}: not host:port`, 2);
 }
 
 /** All topics of one nsqd, or only `topic` (and only `channel` of it), without clients. */

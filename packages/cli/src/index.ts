@@ -2,6 +2,8 @@
  * `@nsq-ts/cli`: the `nsq` command — pub, tail, stat, topics, channels, empty/pause/unpause/delete —
  * against nsqd and nsqlookupd HTTP APIs and nsqd's TCP protocol (ours or NSQ's own).
  */
+import { readFileSync } from 'node:fs';
+import { ClientError, ClientErrorCode } from '@nsq-ts/client';
 import { ACTIONS, type Action, act, channels, topics } from './admin.js';
 import {
   CliError,
@@ -36,15 +38,29 @@ const ACTION_TEXT: Record<Action, string> = {
   delete: 'Deletes a topic or channel from every nsqd having it, and from the lookupds',
 };
 
+/** The actions that destroy messages: confirmed on a terminal. */
+const CONFIRMED: readonly Action[] = ['empty', 'delete'];
+
 const COMMANDS: readonly Command[] = [
   {
     name: 'pub',
     brief: 'publish a message, or one per line of stdin',
     synopsis: '<topic> [message|-]',
     summary:
-      'Publishes one message, or with "-" (the default) one message per non-empty line of stdin,\n' +
-      'reporting progress every second on stderr when stdin is not a terminal.',
-    flags: ALL_NODES,
+      'Publishes one message, or with "-" (the default) one message per non-empty line of stdin\n' +
+      '(records split at --delimiter), reporting progress every second on stderr when stdin is not\n' +
+      'a terminal. A line nsqd refuses is reported with its number and publishing goes on (exit 1).',
+    flags: [
+      ...ALL_NODES,
+      { name: 'defer', type: 'duration', default: 0, usage: 'deliver each message after this delay (DPUB)' },
+      { name: 'rate', type: 'int', default: 0, usage: 'publish at most this many messages per second (0: no limit)' },
+      {
+        name: 'delimiter',
+        type: 'string',
+        default: '\n',
+        usage: 'what separates messages on stdin (\\n, \\t, \\r, \\0 and \\\\ are escapes)',
+      },
+    ],
     minArgs: 1,
     maxArgs: 2,
     run: pub,
@@ -112,8 +128,10 @@ const COMMANDS: readonly Command[] = [
       name: action,
       brief: `${action} a topic or channel`,
       synopsis: '<topic> [channel]',
-      summary: `${ACTION_TEXT[action]}.`,
-      flags: HTTP_NODES,
+      summary: `${ACTION_TEXT[action]}.${CONFIRMED.includes(action) ? '\nOn a terminal it asks for confirmation first (--yes skips the question).' : ''}`,
+      flags: CONFIRMED.includes(action)
+        ? [...HTTP_NODES, { name: 'yes', type: 'bool', default: false, usage: 'do not ask for confirmation' }]
+        : HTTP_NODES,
       minArgs: 1,
       maxArgs: 2,
       run: (ctx) => act(ctx, action),
@@ -128,12 +146,23 @@ ${COMMANDS.map((c) => `  ${`${c.name} ${c.synopsis}`.padEnd(32)}${c.brief}`).joi
 
 Every command finds the nodes through --lookupd-http-address (repeatable) or, without a lookupd,
 --nsqd-http-address (repeatable; pub and tail also take --nsqd-tcp-address).
-Run "nsq <command> --help" for a command's flags.
+Run "nsq <command> --help" for a command's flags, "nsq --version" for the version.
+Exit status: 0 done, 1 something failed, 2 bad command line.
 `;
+
+/** `nsq v0.1.0 (nsq-ts, built w/node20.19.0)`, from this package's own package.json. */
+function versionLine(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `nsq v${pkg.version} (nsq-ts, built w/node${process.versions.node})\n`;
+}
 
 /** Runs `nsq` with `argv` (without node and the script), writing to stdout/stderr; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-version' || name === 'version') {
+    process.stdout.write(versionLine());
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-help' || name === '-h' || name === 'help') {
     if (name === undefined) {
       process.stderr.write(USAGE);
@@ -163,6 +192,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`nsq ${command.name}: ${message}\n`);
     if (err instanceof CliError && err.exitCode === 2)
       process.stderr.write(`Run "nsq ${command.name} --help" for usage.\n`);
-    return err instanceof CliError ? err.exitCode : 1;
+    // The client refusing an option (an address that is not host:port, …) is a bad command line too.
+    const usage = err instanceof ClientError && err.code === ClientErrorCode.InvalidArgument;
+    if (usage) process.stderr.write(`Run "nsq ${command.name} --help" for usage.\n`);
+    return err instanceof CliError ? err.exitCode : usage ? 2 : 1;
   }
 }

@@ -40,6 +40,8 @@ export async function tail(ctx: Context): Promise<void> {
     lookupdAuthToken: httpAuthToken(),
     maxInFlight: ctx.args.number('max-in-flight'),
     dialTimeoutMs: 3_000,
+    // Its errors and disconnects are reported below, once each.
+    logger: null,
     handler: (msg: Message<Buffer>) => {
       if (limit > 0 && shown >= limit) {
         msg.requeue(0, false); // beyond -n: give it back to the channel

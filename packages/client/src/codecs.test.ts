@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { backoffDelayMs } from './backoff.js';
 import { bytesCodec, jsonCodec, msgpackCodec, rawCodec, stringCodec } from './codecs.js';
 
@@ -35,15 +35,22 @@ describe('codecs', () => {
 });
 
 describe('backoffDelayMs', () => {
-  it('doubles per attempt within [half, full] of the exponential value, capped', () => {
-    for (let i = 0; i < 100; i++) {
-      const d1 = backoffDelayMs(1, { minMs: 100, maxMs: 1_000 });
-      expect(d1).toBeGreaterThanOrEqual(50);
-      expect(d1).toBeLessThanOrEqual(100);
-      const d3 = backoffDelayMs(3, { minMs: 100, maxMs: 1_000 });
-      expect(d3).toBeGreaterThanOrEqual(200);
-      expect(d3).toBeLessThanOrEqual(400);
-      expect(backoffDelayMs(50, { minMs: 100, maxMs: 1_000 })).toBeLessThanOrEqual(1_000);
+  it('doubles per attempt, never below minMs nor above maxMs, jitter up to half again', () => {
+    const random = vi.spyOn(Math, 'random');
+    try {
+      for (const r of [0, 0.5, 0.999999]) {
+        random.mockReturnValue(r);
+        const d1 = backoffDelayMs(1, { minMs: 100, maxMs: 1_000 });
+        expect(d1).toBeGreaterThanOrEqual(100); // backoffMinDelayMs is a minimum
+        expect(d1).toBeLessThanOrEqual(150);
+        const d3 = backoffDelayMs(3, { minMs: 100, maxMs: 1_000 });
+        expect(d3).toBeGreaterThanOrEqual(400);
+        expect(d3).toBeLessThanOrEqual(600);
+        expect(backoffDelayMs(50, { minMs: 100, maxMs: 1_000 })).toBe(1_000);
+        expect(backoffDelayMs(4, { minMs: 100, maxMs: 1_000 })).toBeLessThanOrEqual(1_000);
+      }
+    } finally {
+      random.mockRestore();
     }
   });
 });

@@ -19,19 +19,38 @@ export const rawCodec: Codec<Buffer> = {
 };
 
 /**
- * The default producer codec: a Buffer passes through, a string is encoded as UTF-8.
- * Consumers using it receive Buffers.
+ * The default producer codec: a Buffer (or any Uint8Array) passes through, a string is encoded
+ * as UTF-8; anything else is refused with a TypeError. Consumers using it receive Buffers.
  */
 export const bytesCodec: Codec<Buffer | string> = {
   name: 'bytes',
-  encode: (value) => (typeof value === 'string' ? Buffer.from(value, 'utf8') : value),
+  encode: (value) => {
+    // Typed as Buffer | string, but JavaScript callers can pass anything.
+    const v: unknown = value;
+    if (typeof v === 'string') return Buffer.from(v, 'utf8');
+    if (Buffer.isBuffer(v)) return v;
+    if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    throw new TypeError(`the body is ${describeValue(v)}, not a Buffer or string: give the producer a codec`);
+  },
   decode: (bytes) => bytes,
 };
+
+/** `a number`, `null`, `an object (Object)`: for errors about values of the wrong type. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`;
+  return `a ${typeof value}`;
+}
 
 /** Bodies are UTF-8 strings. */
 export const stringCodec: Codec<string> = {
   name: 'string',
-  encode: (value) => Buffer.from(value, 'utf8'),
+  encode: (value) => {
+    const v: unknown = value;
+    if (typeof v !== 'string') throw new TypeError(`the body is ${describeValue(v)}, not a string`);
+    return Buffer.from(v, 'utf8');
+  },
   decode: (bytes) => bytes.toString('utf8'),
 };
 
@@ -42,7 +61,12 @@ export const stringCodec: Codec<string> = {
 export function jsonCodec<T>(): Codec<T> {
   return {
     name: 'json',
-    encode: (value) => Buffer.from(JSON.stringify(value), 'utf8'),
+    encode: (value) => {
+      const text: string | undefined = JSON.stringify(value);
+      // JSON.stringify gives undefined for undefined, functions and symbols: no JSON document.
+      if (text === undefined) throw new TypeError(`${describeValue(value)} has no JSON form`);
+      return Buffer.from(text, 'utf8');
+    },
     decode: (bytes) => JSON.parse(bytes.toString('utf8')) as T,
   };
 }

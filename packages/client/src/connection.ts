@@ -18,7 +18,7 @@ import {
   snappyInput,
 } from '@nsq-ts/protocol';
 import { parseAddress } from './address.js';
-import { ClientError, ClientErrorCode } from './errors.js';
+import { ClientError, ClientErrorCode, explainRefusal } from './errors.js';
 
 /**
  * Feature negotiation options sent in IDENTIFY (nsq-spec §2.7), in the client's units. Anything
@@ -32,7 +32,7 @@ export interface IdentifyOptions {
   hostname?: string;
   /** Shown as `user_agent` in nsqd's stats. */
   userAgent?: string;
-  /** How often nsqd sends heartbeats (1000..60000 ms; nsqd default 30000). */
+  /** How often nsqd sends heartbeats (at least 1000 ms, at most nsqd's --max-heartbeat-interval; default 30000). */
   heartbeatIntervalMs?: number;
   /** nsqd's per-connection output buffer (64..65536 bytes, -1 for none). */
   outputBufferSize?: number;
@@ -65,6 +65,9 @@ export interface Negotiated {
   maxMsgTimeoutMs: number;
   heartbeatIntervalMs: number;
   version: string;
+  /** nsqd's --max-msg-size and --max-body-size (nsq-ts nsqd reports them at IDENTIFY; 0: unknown). */
+  maxMsgSize: number;
+  maxBodySize: number;
   /** Transport layers in use. */
   tls: boolean;
   snappy: boolean;
@@ -118,9 +121,15 @@ export class Connection {
   private waiter: { resolve: (text: string) => void; reject: (err: Error) => void } | null = null;
   private corked = false;
   private closed = false;
+  /** The TCP connection was established (dial errors before it are E_CONNECT_FAILED). */
+  private connected = false;
+  /** Any byte came back: a peer that closes without one is likely not an nsqd TCP port. */
+  private receivedAny = false;
   /** Closes the connection when nothing is received for two heartbeat intervals. */
   private readDeadline: NodeJS.Timeout | null = null;
   private closeError: Error | null = null;
+  /** Set when this side ends or drops the connection: only then is a close without error clean. */
+  private closedByUs = false;
   /** Set while `write()` returns false; the owner may stop writing until `onDrain`. */
   congested = false;
   onDrain: (() => void) | null = null;
@@ -130,6 +139,8 @@ export class Connection {
     maxMsgTimeoutMs: 900_000,
     heartbeatIntervalMs: DEFAULT_HEARTBEAT_MS,
     version: '',
+    maxMsgSize: 0,
+    maxBodySize: 0,
     tls: false,
     snappy: false,
     deflate: false,
@@ -144,7 +155,7 @@ export class Connection {
   /**
    * Connects, identifies and (with `subscribe`) subscribes; resolves when the connection is ready
    * for the owner's `handlers`. Rejects with a ProtocolError for an nsqd error frame, or a
-   * ClientError for a dial failure, timeout or unexpected close.
+   * ClientError for a dial failure, timeout or unexpected close — each naming this address.
    */
   async open(handlers: ConnectionHandlers, subscribe?: { topic: string; channel: string }): Promise<Negotiated> {
     const { host, port } = parseAddress(this.address);
@@ -153,7 +164,17 @@ export class Connection {
     this.out = socket;
     socket.on('data', this.onSocketData);
     socket.on('error', (err) => {
-      this.closeError ??= err;
+      this.closeError ??= this.connected
+        ? new ClientError(
+            ClientErrorCode.ConnectionClosed,
+            `connection to nsqd ${this.address} failed: ${err.message}`,
+            {
+              cause: err,
+            },
+          )
+        : new ClientError(ClientErrorCode.ConnectFailed, `cannot connect to nsqd ${this.address}: ${err.message}`, {
+            cause: err,
+          });
     });
     socket.on('close', () => this.onSocketClose());
     socket.on('drain', () => {
@@ -161,13 +182,16 @@ export class Connection {
       this.onDrain?.();
     });
     const timer = setTimeout(() => {
-      this.destroy(new ClientError(ClientErrorCode.Timeout, `connecting to ${this.address} timed out`));
+      const stage = this.connected ? 'the handshake with' : 'connecting to';
+      const ms = this.options.dialTimeoutMs;
+      this.destroy(new ClientError(ClientErrorCode.Timeout, `${stage} nsqd ${this.address} took over ${ms} ms`));
     }, this.options.dialTimeoutMs);
     try {
       await new Promise<void>((resolve, reject) => {
         this.waiter = { resolve: () => resolve(), reject };
         socket.once('connect', () => {
           this.waiter = null;
+          this.connected = true;
           resolve();
         });
       });
@@ -181,16 +205,21 @@ export class Connection {
         // Sent whenever a secret is configured (as nsqjs does), so a typo is not silently ignored.
         this.applyAuthReply(await this.request(encodeCommand('AUTH', [], secret)));
       } else if (features.authRequired) {
-        throw new ClientError(ClientErrorCode.AuthRequired, `${this.address} requires AUTH and no authSecret is set`);
+        throw new ClientError(
+          ClientErrorCode.AuthRequired,
+          `nsqd ${this.address} requires AUTH (--auth-http-address) and no authSecret is set`,
+        );
       }
       if (subscribe !== undefined) {
         const subReply = await this.request(encodeCommand('SUB', [subscribe.topic, subscribe.channel]));
         if (subReply !== OK) throw this.unexpected('SUB', subReply);
       }
       this.releaseHeld();
-    } catch (err) {
-      this.destroy(err instanceof Error ? err : new Error(String(err)));
-      throw err;
+    } catch (caught) {
+      const err = caught instanceof ProtocolError ? explainRefusal(caught, this.address) : (caught as Error);
+      this.destroy(err);
+      // The first error recorded is the cause (a socket error precedes the close it causes).
+      throw this.closeError ?? err;
     } finally {
       clearTimeout(timer);
     }
@@ -235,12 +264,20 @@ export class Connection {
     if (reply === OK) {
       // No feature negotiation: NSQ's defaults apply, and nothing asked for can be had.
       if ((o.tls !== undefined && o.tls !== false) || o.snappy === true || o.deflate === true) {
-        throw new ClientError(ClientErrorCode.Unsupported, `${this.address} does not negotiate features`);
+        throw new ClientError(
+          ClientErrorCode.Unsupported,
+          `nsqd ${this.address} does not negotiate features: tls, snappy and deflate are unavailable`,
+        );
       }
       return none;
     }
-    if (!reply.startsWith('{')) throw this.unexpected('IDENTIFY', reply);
-    const r = JSON.parse(reply) as Partial<IdentifyResponse>;
+    let r: Partial<IdentifyResponse>;
+    try {
+      r = JSON.parse(reply) as Partial<IdentifyResponse>;
+    } catch {
+      throw this.unexpected('IDENTIFY', reply);
+    }
+    if (typeof r !== 'object' || r === null) throw this.unexpected('IDENTIFY', reply);
     const features: Features = {
       tls: r.tls_v1 === true,
       snappy: r.snappy === true,
@@ -250,16 +287,19 @@ export class Connection {
     };
     // An upgrade nsqd did not grant (no certificate, --snappy=false, ...) would leave the
     // connection weaker than configured: refuse it rather than go on silently.
-    if ((o.tls !== undefined && o.tls !== false && !features.tls) || (o.snappy === true && !features.snappy)) {
-      throw new ClientError(ClientErrorCode.Unsupported, `${this.address} refused TLS or snappy`);
+    const refused = (what: string, why: string): ClientError =>
+      new ClientError(ClientErrorCode.Unsupported, `nsqd ${this.address} refused ${what} (${why})`);
+    if (o.tls !== undefined && o.tls !== false && !features.tls) {
+      throw refused('TLS', 'it has no --tls-cert/--tls-key; connect without the tls option or configure nsqd');
     }
-    if (o.deflate === true && !features.deflate) {
-      throw new ClientError(ClientErrorCode.Unsupported, `${this.address} refused deflate`);
-    }
+    if (o.snappy === true && !features.snappy) throw refused('snappy', 'it runs with --snappy=false');
+    if (o.deflate === true && !features.deflate) throw refused('deflate', 'it runs with --deflate=false');
     if (typeof r.max_rdy_count === 'number' && r.max_rdy_count > 0) this.negotiated.maxRdyCount = r.max_rdy_count;
     if (typeof r.msg_timeout === 'number' && r.msg_timeout > 0) this.negotiated.msgTimeoutMs = r.msg_timeout;
     if (typeof r.max_msg_timeout === 'number') this.negotiated.maxMsgTimeoutMs = r.max_msg_timeout;
     if (typeof r.version === 'string') this.negotiated.version = r.version;
+    if (typeof r.max_msg_size === 'number' && r.max_msg_size > 0) this.negotiated.maxMsgSize = r.max_msg_size;
+    if (typeof r.max_body_size === 'number' && r.max_body_size > 0) this.negotiated.maxBodySize = r.max_body_size;
     return features;
   }
 
@@ -288,7 +328,22 @@ export class Connection {
     });
     this.tlsSocket = tlsSocket;
     tlsSocket.on('data', this.onTransportData);
-    tlsSocket.on('error', (err) => {
+    tlsSocket.on('error', (cause) => {
+      const err = this.negotiated.tls
+        ? new ClientError(
+            ClientErrorCode.ConnectionClosed,
+            `TLS connection to nsqd ${this.address} failed: ${cause.message}`,
+            {
+              cause,
+            },
+          )
+        : new ClientError(
+            ClientErrorCode.TlsFailed,
+            `TLS handshake with nsqd ${this.address} failed: ${cause.message}`,
+            {
+              cause,
+            },
+          );
       this.closeError ??= err;
       this.takeWaiter()?.reject(err);
       socket.destroy();
@@ -349,6 +404,7 @@ export class Connection {
   }
 
   private readonly onSocketData = (chunk: Buffer): void => {
+    this.receivedAny = true;
     this.readDeadline?.refresh();
     this.onPlain(chunk);
   };
@@ -359,8 +415,12 @@ export class Connection {
     else this.onPlain(chunk);
   };
 
+  /** A handshake reply no nsqd sends: whatever answered is not an nsqd (or not one we can use). */
   private unexpected(command: string, reply: string): ClientError {
-    return new ClientError(ClientErrorCode.UnexpectedResponse, `${command} got ${JSON.stringify(reply.slice(0, 100))}`);
+    return new ClientError(
+      ClientErrorCode.NotNsqd,
+      `${this.address} answered ${command} with ${JSON.stringify(reply.slice(0, 100))}: is it an nsqd TCP address?`,
+    );
   }
 
   /** Sends a handshake command and waits for its single reply. */
@@ -374,6 +434,10 @@ export class Connection {
   private onPlain(chunk: Buffer): void {
     if (this.holding) {
       this.held = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
+      if (this.held.length >= 5 && this.held.subarray(0, 5).toString('latin1') === 'HTTP/') {
+        this.destroy(this.httpAnswer());
+        return;
+      }
       this.cutHeld();
       return;
     }
@@ -421,6 +485,15 @@ export class Connection {
     }
   }
 
+  /** An HTTP server answered our magic and IDENTIFY (it replies `HTTP/1.1 400 Bad Request`). */
+  private httpAnswer(): ClientError {
+    const status = this.held.toString('latin1', 0, Math.min(this.held.length, 200)).split('\r\n')[0];
+    return new ClientError(
+      ClientErrorCode.NotNsqd,
+      `${this.address} answered with HTTP ("${status}"): this looks like an HTTP port; give nsqd's TCP port (--tcp-address, 4150 by default)`,
+    );
+  }
+
   private takeWaiter(): { resolve: (text: string) => void; reject: (err: Error) => void } | null {
     const w = this.waiter;
     this.waiter = null;
@@ -456,6 +529,7 @@ export class Connection {
   /** Flushes pending writes, then half-closes; the server's close finishes it. */
   end(): void {
     if (this.socket === null || this.closed) return;
+    this.closedByUs = true;
     this.flush();
     this.input?.close();
     (this.out as OutputSink).end();
@@ -466,6 +540,7 @@ export class Connection {
   /** Drops the connection now. */
   destroy(error: Error | null): void {
     if (error !== null) this.closeError ??= error;
+    else this.closedByUs = true;
     if (this.socket === null) {
       this.onSocketClose();
       return;
@@ -481,6 +556,15 @@ export class Connection {
     this.socket?.setTimeout(0);
     this.tlsSocket?.setTimeout(0);
     this.input?.close();
+    // nsqd went away without being asked to (killed, restarted, a fatal error): not a clean close.
+    if (this.closeError === null && !this.closedByUs) {
+      // Silence, then a close, in the handshake: what TLS ports (nsqd's --https-address) do.
+      const why = this.connected && !this.receivedAny ? " without answering IDENTIFY (is it nsqd's TCP port?)" : '';
+      this.closeError = new ClientError(
+        ClientErrorCode.ConnectionClosed,
+        `nsqd ${this.address} closed the connection${why}`,
+      );
+    }
     const err =
       this.closeError ?? new ClientError(ClientErrorCode.ConnectionClosed, `connection to ${this.address} closed`);
     const waiter = this.takeWaiter();

@@ -98,7 +98,11 @@ describe('Consumer', () => {
         if (msg.attempts === 1) throw new Error('downstream is down');
       },
     });
-    c.on('backoff', ({ level }) => events.push(`backoff ${level}`));
+    const delays: number[] = [];
+    c.on('backoff', ({ level, delayMs }) => {
+      events.push(`backoff ${level}`);
+      delays.push(delayMs);
+    });
     c.on('resume', () => events.push('resume'));
     const errors: Error[] = [];
     c.on('error', (e) => errors.push(e));
@@ -109,6 +113,7 @@ describe('Consumer', () => {
     await eventually(() => events.includes('backoff 1'));
     await eventually(() => clientRdys(d)[0] === 0);
     expect(errors.map((e) => e.message)).toEqual(['downstream is down']);
+    expect(delays[0]).toBeGreaterThanOrEqual(400); // backoffMinDelayMs is a minimum
     // …then the requeued message comes back through a RDY 1 probe, succeeds, and RDY is restored.
     await eventually(() => events.includes('resume'), { timeoutMs: 5_000 });
     await eventually(() => clientRdys(d)[0] === 8);
@@ -255,6 +260,61 @@ describe('Consumer', () => {
     });
     await c2.connect();
     await eventually(() => handled.size + rest.size === total);
+  });
+
+  it('break out of for await with a message unanswered: it is requeued at once, close() does not wait for it', async () => {
+    const d = await nsqd();
+    const topic = uniqueTopic();
+    await publish(d, topic, ['only']);
+    // closeTimeoutMs far beyond the test's own timeout: waiting for the abandoned message would fail it.
+    const c = consumer(d, topic, { closeTimeoutMs: 120_000 });
+    for await (const msg of c) {
+      expect(msg.body).toBe('only');
+      break;
+    }
+    expect(channelCounts(d, topic, 'ch')).toMatchObject({ depth: 1, inFlight: 0, requeued: 1, timedOut: 0 });
+  }, 10_000);
+
+  it('disconnected carries the error of a close nsqd made, null only for our own close', async () => {
+    const d = await startNsqd();
+    const topic = uniqueTopic();
+    const c = consumer(d, topic, { reconnectMinDelayMs: 50, logger: null });
+    const seen: Array<Error | null> = [];
+    c.on('disconnected', (_address, err) => seen.push(err));
+    await c.connect();
+    await d.close();
+    await eventually(() => seen.length === 1);
+    expect(seen[0]?.message).toMatch(new RegExp(`nsqd ${d.tcpAddress} closed the connection|ECONNRESET`));
+    const again = await nsqd({ tcpAddress: d.tcpAddress });
+    await eventually(() => c.stats().connections.length === 1, { timeoutMs: 5_000 });
+    await c.close();
+    expect(seen).toHaveLength(2);
+    expect(seen[1]).toBeNull();
+    expect(again.nsqd.clients.size).toBe(0);
+  });
+
+  it('stats().finished counts only FINs nsqd accepted: not one refused, nor one sent to a closed connection', async () => {
+    const d = await startNsqd();
+    const topic = uniqueTopic();
+    await publish(d, topic, ['late', 'orphan']);
+    const c = consumer(d, topic, { maxInFlight: 2, msgTimeoutMs: 1_000, closeTimeoutMs: 1_000, logger: null });
+    const errors: Error[] = [];
+    c.on('error', (err) => errors.push(err));
+    const it = c[Symbol.asyncIterator]();
+    const late = (await it.next()).value as Message<string>;
+    const orphan = (await it.next()).value as Message<string>;
+    // Paused, so nsqd keeps the timed-out message instead of redelivering it under the same ID.
+    const pause = await fetch(`http://${d.httpAddress}/channel/pause?topic=${topic}&channel=ch`, { method: 'POST' });
+    expect(pause.status).toBe(200);
+    await eventually(() => channelCounts(d, topic, 'ch')?.timedOut === 2, { timeoutMs: 5_000 });
+    late.finish(); // nsqd refuses it: E_FIN_FAILED
+    await eventually(() => errors.some((e) => e.message.includes('E_FIN_FAILED')));
+    expect(c.stats().finished).toBe(0);
+    // The connection goes away before the other one is finished: that FIN is never sent.
+    await d.close();
+    await eventually(() => c.stats().connections.length === 0);
+    orphan.finish();
+    expect(c.stats()).toMatchObject({ received: 2, finished: 0 });
   });
 
   it('close() requeues messages the async iterator buffered but never handed out', async () => {

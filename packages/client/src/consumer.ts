@@ -1,19 +1,34 @@
 import { EventEmitter } from 'node:events';
-import { CLOSE_WAIT, decodeMessage, encodeCommand, isValidChannelName, isValidTopicName } from '@nsq-ts/protocol';
+import { CLOSE_WAIT, decodeMessage, ErrorCode, encodeCommand, type ProtocolError } from '@nsq-ts/protocol';
 import { backoffDelayMs } from './backoff.js';
 import { type Codec, rawCodec } from './codecs.js';
 import { Connection, type IdentifyOptions } from './connection.js';
 import { HOSTNAME, USER_AGENT } from './defaults.js';
-import { ClientError, ClientErrorCode } from './errors.js';
+import { ClientError, ClientErrorCode, isPermanentFailure } from './errors.js';
 import { Fifo } from './fifo.js';
+import { type Logger, resolveLogger } from './logger.js';
 import { lookupProducers } from './lookup.js';
 import { Message, type MessageOwner } from './message.js';
+import {
+  checkAddresses,
+  checkChannel,
+  checkCodec,
+  checkIdentifyOptions,
+  checkLogger,
+  checkLookupdAddress,
+  checkNumber,
+  checkTopic,
+  checkType,
+} from './validate.js';
 
 /** A message handler: resolve to finish the message, throw (or reject) to requeue it with backoff. */
 export type MessageHandler<T> = (message: Message<T>) => unknown;
 
-/** Options of a {@link Consumer}. Give `nsqdAddresses`, `lookupdHttpAddresses`, or both. */
-export interface ConsumerOptions<T> extends IdentifyOptions {
+/**
+ * Options of a {@link Consumer} besides the codec. Give `nsqdAddresses`, `lookupdHttpAddresses`,
+ * or both.
+ */
+export interface ConsumerBaseOptions<T> extends IdentifyOptions {
   /** Topic to subscribe to. */
   topic: string;
   /** Channel to subscribe to. */
@@ -22,10 +37,11 @@ export interface ConsumerOptions<T> extends IdentifyOptions {
   nsqdAddresses?: readonly string[];
   /** nsqlookupd HTTP addresses (`host:port` or `http://host:port`) polled for the topic's nsqds. */
   lookupdHttpAddresses?: readonly string[];
-  /** Messages in flight at once over all connections (default 1). */
+  /**
+   * Messages in flight at once over all connections (default 1): up to this many handlers run
+   * concurrently.
+   */
   maxInFlight?: number;
-  /** How bodies are decoded; defaults to {@link rawCodec} (Buffers). Required whenever `T` is not `Buffer`. */
-  codec?: Codec<T>;
   /** A message handler, the same as `on('message', handler)`. */
   handler?: MessageHandler<T>;
   /**
@@ -69,13 +85,32 @@ export interface ConsumerOptions<T> extends IdentifyOptions {
   reconnectMaxDelayMs?: number;
   /** How long `close()` waits for CLOSE_WAIT and for in-flight handlers (default 30000 ms). */
   closeTimeoutMs?: number;
+  /**
+   * Where handler errors, lookupd failures, connection failures and reconnects are reported
+   * (default: warnings and errors on stderr; `null`: nowhere), as well as to `error` listeners.
+   */
+  logger?: Logger | null;
 }
+
+/**
+ * The codec option: optional while the body type can hold a Buffer (decoded by
+ * {@link rawCodec}), required for any other body type.
+ */
+export type ConsumerCodecOption<T> = [Buffer] extends [T]
+  ? { /** How bodies are decoded (default {@link rawCodec}: Buffers as received). */ codec?: Codec<T> }
+  : { /** How bodies are decoded from bytes. */ codec: Codec<T> };
+
+/** Options of a {@link Consumer}: {@link ConsumerBaseOptions} and, for non-Buffer bodies, a codec. */
+export type ConsumerOptions<T = Buffer> = ConsumerBaseOptions<T> & ConsumerCodecOption<T>;
 
 /** Events of a {@link Consumer}, with their listener signatures. */
 export interface ConsumerEvents<T> {
   /** A delivered message; the handler's outcome finishes or requeues it. */
   message: MessageHandler<T>;
-  /** A non-fatal problem: a handler error, a lookupd failure, an unexpected nsqd error frame. */
+  /**
+   * A problem the consumer works around: a handler error, a lookupd failure, a failed connection
+   * attempt, an unexpected nsqd error frame. Each message names the nsqd or lookupd.
+   */
   error: (error: Error) => void;
   /** A message was given up after `maxAttempts`. */
   giveUp: (message: Message<T>) => void;
@@ -85,7 +120,10 @@ export interface ConsumerEvents<T> {
   resume: () => void;
   /** A connection to an nsqd is subscribed. */
   connected: (address: string) => void;
-  /** A connection to an nsqd closed (`error` is null for a clean close). */
+  /**
+   * A connection to an nsqd closed: `error` says why (nsqd closed it, a read deadline, a socket
+   * error); it is null only for a close the consumer asked for.
+   */
   disconnected: (address: string, error: Error | null) => void;
 }
 
@@ -97,7 +135,7 @@ export interface ConsumerStats {
   inFlight: number;
   /** Current backoff level (0 = not backing off). */
   backoffLevel: number;
-  /** Messages received, finished, requeued, given up. */
+  /** Messages received, finished (FINs sent on a live connection that nsqd did not refuse), requeued, given up. */
   received: number;
   finished: number;
   requeued: number;
@@ -155,7 +193,8 @@ const TOUCH = 'TOUCH';
  * @typeParam T - the decoded body type (`message.body`), produced by the codec.
  */
 export class Consumer<T = Buffer> implements MessageOwner {
-  private readonly options: ConsumerOptions<T>;
+  private readonly options: ConsumerBaseOptions<T>;
+  private readonly logger: Logger;
   private readonly codec: Codec<T>;
   private readonly events = new EventEmitter();
   private readonly handlers: MessageHandler<T>[] = [];
@@ -182,25 +221,61 @@ export class Consumer<T = Buffer> implements MessageOwner {
 
   /** Messages waiting for the async iterator. */
   private readonly buffered = new Fifo<Message<T>>();
-  private readonly nextWaiters = new Fifo<(r: IteratorResult<Message<T>, undefined>) => void>();
+  private readonly nextWaiters = new Fifo<{
+    resolve: (r: IteratorResult<Message<T>, undefined>) => void;
+    reject: (err: Error) => void;
+  }>();
   private iteratorEnded = false;
+  /** The last message the iterator handed out: abandoned by a `break`, it is requeued at once. */
+  private lastYielded: Message<T> | null = null;
+  /** Why connect() failed (the consumer then stopped); the async iterator throws it. */
+  private connectError: Error | null = null;
+  /** Reconnects of connect()'s first attempts, held until it knows whether anything answered. */
+  private deferredRetries: Array<() => void> | null = null;
 
+  /** Checks the options (throws a ClientError E_INVALID_ARGUMENT naming a bad one); connects on connect(). */
   constructor(options: ConsumerOptions<T>) {
-    if (!isValidTopicName(options.topic)) throw new RangeError(`invalid topic "${options.topic}"`);
-    if (!isValidChannelName(options.channel)) throw new RangeError(`invalid channel "${options.channel}"`);
-    const nsqds = options.nsqdAddresses ?? [];
-    const lookupds = options.lookupdHttpAddresses ?? [];
+    const o: ConsumerBaseOptions<T> & { codec?: Codec<T> } = options;
+    checkTopic(o.topic);
+    checkChannel(o.channel);
+    const nsqds = checkAddresses('nsqdAddresses', o.nsqdAddresses);
+    const lookupds = checkAddresses('lookupdHttpAddresses', o.lookupdHttpAddresses, checkLookupdAddress);
     if (nsqds.length === 0 && lookupds.length === 0) {
-      throw new RangeError('Consumer needs nsqdAddresses or lookupdHttpAddresses');
+      throw new ClientError(ClientErrorCode.InvalidArgument, 'Consumer needs nsqdAddresses or lookupdHttpAddresses');
     }
-    this.options = options;
-    this.codec = options.codec ?? (rawCodec as unknown as Codec<T>);
-    this.maxInFlight = Math.max(1, options.maxInFlight ?? 1);
-    this.redistributeMs = options.rdyRedistributeIntervalMs ?? 1_000;
-    const minMs = options.backoffMinDelayMs ?? 1_000;
-    const maxMs = options.backoffMaxDelayMs ?? 120_000;
+    checkCodec(o.codec, 'decode');
+    checkLogger(o.logger);
+    checkIdentifyOptions(o);
+    checkType('handler', o.handler, 'function');
+    checkType('onGiveUp', o.onGiveUp, 'function');
+    checkType('lookupdAuthToken', o.lookupdAuthToken, 'string');
+    checkType('autoTouch', o.autoTouch, 'boolean');
+    checkNumber('maxInFlight', o.maxInFlight, { min: 1, integer: true });
+    checkNumber('maxAttempts', o.maxAttempts, { min: 0, max: 65535, integer: true });
+    for (const name of [
+      'dialTimeoutMs',
+      'closeTimeoutMs',
+      'lookupdPollIntervalMs',
+      'lookupdTimeoutMs',
+      'rdyRedistributeIntervalMs',
+      'reconnectMinDelayMs',
+      'backoffMinDelayMs',
+    ] as const) {
+      checkNumber(name, o[name], { min: 1 });
+    }
+    checkNumber('requeueDelayMs', o.requeueDelayMs);
+    checkNumber('maxRequeueDelayMs', o.maxRequeueDelayMs);
+    checkNumber('reconnectMaxDelayMs', o.reconnectMaxDelayMs, { min: o.reconnectMinDelayMs ?? 1 });
+    checkNumber('backoffMaxDelayMs', o.backoffMaxDelayMs, { min: o.backoffMinDelayMs ?? 1 });
+    this.options = o;
+    this.logger = resolveLogger(o.logger);
+    this.codec = o.codec ?? (rawCodec as unknown as Codec<T>);
+    this.maxInFlight = o.maxInFlight ?? 1;
+    this.redistributeMs = o.rdyRedistributeIntervalMs ?? 1_000;
+    const minMs = o.backoffMinDelayMs ?? 1_000;
+    const maxMs = o.backoffMaxDelayMs ?? 120_000;
     this.maxBackoffLevel = Math.max(1, Math.ceil(Math.log2(maxMs / minMs)) + 1);
-    if (options.handler !== undefined) this.handlers.push(options.handler);
+    if (o.handler !== undefined) this.handlers.push(o.handler);
     for (const address of nsqds) this.nodes.set(address, new Node(address, false));
   }
 
@@ -226,37 +301,61 @@ export class Consumer<T = Buffer> implements MessageOwner {
     event: E,
     ...args: Parameters<ConsumerEvents<T>[E]>
   ): void {
-    // Without an 'error' listener errors are dropped rather than thrown from a socket callback.
+    // Without an 'error' listener errors are only logged rather than thrown from a socket callback.
     if (this.events.listenerCount(event) > 0) this.events.emit(event, ...args);
+  }
+
+  /** The user's own error goes to `error` listeners as it is; the log says where it came from. */
+  private userCodeFailed(caught: unknown, where: string): void {
+    const err = caught instanceof Error ? caught : new Error(String(caught));
+    this.logger.error(`${where}: ${err.stack ?? err.message}`);
+    this.emit('error', err);
+  }
+
+  /** Logs a background problem and hands it to the `error` listeners. */
+  private report(err: Error, level: 'warn' | 'error' = 'warn'): void {
+    this.logger[level](err.message);
+    this.emit('error', err);
   }
 
   /**
    * Connects to the configured nsqds and queries the lookupds once. Resolves when each first
-   * attempt is over; rejects only when there are no lookupds and no nsqd could be reached (the
-   * consumer keeps retrying until `close()`).
+   * attempt is over and something answered (an nsqd, or a lookupd — it may list no nsqd yet;
+   * the consumer keeps polling). Rejects when nothing could be reached — no nsqd connected and
+   * no lookupd answered — with the first nsqd error (or lookupd error), and then the consumer is
+   * closed: nothing retries in the background, so the process can exit.
    */
   connect(): Promise<void> {
-    if (this.isClosing) return Promise.reject(new ClientError(ClientErrorCode.Closed, 'consumer is closed'));
+    if (this.isClosing)
+      return Promise.reject(this.connectError ?? new ClientError(ClientErrorCode.Closed, 'consumer is closed'));
     this.started ??= this.start();
     return this.started;
   }
 
   private async start(): Promise<void> {
+    this.deferredRetries = [];
     const attempts = [...this.nodes.values()].map((n) => this.open(n));
     const lookup = (this.options.lookupdHttpAddresses ?? []).length > 0 ? this.pollLookupds() : null;
     const results = await Promise.allSettled(attempts);
-    if (lookup !== null) await lookup;
-    else {
-      const failure = results.find((r) => r.status === 'rejected');
-      if (results.length > 0 && results.every((r) => r.status === 'rejected') && failure !== undefined) {
-        throw (failure as PromiseRejectedResult).reason;
-      }
+    const lookupErrors = lookup === null ? [] : await lookup;
+    const retries = this.deferredRetries;
+    this.deferredRetries = null;
+    const answered = lookup !== null && lookupErrors.length < (this.options.lookupdHttpAddresses ?? []).length;
+    if (answered || results.some((r) => r.status === 'fulfilled')) {
+      for (const retry of retries) retry();
+      return;
     }
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const err = (failure?.reason as Error | undefined) ?? lookupErrors[0] ?? new Error('nothing to connect to');
+    this.connectError = err;
+    await this.close();
+    throw err;
   }
 
   // ---- discovery ----
 
-  private async pollLookupds(): Promise<void> {
+  /** One round of lookupd queries (then the next is scheduled); resolves with their errors. */
+  private async pollLookupds(): Promise<Error[]> {
     const lookupds = this.options.lookupdHttpAddresses ?? [];
     const timeoutMs = this.options.lookupdTimeoutMs ?? 5_000;
     const token = this.options.lookupdAuthToken ?? '';
@@ -264,9 +363,12 @@ export class Consumer<T = Buffer> implements MessageOwner {
       lookupds.map((l) => lookupProducers(l, this.options.topic, timeoutMs, token)),
     );
     const opens: Promise<void>[] = [];
+    const errors: Error[] = [];
     for (const r of results) {
       if (r.status === 'rejected') {
-        this.emit('error', r.reason instanceof Error ? r.reason : new Error(String(r.reason)));
+        const err = r.reason instanceof Error ? r.reason : new Error(String(r.reason));
+        errors.push(err);
+        if (!this.isClosing) this.report(err);
         continue;
       }
       for (const address of r.value) {
@@ -277,7 +379,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
       }
     }
     await Promise.all(opens);
-    if (this.isClosing) return;
+    if (this.isClosing) return errors;
     const interval = this.options.lookupdPollIntervalMs ?? 60_000;
     // Jitter spreads many consumers' polls so they do not hit the lookupds in step.
     this.lookupTimer = setTimeout(
@@ -287,6 +389,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
       },
       interval + Math.random() * interval * 0.3,
     );
+    return errors;
   }
 
   // ---- connections ----
@@ -306,10 +409,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
         {
           onMessage: (data) => this.onMessage(link, data),
           onResponse: (text) => this.onResponse(link, text),
-          onError: (err) => {
-            if (err.fatal) link.subscribed = false;
-            this.emit('error', err);
-          },
+          onError: (err) => this.onErrorFrame(link, err),
           onClose: (err) => this.onClose(link, err),
         },
         { topic: this.options.topic, channel: this.options.channel },
@@ -328,18 +428,34 @@ export class Consumer<T = Buffer> implements MessageOwner {
         (err: Error) => {
           if (node.link === link) node.link = null;
           link.closeWait?.();
-          this.emit('error', err);
-          this.scheduleReconnect(node, true);
+          if (!this.isClosing) {
+            this.emit('error', err);
+            const retry = () => this.scheduleReconnect(node, true, err);
+            // During connect() retries wait for its verdict: if nothing was reachable, none is made.
+            if (this.deferredRetries !== null) this.deferredRetries.push(retry);
+            else retry();
+          }
           throw err;
         },
       );
   }
 
-  private scheduleReconnect(node: Node, failedAttempt: boolean): void {
+  /**
+   * After a failed attempt or a lost connection: retry with backoff, or — for a refusal no retry
+   * can fix, or a discovered nsqd that cannot be reached (the next lookup brings it back) — forget
+   * the node. Either way the log says which.
+   */
+  private scheduleReconnect(node: Node, failedAttempt: boolean, err: Error | null): void {
     if (this.isClosing || this.nodes.get(node.address) !== node) return;
-    // A discovered nsqd that cannot be reached is forgotten; the next lookup brings it back.
+    const reason = err?.message ?? `connection to nsqd ${node.address} closed`;
+    if (err !== null && failedAttempt && isPermanentFailure(err)) {
+      this.nodes.delete(node.address);
+      this.logger.error(`${reason}; not retrying nsqd ${node.address}`);
+      return;
+    }
     if (node.discovered && failedAttempt) {
       this.nodes.delete(node.address);
+      this.logger.warn(`${reason}; dropped until a lookupd lists nsqd ${node.address} again`);
       return;
     }
     node.failures++;
@@ -347,6 +463,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
       minMs: this.options.reconnectMinDelayMs ?? 250,
       maxMs: this.options.reconnectMaxDelayMs ?? 30_000,
     });
+    this.logger.warn(`${reason}; reconnecting in ${delay} ms`);
     node.retryTimer = setTimeout(() => {
       void this.open(node).catch(() => undefined);
     }, delay);
@@ -360,9 +477,26 @@ export class Consumer<T = Buffer> implements MessageOwner {
     if (node.link === link) node.link = null;
     this.emit('disconnected', node.address, err);
     if (!this.isClosing) {
-      this.scheduleReconnect(node, false);
+      this.scheduleReconnect(node, false, err);
       this.updateRdy();
     }
+  }
+
+  /**
+   * An error frame on a subscribed connection. FIN/REQ failures (the message had timed out or
+   * was already answered) undo the counter the answer had moved; a fatal one means nsqd is
+   * closing the connection.
+   */
+  private onErrorFrame(link: Link, err: ProtocolError): void {
+    if (err.code === ErrorCode.FinFailed) this.counters.finished--;
+    else if (err.code === ErrorCode.ReqFailed) this.counters.requeued--;
+    if (err.fatal) link.subscribed = false;
+    this.report(
+      new ClientError(ClientErrorCode.UnexpectedResponse, `nsqd ${link.node.address} sent ${err.message}`, {
+        cause: err,
+      }),
+      err.fatal ? 'error' : 'warn',
+    );
   }
 
   private onResponse(link: Link, text: string): void {
@@ -371,7 +505,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
       link.closeWait?.();
       return;
     }
-    this.emit('error', new ClientError(ClientErrorCode.UnexpectedResponse, `${link.node.address} sent ${text}`));
+    this.report(new ClientError(ClientErrorCode.UnexpectedResponse, `nsqd ${link.node.address} sent ${text}`));
   }
 
   private links(): Link[] {
@@ -404,7 +538,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
     }
     if (this.options.autoTouch) this.trackActive(msg);
     const waiter = this.nextWaiters.shift();
-    if (waiter !== undefined) waiter({ value: msg, done: false });
+    if (waiter !== undefined) this.yieldMessage(msg, waiter.resolve);
     else this.buffered.push(msg);
   }
 
@@ -413,16 +547,16 @@ export class Consumer<T = Buffer> implements MessageOwner {
     try {
       for (const handler of this.handlers) await handler(msg);
       msg.finish();
-    } catch (err) {
-      this.emit('error', err instanceof Error ? err : new Error(String(err)));
+    } catch (caught) {
+      this.userCodeFailed(caught, `handler failed for message ${msg.id} from nsqd ${msg.nsqdAddress}`);
       msg.requeue(undefined, true);
     }
   }
 
   /** @internal MessageOwner */
   finish(msg: Message<unknown>): void {
-    this.write(msg, encodeCommand(FIN, [msg.id]));
-    this.counters.finished++;
+    // A FIN that cannot be sent is not counted: nsqd will redeliver the message.
+    if (this.write(msg, encodeCommand(FIN, [msg.id]))) this.counters.finished++;
     this.settled(msg, 1);
   }
 
@@ -436,8 +570,9 @@ export class Consumer<T = Buffer> implements MessageOwner {
     const delay =
       delayMs ??
       Math.min((this.options.requeueDelayMs ?? 90_000) * msg.attempts, this.options.maxRequeueDelayMs ?? 900_000);
-    this.write(msg, encodeCommand(REQ, [msg.id, String(Math.max(0, Math.round(delay)))]));
-    this.counters.requeued++;
+    if (this.write(msg, encodeCommand(REQ, [msg.id, String(Math.max(0, Math.round(delay)))]))) {
+      this.counters.requeued++;
+    }
     this.settled(msg, backoff ? -1 : 0);
   }
 
@@ -451,17 +586,23 @@ export class Consumer<T = Buffer> implements MessageOwner {
     try {
       await this.options.onGiveUp?.(msg);
       this.emit('giveUp', msg);
-    } catch (err) {
-      this.emit('error', err instanceof Error ? err : new Error(String(err)));
+    } catch (caught) {
+      this.userCodeFailed(caught, `onGiveUp failed for message ${msg.id}`);
     }
+    this.logger.warn(`gave up message ${msg.id} from nsqd ${msg.nsqdAddress} after ${msg.attempts} attempts`);
     this.write(msg, encodeCommand(FIN, [msg.id]));
     this.settled(msg, failed ? -1 : 0);
   }
 
-  /** Writes on the connection that delivered `msg`, if it is still up (else nsqd redelivers). */
-  private write(msg: Message<unknown>, command: Buffer): void {
+  /**
+   * Writes on the connection that delivered `msg`, if it is still up (else nsqd redelivers);
+   * false when it was not.
+   */
+  private write(msg: Message<unknown>, command: Buffer): boolean {
     const link = msg.connectionRef as Link;
-    if (!link.conn.isClosed) link.conn.write(command);
+    if (link.conn.isClosed) return false;
+    link.conn.write(command);
+    return true;
   }
 
   /** Bookkeeping after a message was answered; `outcome` 1 success, -1 failure, 0 neutral. */
@@ -617,24 +758,47 @@ export class Consumer<T = Buffer> implements MessageOwner {
    * consumer gracefully; the iteration ends when the consumer is closed.
    */
   [Symbol.asyncIterator](): AsyncIterator<Message<T>, undefined> {
-    void this.connect().catch((err: unknown) => this.emit('error', err as Error));
+    // A failed connect() ends the loop with its error (endIteration), rather than a silent wait.
+    void this.connect().catch(() => undefined);
     return {
       next: () => {
         const msg = this.buffered.shift();
-        if (msg !== undefined) return Promise.resolve({ value: msg, done: false });
-        if (this.iteratorEnded) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => this.nextWaiters.push(resolve));
+        if (msg !== undefined) return new Promise((resolve) => this.yieldMessage(msg, resolve));
+        if (this.iteratorEnded) {
+          const err = this.connectError;
+          this.connectError = null; // thrown once; later calls just say done
+          return err === null ? Promise.resolve({ value: undefined, done: true }) : Promise.reject(err);
+        }
+        return new Promise((resolve, reject) => this.nextWaiters.push({ resolve, reject }));
       },
       return: async () => {
-        await this.close();
+        const closed = this.close();
+        // The loop was left with this message unanswered: give it back now, not at its timeout
+        // (closing first, so it is not given up on its last attempt either).
+        const abandoned = this.lastYielded;
+        if (abandoned !== null && !abandoned.hasResponded) abandoned.requeue(0, false);
+        await closed;
         return { value: undefined, done: true };
       },
     };
   }
 
+  private yieldMessage(msg: Message<T>, resolve: (r: IteratorResult<Message<T>, undefined>) => void): void {
+    this.lastYielded = msg;
+    resolve({ value: msg, done: false });
+  }
+
   private endIteration(): void {
     this.iteratorEnded = true;
-    for (const w of this.nextWaiters.drain()) w({ value: undefined, done: true });
+    const err = this.connectError;
+    for (const w of this.nextWaiters.drain()) {
+      if (err !== null) {
+        this.connectError = null;
+        w.reject(err);
+      } else {
+        w.resolve({ value: undefined, done: true });
+      }
+    }
   }
 
   // ---- shutdown and stats ----

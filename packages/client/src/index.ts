@@ -7,12 +7,21 @@ export { bytesCodec, type Codec, jsonCodec, msgpackCodec, rawCodec, stringCodec 
 export type { IdentifyOptions } from './connection.js';
 export {
   Consumer,
+  type ConsumerBaseOptions,
+  type ConsumerCodecOption,
   type ConsumerEvents,
   type ConsumerOptions,
   type ConsumerStats,
   type MessageHandler,
 } from './consumer.js';
-export { ClientError, ClientErrorCode, type NsqError, ProtocolError } from './errors.js';
+export { ClientError, ClientErrorCode, ErrorCode, type NsqError, ProtocolError } from './errors.js';
+export type { Logger } from './logger.js';
 export { LookupError, lookupProducers } from './lookup.js';
 export { Message } from './message.js';
-export { Producer, type ProducerHostStatus, type ProducerOptions } from './producer.js';
+export {
+  Producer,
+  type ProducerBaseOptions,
+  type ProducerCodecOption,
+  type ProducerHostStatus,
+  type ProducerOptions,
+} from './producer.js';

@@ -10,9 +10,23 @@ interface LookupPeer {
   tcp_port?: unknown;
 }
 
-/** Thrown for a lookupd reply that is neither a producer list nor a 404. */
+/**
+ * A failed lookupd query: unreachable, too slow, or a reply that is neither a producer list nor
+ * a 404. The message starts with the lookupd's URL.
+ */
 export class LookupError extends Error {
   override name = 'LookupError';
+}
+
+/** What went wrong with a fetch, in words: `connect ECONNREFUSED …` rather than `fetch failed`. */
+function fetchFailure(err: unknown, timeoutMs: number): string {
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+    return `no answer within ${timeoutMs} ms`;
+  }
+  const cause = err instanceof Error ? err.cause : undefined;
+  if (cause instanceof AggregateError && cause.errors.length > 0) return String((cause.errors[0] as Error).message);
+  if (cause instanceof Error) return cause.message;
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** `http://host:port` for a configured lookupd address, which may omit the scheme. */
@@ -37,20 +51,26 @@ export async function lookupProducers(
   const url = `${lookupdBaseUrl(address)}/lookup?topic=${encodeURIComponent(topic)}`;
   const headers: Record<string, string> = { accept: 'application/vnd.nsq; version=1.0' };
   if (authToken !== '') headers.authorization = `Bearer ${authToken}`;
-  const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
-  const text = await res.text();
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+    text = await res.text();
+  } catch (err) {
+    throw new LookupError(`lookupd ${url}: ${fetchFailure(err, timeoutMs)}`, { cause: err });
+  }
   if (res.status === 404) return [];
-  if (res.status !== 200) throw new LookupError(`${url}: HTTP ${res.status} ${text.slice(0, 200)}`);
+  if (res.status !== 200) throw new LookupError(`lookupd ${url}: HTTP ${res.status} ${text.slice(0, 200)}`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new LookupError(`${url}: body is not JSON`);
+    throw new LookupError(`lookupd ${url}: the reply is not JSON (is it an nsqlookupd HTTP address?)`);
   }
   const v1 = (res.headers.get('x-nsq-content-type') ?? '').trim() === V1_CONTENT_TYPE;
   const payload = v1 ? parsed : (parsed as { data?: unknown } | null)?.data;
   const producers = (payload as { producers?: unknown } | null | undefined)?.producers;
-  if (!Array.isArray(producers)) throw new LookupError(`${url}: no producers list in the reply`);
+  if (!Array.isArray(producers)) throw new LookupError(`lookupd ${url}: no producers list in the reply`);
   const out: string[] = [];
   for (const p of producers as LookupPeer[]) {
     // go-nsq and nsqjs connect to broadcast_address; very old lookupds only had address/hostname.

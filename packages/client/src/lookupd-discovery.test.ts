@@ -65,7 +65,7 @@ describe('Consumer discovery through real nsqlookupds', () => {
 });
 
 describe('Consumer discovery through an nsqlookupd that closes reads (--http-auth-token, --http-auth-reads)', () => {
-  it('sends lookupdAuthToken as a Bearer token; without it, reports the 401 and finds nothing', async () => {
+  it('sends lookupdAuthToken as a Bearer token; without it, connect() fails with the 401 and the consumer stops', async () => {
     const TOKEN = 'consumer-lookupd-token-77aa';
     const l = await startLookupd({ broadcastAddress: '127.0.0.1', httpAuthTokens: [TOKEN], httpAuthReads: true });
     cleanups.push(() => l.close());
@@ -97,10 +97,11 @@ describe('Consumer discovery through an nsqlookupd that closes reads (--http-aut
     }
 
     const refused = consumer();
-    await refused.c.connect();
-    await eventually(() => expect(refused.errors.length).toBeGreaterThan(0));
+    // No lookupd gave an answer: connect() fails, naming the lookupd, and nothing keeps polling.
+    await expect(refused.c.connect()).rejects.toThrow(`lookupd http://${l.httpAddress}/lookup?topic=events: HTTP 401`);
     expect(refused.errors[0]?.message).toContain('HTTP 401');
     expect(refused.received).toEqual([]);
+    await expect(refused.c.connect()).rejects.toThrow('HTTP 401');
 
     const allowed = consumer(TOKEN);
     await allowed.c.connect();

@@ -50,15 +50,41 @@ describe('Producer', () => {
   });
 
   it('surfaces server errors with their NSQ code and keeps working after them', async () => {
-    const d = await nsqd({ maxMsgSize: 100 });
-    const p = producer(new Producer({ nsqdAddress: d.tcpAddress, reconnectMinDelayMs: 10 }));
+    const d = await nsqd({ maxReqTimeoutMs: 1_000 });
+    const p = producer(new Producer({ nsqdAddress: d.tcpAddress, reconnectMinDelayMs: 10, logger: null }));
     const topic = uniqueTopic();
-    const err = await p.publish(topic, Buffer.alloc(200, 1)).catch((e: unknown) => e);
+    const err = await p.publishDeferred(topic, 5_000, 'too late').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProtocolError);
-    expect((err as ProtocolError).code).toBe('E_BAD_MESSAGE');
+    expect((err as ProtocolError).code).toBe('E_INVALID');
+    expect((err as Error).message).toContain(`DPUB timeout 5000 out of range 0-1000 (nsqd ${d.tcpAddress})`);
     // The fatal error closed the connection; the producer reconnects transparently.
     await p.publish(topic, 'small');
     expect(messageCount(d, topic)).toBe(1);
+  });
+
+  it("refuses a body over the nsqd's --max-msg-size before sending it, and keeps the connection", async () => {
+    const d = await nsqd({ maxMsgSize: 100, maxBodySize: 300 });
+    const p = producer(new Producer({ nsqdAddress: d.tcpAddress }));
+    await p.connect();
+    const [client] = [...d.nsqd.clients];
+    const topic = uniqueTopic();
+    await expect(p.publish(topic, Buffer.alloc(200, 1))).rejects.toMatchObject({
+      code: 'E_INVALID_ARGUMENT',
+      message: `E_INVALID_ARGUMENT PUB message too big: 200 bytes > --max-msg-size 100 of nsqd ${d.tcpAddress}`,
+    });
+    await expect(p.publishDeferred(topic, 10, Buffer.alloc(101, 1))).rejects.toThrow('DPUB message too big');
+    await expect(p.publishMany(topic, ['x', Buffer.alloc(101, 1)])).rejects.toThrow('MPUB message too big');
+    await expect(
+      p.publishMany(
+        topic,
+        Array.from({ length: 4 }, () => Buffer.alloc(90, 1)),
+      ),
+    ).rejects.toThrow('MPUB body too big: 380 bytes > --max-body-size 300');
+    await p.publish(topic, Buffer.alloc(100, 1));
+    expect(messageCount(d, topic)).toBe(1);
+    // Nothing reached nsqd that would have made it drop the connection.
+    expect([...d.nsqd.clients]).toEqual([client]);
+    expect(p.status()[0]).toMatchObject({ ready: true, failures: 0 });
   });
 
   it('refuses invalid arguments before sending anything', async () => {
@@ -70,13 +96,37 @@ describe('Producer', () => {
     await expect(p.publishDeferred('t', -1, 'x')).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
   });
 
-  it('rejects with E_TIMEOUT when no nsqd is reachable within publishTimeoutMs', async () => {
+  it('rejects with E_TIMEOUT, naming the nsqd and its error, when none is reachable within publishTimeoutMs', async () => {
     const d = await nsqd();
     const address = d.tcpAddress;
     await d.close();
-    const p = producer(new Producer({ nsqdAddress: address, publishTimeoutMs: 300, reconnectMinDelayMs: 20 }));
-    await expect(p.connect()).rejects.toBeInstanceOf(Error);
-    await expect(p.publish('t', 'x')).rejects.toMatchObject({ code: 'E_TIMEOUT' });
+    const logged: string[] = [];
+    const logger = { warn: (m: string) => logged.push(m), error: (m: string) => logged.push(m) };
+    const p = producer(new Producer({ nsqdAddress: address, publishTimeoutMs: 300, reconnectMinDelayMs: 20, logger }));
+    const err = await p.publish('t', 'x').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_TIMEOUT' });
+    expect((err as Error).message).toContain(
+      `no nsqd accepted the publish within 300 ms (${address}: E_CONNECT_FAILED`,
+    );
+    expect((err as Error).message).toContain('ECONNREFUSED');
+    expect(logged[0]).toMatch(
+      new RegExp(`^E_CONNECT_FAILED cannot connect to nsqd ${address}: .*; retrying in \\d+ ms$`),
+    );
+  });
+
+  it('a rejected connect() stops the producer: no retries, later publishes refused with the reason', async () => {
+    const d = await nsqd();
+    const address = d.tcpAddress;
+    await d.close();
+    const p = producer(new Producer({ nsqdAddress: address, reconnectMinDelayMs: 20, logger: null }));
+    const err = await p.connect().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_CONNECT_FAILED' });
+    expect((err as Error).message).toContain(`cannot connect to nsqd ${address}`);
+    await expect(p.publish('t', 'x')).rejects.toMatchObject({ code: 'E_CLOSED' });
+    await expect(p.publish('t', 'x')).rejects.toThrow(
+      `producer stopped: E_CONNECT_FAILED cannot connect to nsqd ${address}`,
+    );
+    expect(p.status()[0]).toMatchObject({ ready: false, failures: 1 });
   });
 
   it('reconnects to a restarted nsqd and publishes again', async () => {

@@ -1,22 +1,29 @@
-import { encodeMpubBody, isValidTopicName, type ProtocolError } from '@nsq-ts/protocol';
+import { encodeMpubBody, ProtocolError } from '@nsq-ts/protocol';
 import { backoffDelayMs } from './backoff.js';
-import { bytesCodec, type Codec } from './codecs.js';
+import { bytesCodec, type Codec, describeValue } from './codecs.js';
 import { Connection, type IdentifyOptions, OK } from './connection.js';
 import { HOSTNAME, USER_AGENT } from './defaults.js';
-import { ClientError, ClientErrorCode } from './errors.js';
+import { ClientError, ClientErrorCode, explainRefusal, isPermanentFailure, isTlsRequired } from './errors.js';
 import { Fifo } from './fifo.js';
+import { type Logger, resolveLogger } from './logger.js';
+import {
+  checkAddress,
+  checkAddresses,
+  checkCodec,
+  checkIdentifyOptions,
+  checkLogger,
+  checkNumber,
+  checkTopic,
+} from './validate.js';
 
-/** Options of a {@link Producer}. Give `nsqdAddress`, `nsqdAddresses`, or both. */
-export interface ProducerOptions<T> extends IdentifyOptions {
+/**
+ * Options of a {@link Producer} besides the codec. Give `nsqdAddress`, `nsqdAddresses`, or both.
+ */
+export interface ProducerBaseOptions extends IdentifyOptions {
   /** One nsqd TCP address, `host:port`. */
   nsqdAddress?: string;
   /** Several nsqd TCP addresses: publishes go to the healthiest, fastest one (a host pool). */
   nsqdAddresses?: readonly string[];
-  /**
-   * How bodies are encoded; defaults to {@link bytesCodec} (Buffer as is, string as UTF-8).
-   * Required whenever `T` is not `Buffer | string`.
-   */
-  codec?: Codec<T>;
   /** Deadline for connecting and the IDENTIFY handshake (default 5000 ms). */
   dialTimeoutMs?: number;
   /** First reconnect delay after a failure (default 250 ms); doubles per failure, with jitter. */
@@ -24,8 +31,8 @@ export interface ProducerOptions<T> extends IdentifyOptions {
   /** Upper bound of the reconnect delay (default 30000 ms). */
   reconnectMaxDelayMs?: number;
   /**
-   * How long a publish may wait for a usable connection, across reconnects and retries, before
-   * it is rejected with `E_TIMEOUT` (default 30000 ms).
+   * How long a publish may take, from the call to nsqd's answer — waiting for a connection,
+   * reconnects and retries included — before it is rejected with `E_TIMEOUT` (default 30000 ms).
    */
   publishTimeoutMs?: number;
   /**
@@ -38,12 +45,32 @@ export interface ProducerOptions<T> extends IdentifyOptions {
   epsilon?: number;
   /** How long `close()` waits for outstanding publishes to be answered (default 5000 ms). */
   closeTimeoutMs?: number;
+  /**
+   * Where connection failures and reconnects are reported (default: warnings and errors on
+   * stderr; `null`: nowhere). Publish failures always reach the publish's promise.
+   */
+  logger?: Logger | null;
 }
+
+/**
+ * The codec option: optional while the body type is `Buffer | string` (encoded by
+ * {@link bytesCodec}), required for any other body type, so `new Producer<Order>({...})` without
+ * one does not compile.
+ */
+export type ProducerCodecOption<T> = [T] extends [Buffer | string]
+  ? { /** How bodies are encoded (default {@link bytesCodec}: Buffer as is, string as UTF-8). */ codec?: Codec<T> }
+  : { /** How bodies are encoded into bytes. */ codec: Codec<T> };
+
+/** Options of a {@link Producer}: {@link ProducerBaseOptions} and, for non-byte bodies, a codec. */
+export type ProducerOptions<T = Buffer | string> = ProducerBaseOptions & ProducerCodecOption<T>;
 
 interface PublishRequest {
   /** Command line plus the 4-byte body size. */
   header: Buffer;
   body: Buffer;
+  /** The command (PUB, MPUB, DPUB) and its largest message, checked against each nsqd's limits. */
+  command: string;
+  largestMessage: number;
   resolve: () => void;
   reject: (error: Error) => void;
   sends: number;
@@ -51,7 +78,8 @@ interface PublishRequest {
   sentAt: number;
 }
 
-const HostState = { Idle: 0, Connecting: 1, Ready: 2, Down: 3 } as const;
+/** Down: retrying after a failure; Failed: a permanent failure, never retried. */
+const HostState = { Idle: 0, Connecting: 1, Ready: 2, Down: 3, Failed: 4 } as const;
 type HostState = (typeof HostState)[keyof typeof HostState];
 
 /** Server errors that mean "this nsqd could not take it now", worth trying elsewhere. */
@@ -68,6 +96,8 @@ class Host {
   failures = 0;
   retryTimer: NodeJS.Timeout | null = null;
   lastError: Error | null = null;
+  /** A refusal (TLS required) seen on the current connection: no reconnect once it closes. */
+  refusal: Error | null = null;
   /** Set by close(): called when the last outstanding publish is answered. */
   onIdle: (() => void) | null = null;
 
@@ -87,6 +117,10 @@ export interface ProducerHostStatus {
   failures: number;
   /** Publishes sent and not yet answered. */
   outstanding: number;
+  /** The last connection error (it names the address and the cause), null while healthy. */
+  lastError: string | null;
+  /** True after a failure no retry can fix (TLS refused, AUTH failed, …): the host is not retried. */
+  failed: boolean;
 }
 
 /**
@@ -103,36 +137,57 @@ export interface ProducerHostStatus {
 export class Producer<T = Buffer | string> {
   private readonly hosts: Host[];
   private readonly codec: Codec<T>;
-  private readonly options: ProducerOptions<T>;
+  private readonly options: ProducerBaseOptions;
   private readonly waiting = new Fifo<PublishRequest>();
-  private waitTimer: NodeJS.Timeout | null = null;
+  /** One timer for every publish deadline: the oldest publish's (all share publishTimeoutMs). */
+  private deadlineTimer: NodeJS.Timeout | null = null;
   private started = false;
   private closed = false;
+  /** Why the producer stopped by itself (a failed connect(), every nsqd refusing it). */
+  private stopError: Error | null = null;
   private closing: Promise<void> | null = null;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private readonly publishTimeoutMs: number;
   private readonly maxPublishAttempts: number;
   private readonly epsilon: number;
+  private readonly logger: Logger;
 
+  /** Checks the options (throws a ClientError E_INVALID_ARGUMENT naming a bad one); connects lazily. */
   constructor(options: ProducerOptions<T>) {
-    const addresses = [...(options.nsqdAddresses ?? [])];
-    if (options.nsqdAddress !== undefined) addresses.unshift(options.nsqdAddress);
-    if (addresses.length === 0) throw new RangeError('Producer needs nsqdAddress or nsqdAddresses');
+    const o: ProducerBaseOptions & { codec?: Codec<T> } = options;
+    const addresses = checkAddresses('nsqdAddresses', o.nsqdAddresses);
+    if (o.nsqdAddress !== undefined) addresses.unshift(checkAddress('nsqdAddress', o.nsqdAddress));
+    if (addresses.length === 0) {
+      throw new ClientError(ClientErrorCode.InvalidArgument, 'Producer needs nsqdAddress or nsqdAddresses');
+    }
+    checkCodec(o.codec, 'encode');
+    checkLogger(o.logger);
+    checkIdentifyOptions(o);
+    for (const name of ['dialTimeoutMs', 'publishTimeoutMs', 'closeTimeoutMs'] as const) {
+      checkNumber(name, o[name], { min: 1 });
+    }
+    checkNumber('reconnectMinDelayMs', o.reconnectMinDelayMs, { min: 1 });
+    checkNumber('reconnectMaxDelayMs', o.reconnectMaxDelayMs, { min: o.reconnectMinDelayMs ?? 1 });
+    checkNumber('maxPublishAttempts', o.maxPublishAttempts, { min: 1, integer: true });
+    checkNumber('epsilon', o.epsilon, { min: 0, max: 1 });
     this.hosts = [...new Set(addresses)].map((a) => new Host(a));
-    this.codec = options.codec ?? (bytesCodec as unknown as Codec<T>);
-    this.options = options;
-    this.publishTimeoutMs = options.publishTimeoutMs ?? 30_000;
-    this.maxPublishAttempts = options.maxPublishAttempts ?? 5;
-    this.epsilon = options.epsilon ?? 0.1;
+    this.codec = o.codec ?? (bytesCodec as unknown as Codec<T>);
+    this.options = o;
+    this.publishTimeoutMs = o.publishTimeoutMs ?? 30_000;
+    this.maxPublishAttempts = o.maxPublishAttempts ?? 5;
+    this.epsilon = o.epsilon ?? 0.1;
+    this.logger = resolveLogger(o.logger);
   }
 
   /**
-   * Connects to every nsqd. Resolves once one connection is ready; rejects with the last error
-   * if every address failed its first attempt (they keep retrying in the background until
-   * `close()`). Publishing calls this implicitly.
+   * Connects to every nsqd. Resolves once one connection is ready. Rejects with the error of the
+   * last attempt when every address failed it — or at once for a failure no retry can fix (TLS
+   * refused, AUTH failed, not an nsqd) — and then the producer is stopped: nothing retries in
+   * the background, and publishes are refused with E_CLOSED naming that error. Publishing
+   * without calling this connects too, and keeps retrying until each publish's timeout.
    */
   connect(): Promise<void> {
-    if (this.closed) return Promise.reject(new ClientError(ClientErrorCode.Closed, 'producer is closed'));
+    if (this.closed) return Promise.reject(this.closedError());
     if (this.hosts.some((h) => h.state === HostState.Ready)) return Promise.resolve();
     const ready = new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
     this.start();
@@ -145,37 +200,65 @@ export class Producer<T = Buffer | string> {
     for (const host of this.hosts) this.open(host);
   }
 
-  /** Publishes one message (PUB). Resolves on nsqd's `OK`. */
+  /**
+   * Publishes one message (PUB). Resolves on nsqd's `OK`. Never throws: a bad topic or body (one
+   * the codec cannot encode, an empty one, one over nsqd's --max-msg-size) rejects with a
+   * ClientError E_INVALID_ARGUMENT before any byte is sent.
+   */
   publish(topic: string, body: T): Promise<void> {
-    const bytes = this.codec.encode(body);
-    const check = this.check(topic, bytes);
-    if (check !== null) return Promise.reject(check);
-    return this.enqueue(header('PUB', topic, null, bytes.length), bytes);
+    try {
+      this.checkOpen();
+      checkTopic(topic);
+      const bytes = this.encode(body, '');
+      return this.enqueue('PUB', header('PUB', topic, null, bytes.length), bytes, bytes.length);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  /** Publishes several messages atomically in one command (MPUB). Resolves on nsqd's `OK`. */
+  /**
+   * Publishes several messages atomically in one command (MPUB). Resolves on nsqd's `OK`; bodies
+   * are checked like {@link publish}'s (and their total against --max-body-size).
+   */
   publishMany(topic: string, bodies: readonly T[]): Promise<void> {
-    if (bodies.length === 0) {
-      return Promise.reject(new ClientError(ClientErrorCode.InvalidArgument, 'publishMany needs at least one body'));
+    try {
+      this.checkOpen();
+      checkTopic(topic);
+      if (!Array.isArray(bodies) || bodies.length === 0) {
+        throw new ClientError(ClientErrorCode.InvalidArgument, 'publishMany needs a non-empty array of bodies');
+      }
+      let largest = 0;
+      const encoded = bodies.map((b, i) => {
+        const bytes = this.encode(b, ` ${i}`);
+        largest = Math.max(largest, bytes.length);
+        return bytes;
+      });
+      const body = encodeMpubBody(encoded);
+      return this.enqueue('MPUB', header('MPUB', topic, null, body.length), body, largest);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const encoded = bodies.map((b) => this.codec.encode(b));
-    for (const bytes of encoded) {
-      const check = this.check(topic, bytes);
-      if (check !== null) return Promise.reject(check);
-    }
-    const body = encodeMpubBody(encoded);
-    return this.enqueue(header('MPUB', topic, null, body.length), body);
   }
 
-  /** Publishes one message that nsqd delivers after `delayMs` (DPUB). Resolves on nsqd's `OK`. */
+  /**
+   * Publishes one message that nsqd delivers after `delayMs` (DPUB, 0 up to nsqd's
+   * --max-req-timeout). Resolves on nsqd's `OK`; checked like {@link publish}.
+   */
   publishDeferred(topic: string, delayMs: number, body: T): Promise<void> {
-    if (!Number.isInteger(delayMs) || delayMs < 0) {
-      return Promise.reject(new ClientError(ClientErrorCode.InvalidArgument, `invalid delay ${delayMs}`));
+    try {
+      this.checkOpen();
+      checkTopic(topic);
+      if (!Number.isInteger(delayMs) || delayMs < 0) {
+        throw new ClientError(
+          ClientErrorCode.InvalidArgument,
+          `invalid delay ${String(delayMs)} (an integer of ms >= 0)`,
+        );
+      }
+      const bytes = this.encode(body, '');
+      return this.enqueue('DPUB', header('DPUB', topic, delayMs, bytes.length), bytes, bytes.length);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const bytes = this.codec.encode(body);
-    const check = this.check(topic, bytes);
-    if (check !== null) return Promise.reject(check);
-    return this.enqueue(header('DPUB', topic, delayMs, bytes.length), bytes);
   }
 
   /** Health of each nsqd in the pool. */
@@ -186,6 +269,8 @@ export class Producer<T = Buffer | string> {
       latencyMs: h.latencyMs,
       failures: h.failures,
       outstanding: h.sent.length,
+      lastError: h.lastError?.message ?? null,
+      failed: h.state === HostState.Failed,
     }));
   }
 
@@ -201,11 +286,12 @@ export class Producer<T = Buffer | string> {
 
   private async doClose(): Promise<void> {
     this.closed = true;
-    const closedError = new ClientError(ClientErrorCode.Closed, 'producer closed');
+    const closedError = this.closedError();
     for (const w of this.readyWaiters) w.reject(closedError);
     this.readyWaiters = [];
-    for (const req of this.waiting.drain()) req.reject(closedError);
-    if (this.waitTimer !== null) clearTimeout(this.waitTimer);
+    for (const req of this.waiting.drain()) req.reject(this.stopError ?? closedError);
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
     for (const host of this.hosts) {
       if (host.retryTimer !== null) clearTimeout(host.retryTimer);
       host.retryTimer = null;
@@ -229,19 +315,54 @@ export class Producer<T = Buffer | string> {
     );
   }
 
-  private check(topic: string, bytes: Buffer): Error | null {
-    if (this.closed) return new ClientError(ClientErrorCode.Closed, 'producer is closed');
-    // Refused here rather than by nsqd, whose refusal would be fatal to the whole connection.
-    if (!isValidTopicName(topic)) return new ClientError(ClientErrorCode.InvalidArgument, `invalid topic "${topic}"`);
-    if (bytes.length === 0) return new ClientError(ClientErrorCode.InvalidArgument, 'empty message body');
-    return null;
+  /** E_CLOSED, with the reason when the producer stopped by itself. */
+  private closedError(): ClientError {
+    if (this.stopError === null) return new ClientError(ClientErrorCode.Closed, 'producer is closed');
+    return new ClientError(ClientErrorCode.Closed, `producer stopped: ${this.stopError.message}`, {
+      cause: this.stopError,
+    });
   }
 
-  private enqueue(head: Buffer, body: Buffer): Promise<void> {
+  private checkOpen(): void {
+    if (this.closed) throw this.closedError();
+  }
+
+  /**
+   * The codec's bytes for one body, or a ClientError: whatever JavaScript passes in, nothing
+   * reaches the socket that is not a non-empty Buffer (nsqd's refusal would be fatal to the
+   * whole connection, and a bad write would throw out of the socket layer).
+   */
+  private encode(body: T, which: string): Buffer {
+    let bytes: unknown;
+    try {
+      bytes = this.codec.encode(body);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new ClientError(
+        ClientErrorCode.InvalidArgument,
+        `body${which}: codec ${this.codec.name} failed: ${reason}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    if (!(bytes instanceof Uint8Array)) {
+      throw new ClientError(
+        ClientErrorCode.InvalidArgument,
+        `body${which}: codec ${this.codec.name} returned ${describeValue(bytes)}, not a Buffer`,
+      );
+    }
+    if (bytes.length === 0) throw new ClientError(ClientErrorCode.InvalidArgument, `body${which}: empty message body`);
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  private enqueue(command: string, head: Buffer, body: Buffer, largestMessage: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const req: PublishRequest = {
         header: head,
         body,
+        command,
+        largestMessage,
         resolve,
         reject,
         sends: 0,
@@ -250,6 +371,7 @@ export class Producer<T = Buffer | string> {
       };
       if (!this.started) this.start();
       this.dispatch(req);
+      this.armDeadlineTimer();
     });
   }
 
@@ -258,7 +380,6 @@ export class Producer<T = Buffer | string> {
     const host = this.waiting.length === 0 ? this.choose() : null;
     if (host === null) {
       this.waiting.push(req);
-      this.armWaitTimer();
       return;
     }
     this.send(host, req);
@@ -266,6 +387,11 @@ export class Producer<T = Buffer | string> {
 
   private send(host: Host, req: PublishRequest): void {
     const conn = host.conn as Connection;
+    const tooBig = this.oversize(conn, req);
+    if (tooBig !== null) {
+      req.reject(tooBig);
+      return;
+    }
     req.sends++;
     req.sentAt = performance.now();
     host.sent.push(req);
@@ -301,35 +427,66 @@ export class Producer<T = Buffer | string> {
     }
   }
 
-  /** One timer for all parked publishes: rejects the ones past their deadline. */
-  private armWaitTimer(): void {
-    if (this.waitTimer !== null || this.waiting.length === 0) return;
-    const head = this.waiting.peek() as PublishRequest;
-    this.waitTimer = setTimeout(
-      () => {
-        this.waitTimer = null;
-        const now = Date.now();
-        const keep: PublishRequest[] = [];
-        for (const req of this.waiting.drain()) {
-          if (req.deadline <= now) req.reject(this.timeoutError());
-          else keep.push(req);
-        }
-        for (const req of keep) this.waiting.push(req);
-        this.armWaitTimer();
-      },
-      Math.max(1, head.deadline - Date.now()),
-    );
+  /** A body over the limits this nsqd reported at IDENTIFY (nsq-ts nsqd; others report none). */
+  private oversize(conn: Connection, req: PublishRequest): ClientError | null {
+    const { maxMsgSize, maxBodySize } = conn.negotiated;
+    let what = '';
+    if (maxMsgSize > 0 && req.largestMessage > maxMsgSize) {
+      what = `message too big: ${req.largestMessage} bytes > --max-msg-size ${maxMsgSize}`;
+    } else if (req.command === 'MPUB' && maxBodySize > 0 && req.body.length > maxBodySize) {
+      what = `MPUB body too big: ${req.body.length} bytes > --max-body-size ${maxBodySize}`;
+    }
+    if (what === '') return null;
+    return new ClientError(ClientErrorCode.InvalidArgument, `${req.command} ${what} of nsqd ${conn.address}`);
+  }
+
+  /**
+   * Arms the single deadline timer for the oldest publish, waiting or sent (deadlines only grow,
+   * so an armed timer is never late for a newer one). When it fires, publishes past their
+   * deadline are rejected with E_TIMEOUT; a sent one goes with its connection, since replies
+   * are matched in order and one that never comes blocks the pipeline.
+   */
+  private armDeadlineTimer(): void {
+    if (this.deadlineTimer !== null || this.closed) return;
+    let oldest = this.waiting.peek()?.deadline ?? Number.POSITIVE_INFINITY;
+    for (const h of this.hosts) oldest = Math.min(oldest, h.sent.peek()?.deadline ?? Number.POSITIVE_INFINITY);
+    if (oldest === Number.POSITIVE_INFINITY) return;
+    this.deadlineTimer = setTimeout(() => this.expire(), Math.max(1, oldest - Date.now()));
+  }
+
+  private expire(): void {
+    this.deadlineTimer = null;
+    const now = Date.now();
+    const keep: PublishRequest[] = [];
+    for (const req of this.waiting.drain()) {
+      if (req.deadline <= now) req.reject(this.timeoutError());
+      else keep.push(req);
+    }
+    for (const req of keep) this.waiting.push(req);
+    for (const h of this.hosts) {
+      const head = h.sent.peek();
+      if (head === undefined || head.deadline > now || h.conn === null) continue;
+      const ms = this.publishTimeoutMs;
+      h.conn.destroy(
+        new ClientError(ClientErrorCode.Timeout, `nsqd ${h.address} did not answer a publish within ${ms} ms`),
+      );
+    }
+    this.armDeadlineTimer();
   }
 
   private timeoutError(): ClientError {
     const causes = this.hosts.map((h) => `${h.address}: ${h.lastError?.message ?? 'not ready'}`).join('; ');
-    return new ClientError(ClientErrorCode.Timeout, `no nsqd accepted the publish in time (${causes})`);
+    return new ClientError(
+      ClientErrorCode.Timeout,
+      `no nsqd accepted the publish within ${this.publishTimeoutMs} ms (${causes})`,
+    );
   }
 
   private open(host: Host): void {
     if (this.closed) return;
     host.state = HostState.Connecting;
     host.retryTimer = null;
+    host.refusal = null;
     const conn = new Connection(host.address, {
       identify: this.options,
       dialTimeoutMs: this.options.dialTimeoutMs ?? 5_000,
@@ -360,25 +517,44 @@ export class Producer<T = Buffer | string> {
         },
         (err: Error) => {
           host.lastError = err;
-          this.markDown(host);
-          // connect() fails only when no host could be reached at all.
-          if (this.hosts.every((h) => h.state === HostState.Down && h.failures > 0)) {
-            for (const w of this.readyWaiters) w.reject(err);
-            this.readyWaiters = [];
-          }
+          this.markDown(host, isPermanentFailure(err));
+          const failed = (h: Host) => h.state === HostState.Failed || (h.state === HostState.Down && h.failures > 0);
+          if (this.closed || !this.hosts.every(failed)) return;
+          // No nsqd could be reached: a pending connect() fails, and so does the producer; and a
+          // producer every nsqd refused for good stops whether or not connect() was called.
+          if (this.readyWaiters.length > 0 || this.hosts.every((h) => h.state === HostState.Failed)) this.stop(err);
         },
       );
   }
 
-  private markDown(host: Host): void {
-    host.state = HostState.Down;
+  /** Stops after a failed connect() or when every nsqd refused us: pending work gets `err`. */
+  private stop(err: Error): void {
+    this.stopError = err;
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(err);
+    if (waiters.length === 0) this.logger.error(`producer stopped: ${err.message}`);
+    void this.close();
+  }
+
+  /** After a failure: retry with backoff, or never again for a permanent one. */
+  private markDown(host: Host, permanent: boolean): void {
     host.failures++;
+    if (permanent) {
+      host.state = HostState.Failed;
+      if (!this.closed) this.logger.error(`${host.lastError?.message}; not retrying nsqd ${host.address}`);
+      return;
+    }
+    host.state = HostState.Down;
     if (this.closed || host.retryTimer !== null) return;
     const delay = backoffDelayMs(host.failures, {
       minMs: this.options.reconnectMinDelayMs ?? 250,
       maxMs: this.options.reconnectMaxDelayMs ?? 30_000,
     });
+    this.logger.warn(`${host.lastError?.message}; retrying in ${delay} ms`);
     host.retryTimer = setTimeout(() => this.open(host), delay);
+    // Reconnecting alone does not keep the process alive: a waiting publish's deadline timer does.
+    host.retryTimer.unref();
   }
 
   private onResponse(host: Host, text: string): void {
@@ -395,9 +571,12 @@ export class Producer<T = Buffer | string> {
     if (host.sent.length === 0) host.onIdle?.();
   }
 
-  private onError(host: Host, err: ProtocolError): void {
+  private onError(host: Host, frame: ProtocolError): void {
+    const err = explainRefusal(frame, host.address);
     // nsqd closes the connection after a fatal error: stop choosing this host right away.
     if (err.fatal) host.state = HostState.Connecting;
+    // A TLS-only nsqd refuses every publish of a plaintext connection: do not reconnect to it.
+    if (isTlsRequired(frame)) host.refusal = err;
     const req = host.sent.shift();
     if (req === undefined) return;
     if (RETRIABLE_CODES.has(err.code)) this.retryOrReject(req, err);
@@ -408,7 +587,8 @@ export class Producer<T = Buffer | string> {
   private onClose(host: Host, conn: Connection, err: Error | null): void {
     if (host.conn !== conn) return;
     host.conn = null;
-    host.lastError = err ?? new ClientError(ClientErrorCode.ConnectionClosed, `connection to ${host.address} closed`);
+    host.lastError =
+      host.refusal ?? err ?? new ClientError(ClientErrorCode.ConnectionClosed, `connection to ${host.address} closed`);
     const unanswered = host.sent.drain();
     host.onIdle?.();
     if (this.closed) {
@@ -416,8 +596,9 @@ export class Producer<T = Buffer | string> {
       host.state = HostState.Down;
       return;
     }
-    this.markDown(host);
+    this.markDown(host, host.refusal !== null);
     for (const req of unanswered) this.retryOrReject(req, host.lastError);
+    if (this.hosts.every((h) => h.state === HostState.Failed)) this.stop(host.lastError);
   }
 
   /** Sends an unanswered publish again, unless it has used up its attempts or its time. */
@@ -426,7 +607,7 @@ export class Producer<T = Buffer | string> {
       req.reject(new ClientError(ClientErrorCode.Closed, 'producer closed'));
     } else if (req.sends >= this.maxPublishAttempts || Date.now() >= req.deadline) {
       req.reject(
-        cause instanceof Error && 'code' in cause
+        cause instanceof ClientError || cause instanceof ProtocolError
           ? cause
           : new ClientError(ClientErrorCode.ConnectionClosed, `publish failed after ${req.sends} attempts`, { cause }),
       );

@@ -141,8 +141,16 @@ describe('ProtocolError.fromFrame', () => {
 
   it('an empty payload', () => {
     const err = ProtocolError.fromFrame(Buffer.alloc(0));
-    expect(err.code).toBe('');
+    expect(err.code).toBe('E_INVALID');
     expect(err.description).toBe('');
+    expect(err.fatal).toBe(true);
+  });
+
+  it('a code outside NSQ v1.3.0 list keeps code an ErrorCode and the whole text in the description', () => {
+    const err = ProtocolError.fromFrame(Buffer.from('E_SOMETHING_NEW it broke'));
+    expect(err.code).toBe('E_INVALID');
+    expect(err.description).toBe('E_SOMETHING_NEW it broke');
+    expect(err.message).toBe('E_INVALID E_SOMETHING_NEW it broke');
     expect(err.fatal).toBe(true);
   });
 });

@@ -33,16 +33,18 @@ export function isFatalErrorCode(code: string): boolean {
   return !NON_FATAL.has(code);
 }
 
+const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
 /**
  * An error that is sent to a client as an error frame. `message` is exactly the frame's text,
  * so a client library can surface it unchanged.
  */
 export class ProtocolError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly description: string;
   readonly fatal: boolean;
 
-  constructor(code: string, description: string, fatal: boolean = isFatalErrorCode(code)) {
+  constructor(code: ErrorCode, description: string, fatal: boolean = isFatalErrorCode(code)) {
     super(description === '' ? code : `${code} ${description}`);
     this.name = 'ProtocolError';
     this.code = code;
@@ -50,11 +52,16 @@ export class ProtocolError extends Error {
     this.fatal = fatal;
   }
 
-  /** Parses an error frame's payload (`CODE description`). */
+  /**
+   * Parses an error frame's payload (`CODE description`). A code outside NSQ v1.3.0's list (from
+   * some other server) becomes a fatal `E_INVALID` whose description is the whole payload, so
+   * `code` stays one of {@link ErrorCode} and nothing of the text is lost.
+   */
   static fromFrame(data: Buffer): ProtocolError {
     const text = data.toString('latin1');
     const space = text.indexOf(' ');
     const code = space < 0 ? text : text.slice(0, space);
-    return new ProtocolError(code, space < 0 ? '' : text.slice(space + 1));
+    if (!KNOWN_CODES.has(code)) return new ProtocolError(ErrorCode.Invalid, text, true);
+    return new ProtocolError(code as ErrorCode, space < 0 ? '' : text.slice(space + 1));
   }
 }

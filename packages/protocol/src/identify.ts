@@ -32,6 +32,13 @@ export interface IdentifyResponse {
   auth_required: boolean;
   output_buffer_size: number;
   output_buffer_timeout: number;
+  /**
+   * nsq-ts extensions (NSQ's reply has neither; clients ignore unknown keys): `--max-msg-size`
+   * and `--max-body-size`, so a client can refuse an oversize body before sending it instead of
+   * losing the connection to a fatal E_BAD_MESSAGE / E_BAD_BODY.
+   */
+  max_msg_size?: number;
+  max_body_size?: number;
 }
 
 /** How Go's encoding/json reads a struct field: string, bool, int (int64) or int32. */

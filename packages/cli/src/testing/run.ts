@@ -2,7 +2,7 @@
  * Runs the real `bin/nsq.js` as a child process, as an operator would: arguments, optional stdin,
  * and everything it printed, with its exit code.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -65,4 +65,27 @@ export function statRows(stdout: string): string[][] {
     .split('\n')
     .filter((l) => l.includes('|') && !l.includes('ingress'))
     .map((l) => l.replaceAll('|', ' ').trim().split(/\s+/));
+}
+
+/** util-linux's script(1), which runs a command on a pseudo-terminal. */
+export const hasScript = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0;
+
+/**
+ * `nsq …args` with stdin and stdout on a terminal (through script(1)), as an operator types it:
+ * `input` is what they type. `output` is everything the terminal showed (stdout and stderr).
+ */
+export async function nsqOnTerminal(
+  args: readonly string[],
+  input: string,
+): Promise<{ code: number | null; output: string }> {
+  const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, NSQ_BIN, ...args].map(quote).join(' ');
+  const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '', NO_COLOR: '1' },
+  });
+  const done = finished(child);
+  child.stdin?.end(input);
+  const run = await done;
+  return { code: run.code, output: run.stdout + run.stderr };
 }

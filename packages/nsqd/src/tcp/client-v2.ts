@@ -87,7 +87,7 @@ interface Upgrade {
   deflateLevel: number;
 }
 
-function fatal(code: string, description: string): ProtocolError {
+function fatal(code: ErrorCode, description: string): ProtocolError {
   return new ProtocolError(code, description, true);
 }
 
@@ -834,6 +834,8 @@ export class ClientV2 implements Consumer, CommandHandler {
       auth_required: o.authHttpAddresses.length > 0,
       output_buffer_size: this.outputBufferSize,
       output_buffer_timeout: this.outputBufferTimeoutMs,
+      max_msg_size: o.maxMsgSize,
+      max_body_size: o.maxBodySize,
     };
     this.writeFrame(encodeResponse(Buffer.from(JSON.stringify(reply))));
     if (tls || deflate || snappy) {
@@ -988,7 +990,7 @@ export class ClientV2 implements Consumer, CommandHandler {
    * commit that stores them, so answers keep command order — NSQ answers a PUB only once its
    * message is queued. A failing disk is NSQ's fatal E_PUB_FAILED (nsq-spec §2.8).
    */
-  private acknowledge(publish: () => Promise<void> | null, code: string, name: string): void {
+  private acknowledge(publish: () => Promise<void> | null, code: ErrorCode, name: string): void {
     let stored: Promise<void> | null;
     try {
       stored = publish();
@@ -1021,7 +1023,7 @@ export class ClientV2 implements Consumer, CommandHandler {
    * The decoder already refused sizes <= 0 or over the limit (body null): produce NSQ's error
    * for them, in NSQ's order (IDENTIFY and AUTH test "too big" first).
    */
-  private readBody(cmd: Command, code: string, name: string, what: string, bigFirst: boolean): Buffer {
+  private readBody(cmd: Command, code: ErrorCode, name: string, what: string, bigFirst: boolean): Buffer {
     if (cmd.body !== null) return cmd.body;
     const size = cmd.bodySize;
     const limit = this.decoder.bodyLimit(cmd.name);

@@ -169,6 +169,9 @@ describe('IDENTIFY', () => {
       'auth_required',
       'output_buffer_size',
       'output_buffer_timeout',
+      // nsq-ts extensions after NSQ's keys.
+      'max_msg_size',
+      'max_body_size',
     ]);
     expect(reply).toMatchObject({
       max_rdy_count: 200,

@@ -149,8 +149,8 @@ function topology(basePort, dataDir) {
   return { lookupds, nsqds, admin };
 }
 
-/** The daemons' start-up line: `… listening on TCP 127.0.0.1:4150, HTTP 127.0.0.1:4151` (TCP `disabled` for nsqadmin). */
-const LISTENING = /listening on TCP (\S+), HTTP (\S+)$/;
+/** The daemons' start-up line: `… listening on TCP 127.0.0.1:4150, HTTP 127.0.0.1:4151` (nsqadmin has no TCP part). */
+const LISTENING = /listening on (?:TCP (\S+), )?HTTP (\S+)$/;
 
 // ---- output ----
 
@@ -202,7 +202,7 @@ function start(node, colour) {
       out(node.name, colour, line);
       const m = node.httpPort === 0 ? LISTENING.exec(line) : null;
       if (m !== null) {
-        if (node.tcpPort === 0) node.tcpPort = portOf(m[1]);
+        if (node.tcpPort === 0 && m[1] !== undefined) node.tcpPort = portOf(m[1]);
         node.httpPort = portOf(m[2]);
       }
     });

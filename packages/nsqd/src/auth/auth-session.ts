@@ -1,6 +1,7 @@
 import { ErrorCode, goQuote, ProtocolError } from '@nsq-ts/protocol';
 import type { Clock } from '../clock.js';
-import { type AuthClientOptions, type AuthRequest, type AuthState, isAllowed, queryAnyAuthd } from './auth-client.js';
+import type { NsqdOptions } from '../options.js';
+import { type AuthRequest, type AuthState, isAllowed, queryAnyAuthd } from './auth-client.js';
 
 export type AuthPeer = Omit<AuthRequest, 'secret'>;
 
@@ -10,12 +11,15 @@ export class AuthSession {
   private secret = '';
 
   constructor(
-    private readonly options: AuthClientOptions,
+    private readonly options: Pick<
+      NsqdOptions,
+      'authHttpAddresses' | 'httpClientConnectTimeoutMs' | 'httpClientRequestTimeoutMs'
+    >,
     private readonly clock: Clock,
   ) {}
 
   get enabled(): boolean {
-    return this.options.addresses.length > 0;
+    return this.options.authHttpAddresses.length > 0;
   }
 
   /** nsqd's CheckAuth; false when the cached answer expired and must be asked for again. */
@@ -37,6 +41,15 @@ export class AuthSession {
   /** With `secret` (AUTH's body), or the last one when null. */
   query(peer: AuthPeer, secret: string | null): Promise<AuthState> {
     if (secret !== null) this.secret = secret;
-    return queryAnyAuthd({ ...peer, secret: this.secret }, this.options, this.clock);
+    const o = this.options;
+    return queryAnyAuthd(
+      { ...peer, secret: this.secret },
+      {
+        addresses: o.authHttpAddresses,
+        connectTimeoutMs: o.httpClientConnectTimeoutMs,
+        requestTimeoutMs: o.httpClientRequestTimeoutMs,
+      },
+      this.clock,
+    );
   }
 }

@@ -22,8 +22,8 @@ import type { ChannelMessage } from '../message.js';
 import type { NsqdOptions } from '../options.js';
 import type { Topic } from '../topic.js';
 import type { TlsSettings } from '../transport/tls-options.js';
-import { FrameWriter } from './frame-writer.js';
-import { Transport } from './transport.js';
+import { FrameWriter, type FrameWriterEvents } from './frame-writer.js';
+import { Transport, type TransportEvents } from './transport.js';
 
 /** Client states as numbered in /stats (nsq-spec §2.5). */
 export const ClientState = { Init: 0, Subscribed: 3, Closing: 4 } as const;
@@ -52,9 +52,10 @@ const DONE = (): boolean => true;
 
 /**
  * One TCP connection speaking protocol V2: state, negotiated settings, counters, input flow and
- * lifecycle. Commands are handled in protocol-v2.ts, frames written by a FrameWriter.
+ * lifecycle. Commands are handled in protocol-v2.ts, frames written by a FrameWriter. It is its
+ * writer's and transport's event sink itself: no closures per connection for them.
  */
-export class ClientV2 implements Consumer {
+export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   readonly id: number;
   readonly socket: Socket;
   readonly remoteAddress: string;
@@ -123,34 +124,9 @@ export class ClientV2 implements Consumer {
     this.outputBufferTimeoutMs = o.outputBufferTimeoutMs;
     // Default heartbeat = client timeout (60 s) / 2, capped by --max-heartbeat-interval.
     this.heartbeatIntervalMs = 30_000;
-    this.auth = new AuthSession(
-      {
-        addresses: o.authHttpAddresses,
-        connectTimeoutMs: o.httpClientConnectTimeoutMs,
-        requestTimeoutMs: o.httpClientRequestTimeoutMs,
-      },
-      host.clock,
-    );
-    this.writer = new FrameWriter(
-      socket,
-      host.clock,
-      {
-        onDirty: (writer) => host.markDirty(writer),
-        onCongested: () => this.onCongested(),
-        onDrained: () => this.onDrained(),
-        onWriteDeadline: (unsent, ms) => this.onWriteDeadline(unsent, ms),
-      },
-      this.heartbeatIntervalMs,
-    );
-    this.transport = new Transport(socket, host.tls, host.clock, {
-      onPlain: (chunk) => this.onInput(chunk),
-      onLayer: (out) => this.onLayer(out),
-      onUpgradeFailed: (err) => this.onUpgradeFailed(err),
-      onEnd: () => this.onInputEnd(),
-      onDrain: () => this.writer.drained(),
-      onClose: () => this.onSocketClose(),
-      onSocketError: (err) => host.logger.debug(`CLIENT(${this.remoteAddress}): ${err.message}`),
-    });
+    this.auth = new AuthSession(o, host.clock);
+    this.writer = new FrameWriter(socket, host.clock, this, this.heartbeatIntervalMs);
+    this.transport = new Transport(socket, host.tls, host.clock, this);
     this.handler = protocol(this);
   }
 
@@ -273,14 +249,20 @@ export class ClientV2 implements Consumer {
     this.writer.flush();
   }
 
-  private onCongested(): void {
+  // ---- FrameWriterEvents ----
+
+  onDirty(writer: FrameWriter): void {
+    this.host.markDirty(writer);
+  }
+
+  onCongested(): void {
     if (!this.inputPaused) {
       this.inputPaused = true;
       this.socket.pause();
     }
   }
 
-  private onDrained(): void {
+  onDrained(): void {
     if (this.inputPaused) {
       this.inputPaused = false;
       if (!this.parkFull) this.socket.resume();
@@ -288,7 +270,7 @@ export class ClientV2 implements Consumer {
     this.channel?.schedule();
   }
 
-  private onWriteDeadline(unsentBytes: number, deadlineMs: number): void {
+  onWriteDeadline(unsentBytes: number, deadlineMs: number): void {
     this.host.logger.warn(
       `client(${this.remoteAddress}) write deadline exceeded: ${unsentBytes} bytes unsent for ${deadlineMs} ms, closing`,
     );
@@ -297,15 +279,17 @@ export class ClientV2 implements Consumer {
     this.socket.destroy();
   }
 
+  // ---- TransportEvents ----
+
   /** A TLS or compression layer is in place: its OK is the first frame through it. */
-  private onLayer(out: OutputSink): void {
+  onLayer(out: OutputSink): void {
     this.writer.setSink(out);
     if (this.transport.tlsSocket !== null) this.tlsGate = false;
     this.writer.writeFrame(OK_FRAME);
     this.writer.flush();
   }
 
-  private onUpgradeFailed(err: Error): void {
+  onUpgradeFailed(err: Error): void {
     if (this.isClosed) return;
     this.host.logger.warn(`PROTOCOL(V2): [${this.remoteAddress}] IDENTIFY failed ${err.message}`);
     this.close();
@@ -322,8 +306,16 @@ export class ClientV2 implements Consumer {
     this.close();
   }
 
+  onDrain(): void {
+    this.writer.drained();
+  }
+
+  onSocketError(err: Error): void {
+    this.host.logger.debug(`CLIENT(${this.remoteAddress}): ${err.message}`);
+  }
+
   /** Plaintext command bytes: from the socket, or out of the TLS and compression layers. */
-  private onInput(chunk: Buffer): void {
+  onPlain(chunk: Buffer): void {
     if (this.isClosed) return;
     if (this.magic.length < MAGIC.length) {
       const need = MAGIC.length - this.magic.length;
@@ -338,10 +330,10 @@ export class ClientV2 implements Consumer {
       // nsqd reads the magic without a deadline; heartbeats and the read deadline start after it.
       this.startTimers();
     }
-    this.onPlain(chunk);
+    this.decode(chunk);
   }
 
-  private onPlain(chunk: Buffer): void {
+  private decode(chunk: Buffer): void {
     if (this.isClosed) return;
     if (this.waiting) {
       this.parkedPlain.push(chunk);
@@ -401,13 +393,13 @@ export class ClientV2 implements Consumer {
     while (!this.waiting && !this.isClosed && this.parkedPlain.length > 0) {
       const chunk = this.parkedPlain.shift() as Buffer;
       this.parked -= chunk.length;
-      this.onPlain(chunk);
+      this.decode(chunk);
     }
     if (this.parkFull && this.parked <= MAX_PARKED_BYTES) {
       this.parkFull = false;
       if (!this.inputPaused) this.socket.resume();
     }
-    if (this.inputEnded && !this.waiting && this.parkedPlain.length === 0) this.onInputEnd();
+    if (this.inputEnded && !this.waiting && this.parkedPlain.length === 0) this.onEnd();
   }
 
   /** The JSON reply of IDENTIFY leaves in plaintext, then the layers switch at this byte. */
@@ -421,7 +413,7 @@ export class ClientV2 implements Consumer {
    * it cut short gets the error nsqd's read of it fails with, then the connection closes, as
    * nsqd's read loop ends at EOF. Under TLS the TLS socket ends itself.
    */
-  private onInputEnd(): void {
+  onEnd(): void {
     if (this.isClosed || this.transport.tlsSocket !== null) return;
     if (this.waiting || this.transport.pending !== null) {
       this.inputEnded = true;
@@ -492,7 +484,7 @@ export class ClientV2 implements Consumer {
     this.detach();
   }
 
-  private onSocketClose(): void {
+  onClose(): void {
     if (this.detached) return;
     this.stop();
     this.transport.halt();

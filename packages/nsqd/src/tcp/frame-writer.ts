@@ -40,7 +40,6 @@ export class FrameWriter {
   /** One timer for the connection's life, refresh()ed at each congestion. */
   private deadlineTimer: TimerHandle | null = null;
   private deadlineArmed = false;
-  private readonly onDeadline = (): void => this.deadlineExpired();
 
   constructor(
     out: OutputSink,
@@ -170,8 +169,9 @@ export class FrameWriter {
     this.events.onCongested();
     if (this.deadlineMs <= 0 || this.deadlineArmed) return;
     this.deadlineArmed = true;
-    if (this.deadlineTimer === null) this.deadlineTimer = this.clock.setTimer(this.onDeadline, this.deadlineMs);
-    else this.deadlineTimer.refresh();
+    if (this.deadlineTimer === null) {
+      this.deadlineTimer = this.clock.setTimer(() => this.deadlineExpired(), this.deadlineMs);
+    } else this.deadlineTimer.refresh();
   }
 
   private deadlineExpired(): void {

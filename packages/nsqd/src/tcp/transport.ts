@@ -62,7 +62,7 @@ export class Transport {
     private readonly events: TransportEvents,
   ) {
     this.out = socket;
-    this.onRawData = events.onPlain;
+    this.onRawData = (chunk) => events.onPlain(chunk);
     socket.setNoDelay(true);
     socket.on('data', this.onRawData);
     socket.on('drain', () => events.onDrain());
@@ -142,7 +142,7 @@ export class Transport {
     const under = this.tlsSocket ?? this.socket;
     if (upgrade.compression !== null) {
       const onError = (err: Error): void => this.events.onUpgradeFailed(err);
-      const onPlain = this.events.onPlain;
+      const onPlain = this.onRawData;
       if (upgrade.compression === 'snappy') {
         this.snappy = true;
         this.out = new SnappyOutput(under);

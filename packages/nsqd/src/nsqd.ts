@@ -19,6 +19,8 @@ import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.j
 import type { TopicState } from './store/state-store.js';
 import { Storage } from './store/storage.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
+import type { FrameWriter } from './tcp/frame-writer.js';
+import { protocolV2 } from './tcp/protocol-v2.js';
 import { Topic } from './topic.js';
 import { loadTlsSettings, type TlsSettings } from './transport/tls-options.js';
 import { VERSION } from './version.js';
@@ -59,7 +61,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   private statsd: StatsdPusher | null = null;
 
   private pumpQueue: Channel[] = [];
-  private dirtyClients: ClientV2[] = [];
+  private dirtyWriters: FrameWriter[] = [];
   private tickScheduled = false;
 
   /** Time for every deadline, timestamp and timer of this broker (a test may pass its own). */
@@ -211,7 +213,7 @@ export class Nsqd implements BrokerContext, ClientHost {
       maxMsgBytes: this.options.maxMsgSize,
       maxBodyBytes: this.options.maxBodySize,
     });
-    const client = new ClientV2(this.nextClientId++, socket, this, decoder);
+    const client = new ClientV2(this.nextClientId++, socket, this, decoder, protocolV2);
     this.clients.add(client);
     this.logger.debug(`TCP: new client(${client.remoteAddress})`);
   }
@@ -338,8 +340,8 @@ export class Nsqd implements BrokerContext, ClientHost {
     this.scheduleTick();
   }
 
-  markDirty(client: ClientV2): void {
-    this.dirtyClients.push(client);
+  markDirty(writer: FrameWriter): void {
+    this.dirtyWriters.push(writer);
     this.scheduleTick();
   }
 
@@ -357,9 +359,9 @@ export class Nsqd implements BrokerContext, ClientHost {
     const pumps = this.pumpQueue;
     this.pumpQueue = [];
     for (const channel of pumps) channel.pump();
-    const dirty = this.dirtyClients;
-    this.dirtyClients = [];
-    for (const client of dirty) if (client.dirty) client.flush();
+    const dirty = this.dirtyWriters;
+    this.dirtyWriters = [];
+    for (const writer of dirty) if (writer.dirty) writer.flush();
   };
 }
 

@@ -3,6 +3,8 @@
  * secret=&tls=` and caches the answer until its TTL runs out.
  */
 
+import type { Clock } from '../clock.js';
+
 export interface Authorization {
   topic: RegExp;
   channels: RegExp[];
@@ -12,7 +14,7 @@ export interface Authorization {
 export interface AuthState {
   identity: string;
   identityUrl: string;
-  /** Wall-clock ms after which the authorizations must be re-queried. */
+  /** Monotonic ms after which the authorizations must be re-queried (Go compares monotonic times). */
   expiresAtMs: number;
   authorizations: Authorization[];
 }
@@ -73,7 +75,7 @@ export function parseAuthReply(body: unknown, nowMs: number): AuthState {
   };
 }
 
-async function queryOne(url: string, req: AuthRequest, o: AuthClientOptions): Promise<AuthState> {
+async function queryOne(url: string, req: AuthRequest, o: AuthClientOptions, clock: Clock): Promise<AuthState> {
   const query = new URLSearchParams({
     common_name: req.commonName,
     remote_ip: req.remoteIp,
@@ -86,17 +88,17 @@ async function queryOne(url: string, req: AuthRequest, o: AuthClientOptions): Pr
   });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`got response ${res.status} ${text.slice(0, 200)}`);
-  return parseAuthReply(JSON.parse(text), Date.now());
+  return parseAuthReply(JSON.parse(text), clock.monotonicMs());
 }
 
 /** Tries the auth servers from a random start until one answers (as nsqd's QueryAnyAuthd). */
-export async function queryAnyAuthd(req: AuthRequest, o: AuthClientOptions): Promise<AuthState> {
+export async function queryAnyAuthd(req: AuthRequest, o: AuthClientOptions, clock: Clock): Promise<AuthState> {
   const n = o.addresses.length;
   const start = Math.floor(Math.random() * n);
   let last: unknown = new Error('no auth servers');
   for (let i = 0; i < n; i++) {
     try {
-      return await queryOne(authUrl(o.addresses[(start + i) % n] as string), req, o);
+      return await queryOne(authUrl(o.addresses[(start + i) % n] as string), req, o, clock);
     } catch (err) {
       last = err;
     }

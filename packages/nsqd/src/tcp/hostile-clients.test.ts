@@ -11,7 +11,8 @@ import { decodeMessage, encodeCommand, encodeMpubBody, FrameType } from '@nsq-ts
 import { eventually, RawClient, type RawFrame, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NsqdOptions } from '../options.js';
-import { type ClientV2, MAX_PENDING_WRITE_BYTES } from './client-v2.js';
+import type { ClientV2 } from './client-v2.js';
+import { MAX_PENDING_WRITE_BYTES } from './frame-writer.js';
 
 let daemon: TestNsqd | null = null;
 const clients: RawClient[] = [];

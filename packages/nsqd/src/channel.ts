@@ -1,4 +1,4 @@
-import { monotonicFromWall, monotonicMs } from './clock.js';
+import { type Clock, monotonicFromWall } from './clock.js';
 import type { BrokerContext } from './context.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { InFlightTable } from './in-flight-table.js';
@@ -84,20 +84,22 @@ export class Channel {
   /** FIN latencies for /stats (nsq-spec §5.8); null when no percentile is configured. */
   readonly e2e: E2eProcessingLatency | null;
   private readonly ctx: BrokerContext;
+  private readonly clock: Clock;
 
   constructor(ctx: BrokerContext, topic: Topic, name: string, ephemeral: boolean, cursor: number) {
     this.ctx = ctx;
+    this.clock = ctx.clock;
     this.topic = topic;
     this.name = name;
     this.ephemeral = ephemeral;
     this.cursor = cursor;
     this.countFrom = cursor;
-    this.inFlightTimer = new DeadlineTimer(() => this.processInFlightTimeouts());
-    this.deferredTimer = new DeadlineTimer(() => this.processDeferred());
+    this.inFlightTimer = new DeadlineTimer(ctx.clock, () => this.processInFlightTimeouts());
+    this.deferredTimer = new DeadlineTimer(ctx.clock, () => this.processDeferred());
     const percentiles = ctx.options.e2eProcessingLatencyPercentiles;
     this.e2e =
       percentiles.length > 0
-        ? new E2eProcessingLatency(percentiles, ctx.options.e2eProcessingLatencyWindowTimeMs)
+        ? new E2eProcessingLatency(percentiles, ctx.options.e2eProcessingLatencyWindowTimeMs, ctx.clock)
         : null;
   }
 
@@ -173,7 +175,7 @@ export class Channel {
     if (n === 0) return;
     let idle = 0;
     let i = this.nextConsumer;
-    const now = monotonicMs();
+    const now = this.clock.monotonicMs();
     const cursorBefore = this.cursor;
     let delivered = 0;
     while (idle < n) {
@@ -341,7 +343,7 @@ export class Channel {
     }
     msg.savedAttempts = attempts;
     msg.savedDueAtWallMs = dueAtWallMs;
-    this.defer(msg, monotonicFromWall(dueAtWallMs));
+    this.defer(msg, monotonicFromWall(dueAtWallMs, this.clock));
     this.saved.set(record.offset, msg);
   }
 
@@ -392,7 +394,7 @@ export class Channel {
 
   private finished(msg: ChannelMessage | FinishError): FinishError | null {
     if (typeof msg === 'string') return msg;
-    this.e2e?.record((Date.now() - msg.record.publishedAtMs) * 1e6);
+    this.e2e?.record((this.clock.wallMs() - msg.record.publishedAtMs) * 1e6);
     this.stateVersion++;
     this.schedule();
     return null;
@@ -404,7 +406,7 @@ export class Channel {
     if (typeof msg === 'string') return msg;
     this.requeueCount++;
     this.stateVersion++;
-    if (delayMs > 0) this.defer(msg, monotonicMs() + delayMs);
+    if (delayMs > 0) this.defer(msg, this.clock.monotonicMs() + delayMs);
     else this.requeueNow(msg);
     this.schedule();
     return null;
@@ -415,7 +417,7 @@ export class Channel {
     const msg = this.inFlight.get(id);
     if (msg === undefined) return FinishError.NotInFlight;
     if (msg.owner !== consumer) return FinishError.NotOwner;
-    const now = monotonicMs();
+    const now = this.clock.monotonicMs();
     const deadline = Math.min(now + consumer.msgTimeoutMs, msg.deliveredAt + this.ctx.options.maxMsgTimeoutMs);
     this.inFlightHeap.update(msg, deadline);
     this.inFlightTimer.arm((this.inFlightHeap.peek() as ChannelMessage).heapKey);
@@ -423,7 +425,7 @@ export class Channel {
   }
 
   private processInFlightTimeouts(): void {
-    const now = monotonicMs();
+    const now = this.clock.monotonicMs();
     let top = this.inFlightHeap.peek();
     while (top !== undefined && top.heapKey <= now) {
       this.inFlightHeap.pop();
@@ -442,7 +444,7 @@ export class Channel {
   }
 
   private processDeferred(): void {
-    const now = monotonicMs();
+    const now = this.clock.monotonicMs();
     let top = this.deferred.peek();
     while (top !== undefined && top.heapKey <= now) {
       this.deferred.pop();

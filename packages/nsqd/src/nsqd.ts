@@ -37,7 +37,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   refusedConnections = 0;
   private nextClientId = 1;
   /** Unix seconds of construction, as /info and /stats report it. */
-  readonly startTimeS = Math.floor(Date.now() / 1000);
+  readonly startTimeS: number;
 
   private tcpServer: Server | null = null;
   /** The HTTP API's request listener, shared by the HTTP and HTTPS servers. */
@@ -67,6 +67,7 @@ export class Nsqd implements BrokerContext, ClientHost {
 
   constructor(options: Partial<NsqdOptions> = {}, clock: Clock = systemClock) {
     this.clock = clock;
+    this.startTimeS = Math.floor(clock.wallMs() / 1000);
     const merged = { ...defaultNsqdOptions(), ...options };
     if (merged.nodeId < 0) merged.nodeId = defaultNodeId();
     if (merged.broadcastAddress === '') merged.broadcastAddress = hostname();

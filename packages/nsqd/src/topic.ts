@@ -1,6 +1,5 @@
 import { isEphemeralName, MessageIdGenerator } from '@nsq-ts/protocol';
 import { Channel } from './channel.js';
-import { monotonicMs } from './clock.js';
 import type { BrokerContext } from './context.js';
 import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
@@ -152,7 +151,7 @@ export class Topic {
    */
   publish(data: Buffer): Promise<void> | null {
     this.admit();
-    this.append(data, 0, data.length, Date.now(), 0);
+    this.append(data, 0, data.length, this.ctx.clock.wallMs(), 0);
     this.messageCount++;
     this.messageBytes += data.length;
     this.afterAppend();
@@ -170,7 +169,7 @@ export class Topic {
     count: number,
   ): Promise<void> | null {
     this.admit();
-    const nowMs = Date.now();
+    const nowMs = this.ctx.clock.wallMs();
     let bytes = 0;
     for (let i = 0; i < count; i++) {
       const length = lengths[i] as number;
@@ -190,7 +189,7 @@ export class Topic {
    */
   publishDeferred(data: Buffer, deferMs: number): Promise<void> | null {
     this.admit();
-    const offset = this.append(data, 0, data.length, Date.now(), monotonicMs() + deferMs);
+    const offset = this.append(data, 0, data.length, this.ctx.clock.wallMs(), this.ctx.clock.monotonicMs() + deferMs);
     const record = this.tail.get(offset) as MessageRecord;
     this.messageCount++;
     this.messageBytes += data.length;
@@ -315,7 +314,7 @@ export class Topic {
   collectWrites(): WriteSet {
     const from = this.writtenUpTo;
     const to = this.tail.end;
-    if (this.log === null || from >= to) return new WriteSet([], this.tail, to, to);
+    if (this.log === null || from >= to) return new WriteSet([], this.tail, to, to, this.ctx.clock);
     // Without channels, or while lookupd's channels are being made (they start at the
     // backlog's start), every record is needed.
     let need = this.channels.size === 0 || this.starting ? from : Number.POSITIVE_INFINITY;
@@ -337,7 +336,7 @@ export class Topic {
       for (const o of [...passed.keys()].sort((a, b) => a - b)) held.push(passed.get(o) as MessageRecord);
     }
     this.tail.pin(need);
-    return new WriteSet(held, this.tail, need, to);
+    return new WriteSet(held, this.tail, need, to, this.ctx.clock);
   }
 
   /** A flush wrote everything below `to` that was needed: memory may now spill. */

@@ -143,7 +143,7 @@ export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
       includeMem,
     });
     if (firstValue(query, 'format') === 'json') return snapshot;
-    return new Text(formatStatsText(snapshot, { startTimeS: nsqd.startTimeS, includeMem }));
+    return new Text(formatStatsText(snapshot, { startTimeS: nsqd.startTimeS, includeMem, nowMs: nsqd.clock.wallMs() }));
   });
 
   // Prometheus exposition; not a V1 endpoint, so no X-NSQ header.

@@ -147,7 +147,7 @@ export class LogReader {
     }
     const found = this.records.length;
     while (p < end) {
-      const r = decodeAt(buf, p, end, maxBody);
+      const r = decodeAt(buf, p, end, maxBody, this.log.clock);
       if (typeof r !== 'number') {
         this.records.push(r);
         this.lastOffset = r.offset;

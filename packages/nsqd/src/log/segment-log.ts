@@ -1,5 +1,6 @@
 import { type FileHandle, mkdir, open, readdir, readFile, rmdir, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { decodeAt, RECORD_HEADER_BYTES, type RecordSource, recordSizeAt, resync } from './record-codec.js';
 
@@ -16,6 +17,8 @@ export interface SegmentLogOptions {
   maxBytesPerFile: number;
   /** Largest body a valid record can have (--max-msg-size). */
   maxBodyBytes: number;
+  /** Converts stored due times (Unix ms) to the broker's monotonic clock. */
+  clock: Clock;
 }
 
 /**
@@ -99,7 +102,7 @@ export class SegmentLog {
     let pos = 0;
     let lastOffset = seg.firstOffset - 1;
     while (pos < buf.length) {
-      const r = decodeAt(buf, pos, buf.length, max);
+      const r = decodeAt(buf, pos, buf.length, max, this.options.clock);
       if (typeof r !== 'number') {
         lastOffset = r.offset;
         pos += recordSizeAt(buf, pos);
@@ -124,6 +127,10 @@ export class SegmentLog {
 
   get maxBodyBytes(): number {
     return this.options.maxBodyBytes;
+  }
+
+  get clock(): Clock {
+    return this.options.clock;
   }
 
   /** Records found corrupt (bad CRC or length) and skipped since start, counted once each. */

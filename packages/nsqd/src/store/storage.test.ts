@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { decodeMessage, encodeCommand, encodeMpubBody, FrameType } from '@nsq-ts/protocol';
 import { eventually, RawClient, type RawFrame, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../clock.js';
 import { Decoded, decodeAt, recordSizeAt } from '../log/record-codec.js';
 import type { SegmentLog } from '../log/segment-log.js';
 import type { NsqdOptions } from '../options.js';
@@ -290,7 +291,7 @@ describe('disk', () => {
     const dir = join(dataPath, 'topics', 'disk');
     const [name] = await readdir(dir);
     const buf = await readFile(join(dir, name as string));
-    const record = decodeAt(buf, 0, buf.length, 1 << 20);
+    const record = decodeAt(buf, 0, buf.length, 1 << 20, systemClock);
     expect(typeof record).toBe('object');
     if (typeof record === 'object') expect(record.body.toString()).toBe('on-disk-before-ok');
   });
@@ -395,11 +396,11 @@ describe('segment records', () => {
     const buf = await readFile(join(dir, name as string));
     const second = recordSizeAt(buf, 0);
     buf[second + 41] ^= 0x10; // inside "two"
-    expect(decodeAt(buf, second, buf.length, 1 << 20)).toBe(Decoded.Bad);
+    expect(decodeAt(buf, second, buf.length, 1 << 20, systemClock)).toBe(Decoded.Bad);
     const third = second + recordSizeAt(buf, second);
-    const r = decodeAt(buf, third, buf.length, 1 << 20);
+    const r = decodeAt(buf, third, buf.length, 1 << 20, systemClock);
     expect(typeof r === 'object' && r.body.toString()).toBe('three');
-    expect(decodeAt(buf, 0, 10, 1 << 20)).toBe(Decoded.Short);
+    expect(decodeAt(buf, 0, 10, 1 << 20, systemClock)).toBe(Decoded.Short);
   });
 });
 

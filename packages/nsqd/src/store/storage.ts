@@ -2,7 +2,7 @@ import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
 import type { Channel } from '../channel.js';
-import { wallFromMonotonic } from '../clock.js';
+import { type Clock, type TimerHandle, wallFromMonotonic } from '../clock.js';
 import { LogReader } from '../log/log-reader.js';
 import { SegmentLog } from '../log/segment-log.js';
 import type { WriteSet } from '../log/write-set.js';
@@ -28,6 +28,7 @@ import {
 /** What the storage needs from the broker. */
 export interface StorageHost {
   readonly options: NsqdOptions;
+  readonly clock: Clock;
   readonly logger: Logger;
   readonly topics: ReadonlyMap<string, Topic>;
   /** Makes a topic around a reopened log (start-up). */
@@ -79,8 +80,9 @@ export class Storage {
   private flushing: Promise<void> | null = null;
   private flushScheduled = false;
   private opsSinceSync = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly clock: Clock;
+  private timer: TimerHandle | null = null;
+  private retryTimer: TimerHandle | null = null;
   /** Keys and key prefixes to delete at the start of the next flush (deleted topics and channels). */
   private pendingClears: StateClear[] = [];
   /** File work (segments of emptied or deleted topics) for the start of the next flush. */
@@ -97,6 +99,7 @@ export class Storage {
     this.host = host;
     this.options = host.options;
     this.logger = host.logger;
+    this.clock = host.clock;
     this.dataPath = host.options.dataPath === '' ? process.cwd() : host.options.dataPath;
   }
 
@@ -129,18 +132,21 @@ export class Storage {
       await this.restoreChannels(topic, topicState);
       topic.trim();
     }
-    this.timer = setInterval(() => {
-      // Finished segments are looked for at this pace, not in every group commit: finding a
-      // channel's floor walks all its outstanding messages.
-      this.floorsDue = true;
-      for (const topic of this.host.topics.values()) {
-        topic.tail.shrinkIfEmpty();
-        for (const channel of topic.channels.values()) channel.inFlight.shrinkIfEmpty();
-      }
-      if (this.opsSinceSync > 0 || this.changed()) this.requestFlush(true);
-    }, this.options.syncTimeoutMs);
-    this.timer.unref();
+    this.timer = this.clock.setTimer(this.onSyncTimeout, this.options.syncTimeoutMs);
   }
+
+  /** Every --sync-timeout: a synced flush when anything changed, and housekeeping. */
+  private readonly onSyncTimeout = (): void => {
+    // Finished segments are looked for at this pace, not in every group commit: finding a
+    // channel's floor walks all its outstanding messages.
+    this.floorsDue = true;
+    for (const topic of this.host.topics.values()) {
+      topic.tail.shrinkIfEmpty();
+      for (const channel of topic.channels.values()) channel.inFlight.shrinkIfEmpty();
+    }
+    if (this.opsSinceSync > 0 || this.changed()) this.requestFlush(true);
+    this.timer?.refresh();
+  };
 
   /**
    * First start on a data path a real nsqd left (DESIGN §2 Import): its topics, channels,
@@ -190,7 +196,7 @@ export class Storage {
   }
 
   private logOptions() {
-    return { maxBytesPerFile: this.options.maxBytesPerFile, maxBodyBytes: this.options.maxMsgSize };
+    return { maxBytesPerFile: this.options.maxBytesPerFile, maxBodyBytes: this.options.maxMsgSize, clock: this.clock };
   }
 
   private async restoreChannels(topic: Topic, loaded: LoadedTopic): Promise<void> {
@@ -451,7 +457,7 @@ export class Storage {
         return;
       }
       deferred.set(offset, msg);
-      const due = Math.round(wallFromMonotonic(msg.heapKey));
+      const due = Math.round(wallFromMonotonic(msg.heapKey, this.clock));
       // The two clocks' difference wanders by a few ms between calls: not a change.
       if (msg.savedAttempts !== msg.attempts || Math.abs(due - msg.savedDueAtWallMs) > 1000) {
         ops.push(putOp(outstandingKey(topic.name, channel.name, offset), { attempts: msg.attempts, dueAtWallMs: due }));
@@ -491,11 +497,10 @@ export class Storage {
 
   private scheduleRetry(): void {
     if (this.retryTimer !== null || this.closing) return;
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.clock.setTimer(() => {
       this.retryTimer = null;
       this.requestFlush(true);
     }, RETRY_AFTER_FAILURE_MS);
-    this.retryTimer.unref();
   }
 
   /**
@@ -503,8 +508,9 @@ export class Storage {
    * every channel's state — in-flight messages included, so they come back after a restart.
    */
   async close(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
+    this.timer = null;
+    if (this.retryTimer !== null) this.clock.clearTimer(this.retryTimer);
     this.retryTimer = null;
     this.closing = true;
     try {

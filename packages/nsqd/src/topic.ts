@@ -1,10 +1,12 @@
 import { isEphemeralName, MessageIdGenerator } from '@nsq-ts/protocol';
-import { Channel } from './channel.js';
+import { Channel, type ChannelContext } from './channel.js';
 import type { BrokerContext } from './context.js';
+import type { SkipRange, TopicDelta } from './durable-state.js';
 import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
 import { WriteSet } from './log/write-set.js';
 import type { MessageRecord } from './message.js';
+import type { TopicLog } from './topic-log.js';
 
 /** Messages memory may hold past --mem-queue-size while a spill is being written. */
 const SPILL_SLACK = 10_000;
@@ -17,15 +19,32 @@ const WRITTEN_CACHE_BYTES = 8 * 1024 * 1024;
 /** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
 export class StoreUnavailableError extends Error {}
 
+/** What a topic needs from the broker's storage (store/storage.ts binds one to each topic). */
+export interface TopicStore {
+  /** The topic's segment files. */
+  readonly log: SegmentLog;
+  /** Why the disk is failing, or null. */
+  health(): string | null;
+  /** Resolves once everything published so far is stored (group commit). */
+  commit(): Promise<void>;
+  /** A flush soon; nobody waits for it (a spill, a state change). */
+  requestFlush(): void;
+  /** Counts a record read from disk toward --sync-every. */
+  noteDiskRead(): void;
+  /** The whole backlog was dropped: the segments go, the log goes on at `nextOffset`. */
+  clearLog(nextOffset: number): void;
+  /** A durable channel was deleted: its stored state goes. */
+  dropChannel(channel: string): void;
+}
+
 /**
- * A topic: one log of messages that every channel reads through its own cursor (DESIGN §2).
- * Each message is stored once whatever the number of channels. The newest part of the log
- * is in memory (`tail`); once more than --mem-queue-size messages are unconsumed, the oldest
- * are written once to the topic's segment files and dropped from memory, and channels read
- * them back from disk. Records every channel has passed are trimmed from memory, and the ones
- * every channel has also finished are never written at all.
+ * A topic: one log of messages that every channel reads through its own cursor (DESIGN §2),
+ * each message stored once whatever the number of channels. The newest part of the log is in
+ * memory (`tail`); past --mem-queue-size unconsumed messages the oldest are written to the
+ * segment files and dropped from memory, and channels read them back from disk. Records every
+ * channel has passed leave memory, and those every channel has also finished are never written.
  */
-export class Topic {
+export class Topic implements TopicLog {
   readonly name: string;
   readonly ephemeral: boolean;
   readonly tail = new MemoryTail();
@@ -37,8 +56,7 @@ export class Topic {
   paused = false;
   /** While paused, channels may not read at or past this offset (DESIGN §2 release mark). */
   releaseMark = Number.POSITIVE_INFINITY;
-  /** Ranges [from, to) dropped by /topic/empty while paused; channels jump over them. */
-  skips: [number, number][] = [];
+  skips: SkipRange[] = [];
   messageCount = 0;
   messageBytes = 0;
   deleted = false;
@@ -46,8 +64,9 @@ export class Topic {
   private unwrittenDeferred: MessageRecord[] = [];
   /** Everything below it was dropped (emptied without channels, last channel deleted). */
   private droppedBelow = 0;
-  /** Bumped by changes the state store must record (pause, skips). */
-  stateVersion = 0;
+  /** Bumped by every change of the durable fields (paused, release mark, skips, dropped backlog). */
+  private changes = 0;
+  private committedChanges = -1;
   /**
    * Set while the channels lookupd knows are being made (nsq-spec §4.4): every channel made in
    * that time starts at the log's start, and nothing is trimmed, so none misses a message.
@@ -55,16 +74,29 @@ export class Topic {
   private starting = false;
   private readonly ids: MessageIdGenerator;
   private readonly ctx: BrokerContext;
+  private readonly store: TopicStore | null;
+  private readonly channelCtx: ChannelContext;
 
-  constructor(ctx: BrokerContext, name: string, log: SegmentLog | null, nextOffset = 0) {
+  constructor(ctx: BrokerContext, name: string, store: TopicStore | null, nextOffset = 0) {
     this.ctx = ctx;
     this.name = name;
     this.ephemeral = isEphemeralName(name);
     this.ids = new MessageIdGenerator(ctx.options.nodeId);
-    this.log = log;
-    const next = Math.max(nextOffset, log?.endOffset ?? 0);
+    this.store = store;
+    this.log = store?.log ?? null;
+    const next = Math.max(nextOffset, this.log?.endOffset ?? 0);
     this.tail.resetTo(next);
     this.writtenUpTo = next;
+    this.channelCtx = {
+      options: ctx.options,
+      clock: ctx.clock,
+      logger: ctx.logger,
+      schedulePump: (channel) => ctx.schedulePump(channel),
+      requestFlush: () => store?.requestFlush(),
+      onIdle: (channel) => {
+        if (channel.ephemeral) this.deleteChannel(channel.name);
+      },
+    };
   }
 
   /** Where a first channel starts: the oldest message the topic still holds, on disk or in memory. */
@@ -75,7 +107,6 @@ export class Topic {
     return Math.max(this.droppedBelow, Math.min(log.firstOffset, this.tail.start));
   }
 
-  /** Where channels must stop reading: the log's end, or the release mark while paused. */
   get readLimit(): number {
     const end = this.paused ? this.releaseMark : this.tail.end;
     // Durable mode (--mem-queue-size=0): a message is delivered only once it is stored, so a
@@ -97,11 +128,14 @@ export class Topic {
     return 0;
   }
 
-  /** Offsets in [from, to) that lie in skipped ranges. */
   skippedBetween(from: number, to: number): number {
     let n = 0;
     for (const [a, b] of this.skips) n += Math.max(0, Math.min(b, to) - Math.max(a, from));
     return n;
+  }
+
+  noteDiskRead(): void {
+    this.store?.noteDiskRead();
   }
 
   getChannel(name: string): Channel {
@@ -114,14 +148,25 @@ export class Topic {
       else if (this.paused) cursor = Math.min(this.releaseMark, this.tail.end);
       channel = this.addChannel(name, cursor);
       this.ctx.logger.info(`TOPIC(${this.name}): new channel(${name})`);
-      this.ctx.onChannelCreated(this, name);
+      this.store?.requestFlush();
+      this.ctx.onChannelCreated(this.name, name);
     }
     return channel;
   }
 
-  /** Makes a channel at `cursor` (also used when the state store restores one). */
-  addChannel(name: string, cursor: number): Channel {
-    const channel = new Channel(this.ctx, this, name, isEphemeralName(name), cursor);
+  /**
+   * A channel brought back by the state store or an NSQ import, at `cursor`; its message_count
+   * counts what the topic releases from `countFrom` on.
+   */
+  restoreChannel(name: string, cursor: number, paused: boolean, countFrom: number): Channel {
+    const channel = this.addChannel(name, cursor);
+    channel.paused = paused;
+    channel.countFrom = countFrom;
+    return channel;
+  }
+
+  private addChannel(name: string, cursor: number): Channel {
+    const channel = new Channel(this.channelCtx, this, name, isEphemeralName(name), cursor);
     this.channels.set(name, channel);
     return channel;
   }
@@ -131,9 +176,9 @@ export class Topic {
     if (channel === undefined) return false;
     this.channels.delete(name);
     channel.close();
-    this.ctx.dropChannel(this, channel);
+    if (!channel.ephemeral) this.store?.dropChannel(name);
     this.ctx.logger.info(`TOPIC(${this.name}): deleting channel(${name})`);
-    this.ctx.onChannelDeleted(this, name);
+    this.ctx.onChannelDeleted(this.name, name);
     if (this.channels.size === 0) {
       // What the deleted channels had not read is gone with them; the topic starts empty.
       this.dropBacklog();
@@ -189,7 +234,8 @@ export class Topic {
    */
   publishDeferred(data: Buffer, deferMs: number): Promise<void> | null {
     this.admit();
-    const offset = this.append(data, 0, data.length, this.ctx.clock.wallMs(), this.ctx.clock.monotonicMs() + deferMs);
+    const clock = this.ctx.clock;
+    const offset = this.append(data, 0, data.length, clock.wallMs(), clock.monotonicMs() + deferMs);
     const record = this.tail.get(offset) as MessageRecord;
     this.messageCount++;
     this.messageBytes += data.length;
@@ -218,7 +264,6 @@ export class Topic {
     return this.tail.get(offset) as MessageRecord;
   }
 
-  /** Appends one message to the memory tail and returns its offset. */
   private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): number {
     const hi = this.ids.nextHi();
     return this.tail.append(data, start, length, hi, this.ids.lo, nowMs, dueAt);
@@ -226,30 +271,32 @@ export class Topic {
 
   /**
    * Refuses a publish while the disk is failing and memory already holds --mem-queue-size
-   * messages: memory must not grow without bound while nothing can be written.
+   * messages, so memory cannot grow while nothing can be written. Every PUB, MPUB and DPUB
+   * passes here before anything is appended: the place for issue 19's caps (a refused MPUB
+   * must store nothing).
    */
   private admit(): void {
-    if (this.log === null) return;
-    const health = this.ctx.storageHealth();
-    if (health !== null && this.tail.length >= this.ctx.options.memQueueSize) {
-      throw new StoreUnavailableError(health);
-    }
+    const store = this.store;
+    if (store === null) return;
+    const health = store.health();
+    if (health !== null && this.tail.length >= this.ctx.options.memQueueSize) throw new StoreUnavailableError(health);
   }
 
   /**
    * Past --mem-queue-size messages in memory the oldest spill to disk. With --mem-queue-size=0
-   * every publisher waits until its messages are written (and fsynced per --sync-every): that
-   * is the durable mode. Otherwise the publisher goes on while the spill is written, and waits
-   * only once memory holds max(--mem-queue-size, SPILL_SLACK) messages beyond the limit, so
-   * memory stays bounded and one connection's PUBs are not each a disk round trip.
+   * every publisher waits until its messages are written (and fsynced per --sync-every): the
+   * durable mode. Otherwise the publisher goes on while the spill is written, and waits only
+   * once memory holds max(--mem-queue-size, SPILL_SLACK) messages beyond the limit, so memory
+   * stays bounded and one connection's PUBs are not each a disk round trip.
    */
   private settle(): Promise<void> | null {
-    if (this.log === null) return null;
+    const store = this.store;
+    if (store === null) return null;
     const limit = this.ctx.options.memQueueSize;
     const over = this.tail.length - limit;
     if (over <= 0) return null;
-    if (limit === 0 || over > Math.max(limit, SPILL_SLACK)) return this.ctx.commit();
-    this.ctx.spill();
+    if (limit === 0 || over > Math.max(limit, SPILL_SLACK)) return store.commit();
+    store.requestFlush();
     return null;
   }
 
@@ -274,15 +321,14 @@ export class Topic {
     this.starting = true;
   }
 
-  /** The lookupd channels exist: normal trimming and channel creation resume. */
   finishStarting(): void {
     this.starting = false;
     this.trim();
   }
 
   /**
-   * Drops from memory what every channel has passed, and spills: records past the newest
-   * --mem-queue-size that are already written leave memory (channels read them from disk).
+   * Drops from memory what every channel has passed, and spills: written records past the
+   * newest --mem-queue-size leave memory (channels read them from disk).
    */
   trim(): void {
     if (this.starting) return;
@@ -292,10 +338,8 @@ export class Topic {
       for (const channel of this.channels.values()) if (channel.cursor < target) target = channel.cursor;
     }
     if (this.log !== null) {
-      // Written records stay readable from memory up to --mem-queue-size, and at least
-      // WRITTEN_CACHE of them: in durable mode (0) a consumer right behind the publishers
-      // then takes them from memory instead of reading back what was just written
-      // (measured: mem-queue-size=0 publish+consume 242k/242k → see bench/RESULTS.md).
+      // At least WRITTEN_CACHE written records stay readable from memory: in durable mode a
+      // consumer right behind the publishers takes them from there instead of from disk.
       const meanBytes = this.messageCount > 0 ? this.messageBytes / this.messageCount : 0;
       const cache = Math.min(WRITTEN_CACHE, Math.floor(WRITTEN_CACHE_BYTES / Math.max(1, meanBytes)));
       const keep = Math.max(this.ctx.options.memQueueSize, cache);
@@ -306,22 +350,21 @@ export class Topic {
   }
 
   /**
-   * What a flush must write, in offset order: every unwritten record some durable channel (or,
-   * with no channel, the backlog) has not passed yet, plus the passed ones still outstanding
-   * (in flight, requeued, deferred). Passed and finished ones are never written. The memory
-   * tail stays pinned until `afterWrite` or `discardUnwritten`.
+   * What a flush must append, in offset order: every unwritten record some durable channel (or,
+   * with no channel, the backlog) has not passed yet, plus the passed ones still outstanding.
+   * Passed and finished ones are never written. The memory tail stays pinned until
+   * `afterWrite` or `discardUnwritten`.
    */
   collectWrites(): WriteSet {
     const from = this.writtenUpTo;
     const to = this.tail.end;
-    if (this.log === null || from >= to) return new WriteSet([], this.tail, to, to, this.ctx.clock);
-    // Without channels, or while lookupd's channels are being made (they start at the
-    // backlog's start), every record is needed.
+    const clock = this.ctx.clock;
+    if (this.log === null || from >= to) return new WriteSet([], this.tail, to, to, clock);
+    // Without channels, or while lookupd's channels are being made, every record is needed.
     let need = this.channels.size === 0 || this.starting ? from : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values())
       if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
-    // Memory holds everything unwritten that a channel has not passed (trimming stops at the
-    // lowest cursor); the bound only guards that invariant.
+    // Trimming stops at the lowest cursor, so memory holds all of it; the bounds only guard that.
     need = Math.min(Math.max(need, from, this.tail.start), to);
     const held: MessageRecord[] = [];
     if (need > from) {
@@ -336,7 +379,7 @@ export class Topic {
       for (const o of [...passed.keys()].sort((a, b) => a - b)) held.push(passed.get(o) as MessageRecord);
     }
     this.tail.pin(need);
-    return new WriteSet(held, this.tail, need, to, this.ctx.clock);
+    return new WriteSet(held, this.tail, need, to, clock);
   }
 
   /** A flush wrote everything below `to` that was needed: memory may now spill. */
@@ -360,7 +403,7 @@ export class Topic {
     this.unwrittenDeferred = this.unwrittenDeferred.filter((r) => r.offset >= to);
     this.skips.push([this.writtenUpTo, to]);
     this.writtenUpTo = to;
-    this.stateVersion++;
+    this.changes++;
     this.trim();
   }
 
@@ -382,7 +425,8 @@ export class Topic {
     if (this.paused) return;
     this.paused = true;
     this.releaseMark = this.tail.end;
-    this.stateVersion++;
+    this.changes++;
+    this.store?.requestFlush();
   }
 
   /** Releases what was published while paused to the channels. */
@@ -390,7 +434,8 @@ export class Topic {
     if (!this.paused) return;
     this.paused = false;
     this.releaseMark = Number.POSITIVE_INFINITY;
-    this.stateVersion++;
+    this.changes++;
+    this.store?.requestFlush();
     this.afterAppend();
   }
 
@@ -409,7 +454,8 @@ export class Topic {
     const from = Math.max(this.releaseMark, last !== undefined ? last[1] : 0);
     if (this.tail.end > from) {
       this.skips.push([from, this.tail.end]);
-      this.stateVersion++;
+      this.changes++;
+      this.store?.requestFlush();
     }
   }
 
@@ -420,15 +466,14 @@ export class Topic {
     let min = this.channels.size === 0 ? this.backlogStart : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values()) if (channel.cursor < min) min = channel.cursor;
     const kept = this.skips.filter(([, to]) => to > min);
-    if (kept.length !== this.skips.length) {
-      // A dropped range leaves the list but must stay out of the channels' message_count.
-      for (const range of this.skips) {
-        if (range[1] > min) continue;
-        for (const channel of this.channels.values()) if (range[1] > channel.countFrom) channel.prunedSkips.push(range);
-      }
-      this.skips = kept;
-      this.stateVersion++;
+    if (kept.length === this.skips.length) return;
+    // A dropped range leaves the list but must stay out of the channels' message_count.
+    for (const range of this.skips) {
+      if (range[1] > min) continue;
+      for (const channel of this.channels.values()) if (range[1] > channel.countFrom) channel.prunedSkips.push(range);
     }
+    this.skips = kept;
+    this.changes++;
   }
 
   /** Everything the topic held is gone (emptied without channels, or last channel deleted). */
@@ -438,8 +483,33 @@ export class Topic {
     this.writtenUpTo = this.tail.end;
     this.skips = [];
     if (this.paused) this.releaseMark = this.tail.end;
-    this.stateVersion++;
-    if (this.log !== null) this.ctx.clearLog(this);
+    this.changes++;
+    this.store?.clearLog(this.tail.end);
+  }
+
+  // ---- durable state (the delta/committed contract of durable-state.ts) ----
+
+  /** Restores the durable fields from the state store or an NSQ import. */
+  restoreState(state: Pick<TopicDelta, 'paused' | 'releaseMark' | 'skips'>): void {
+    this.paused = state.paused;
+    if (state.paused) this.releaseMark = state.releaseMark;
+    this.skips = state.skips.map(([from, to]) => [from, to]);
+  }
+
+  /** What to store of this topic, or null when the store has it already. */
+  durableDelta(): TopicDelta | null {
+    if (this.changes === this.committedChanges) return null;
+    return {
+      changes: this.changes,
+      paused: this.paused,
+      nextOffset: this.tail.end,
+      releaseMark: Number.isFinite(this.releaseMark) ? this.releaseMark : 0,
+      skips: this.skips.map(([from, to]) => [from, to]),
+    };
+  }
+
+  committed(delta: TopicDelta): void {
+    this.committedChanges = delta.changes;
   }
 
   close(): void {

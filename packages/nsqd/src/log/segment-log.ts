@@ -279,6 +279,7 @@ export class SegmentLog {
    */
   async destroy(): Promise<void> {
     await this.closeFd();
+    this.dirUnsynced = false;
     for (const seg of this.segments.splice(0)) await unlink(seg.path).catch(() => undefined);
     await rmdir(this.dir).catch(() => undefined);
   }

@@ -8,6 +8,7 @@ import { HTTP_SERVER_TIMEOUTS, listen, type V1Router } from '@nsq-ts/server-kit'
 import { type Clock, systemClock } from './clock.js';
 import type { BrokerContext, Pumpable } from './context.js';
 import { createHttpApi } from './http/http-api.js';
+import { type FileSystem, nodeFileSystem } from './log/file-system.js';
 import { createLogger, type Logger } from './logger.js';
 import { LookupdRegistrar } from './lookup/lookupd-registrar.js';
 import type { NsqdMetrics } from './metrics/prometheus.js';
@@ -62,9 +63,12 @@ export class Nsqd implements BrokerContext, ClientHost {
 
   /** Time for every deadline, timestamp and timer of this broker (a test may pass its own). */
   readonly clock: Clock;
+  /** Files of the data path (a test may pass one that fails). */
+  private readonly fs: FileSystem;
 
-  constructor(options: Partial<NsqdOptions> = {}, clock: Clock = systemClock) {
+  constructor(options: Partial<NsqdOptions> = {}, clock: Clock = systemClock, fs: FileSystem = nodeFileSystem) {
     this.clock = clock;
+    this.fs = fs;
     this.startTimeS = Math.floor(clock.wallMs() / 1000);
     const merged = { ...defaultNsqdOptions(), ...options };
     if (merged.nodeId < 0) merged.nodeId = defaultNodeId();
@@ -108,7 +112,7 @@ export class Nsqd implements BrokerContext, ClientHost {
       throw new Error('cannot require TLS client connections without TLS key and cert');
     }
     // Everything stored comes back before the first connection is accepted (nsq-spec §5.6).
-    const storage = new Storage(this);
+    const storage = new Storage(this, this.fs);
     await storage.open();
     this.storage = storage;
     // Half-open: a client that ends its side mid-command gets nsqd's error for it (ClientV2).

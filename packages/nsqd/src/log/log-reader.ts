@@ -1,5 +1,5 @@
-import { type FileHandle, open } from 'node:fs/promises';
 import type { MessageRecord } from '../message.js';
+import type { FileHandleLike } from './file-system.js';
 import { Decoded, decodeAt, RECORD_HEADER_BYTES, recordSizeAt, resync } from './record-codec.js';
 import type { Segment, SegmentLog } from './segment-log.js';
 
@@ -20,7 +20,7 @@ export class LogReader {
   private readonly onLoaded: () => void;
   private seg: Segment | null;
   private pos = 0;
-  private fd: FileHandle | null = null;
+  private fd: FileHandleLike | null = null;
   private fdSeg: Segment | null = null;
   private records: MessageRecord[] = [];
   private head = 0;
@@ -179,12 +179,12 @@ export class LogReader {
     return this.records.length > found;
   }
 
-  private async fdFor(seg: Segment): Promise<FileHandle> {
+  private async fdFor(seg: Segment): Promise<FileHandleLike> {
     if (this.fdSeg !== seg || this.fd === null) {
       const previous = this.fd;
       this.fd = null;
       await previous?.close();
-      const fd = await open(seg.path, 'r');
+      const fd = await this.log.fs.open(seg.path, 'r');
       if (this.closed) {
         // Closed while opening: nobody else will close this one.
         await fd.close();

@@ -1,9 +1,9 @@
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
 import type { Channel } from '../channel.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { ChannelDelta, TopicDelta } from '../durable-state.js';
+import type { FileSystem } from '../log/file-system.js';
 import { LogReader } from '../log/log-reader.js';
 import { SegmentLog, type SegmentLogOptions } from '../log/segment-log.js';
 import type { Logger } from '../logger.js';
@@ -133,6 +133,7 @@ export class Storage {
   private readonly options: NsqdOptions;
   private readonly logger: Logger;
   private readonly clock: Clock;
+  private readonly fs: FileSystem;
   private readonly dataPath: string;
   private db: StateStore | null = null;
   private next: Waiters | null = null;
@@ -151,8 +152,9 @@ export class Storage {
   /** null when the last write succeeded; else why it failed (/ping NOK, E_PUB_FAILED). */
   health: string | null = null;
 
-  constructor(host: StorageHost) {
+  constructor(host: StorageHost, fs: FileSystem) {
     this.host = host;
+    this.fs = fs;
     this.options = host.options;
     this.logger = host.logger;
     this.clock = host.clock;
@@ -164,7 +166,12 @@ export class Storage {
   }
 
   private logOptions(): SegmentLogOptions {
-    return { maxBytesPerFile: this.options.maxBytesPerFile, maxBodyBytes: this.options.maxMsgSize, clock: this.clock };
+    return {
+      maxBytesPerFile: this.options.maxBytesPerFile,
+      maxBodyBytes: this.options.maxMsgSize,
+      clock: this.clock,
+      fs: this.fs,
+    };
   }
 
   /**
@@ -173,11 +180,11 @@ export class Storage {
    * messages read back from the logs — deferred ones due at their original time.
    */
   async open(): Promise<void> {
-    await mkdir(this.dataPath, { recursive: true });
+    await this.fs.mkdir(this.dataPath, { recursive: true });
     this.db = await StateStore.open(join(this.dataPath, 'state'));
     const loaded = await this.db.load();
     // A topic written to disk before its first state flush (crash) still has a directory.
-    const dirs = await readdir(join(this.dataPath, 'topics')).catch(() => [] as string[]);
+    const dirs = await this.fs.readdir(join(this.dataPath, 'topics')).catch(() => [] as string[]);
     if (loaded.size === 0 && dirs.length === 0) await this.importNsq();
     for (const name of dirs) if (!loaded.has(name) && isValidTopicName(name)) loaded.set(name, emptyLoadedTopic());
     for (const [name, topicState] of loaded) {
@@ -239,7 +246,7 @@ export class Storage {
     }
     await this.flush(true);
     if (this.health !== null) throw new Error(`failed to import NSQ data - ${this.health}`);
-    for (const file of nsq.files) await rename(file, `${file}.imported`);
+    for (const file of nsq.files) await this.fs.rename(file, `${file}.imported`);
     this.logger.info(
       `IMPORT: took over ${nsq.topics.length} topic(s) and ${messages} message(s) from NSQ's data path; its files are renamed *.imported`,
     );
@@ -476,9 +483,9 @@ export class Storage {
   private async probe(): Promise<void> {
     const path = join(this.dataPath, '.write-probe');
     try {
-      await writeFile(path, Buffer.alloc(PROBE_BYTES), { flush: true });
+      await this.fs.writeFile(path, Buffer.alloc(PROBE_BYTES), { flush: true });
     } finally {
-      await rm(path, { force: true });
+      await this.fs.rm(path, { force: true });
     }
   }
 

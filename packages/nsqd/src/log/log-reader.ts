@@ -204,3 +204,35 @@ export class LogReader {
     void fd?.close().catch(() => undefined);
   }
 }
+
+/**
+ * Calls `fn` for each record from `from` up to `last` (inclusive) that is on disk, reading
+ * ahead as a channel does and waiting for each read; ends early at the end of the log.
+ */
+export async function forEachRecord(
+  log: SegmentLog,
+  from: number,
+  last: number,
+  fn: (record: MessageRecord) => void,
+): Promise<void> {
+  let wake: (() => void) | null = null;
+  const reader = new LogReader(log, from, () => wake?.());
+  let at = from;
+  try {
+    while (at <= last) {
+      const r = reader.peek(at);
+      if (r === null) {
+        if (reader.exhausted) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        continue;
+      }
+      reader.advance();
+      if (r.offset <= last) fn(r);
+      at = r.offset + 1;
+    }
+  } finally {
+    reader.close();
+  }
+}

@@ -4,7 +4,7 @@ import type { Channel } from '../channel.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { ChannelDelta, TopicDelta } from '../durable-state.js';
 import type { FileSystem } from '../log/file-system.js';
-import { LogReader } from '../log/log-reader.js';
+import { forEachRecord } from '../log/log-reader.js';
 import { SegmentLog, type SegmentLogOptions } from '../log/segment-log.js';
 import type { Logger } from '../logger.js';
 import type { MessageRecord } from '../message.js';
@@ -526,28 +526,9 @@ function nsToMs(ns: bigint): number {
 /** Reads the records at `offsets` (ascending) with one sequential pass; body copies of their own. */
 async function readRecords(log: SegmentLog, offsets: readonly number[]): Promise<Map<number, MessageRecord>> {
   const found = new Map<number, MessageRecord>();
-  const first = offsets[0] as number;
-  const last = offsets[offsets.length - 1] as number;
-  let wake: (() => void) | null = null;
-  const reader = new LogReader(log, first, () => wake?.());
   const wanted = new Set(offsets);
-  let at = first;
-  try {
-    while (at <= last) {
-      const r = reader.peek(at);
-      if (r === null) {
-        if (reader.exhausted) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        continue;
-      }
-      reader.advance();
-      if (wanted.has(r.offset)) found.set(r.offset, r.compact());
-      at = r.offset + 1;
-    }
-  } finally {
-    reader.close();
-  }
+  await forEachRecord(log, offsets[0] as number, offsets[offsets.length - 1] as number, (r) => {
+    if (wanted.has(r.offset)) found.set(r.offset, r.compact());
+  });
   return found;
 }

@@ -12,10 +12,7 @@ import type { NsqdOptions } from './options.js';
 import { E2eProcessingLatency } from './stats/e2e-latency.js';
 import type { TopicLog } from './topic-log.js';
 
-/**
- * A connection subscribed to a channel, as the channel sees it. The TCP layer implements it;
- * the channel never touches sockets.
- */
+/** A connection subscribed to a channel, as the channel sees it (tcp/ implements it). */
 export interface Consumer {
   readonly sampleRate: number;
   readonly msgTimeoutMs: number;
@@ -36,7 +33,7 @@ export interface ChannelContext {
   readonly logger: Logger;
   /** Runs `channel.pump()` once, later in this turn of the event loop. */
   schedulePump(channel: Channel): void;
-  /** A change to store soon rather than at the next --sync-timeout (pause, empty). */
+  /** A change to store now rather than at the next --sync-timeout (pause, empty). */
   requestFlush(): void;
   /** The channel lost its last consumer. */
   onIdle(channel: Channel): void;
@@ -50,9 +47,8 @@ export type FinishError = (typeof FinishError)[keyof typeof FinishError];
 
 /**
  * A channel: a cursor into its topic's log plus the messages that left the log — in flight
- * (by ID, with a deadline heap), requeued (ready again), deferred (due-time heap). Delivery is
- * a pump over the connected consumers, scheduled at most once per tick. A message changes
- * state only through the `to*` methods, which bump the journal's change count.
+ * (by ID, with a deadline heap), requeued, deferred (due-time heap). Delivery is a pump over
+ * the consumers, run at most once per tick. Messages change state only in the `to*` methods.
  */
 export class Channel {
   readonly name: string;
@@ -61,11 +57,7 @@ export class Channel {
   paused = false;
   /** Next log offset this channel will take. */
   cursor: number;
-  /**
-   * message_count counts, as NSQ's does, what the topic handed this channel since the process
-   * started: the offsets from here to the topic's read limit, less the ranges dropped before
-   * they were released (/topic/empty while paused).
-   */
+  /** message_count (NSQ's): what the topic handed this channel since the process started, from here. */
   countFrom: number;
   /** Dropped ranges above `countFrom` that the topic no longer lists (see Topic.pruneSkips). */
   readonly prunedSkips: [number, number][] = [];
@@ -83,17 +75,13 @@ export class Channel {
   pumpScheduled = false;
   deleted = false;
 
-  /** Reads the topic's segments while the cursor is below what memory holds. */
   private reader: LogReader | null = null;
-  /**
-   * Offsets at or past the cursor this channel already holds (a DPUB handed straight to its
-   * deferred set): the cursor skips them. Null while empty, as it almost always is.
-   */
+  /** Offsets past the cursor it holds already (fanned-out DPUBs), skipped by the cursor; mostly null. */
   private directAhead: Set<number> | null = null;
   private readonly journal: ChannelJournal;
   requeueCount = 0;
   timeoutCount = 0;
-  /** FIN latencies for /stats (nsq-spec §5.8); null when no percentile is configured. */
+  /** FIN latencies (nsq-spec §5.8); null without percentiles. */
   readonly e2e: E2eProcessingLatency | null;
   private readonly ctx: ChannelContext;
   private readonly clock: Clock;
@@ -116,7 +104,6 @@ export class Channel {
         : null;
   }
 
-  /** Messages the topic handed this channel since the process started (NSQ's channel message_count). */
   get messageCount(): number {
     const topic = this.topic;
     const from = this.countFrom;
@@ -133,13 +120,11 @@ export class Channel {
     return this.unread(end) + (this.requeued.length - this.requeuedHead);
   }
 
-  /** The part of the depth that is on disk only. */
   get backendDepth(): number {
     if (this.ephemeral) return 0;
     return this.unread(Math.min(this.topic.tail.start, this.topic.readLimit));
   }
 
-  /** Log records in [cursor, end) this channel will still read. */
   private unread(end: number): number {
     const topic = this.topic;
     let n = Math.max(0, end - this.cursor) - (this.directAhead?.size ?? 0);
@@ -176,10 +161,7 @@ export class Channel {
     }
   }
 
-  /**
-   * Hands ready messages to ready consumers, one per consumer per round (round-robin), until
-   * either runs out. Called by the broker's scheduler, never directly from an event handler.
-   */
+  /** Hands ready messages to ready consumers round-robin until either runs out (the broker's tick runs it). */
   pump(): void {
     this.pumpScheduled = false;
     if (this.paused || this.deleted) return;
@@ -248,10 +230,8 @@ export class Channel {
   }
 
   /**
-   * The cursor reached `record`: it becomes a message to deliver now, or null when the channel
-   * holds it already (fanned-out DPUB) or it is a DPUB not yet due (it waits deferred). Every
-   * record a channel reads from its log passes here: the place for policies that decide when
-   * a cursor reaches a message (issue 19's TTL and caps).
+   * The cursor reached `record`: a message to deliver now, or null (held already, or a DPUB not
+   * yet due). Every record read from the log passes here: the seam for issue 19's TTL and caps.
    */
   private reached(record: MessageRecord, now: number): ChannelMessage | null {
     if (this.directAhead?.delete(record.offset)) {
@@ -266,10 +246,7 @@ export class Channel {
     return msg;
   }
 
-  /**
-   * The record at the cursor from the segment files, or null while the read-ahead is loading
-   * (its completion schedules the pump again).
-   */
+  /** The record at the cursor from disk, or null while the read-ahead loads (it reschedules the pump). */
   private readDisk(limit: number): MessageRecord | null {
     const topic = this.topic;
     const tail = topic.tail;
@@ -318,12 +295,10 @@ export class Channel {
     return false;
   }
 
-  /** Offsets at or past the cursor the channel already holds (stored with its state). */
   aheadOffsets(): number[] | null {
     return this.directAhead === null ? null : [...this.directAhead];
   }
 
-  /** The channel holds the message at `offset` already: its cursor must skip it. */
   holdAhead(offset: number): void {
     if (offset < this.cursor) return;
     this.directAhead ??= new Set();
@@ -343,10 +318,7 @@ export class Channel {
     for (const msg of this.deferred.entries()) fn(msg);
   }
 
-  /**
-   * Puts back a message the state store had outstanding (after a restart): deferred ones at
-   * their due time, the rest (in flight or requeued when the node stopped) ready at once.
-   */
+  /** A message stored as outstanding: deferred at its due time, else (in flight, requeued) ready. */
   restoreOutstanding(record: MessageRecord, attempts: number, dueAtWallMs: number): void {
     const msg = new ChannelMessage(record, attempts);
     this.holdAhead(record.offset);
@@ -356,17 +328,15 @@ export class Channel {
 
   // ---- durable state (the delta/committed contract of durable-state.ts) ----
 
-  /** Changes the store does not have yet. */
   get dirty(): boolean {
     return this.journal.dirty;
   }
 
-  /** What to store of this channel, or null when the store has it already. */
+  /** What to store, or null when the store has it already. */
   durableDelta(): ChannelDelta | null {
     return this.journal.delta();
   }
 
-  /** The store holds `delta` now. */
   committed(delta: ChannelDelta): void {
     this.journal.committed(delta);
   }
@@ -393,7 +363,7 @@ export class Channel {
     this.journal.changes++;
   }
 
-  /** Ready again, ahead of the log. Kept long maybe, so its body gets a buffer of its own. */
+  /** Ready again, ahead of the log; maybe kept long, so its body gets a buffer of its own. */
   private toRequeued(msg: ChannelMessage): void {
     msg.state = 'requeued';
     msg.record = msg.record.compact();
@@ -410,7 +380,6 @@ export class Channel {
     this.journal.changes++;
   }
 
-  /** Out of the in-flight table and deadline heap (FIN, REQ, timeout). */
   private leaveInFlight(msg: ChannelMessage): void {
     this.inFlight.delete(msg);
     this.inFlightHeap.remove(msg);
@@ -418,9 +387,8 @@ export class Channel {
   }
 
   /**
-   * An in-flight message came back (REQ, or `delayMs` 0 for a timeout): ready now or deferred.
-   * Every return passes here: the place for per-channel policies that give a message up
-   * instead (issue 19's max_attempts and dead-letter topic).
+   * An in-flight message came back (REQ, or a timeout with `delayMs` 0). Every return passes
+   * here: the seam for issue 19's max_attempts and dead-letter topic.
    */
   private returned(msg: ChannelMessage, delayMs: number, now: number): void {
     if (delayMs > 0) this.toDeferred(msg, now + delayMs);
@@ -448,7 +416,7 @@ export class Channel {
     return this.finished(this.popInFlight(this.inFlight.get(id), consumer));
   }
 
-  /** `finish` for an ID given as the 16 bytes at `buf[at]` (see CommandHandler.onFin). */
+  /** `finish` for the 16 ID bytes at `buf[at]`. */
   finishAt(buf: Buffer, at: number, consumer: Consumer): FinishError | null {
     return this.finished(this.popInFlight(this.inFlight.getAt(buf, at), consumer));
   }
@@ -541,7 +509,6 @@ export class Channel {
     this.schedule();
   }
 
-  /** Called by the topic when it deletes this channel. */
   close(): void {
     this.deleted = true;
     this.closeReader();

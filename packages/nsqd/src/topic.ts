@@ -11,9 +11,8 @@ import type { TopicLog } from './topic-log.js';
 /** Messages memory may hold past --mem-queue-size while a spill is being written. */
 const SPILL_SLACK = 10_000;
 
-/** Written records kept in memory for readers even with --mem-queue-size=0: at most this many... */
+/** Written records kept in memory for readers even with --mem-queue-size=0, by count and bytes. */
 const WRITTEN_CACHE = 5_000;
-/** ...and about this many body bytes (5,000 messages of 1 MiB must not stay in memory). */
 const WRITTEN_CACHE_BYTES = 8 * 1024 * 1024;
 
 /** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
@@ -21,28 +20,24 @@ export class StoreUnavailableError extends Error {}
 
 /** What a topic needs from the broker's storage (store/storage.ts binds one to each topic). */
 export interface TopicStore {
-  /** The topic's segment files. */
   readonly log: SegmentLog;
   /** Why the disk is failing, or null. */
   health(): string | null;
   /** Resolves once everything published so far is stored (group commit). */
   commit(): Promise<void>;
-  /** A flush soon; nobody waits for it (a spill, a state change). */
+  /** A flush soon that nobody waits for (a spill, a state change). */
   requestFlush(): void;
-  /** Counts a record read from disk toward --sync-every. */
   noteDiskRead(): void;
   /** The whole backlog was dropped: the segments go, the log goes on at `nextOffset`. */
   clearLog(nextOffset: number): void;
-  /** A durable channel was deleted: its stored state goes. */
   dropChannel(channel: string): void;
 }
 
 /**
- * A topic: one log of messages that every channel reads through its own cursor (DESIGN §2),
- * each message stored once whatever the number of channels. The newest part of the log is in
- * memory (`tail`); past --mem-queue-size unconsumed messages the oldest are written to the
- * segment files and dropped from memory, and channels read them back from disk. Records every
- * channel has passed leave memory, and those every channel has also finished are never written.
+ * A topic: one log of messages that every channel reads through its own cursor (DESIGN §2).
+ * The newest part is in memory (`tail`); past --mem-queue-size the oldest are written to the
+ * segment files and channels read them back from there. What every channel has passed leaves
+ * memory; what every channel has also finished is never written.
  */
 export class Topic implements TopicLog {
   readonly name: string;
@@ -60,17 +55,14 @@ export class Topic implements TopicLog {
   messageCount = 0;
   messageBytes = 0;
   deleted = false;
-  /** Durable mode: DPUB records waiting to be stored before they are fanned out. */
+  /** Durable mode: DPUBs fanned out once stored. */
   private unwrittenDeferred: MessageRecord[] = [];
   /** Everything below it was dropped (emptied without channels, last channel deleted). */
   private droppedBelow = 0;
-  /** Bumped by every change of the durable fields (paused, release mark, skips, dropped backlog). */
+  /** Bumped by every change of paused, release mark, skips or the dropped backlog. */
   private changes = 0;
   private committedChanges = -1;
-  /**
-   * Set while the channels lookupd knows are being made (nsq-spec §4.4): every channel made in
-   * that time starts at the log's start, and nothing is trimmed, so none misses a message.
-   */
+  /** While lookupd's channels are made (nsq-spec §4.4): they start at the log's start, nothing is trimmed. */
   private starting = false;
   private readonly ids: MessageIdGenerator;
   private readonly ctx: BrokerContext;
@@ -99,7 +91,7 @@ export class Topic implements TopicLog {
     };
   }
 
-  /** Where a first channel starts: the oldest message the topic still holds, on disk or in memory. */
+  /** Where a first channel starts: the oldest message held, on disk or in memory. */
   get backlogStart(): number {
     const log = this.log;
     if (log === null || log.segments.length === 0) return this.tail.start;
@@ -109,8 +101,7 @@ export class Topic implements TopicLog {
 
   get readLimit(): number {
     const end = this.paused ? this.releaseMark : this.tail.end;
-    // Durable mode (--mem-queue-size=0): a message is delivered only once it is stored, so a
-    // publish that failed (E_PUB_FAILED) is never delivered and a delivered one survives.
+    // Durable mode delivers only what is stored: a refused publish is never delivered.
     if (this.log !== null && this.ctx.options.memQueueSize === 0 && this.writtenUpTo < end) return this.writtenUpTo;
     return end;
   }
@@ -122,7 +113,6 @@ export class Topic implements TopicLog {
     return this.paused ? end - this.releaseMark - this.skippedBetween(this.releaseMark, end) : 0;
   }
 
-  /** The part of the depth on disk only. */
   get backendDepth(): number {
     if (this.channels.size === 0) return Math.max(0, this.tail.start - this.backlogStart);
     return 0;
@@ -154,10 +144,7 @@ export class Topic implements TopicLog {
     return channel;
   }
 
-  /**
-   * A channel brought back by the state store or an NSQ import, at `cursor`; its message_count
-   * counts what the topic releases from `countFrom` on.
-   */
+  /** A channel from the state store or an NSQ import; message_count counts from `countFrom`. */
   restoreChannel(name: string, cursor: number, paused: boolean, countFrom: number): Channel {
     const channel = this.addChannel(name, cursor);
     channel.paused = paused;
@@ -189,11 +176,7 @@ export class Topic implements TopicLog {
     return true;
   }
 
-  /**
-   * Appends one message (PUB) whose body is all of `data`, and wakes the channels. Returns
-   * null when the message is safe in memory, or a promise that settles once it is on disk
-   * (when it had to be written: --mem-queue-size reached, or 0).
-   */
+  /** PUB. Null when the message is safe in memory, else a promise settled once it is on disk. */
   publish(data: Buffer): Promise<void> | null {
     this.admit();
     this.append(data, 0, data.length, this.ctx.clock.wallMs(), 0);
@@ -203,10 +186,7 @@ export class Topic implements TopicLog {
     return this.settle();
   }
 
-  /**
-   * Appends `count` messages (MPUB) whose bodies are ranges of `data` — stored as ranges, so the
-   * batch buffer is the only copy — and wakes the channels once.
-   */
+  /** MPUB: bodies are ranges of `data`, so the batch buffer is their only copy. */
   publishBatch(
     data: Buffer,
     starts: readonly number[],
@@ -228,9 +208,8 @@ export class Topic implements TopicLog {
   }
 
   /**
-   * DPUB: the message goes into the log (so it is stored like any other); channels that are
-   * fanning out also get it straight into their deferred set, and skip it when their cursor
-   * reaches it. Otherwise it waits in the log with its due time.
+   * DPUB: into the log like any message; fanning-out channels also get it deferred at once and
+   * skip it when their cursor gets there. Otherwise it waits in the log with its due time.
    */
   publishDeferred(data: Buffer, deferMs: number): Promise<void> | null {
     this.admit();
@@ -248,10 +227,7 @@ export class Topic implements TopicLog {
     return this.settle();
   }
 
-  /**
-   * A message taken over from a real nsqd's data path (store/nsq-import.ts), with its ID and
-   * timestamp; an ID that is not 16 hex digits gets a new one.
-   */
+  /** A message from a real nsqd's data path, ID and timestamp kept (a malformed ID gets a new one). */
   appendImported(id: string, publishedAtMs: number, body: Buffer): MessageRecord {
     let hi = Number.parseInt(id.slice(0, 8), 16);
     let lo = Number.parseInt(id.slice(8, 16), 16);
@@ -270,10 +246,8 @@ export class Topic implements TopicLog {
   }
 
   /**
-   * Refuses a publish while the disk is failing and memory already holds --mem-queue-size
-   * messages, so memory cannot grow while nothing can be written. Every PUB, MPUB and DPUB
-   * passes here before anything is appended: the place for issue 19's caps (a refused MPUB
-   * must store nothing).
+   * Every PUB, MPUB and DPUB passes here before anything is appended (the seam for issue 19's
+   * caps). While the disk fails, memory may not grow past --mem-queue-size.
    */
   private admit(): void {
     const store = this.store;
@@ -283,11 +257,8 @@ export class Topic implements TopicLog {
   }
 
   /**
-   * Past --mem-queue-size messages in memory the oldest spill to disk. With --mem-queue-size=0
-   * every publisher waits until its messages are written (and fsynced per --sync-every): the
-   * durable mode. Otherwise the publisher goes on while the spill is written, and waits only
-   * once memory holds max(--mem-queue-size, SPILL_SLACK) messages beyond the limit, so memory
-   * stays bounded and one connection's PUBs are not each a disk round trip.
+   * At --mem-queue-size=0 every publisher waits for the disk (durable mode). Otherwise a spill
+   * is written behind the publishers, who wait only once memory is far past the limit.
    */
   private settle(): Promise<void> | null {
     const store = this.store;
@@ -309,14 +280,12 @@ export class Topic implements TopicLog {
     }
     if (this.paused) return;
     for (const channel of this.channels.values()) {
-      // With consumers the pump hands out what it can first (NSQ's unbuffered handoff at
-      // --mem-queue-size=0), then drops the overflow.
+      // With consumers the pump hands out what it can before the overflow is dropped.
       if (channel.ephemeral && channel.consumers.length === 0) channel.enforceEphemeralLimit(limit);
       channel.schedule();
     }
   }
 
-  /** Marks the topic as making its lookupd channels (see `starting`). */
   beginStarting(): void {
     this.starting = true;
   }
@@ -326,10 +295,7 @@ export class Topic implements TopicLog {
     this.trim();
   }
 
-  /**
-   * Drops from memory what every channel has passed, and spills: written records past the
-   * newest --mem-queue-size leave memory (channels read them from disk).
-   */
+  /** Drops from memory what every channel passed, and written records past --mem-queue-size. */
   trim(): void {
     if (this.starting) return;
     let target = this.tail.start;
@@ -338,8 +304,7 @@ export class Topic implements TopicLog {
       for (const channel of this.channels.values()) if (channel.cursor < target) target = channel.cursor;
     }
     if (this.log !== null) {
-      // At least WRITTEN_CACHE written records stay readable from memory: in durable mode a
-      // consumer right behind the publishers takes them from there instead of from disk.
+      // A consumer right behind durable-mode publishers reads the written cache, not the disk.
       const meanBytes = this.messageCount > 0 ? this.messageBytes / this.messageCount : 0;
       const cache = Math.min(WRITTEN_CACHE, Math.floor(WRITTEN_CACHE_BYTES / Math.max(1, meanBytes)));
       const keep = Math.max(this.ctx.options.memQueueSize, cache);
@@ -350,9 +315,8 @@ export class Topic implements TopicLog {
   }
 
   /**
-   * What a flush must append, in offset order: every unwritten record some durable channel (or,
-   * with no channel, the backlog) has not passed yet, plus the passed ones still outstanding.
-   * Passed and finished ones are never written. The memory tail stays pinned until
+   * What a flush appends, by offset: unwritten records a durable channel (or, with none, the
+   * backlog) has not passed, and passed ones still outstanding. The tail stays pinned until
    * `afterWrite` or `discardUnwritten`.
    */
   collectWrites(): WriteSet {
@@ -364,7 +328,6 @@ export class Topic implements TopicLog {
     let need = this.channels.size === 0 || this.starting ? from : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values())
       if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
-    // Trimming stops at the lowest cursor, so memory holds all of it; the bounds only guard that.
     need = Math.min(Math.max(need, from, this.tail.start), to);
     const held: MessageRecord[] = [];
     if (need > from) {
@@ -393,10 +356,7 @@ export class Topic implements TopicLog {
     }
   }
 
-  /**
-   * A flush failed in durable mode: its publishers got E_PUB_FAILED, so its messages must
-   * never be delivered — channels skip them.
-   */
+  /** A flush failed: in durable mode its publishers got E_PUB_FAILED, so channels skip its messages. */
   discardUnwritten(to: number): void {
     this.tail.unpin();
     if (this.ctx.options.memQueueSize !== 0 || to <= this.writtenUpTo) return;
@@ -407,7 +367,7 @@ export class Topic implements TopicLog {
     this.trim();
   }
 
-  /** Stored DPUB records go to the channels that have not passed them (see publishDeferred). */
+  /** Stored DPUBs go to the channels that have not passed them. */
   private fanOutWritten(to: number): void {
     const pending = this.unwrittenDeferred;
     this.unwrittenDeferred = [];
@@ -429,7 +389,6 @@ export class Topic implements TopicLog {
     this.store?.requestFlush();
   }
 
-  /** Releases what was published while paused to the channels. */
   unpause(): void {
     if (!this.paused) return;
     this.paused = false;
@@ -439,10 +398,7 @@ export class Topic implements TopicLog {
     this.afterAppend();
   }
 
-  /**
-   * Drops the topic's own backlog (nsq-spec §5.5): what no channel has been handed yet — all
-   * of it without channels, what is past the release mark while paused.
-   */
+  /** Drops what no channel was handed yet (nsq-spec §5.5): all without channels, else what a pause holds. */
   empty(): void {
     if (this.channels.size === 0) {
       this.dropBacklog();
@@ -462,7 +418,6 @@ export class Topic implements TopicLog {
   /** Forgets skipped ranges every channel has passed. */
   pruneSkips(): void {
     if (this.skips.length === 0) return;
-    // Without channels the first one will start at the backlog's start.
     let min = this.channels.size === 0 ? this.backlogStart : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values()) if (channel.cursor < min) min = channel.cursor;
     const kept = this.skips.filter(([, to]) => to > min);
@@ -476,7 +431,7 @@ export class Topic implements TopicLog {
     this.changes++;
   }
 
-  /** Everything the topic held is gone (emptied without channels, or last channel deleted). */
+  /** Emptied without channels, or the last channel deleted. */
   private dropBacklog(): void {
     this.tail.clear();
     this.droppedBelow = this.tail.end;
@@ -489,7 +444,6 @@ export class Topic implements TopicLog {
 
   // ---- durable state (the delta/committed contract of durable-state.ts) ----
 
-  /** Restores the durable fields from the state store or an NSQ import. */
   restoreState(state: Pick<TopicDelta, 'paused' | 'releaseMark' | 'skips'>): void {
     this.paused = state.paused;
     if (state.paused) this.releaseMark = state.releaseMark;

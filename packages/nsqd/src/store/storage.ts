@@ -41,7 +41,6 @@ export interface StorageHost {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly topics: ReadonlyMap<string, Topic>;
-  /** Makes a topic around a reopened log (start-up). */
   restoreTopic(name: string, store: TopicStore, state: TopicState | null): Topic;
 }
 
@@ -67,7 +66,6 @@ const RETRY_AFTER_FAILURE_MS = 1_000;
 /** Bytes a recovery probe writes: about one MPUB batch. */
 const PROBE_BYTES = 64 * 1024;
 
-/** File work queued for one log until the next flush. */
 interface PendingOps {
   readonly topic: string;
   readonly ops: LogOp[];
@@ -76,13 +74,12 @@ interface PendingOps {
 /** A flush's batch and what to tell the topics and channels once it is stored. */
 interface Snapshot {
   readonly batch: FlushBatch;
-  /** Each live topic and the end of its log when the snapshot was taken. */
   readonly written: { readonly topic: Topic; readonly to: number }[];
   readonly topicDeltas: [Topic, TopicDelta][];
   readonly channelDeltas: [Channel, ChannelDelta][];
 }
 
-/** A topic's view of the storage (the `TopicStore` every durable topic is given). */
+/** The `TopicStore` every durable topic is given. */
 class BoundTopicStore implements TopicStore {
   constructor(
     private readonly storage: Storage,
@@ -142,9 +139,8 @@ export class Storage {
   private opsSinceSync = 0;
   private timer: TimerHandle | null = null;
   private retryTimer: TimerHandle | null = null;
-  /** Keys and key prefixes to delete at the start of the next flush (deleted topics and channels). */
+  /** State of deleted topics and channels, cleared first by the next flush. */
   private pendingClears: StateClear[] = [];
-  /** File work for the next flush, per log (emptied and deleted topics). */
   private pendingOps = new Map<SegmentLog, PendingOps>();
   private closing = false;
   /** Set by the sync-timeout timer: the next flush looks for finished segments. */
@@ -292,7 +288,7 @@ export class Storage {
     }
   }
 
-  /** The store of a topic made at run time (its directory is made with its first segment). */
+  /** The store of a topic made at run time. */
   freshTopic(name: string): TopicStore {
     return new BoundTopicStore(this, name, SegmentLog.fresh(this.topicDir(name), this.logOptions(), this.logger));
   }
@@ -314,7 +310,6 @@ export class Storage {
     if (++this.opsSinceSync >= this.options.syncEvery) this.scheduleFlush(false);
   }
 
-  /** Queues file work on a log for the start of the next flush. */
   queueLogOp(topic: string, log: SegmentLog, op: LogOp): void {
     let pending = this.pendingOps.get(log);
     if (pending === undefined) {
@@ -325,7 +320,6 @@ export class Storage {
     this.scheduleFlush(false);
   }
 
-  /** A durable channel was deleted: every key of it goes at the start of the next flush. */
   dropChannel(topic: string, channel: string): void {
     this.pendingClears.push(...channelClears(topic, channel));
     this.scheduleFlush(false);
@@ -359,7 +353,7 @@ export class Storage {
     });
   }
 
-  /** One flush; when another is running, runs after it (never two at once). */
+  /** One flush, after the one running if any (never two at once). */
   flush(forceSync: boolean): Promise<void> {
     const run = async (): Promise<void> => {
       try {

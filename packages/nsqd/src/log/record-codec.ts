@@ -86,6 +86,34 @@ export interface RecordSource {
   encodeAt(i: number, out: Buffer, pos: number): number;
 }
 
+/**
+ * Records already encoded, back to back (what a replica receives): appended as they are. A
+ * `RecordSource` serialises into this form by `encodeAt` over its records.
+ */
+export class EncodedRecords implements RecordSource {
+  readonly count: number;
+  private readonly positions: number[] = [];
+
+  constructor(private readonly bytes: Buffer) {
+    for (let pos = 0; pos + 8 <= bytes.length; pos += recordSizeAt(bytes, pos)) this.positions.push(pos);
+    this.count = this.positions.length;
+  }
+
+  offsetAt(i: number): number {
+    const p = this.positions[i] as number;
+    return this.bytes.readUInt32BE(p + 8) * TWO_32 + this.bytes.readUInt32BE(p + 12);
+  }
+
+  bodyLengthAt(i: number): number {
+    return this.bytes.readUInt32BE(this.positions[i] as number) - PAYLOAD_FIXED_BYTES;
+  }
+
+  encodeAt(i: number, out: Buffer, pos: number): number {
+    const p = this.positions[i] as number;
+    return pos + this.bytes.copy(out, pos, p, p + recordSizeAt(this.bytes, p));
+  }
+}
+
 /** What `decodeAt` found at a position. */
 export const Decoded = {
   /** Not enough bytes for the record (the rest is in the next read, or the file is torn). */

@@ -110,6 +110,18 @@ async function quiet(last: () => number, quietMs: number, timeoutMs = 30_000): P
   });
 }
 
+/** A channel with nothing left to deliver: every message it had is finished. */
+function idle(s: { depth: number; in_flight_count: number; deferred_count: number }): boolean {
+  return s.depth === 0 && s.in_flight_count === 0 && s.deferred_count === 0;
+}
+
+/** The ready_count of each client of a channel, from /stats with clients. */
+async function readyCounts(httpAddress: string, topic: string, channel: string): Promise<number[]> {
+  const r = await http(httpAddress, `/stats?format=json&topic=${topic}&channel=${channel}`);
+  const body = JSON.parse(r.text) as { topics: { channels: { clients: { ready_count: number }[] }[] }[] };
+  return body.topics[0]?.channels[0]?.clients.map((c) => c.ready_count) ?? [];
+}
+
 function count<T>(items: Iterable<T>, pred: (item: T) => boolean): number {
   let n = 0;
   for (const item of items) if (pred(item)) n++;
@@ -533,6 +545,7 @@ describe('deferred messages across SIGTERM', () => {
       async () => (await channelStats(node.httpAddress, topic, 'c')).deferred_count === 2,
     );
 
+    // A second of the deferral passes before the stop: the due times must count it.
     await sleep(1_000);
     await stopCleanly(node);
     expect(first.length).toBe(1);
@@ -554,7 +567,14 @@ describe('deferred messages across SIGTERM', () => {
     await subscribe(again, topic, 'c', 10, onMessage);
     await subscribe(again, lonely, 'c', 10, onMessage);
     await waitUntil('the three deferred messages', () => arrivals.size === 3, { timeoutMs: 15_000 });
-    await sleep(300); // a second delivery would follow right away
+    // Once every message is finished, none can be delivered a second time.
+    await waitUntil('nothing outstanding', async () => {
+      const all = [
+        await channelStats(again.httpAddress, topic, 'c'),
+        await channelStats(again.httpAddress, lonely, 'c'),
+      ];
+      return all.every(idle);
+    });
 
     const req = arrivals.get('to-be-requeued');
     const dpub = arrivals.get('dpub-with-channel');
@@ -652,7 +672,7 @@ describe('clean restart', () => {
     });
     await waitUntil('the 8 ready messages', () => after.size >= 8);
     await waitUntil('the 2 deferred messages', () => after.has('m1') && after.has('m10'), { timeoutMs: 10_000 });
-    await sleep(300);
+    await waitUntil('nothing outstanding', async () => idle(await channelStats(A, 'main', 'work')));
     expect(new Set(after.keys())).toEqual(new Set(['m0', 'm1', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm10']));
     expect(after.get('m3')).toMatchObject({ attempts: 2, n: 1 }); // in flight before: attempts + 1
     expect(after.get('m0')).toMatchObject({ attempts: 2, n: 1 }); // requeued
@@ -667,7 +687,13 @@ describe('clean restart', () => {
       pausedGot.add(msg.body.toString());
       client.fin(msg.id);
     });
-    await sleep(300);
+    // Its RDY is processed (and so a delivery would be under way) once /stats shows it.
+    await waitUntil('the RDY 20', async () => (await readyCounts(A, 'main', 'paused'))[0] === 20);
+    const paused = await channelStats(A, 'main', 'paused');
+    expect({ held: paused.depth + paused.deferred_count, inFlight: paused.in_flight_count }).toEqual({
+      held: 11,
+      inFlight: 0,
+    });
     expect(pausedGot.size).toBe(0);
     await httpPost(A, '/channel/unpause?topic=main&channel=paused');
     await waitUntil('the paused channel backlog', () => pausedGot.size === 11, { timeoutMs: 10_000 });
@@ -679,7 +705,8 @@ describe('clean restart', () => {
       client.fin(msg.id);
     });
     await waitUntil('the released messages', () => heldGot.length === 3);
-    await sleep(300);
+    await waitUntil('nothing outstanding', async () => idle(await channelStats(A, 'held', 'c')));
+    expect((await topicStats(A, 'held')).depth).toBe(2);
     expect(heldGot.sort()).toEqual(['h0', 'h1', 'h2']);
     await httpPost(A, '/topic/unpause?topic=held');
     await waitUntil('the held-back messages', () => heldGot.length === 5);

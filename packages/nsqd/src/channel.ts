@@ -1,18 +1,18 @@
-import { monotonicFromWall, monotonicMs } from './clock.js';
-import type { BrokerContext } from './context.js';
+import { ChannelJournal } from './channel-journal.js';
+import { type Clock, monotonicFromWall } from './clock.js';
 import { DeadlineTimer } from './deadline-timer.js';
+import type { ChannelDelta } from './durable-state.js';
 import { InFlightTable } from './in-flight-table.js';
 import { LogReader } from './log/log-reader.js';
 import type { SegmentLog } from './log/segment-log.js';
+import type { Logger } from './logger.js';
 import { ChannelMessage, type MessageRecord } from './message.js';
 import { MinHeap } from './min-heap.js';
+import type { NsqdOptions } from './options.js';
 import { E2eProcessingLatency } from './stats/e2e-latency.js';
-import type { Topic } from './topic.js';
+import type { TopicLog } from './topic-log.js';
 
-/**
- * A connection subscribed to a channel, as the channel sees it. The TCP layer implements it;
- * the channel never touches sockets.
- */
+/** A connection subscribed to a channel, as the channel sees it (tcp/ implements it). */
 export interface Consumer {
   readonly sampleRate: number;
   readonly msgTimeoutMs: number;
@@ -26,6 +26,19 @@ export interface Consumer {
   closeForChannelDelete(): void;
 }
 
+/** What a channel needs besides its topic's log (its topic provides it). */
+export interface ChannelContext {
+  readonly options: NsqdOptions;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Runs `channel.pump()` once, later in this turn of the event loop. */
+  schedulePump(channel: Channel): void;
+  /** A change to store now rather than at the next --sync-timeout (pause, empty). */
+  requestFlush(): void;
+  /** The channel lost its last consumer. */
+  onIdle(channel: Channel): void;
+}
+
 export const FinishError = {
   NotInFlight: 'ID not in flight',
   NotOwner: 'client does not own message',
@@ -33,22 +46,18 @@ export const FinishError = {
 export type FinishError = (typeof FinishError)[keyof typeof FinishError];
 
 /**
- * A channel: a cursor into its topic's log plus the state of messages that left the log —
- * in flight (by ID, with a deadline heap), requeued (ready again), deferred (due-time heap).
- * Delivery is a pump over the connected consumers, scheduled at most once per tick.
+ * A channel: a cursor into its topic's log plus the messages that left the log — in flight
+ * (by ID, with a deadline heap), requeued, deferred (due-time heap). Delivery is a pump over
+ * the consumers, run at most once per tick. Messages change state only in the `to*` methods.
  */
 export class Channel {
   readonly name: string;
-  readonly topic: Topic;
+  readonly topic: TopicLog;
   readonly ephemeral: boolean;
   paused = false;
   /** Next log offset this channel will take. */
   cursor: number;
-  /**
-   * message_count counts, as NSQ's does, what the topic handed this channel since the process
-   * started: the log offsets from here up to where the topic releases to channels, less the
-   * ranges dropped before they were released (/topic/empty while paused).
-   */
+  /** message_count (NSQ's): what the topic handed this channel since the process started, from here. */
   countFrom: number;
   /** Dropped ranges above `countFrom` that the topic no longer lists (see Topic.pruneSkips). */
   readonly prunedSkips: [number, number][] = [];
@@ -66,42 +75,35 @@ export class Channel {
   pumpScheduled = false;
   deleted = false;
 
-  /** Reads the topic's segments while the cursor is below what memory holds. */
   private reader: LogReader | null = null;
-  /**
-   * Offsets at or past the cursor this channel already holds (a DPUB handed straight to its
-   * deferred set): the cursor skips them. Null while empty, as it almost always is.
-   */
+  /** Offsets past the cursor it holds already (fanned-out DPUBs), skipped by the cursor; mostly null. */
   private directAhead: Set<number> | null = null;
-  /** Bumped by every change the state store must record (deliveries, FIN, REQ, pause...). */
-  stateVersion = 0;
-  /** The `stateVersion` the state store last wrote. */
-  savedVersion = -1;
-  /** What the state store holds: outstanding messages by offset. */
-  saved = new Map<number, ChannelMessage>();
+  private readonly journal: ChannelJournal;
   requeueCount = 0;
   timeoutCount = 0;
-  /** FIN latencies for /stats (nsq-spec §5.8); null when no percentile is configured. */
+  /** FIN latencies (nsq-spec §5.8); null without percentiles. */
   readonly e2e: E2eProcessingLatency | null;
-  private readonly ctx: BrokerContext;
+  private readonly ctx: ChannelContext;
+  private readonly clock: Clock;
 
-  constructor(ctx: BrokerContext, topic: Topic, name: string, ephemeral: boolean, cursor: number) {
+  constructor(ctx: ChannelContext, topic: TopicLog, name: string, ephemeral: boolean, cursor: number) {
     this.ctx = ctx;
+    this.clock = ctx.clock;
     this.topic = topic;
     this.name = name;
     this.ephemeral = ephemeral;
     this.cursor = cursor;
     this.countFrom = cursor;
-    this.inFlightTimer = new DeadlineTimer(() => this.processInFlightTimeouts());
-    this.deferredTimer = new DeadlineTimer(() => this.processDeferred());
+    this.journal = new ChannelJournal(this, ctx.clock);
+    this.inFlightTimer = new DeadlineTimer(ctx.clock, () => this.processInFlightTimeouts());
+    this.deferredTimer = new DeadlineTimer(ctx.clock, () => this.processDeferred());
     const percentiles = ctx.options.e2eProcessingLatencyPercentiles;
     this.e2e =
       percentiles.length > 0
-        ? new E2eProcessingLatency(percentiles, ctx.options.e2eProcessingLatencyWindowTimeMs)
+        ? new E2eProcessingLatency(percentiles, ctx.options.e2eProcessingLatencyWindowTimeMs, ctx.clock)
         : null;
   }
 
-  /** Messages the topic handed this channel since the process started (NSQ's channel message_count). */
   get messageCount(): number {
     const topic = this.topic;
     const from = this.countFrom;
@@ -118,13 +120,11 @@ export class Channel {
     return this.unread(end) + (this.requeued.length - this.requeuedHead);
   }
 
-  /** The part of the depth that is on disk only. */
   get backendDepth(): number {
     if (this.ephemeral) return 0;
     return this.unread(Math.min(this.topic.tail.start, this.topic.readLimit));
   }
 
-  /** Log records in [cursor, end) this channel will still read. */
   private unread(end: number): number {
     const topic = this.topic;
     let n = Math.max(0, end - this.cursor) - (this.directAhead?.size ?? 0);
@@ -151,7 +151,7 @@ export class Channel {
     this.consumers.splice(i, 1);
     if (this.nextConsumer > i) this.nextConsumer--;
     // In-flight messages of a gone consumer come back when they time out (nsq-spec §5.4).
-    if (this.consumers.length === 0 && this.ephemeral) this.topic.deleteChannel(this.name);
+    if (this.consumers.length === 0) this.ctx.onIdle(this);
   }
 
   schedule(): void {
@@ -161,10 +161,7 @@ export class Channel {
     }
   }
 
-  /**
-   * Hands ready messages to ready consumers, one per consumer per round (round-robin), until
-   * either runs out. Called by the broker's scheduler, never directly from an event handler.
-   */
+  /** Hands ready messages to ready consumers round-robin until either runs out (the broker's tick runs it). */
   pump(): void {
     this.pumpScheduled = false;
     if (this.paused || this.deleted) return;
@@ -173,9 +170,7 @@ export class Channel {
     if (n === 0) return;
     let idle = 0;
     let i = this.nextConsumer;
-    const now = monotonicMs();
-    const cursorBefore = this.cursor;
-    let delivered = 0;
+    const now = this.clock.monotonicMs();
     while (idle < n) {
       if (i >= n) i = 0;
       const consumer = consumers[i++] as Consumer;
@@ -188,17 +183,10 @@ export class Channel {
       idle = 0;
       // Sampling discards the message for this channel (nsq-spec §2.10): no requeue.
       if (consumer.sampleRate > 0 && Math.floor(Math.random() * 100) > consumer.sampleRate) continue;
-      msg.attempts++;
-      msg.owner = consumer;
-      msg.deliveredAt = now;
-      msg.heapKey = now + consumer.msgTimeoutMs;
-      this.inFlight.add(msg);
-      this.inFlightHeap.push(msg);
+      this.toInFlight(msg, consumer, now);
       consumer.deliver(msg);
-      delivered++;
     }
     this.nextConsumer = i;
-    if (delivered > 0 || this.cursor !== cursorBefore) this.stateVersion++;
     if (this.ephemeral) this.enforceEphemeralLimit(this.ctx.options.memQueueSize);
     const earliest = this.inFlightHeap.peek();
     if (earliest !== undefined) this.inFlightTimer.arm(earliest.heapKey);
@@ -235,51 +223,56 @@ export class Channel {
         record = fromDisk;
         this.cursor = record.offset + 1;
       }
-      if (this.directAhead?.delete(record.offset)) {
-        if ((this.directAhead as Set<number>).size === 0) this.directAhead = null;
-        continue;
-      }
-      const msg = new ChannelMessage(record, 0);
-      if (record.deliverAfter > now) {
-        // A DPUB message that waited in the log (topic had no channel or was paused).
-        this.defer(msg, record.deliverAfter);
-        continue;
-      }
-      return msg;
+      const msg = this.reached(record, now);
+      if (msg !== null) return msg;
     }
     return null;
   }
 
   /**
-   * The record at the cursor from the segment files, or null while the read-ahead is loading
-   * (its completion schedules the pump again).
+   * The cursor reached `record`: a message to deliver now, or null (held already, or a DPUB not
+   * yet due). Every record read from the log passes here: the seam for issue 19's TTL and caps.
    */
+  private reached(record: MessageRecord, now: number): ChannelMessage | null {
+    if (this.directAhead?.delete(record.offset)) {
+      if ((this.directAhead as Set<number>).size === 0) this.directAhead = null;
+      return null;
+    }
+    const msg = new ChannelMessage(record, 0);
+    if (record.deliverAfter > now) {
+      this.toDeferred(msg, record.deliverAfter);
+      return null;
+    }
+    return msg;
+  }
+
+  /** The record at the cursor from disk, or null while the read-ahead loads (it reschedules the pump). */
   private readDisk(limit: number): MessageRecord | null {
     const topic = this.topic;
+    const tail = topic.tail;
     this.reader ??= new LogReader(topic.log as SegmentLog, this.cursor, () => this.schedule());
     const reader = this.reader;
     const r = reader.peek(this.cursor);
     if (r !== null) {
       if (r.offset >= limit) return null;
-      if (r.offset > topic.tail.start) {
-        // Past the start of memory: take what memory holds from there (cannot happen while
-        // flushes write in offset order, but memory is the authority for what it holds).
+      if (r.offset > tail.start) {
+        // Memory is the authority for what it holds (cannot happen while flushes write in order).
         this.closeReader();
-        this.cursor = topic.tail.start;
-        return topic.tail.get(this.cursor) ?? null;
+        this.cursor = tail.start;
+        return tail.get(this.cursor) ?? null;
       }
       reader.advance();
-      this.ctx.noteOp();
-      if (r.offset >= topic.tail.start) this.closeReader();
+      topic.noteDiskRead();
+      if (r.offset >= tail.start) this.closeReader();
       return r;
     }
     if (reader.exhausted) {
       // Records between the cursor and memory are not on disk: lost to a corrupt segment.
       this.ctx.logger.error(
-        `CHANNEL(${topic.name}:${this.name}): offsets ${this.cursor}-${topic.tail.start - 1} not found on disk, skipped`,
+        `CHANNEL(${topic.name}:${this.name}): offsets ${this.cursor}-${tail.start - 1} not found on disk, skipped`,
       );
       this.closeReader();
-      this.cursor = topic.tail.start;
+      this.cursor = tail.start;
       this.schedule();
     }
     return null;
@@ -302,12 +295,10 @@ export class Channel {
     return false;
   }
 
-  /** Offsets at or past the cursor the channel already holds (stored with its state). */
   aheadOffsets(): number[] | null {
     return this.directAhead === null ? null : [...this.directAhead];
   }
 
-  /** The channel holds the message at `offset` already: its cursor must skip it. */
   holdAhead(offset: number): void {
     if (offset < this.cursor) return;
     this.directAhead ??= new Set();
@@ -316,9 +307,8 @@ export class Channel {
 
   /** A DPUB message fanned out to this channel: straight into the deferred set. */
   putDeferred(record: MessageRecord): void {
-    this.stateVersion++;
     this.holdAhead(record.offset);
-    this.defer(new ChannelMessage(record, 0), record.deliverAfter);
+    this.toDeferred(new ChannelMessage(record, 0), record.deliverAfter);
   }
 
   /** Calls `fn` for every message that left the log but is not finished. */
@@ -328,34 +318,81 @@ export class Channel {
     for (const msg of this.deferred.entries()) fn(msg);
   }
 
-  /**
-   * Puts back a message the state store had outstanding (after a restart): deferred ones at
-   * their due time, the rest (in flight or requeued when the node stopped) ready at once.
-   */
+  /** A message stored as outstanding: deferred at its due time, else (in flight, requeued) ready. */
   restoreOutstanding(record: MessageRecord, attempts: number, dueAtWallMs: number): void {
     const msg = new ChannelMessage(record, attempts);
     this.holdAhead(record.offset);
-    if (dueAtWallMs === 0) {
-      this.requeued.push(msg);
-      return;
-    }
-    msg.savedAttempts = attempts;
-    msg.savedDueAtWallMs = dueAtWallMs;
-    this.defer(msg, monotonicFromWall(dueAtWallMs));
-    this.saved.set(record.offset, msg);
+    if (dueAtWallMs === 0) this.toRequeued(msg);
+    else this.toDeferred(msg, monotonicFromWall(dueAtWallMs, this.clock));
   }
 
-  private defer(msg: ChannelMessage, dueAt: number): void {
+  // ---- durable state (the delta/committed contract of durable-state.ts) ----
+
+  get dirty(): boolean {
+    return this.journal.dirty;
+  }
+
+  /** What to store, or null when the store has it already. */
+  durableDelta(): ChannelDelta | null {
+    return this.journal.delta();
+  }
+
+  committed(delta: ChannelDelta): void {
+    this.journal.committed(delta);
+  }
+
+  /** The lowest offset the channel still needs: its cursor, or its oldest outstanding message. */
+  ackFloor(): number {
+    let floor = this.cursor;
+    this.forEachOutstanding((msg) => {
+      if (msg.record.offset < floor) floor = msg.record.offset;
+    });
+    return floor;
+  }
+
+  // ---- message state transitions ----
+
+  private toInFlight(msg: ChannelMessage, consumer: Consumer, now: number): void {
+    msg.state = 'inFlight';
+    msg.attempts++;
+    msg.owner = consumer;
+    msg.deliveredAt = now;
+    msg.heapKey = now + consumer.msgTimeoutMs;
+    this.inFlight.add(msg);
+    this.inFlightHeap.push(msg);
+    this.journal.changes++;
+  }
+
+  /** Ready again, ahead of the log; maybe kept long, so its body gets a buffer of its own. */
+  private toRequeued(msg: ChannelMessage): void {
+    msg.state = 'requeued';
+    msg.record = msg.record.compact();
+    this.requeued.push(msg);
+    this.journal.changes++;
+  }
+
+  private toDeferred(msg: ChannelMessage, dueAt: number): void {
+    msg.state = 'deferred';
     msg.record = msg.record.compact();
     msg.heapKey = dueAt;
     this.deferred.push(msg);
     this.deferredTimer.arm((this.deferred.peek() as ChannelMessage).heapKey);
+    this.journal.changes++;
   }
 
-  private requeueNow(msg: ChannelMessage): void {
-    msg.record = msg.record.compact();
-    this.requeued.push(msg);
-    this.schedule();
+  private leaveInFlight(msg: ChannelMessage): void {
+    this.inFlight.delete(msg);
+    this.inFlightHeap.remove(msg);
+    msg.owner = null;
+  }
+
+  /**
+   * An in-flight message came back (REQ, or a timeout with `delayMs` 0). Every return passes
+   * here: the seam for issue 19's max_attempts and dead-letter topic.
+   */
+  private returned(msg: ChannelMessage, delayMs: number, now: number): void {
+    if (delayMs > 0) this.toDeferred(msg, now + delayMs);
+    else this.toRequeued(msg);
   }
 
   /** An ephemeral channel past --mem-queue-size drops its oldest unread messages (nsq-spec §5.3). */
@@ -367,45 +404,37 @@ export class Channel {
     }
   }
 
-  private popInFlight(id: string, consumer: Consumer): ChannelMessage | FinishError {
-    return this.pop(this.inFlight.get(id), consumer);
-  }
-
-  private pop(msg: ChannelMessage | undefined, consumer: Consumer): ChannelMessage | FinishError {
+  private popInFlight(msg: ChannelMessage | undefined, consumer: Consumer): ChannelMessage | FinishError {
     if (msg === undefined) return FinishError.NotInFlight;
     if (msg.owner !== consumer) return FinishError.NotOwner;
-    this.inFlight.delete(msg);
-    this.inFlightHeap.remove(msg);
-    msg.owner = null;
+    this.leaveInFlight(msg);
     return msg;
   }
 
   /** FIN: the message is done. Returns an error text for E_FIN_FAILED, or null. */
   finish(id: string, consumer: Consumer): FinishError | null {
-    return this.finished(this.popInFlight(id, consumer));
+    return this.finished(this.popInFlight(this.inFlight.get(id), consumer));
   }
 
-  /** `finish` for an ID given as the 16 bytes at `buf[at]` (see CommandHandler.onFin). */
+  /** `finish` for the 16 ID bytes at `buf[at]`. */
   finishAt(buf: Buffer, at: number, consumer: Consumer): FinishError | null {
-    return this.finished(this.pop(this.inFlight.getAt(buf, at), consumer));
+    return this.finished(this.popInFlight(this.inFlight.getAt(buf, at), consumer));
   }
 
   private finished(msg: ChannelMessage | FinishError): FinishError | null {
     if (typeof msg === 'string') return msg;
-    this.e2e?.record((Date.now() - msg.record.publishedAtMs) * 1e6);
-    this.stateVersion++;
+    this.e2e?.record((this.clock.wallMs() - msg.record.publishedAtMs) * 1e6);
+    this.journal.changes++;
     this.schedule();
     return null;
   }
 
   /** REQ: back to the queue now, or deferred by `delayMs`. */
   requeue(id: string, consumer: Consumer, delayMs: number): FinishError | null {
-    const msg = this.popInFlight(id, consumer);
+    const msg = this.popInFlight(this.inFlight.get(id), consumer);
     if (typeof msg === 'string') return msg;
     this.requeueCount++;
-    this.stateVersion++;
-    if (delayMs > 0) this.defer(msg, monotonicMs() + delayMs);
-    else this.requeueNow(msg);
+    this.returned(msg, delayMs, this.clock.monotonicMs());
     this.schedule();
     return null;
   }
@@ -415,7 +444,7 @@ export class Channel {
     const msg = this.inFlight.get(id);
     if (msg === undefined) return FinishError.NotInFlight;
     if (msg.owner !== consumer) return FinishError.NotOwner;
-    const now = monotonicMs();
+    const now = this.clock.monotonicMs();
     const deadline = Math.min(now + consumer.msgTimeoutMs, msg.deliveredAt + this.ctx.options.maxMsgTimeoutMs);
     this.inFlightHeap.update(msg, deadline);
     this.inFlightTimer.arm((this.inFlightHeap.peek() as ChannelMessage).heapKey);
@@ -423,45 +452,40 @@ export class Channel {
   }
 
   private processInFlightTimeouts(): void {
-    const now = monotonicMs();
+    const now = this.clock.monotonicMs();
     let top = this.inFlightHeap.peek();
     while (top !== undefined && top.heapKey <= now) {
-      this.inFlightHeap.pop();
-      this.inFlight.delete(top);
       const owner = top.owner as Consumer | null;
-      top.owner = null;
+      this.leaveInFlight(top);
       this.timeoutCount++;
       owner?.releaseInFlight();
-      top.record = top.record.compact();
-      this.requeued.push(top);
+      this.returned(top, 0, now);
       top = this.inFlightHeap.peek();
     }
     if (top !== undefined) this.inFlightTimer.arm(top.heapKey);
-    this.stateVersion++;
     this.schedule();
   }
 
   private processDeferred(): void {
-    const now = monotonicMs();
+    const now = this.clock.monotonicMs();
     let top = this.deferred.peek();
     while (top !== undefined && top.heapKey <= now) {
       this.deferred.pop();
-      this.requeued.push(top);
+      this.toRequeued(top);
       top = this.deferred.peek();
     }
     if (top !== undefined) this.deferredTimer.arm(top.heapKey);
-    this.stateVersion++;
     this.schedule();
   }
 
   pause(): void {
     this.paused = true;
-    this.stateVersion++;
+    this.ctx.requestFlush();
   }
 
   unpause(): void {
     this.paused = false;
-    this.stateVersion++;
+    this.ctx.requestFlush();
     this.schedule();
   }
 
@@ -471,7 +495,6 @@ export class Channel {
     this.cursor = Math.max(this.cursor, Math.min(this.topic.tail.end, this.topic.readLimit));
     this.closeReader();
     this.directAhead = null;
-    this.stateVersion++;
     this.requeued.length = 0;
     this.requeuedHead = 0;
     for (const msg of this.inFlight.values()) (msg.owner as Consumer | null)?.releaseInFlight();
@@ -480,11 +503,12 @@ export class Channel {
     this.deferred.drain();
     this.inFlightTimer.cancel();
     this.deferredTimer.cancel();
+    this.journal.changes++;
+    this.ctx.requestFlush();
     this.topic.trim();
     this.schedule();
   }
 
-  /** Called by the topic when it deletes this channel. */
   close(): void {
     this.deleted = true;
     this.closeReader();

@@ -60,21 +60,22 @@ export class MessageRecord {
   }
 }
 
+/** Where a channel holds a message that left the log and is not finished. */
+export type MessageState = 'inFlight' | 'requeued' | 'deferred';
+
 /**
- * A channel's copy of a message once it left the log: in flight, requeued or deferred. The
- * same object moves between those states, carrying its attempts; `heapKey` is its in-flight
- * deadline or its due time depending on which heap holds it.
+ * A channel's copy of a message once it left the log. The same object moves between the
+ * states, carrying its attempts; `heapKey` is its in-flight deadline or its due time,
+ * depending on which heap holds it.
  */
 export class ChannelMessage implements HeapEntry {
+  state: MessageState = 'requeued';
   heapKey = 0;
   heapIndex = -1;
   /** The connection it is in flight to; null when not in flight. */
   owner: object | null = null;
   /** Monotonic ms of the current delivery (bounds TOUCH by --max-msg-timeout). */
   deliveredAt = 0;
-  /** What the state store holds for it: attempts and due time last written (-1: nothing). */
-  savedAttempts = -1;
-  savedDueAtWallMs = -1;
 
   constructor(
     public record: MessageRecord,

@@ -5,11 +5,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { CommandDecoder, isEphemeralName, isValidTopicName, parseHostPort } from '@nsq-ts/protocol';
 import { HTTP_SERVER_TIMEOUTS, listen, type V1Router } from '@nsq-ts/server-kit';
-import type { Channel } from './channel.js';
 import { type Clock, systemClock } from './clock.js';
-import type { BrokerContext } from './context.js';
+import type { BrokerContext, Pumpable } from './context.js';
 import { createHttpApi } from './http/http-api.js';
-import type { SegmentLog } from './log/segment-log.js';
+import { type FileSystem, nodeFileSystem } from './log/file-system.js';
 import { createLogger, type Logger } from './logger.js';
 import { LookupdRegistrar } from './lookup/lookupd-registrar.js';
 import type { NsqdMetrics } from './metrics/prometheus.js';
@@ -21,7 +20,7 @@ import { Storage } from './store/storage.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
 import type { FrameWriter } from './tcp/frame-writer.js';
 import { protocolV2 } from './tcp/protocol-v2.js';
-import { Topic } from './topic.js';
+import { Topic, type TopicStore } from './topic.js';
 import { loadTlsSettings, type TlsSettings } from './transport/tls-options.js';
 import { VERSION } from './version.js';
 
@@ -39,7 +38,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   refusedConnections = 0;
   private nextClientId = 1;
   /** Unix seconds of construction, as /info and /stats report it. */
-  readonly startTimeS = Math.floor(Date.now() / 1000);
+  readonly startTimeS: number;
 
   private tcpServer: Server | null = null;
   /** The HTTP API's request listener, shared by the HTTP and HTTPS servers. */
@@ -60,15 +59,19 @@ export class Nsqd implements BrokerContext, ClientHost {
   private prometheus: Promise<NsqdMetrics> | null = null;
   private statsd: StatsdPusher | null = null;
 
-  private pumpQueue: Channel[] = [];
+  private pumpQueue: Pumpable[] = [];
   private dirtyWriters: FrameWriter[] = [];
   private tickScheduled = false;
 
   /** Time for every deadline, timestamp and timer of this broker (a test may pass its own). */
   readonly clock: Clock;
+  /** Files of the data path (a test may pass one that fails). */
+  private readonly fs: FileSystem;
 
-  constructor(options: Partial<NsqdOptions> = {}, clock: Clock = systemClock) {
+  constructor(options: Partial<NsqdOptions> = {}, clock: Clock = systemClock, fs: FileSystem = nodeFileSystem) {
     this.clock = clock;
+    this.fs = fs;
+    this.startTimeS = Math.floor(clock.wallMs() / 1000);
     const merged = { ...defaultNsqdOptions(), ...options };
     if (merged.nodeId < 0) merged.nodeId = defaultNodeId();
     if (merged.broadcastAddress === '') merged.broadcastAddress = hostname();
@@ -111,7 +114,7 @@ export class Nsqd implements BrokerContext, ClientHost {
       throw new Error('cannot require TLS client connections without TLS key and cert');
     }
     // Everything stored comes back before the first connection is accepted (nsq-spec §5.6).
-    const storage = new Storage(this);
+    const storage = new Storage(this, this.fs);
     await storage.open();
     this.storage = storage;
     // Half-open: a client that ends its side mid-command gets nsqd's error for it (ClientV2).
@@ -229,10 +232,10 @@ export class Nsqd implements BrokerContext, ClientHost {
     let topic = this.topics.get(name);
     if (topic === undefined) {
       if (!isValidTopicName(name)) throw new Error(`invalid topic name ${name}`);
-      const log = this.storage === null || isEphemeralName(name) ? null : this.storage.freshLog(name);
-      topic = new Topic(this, name, log);
+      const store = this.storage === null || isEphemeralName(name) ? null : this.storage.freshTopic(name);
+      topic = new Topic(this, name, store);
       this.topics.set(name, topic);
-      this.storage?.touch();
+      this.storage?.requestFlush();
       this.logger.info(`TOPIC(${name}): created`);
       this.registrar?.topicCreated(name);
       if (this.registrar !== null && this.registrar.addresses.length > 0) this.makeLookupdChannels(topic);
@@ -251,25 +254,20 @@ export class Nsqd implements BrokerContext, ClientHost {
   }
 
   /** A topic from the data path, made before the listeners start. */
-  restoreTopic(name: string, log: SegmentLog, state: TopicState | null): Topic {
-    const topic = new Topic(this, name, log, state?.nextOffset ?? 0);
-    if (state?.paused) {
-      topic.paused = true;
-      topic.releaseMark = state.releaseMark;
-    }
-    if (state !== null) topic.skips = state.skips;
+  restoreTopic(name: string, store: TopicStore, state: TopicState | null): Topic {
+    const topic = new Topic(this, name, store, state?.nextOffset ?? 0);
+    if (state !== null) topic.restoreState(state);
     this.topics.set(name, topic);
     this.logger.info(`TOPIC(${name}): loaded (${topic.depth} queued)`);
     return topic;
   }
 
-  onChannelCreated(topic: Topic, channel: string): void {
-    this.registrar?.channelCreated(topic.name, channel);
-    this.storage?.touch();
+  onChannelCreated(topic: string, channel: string): void {
+    this.registrar?.channelCreated(topic, channel);
   }
 
-  onChannelDeleted(topic: Topic, channel: string): void {
-    this.registrar?.channelDeleted(topic.name, channel);
+  onChannelDeleted(topic: string, channel: string): void {
+    this.registrar?.channelDeleted(topic, channel);
   }
 
   deleteTopic(name: string): boolean {
@@ -283,42 +281,13 @@ export class Nsqd implements BrokerContext, ClientHost {
     return true;
   }
 
-  onEphemeralTopicEmpty(topic: Topic): void {
+  onEphemeralTopicEmpty(topic: { readonly name: string }): void {
     if (this.topics.get(topic.name) === topic) this.deleteTopic(topic.name);
   }
 
   /** null when healthy, else why not (the last disk write failed). */
   healthError(): string | null {
     return this.storage?.health ?? null;
-  }
-
-  storageHealth(): string | null {
-    return this.storage?.health ?? null;
-  }
-
-  commit(): Promise<void> {
-    return this.storage === null ? Promise.resolve() : this.storage.commit();
-  }
-
-  noteOp(): void {
-    this.storage?.noteOp();
-  }
-
-  spill(): void {
-    this.storage?.touch();
-  }
-
-  clearLog(topic: Topic): void {
-    this.storage?.clearLog(topic);
-  }
-
-  dropChannel(topic: Topic, channel: Channel): void {
-    this.storage?.dropChannel(topic, channel);
-  }
-
-  /** Paused flags changed over HTTP: recorded at once, like NSQ's metadata file. */
-  persistSoon(): void {
-    this.storage?.touch();
   }
 
   /** `PUT /config/nsqlookupd_tcp_addresses`: takes effect in the lookupd connector. */
@@ -335,7 +304,7 @@ export class Nsqd implements BrokerContext, ClientHost {
 
   // ---- the per-tick scheduler ----
 
-  schedulePump(channel: Channel): void {
+  schedulePump(channel: Pumpable): void {
     this.pumpQueue.push(channel);
     this.scheduleTick();
   }

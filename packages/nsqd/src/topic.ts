@@ -1,32 +1,45 @@
 import { isEphemeralName, MessageIdGenerator } from '@nsq-ts/protocol';
-import { Channel } from './channel.js';
-import { monotonicMs } from './clock.js';
+import { Channel, type ChannelContext } from './channel.js';
 import type { BrokerContext } from './context.js';
+import type { SkipRange, TopicDelta } from './durable-state.js';
 import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
 import { WriteSet } from './log/write-set.js';
 import type { MessageRecord } from './message.js';
+import type { TopicLog } from './topic-log.js';
 
 /** Messages memory may hold past --mem-queue-size while a spill is being written. */
 const SPILL_SLACK = 10_000;
 
-/** Written records kept in memory for readers even with --mem-queue-size=0: at most this many... */
+/** Written records kept in memory for readers even with --mem-queue-size=0, by count and bytes. */
 const WRITTEN_CACHE = 5_000;
-/** ...and about this many body bytes (5,000 messages of 1 MiB must not stay in memory). */
 const WRITTEN_CACHE_BYTES = 8 * 1024 * 1024;
 
 /** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
 export class StoreUnavailableError extends Error {}
 
+/** What a topic needs from the broker's storage (store/storage.ts binds one to each topic). */
+export interface TopicStore {
+  readonly log: SegmentLog;
+  /** Why the disk is failing, or null. */
+  health(): string | null;
+  /** Resolves once everything published so far is stored (group commit). */
+  commit(): Promise<void>;
+  /** A flush soon that nobody waits for (a spill, a state change). */
+  requestFlush(): void;
+  noteDiskRead(): void;
+  /** The whole backlog was dropped: the segments go, the log goes on at `nextOffset`. */
+  clearLog(nextOffset: number): void;
+  dropChannel(channel: string): void;
+}
+
 /**
  * A topic: one log of messages that every channel reads through its own cursor (DESIGN §2).
- * Each message is stored once whatever the number of channels. The newest part of the log
- * is in memory (`tail`); once more than --mem-queue-size messages are unconsumed, the oldest
- * are written once to the topic's segment files and dropped from memory, and channels read
- * them back from disk. Records every channel has passed are trimmed from memory, and the ones
- * every channel has also finished are never written at all.
+ * The newest part is in memory (`tail`); past --mem-queue-size the oldest are written to the
+ * segment files and channels read them back from there. What every channel has passed leaves
+ * memory; what every channel has also finished is never written.
  */
-export class Topic {
+export class Topic implements TopicLog {
   readonly name: string;
   readonly ephemeral: boolean;
   readonly tail = new MemoryTail();
@@ -38,37 +51,47 @@ export class Topic {
   paused = false;
   /** While paused, channels may not read at or past this offset (DESIGN §2 release mark). */
   releaseMark = Number.POSITIVE_INFINITY;
-  /** Ranges [from, to) dropped by /topic/empty while paused; channels jump over them. */
-  skips: [number, number][] = [];
+  skips: SkipRange[] = [];
   messageCount = 0;
   messageBytes = 0;
   deleted = false;
-  /** Durable mode: DPUB records waiting to be stored before they are fanned out. */
+  /** Durable mode: DPUBs fanned out once stored. */
   private unwrittenDeferred: MessageRecord[] = [];
   /** Everything below it was dropped (emptied without channels, last channel deleted). */
   private droppedBelow = 0;
-  /** Bumped by changes the state store must record (pause, skips). */
-  stateVersion = 0;
-  /**
-   * Set while the channels lookupd knows are being made (nsq-spec §4.4): every channel made in
-   * that time starts at the log's start, and nothing is trimmed, so none misses a message.
-   */
+  /** Bumped by every change of paused, release mark, skips or the dropped backlog. */
+  private changes = 0;
+  private committedChanges = -1;
+  /** While lookupd's channels are made (nsq-spec §4.4): they start at the log's start, nothing is trimmed. */
   private starting = false;
   private readonly ids: MessageIdGenerator;
   private readonly ctx: BrokerContext;
+  private readonly store: TopicStore | null;
+  private readonly channelCtx: ChannelContext;
 
-  constructor(ctx: BrokerContext, name: string, log: SegmentLog | null, nextOffset = 0) {
+  constructor(ctx: BrokerContext, name: string, store: TopicStore | null, nextOffset = 0) {
     this.ctx = ctx;
     this.name = name;
     this.ephemeral = isEphemeralName(name);
     this.ids = new MessageIdGenerator(ctx.options.nodeId);
-    this.log = log;
-    const next = Math.max(nextOffset, log?.endOffset ?? 0);
+    this.store = store;
+    this.log = store?.log ?? null;
+    const next = Math.max(nextOffset, this.log?.endOffset ?? 0);
     this.tail.resetTo(next);
     this.writtenUpTo = next;
+    this.channelCtx = {
+      options: ctx.options,
+      clock: ctx.clock,
+      logger: ctx.logger,
+      schedulePump: (channel) => ctx.schedulePump(channel),
+      requestFlush: () => store?.requestFlush(),
+      onIdle: (channel) => {
+        if (channel.ephemeral) this.deleteChannel(channel.name);
+      },
+    };
   }
 
-  /** Where a first channel starts: the oldest message the topic still holds, on disk or in memory. */
+  /** Where a first channel starts: the oldest message held, on disk or in memory. */
   get backlogStart(): number {
     const log = this.log;
     if (log === null || log.segments.length === 0) return this.tail.start;
@@ -76,11 +99,9 @@ export class Topic {
     return Math.max(this.droppedBelow, Math.min(log.firstOffset, this.tail.start));
   }
 
-  /** Where channels must stop reading: the log's end, or the release mark while paused. */
   get readLimit(): number {
     const end = this.paused ? this.releaseMark : this.tail.end;
-    // Durable mode (--mem-queue-size=0): a message is delivered only once it is stored, so a
-    // publish that failed (E_PUB_FAILED) is never delivered and a delivered one survives.
+    // Durable mode delivers only what is stored: a refused publish is never delivered.
     if (this.log !== null && this.ctx.options.memQueueSize === 0 && this.writtenUpTo < end) return this.writtenUpTo;
     return end;
   }
@@ -92,17 +113,19 @@ export class Topic {
     return this.paused ? end - this.releaseMark - this.skippedBetween(this.releaseMark, end) : 0;
   }
 
-  /** The part of the depth on disk only. */
   get backendDepth(): number {
     if (this.channels.size === 0) return Math.max(0, this.tail.start - this.backlogStart);
     return 0;
   }
 
-  /** Offsets in [from, to) that lie in skipped ranges. */
   skippedBetween(from: number, to: number): number {
     let n = 0;
     for (const [a, b] of this.skips) n += Math.max(0, Math.min(b, to) - Math.max(a, from));
     return n;
+  }
+
+  noteDiskRead(): void {
+    this.store?.noteDiskRead();
   }
 
   getChannel(name: string): Channel {
@@ -115,14 +138,22 @@ export class Topic {
       else if (this.paused) cursor = Math.min(this.releaseMark, this.tail.end);
       channel = this.addChannel(name, cursor);
       this.ctx.logger.info(`TOPIC(${this.name}): new channel(${name})`);
-      this.ctx.onChannelCreated(this, name);
+      this.store?.requestFlush();
+      this.ctx.onChannelCreated(this.name, name);
     }
     return channel;
   }
 
-  /** Makes a channel at `cursor` (also used when the state store restores one). */
-  addChannel(name: string, cursor: number): Channel {
-    const channel = new Channel(this.ctx, this, name, isEphemeralName(name), cursor);
+  /** A channel from the state store or an NSQ import; message_count counts from `countFrom`. */
+  restoreChannel(name: string, cursor: number, paused: boolean, countFrom: number): Channel {
+    const channel = this.addChannel(name, cursor);
+    channel.paused = paused;
+    channel.countFrom = countFrom;
+    return channel;
+  }
+
+  private addChannel(name: string, cursor: number): Channel {
+    const channel = new Channel(this.channelCtx, this, name, isEphemeralName(name), cursor);
     this.channels.set(name, channel);
     return channel;
   }
@@ -132,9 +163,9 @@ export class Topic {
     if (channel === undefined) return false;
     this.channels.delete(name);
     channel.close();
-    this.ctx.dropChannel(this, channel);
+    if (!channel.ephemeral) this.store?.dropChannel(name);
     this.ctx.logger.info(`TOPIC(${this.name}): deleting channel(${name})`);
-    this.ctx.onChannelDeleted(this, name);
+    this.ctx.onChannelDeleted(this.name, name);
     if (this.channels.size === 0) {
       // What the deleted channels had not read is gone with them; the topic starts empty.
       this.dropBacklog();
@@ -145,24 +176,17 @@ export class Topic {
     return true;
   }
 
-  /**
-   * Appends one message (PUB) whose body is all of `data`, and wakes the channels. Returns
-   * null when the message is safe in memory, or a promise that settles once it is on disk
-   * (when it had to be written: --mem-queue-size reached, or 0).
-   */
+  /** PUB. Null when the message is safe in memory, else a promise settled once it is on disk. */
   publish(data: Buffer): Promise<void> | null {
     this.admit();
-    this.append(data, 0, data.length, Date.now(), 0);
+    this.append(data, 0, data.length, this.ctx.clock.wallMs(), 0);
     this.messageCount++;
     this.messageBytes += data.length;
     this.afterAppend();
     return this.settle();
   }
 
-  /**
-   * Appends `count` messages (MPUB) whose bodies are ranges of `data` — stored as ranges, so the
-   * batch buffer is the only copy — and wakes the channels once.
-   */
+  /** MPUB: bodies are ranges of `data`, so the batch buffer is their only copy. */
   publishBatch(
     data: Buffer,
     starts: readonly number[],
@@ -170,7 +194,7 @@ export class Topic {
     count: number,
   ): Promise<void> | null {
     this.admit();
-    const nowMs = Date.now();
+    const nowMs = this.ctx.clock.wallMs();
     let bytes = 0;
     for (let i = 0; i < count; i++) {
       const length = lengths[i] as number;
@@ -184,13 +208,13 @@ export class Topic {
   }
 
   /**
-   * DPUB: the message goes into the log (so it is stored like any other); channels that are
-   * fanning out also get it straight into their deferred set, and skip it when their cursor
-   * reaches it. Otherwise it waits in the log with its due time.
+   * DPUB: into the log like any message; fanning-out channels also get it deferred at once and
+   * skip it when their cursor gets there. Otherwise it waits in the log with its due time.
    */
   publishDeferred(data: Buffer, deferMs: number): Promise<void> | null {
     this.admit();
-    const offset = this.append(data, 0, data.length, Date.now(), monotonicMs() + deferMs);
+    const clock = this.ctx.clock;
+    const offset = this.append(data, 0, data.length, clock.wallMs(), clock.monotonicMs() + deferMs);
     const record = this.tail.get(offset) as MessageRecord;
     this.messageCount++;
     this.messageBytes += data.length;
@@ -203,10 +227,7 @@ export class Topic {
     return this.settle();
   }
 
-  /**
-   * A message taken over from a real nsqd's data path (store/nsq-import.ts), with its ID and
-   * timestamp; an ID that is not 16 hex digits gets a new one.
-   */
+  /** A message from a real nsqd's data path, ID and timestamp kept (a malformed ID gets a new one). */
   appendImported(id: string, publishedAtMs: number, body: Buffer): MessageRecord {
     let hi = Number.parseInt(id.slice(0, 8), 16);
     let lo = Number.parseInt(id.slice(8, 16), 16);
@@ -219,38 +240,34 @@ export class Topic {
     return this.tail.get(offset) as MessageRecord;
   }
 
-  /** Appends one message to the memory tail and returns its offset. */
   private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): number {
     const hi = this.ids.nextHi();
     return this.tail.append(data, start, length, hi, this.ids.lo, nowMs, dueAt);
   }
 
   /**
-   * Refuses a publish while the disk is failing and memory already holds --mem-queue-size
-   * messages: memory must not grow without bound while nothing can be written.
+   * Every PUB, MPUB and DPUB passes here before anything is appended (the seam for issue 19's
+   * caps). While the disk fails, memory may not grow past --mem-queue-size.
    */
   private admit(): void {
-    if (this.log === null) return;
-    const health = this.ctx.storageHealth();
-    if (health !== null && this.tail.length >= this.ctx.options.memQueueSize) {
-      throw new StoreUnavailableError(health);
-    }
+    const store = this.store;
+    if (store === null) return;
+    const health = store.health();
+    if (health !== null && this.tail.length >= this.ctx.options.memQueueSize) throw new StoreUnavailableError(health);
   }
 
   /**
-   * Past --mem-queue-size messages in memory the oldest spill to disk. With --mem-queue-size=0
-   * every publisher waits until its messages are written (and fsynced per --sync-every): that
-   * is the durable mode. Otherwise the publisher goes on while the spill is written, and waits
-   * only once memory holds max(--mem-queue-size, SPILL_SLACK) messages beyond the limit, so
-   * memory stays bounded and one connection's PUBs are not each a disk round trip.
+   * At --mem-queue-size=0 every publisher waits for the disk (durable mode). Otherwise a spill
+   * is written behind the publishers, who wait only once memory is far past the limit.
    */
   private settle(): Promise<void> | null {
-    if (this.log === null) return null;
+    const store = this.store;
+    if (store === null) return null;
     const limit = this.ctx.options.memQueueSize;
     const over = this.tail.length - limit;
     if (over <= 0) return null;
-    if (limit === 0 || over > Math.max(limit, SPILL_SLACK)) return this.ctx.commit();
-    this.ctx.spill();
+    if (limit === 0 || over > Math.max(limit, SPILL_SLACK)) return store.commit();
+    store.requestFlush();
     return null;
   }
 
@@ -263,28 +280,22 @@ export class Topic {
     }
     if (this.paused) return;
     for (const channel of this.channels.values()) {
-      // With consumers the pump hands out what it can first (NSQ's unbuffered handoff at
-      // --mem-queue-size=0), then drops the overflow.
+      // With consumers the pump hands out what it can before the overflow is dropped.
       if (channel.ephemeral && channel.consumers.length === 0) channel.enforceEphemeralLimit(limit);
       channel.schedule();
     }
   }
 
-  /** Marks the topic as making its lookupd channels (see `starting`). */
   beginStarting(): void {
     this.starting = true;
   }
 
-  /** The lookupd channels exist: normal trimming and channel creation resume. */
   finishStarting(): void {
     this.starting = false;
     this.trim();
   }
 
-  /**
-   * Drops from memory what every channel has passed, and spills: records past the newest
-   * --mem-queue-size that are already written leave memory (channels read them from disk).
-   */
+  /** Drops from memory what every channel passed, and written records past --mem-queue-size. */
   trim(): void {
     if (this.starting) return;
     let target = this.tail.start;
@@ -293,10 +304,7 @@ export class Topic {
       for (const channel of this.channels.values()) if (channel.cursor < target) target = channel.cursor;
     }
     if (this.log !== null) {
-      // Written records stay readable from memory up to --mem-queue-size, and at least
-      // WRITTEN_CACHE of them: in durable mode (0) a consumer right behind the publishers
-      // then takes them from memory instead of reading back what was just written
-      // (measured: mem-queue-size=0 publish+consume 242k/242k → see bench/RESULTS.md).
+      // A consumer right behind durable-mode publishers reads the written cache, not the disk.
       const meanBytes = this.messageCount > 0 ? this.messageBytes / this.messageCount : 0;
       const cache = Math.min(WRITTEN_CACHE, Math.floor(WRITTEN_CACHE_BYTES / Math.max(1, meanBytes)));
       const keep = Math.max(this.ctx.options.memQueueSize, cache);
@@ -307,22 +315,19 @@ export class Topic {
   }
 
   /**
-   * What a flush must write, in offset order: every unwritten record some durable channel (or,
-   * with no channel, the backlog) has not passed yet, plus the passed ones still outstanding
-   * (in flight, requeued, deferred). Passed and finished ones are never written. The memory
-   * tail stays pinned until `afterWrite` or `discardUnwritten`.
+   * What a flush appends, by offset: unwritten records a durable channel (or, with none, the
+   * backlog) has not passed, and passed ones still outstanding. The tail stays pinned until
+   * `afterWrite` or `discardUnwritten`.
    */
   collectWrites(): WriteSet {
     const from = this.writtenUpTo;
     const to = this.tail.end;
-    if (this.log === null || from >= to) return new WriteSet([], this.tail, to, to);
-    // Without channels, or while lookupd's channels are being made (they start at the
-    // backlog's start), every record is needed.
+    const clock = this.ctx.clock;
+    if (this.log === null || from >= to) return new WriteSet([], this.tail, to, to, clock);
+    // Without channels, or while lookupd's channels are being made, every record is needed.
     let need = this.channels.size === 0 || this.starting ? from : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values())
       if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
-    // Memory holds everything unwritten that a channel has not passed (trimming stops at the
-    // lowest cursor); the bound only guards that invariant.
     need = Math.min(Math.max(need, from, this.tail.start), to);
     const held: MessageRecord[] = [];
     if (need > from) {
@@ -337,7 +342,7 @@ export class Topic {
       for (const o of [...passed.keys()].sort((a, b) => a - b)) held.push(passed.get(o) as MessageRecord);
     }
     this.tail.pin(need);
-    return new WriteSet(held, this.tail, need, to);
+    return new WriteSet(held, this.tail, need, to, clock);
   }
 
   /** A flush wrote everything below `to` that was needed: memory may now spill. */
@@ -351,21 +356,18 @@ export class Topic {
     }
   }
 
-  /**
-   * A flush failed in durable mode: its publishers got E_PUB_FAILED, so its messages must
-   * never be delivered — channels skip them.
-   */
+  /** A flush failed: in durable mode its publishers got E_PUB_FAILED, so channels skip its messages. */
   discardUnwritten(to: number): void {
     this.tail.unpin();
     if (this.ctx.options.memQueueSize !== 0 || to <= this.writtenUpTo) return;
     this.unwrittenDeferred = this.unwrittenDeferred.filter((r) => r.offset >= to);
     this.skips.push([this.writtenUpTo, to]);
     this.writtenUpTo = to;
-    this.stateVersion++;
+    this.changes++;
     this.trim();
   }
 
-  /** Stored DPUB records go to the channels that have not passed them (see publishDeferred). */
+  /** Stored DPUBs go to the channels that have not passed them. */
   private fanOutWritten(to: number): void {
     const pending = this.unwrittenDeferred;
     this.unwrittenDeferred = [];
@@ -383,22 +385,20 @@ export class Topic {
     if (this.paused) return;
     this.paused = true;
     this.releaseMark = this.tail.end;
-    this.stateVersion++;
+    this.changes++;
+    this.store?.requestFlush();
   }
 
-  /** Releases what was published while paused to the channels. */
   unpause(): void {
     if (!this.paused) return;
     this.paused = false;
     this.releaseMark = Number.POSITIVE_INFINITY;
-    this.stateVersion++;
+    this.changes++;
+    this.store?.requestFlush();
     this.afterAppend();
   }
 
-  /**
-   * Drops the topic's own backlog (nsq-spec §5.5): what no channel has been handed yet — all
-   * of it without channels, what is past the release mark while paused.
-   */
+  /** Drops what no channel was handed yet (nsq-spec §5.5): all without channels, else what a pause holds. */
   empty(): void {
     if (this.channels.size === 0) {
       this.dropBacklog();
@@ -410,37 +410,60 @@ export class Topic {
     const from = Math.max(this.releaseMark, last !== undefined ? last[1] : 0);
     if (this.tail.end > from) {
       this.skips.push([from, this.tail.end]);
-      this.stateVersion++;
+      this.changes++;
+      this.store?.requestFlush();
     }
   }
 
   /** Forgets skipped ranges every channel has passed. */
   pruneSkips(): void {
     if (this.skips.length === 0) return;
-    // Without channels the first one will start at the backlog's start.
     let min = this.channels.size === 0 ? this.backlogStart : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values()) if (channel.cursor < min) min = channel.cursor;
     const kept = this.skips.filter(([, to]) => to > min);
-    if (kept.length !== this.skips.length) {
-      // A dropped range leaves the list but must stay out of the channels' message_count.
-      for (const range of this.skips) {
-        if (range[1] > min) continue;
-        for (const channel of this.channels.values()) if (range[1] > channel.countFrom) channel.prunedSkips.push(range);
-      }
-      this.skips = kept;
-      this.stateVersion++;
+    if (kept.length === this.skips.length) return;
+    // A dropped range leaves the list but must stay out of the channels' message_count.
+    for (const range of this.skips) {
+      if (range[1] > min) continue;
+      for (const channel of this.channels.values()) if (range[1] > channel.countFrom) channel.prunedSkips.push(range);
     }
+    this.skips = kept;
+    this.changes++;
   }
 
-  /** Everything the topic held is gone (emptied without channels, or last channel deleted). */
+  /** Emptied without channels, or the last channel deleted. */
   private dropBacklog(): void {
     this.tail.clear();
     this.droppedBelow = this.tail.end;
     this.writtenUpTo = this.tail.end;
     this.skips = [];
     if (this.paused) this.releaseMark = this.tail.end;
-    this.stateVersion++;
-    if (this.log !== null) this.ctx.clearLog(this);
+    this.changes++;
+    this.store?.clearLog(this.tail.end);
+  }
+
+  // ---- durable state (the delta/committed contract of durable-state.ts) ----
+
+  restoreState(state: Pick<TopicDelta, 'paused' | 'releaseMark' | 'skips'>): void {
+    this.paused = state.paused;
+    if (state.paused) this.releaseMark = state.releaseMark;
+    this.skips = state.skips.map(([from, to]) => [from, to]);
+  }
+
+  /** What to store of this topic, or null when the store has it already. */
+  durableDelta(): TopicDelta | null {
+    if (this.changes === this.committedChanges) return null;
+    return {
+      changes: this.changes,
+      paused: this.paused,
+      nextOffset: this.tail.end,
+      releaseMark: Number.isFinite(this.releaseMark) ? this.releaseMark : 0,
+      skips: this.skips.map(([from, to]) => [from, to]),
+    };
+  }
+
+  committed(delta: TopicDelta): void {
+    this.committedChanges = delta.changes;
   }
 
   close(): void {

@@ -10,10 +10,12 @@ import {
   scanMpubBody,
 } from '@nsq-ts/protocol';
 import { createV1Router, EMPTY, HttpError, TEXT_TYPE, Text, type V1Router } from '@nsq-ts/server-kit';
+import type { Clock } from '../clock.js';
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';
-import type { Nsqd } from '../nsqd.js';
-import { LOG_LEVELS, type LogLevel } from '../options.js';
-import { collectStats } from '../stats/collect.js';
+import type { Logger } from '../logger.js';
+import type { NsqdMetrics } from '../metrics/prometheus.js';
+import { LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
+import { collectStats, type StatsSource } from '../stats/collect.js';
 import { formatStatsText } from '../stats/text.js';
 import type { Topic } from '../topic.js';
 import { VERSION } from '../version.js';
@@ -23,7 +25,24 @@ import { VERSION } from '../version.js';
 /** Options GET /config/:opt refuses to show. */
 const SECRET_OPTIONS: ReadonlySet<string> = new Set(['httpAuthTokens', 'lookupdHttpAuthToken']);
 
-export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
+/** What the HTTP API works on (an `Nsqd`). */
+export interface HttpHost extends StatsSource {
+  readonly options: NsqdOptions;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly tcpAddress: string;
+  readonly httpAddress: string;
+  readonly httpsAddress: string;
+  /** The Prometheus registry, made on the first scrape. */
+  metrics(): Promise<NsqdMetrics>;
+  /** The topic, created on first use. */
+  getTopic(name: string): Topic;
+  deleteTopic(name: string): boolean;
+  setLookupdTcpAddresses(addresses: string[]): void;
+  setLogLevel(level: LogLevel): void;
+}
+
+export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
   const { route, plain, handle } = createV1Router(nsqd.logger, {
     auth: { tokens: nsqd.options.httpAuthTokens, reads: nsqd.options.httpAuthReads },
     before: (req, res) => tlsRequired(nsqd, req, res),
@@ -143,7 +162,7 @@ export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
       includeMem,
     });
     if (firstValue(query, 'format') === 'json') return snapshot;
-    return new Text(formatStatsText(snapshot, { startTimeS: nsqd.startTimeS, includeMem }));
+    return new Text(formatStatsText(snapshot, { startTimeS: nsqd.startTimeS, includeMem, nowMs: nsqd.clock.wallMs() }));
   });
 
   // Prometheus exposition; not a V1 endpoint, so no X-NSQ header.
@@ -175,7 +194,6 @@ export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
     if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
     if (!isValidTopicName(name)) throw new HttpError(400, 'INVALID_TOPIC');
     existingTopic(name).empty();
-    nsqd.persistSoon();
     return EMPTY;
   });
 
@@ -187,7 +205,6 @@ export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
       const topic = existingTopic(name);
       if (action === 'pause') topic.pause();
       else topic.unpause();
-      nsqd.persistSoon();
       return EMPTY;
     });
   }
@@ -225,7 +242,6 @@ export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
       if (action === 'empty') channel.empty();
       else if (action === 'pause') channel.pause();
       else channel.unpause();
-      nsqd.persistSoon();
       return EMPTY;
     });
   }
@@ -298,7 +314,7 @@ export function createHttpApi(nsqd: Nsqd): V1Router['handle'] {
  * --tls-required=true: the plain listener answers everything with 403 (nsq-spec §3.1), in Go's
  * exact text, before any routing; the HTTPS listener shares the router and passes.
  */
-function tlsRequired(nsqd: Nsqd, req: IncomingMessage, res: ServerResponse): boolean {
+function tlsRequired(nsqd: HttpHost, req: IncomingMessage, res: ServerResponse): boolean {
   if (nsqd.options.tlsRequired !== 'true' || (req.socket as { encrypted?: boolean }).encrypted === true) return false;
   res.writeHead(403, { 'X-NSQ-Content-Type': 'nsq; version=1.0', 'Content-Type': 'application/json; charset=utf-8' });
   res.end(`{"message": "TLS_REQUIRED", "https_port": ${portOf(nsqd.httpsAddress)}}`);

@@ -1,5 +1,5 @@
-import { type FileHandle, open } from 'node:fs/promises';
 import type { MessageRecord } from '../message.js';
+import type { FileHandleLike } from './file-system.js';
 import { Decoded, decodeAt, RECORD_HEADER_BYTES, recordSizeAt, resync } from './record-codec.js';
 import type { Segment, SegmentLog } from './segment-log.js';
 
@@ -20,7 +20,7 @@ export class LogReader {
   private readonly onLoaded: () => void;
   private seg: Segment | null;
   private pos = 0;
-  private fd: FileHandle | null = null;
+  private fd: FileHandleLike | null = null;
   private fdSeg: Segment | null = null;
   private records: MessageRecord[] = [];
   private head = 0;
@@ -147,7 +147,7 @@ export class LogReader {
     }
     const found = this.records.length;
     while (p < end) {
-      const r = decodeAt(buf, p, end, maxBody);
+      const r = decodeAt(buf, p, end, maxBody, this.log.clock);
       if (typeof r !== 'number') {
         this.records.push(r);
         this.lastOffset = r.offset;
@@ -179,12 +179,12 @@ export class LogReader {
     return this.records.length > found;
   }
 
-  private async fdFor(seg: Segment): Promise<FileHandle> {
+  private async fdFor(seg: Segment): Promise<FileHandleLike> {
     if (this.fdSeg !== seg || this.fd === null) {
       const previous = this.fd;
       this.fd = null;
       await previous?.close();
-      const fd = await open(seg.path, 'r');
+      const fd = await this.log.fs.open(seg.path, 'r');
       if (this.closed) {
         // Closed while opening: nobody else will close this one.
         await fd.close();
@@ -202,5 +202,37 @@ export class LogReader {
     const fd = this.fd;
     this.fd = null;
     void fd?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Calls `fn` for each record from `from` up to `last` (inclusive) that is on disk, reading
+ * ahead as a channel does and waiting for each read; ends early at the end of the log.
+ */
+export async function forEachRecord(
+  log: SegmentLog,
+  from: number,
+  last: number,
+  fn: (record: MessageRecord) => void,
+): Promise<void> {
+  let wake: (() => void) | null = null;
+  const reader = new LogReader(log, from, () => wake?.());
+  let at = from;
+  try {
+    while (at <= last) {
+      const r = reader.peek(at);
+      if (r === null) {
+        if (reader.exhausted) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        continue;
+      }
+      reader.advance();
+      if (r.offset <= last) fn(r);
+      at = r.offset + 1;
+    }
+  } finally {
+    reader.close();
   }
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { systemClock } from '../clock.js';
 import { MemoryTail } from './memory-tail.js';
 import { decodeAt } from './record-codec.js';
 
@@ -42,8 +43,8 @@ describe('MemoryTail', () => {
     expect(tail.get(500)).toBeUndefined();
     appendRange(tail, 1000, 2000); // would overwrite slots 0..975 of a 1,024 ring if they were free
     const out = Buffer.alloc(64);
-    tail.encodeAt(500, out, 0);
-    const r = decodeAt(out, 0, out.length, 1024);
+    tail.encodeAt(500, out, 0, systemClock);
+    const r = decodeAt(out, 0, out.length, 1024, systemClock);
     expect(typeof r).not.toBe('number');
     expect(r).toMatchObject({ offset: 500, idHi: 500, idLo: 0x8000_0000 + 500 });
     expect((r as { body: Buffer }).body.toString()).toBe('m500');

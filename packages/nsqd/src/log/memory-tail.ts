@@ -1,5 +1,6 @@
+import type { Clock } from '../clock.js';
 import { MessageRecord } from '../message.js';
-import { encodeRecordFields } from './record-codec.js';
+import { encodeRecordFields, wallDueTime } from './record-codec.js';
 
 /**
  * Slots a topic gets on its first message, and keeps while its tail stays this small: a topic
@@ -104,7 +105,7 @@ export class MemoryTail {
   }
 
   /** Encodes a held (or pinned) record at `pos` of `out`; returns the position after it. */
-  encodeAt(offset: number, out: Buffer, pos: number): number {
+  encodeAt(offset: number, out: Buffer, pos: number, clock: Clock): number {
     const i = offset & this.mask;
     return encodeRecordFields(
       out,
@@ -113,7 +114,7 @@ export class MemoryTail {
       this.idHi[i] as number,
       this.idLo[i] as number,
       this.publishedAt[i] as number,
-      this.deliverAfter[i] as number,
+      wallDueTime(this.deliverAfter[i] as number, clock),
       this.data[i] as Buffer,
       this.bodyStart[i] as number,
       this.bodyLength[i] as number,

@@ -1,5 +1,5 @@
 import { crc32c } from '@nsq-ts/protocol';
-import { monotonicFromWall, wallFromMonotonic } from '../clock.js';
+import { type Clock, monotonicFromWall, wallFromMonotonic } from '../clock.js';
 import { MessageRecord } from '../message.js';
 
 /**
@@ -24,8 +24,11 @@ export const RECORD_HEADER_BYTES = 40;
 const PAYLOAD_FIXED_BYTES = RECORD_HEADER_BYTES - 8;
 const TWO_32 = 2 ** 32;
 
-/** Writes `r` at `pos` of `out` (which must have room) and returns the position after it. */
-export function encodeRecord(r: MessageRecord, out: Buffer, pos: number): number {
+/**
+ * Writes `r` at `pos` of `out` (which must have room) and returns the position after it. The
+ * record's monotonic due time is stored as Unix ms, read from `clock` now.
+ */
+export function encodeRecord(r: MessageRecord, out: Buffer, pos: number, clock: Clock): number {
   return encodeRecordFields(
     out,
     pos,
@@ -33,11 +36,16 @@ export function encodeRecord(r: MessageRecord, out: Buffer, pos: number): number
     r.idHi,
     r.idLo,
     r.publishedAtMs,
-    r.deliverAfter,
+    wallDueTime(r.deliverAfter, clock),
     r.data,
     r.start,
     r.length,
   );
+}
+
+/** A monotonic due time (0: none) as the Unix ms a record stores. */
+export function wallDueTime(deliverAfter: number, clock: Clock): number {
+  return deliverAfter === 0 ? 0 : wallFromMonotonic(deliverAfter, clock);
 }
 
 /** `encodeRecord` from the fields themselves (the memory tail holds no record objects). */
@@ -48,7 +56,7 @@ export function encodeRecordFields(
   idHi: number,
   idLo: number,
   publishedAtMs: number,
-  deliverAfter: number,
+  deliverAfterWallMs: number,
   data: Buffer,
   start: number,
   length: number,
@@ -60,7 +68,7 @@ export function encodeRecordFields(
   out.writeUInt32BE(idHi, pos + 16);
   out.writeUInt32BE(idLo, pos + 20);
   out.writeDoubleBE(publishedAtMs, pos + 24);
-  out.writeDoubleBE(deliverAfter === 0 ? 0 : wallFromMonotonic(deliverAfter), pos + 32);
+  out.writeDoubleBE(deliverAfterWallMs, pos + 32);
   data.copy(out, pos + RECORD_HEADER_BYTES, start, start + length);
   out.writeUInt32BE(crc32c(out, pos + 8, pos + 8 + n), pos + 4);
   return pos + 8 + n;
@@ -78,6 +86,34 @@ export interface RecordSource {
   encodeAt(i: number, out: Buffer, pos: number): number;
 }
 
+/**
+ * Records already encoded, back to back (what a replica receives): appended as they are. A
+ * `RecordSource` serialises into this form by `encodeAt` over its records.
+ */
+export class EncodedRecords implements RecordSource {
+  readonly count: number;
+  private readonly positions: number[] = [];
+
+  constructor(private readonly bytes: Buffer) {
+    for (let pos = 0; pos + 8 <= bytes.length; pos += recordSizeAt(bytes, pos)) this.positions.push(pos);
+    this.count = this.positions.length;
+  }
+
+  offsetAt(i: number): number {
+    const p = this.positions[i] as number;
+    return this.bytes.readUInt32BE(p + 8) * TWO_32 + this.bytes.readUInt32BE(p + 12);
+  }
+
+  bodyLengthAt(i: number): number {
+    return this.bytes.readUInt32BE(this.positions[i] as number) - PAYLOAD_FIXED_BYTES;
+  }
+
+  encodeAt(i: number, out: Buffer, pos: number): number {
+    const p = this.positions[i] as number;
+    return pos + this.bytes.copy(out, pos, p, p + recordSizeAt(this.bytes, p));
+  }
+}
+
 /** What `decodeAt` found at a position. */
 export const Decoded = {
   /** Not enough bytes for the record (the rest is in the next read, or the file is torn). */
@@ -88,9 +124,16 @@ export const Decoded = {
 
 /**
  * The record at `pos` of `buf[0, end)` if valid, else `Decoded.Short` or `Decoded.Bad`. The
- * record's body stays a range of `buf`: a read chunk is the only copy of the bodies in it.
+ * record's body stays a range of `buf`: a read chunk is the only copy of the bodies in it. Its
+ * stored due time comes back on `clock`'s monotonic scale.
  */
-export function decodeAt(buf: Buffer, pos: number, end: number, maxBodyBytes: number): MessageRecord | number {
+export function decodeAt(
+  buf: Buffer,
+  pos: number,
+  end: number,
+  maxBodyBytes: number,
+  clock: Clock,
+): MessageRecord | number {
   if (end - pos < 8) return Decoded.Short;
   const n = buf.readUInt32BE(pos);
   if (n < PAYLOAD_FIXED_BYTES || n > PAYLOAD_FIXED_BYTES + maxBodyBytes) return Decoded.Bad;
@@ -106,7 +149,7 @@ export function decodeAt(buf: Buffer, pos: number, end: number, maxBodyBytes: nu
     pos + RECORD_HEADER_BYTES,
     n - PAYLOAD_FIXED_BYTES,
     buf.readDoubleBE(pos + 24),
-    deliverAtWall === 0 ? 0 : Math.max(1, monotonicFromWall(deliverAtWall)),
+    deliverAtWall === 0 ? 0 : Math.max(1, monotonicFromWall(deliverAtWall, clock)),
   );
 }
 

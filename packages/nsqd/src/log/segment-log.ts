@@ -1,6 +1,7 @@
-import { type FileHandle, mkdir, open, readdir, readFile, rmdir, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
+import type { FileHandleLike, FileSystem } from './file-system.js';
 import { decodeAt, RECORD_HEADER_BYTES, type RecordSource, recordSizeAt, resync } from './record-codec.js';
 
 /** One segment file: records with offsets from `firstOffset` up, `size` bytes of them written. */
@@ -16,6 +17,9 @@ export interface SegmentLogOptions {
   maxBytesPerFile: number;
   /** Largest body a valid record can have (--max-msg-size). */
   maxBodyBytes: number;
+  /** Converts stored due times (Unix ms) to the broker's monotonic clock. */
+  clock: Clock;
+  fs: FileSystem;
 }
 
 /**
@@ -50,7 +54,7 @@ export class SegmentLog {
   appends = 0;
   private readonly options: SegmentLogOptions;
   private readonly logger: Logger;
-  private fd: FileHandle | null = null;
+  private fd: FileHandleLike | null = null;
   private unsynced = false;
   private dirUnsynced = false;
   /**
@@ -82,8 +86,8 @@ export class SegmentLog {
    */
   static async open(dir: string, options: SegmentLogOptions, logger: Logger): Promise<SegmentLog> {
     const log = new SegmentLog(dir, options, logger);
-    await mkdir(dir, { recursive: true });
-    const names = (await readdir(dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
+    await options.fs.mkdir(dir, { recursive: true });
+    const names = (await options.fs.readdir(dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
     for (const name of names) {
       const firstOffset = Number((SEGMENT_NAME.exec(name) as RegExpExecArray)[1]);
       log.segments.push({ firstOffset, path: join(dir, name), size: 0 });
@@ -94,12 +98,12 @@ export class SegmentLog {
   }
 
   private async recoverLast(seg: Segment): Promise<void> {
-    const buf = await readFile(seg.path);
+    const buf = await this.fs.readFile(seg.path);
     const max = this.options.maxBodyBytes;
     let pos = 0;
     let lastOffset = seg.firstOffset - 1;
     while (pos < buf.length) {
-      const r = decodeAt(buf, pos, buf.length, max);
+      const r = decodeAt(buf, pos, buf.length, max, this.options.clock);
       if (typeof r !== 'number') {
         lastOffset = r.offset;
         pos += recordSizeAt(buf, pos);
@@ -110,7 +114,7 @@ export class SegmentLog {
         this.logger.warn(
           `DISKQUEUE(${this.dir}): truncating ${buf.length - pos} torn byte(s) at the end of ${seg.path} (last good record ends at ${pos})`,
         );
-        await truncate(seg.path, pos);
+        await this.fs.truncate(seg.path, pos);
         break;
       }
       this.noteCorrupt(seg, pos);
@@ -119,11 +123,19 @@ export class SegmentLog {
     seg.size = Math.min(pos, buf.length);
     // Every earlier segment is complete: only the last one can hold the log's end.
     this.endOffset = lastOffset + 1;
-    for (const s of this.segments) if (s !== seg) s.size = await fileSize(s.path);
+    for (const s of this.segments) if (s !== seg) s.size = await fileSize(this.fs, s.path);
   }
 
   get maxBodyBytes(): number {
     return this.options.maxBodyBytes;
+  }
+
+  get clock(): Clock {
+    return this.options.clock;
+  }
+
+  get fs(): FileSystem {
+    return this.options.fs;
   }
 
   /** Records found corrupt (bad CRC or length) and skipped since start, counted once each. */
@@ -176,7 +188,7 @@ export class SegmentLog {
       const buf = this.writeBuf.subarray(0, bytes);
       let pos = 0;
       for (let k = i; k < j; k++) pos = records.encodeAt(k, buf, pos);
-      const fd = this.fd as FileHandle;
+      const fd = this.fd as FileHandleLike;
       try {
         await writeAll(fd, buf, seg.size);
       } catch (err) {
@@ -196,7 +208,7 @@ export class SegmentLog {
     const last = this.segments[this.segments.length - 1];
     const size = RECORD_HEADER_BYTES + bodyLength;
     if (last !== undefined && (last.size === 0 || last.size + size <= this.options.maxBytesPerFile)) {
-      this.fd ??= await open(last.path, 'r+');
+      this.fd ??= await this.fs.open(last.path, 'r+');
       return last;
     }
     if (this.fd !== null) {
@@ -206,8 +218,8 @@ export class SegmentLog {
       this.fd = null;
     }
     const seg: Segment = { firstOffset: offset, path: join(this.dir, segmentName(offset)), size: 0 };
-    await mkdir(this.dir, { recursive: true });
-    this.fd = await open(seg.path, 'w+');
+    await this.fs.mkdir(this.dir, { recursive: true });
+    this.fd = await this.fs.open(seg.path, 'w+');
     this.segments.push(seg);
     this.dirUnsynced = true;
     return seg;
@@ -221,7 +233,7 @@ export class SegmentLog {
     }
     if (this.dirUnsynced) {
       this.dirUnsynced = false;
-      const dir = await open(this.dir, 'r');
+      const dir = await this.fs.open(this.dir, 'r');
       try {
         await dir.sync();
       } finally {
@@ -251,7 +263,7 @@ export class SegmentLog {
       if (!done) return;
       if (next === undefined) await this.closeFd();
       const seg = this.segments.shift() as Segment;
-      await unlink(seg.path).catch((err: NodeJS.ErrnoException) => {
+      await this.fs.unlink(seg.path).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
       });
       for (const key of this.corrupt) if (key.startsWith(`${seg.firstOffset}:`)) this.corrupt.delete(key);
@@ -261,7 +273,7 @@ export class SegmentLog {
   /** Deletes every segment (topic emptied or left without channels); the log restarts at `nextOffset`. */
   async clear(nextOffset: number): Promise<void> {
     await this.closeFd();
-    for (const seg of this.segments.splice(0)) await unlink(seg.path).catch(() => undefined);
+    for (const seg of this.segments.splice(0)) await this.fs.unlink(seg.path).catch(() => undefined);
     this.corrupt.clear();
     this.endOffset = nextOffset;
   }
@@ -272,8 +284,9 @@ export class SegmentLog {
    */
   async destroy(): Promise<void> {
     await this.closeFd();
-    for (const seg of this.segments.splice(0)) await unlink(seg.path).catch(() => undefined);
-    await rmdir(this.dir).catch(() => undefined);
+    this.dirUnsynced = false;
+    for (const seg of this.segments.splice(0)) await this.fs.unlink(seg.path).catch(() => undefined);
+    await this.fs.rmdir(this.dir).catch(() => undefined);
   }
 
   async close(): Promise<void> {
@@ -289,7 +302,7 @@ export class SegmentLog {
   }
 }
 
-async function writeAll(fd: FileHandle, buf: Buffer, position: number): Promise<void> {
+async function writeAll(fd: FileHandleLike, buf: Buffer, position: number): Promise<void> {
   let done = 0;
   while (done < buf.length) {
     const { bytesWritten } = await fd.write(buf, done, buf.length - done, position + done);
@@ -297,8 +310,8 @@ async function writeAll(fd: FileHandle, buf: Buffer, position: number): Promise<
   }
 }
 
-async function fileSize(path: string): Promise<number> {
-  const fd = await open(path, 'r');
+async function fileSize(fs: FileSystem, path: string): Promise<number> {
+  const fd = await fs.open(path, 'r');
   try {
     return (await fd.stat()).size;
   } finally {

@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.js';
 import type { MessageRecord } from '../message.js';
 import type { MemoryTail } from './memory-tail.js';
 import { encodeRecord, type RecordSource } from './record-codec.js';
@@ -15,6 +16,7 @@ export class WriteSet implements RecordSource {
     private readonly tail: MemoryTail,
     private readonly from: number,
     to: number,
+    private readonly clock: Clock,
   ) {
     this.count = held.length + Math.max(0, to - from);
   }
@@ -31,7 +33,7 @@ export class WriteSet implements RecordSource {
 
   encodeAt(i: number, out: Buffer, pos: number): number {
     const held = this.held;
-    if (i < held.length) return encodeRecord(held[i] as MessageRecord, out, pos);
-    return this.tail.encodeAt(this.from + i - held.length, out, pos);
+    if (i < held.length) return encodeRecord(held[i] as MessageRecord, out, pos, this.clock);
+    return this.tail.encodeAt(this.from + i - held.length, out, pos, this.clock);
   }
 }

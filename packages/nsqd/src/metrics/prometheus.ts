@@ -1,6 +1,5 @@
 import { collectDefaultMetrics, type Metric, Registry } from 'prom-client';
-import type { Nsqd } from '../nsqd.js';
-import { collectStats } from '../stats/collect.js';
+import { collectStats, type StatsSource } from '../stats/collect.js';
 import type { ChannelStats, E2eLatencyStats, StatsSnapshot, TopicStats } from '../stats/types.js';
 
 /**
@@ -26,7 +25,7 @@ export interface NsqdMetrics {
 /** Sampling period of the event-loop delay histogram behind nodejs_eventloop_lag_* (ms). */
 const EVENT_LOOP_MONITORING_PRECISION_MS = 10;
 
-export function createMetrics(nsqd: Nsqd): NsqdMetrics {
+export function createMetrics(nsqd: StatsSource): NsqdMetrics {
   const registry = new Registry();
   const scrape = new ScrapeSource(nsqd);
   const add = (name: string, help: string, type: 'gauge' | 'counter', read: Read) => {
@@ -233,13 +232,13 @@ function escapeLabelValue(value: string): string {
 const NO_LABELS = series({});
 
 class ScrapeSource {
-  private readonly nsqd: Nsqd;
+  private readonly nsqd: StatsSource;
   private view: ScrapeView | null = null;
   /** Label entries of the topics and channels in the last snapshot (deleted ones drop out). */
   private entries = new Map<string, TopicLabelEntry>();
   private info: Series = NO_LABELS;
 
-  constructor(nsqd: Nsqd) {
+  constructor(nsqd: StatsSource) {
     this.nsqd = nsqd;
   }
 

@@ -1,7 +1,8 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import type { Nsqd } from '../nsqd.js';
-import { collectStats } from '../stats/collect.js';
+import type { Logger } from '../logger.js';
+import type { NsqdOptions } from '../options.js';
+import { collectStats, type StatsSource } from '../stats/collect.js';
 import type { MemStats, StatsSnapshot } from '../stats/types.js';
 
 /**
@@ -17,7 +18,15 @@ export interface StatsdPusher {
 
 const EPHEMERAL_SUFFIX = '#ephemeral';
 
-export function startStatsd(nsqd: Nsqd): StatsdPusher {
+/** What the statsd pusher reads of the broker (an `Nsqd`). */
+export interface StatsdHost extends StatsSource {
+  readonly options: NsqdOptions;
+  readonly logger: Logger;
+  /** `host:port` the HTTP listener is bound to ('' before start or when disabled). */
+  readonly httpAddress: string;
+}
+
+export function startStatsd(nsqd: StatsdHost): StatsdPusher {
   const o = nsqd.options;
   if (o.statsdAddress === '') return { stop() {} };
   const target = statsdTarget(o.statsdAddress);
@@ -227,7 +236,7 @@ export function packStatsdLines(lines: readonly string[], maxBytes: number): Buf
  * appended unless the prefix already ends in one. The port is --broadcast-http-port when set,
  * else the port the HTTP listener is bound to.
  */
-export function statsdPrefix(nsqd: Nsqd): string {
+export function statsdPrefix(nsqd: StatsdHost): string {
   const o = nsqd.options;
   const port = o.broadcastHttpPort > 0 ? String(o.broadcastHttpPort) : portOf(nsqd.httpAddress || o.httpAddress);
   return formatStatsdPrefix(o.statsdPrefix, o.broadcastAddress, port);

@@ -1,5 +1,4 @@
 import type { Channel } from '../channel.js';
-import type { Nsqd } from '../nsqd.js';
 import type { ClientV2 } from '../tcp/client-v2.js';
 import type { Topic } from '../topic.js';
 import { goTlsVersion } from '../transport/tls-options.js';
@@ -16,12 +15,22 @@ import type {
   TopicStats,
 } from './types.js';
 
+/** What a stats snapshot reads of the broker (an `Nsqd`). */
+export interface StatsSource {
+  readonly topics: ReadonlyMap<string, Topic>;
+  readonly clients: ReadonlySet<ClientV2>;
+  /** Unix seconds the broker started. */
+  readonly startTimeS: number;
+  /** Why the node is unhealthy (a failing disk), or null. */
+  healthError(): string | null;
+}
+
 /**
  * One /stats snapshot (nsq-spec §3.3), built the way nsqd's GetStats builds it: topics and
  * channels sorted by name, keys in NSQ's order, `[]` and `null` where nsqd has them.
  * /stats JSON and text, /metrics and statsd all read this.
  */
-export function collectStats(nsqd: Nsqd, filter: StatsFilter): StatsSnapshot {
+export function collectStats(nsqd: StatsSource, filter: StatsFilter): StatsSnapshot {
   const topicName = filter.topic ?? '';
   const channelName = filter.channel ?? '';
   const healthError = nsqd.healthError();
@@ -114,7 +123,7 @@ function channelStatsOf(channel: Channel, includeClients: boolean, topicFilter: 
 }
 
 /** Connections that have published at least once, in connection order (nsqd: typeProducer). */
-function producerStats(nsqd: Nsqd, topicFilter: string): ClientStats[] | null {
+function producerStats(nsqd: StatsSource, topicFilter: string): ClientStats[] | null {
   let out: ClientStats[] | null = null;
   for (const client of nsqd.clients) {
     if (client.pubCounts.size === 0) continue;

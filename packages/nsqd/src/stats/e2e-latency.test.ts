@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { E2eProcessingLatency } from './e2e-latency.js';
 
 /** A hand-driven monotonic clock. */
-function clock(startMs = 1000): { now: () => number; advance: (ms: number) => void } {
+function clock(startMs = 1000): { monotonicMs: () => number; advance: (ms: number) => void } {
   let t = startMs;
-  return { now: () => t, advance: (ms) => (t += ms) };
+  return { monotonicMs: () => t, advance: (ms) => (t += ms) };
 }
 
 const MS = 1e6; // ns
@@ -15,13 +15,13 @@ function values(e2e: E2eProcessingLatency): number[] {
 
 describe('E2eProcessingLatency', () => {
   it('reports {count: 0, percentiles: null} without percentiles', () => {
-    const e2e = new E2eProcessingLatency([], 60_000);
+    const e2e = new E2eProcessingLatency([], 60_000, clock());
     e2e.record(5 * MS);
     expect(e2e.snapshot()).toEqual({ count: 0, percentiles: null });
   });
 
   it('reports each configured quantile as 0 before any sample, in configured order', () => {
-    const e2e = new E2eProcessingLatency([1, 0.99, 0.5], 60_000);
+    const e2e = new E2eProcessingLatency([1, 0.99, 0.5], 60_000, clock());
     expect(e2e.snapshot()).toEqual({
       count: 0,
       percentiles: [
@@ -34,7 +34,7 @@ describe('E2eProcessingLatency', () => {
 
   it('reports quantiles of the samples within 1%', () => {
     const c = clock();
-    const e2e = new E2eProcessingLatency([1, 0.99, 0.5], 60_000, c.now);
+    const e2e = new E2eProcessingLatency([1, 0.99, 0.5], 60_000, c);
     for (let i = 1; i <= 1000; i++) e2e.record(i * MS);
     const snap = e2e.snapshot();
     expect(snap.count).toBe(1000);
@@ -46,7 +46,7 @@ describe('E2eProcessingLatency', () => {
 
   it('keeps between half a window and a whole window of samples', () => {
     const c = clock();
-    const e2e = new E2eProcessingLatency([1], 10_000, c.now);
+    const e2e = new E2eProcessingLatency([1], 10_000, c);
     e2e.record(100 * MS); // t = 0
     c.advance(4_000);
     e2e.record(200 * MS); // t = 4 s, same half
@@ -70,7 +70,7 @@ describe('E2eProcessingLatency', () => {
 
   it('rotates on half-window boundaries like nsqd (stale only strictly after)', () => {
     const c = clock(0);
-    const e2e = new E2eProcessingLatency([1], 1000, c.now);
+    const e2e = new E2eProcessingLatency([1], 1000, c);
     e2e.record(1 * MS); // t = 0: slot [0, 500]
     c.advance(500);
     e2e.record(2 * MS); // t = 500: not stale yet (now == last + half), same slot
@@ -86,8 +86,8 @@ describe('E2eProcessingLatency', () => {
 
   it('merges channels by their samples, not by averaging their percentiles', () => {
     const c = clock();
-    const fast = new E2eProcessingLatency([0.5, 1], 60_000, c.now);
-    const slow = new E2eProcessingLatency([0.5, 1], 60_000, c.now);
+    const fast = new E2eProcessingLatency([0.5, 1], 60_000, c);
+    const slow = new E2eProcessingLatency([0.5, 1], 60_000, c);
     for (let i = 0; i < 900; i++) fast.record(1 * MS);
     for (let i = 0; i < 100; i++) slow.record(1000 * MS);
     const topic = E2eProcessingLatency.merge([fast, slow]);
@@ -103,8 +103,8 @@ describe('E2eProcessingLatency', () => {
 
   it('drops expired samples of every channel when merging', () => {
     const c = clock();
-    const a = new E2eProcessingLatency([1], 10_000, c.now);
-    const b = new E2eProcessingLatency([1], 10_000, c.now);
+    const a = new E2eProcessingLatency([1], 10_000, c);
+    const b = new E2eProcessingLatency([1], 10_000, c);
     a.record(900 * MS);
     c.advance(12_000);
     b.record(10 * MS);
@@ -116,7 +116,7 @@ describe('E2eProcessingLatency', () => {
   });
 
   it('uses the monotonic clock by default', () => {
-    const e2e = new E2eProcessingLatency([0.99], 60_000);
+    const e2e = new E2eProcessingLatency([0.99], 60_000, clock());
     e2e.record(3 * MS);
     expect(e2e.snapshot().count).toBe(1);
   });

@@ -1,9 +1,6 @@
-import { monotonicMs } from '../clock.js';
+import type { Clock } from '../clock.js';
 import { QuantileStream } from './quantile-stream.js';
 import type { E2eLatencyStats } from './types.js';
-
-/** Monotonic milliseconds; injectable for tests. */
-export type MonotonicClock = () => number;
 
 /**
  * A channel's end-to-end processing latency (nsq-spec §5.8), shaped like nsqd's
@@ -19,22 +16,22 @@ export class E2eProcessingLatency {
   private previous: QuantileStream;
   /** When `current` became current (monotonic ms). */
   private lastMoveMs: number;
-  private readonly now: MonotonicClock;
+  private readonly clock: Pick<Clock, 'monotonicMs'>;
 
-  constructor(percentiles: readonly number[], windowMs: number, now: MonotonicClock = monotonicMs) {
+  constructor(percentiles: readonly number[], windowMs: number, clock: Pick<Clock, 'monotonicMs'>) {
     this.percentiles = [...percentiles];
     this.windowMs = windowMs;
     // A zero window would rotate on every sample (and loop forever in nsqd); 1 ms is the floor.
     this.halfWindowMs = Math.max(1, windowMs / 2);
     this.current = new QuantileStream();
     this.previous = new QuantileStream();
-    this.now = now;
-    this.lastMoveMs = now();
+    this.clock = clock;
+    this.lastMoveMs = clock.monotonicMs();
   }
 
   /** One FIN's latency in nanoseconds. O(1), no allocation. */
   record(latencyNs: number): void {
-    const t = this.now();
+    const t = this.clock.monotonicMs();
     if (t - this.lastMoveMs > this.halfWindowMs) this.advance(t);
     this.current.insert(latencyNs);
   }
@@ -42,7 +39,7 @@ export class E2eProcessingLatency {
   /** Samples in the window and the configured percentiles, in configured order (ns). */
   snapshot(): E2eLatencyStats {
     if (this.percentiles.length === 0) return { count: 0, percentiles: null };
-    this.advance(this.now());
+    this.advance(this.clock.monotonicMs());
     // One half empty (a quiet or a young channel): read the other as it is.
     if (this.previous.count === 0) return result(this.current, this.percentiles);
     if (this.current.count === 0) return result(this.previous, this.percentiles);
@@ -63,7 +60,7 @@ export class E2eProcessingLatency {
     if (first.percentiles.length === 0) return { count: 0, percentiles: null };
     scratch.reset();
     for (const e2e of list) {
-      e2e.advance(e2e.now());
+      e2e.advance(e2e.clock.monotonicMs());
       scratch.merge(e2e.previous);
       scratch.merge(e2e.current);
     }

@@ -168,7 +168,11 @@ describe('formatStatsText', () => {
     const broker = new Nsqd({ logLevel: 'error' });
     broker.getTopic('t').getChannel('c');
     const snap = collectStats(broker, { includeClients: true, includeMem: true });
-    const text = formatStatsText(snap, { startTimeS: Math.floor(Date.now() / 1000), includeMem: true });
+    const text = formatStatsText(snap, {
+      startTimeS: Math.floor(Date.now() / 1000),
+      includeMem: true,
+      nowMs: Date.now(),
+    });
     expect(text).toContain('\nMemory:\n   heap_objects');
     expect(text).toContain('\n   [t              ] depth: 0     be-depth: 0     msgs: 0        e2e%: \n');
     expect(text).toContain('\n      [c                        ] depth: 0 ');

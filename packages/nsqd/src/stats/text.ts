@@ -6,8 +6,8 @@ export interface StatsTextOptions {
   startTimeS: number;
   /** Print the Memory section (when the snapshot has it). */
   includeMem: boolean;
-  /** Wall-clock now in Unix ms; defaults to Date.now() (tests pin it). */
-  nowMs?: number;
+  /** Wall-clock now in Unix ms (the broker's clock). */
+  nowMs: number;
 }
 
 /**
@@ -15,7 +15,7 @@ export interface StatsTextOptions {
  * fmt paddings. Nothing parses it; it is for people.
  */
 export function formatStatsText(snapshot: StatsSnapshot, options: StatsTextOptions): string {
-  const nowMs = options.nowMs ?? Date.now();
+  const nowMs = options.nowMs;
   const lines: string[] = [
     `nsqd v${VERSION} (built w/node${process.versions.node})`,
     `start_time ${rfc3339(options.startTimeS)}`,

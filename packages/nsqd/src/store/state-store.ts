@@ -1,5 +1,6 @@
 import { Level } from 'level';
 import { pack, unpack } from 'msgpackr';
+import type { ChannelDelta, SkipRange, TopicDelta } from '../durable-state.js';
 
 /** A topic's durable state (`t:<topic>`). */
 export interface TopicState {
@@ -9,7 +10,7 @@ export interface TopicState {
   /** While paused: offsets at or above it were not yet released to channels. */
   releaseMark: number;
   /** Offset ranges [from, to) dropped by /topic/empty while paused, not yet passed by every channel. */
-  skips: [number, number][];
+  skips: SkipRange[];
 }
 
 /**
@@ -55,12 +56,24 @@ export type StateOp = { type: 'put'; key: string; value: Buffer } | { type: 'del
 /** One key, or every key under a prefix (a deleted topic's or channel's). */
 export type StateClear = { key: string } | { prefix: string };
 
-// Names never contain ':' (nsq-spec: [.a-zA-Z0-9_-] plus #ephemeral), so it separates key parts.
+// The key schema. Names never contain ':' (nsq-spec: [.a-zA-Z0-9_-] plus #ephemeral), so it
+// separates key parts.
 export const topicKey = (topic: string): string => `t:${topic}`;
 export const channelKey = (topic: string, channel: string): string => `c:${topic}:${channel}`;
+const deferredPrefix = (topic: string, channel: string): string => `o:${topic}:${channel}:`;
 /** Offsets as 14 hex digits (53 bits), so keys sort by offset. */
-export const outstandingKey = (topic: string, channel: string, offset: number): string =>
-  `o:${topic}:${channel}:${offset.toString(16).padStart(14, '0')}`;
+export const deferredKey = (topic: string, channel: string, offset: number): string =>
+  `${deferredPrefix(topic, channel)}${offset.toString(16).padStart(14, '0')}`;
+
+/** Every key of a deleted channel: by prefix, so a put of a flush under way cannot bring it back. */
+export function channelClears(topic: string, channel: string): StateClear[] {
+  return [{ key: channelKey(topic, channel) }, { prefix: deferredPrefix(topic, channel) }];
+}
+
+/** Every key of a deleted topic and its channels. */
+export function topicClears(topic: string): StateClear[] {
+  return [{ key: topicKey(topic) }, { prefix: `c:${topic}:` }, { prefix: `o:${topic}:` }];
+}
 
 /** Numbers stored as raw float64s (a channel's `hot` and `ahead` lists). */
 export function float64s(bytes: Uint8Array | undefined): Float64Array {
@@ -68,8 +81,32 @@ export function float64s(bytes: Uint8Array | undefined): Float64Array {
   return new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }
 
-export function putOp(key: string, value: unknown): StateOp {
+function putOp(key: string, value: unknown): StateOp {
   return { type: 'put', key, value: pack(value) };
+}
+
+/** The write of a topic's changed state. */
+export function topicStateOp(topic: string, delta: TopicDelta): StateOp {
+  const state: TopicState = {
+    paused: delta.paused,
+    nextOffset: delta.nextOffset,
+    releaseMark: delta.releaseMark,
+    skips: delta.skips as SkipRange[],
+  };
+  return putOp(topicKey(topic), state);
+}
+
+/** The writes of a channel's changed state, appended to `ops`. */
+export function channelStateOps(topic: string, channel: string, delta: ChannelDelta, ops: StateOp[]): void {
+  const state: ChannelState = { paused: delta.paused, cursor: delta.cursor };
+  if (delta.hot.length > 0) state.hot = new Uint8Array(delta.hot.buffer, delta.hot.byteOffset, delta.hot.byteLength);
+  if (delta.ahead.length > 0) state.ahead = new Uint8Array(new Float64Array(delta.ahead).buffer);
+  ops.push(putOp(channelKey(topic, channel), state));
+  for (const entry of delta.deferredPuts) {
+    const value: OutstandingState = { attempts: entry.attempts, dueAtWallMs: entry.dueAtWallMs };
+    ops.push(putOp(deferredKey(topic, channel, entry.offset), value));
+  }
+  for (const offset of delta.deferredDeletes) ops.push({ type: 'del', key: deferredKey(topic, channel, offset) });
 }
 
 /**
@@ -101,7 +138,7 @@ export class StateStore {
     const topicOf = (name: string): LoadedTopic => {
       let t = topics.get(name);
       if (t === undefined) {
-        t = { state: { paused: false, nextOffset: 0, releaseMark: 0, skips: [] }, channels: new Map(), known: false };
+        t = emptyLoadedTopic();
         topics.set(name, t);
       }
       return t;
@@ -150,4 +187,9 @@ export class StateStore {
   close(): Promise<void> {
     return this.db.close();
   }
+}
+
+/** A topic with nothing stored. */
+export function emptyLoadedTopic(): LoadedTopic {
+  return { state: { paused: false, nextOffset: 0, releaseMark: 0, skips: [] }, channels: new Map(), known: false };
 }

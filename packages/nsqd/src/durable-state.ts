@@ -1,0 +1,48 @@
+/**
+ * The plain-data contract between the domain (topics, channels) and storage: what changed in
+ * a topic's or channel's durable state since the last change the store confirmed. Storage
+ * encodes a delta into state-store operations and, once they are on disk, hands the same
+ * object back (`committed(delta)`), so only the domain ever writes its own fields. A follower
+ * of a replica group can receive and store these exactly as the leader does.
+ */
+
+/** Offsets [from, to) dropped by /topic/empty while paused; channels jump over them. */
+export type SkipRange = [number, number];
+
+export interface TopicDelta {
+  /** The topic's change count when the delta was taken. */
+  readonly changes: number;
+  readonly paused: boolean;
+  /** The log's next offset (start-up takes the largest of it and what the log and channels hold). */
+  readonly nextOffset: number;
+  /** While paused: offsets at or above it were not released to channels (0 when not paused). */
+  readonly releaseMark: number;
+  readonly skips: readonly SkipRange[];
+}
+
+/** A deferred message as the store keeps it: one key each. */
+export interface DeferredEntry {
+  readonly offset: number;
+  readonly attempts: number;
+  readonly dueAtWallMs: number;
+}
+
+export interface ChannelDelta {
+  /** The channel's change count when the delta was taken. */
+  readonly changes: number;
+  readonly cursor: number;
+  readonly paused: boolean;
+  /**
+   * Every in-flight and requeued message as (offset, attempts) pairs. This set changes with
+   * every delivery and FIN, so it is stored whole as one value, not as puts and deletes.
+   */
+  readonly hot: Float64Array;
+  /** Offsets at or past the cursor the channel already holds (a DPUB fanned out); empty mostly. */
+  readonly ahead: readonly number[];
+  /** Deferred messages to store: new, or with other attempts or due time than stored. */
+  readonly deferredPuts: readonly DeferredEntry[];
+  /** Stored deferred messages that are deferred no more (due, finished, emptied). */
+  readonly deferredDeletes: readonly number[];
+  /** The lowest offset the channel still needs: segments below every channel's floor can go. */
+  readonly floor: number;
+}

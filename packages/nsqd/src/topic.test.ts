@@ -1,0 +1,293 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FakeConsumer } from './channel.test-util.js';
+import { ManualClock } from './clock.test-util.js';
+import type { BrokerContext, Pumpable } from './context.js';
+import { nodeFileSystem } from './log/file-system.js';
+import { SegmentLog } from './log/segment-log.js';
+import { createLogger } from './logger.js';
+import { defaultNsqdOptions, type NsqdOptions } from './options.js';
+import { StoreUnavailableError, Topic, type TopicStore } from './topic.js';
+
+class FakeBroker implements BrokerContext {
+  readonly clock = new ManualClock();
+  readonly logger = createLogger('', 'fatal');
+  readonly options: NsqdOptions;
+  readonly events: string[] = [];
+  private pending: Pumpable[] = [];
+
+  constructor(options: Partial<NsqdOptions>) {
+    this.options = { ...defaultNsqdOptions(), nodeId: 1, ...options };
+  }
+
+  schedulePump(channel: Pumpable): void {
+    this.pending.push(channel);
+  }
+
+  runPumps(): void {
+    for (let i = 0; i < 100 && this.pending.length > 0; i++) for (const c of this.pending.splice(0)) c.pump();
+  }
+
+  onEphemeralTopicEmpty(topic: { readonly name: string }): void {
+    this.events.push(`empty ${topic.name}`);
+  }
+
+  onChannelCreated(topic: string, channel: string): void {
+    this.events.push(`+${topic}:${channel}`);
+  }
+
+  onChannelDeleted(topic: string, channel: string): void {
+    this.events.push(`-${topic}:${channel}`);
+  }
+}
+
+/** A store that records what the topic asks of it; the test settles commits. */
+class FakeStore implements TopicStore {
+  readonly log: SegmentLog;
+  healthError: string | null = null;
+  readonly calls: string[] = [];
+  commits = 0;
+
+  constructor(clock: ManualClock) {
+    const options = { maxBytesPerFile: 1 << 20, maxBodyBytes: 1024, clock, fs: nodeFileSystem };
+    this.log = SegmentLog.fresh(join(tmpdir(), 'never-written'), options, createLogger('', 'fatal'));
+  }
+
+  health(): string | null {
+    return this.healthError;
+  }
+
+  commit(): Promise<void> {
+    this.commits++;
+    return Promise.resolve();
+  }
+
+  requestFlush(): void {
+    this.calls.push('flush');
+  }
+
+  noteDiskRead(): void {}
+
+  clearLog(nextOffset: number): void {
+    this.calls.push(`clear ${nextOffset}`);
+  }
+
+  dropChannel(channel: string): void {
+    this.calls.push(`drop ${channel}`);
+  }
+}
+
+function setup(options: Partial<NsqdOptions> = {}, { durable = true, name = 't' } = {}) {
+  const broker = new FakeBroker(options);
+  const store = durable ? new FakeStore(broker.clock) : null;
+  const topic = new Topic(broker, name, store);
+  return { broker, store, topic };
+}
+
+const pub = (topic: Topic, ...bodies: string[]) => {
+  for (const b of bodies) topic.publish(Buffer.from(b));
+};
+
+describe('Topic channels', () => {
+  it('the first channel takes the backlog, later ones start at the end', () => {
+    const { broker, topic } = setup({}, { durable: false });
+    pub(topic, 'a', 'b');
+    expect(topic.depth).toBe(2);
+    const first = topic.getChannel('first');
+    pub(topic, 'c');
+    const second = topic.getChannel('second');
+    expect([first.cursor, first.depth, second.cursor, second.depth]).toEqual([0, 3, 3, 0]);
+    expect(topic.depth).toBe(0);
+    expect(broker.events).toEqual(['+t:first', '+t:second']);
+    expect(topic.getChannel('first')).toBe(first);
+  });
+
+  it('a paused topic holds what is published after the pause; channels get it on unpause', () => {
+    const { broker, store, topic } = setup();
+    const ch = topic.getChannel('c');
+    pub(topic, 'a');
+    topic.pause();
+    pub(topic, 'b', 'c');
+    expect([topic.readLimit, topic.depth, ch.depth]).toEqual([1, 2, 1]);
+    // A channel made now starts at the release mark: it gets the held messages too.
+    const late = topic.getChannel('late');
+    expect(late.cursor).toBe(1);
+    const consumer = new FakeConsumer('x', 10);
+    ch.addConsumer(consumer);
+    broker.runPumps();
+    expect(consumer.got.map((m) => m.record.body.toString())).toEqual(['a']);
+    topic.unpause();
+    broker.runPumps();
+    expect(consumer.got.map((m) => m.record.body.toString())).toEqual(['a', 'b', 'c']);
+    expect(store?.calls.filter((c) => c === 'flush').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('empty while paused drops only what was held, once, and the range leaves the channels’ counts', () => {
+    const { topic } = setup({}, { durable: false });
+    const ch = topic.getChannel('c');
+    pub(topic, 'a');
+    topic.pause();
+    pub(topic, 'b', 'c');
+    topic.empty();
+    pub(topic, 'd');
+    topic.empty();
+    expect(topic.skips).toEqual([
+      [1, 3],
+      [3, 4],
+    ]);
+    topic.unpause();
+    pub(topic, 'e');
+    expect([ch.depth, ch.messageCount]).toEqual([2, 2]);
+    ch.cursor = 5;
+    topic.pruneSkips();
+    expect(topic.skips).toEqual([]);
+    expect(ch.messageCount).toBe(2);
+  });
+
+  it('deleting the last channel drops the backlog and its segments; an ephemeral topic then goes', () => {
+    const { broker, store, topic } = setup();
+    topic.getChannel('durable');
+    topic.getChannel('tail#ephemeral');
+    pub(topic, 'a', 'b');
+    topic.deleteChannel('tail#ephemeral');
+    expect(store?.calls).not.toContain('drop tail#ephemeral');
+    topic.deleteChannel('durable');
+    expect(store?.calls.slice(-2)).toEqual(['drop durable', 'clear 2']);
+    expect(topic.depth).toBe(0);
+    expect(topic.deleteChannel('durable')).toBe(false);
+    const e = setup({}, { durable: false, name: 'e#ephemeral' });
+    e.topic.getChannel('c');
+    e.topic.deleteChannel('c');
+    expect(e.broker.events).toEqual(['+e#ephemeral:c', '-e#ephemeral:c', 'empty e#ephemeral']);
+    expect(broker.events).toContain('-t:durable');
+  });
+});
+
+describe('Topic publishing', () => {
+  it('a topic without storage answers at once', () => {
+    const { topic } = setup({ memQueueSize: 0 }, { durable: false });
+    expect(topic.publish(Buffer.from('x'))).toBeNull();
+    expect([topic.messageCount, topic.messageBytes]).toEqual([1, 1]);
+  });
+
+  it('past --mem-queue-size a spill is asked for; far past it, and always at 0, the publisher waits', () => {
+    const { store, topic } = setup({ memQueueSize: 2 });
+    expect(topic.publish(Buffer.from('a'))).toBeNull();
+    expect(topic.publish(Buffer.from('b'))).toBeNull();
+    expect(store?.calls).toEqual([]);
+    expect(topic.publish(Buffer.from('c'))).toBeNull();
+    expect(store?.calls).toEqual(['flush']);
+    for (let i = 0; i < 9_999; i++) topic.publish(Buffer.from('x'));
+    expect(store?.commits).toBe(0);
+    expect(topic.publish(Buffer.from('over'))).toBeInstanceOf(Promise);
+    const durable = setup({ memQueueSize: 0 });
+    expect(durable.topic.publish(Buffer.from('a'))).toBeInstanceOf(Promise);
+  });
+
+  it('MPUB appends every body as a range of the one buffer and wakes the channels once', () => {
+    const { broker, topic } = setup({}, { durable: false });
+    const ch = topic.getChannel('c');
+    const c = new FakeConsumer('c', 10);
+    ch.addConsumer(c);
+    broker.runPumps();
+    const data = Buffer.from('onetwothree');
+    topic.publishBatch(data, [0, 3, 6], [3, 3, 5], 3);
+    broker.runPumps();
+    expect(c.got.map((m) => m.record.body.toString())).toEqual(['one', 'two', 'three']);
+    expect(c.got.every((m) => m.record.data === data)).toBe(true);
+  });
+
+  it('refuses a publish while the disk fails and memory holds --mem-queue-size messages, storing nothing', () => {
+    const { store, topic } = setup({ memQueueSize: 1 });
+    pub(topic, 'a');
+    (store as FakeStore).healthError = 'failed to write to disk - EIO';
+    expect(() => topic.publish(Buffer.from('b'))).toThrow(StoreUnavailableError);
+    expect(() => topic.publishBatch(Buffer.from('cd'), [0, 1], [1, 1], 2)).toThrow(/EIO/);
+    expect(() => topic.publishDeferred(Buffer.from('e'), 1_000)).toThrow(StoreUnavailableError);
+    expect([topic.tail.end, topic.messageCount]).toEqual([1, 1]);
+  });
+
+  it('DPUB goes into the log and straight into fanning-out channels’ deferred sets', () => {
+    const { broker, topic } = setup({}, { durable: false });
+    const ch = topic.getChannel('c');
+    topic.publishDeferred(Buffer.from('later'), 1_000);
+    expect([topic.tail.end, ch.deferredCount, ch.depth]).toEqual([1, 1, 0]);
+    const c = new FakeConsumer('c', 10);
+    ch.addConsumer(c);
+    broker.runPumps();
+    expect(c.got).toEqual([]);
+    broker.clock.advance(1_000);
+    broker.runPumps();
+    expect(c.got.map((m) => m.record.body.toString())).toEqual(['later']);
+  });
+
+  it('durable mode: a DPUB reaches the channels only once stored, and never when the write failed', () => {
+    const { topic } = setup({ memQueueSize: 0 });
+    const ch = topic.getChannel('c');
+    topic.publishDeferred(Buffer.from('kept'), 1_000);
+    expect(ch.deferredCount).toBe(0);
+    const w = topic.collectWrites();
+    expect(w.count).toBe(1);
+    topic.afterWrite(topic.tail.end);
+    expect(ch.deferredCount).toBe(1);
+    topic.publishDeferred(Buffer.from('refused'), 1_000);
+    topic.collectWrites();
+    topic.discardUnwritten(topic.tail.end);
+    expect(topic.skips).toEqual([[1, 2]]);
+    topic.afterWrite(topic.tail.end);
+    expect([ch.deferredCount, ch.depth]).toEqual([1, 0]);
+  });
+});
+
+describe('Topic writes and memory', () => {
+  it('writes what a durable channel still needs, and what it passed but still holds; not what it finished', () => {
+    const { broker, topic } = setup({ memQueueSize: 100 });
+    const ch = topic.getChannel('c');
+    topic.getChannel('tail#ephemeral').cursor = 0;
+    pub(topic, 'm0', 'm1', 'm2', 'm3', 'm4');
+    const c = new FakeConsumer('c', 3);
+    ch.addConsumer(c);
+    broker.runPumps();
+    c.fin(ch, c.got[0] as (typeof c.got)[number]);
+    c.req(ch, c.got[1] as (typeof c.got)[number], 0);
+    // m2 in flight, m1 requeued, m0 finished; m3 and m4 unread.
+    const w = topic.collectWrites();
+    expect(Array.from({ length: w.count }, (_, i) => w.offsetAt(i))).toEqual([1, 2, 3, 4]);
+    topic.afterWrite(5);
+    expect(topic.writtenUpTo).toBe(5);
+    expect(topic.collectWrites().count).toBe(0);
+  });
+
+  it('trims what every channel passed from memory; written records stay cached up to a bound', () => {
+    const { broker, topic } = setup({ memQueueSize: 0 });
+    const ch = topic.getChannel('c');
+    pub(topic, 'a', 'b', 'c');
+    topic.collectWrites();
+    topic.afterWrite(3);
+    const c = new FakeConsumer('c', 10);
+    ch.addConsumer(c);
+    broker.runPumps();
+    expect(c.got).toHaveLength(3);
+    expect(topic.tail.start).toBe(3);
+    // Without channels nothing the first channel will take is trimmed.
+    const solo = setup({ memQueueSize: 0 }, { durable: false });
+    pub(solo.topic, 'x', 'y');
+    solo.topic.trim();
+    expect(solo.topic.tail.length).toBe(2);
+  });
+
+  it('hands over its durable state when it changed, and is clean once committed', () => {
+    const { topic } = setup();
+    const first = topic.durableDelta();
+    expect(first).toMatchObject({ paused: false, nextOffset: 0, releaseMark: 0, skips: [] });
+    topic.committed(first as NonNullable<typeof first>);
+    pub(topic, 'a');
+    expect(topic.durableDelta()).toBeNull();
+    topic.pause();
+    const paused = topic.durableDelta();
+    expect(paused).toMatchObject({ paused: true, nextOffset: 1, releaseMark: 1 });
+    topic.restoreState({ paused: false, releaseMark: 0, skips: [[0, 1]] });
+    expect(topic.skips).toEqual([[0, 1]]);
+  });
+});

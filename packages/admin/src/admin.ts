@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { createLogger, formatHostPort, type Logger, parseHostPort } from '@nsq-ts/protocol';
+import { createLogger, formatHostPort, type Logger, parseHostPort } from '@nsq-ts/go-compat';
 import { goJson, HttpError } from '@nsq-ts/server-kit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocketServer } from 'ws';

@@ -1,12 +1,5 @@
-import {
-  type ChannelStats,
-  type ClientStats,
-  formatHostPort,
-  type LookupNode,
-  type LookupPeer,
-  type StatsSnapshot,
-  type TopicStats,
-} from '@nsq-ts/protocol';
+import { formatHostPort } from '@nsq-ts/go-compat';
+import type { ChannelStats, ClientStats, LookupNode, LookupPeer, StatsSnapshot, TopicStats } from '@nsq-ts/protocol';
 import type { NsqdInfo } from './nsq-types.js';
 import { query, type Upstream, UpstreamError } from './upstream.js';
 

@@ -7,7 +7,7 @@ import {
   type LogLevel,
   parseGoFlags,
   parseHostPort,
-} from '@nsq-ts/protocol';
+} from '@nsq-ts/go-compat';
 import { type DaemonArgs, logLevelFlag } from '@nsq-ts/server-kit';
 import { type AdminOptions, defaultAdminOptions } from './options.js';
 

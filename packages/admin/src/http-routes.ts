@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { type GoQuery, isValidChannelName, isValidTopicName } from '@nsq-ts/protocol';
+import type { GoQuery } from '@nsq-ts/go-compat';
+import { isValidChannelName, isValidTopicName } from '@nsq-ts/protocol';
 import {
   bearerMatches,
   constantTimeEqual,

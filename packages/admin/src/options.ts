@@ -1,4 +1,4 @@
-import type { LogLevel } from '@nsq-ts/protocol';
+import type { LogLevel } from '@nsq-ts/go-compat';
 
 /** nsqadmin's options: NSQ v1.3.0's main nsqadmin flags in camelCase. Durations are milliseconds. */
 export interface AdminOptions {

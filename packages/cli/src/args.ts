@@ -1,4 +1,4 @@
-import { type FlagSpec, type FlagValue, formatGoUsage, isBoolFlag, parseGoFlags } from '@nsq-ts/protocol';
+import { type FlagSpec, type FlagValue, formatGoUsage, isBoolFlag, parseGoFlags } from '@nsq-ts/go-compat';
 
 /** A failure to report: `message` on stderr and `exitCode` (2 for a bad command line, as Go's flag package). */
 export class CliError extends Error {

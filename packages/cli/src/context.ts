@@ -1,4 +1,5 @@
-import { parseHostPort, type TopicStats } from '@nsq-ts/protocol';
+import { parseHostPort } from '@nsq-ts/go-compat';
+import type { TopicStats } from '@nsq-ts/protocol';
 import { type Args, CliError } from './args.js';
 import { lookupTopicProducers, nsqRequest, query } from './http.js';
 

@@ -1,4 +1,4 @@
-import { formatHostPort, parseHostPort } from '@nsq-ts/protocol';
+import { formatHostPort, parseHostPort } from '@nsq-ts/go-compat';
 import { CliError } from './args.js';
 
 /** nsqadmin's and nsq_stat's Accept header: the bare-JSON V1 replies (nsq-spec §6). */

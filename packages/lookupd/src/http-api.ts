@@ -1,11 +1,5 @@
-import {
-  firstValue,
-  type GoQuery,
-  isValidChannelName,
-  isValidTopicName,
-  type LookupNode,
-  type LookupPeer,
-} from '@nsq-ts/protocol';
+import { firstValue, type GoQuery } from '@nsq-ts/go-compat';
+import { isValidChannelName, isValidTopicName, type LookupNode, type LookupPeer } from '@nsq-ts/protocol';
 import {
   createV1Router,
   EMPTY,

@@ -3,7 +3,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
-import { createLogger, type Logger, parseHostPort } from '@nsq-ts/protocol';
+import { createLogger, type Logger, parseHostPort } from '@nsq-ts/go-compat';
 import { goJson, HTTP_SERVER_TIMEOUTS, listen } from '@nsq-ts/server-kit';
 import { createHttpApi } from './http-api.js';
 import type { LookupdMetrics } from './metrics.js';

@@ -1,4 +1,4 @@
-import type { LogLevel } from '@nsq-ts/protocol';
+import type { LogLevel } from '@nsq-ts/go-compat';
 
 /**
  * nsqlookupd's options: NSQ v1.3.0's flags (nsq-spec §4.3) in camelCase, durations in

@@ -1,4 +1,4 @@
-import { createLogger as createNsqLogger, type Logger, type LogLevel } from '@nsq-ts/protocol';
+import { createLogger as createNsqLogger, type Logger, type LogLevel } from '@nsq-ts/go-compat';
 
 export type { Logger };
 

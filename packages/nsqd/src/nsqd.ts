@@ -3,7 +3,8 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { CommandDecoder, isEphemeralName, isValidTopicName, parseHostPort } from '@nsq-ts/protocol';
+import { parseHostPort } from '@nsq-ts/go-compat';
+import { CommandDecoder, isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
 import { HTTP_SERVER_TIMEOUTS, listen, type V1Router } from '@nsq-ts/server-kit';
 import { type Clock, systemClock } from './clock.js';
 import type { BrokerContext, Pumpable } from './context.js';

@@ -1,4 +1,4 @@
-import type { LogLevel } from '@nsq-ts/protocol';
+import type { LogLevel } from '@nsq-ts/go-compat';
 
 /**
  * nsqd's options: NSQ v1.3.0's flags (nsq-spec §5.12) in camelCase with units in their names.
@@ -78,7 +78,7 @@ export interface NsqdOptions {
   lookupdHttpAuthToken: string;
 }
 
-export { LOG_LEVELS, type LogLevel } from '@nsq-ts/protocol';
+export { LOG_LEVELS, type LogLevel } from '@nsq-ts/go-compat';
 
 export function defaultNsqdOptions(): NsqdOptions {
   return {

@@ -1,19 +1,75 @@
-export * from './address.js';
-export * from './command-decoder.js';
-export * from './commands.js';
-export * from './compression-layers.js';
-export * from './crc32c.js';
-export * from './deflate.js';
-export * from './errors.js';
-export * from './frame-decoder.js';
-export * from './frames.js';
-export * from './go-flags.js';
-export * from './go-format.js';
-export * from './go-query.js';
-export * from './identify.js';
-export * from './logger.js';
-export * from './lookup-v1.js';
-export * from './message-id.js';
-export * from './names.js';
-export * from './snappy.js';
-export * from './stats-types.js';
+/**
+ * `@nsq-ts/protocol`: NSQ v1.3.0's wire codecs, without I/O. Only what users and the other nsq-ts
+ * packages need is exported here; codec internals and test fixtures stay inside the package.
+ */
+export {
+  type Command,
+  CommandDecoder,
+  type CommandDecoderOptions,
+  type CommandHandler,
+  finCommand,
+  MAX_LINE_BYTES,
+  type MpubMessages,
+} from './command-decoder.js';
+export { encodeCommand, encodeMpubBody, MAGIC_V2, type MpubBodyError, scanMpubBody } from './commands.js';
+export {
+  type ByteStream,
+  DeflateOutput,
+  deflateInput,
+  type InputFilter,
+  type OutputSink,
+  SnappyOutput,
+  snappyInput,
+} from './compression-layers.js';
+export { crc32c } from './crc32c.js';
+export { deflateSegment, InflateError } from './deflate.js';
+export { ErrorCode, isFatalErrorCode, ProtocolError } from './errors.js';
+export { FrameDecodeError, FrameDecoder } from './frame-decoder.js';
+export {
+  CLOSE_WAIT,
+  CLOSE_WAIT_FRAME,
+  type DecodedMessage,
+  decodeMessage,
+  encodeErrorFrame,
+  encodeFrame,
+  encodeResponse,
+  FRAME_HEADER_BYTES,
+  FrameType,
+  HEARTBEAT,
+  HEARTBEAT_FRAME,
+  MESSAGE_HEADER_BYTES,
+  OK,
+  OK_FRAME,
+  writeMessageHeaderRaw,
+} from './frames.js';
+export {
+  decodeGoJsonFields,
+  decodeIdentifyBody,
+  IdentifyDecodeError,
+  type IdentifyRequest,
+  type IdentifyResponse,
+  type JsonFieldKind,
+} from './identify.js';
+export {
+  encodeLookupResponse,
+  isLookupError,
+  type LookupIdentifyBody,
+  type LookupIdentifyResponse,
+  type LookupNode,
+  type LookupPeer,
+  LookupResponseDecodeError,
+  LookupResponseDecoder,
+  MAGIC_V1,
+} from './lookup-v1.js';
+export { MESSAGE_ID_LENGTH, MessageIdGenerator, messageIdHex } from './message-id.js';
+export { isEphemeralName, isValidChannelName, isValidTopicName, MAX_NAME_LENGTH } from './names.js';
+export { SnappyError, SnappyFrameDecoder, SnappyFrameEncoder } from './snappy.js';
+export type {
+  ChannelStats,
+  ClientStats,
+  E2eLatencyStats,
+  MemStats,
+  PubCount,
+  StatsSnapshot,
+  TopicStats,
+} from './stats-types.js';

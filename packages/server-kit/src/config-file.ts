@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { FlagError, FlagErrorCode } from '@nsq-ts/protocol';
+import { FlagError, FlagErrorCode } from '@nsq-ts/go-compat';
 
 /** The TOML parser, loaded only when a daemon is given --config (its start-up without one skips it). */
 function parseToml(text: string): ConfigTable {

@@ -7,7 +7,7 @@ import {
   parseGoFlags,
   parseLogLevel,
   unknownConfigKeys,
-} from '@nsq-ts/protocol';
+} from '@nsq-ts/go-compat';
 import { type ConfigTable, loadConfigFile } from './config-file.js';
 
 /** What a daemon's command line asks for; a run's flag values are then resolveFlags' to settle. */

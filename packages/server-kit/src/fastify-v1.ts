@@ -1,6 +1,6 @@
 import { createServer as createHttpServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { type GoQuery, parseGoQuery } from '@nsq-ts/protocol';
+import { type GoQuery, parseGoQuery } from '@nsq-ts/go-compat';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { decodePath, GoRouter } from './go-router.js';
 import {

@@ -11,7 +11,7 @@
  *   4. 404.
  */
 
-import { goUnescape } from '@nsq-ts/protocol';
+import { goUnescape } from '@nsq-ts/go-compat';
 
 /** What to answer a request no route took. */
 export type RouteMiss =

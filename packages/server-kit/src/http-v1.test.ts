@@ -1,5 +1,5 @@
 import { createServer, request, type Server } from 'node:http';
-import type { GoQuery } from '@nsq-ts/protocol';
+import type { GoQuery } from '@nsq-ts/go-compat';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createV1App } from './fastify-v1.js';
 import {

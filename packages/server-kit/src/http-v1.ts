@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type GoQuery, parseGoQuery } from '@nsq-ts/protocol';
+import { type GoQuery, parseGoQuery } from '@nsq-ts/go-compat';
 import { decodePath, GoRouter, type RouteMiss, redirectBody } from './go-router.js';
 
 /**

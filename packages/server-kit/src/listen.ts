@@ -1,5 +1,5 @@
 import type { Server } from 'node:net';
-import { formatHostPort, parseHostPort } from '@nsq-ts/protocol';
+import { formatHostPort, parseHostPort } from '@nsq-ts/go-compat';
 
 /** Binds `server` to `host:port` (port 0: any free one) and resolves with the bound `host:port`. */
 export function listen(server: Server, address: string): Promise<string> {

@@ -1,4 +1,4 @@
-import { FlagError } from '@nsq-ts/protocol';
+import { FlagError } from '@nsq-ts/go-compat';
 
 /** What a daemon library exposes to its bin. */
 export interface Daemon {

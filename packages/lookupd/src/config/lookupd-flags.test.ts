@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FlagError, FlagErrorCode } from '@nsq-ts/protocol';
+import { FlagError, FlagErrorCode } from '@nsq-ts/go-compat';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLookupdOptions } from '../options.js';
 import { lookupdUsage, parseLookupdArgs } from './lookupd-flags.js';

@@ -6,7 +6,7 @@ import {
   formatGoUsage,
   type OptionFlag,
   resolveFlags,
-} from '@nsq-ts/protocol';
+} from '@nsq-ts/go-compat';
 import { type DaemonArgs, HTTP_AUTH_FLAGS, logLevelFlag, readDaemonFlags } from '@nsq-ts/server-kit';
 import { defaultLookupdOptions, type LookupdOptions } from '../options.js';
 

@@ -1,14 +1,13 @@
 import type { Socket } from 'node:net';
+import { formatHostPort, type Logger } from '@nsq-ts/go-compat';
 import {
   decodeGoJsonFields,
   encodeLookupResponse,
-  formatHostPort,
   IdentifyDecodeError,
   isEphemeralName,
   isValidChannelName,
   isValidTopicName,
   type JsonFieldKind,
-  type Logger,
   MAGIC_V1,
   MAX_LINE_BYTES,
 } from '@nsq-ts/protocol';

@@ -1,4 +1,5 @@
-import { ErrorCode, goQuote, ProtocolError } from '@nsq-ts/protocol';
+import { goQuote } from '@nsq-ts/go-compat';
+import { ErrorCode, ProtocolError } from '@nsq-ts/protocol';
 import type { Clock } from '../clock.js';
 import type { NsqdOptions } from '../options.js';
 import { type AuthRequest, type AuthState, isAllowed, queryAnyAuthd } from './auth-client.js';

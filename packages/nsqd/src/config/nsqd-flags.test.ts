@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FlagError, FlagErrorCode } from '@nsq-ts/protocol';
+import { FlagError, FlagErrorCode } from '@nsq-ts/go-compat';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultNsqdOptions, type NsqdOptions } from '../options.js';
 import {

@@ -8,7 +8,7 @@ import {
   type OptionFlag,
   parseGoBool,
   resolveFlags,
-} from '@nsq-ts/protocol';
+} from '@nsq-ts/go-compat';
 import { type DaemonArgs, HTTP_AUTH_FLAGS, logLevelFlag, readDaemonFlags } from '@nsq-ts/server-kit';
 import { defaultNsqdOptions, LOG_LEVELS, type NsqdOptions } from '../options.js';
 import { VERSION } from '../version.js';

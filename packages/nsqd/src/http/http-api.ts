@@ -1,14 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
-import {
-  boolParam,
-  firstValue,
-  type GoQuery,
-  isValidChannelName,
-  isValidTopicName,
-  parseHostPort,
-  scanMpubBody,
-} from '@nsq-ts/protocol';
+import { boolParam, firstValue, type GoQuery, parseHostPort } from '@nsq-ts/go-compat';
+import { isValidChannelName, isValidTopicName, scanMpubBody } from '@nsq-ts/protocol';
 import { createV1Router, EMPTY, HttpError, TEXT_TYPE, Text, type V1Router } from '@nsq-ts/server-kit';
 import type { Clock } from '../clock.js';
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';

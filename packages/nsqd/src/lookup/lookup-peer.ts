@@ -1,13 +1,12 @@
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { type Logger, parseHostPort } from '@nsq-ts/go-compat';
 import {
   encodeCommand,
   isLookupError,
-  type Logger,
   type LookupIdentifyBody,
   LookupResponseDecoder,
   MAGIC_V1,
-  parseHostPort,
 } from '@nsq-ts/protocol';
 
 /** What nsqd tells a lookupd about itself (IDENTIFY body, nsq-spec §4.4). */

@@ -1,4 +1,5 @@
-import { encodeCommand, isEphemeralName, type Logger } from '@nsq-ts/protocol';
+import type { Logger } from '@nsq-ts/go-compat';
+import { encodeCommand, isEphemeralName } from '@nsq-ts/protocol';
 import { LookupPeer, type LookupTls, type PeerIdentity } from './lookup-peer.js';
 
 /** nsqd's side of discovery: what the registrar reads from the broker. */

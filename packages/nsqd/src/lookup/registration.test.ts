@@ -1,4 +1,4 @@
-import { createLogger } from '@nsq-ts/protocol';
+import { createLogger } from '@nsq-ts/go-compat';
 import { eventually, startLookupd, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LookupdRegistrar } from './lookupd-registrar.js';

@@ -1,3 +1,4 @@
+import { goQuote, parseBase10 } from '@nsq-ts/go-compat';
 import {
   CLOSE_WAIT_FRAME,
   type Command,
@@ -7,7 +8,6 @@ import {
   encodeErrorFrame,
   encodeResponse,
   finCommand,
-  goQuote,
   type IdentifyRequest,
   type IdentifyResponse,
   isValidChannelName,
@@ -16,7 +16,6 @@ import {
   type MpubMessages,
   OK_FRAME,
   ProtocolError,
-  parseBase10,
 } from '@nsq-ts/protocol';
 import type { AuthState } from '../auth/auth-client.js';
 import type { Channel } from '../channel.js';

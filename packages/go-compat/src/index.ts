@@ -1,0 +1,30 @@
+/**
+ * `@nsq-ts/go-compat`: the Go behaviour NSQ's programs show to their users, reproduced byte for
+ * byte — the `flag` package's command lines and errors, durations, `net/url` query strings, `%q`
+ * quoting, the `log` package's lines, and `host:port` addresses.
+ */
+export { formatHostPort, parseHostPort } from './address.js';
+export {
+  applyFlagValues,
+  type ConfigurableFlag,
+  FlagError,
+  FlagErrorCode,
+  type FlagSpec,
+  type FlagType,
+  type FlagValue,
+  formatGoDuration,
+  formatGoUsage,
+  isBoolFlag,
+  type OptionFlag,
+  type ParsedFlags,
+  type ParseGoFlagsOptions,
+  parseGoBool,
+  parseGoDuration,
+  parseGoFlags,
+  type ResolvedFlags,
+  resolveFlags,
+  unknownConfigKeys,
+} from './go-flags.js';
+export { goQuote, goQuoteText, parseBase10 } from './go-format.js';
+export { boolParam, firstValue, type GoQuery, goUnescape, parseGoQuery } from './go-query.js';
+export { createLogger, LOG_LEVELS, type Logger, type LogLevel, parseLogLevel } from './logger.js';

@@ -1,16 +1,5 @@
 import type { ChannelMessage } from './message.js';
-
-/**
- * A 32-bit key of an ID, for the table below (and small-integer arithmetic throughout). Our IDs
- * are `tick·2²² + node·2¹² + sequence` (protocol/message-id.ts): the key keeps the sequence and
- * the tick's low 20 bits (17.5 minutes of milliseconds, more than --max-msg-timeout's 15), and
- * drops the node bits, which are the same for every ID this node makes. (With the Map this
- * table used before, going from 53-bit double keys to these took get/add/delete from 15 % of
- * the broker's busy time under `both` to 10 %.)
- */
-function keyOf(hi: number, lo: number): number {
-  return ((hi & 0x3ff) << 22) | ((lo >>> 22) << 12) | (lo & 0xfff) | 0;
-}
+import { inFlightKey } from './message-id.js';
 
 /**
  * Value of one lowercase hex digit, or -1. IDs are compared as bytes in nsqd, so an ID in
@@ -36,9 +25,11 @@ const MIN_SLOTS = 16;
  * a Map of Smi keys and 20–22 ns here (5,000 in flight, microbenchmark), and a Map also
  * reallocates its backing store as deletions accumulate, garbage at every few thousand FINs.
  *
- * Two IDs can share a key (made more than 17.5 minutes apart, or imported from another nsqd
- * with other node bits); the second of such a pair goes to a small overflow map keyed by the
- * full text, so lookups stay exact.
+ * Keys come from the layout of this node's IDs (message-id.ts: the tick's low bits and the
+ * sequence; a key with the Map this table used before took get/add/delete from 15 % of the
+ * broker's busy time under `both` to 10 %). Two IDs can share a key (made more than 18 minutes
+ * apart, or imported from another nsqd with other node bits); the second of such a pair goes to
+ * a small overflow map keyed by the full text, so lookups stay exact.
  */
 export class InFlightTable {
   private keys = new Int32Array(MIN_SLOTS);
@@ -55,7 +46,7 @@ export class InFlightTable {
 
   add(msg: ChannelMessage): void {
     const r = msg.record;
-    const key = keyOf(r.idHi, r.idLo);
+    const key = inFlightKey(r.idHi, r.idLo);
     if (this.slotOf(key) >= 0) {
       this.overflow.set(r.id, msg);
       return;
@@ -93,7 +84,7 @@ export class InFlightTable {
   }
 
   private find(hi: number, lo: number, id: string | null): ChannelMessage | undefined {
-    const slot = this.slotOf(keyOf(hi, lo));
+    const slot = this.slotOf(inFlightKey(hi, lo));
     if (slot >= 0) {
       const msg = this.slots[slot] as ChannelMessage;
       if (msg.record.idHi === hi && msg.record.idLo === lo) return msg;
@@ -103,7 +94,7 @@ export class InFlightTable {
 
   delete(msg: ChannelMessage): void {
     const r = msg.record;
-    const key = keyOf(r.idHi, r.idLo);
+    const key = inFlightKey(r.idHi, r.idLo);
     const slot = this.slotOf(key);
     if (slot < 0 || this.slots[slot] !== msg) {
       this.overflow.delete(r.id);
@@ -113,7 +104,7 @@ export class InFlightTable {
     // Promote a colliding entry, if any, so the table keeps holding one per key.
     if (this.overflow.size > 0) {
       for (const [text, other] of this.overflow) {
-        if (keyOf(other.record.idHi, other.record.idLo) === key) {
+        if (inFlightKey(other.record.idHi, other.record.idLo) === key) {
           this.overflow.delete(text);
           this.insert(key, other);
           break;

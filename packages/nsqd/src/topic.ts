@@ -1,4 +1,4 @@
-import { isEphemeralName, MessageIdGenerator } from '@nsq-ts/protocol';
+import { isEphemeralName } from '@nsq-ts/protocol';
 import { Channel, type ChannelContext } from './channel.js';
 import type { BrokerContext } from './context.js';
 import type { SkipRange, TopicDelta } from './durable-state.js';
@@ -6,6 +6,7 @@ import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
 import { WriteSet } from './log/write-set.js';
 import type { MessageRecord } from './message.js';
+import { MessageIdGenerator } from './message-id.js';
 import type { TopicLog } from './topic-log.js';
 
 /** Messages memory may hold past --mem-queue-size while a spill is being written. */

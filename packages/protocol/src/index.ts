@@ -61,7 +61,7 @@ export {
   LookupResponseDecoder,
   MAGIC_V1,
 } from './lookup-v1.js';
-export { MESSAGE_ID_LENGTH, MessageIdGenerator, messageIdHex } from './message-id.js';
+export { MESSAGE_ID_LENGTH, messageIdHex } from './message-id.js';
 export { isEphemeralName, isValidChannelName, isValidTopicName, MAX_NAME_LENGTH } from './names.js';
 export { SnappyError, SnappyFrameDecoder, SnappyFrameEncoder } from './snappy.js';
 export type {

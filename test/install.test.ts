@@ -24,7 +24,7 @@ const rootManifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'u
   overrides: Record<string, string>;
   allowScripts: Record<string, boolean>;
 };
-const PUBLIC = ['protocol', 'go-compat', 'server-kit', 'client', 'nsqd', 'lookupd', 'admin', 'cli'];
+const PUBLIC = ['protocol', 'go-compat', 'http-client', 'server-kit', 'client', 'nsqd', 'lookupd', 'admin', 'cli'];
 
 /** The environment of a user's shell: none of the npm_* variables `npm test` passes down. */
 function userEnv(): NodeJS.ProcessEnv {

@@ -1,0 +1,13 @@
+/**
+ * `@nsq-ts/http-client`: one client for the HTTP APIs of nsqd and nsqlookupd, and discovery of a
+ * topic's producers across several lookupds.
+ */
+export { type LookupProducer, type LookupResult, lookupProducers } from './lookup-producers.js';
+export {
+  NsqHttpClient,
+  type NsqHttpClientOptions,
+  NsqHttpError,
+  type NsqHttpMethod,
+  nsqBaseUrl,
+  nsqQuery,
+} from './nsq-http-client.js';

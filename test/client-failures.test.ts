@@ -98,7 +98,7 @@ describe('nothing listens', () => {
     expect(stdout).toContain(`publish: E_CLOSED producer stopped: E_CONNECT_FAILED cannot connect to nsqd ${dead}`);
     expect(stdout).toContain('unconnected publish: E_TIMEOUT');
     expect(stdout).toContain(`consumer: E_CONNECT_FAILED cannot connect to nsqd ${dead}: connect ECONNREFUSED`);
-    expect(stdout).toContain(`lookupd: lookupd http://${dead}/lookup?topic=t: connect ECONNREFUSED`);
+    expect(stdout).toContain(`lookupd: GET http://${dead}/lookup?topic=t: connect ECONNREFUSED`);
     // The default logger printed the background retries of the unconnected producer on stderr.
     expect(stderr).toMatch(new RegExp(`nsq-ts WARN: E_CONNECT_FAILED cannot connect to nsqd ${dead}.*; retrying in`));
   }, 30_000);

@@ -16,8 +16,3 @@ export function parseAddress(address: string): HostPort {
   }
   return { host, port };
 }
-
-/** Formats a host and port as an address, bracketing IPv6 hosts. */
-export function formatAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}

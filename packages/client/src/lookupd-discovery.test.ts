@@ -98,7 +98,9 @@ describe('Consumer discovery through an nsqlookupd that closes reads (--http-aut
 
     const refused = consumer();
     // No lookupd gave an answer: connect() fails, naming the lookupd, and nothing keeps polling.
-    await expect(refused.c.connect()).rejects.toThrow(`lookupd http://${l.httpAddress}/lookup?topic=events: HTTP 401`);
+    await expect(refused.c.connect()).rejects.toThrow(
+      `GET http://${l.httpAddress}/lookup?topic=events: HTTP 401 UNAUTHORIZED (no bearer token sent)`,
+    );
     expect(refused.errors[0]?.message).toContain('HTTP 401');
     expect(refused.received).toEqual([]);
     await expect(refused.c.connect()).rejects.toThrow('HTTP 401');

@@ -1,7 +1,8 @@
 import { formatHostPort } from '@nsq-ts/go-compat';
-import type { ChannelStats, ClientStats, LookupNode, LookupPeer, StatsSnapshot, TopicStats } from '@nsq-ts/protocol';
+import { lookupProducers } from '@nsq-ts/http-client';
+import type { ChannelStats, ClientStats, LookupNode, StatsSnapshot, TopicStats } from '@nsq-ts/protocol';
 import type { NsqdInfo } from './nsq-types.js';
-import { query, type Upstream, UpstreamError } from './upstream.js';
+import { query, type Upstream } from './upstream.js';
 
 /**
  * The cluster as nsqadmin sees it, read only through nsqlookupd's and nsqd's HTTP APIs (nsq-spec
@@ -502,19 +503,9 @@ export class ClusterReader {
   async producersOf(topic: string, errors: ClusterError[]): Promise<string[]> {
     const found = new Set<string>();
     await Promise.all([
-      ...this.sources.lookupdHttpAddresses.map(async (lookupd) => {
-        try {
-          const res = await this.upstream.get<{ producers: LookupPeer[] | null }>(
-            lookupd,
-            `/lookup${query({ topic })}`,
-          );
-          for (const p of res.producers ?? []) found.add(formatHostPort(p.broadcast_address, p.http_port));
-        } catch (err) {
-          // A topic unknown to this lookupd is no error: it just has no producers there.
-          if (!(err instanceof UpstreamError && err.message.includes('TOPIC_NOT_FOUND'))) {
-            errors.push({ source: 'lookupd', address: lookupd, message: describe(err) });
-          }
-        }
+      lookupProducers(this.upstream, this.sources.lookupdHttpAddresses, topic).then((looked) => {
+        for (const p of looked.producers) found.add(p.httpAddress);
+        for (const e of looked.errors) errors.push({ source: 'lookupd', address: e.address, message: e.message });
       }),
       ...this.sources.nsqdHttpAddresses.map(async (nsqd) => {
         try {

@@ -1,73 +1,41 @@
 import { formatHostPort, parseHostPort } from '@nsq-ts/go-compat';
+import { lookupProducers, NsqHttpClient, NsqHttpError, nsqBaseUrl, nsqQuery } from '@nsq-ts/http-client';
 import { CliError } from './args.js';
 
-/** nsqadmin's and nsq_stat's Accept header: the bare-JSON V1 replies (nsq-spec §6). */
-const ACCEPT = 'application/vnd.nsq; version=1.0';
 export const REQUEST_TIMEOUT_MS = 5_000;
 
 /** `--http-auth-token` (or $NSQ_HTTP_AUTH_TOKEN): sent as `Authorization: Bearer`; '' sends none. */
 let authToken = '';
+let http = new NsqHttpClient({ timeoutMs: REQUEST_TIMEOUT_MS });
 export function setHttpAuthToken(token: string): void {
   authToken = token;
+  http = new NsqHttpClient({ timeoutMs: REQUEST_TIMEOUT_MS, authToken });
 }
 /** The token set above, for requests made outside nsqRequest (the tail consumer's lookupd polls). */
 export function httpAuthToken(): string {
   return authToken;
 }
 
-function baseUrl(address: string): string {
-  return (/^https?:\/\//.test(address) ? address : `http://${address}`).replace(/\/+$/, '');
-}
-
-function describeFetchError(err: unknown): string {
-  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-    return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
-  }
-  const cause = err instanceof Error ? err.cause : undefined;
-  if (cause instanceof Error) return cause.message;
-  return err instanceof Error ? err.message : String(err);
+/** The shared client's error as the CLI reports it: its message, exit status 1. */
+function cliError(err: unknown): unknown {
+  return err instanceof NsqHttpError ? new CliError(err.message) : err;
 }
 
 /**
- * One request to an nsqd or nsqlookupd HTTP API. Resolves with the parsed JSON body (null for an
- * empty body); rejects with a CliError naming the URL for an unreachable node or a non-200 reply
- * (with NSQ's `{"message": CODE}` when there is one).
+ * One request to an nsqd or nsqlookupd HTTP API (nsq-spec §6). Resolves with the parsed JSON body
+ * (text when it is not JSON, null for an empty body); rejects with a CliError naming the URL for
+ * an unreachable node or a non-200 reply (with NSQ's `{"message": CODE}` when there is one).
  */
 export async function nsqRequest(method: 'GET' | 'POST', address: string, path: string): Promise<unknown> {
-  const url = `${baseUrl(address)}${path}`;
-  let res: Response;
-  let text: string;
   try {
-    const headers: Record<string, string> = { accept: ACCEPT };
-    if (authToken !== '') headers.authorization = `Bearer ${authToken}`;
-    res = await fetch(url, { method, headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-    text = await res.text();
+    return await http.request(method, address, path);
   } catch (err) {
-    throw new CliError(`${method} ${url}: ${describeFetchError(err)}`);
+    throw cliError(err);
   }
-  let body: unknown = null;
-  if (text !== '') {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = text;
-    }
-  }
-  if (res.status !== 200) {
-    const message = (body as { message?: unknown } | null)?.message;
-    throw new CliError(
-      `${method} ${url}: HTTP ${res.status} ${typeof message === 'string' ? message : text.slice(0, 200)}`,
-    );
-  }
-  return body;
 }
 
 /** `?a=1&b=2` from the defined entries. */
-export function query(params: Record<string, string | undefined>): string {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, v);
-  return `?${q}`;
-}
+export { nsqQuery as query };
 
 /** Results of asking several nodes the same thing: what answered, and an error line per node that did not. */
 export interface Gathered<T> {
@@ -99,29 +67,18 @@ function peerAddress(peer: Peer, port: 'tcp_port' | 'http_port'): string | null 
   return typeof host === 'string' && typeof p === 'number' ? formatHostPort(host, p) : null;
 }
 
-function peers(body: unknown, key: 'producers'): Peer[] {
-  const list = (body as Record<string, unknown> | null)?.[key];
-  return Array.isArray(list) ? (list as Peer[]) : [];
-}
-
 /**
- * The nsqds producing `topic`, per the lookupds' `/lookup?topic=` (404: none), as
- * `broadcast_address:<port>` without duplicates.
+ * The nsqds producing `topic`, per the lookupds' `/lookup?topic=` (TOPIC_NOT_FOUND: none), merged
+ * as nsq's clusterinfo merges them, as `broadcast_address:<port>`.
  */
 export async function lookupTopicProducers(
   lookupds: readonly string[],
   topic: string,
   port: 'tcp_port' | 'http_port',
 ): Promise<Gathered<string>> {
-  const got = await gather(lookupds, async (l) => {
-    try {
-      return peers(await nsqRequest('GET', l, `/lookup${query({ topic })}`), 'producers');
-    } catch (err) {
-      if (err instanceof CliError && / HTTP 404 /.test(err.message)) return [];
-      throw err;
-    }
-  });
-  return { results: dedup(got.results.flat().map((p) => peerAddress(p, port))), errors: got.errors };
+  const found = await lookupProducers(http, lookupds, topic);
+  const addresses = found.producers.map((p) => (port === 'tcp_port' ? p.tcpAddress : p.httpAddress));
+  return { results: dedup(addresses), errors: found.errors.map((e) => e.message) };
 }
 
 /** Every nsqd the lookupds know (`/nodes`), as `broadcast_address:tcp_port`. */
@@ -139,7 +96,7 @@ export async function lookupNodes(lookupds: readonly string[]): Promise<Gathered
  */
 export async function nsqdTcpAddress(httpAddress: string): Promise<string> {
   const info = (await nsqRequest('GET', httpAddress, '/info')) as { tcp_port?: unknown } | null;
-  if (typeof info?.tcp_port !== 'number') throw new CliError(`GET ${baseUrl(httpAddress)}/info: no tcp_port`);
+  if (typeof info?.tcp_port !== 'number') throw new CliError(`GET ${nsqBaseUrl(httpAddress)}/info: no tcp_port`);
   const { host } = parseHostPort(httpAddress.replace(/^https?:\/\//, ''));
   return formatHostPort(host, info.tcp_port);
 }

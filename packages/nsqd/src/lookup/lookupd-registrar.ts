@@ -1,4 +1,5 @@
-import type { Logger } from '@nsq-ts/go-compat';
+import { formatHostPort, type Logger } from '@nsq-ts/go-compat';
+import { NsqHttpClient, NsqHttpError, nsqQuery } from '@nsq-ts/http-client';
 import { encodeCommand, isEphemeralName } from '@nsq-ts/protocol';
 import { LookupPeer, type LookupTls, type PeerIdentity } from './lookup-peer.js';
 
@@ -82,30 +83,23 @@ export class LookupdRegistrar {
    */
   async channelsFor(topic: string): Promise<string[]> {
     const found = new Set<string>();
-    const token = this.host.lookupdHttpAuthToken ?? '';
-    const headers: Record<string, string> = { Accept: 'application/vnd.nsq; version=1.0' };
-    if (token !== '') headers.Authorization = `Bearer ${token}`;
+    const http = new NsqHttpClient({
+      timeoutMs: this.host.httpClientConnectTimeoutMs + this.host.httpClientRequestTimeoutMs,
+      authToken: this.host.lookupdHttpAuthToken ?? '',
+    });
     await Promise.all(
       [...this.peers.values()].map(async (peer) => {
         if (peer.info === null) return;
-        const url = `http://${peer.info.broadcastAddress}:${peer.info.httpPort}/channels?topic=${encodeURIComponent(topic)}`;
+        const address = formatHostPort(peer.info.broadcastAddress, peer.info.httpPort);
         try {
-          const res = await fetch(url, {
-            headers,
-            signal: AbortSignal.timeout(this.host.httpClientConnectTimeoutMs + this.host.httpClientRequestTimeoutMs),
-          });
-          // The token itself is never logged, only whether one was sent.
-          if (res.status === 401) {
-            throw new Error(`status 401 (${token === '' ? 'no' : 'wrong'} --lookupd-http-auth-token)`);
-          }
-          if (res.status !== 200) throw new Error(`status ${res.status}`);
-          const body = (await res.json()) as { channels?: unknown; data?: { channels?: unknown } };
-          const channels = body.channels ?? body.data?.channels;
-          if (Array.isArray(channels)) {
-            for (const c of channels) if (typeof c === 'string' && !isEphemeralName(c)) found.add(c);
+          const body = await http.get<{ channels?: unknown }>(address, `/channels${nsqQuery({ topic })}`);
+          if (Array.isArray(body.channels)) {
+            for (const c of body.channels) if (typeof c === 'string' && !isEphemeralName(c)) found.add(c);
           }
         } catch (err) {
-          this.host.logger.warn(`LOOKUPD(${peer.address}): GET /channels failed - ${(err as Error).message}`);
+          // The error says whether a token was sent, never the token.
+          const hint = err instanceof NsqHttpError && err.status === 401 ? ' - check --lookupd-http-auth-token' : '';
+          this.host.logger.warn(`LOOKUPD(${peer.address}): ${(err as Error).message}${hint}`);
         }
       }),
     );

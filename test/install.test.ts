@@ -42,6 +42,8 @@ import type { NsqdOptions } from '@nsq-ts/nsqd';
 import type { createLookupd } from '@nsq-ts/lookupd';
 import type { createAdmin } from '@nsq-ts/admin';
 import { isValidTopicName } from '@nsq-ts/protocol';
+import { parseGoDuration } from '@nsq-ts/go-compat';
+import { NsqHttpError, lookupProducers } from '@nsq-ts/http-client';
 
 interface Order {
   id: number;
@@ -54,6 +56,9 @@ const lookupd: typeof createLookupd | null = null;
 const admin: typeof createAdmin | null = null;
 void [options, lookupd, admin];
 if (!isValidTopicName('orders')) throw new Error('topic');
+if (parseGoDuration('1m30s') !== 90_000) throw new Error('duration');
+const typed: typeof lookupProducers | null = null;
+void [typed, NsqHttpError];
 
 // @ts-expect-error a body type other than Buffer | string needs a codec
 new Producer<Order>({ nsqdAddress });

@@ -176,7 +176,7 @@ describe('docker-compose.yml', () => {
     const compose = loadCompose();
     const services = parseServices(compose);
     const lookupdTcp = services.filter((s) => s.bin === 'nsqlookupd').map((s) => `${s.name}:${s.tcpPort}`);
-    expect(lookupdTcp.sort()).toEqual(LOOKUPD_NAMES.map((n) => `${n}:${COMPOSE_BASE_PORT + PORT_PLAN[n].tcp}`));
+    expect(lookupdTcp.sort()).toEqual(LOOKUPD_NAMES.map((n) => `${n}:${plannedPorts(n, COMPOSE_BASE_PORT)[0]}`));
 
     const volumes = new Set<string>();
     const nodeIds = new Set<number>();

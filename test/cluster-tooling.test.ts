@@ -14,8 +14,8 @@ import { parseLookupdArgs } from '@nsq-ts/lookupd';
 import { eventually } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-// The module bin/nsqd.js itself loads; @nsq-ts/nsqd's index does not export the parser.
-import { parseNsqdArgs } from '../packages/nsqd/dist/config/nsqd-flags.js';
+// The parser bin/nsqd.js runs (from its build); @nsq-ts/nsqd's index does not export it.
+import { parseNsqdArgs } from '../packages/nsqd/src/config/nsqd-flags.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLUSTER_SCRIPT = path.join(ROOT, 'scripts/cluster.js');
@@ -176,7 +176,7 @@ describe('docker-compose.yml', () => {
     const compose = loadCompose();
     const services = parseServices(compose);
     const lookupdTcp = services.filter((s) => s.bin === 'nsqlookupd').map((s) => `${s.name}:${s.tcpPort}`);
-    expect(lookupdTcp.sort()).toEqual(LOOKUPD_NAMES.map((n) => `${n}:${COMPOSE_BASE_PORT + PORT_PLAN[n].tcp}`));
+    expect(lookupdTcp.sort()).toEqual(LOOKUPD_NAMES.map((n) => `${n}:${plannedPorts(n, COMPOSE_BASE_PORT)[0]}`));
 
     const volumes = new Set<string>();
     const nodeIds = new Set<number>();

@@ -3,7 +3,7 @@ import { ErrorCode, isFatalErrorCode, ProtocolError } from './errors.js';
 import { encodeErrorFrame } from './frames.js';
 
 /** Every V2 error code of nsq-spec §2.11 and whether nsqd closes the connection after it. */
-const SPEC: Array<[string, boolean]> = [
+const SPEC: Array<[ErrorCode, boolean]> = [
   ['E_BAD_PROTOCOL', true],
   ['E_INVALID', true],
   ['E_BAD_BODY', true],

@@ -24,7 +24,7 @@ function configFile(toml: string): string {
   return path;
 }
 
-function run(...argv: string[]): { options: NsqdOptions; warnings: string[] } {
+function run(...argv: string[]): { options: NsqdOptions; warnings: readonly string[] } {
   const r: NsqdArgs = parseNsqdArgs(argv);
   if (r.kind !== 'run') throw new Error(`expected run, got ${r.kind}`);
   return r;

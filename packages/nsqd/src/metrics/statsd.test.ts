@@ -4,6 +4,7 @@ import { eventually, RawClient, startNsqd, type TestNsqd } from '@nsq-ts/test-ut
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Nsqd } from '../nsqd.js';
 import type { NsqdOptions } from '../options.js';
+import type { StatsSnapshot } from '../stats/types.js';
 import {
   formatPercent,
   formatStatsdPrefix,
@@ -325,7 +326,7 @@ describe('statsd formatting', () => {
 
   it('reports counter deltas, restarting from 0 when a counter went down', () => {
     const counters = new StatsdCounters();
-    const snapshot = (messages: number) => ({
+    const snapshot = (messages: number): StatsSnapshot => ({
       version: '1.3.0',
       health: 'OK',
       start_time: 0,
@@ -338,6 +339,7 @@ describe('statsd formatting', () => {
           backend_depth: 0,
           message_count: messages,
           message_bytes: messages * 10,
+          corrupt_records: 0,
           paused: false,
           e2e_processing_latency: { count: 0, percentiles: null },
         },

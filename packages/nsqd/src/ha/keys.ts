@@ -25,7 +25,7 @@
  * Values are snake_case JSON, like NSQ's own HTTP API, so `etcdctl get --prefix /nsq-ts/ha/`
  * reads naturally; they are mapped to camelCase here and nowhere else.
  */
-import type { ICompare } from 'etcd3';
+import type { ICompare, IKeyValue, IRequestOp } from 'etcd3';
 
 export const DEFAULT_KEY_PREFIX = '/nsq-ts/ha/';
 
@@ -120,6 +120,35 @@ export function modifiedAt(key: string, revision: number): ICompare {
 /** The leader key is still the one created at `termRevision`: the term is still ours. */
 export function leaderGuard(keys: GroupKeys, termRevision: number): ICompare {
   return { key: Buffer.from(keys.leader), target: 'Create', result: 'Equal', create_revision: termRevision };
+}
+
+// ---- requests ----
+
+/** etcd's revisions arrive as decimal strings. */
+export function rev(value: string | number): number {
+  return Number(value);
+}
+
+export function putOp(key: string, value: string, lease?: string): IRequestOp {
+  return {
+    request_put: { key: Buffer.from(key), value: Buffer.from(value), ...(lease === undefined ? {} : { lease }) },
+  };
+}
+
+export function deleteOp(key: string): IRequestOp {
+  return { request_delete_range: { key: Buffer.from(key) } };
+}
+
+/** A key/value as a transaction's own answer implies it (etcd does not echo puts back). */
+export function impliedKv(key: string, value: string, modRevision: number, createRevision: number): IKeyValue {
+  return {
+    key: Buffer.from(key),
+    value: Buffer.from(value),
+    mod_revision: String(modRevision),
+    create_revision: String(createRevision),
+    version: '0',
+    lease: '0',
+  };
 }
 
 // ---- values ----

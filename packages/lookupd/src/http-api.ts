@@ -3,6 +3,7 @@ import {
   type GoQuery,
   isValidChannelName,
   isValidTopicName,
+  type Logger,
   type LookupNode,
   type LookupPeer,
 } from '@nsq-ts/protocol';
@@ -16,8 +17,16 @@ import {
   type V1Request,
   type V1Router,
 } from '@nsq-ts/server-kit';
-import type { Lookupd } from './lookupd.js';
-import { Category, filterByActive, type PeerInfo, type Producer, WILDCARD } from './registration-db.js';
+import type { LookupdMetrics } from './metrics.js';
+import type { LookupdOptions } from './options.js';
+import {
+  Category,
+  filterByActive,
+  type PeerInfo,
+  type Producer,
+  type RegistrationDB,
+  WILDCARD,
+} from './registration-db.js';
 import { VERSION } from './version.js';
 
 /**
@@ -33,7 +42,17 @@ import { VERSION } from './version.js';
 type Result = JsonText | typeof EMPTY;
 type Handler = (req: V1Request) => Result;
 
-export function createHttpApi(lookupd: Lookupd): V1Router['handle'] {
+/** What the HTTP API reads from the lookupd it serves. */
+export interface HttpApiHost {
+  readonly db: RegistrationDB;
+  readonly logger: Logger;
+  readonly options: LookupdOptions;
+  /** Wall-clock milliseconds. */
+  now(): number;
+  metrics(): Promise<LookupdMetrics>;
+}
+
+export function createHttpApi(lookupd: HttpApiHost): V1Router['handle'] {
   const v1 = createV1Router(lookupd.logger, {
     auth: { tokens: lookupd.options.httpAuthTokens, reads: lookupd.options.httpAuthReads },
   });

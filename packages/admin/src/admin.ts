@@ -24,10 +24,8 @@ import { query, Upstream } from './upstream.js';
  * files, and a WebSocket (`<base>/api/ws`). The cluster is read and changed only through
  * nsqlookupd's and nsqd's HTTP APIs, so it manages NSQ's own daemons as well as ours.
  *
- * A sampler reads the whole cluster every `sampleIntervalMs` from start() to close(), whether or
- * not anyone is watching: rates are counts between two samples, kept as history (RateHistory)
- * and pushed to every connected browser. Reads of the API between samples are made fresh and
- * carry the latest sampled rates with the time they were sampled (`ratesAt`).
+ * A sampler reads the whole cluster every `sampleIntervalMs` whether or not anyone watches, for
+ * the rates (rate-history.ts); reads between samples are fresh and carry the latest rates.
  */
 
 /** A URL fit for a log line: no user:password and no query (either may hold a secret). */

@@ -1,7 +1,4 @@
-/**
- * The cluster as nsqadmin shows it: what `ClusterReader` (cluster.ts) reads and `summarise`
- * (cluster-stats.ts) builds, pushed to the UI and served by the HTTP API.
- */
+/** The cluster as nsqadmin shows it: read by cluster.ts, summed by cluster-stats.ts. */
 export interface ClusterError {
   readonly source: 'lookupd' | 'nsqd';
   readonly address: string;

@@ -1,7 +1,4 @@
-/**
- * Every node's /stats summed per topic and channel, with a per-node breakdown: pure functions over
- * what the reader fetched, so the numbers can be checked without a cluster.
- */
+/** Every node's /stats summed per topic and channel, with a per-node breakdown; no I/O. */
 import type { ChannelStats, ClientStats, StatsSnapshot, TopicStats } from '@nsq-ts/protocol';
 import type { ChannelCounts, ClientSummary, NodeSummary, TopicSummary } from './cluster-model.js';
 

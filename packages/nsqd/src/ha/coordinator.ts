@@ -1,26 +1,10 @@
 /**
  * The etcd side of one replica group: who is a member, who leads at which epoch, who is in sync.
- * etcd decides every one of these (compare-and-set transactions, leases); this module never
- * assumes its own view is current, it only uses it to decide when to ask. The key layout is in
- * keys.ts and docs/replication.md.
- *
- * - **Members** register `members/<id>` under a lease of their own, kept alive for the process's life.
- * - **Election**: a member that sees no leader (and is listed in the in-sync set) campaigns in one
- *   transaction: leader absent, isr unchanged since it read itself in it, epoch unchanged →
- *   put leader (bound to a lease granted for this term), epoch + 1, isr with the new epoch, and
- *   drop any handover. Bootstrap: a group that never had a leader (no epoch, no isr) is won by
- *   the first member to campaign, alone in the new in-sync set.
- * - **Fencing**: the term's lease is renewed by keepalives whose send times open an {@link AckFence};
- *   the leader may acknowledge only while `canAcknowledge()` is true (check it synchronously before
- *   every acknowledgement: the `fenceExpired` event is a timer and may be late). Once the fence
- *   passes, the term is over for good: the lease is given up and `deposed` follows.
- * - **Writes as leader** (isr shrink/expand, resign) are transactions guarded by the leader key's
- *   create revision (the term's identity). They are sent even when this member already knows it
- *   was deposed — etcd, not the local view, refuses them with {@link HaFencedError}.
- *
- * The parts: `group-view.ts` (the mirror of the keys), `group-watch.ts` (read + watch),
- * `member-registration.ts`, `election.ts` (the campaign transaction), `settings.ts`, `events.ts`;
- * this file holds the term (election, fence, deposing) and the writes as leader.
+ * etcd decides each of these (compare-and-set transactions, leases); the local view only decides
+ * when to ask. docs/replication.md has the keys, the election, the ack fence and the handover.
+ * This file holds the term (campaign, fence, deposing) and the writes as leader, which etcd
+ * refuses with {@link HaFencedError} once the term is over, whatever this member believes. The
+ * other parts: group-view.ts, group-watch.ts, member-registration.ts, election.ts, settings.ts.
  *
  * etcd3 is only imported as types here; {@link createHaCoordinator} loads it.
  */

@@ -11,16 +11,7 @@
  * /nsq-ts/ha/<group>/handover            no lease, optional         {"epoch":7,"member_id":"b"}
  * ```
  *
- * - `members/<id>` lives as long as the member's process keeps its lease alive: it is the
- *   directory of who is up and where to reach them.
- * - `leader` is bound to a lease granted for that one term; its create revision identifies the
- *   term, and every write a leader makes compares it (see `leaderGuard`), so a deposed leader's
- *   write fails in etcd whatever that leader believes.
- * - `epoch` only grows, by exactly one per election, in the campaign transaction itself.
- * - `isr` (the in-sync set) is written by a campaign (same members, new epoch) and by the leader
- *   (shrink/expand, epoch unchanged); its "epoch" is the epoch of the term that wrote it.
- * - `handover` names the member a resigning leader prefers; it only counts for the election that
- *   directly follows that leader's epoch, and the next campaign deletes it.
+ * What writes each key and when: docs/replication.md ("Keys").
  *
  * Values are snake_case JSON, like NSQ's own HTTP API, so `etcdctl get --prefix /nsq-ts/ha/`
  * reads naturally; they are mapped to camelCase here and nowhere else.

@@ -156,7 +156,6 @@ export const HTTP_SERVER_TIMEOUTS = {
 
 export interface V1Request {
   readonly raw: IncomingMessage;
-  /** The route's `:name` parameters. */
   readonly params: Readonly<Record<string, string>>;
   /**
    * The query string as Go's url.ParseQuery reads it. Throws HttpError 400 INVALID_REQUEST when

@@ -129,7 +129,6 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     return this.heldTerm === null ? 'follower' : 'leader';
   }
 
-  /** The term this member leads, or null. */
   get term(): HaTerm | null {
     return this.heldTerm === null ? null : { epoch: this.heldTerm.epoch, revision: this.heldTerm.revision };
   }

@@ -31,7 +31,6 @@ export interface HaCoordinatorEvents {
   leader: [leader: LeaderRecord | null];
   /** The in-sync set as etcd last showed it. */
   isr: [isr: IsrRecord | null];
-  /** The registered members changed. */
   members: [members: ReadonlyMap<string, MemberRecord>];
   /** An etcd call made in the background failed; `op` says which. Nothing is thrown. */
   etcdError: [info: { op: string; error: Error }];

@@ -65,7 +65,6 @@ export class GroupWatch {
     });
   }
 
-  /** Cancels the watch; null when there is none. */
   cancel(): Promise<void> | null {
     const watcher = this.watcher;
     this.watcher = null;

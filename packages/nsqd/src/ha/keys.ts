@@ -60,7 +60,6 @@ export function checkName(what: string, name: string): void {
   if (!NAME_RE.test(name)) throw new Error(`invalid ${what} ${JSON.stringify(name)}: 1-64 of [A-Za-z0-9_.-]`);
 }
 
-/** Every key of one group. */
 export class GroupKeys {
   readonly prefix: string;
   readonly membersPrefix: string;

@@ -59,7 +59,6 @@ export class MemoryTail {
     return this.capacity;
   }
 
-  /** Appends one message and returns its offset. */
   append(
     data: Buffer,
     start: number,

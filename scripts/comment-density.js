@@ -25,7 +25,10 @@ function measure(file) {
     for (let l = lineOf(from); l <= lineOf(to); l++) set.add(l);
   };
   const comments = (pos) => {
-    const ranges = [...(ts.getLeadingCommentRanges(text, pos) ?? []), ...(ts.getTrailingCommentRanges(text, pos) ?? [])];
+    const ranges = [
+      ...(ts.getLeadingCommentRanges(text, pos) ?? []),
+      ...(ts.getTrailingCommentRanges(text, pos) ?? []),
+    ];
     for (const r of ranges) mark(comment, r.pos, r.end);
   };
   const visit = (node) => {

@@ -3,6 +3,13 @@ import { createLogger, formatHostPort, type Logger, parseHostPort } from '@nsq-t
 import { goJson, HttpError } from '@nsq-ts/server-kit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocketServer } from 'ws';
+import {
+  type ActionResult,
+  type AdminNotification,
+  type ChannelAction,
+  PER_NODE_ACTIONS,
+  type TopicAction,
+} from './actions.js';
 import { AdminMetrics } from './admin-metrics.js';
 import { type ClusterError, ClusterReader, type ClusterSnapshot } from './cluster.js';
 import { CounterDeltas, egressSeries, ingressSeries, nodeSeries, TOTAL_SERIES, topicSeries } from './counter-deltas.js';
@@ -17,41 +24,9 @@ import { query, Upstream } from './upstream.js';
  * files, and a WebSocket (`<base>/api/ws`). The cluster is read and changed only through
  * nsqlookupd's and nsqd's HTTP APIs, so it manages NSQ's own daemons as well as ours.
  *
- * A sampler reads the whole cluster every `sampleIntervalMs` from start() to close(), whether or
- * not anyone is watching: rates are counts between two samples, kept as history (RateHistory)
- * and pushed to every connected browser. Reads of the API between samples are made fresh and
- * carry the latest sampled rates with the time they were sampled (`ratesAt`).
+ * A sampler reads the whole cluster every `sampleIntervalMs` whether or not anyone watches, for
+ * the rates (rate-history.ts); reads between samples are fresh and carry the latest rates.
  */
-
-export type TopicAction = 'create' | 'pause' | 'unpause' | 'empty' | 'delete' | 'tombstone';
-export type ChannelAction = 'create' | 'pause' | 'unpause' | 'empty' | 'delete';
-
-/** The actions that may be aimed at one node only (NSQ #430); the others act on the whole cluster. */
-export const PER_NODE_ACTIONS: ReadonlySet<string> = new Set(['pause', 'unpause', 'empty']);
-
-/** The JSON body POSTed to `--notification-http-endpoint` for every action (NSQ's AdminAction). */
-export interface AdminNotification {
-  action: string;
-  topic: string;
-  channel?: string;
-  node?: string;
-  /** Seconds since the epoch. */
-  timestamp: number;
-  user?: string;
-  remote_ip: string;
-  user_agent?: string;
-  url: string;
-  via: string;
-}
-
-/** What an action answers: the upstream calls that failed (none: it took effect everywhere). */
-export interface ActionResult {
-  action: string;
-  topic: string;
-  channel?: string;
-  node?: string;
-  errors: ClusterError[];
-}
 
 /** A URL fit for a log line: no user:password and no query (either may hold a secret). */
 export function redactUrl(url: string): string {

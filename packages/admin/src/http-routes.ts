@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import type { GoQuery } from '@nsq-ts/go-compat';
+import type { GoQuery, Logger } from '@nsq-ts/go-compat';
 import { isValidChannelName, isValidTopicName } from '@nsq-ts/protocol';
 import {
   bearerMatches,
@@ -15,10 +15,13 @@ import {
 } from '@nsq-ts/server-kit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WebSocketServer } from 'ws';
-import type { ActionResult, Admin, ChannelAction, TopicAction } from './admin.js';
-import type { ClusterSnapshot } from './cluster.js';
+import type { ActionResult, ChannelAction, TopicAction } from './actions.js';
+import type { AdminMetrics } from './admin-metrics.js';
+import type { ClusterSnapshot, LookupState } from './cluster-model.js';
 import { csrfRefusal, webSocketOriginAllowed } from './csrf.js';
-import { SESSION_TTL_MS } from './sessions.js';
+import type { AdminOptions } from './options.js';
+import type { RateSeries } from './rate-history.js';
+import { SESSION_TTL_MS, type Sessions } from './sessions.js';
 
 /**
  * nsqadmin's HTTP surface. Reads (GET) are open; every other method first passes the CSRF checks
@@ -165,8 +168,23 @@ function counter(snap: ClusterSnapshot) {
   };
 }
 
+/** What the routes use of the nsqadmin they serve (Admin in admin.ts). */
+export interface RoutesHost {
+  readonly basePath: string;
+  readonly options: AdminOptions;
+  readonly logger: Logger;
+  readonly metrics: AdminMetrics;
+  readonly sessions: Sessions;
+  snapshot(): Promise<ClusterSnapshot>;
+  lookup(): Promise<LookupState>;
+  rateHistory(since: number): RateSeries;
+  topicAction(action: TopicAction, topic: string, node: string): Promise<ActionResult>;
+  channelAction(action: ChannelAction, topic: string, channel: string, node: string): Promise<ActionResult>;
+  notify(req: FastifyRequest, result: ActionResult): void;
+}
+
 /** Builds the server (not yet listening) and the WebSocket server on it. */
-export function listen(admin: Admin): { app: FastifyInstance; wss: WebSocketServer } {
+export function listen(admin: RoutesHost): { app: FastifyInstance; wss: WebSocketServer } {
   const statics = loadStatic();
   const base = admin.basePath;
   const { options, logger, metrics, sessions } = admin;

@@ -1,12 +1,11 @@
 export {
   type ActionResult,
-  Admin,
   type AdminNotification,
   type ChannelAction,
-  createAdmin,
   PER_NODE_ACTIONS,
   type TopicAction,
-} from './admin.js';
+} from './actions.js';
+export { Admin, createAdmin } from './admin.js';
 export {
   type ChannelCounts,
   type ChannelNodeStats,

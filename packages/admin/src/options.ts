@@ -24,7 +24,6 @@ export interface AdminOptions {
   sampleIntervalMs: number;
   /** How far back the rate history reaches (`--rate-history`, an nsq-ts extension). */
   rateHistoryMs: number;
-  /** Timeout of one upstream HTTP request. */
   httpClientRequestTimeoutMs: number;
   logLevel: LogLevel;
   logPrefix: string;

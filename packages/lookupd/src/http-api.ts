@@ -1,4 +1,4 @@
-import { firstValue, type GoQuery } from '@nsq-ts/go-compat';
+import { firstValue, type GoQuery, type Logger } from '@nsq-ts/go-compat';
 import { isValidChannelName, isValidTopicName, type LookupNode, type LookupPeer } from '@nsq-ts/protocol';
 import {
   createV1Router,
@@ -10,8 +10,16 @@ import {
   type V1Request,
   type V1Router,
 } from '@nsq-ts/server-kit';
-import type { Lookupd } from './lookupd.js';
-import { Category, filterByActive, type PeerInfo, type Producer, WILDCARD } from './registration-db.js';
+import type { LookupdMetrics } from './metrics.js';
+import type { LookupdOptions } from './options.js';
+import {
+  Category,
+  filterByActive,
+  type PeerInfo,
+  type Producer,
+  type RegistrationDB,
+  WILDCARD,
+} from './registration-db.js';
 import { VERSION } from './version.js';
 
 /**
@@ -27,7 +35,17 @@ import { VERSION } from './version.js';
 type Result = JsonText | typeof EMPTY;
 type Handler = (req: V1Request) => Result;
 
-export function createHttpApi(lookupd: Lookupd): V1Router['handle'] {
+/** What the HTTP API reads from the lookupd it serves. */
+export interface HttpApiHost {
+  readonly db: RegistrationDB;
+  readonly logger: Logger;
+  readonly options: LookupdOptions;
+  /** Wall-clock milliseconds. */
+  now(): number;
+  metrics(): Promise<LookupdMetrics>;
+}
+
+export function createHttpApi(lookupd: HttpApiHost): V1Router['handle'] {
   const v1 = createV1Router(lookupd.logger, {
     auth: { tokens: lookupd.options.httpAuthTokens, reads: lookupd.options.httpAuthReads },
   });

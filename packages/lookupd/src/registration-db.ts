@@ -118,7 +118,6 @@ export class RegistrationDB {
     return out;
   }
 
-  /** Every registration the peer `id` is in. */
   lookupRegistrations(id: string): Registration[] {
     const out: Registration[] = [];
     for (const { registration, producers } of this.entries.values()) {

@@ -41,7 +41,6 @@ export class MinHeap<T extends HeapEntry> {
     if (entry.heapIndex >= 0 && this.items[entry.heapIndex] === entry) this.removeAt(entry.heapIndex);
   }
 
-  /** Changes an entry's key and restores the heap order. */
   update(entry: T, key: number): void {
     const older = entry.heapKey;
     entry.heapKey = key;

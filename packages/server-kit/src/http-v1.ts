@@ -4,16 +4,10 @@ import { type GoQuery, parseGoQuery } from '@nsq-ts/go-compat';
 import { decodePath, GoRouter, type RouteMiss, redirectBody } from './go-router.js';
 
 /**
- * NSQ's HTTP "V1" conventions (nsq-spec §3.1, internal/http_api), shared by nsqd and
- * nsqlookupd: every V1 response carries `X-NSQ-Content-Type: nsq; version=1.0`; objects are bare
- * JSON as Go encodes it, strings plain text, actions an empty 200 without Content-Type, errors
- * `{"message":"CODE"}` with the handler's status; unknown paths 404 NOT_FOUND, known paths with
- * another method 405 METHOD_NOT_ALLOWED with `Allow`, OPTIONS answered with `Allow`, redirects
- * for a trailing slash or a mis-cased path (go-router.ts); parameters come from the query
- * string only, parsed as Go's url.ParseQuery (400 INVALID_REQUEST when that fails, for the
- * handlers that read parameters); bodies are read only by handlers that want one.
- *
- * The daemons serve this on plain node:http: no framework to load at start-up.
+ * NSQ's HTTP "V1" conventions (nsq-spec §3.1, internal/http_api), shared by nsqd and nsqlookupd:
+ * the `X-NSQ-Content-Type` header, Go's JSON, `{"message":"CODE"}` errors, httprouter's misses
+ * (go-router.ts), query parameters parsed as Go's url.ParseQuery. The daemons serve this on plain
+ * node:http: no framework to load at start-up.
  */
 
 const NSQ_HEADER = 'X-NSQ-Content-Type';
@@ -104,10 +98,8 @@ export function missResponse(miss: RouteMiss, method: string): V1Response {
 }
 
 /**
- * Optional bearer-token auth (an nsq-ts extension; NSQ's HTTP APIs are open). With tokens, every
- * endpoint that changes state (any method but GET) needs `Authorization: Bearer <token>`, and with
- * `reads` the GET endpoints too; otherwise 401 UNAUTHORIZED with `WWW-Authenticate: Bearer`.
- * No tokens (the default) means no check, as in NSQ.
+ * Optional bearer-token auth (an nsq-ts extension; NSQ's HTTP APIs are open): with tokens, every
+ * method but GET needs `Authorization: Bearer <token>`, and with `reads` GET too; else 401.
  */
 export interface HttpAuthOptions {
   readonly tokens: readonly string[];
@@ -142,7 +134,6 @@ export const UNAUTHORIZED: V1Response = (() => {
   return { ...r, headers: { ...r.headers, 'WWW-Authenticate': 'Bearer' } };
 })();
 
-/** Whether a route of `method` needs a token under `auth` (the non-empty tokens are given). */
 export function needsToken(tokens: readonly string[], reads: boolean, method: string): boolean {
   return tokens.length > 0 && (method !== 'GET' || reads);
 }
@@ -153,8 +144,7 @@ export interface V1AppOptions {
 
 /**
  * Timeouts for every HTTP(S) server of the daemons. Node's defaults let a client dribbling its
- * request headers hold a connection for ~90 s (60 s headers timeout, checked every 30 s); NSQ's Go
- * servers have no such limit at all. Headers must arrive within 10 s, a whole request within 60 s.
+ * request headers hold a connection for ~90 s; NSQ's Go servers have no limit at all.
  */
 export const HTTP_SERVER_TIMEOUTS = {
   headersTimeout: 10_000,
@@ -166,7 +156,6 @@ export const HTTP_SERVER_TIMEOUTS = {
 
 export interface V1Request {
   readonly raw: IncomingMessage;
-  /** The route's `:name` parameters. */
   readonly params: Readonly<Record<string, string>>;
   /**
    * The query string as Go's url.ParseQuery reads it. Throws HttpError 400 INVALID_REQUEST when

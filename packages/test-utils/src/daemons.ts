@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLookupd, type Lookupd, type LookupdOptions } from '@nsq-ts/lookupd';
-import { createNsqd, type Nsqd, type NsqdOptions } from '@nsq-ts/nsqd';
+import { Nsqd, type NsqdOptions } from '@nsq-ts/nsqd';
 
 export interface TestNsqd {
   nsqd: Nsqd;
@@ -12,16 +12,16 @@ export interface TestNsqd {
   close(): Promise<void>;
 }
 
+/** The broker's clock; a test passes one it moves itself instead of waiting for timeouts. */
+export type NsqdClock = NonNullable<ConstructorParameters<typeof Nsqd>[1]>;
+
 /** Starts an in-process nsqd on 127.0.0.1 with free ports and a fresh temp data dir. */
-export async function startNsqd(options: Partial<NsqdOptions> = {}): Promise<TestNsqd> {
+export async function startNsqd(options: Partial<NsqdOptions> = {}, clock?: NsqdClock): Promise<TestNsqd> {
   const dataPath = await mkdtemp(join(tmpdir(), 'nsqd-test-'));
-  const nsqd = createNsqd({
-    tcpAddress: '127.0.0.1:0',
-    httpAddress: '127.0.0.1:0',
-    dataPath,
-    logLevel: 'warn',
-    ...options,
-  });
+  const nsqd = new Nsqd(
+    { tcpAddress: '127.0.0.1:0', httpAddress: '127.0.0.1:0', dataPath, logLevel: 'warn', ...options },
+    clock,
+  );
   await nsqd.start();
   return {
     nsqd,

@@ -1,167 +1,68 @@
 /**
  * The etcd side of one replica group: who is a member, who leads at which epoch, who is in sync.
- * etcd decides every one of these (compare-and-set transactions, leases); this module never
- * assumes its own view is current, it only uses it to decide when to ask. The key layout is in
- * keys.ts and docs/replication.md.
- *
- * - **Members** register `members/<id>` under a lease of their own, kept alive for the process's life.
- * - **Election**: a member that sees no leader (and is listed in the in-sync set) campaigns in one
- *   transaction: leader absent, isr unchanged since it read itself in it, epoch unchanged →
- *   put leader (bound to a lease granted for this term), epoch + 1, isr with the new epoch, and
- *   drop any handover. Bootstrap: a group that never had a leader (no epoch, no isr) is won by
- *   the first member to campaign, alone in the new in-sync set.
- * - **Fencing**: the term's lease is renewed by keepalives whose send times open an {@link AckFence};
- *   the leader may acknowledge only while `canAcknowledge()` is true (check it synchronously before
- *   every acknowledgement: the `fenceExpired` event is a timer and may be late). Once the fence
- *   passes, the term is over for good: the lease is given up and `deposed` follows.
- * - **Writes as leader** (isr shrink/expand, resign) are transactions guarded by the leader key's
- *   create revision (the term's identity). They are sent even when this member already knows it
- *   was deposed — etcd, not the local view, refuses them with {@link HaFencedError}.
+ * etcd decides each of these (compare-and-set transactions, leases); the local view only decides
+ * when to ask. docs/replication.md has the keys, the election, the ack fence and the handover.
+ * This file holds the term (campaign, fence, deposing) and the writes as leader, which etcd
+ * refuses with {@link HaFencedError} once the term is over, whatever this member believes. The
+ * other parts: group-view.ts, group-watch.ts, member-registration.ts, election.ts, settings.ts.
  *
  * etcd3 is only imported as types here; {@link createHaCoordinator} loads it.
  */
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IKeyValue, IRequestOp, IResponseHeader, ITxnResponse, IWatchResponse, Watcher } from 'etcd3';
-import { monotonicMs } from '../clock.js';
+import type { Etcd3, IRequestOp, IResponseHeader, ITxnResponse } from 'etcd3';
 import { AckFence } from './ack-fence.js';
+import { campaignOps, planCampaign, readCampaignKeys } from './election.js';
 import { connectEtcd } from './etcd-client.js';
 import {
-  absent,
+  type DeposeReason,
+  type HaCoordinatorEvents,
+  HaFencedError,
+  HaNotLeaderError,
+  type HaRole,
+  type HaTerm,
+} from './events.js';
+import { GroupView } from './group-view.js';
+import { GroupWatch, type RevisionChanges } from './group-watch.js';
+import {
   checkName,
-  decodeEpoch,
-  decodeHandover,
-  decodeIsr,
-  decodeLeader,
-  decodeMember,
+  deleteOp,
   encodeHandover,
   encodeIsr,
   encodeLeader,
-  encodeMember,
   GroupKeys,
   type HandoverRecord,
   type IsrRecord,
+  impliedKv,
   type LeaderRecord,
   leaderGuard,
-  type MemberAddresses,
   type MemberRecord,
-  modifiedAt,
-  prefixEnd,
+  putOp,
+  rev,
 } from './keys.js';
-import { isLeaseNotFound, LeaseKeeper } from './lease-keeper.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { MemberRegistration } from './member-registration.js';
+import {
+  type HaCoordinatorOptions,
+  type HaSettings,
+  leaseOptions,
+  requestDeadline,
+  resolveSettings,
+} from './settings.js';
 
+export type {
+  DeposeReason,
+  HaCoordinatorEvents,
+  HaRole,
+  HaTerm,
+} from './events.js';
+export { HaFencedError, HaNotLeaderError } from './events.js';
 export type { HandoverRecord, IsrRecord, LeaderRecord, MemberAddresses, MemberRecord } from './keys.js';
-
-export interface HaCoordinatorOptions {
-  /** The replica group (`--ha-group`): one key prefix in etcd. */
-  readonly group: string;
-  /** This member's id, unique in the group and stable across restarts. */
-  readonly memberId: string;
-  readonly addresses: MemberAddresses;
-  /** `--ha-lease-ttl` in whole seconds (etcd's unit; it raises values below its minimum). Default 5. */
-  readonly leaseTtlSeconds?: number;
-  /** Subtracted from every renewal's expiry bound. Default max(100 ms, TTL / 10). */
-  readonly fenceMarginMs?: number;
-  /** Between keepalives of both leases. Default TTL / 3. */
-  readonly keepaliveIntervalMs?: number;
-  /** Deadline of each etcd request other than keepalives. Default max(1 s, TTL / 2). */
-  readonly requestTimeoutMs?: number;
-  /** How long members other than a handover's target wait before they campaign. Default 1 s. */
-  readonly handoverDelayMs?: number;
-  /** Before another campaign after one failed on an etcd error. Default 500 ms. */
-  readonly campaignRetryMs?: number;
-  /** Campaign by itself whenever the group has no leader (default true); else only `campaign()`. */
-  readonly autoCampaign?: boolean;
-  /** Asked before each campaign: may this member lead now (e.g. its storage is open)? Default yes. */
-  readonly canLead?: () => boolean;
-  /** May this member found a group that never had a leader? Default true. */
-  readonly bootstrap?: boolean;
-  /** Monotonic milliseconds for the fence arithmetic. Default performance.now(). */
-  readonly clock?: () => number;
-  /** Root of every group's keys. Default `/nsq-ts/ha/`. */
-  readonly keyPrefix?: string;
-}
-
-/** A term this member holds (or held): its epoch and the revision that created its leader key. */
-export interface HaTerm {
-  readonly epoch: number;
-  readonly revision: number;
-}
-
-export type HaRole = 'leader' | 'follower';
-
-export type DeposeReason =
-  /** No keepalive succeeded in time: the fence passed (`fenceExpired` came first). */
-  | 'fence-expired'
-  /** etcd answered a keepalive: the term's lease is gone. */
-  | 'lease-lost'
-  /** The watch showed the leader key deleted or replaced. */
-  | 'leader-changed'
-  /** etcd refused a write as leader: the leader key is not ours any more. */
-  | 'fenced-write'
-  | 'resigned'
-  | 'closed';
-
-export interface HaCoordinatorEvents {
-  /** This member won an election: it leads at `term.epoch`, the fence is open. */
-  elected: [term: HaTerm];
-  /** The fence passed without a renewal: stop acknowledging, close the client listener. */
-  fenceExpired: [info: { epoch: number; deadlineMs: number }];
-  /** This member no longer leads `epoch` (never again: a new election gives a new epoch). */
-  deposed: [info: { epoch: number; reason: DeposeReason }];
-  /** The group's leader as etcd last showed it (this member or another; null: none). */
-  leader: [leader: LeaderRecord | null];
-  /** The in-sync set as etcd last showed it. */
-  isr: [isr: IsrRecord | null];
-  /** The registered members changed. */
-  members: [members: ReadonlyMap<string, MemberRecord>];
-  /** An etcd call made in the background failed; `op` says which. Nothing is thrown. */
-  etcdError: [info: { op: string; error: Error }];
-}
-
-/** etcd refused a write as leader: the term it was made in is over. */
-export class HaFencedError extends Error {
-  readonly code = 'E_HA_FENCED';
-  constructor(
-    readonly op: string,
-    readonly epoch: number,
-  ) {
-    super(`${op} refused by etcd: this member no longer leads epoch ${epoch}`);
-    this.name = 'HaFencedError';
-  }
-}
-
-/** A write as leader from a member that has never led. */
-export class HaNotLeaderError extends Error {
-  readonly code = 'E_HA_NOT_LEADER';
-  constructor(readonly op: string) {
-    super(`${op}: this member is not the leader`);
-    this.name = 'HaNotLeaderError';
-  }
-}
+export type { HaCoordinatorOptions } from './settings.js';
 
 interface Term extends HaTerm {
   readonly lease: LeaseKeeper;
   readonly fence: AckFence;
   fenceTimer: NodeJS.Timeout | null;
-}
-
-interface LeaderEntry {
-  readonly record: LeaderRecord;
-  readonly createRevision: number;
-}
-
-function rev(value: string | number): number {
-  return Number(value);
-}
-
-function put(key: string, value: string, lease?: string): IRequestOp {
-  return {
-    request_put: { key: Buffer.from(key), value: Buffer.from(value), ...(lease === undefined ? {} : { lease }) },
-  };
-}
-
-function del(key: string): IRequestOp {
-  return { request_delete_range: { key: Buffer.from(key) } };
 }
 
 function asError(err: unknown): Error {
@@ -175,31 +76,10 @@ function asError(err: unknown): Error {
 export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
   readonly keys: GroupKeys;
   readonly memberId: string;
-  private readonly clock: () => number;
-  private readonly ttlSeconds: number;
-  private readonly fenceMarginMs: number;
-  private readonly keepaliveIntervalMs: number;
-  private readonly requestTimeoutMs: number;
-  private readonly handoverDelayMs: number;
-  private readonly campaignRetryMs: number;
-  private readonly autoCampaign: boolean;
-  private readonly canLead: () => boolean;
-  private readonly bootstrap: boolean;
 
-  // What etcd last showed, each key with the revision it was last applied at (so a watch event
-  // older than a transaction's own answer is not applied over it).
-  private readonly applied = new Map<string, number>();
-  private leaderEntry: LeaderEntry | null = null;
-  private lastEpochSeen = 0;
-  private isrRecord: IsrRecord | null = null;
-  private handoverRecord: HandoverRecord | null = null;
-  private readonly memberRecords = new Map<string, MemberRecord>();
-  private membersVersion = 0;
-
+  /** The term held now; `lastTerm` is the latest ever held, whose writes etcd must judge. */
   private heldTerm: Term | null = null;
   private lastTerm: HaTerm | null = null;
-  private memberLease: LeaseKeeper | null = null;
-  private watcher: Watcher | null = null;
   private started: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
   private campaignTimer: NodeJS.Timeout | null = null;
@@ -208,6 +88,11 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
   private leaderlessSinceMs: number;
   private campaignHoldUntilMs = Number.NEGATIVE_INFINITY;
   private writes: Promise<unknown> = Promise.resolve();
+
+  private readonly settings: HaSettings;
+  private readonly view: GroupView;
+  private readonly watch: GroupWatch;
+  private readonly registration: MemberRegistration;
 
   constructor(
     private readonly client: Etcd3,
@@ -218,26 +103,24 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     checkName('member id', options.memberId);
     this.keys = new GroupKeys(options.group, options.keyPrefix);
     this.memberId = options.memberId;
-    this.clock = options.clock ?? monotonicMs;
-    this.ttlSeconds = options.leaseTtlSeconds ?? 5;
-    if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1) {
-      throw new RangeError(`lease TTL must be a whole number of seconds >= 1, got ${this.ttlSeconds}`);
-    }
-    const ttlMs = this.ttlSeconds * 1_000;
-    this.fenceMarginMs = options.fenceMarginMs ?? Math.max(100, ttlMs / 10);
-    this.keepaliveIntervalMs = options.keepaliveIntervalMs ?? ttlMs / 3;
-    if (this.keepaliveIntervalMs <= 0 || this.keepaliveIntervalMs >= ttlMs - this.fenceMarginMs) {
-      throw new RangeError(
-        `keepalive interval ${this.keepaliveIntervalMs} ms must be > 0 and < TTL − fence margin (${ttlMs - this.fenceMarginMs} ms)`,
-      );
-    }
-    this.requestTimeoutMs = options.requestTimeoutMs ?? Math.max(1_000, ttlMs / 2);
-    this.handoverDelayMs = options.handoverDelayMs ?? 1_000;
-    this.campaignRetryMs = options.campaignRetryMs ?? 500;
-    this.autoCampaign = options.autoCampaign ?? true;
-    this.canLead = options.canLead ?? (() => true);
-    this.bootstrap = options.bootstrap ?? true;
-    this.leaderlessSinceMs = this.clock();
+    this.settings = resolveSettings(options);
+    this.leaderlessSinceMs = this.settings.clock();
+    this.view = new GroupView(this.keys, (err) => this.report('decode', err));
+    const isClosed = () => this.closed;
+    const report = (op: string, err: unknown) => this.report(op, err);
+    this.watch = new GroupWatch(client, this.keys.prefix, this.settings, {
+      snapshot: (kvs, revision) => this.applyBatch(() => this.view.applySnapshot(kvs, revision)),
+      changes: (revisions) => this.onChanges(revisions),
+      report,
+      isClosed,
+    });
+    this.registration = new MemberRegistration(
+      client,
+      this.keys.member(this.memberId),
+      { memberId: this.memberId, ...options.addresses },
+      this.settings,
+      { report, isClosed, isListed: () => this.view.members.has(this.memberId) },
+    );
   }
 
   // ---- what etcd last showed ----
@@ -246,30 +129,29 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     return this.heldTerm === null ? 'follower' : 'leader';
   }
 
-  /** The term this member leads, or null. */
   get term(): HaTerm | null {
     return this.heldTerm === null ? null : { epoch: this.heldTerm.epoch, revision: this.heldTerm.revision };
   }
 
   get leader(): LeaderRecord | null {
-    return this.leaderEntry?.record ?? null;
+    return this.view.leader?.record ?? null;
   }
 
   /** The highest epoch seen (the `epoch` key, or a leader's): 0 before the first election. */
   get epoch(): number {
-    return this.lastEpochSeen;
+    return this.view.epoch;
   }
 
   get isr(): IsrRecord | null {
-    return this.isrRecord;
+    return this.view.isr;
   }
 
   get handover(): HandoverRecord | null {
-    return this.handoverRecord;
+    return this.view.handover;
   }
 
   get members(): ReadonlyMap<string, MemberRecord> {
-    return this.memberRecords;
+    return this.view.members;
   }
 
   /**
@@ -283,7 +165,7 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
 
   /** Whether an acknowledgement may be sent now: leading and before the fence. */
   canAcknowledge(): boolean {
-    return this.heldTerm?.fence.open(this.clock()) ?? false;
+    return this.heldTerm?.fence.open(this.settings.clock()) ?? false;
   }
 
   // ---- life cycle ----
@@ -299,9 +181,9 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
 
   private async startOnce(): Promise<void> {
     if (this.closing !== null) throw new Error('coordinator is closed');
-    await this.register();
-    await this.resync();
-    if (this.leaderEntry === null) this.scheduleCampaign(0);
+    await this.registration.register();
+    await this.watch.start();
+    if (this.view.leader === null) this.scheduleCampaign(0);
   }
 
   /**
@@ -316,11 +198,8 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
   private async closeOnce(): Promise<void> {
     await this.started?.catch(() => undefined);
     this.cancelCampaignTimer();
-    const tasks: Array<Promise<unknown>> = [];
-    tasks.push(this.endTerm('closed'));
-    if (this.memberLease !== null) tasks.push(this.memberLease.revoke());
-    if (this.watcher !== null) tasks.push(this.watcher.cancel());
-    this.watcher = null;
+    const tasks: Array<Promise<unknown>> = [this.endTerm('closed')];
+    for (const task of [this.registration.revoke(), this.watch.cancel()]) if (task !== null) tasks.push(task);
     for (const r of await Promise.allSettled(tasks)) {
       if (r.status === 'rejected') this.report('close', r.reason);
     }
@@ -332,216 +211,45 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     return this.closing !== null;
   }
 
-  // ---- membership ----
+  // ---- applying what etcd shows ----
 
-  private async register(): Promise<void> {
-    const lease = new LeaseKeeper(this.client, this.leaseOptions(), {
-      renewed: () => undefined,
-      lost: () => this.reRegister(lease),
-      failed: (error) => this.report('member-keepalive', error),
-    });
-    this.memberLease = lease;
-    const id = await lease.grant();
-    const record: MemberRecord = { memberId: this.memberId, ...this.options.addresses };
-    try {
-      await this.client.kv.put(
-        { key: Buffer.from(this.keys.member(this.memberId)), value: Buffer.from(encodeMember(record)), lease: id },
-        this.deadline(),
-      );
-    } catch (err) {
-      lease.revoke().catch(() => undefined);
-      throw err;
-    }
-    if (this.closed) await lease.revoke();
-  }
-
-  /** The member lease expired (e.g. a long partition): register again, retrying until it works. */
-  private reRegister(lost: LeaseKeeper): void {
-    if (this.closed || this.memberLease !== lost) return;
-    this.register().catch((err) => {
-      this.report('register', err);
-      setTimeout(() => this.reRegister(this.memberLease ?? lost), this.campaignRetryMs);
-    });
-  }
-
-  // ---- reading and watching ----
-
-  /** Reads the whole group at one revision, applies it, and watches from the next revision. */
-  private async resync(): Promise<void> {
-    const res = await this.client.kv.range(
-      { key: Buffer.from(this.keys.prefix), range_end: prefixEnd(this.keys.prefix) },
-      this.deadline(),
-    );
-    const revision = rev(res.header.revision);
-    this.applyBatch(() => this.applySnapshot(res.kvs, revision));
-    if (this.closed) return;
-    // Not waiting for etcd to confirm the watch: it starts at the next revision whenever it connects.
-    const watcher = this.client
-      .watch()
-      .prefix(this.keys.prefix)
-      .startRevision(String(revision + 1))
-      .watcher();
-    this.watcher = watcher;
-    watcher.on('data', (w: IWatchResponse) => this.onWatch(w));
-    watcher.on('disconnected', (err: Error) => this.report('watch', err));
-    // etcd cancelled the watch (e.g. its start revision was compacted): read everything again.
-    watcher.on('error', (err: Error) => {
-      this.report('watch', err);
-      if (this.watcher !== watcher) return;
-      this.watcher = null;
-      watcher.cancel().catch(() => undefined);
-      this.resyncUntilDone();
-    });
-  }
-
-  private resyncUntilDone(): void {
-    if (this.closed) return;
-    this.resync().catch((err) => {
-      this.report('resync', err);
-      setTimeout(() => this.resyncUntilDone(), this.campaignRetryMs);
-    });
-  }
-
-  private onWatch(w: IWatchResponse): void {
-    if (this.closed) return;
-    const events = w.events ?? [];
-    // One response may carry several revisions (a watch catching up): each revision is one
-    // transaction's consistent state, so each is applied and reported on its own.
-    for (let i = 0; i < events.length; ) {
-      const revision = rev(events[i].kv.mod_revision);
-      let j = i;
-      while (j < events.length && rev(events[j].kv.mod_revision) === revision) j++;
-      const group = events.slice(i, j);
+  private onChanges(revisions: readonly RevisionChanges[]): void {
+    for (const { revision, changes } of revisions) {
       this.applyBatch(() => {
-        for (const ev of group) this.applyKey(ev.kv.key.toString('utf8'), ev.type === 'Put' ? ev.kv : null, revision);
+        for (const { key, kv } of changes) this.view.applyKey(key, kv, revision);
       });
-      i = j;
     }
     const ourMemberKey = this.keys.member(this.memberId);
-    if (events.some((ev) => ev.type === 'Delete' && ev.kv.key.toString('utf8') === ourMemberKey)) {
-      this.reputMemberKey();
-    }
-  }
-
-  /** Our member key was deleted (by hand, or with our expired lease): put it back. */
-  private reputMemberKey(): void {
-    const lease = this.memberLease;
-    if (this.closed || lease === null || lease.id === null || this.memberRecords.has(this.memberId)) return;
-    const record: MemberRecord = { memberId: this.memberId, ...this.options.addresses };
-    this.client.kv
-      .put(
-        {
-          key: Buffer.from(this.keys.member(this.memberId)),
-          value: Buffer.from(encodeMember(record)),
-          lease: lease.id,
-        },
-        this.deadline(),
-      )
-      .catch((err) => {
-        if (!isLeaseNotFound(err)) {
-          this.report('register', err);
-          return;
-        }
-        // The key went with our lease (it expired across a partition): a new lease, a new key.
-        lease.stop();
-        this.reRegister(lease);
-      });
-  }
-
-  private applySnapshot(kvs: readonly IKeyValue[], revision: number): void {
-    const present = new Set<string>();
-    for (const kv of kvs) {
-      const key = kv.key.toString('utf8');
-      present.add(key);
-      this.applyKey(key, kv, rev(kv.mod_revision));
-    }
-    const singletons = [this.keys.leader, this.keys.epoch, this.keys.isr, this.keys.handover];
-    const memberKeys = [...this.memberRecords.keys()].map((id) => this.keys.member(id));
-    for (const key of [...singletons, ...memberKeys]) {
-      if (!present.has(key)) this.applyKey(key, null, revision);
+    if (revisions.some((r) => r.changes.some((c) => c.kv === null && c.key === ourMemberKey))) {
+      this.registration.keyDeleted();
     }
   }
 
   /**
-   * Applies `mutate` to the mirror, then emits what changed and reacts: a held term whose leader
+   * Applies `mutate` to the view, then emits what changed and reacts: a held term whose leader
    * key is no longer ours ends, and a leaderless group gets a campaign.
    */
   private applyBatch(mutate: () => void): void {
-    const before = {
-      leader: this.leaderEntry,
-      isr: this.isrRecord,
-      handover: this.handoverRecord,
-      members: this.membersVersion,
-    };
-    mutate();
-    const leaderChanged = before.leader !== this.leaderEntry;
-    if (leaderChanged) {
-      if (this.leaderEntry === null) this.leaderlessSinceMs = this.clock();
+    const changed = this.view.batch(mutate);
+    const leaderEntry = this.view.leader;
+    if (changed.leader) {
+      if (leaderEntry === null) this.leaderlessSinceMs = this.settings.clock();
       this.emit('leader', this.leader);
     }
-    if (before.isr !== this.isrRecord) this.emit('isr', this.isrRecord);
-    if (before.members !== this.membersVersion) {
-      this.emit('members', this.memberRecords);
-    }
+    if (changed.isr) this.emit('isr', this.view.isr);
+    if (changed.members) this.emit('members', this.view.members);
     const held = this.heldTerm;
-    if (held !== null && this.leaderEntry?.createRevision !== held.revision) {
+    if (held !== null && leaderEntry?.createRevision !== held.revision) {
       this.endTerm('leader-changed').catch((err) => this.report('leader-lease-revoke', err));
     }
-    if (
-      this.leaderEntry === null &&
-      (leaderChanged || before.isr !== this.isrRecord || before.handover !== this.handoverRecord)
-    ) {
-      this.scheduleCampaign(0);
-    }
-  }
-
-  /** Applies one key's value (null: deleted) as of `revision`, unless something newer was applied. */
-  private applyKey(key: string, kv: IKeyValue | null, revision: number): void {
-    if ((this.applied.get(key) ?? 0) >= revision) return;
-    this.applied.set(key, revision);
-    try {
-      this.decodeInto(key, kv, revision);
-    } catch (err) {
-      // A value this layout does not describe counts as absent here; etcd's compares still guard.
-      this.report('decode', err);
-      this.decodeInto(key, null, revision);
-    }
-  }
-
-  private decodeInto(key: string, kv: IKeyValue | null, revision: number): void {
-    const k = this.keys;
-    if (key === k.leader) {
-      if (kv === null) {
-        this.leaderEntry = null;
-      } else {
-        const record = decodeLeader(key, kv.value);
-        this.leaderEntry = { record, createRevision: rev(kv.create_revision) };
-        this.seeEpoch(record.epoch);
-      }
-    } else if (key === k.epoch) {
-      if (kv !== null) this.seeEpoch(decodeEpoch(key, kv.value));
-    } else if (key === k.isr) {
-      this.isrRecord = kv === null ? null : decodeIsr(key, kv.value, revision);
-    } else if (key === k.handover) {
-      this.handoverRecord = kv === null ? null : decodeHandover(key, kv.value);
-    } else {
-      const id = k.memberIdOf(key);
-      if (id === null) return;
-      if (kv !== null) this.memberRecords.set(id, decodeMember(key, kv.value));
-      else if (!this.memberRecords.delete(id)) return;
-      this.membersVersion++;
-    }
-  }
-
-  private seeEpoch(epoch: number): void {
-    if (epoch > this.lastEpochSeen) this.lastEpochSeen = epoch;
+    if (leaderEntry === null && (changed.leader || changed.isr || changed.handover)) this.scheduleCampaign(0);
   }
 
   // ---- election ----
 
   private scheduleCampaign(delayMs: number): void {
-    if (!this.autoCampaign || this.closed || this.heldTerm !== null || this.started === null) return;
-    const at = this.clock() + delayMs;
+    if (!this.settings.autoCampaign || this.closed || this.heldTerm !== null || this.started === null) return;
+    const at = this.settings.clock() + delayMs;
     if (this.campaignTimer !== null && this.campaignTimerAt <= at) return;
     this.cancelCampaignTimer();
     this.campaignTimerAt = at;
@@ -551,7 +259,7 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
         this.campaignTimerAt = Number.POSITIVE_INFINITY;
         this.campaign().catch((err) => {
           this.report('campaign', err);
-          this.scheduleCampaign(this.campaignRetryMs);
+          this.scheduleCampaign(this.settings.campaignRetryMs);
         });
       },
       Math.max(0, Math.ceil(delayMs)),
@@ -578,61 +286,35 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
   }
 
   private async campaignOnce(): Promise<number | null> {
-    if (this.closed || this.heldTerm !== null || !this.canLead()) return null;
+    if (this.closed || this.heldTerm !== null || !this.settings.canLead()) return null;
     const k = this.keys;
-    const read = await this.client.kv.txn(
-      {
-        success: [k.leader, k.epoch, k.isr, k.handover].map((key) => ({ request_range: { key: Buffer.from(key) } })),
-      },
-      this.deadline(),
-    );
-    const [leaderKv, epochKv, isrKv, handoverKv] = read.responses.map((r) => r.response_range.kvs[0] ?? null);
-    const revision = rev(read.header.revision);
+    const read = await readCampaignKeys(this.client, k, this.deadline());
+    const at = (kv: typeof read.leader) => (kv === null ? read.revision : rev(kv.mod_revision));
     this.applyBatch(() => {
-      this.applyKey(k.leader, leaderKv ?? null, leaderKv ? rev(leaderKv.mod_revision) : revision);
-      this.applyKey(k.epoch, epochKv ?? null, epochKv ? rev(epochKv.mod_revision) : revision);
-      this.applyKey(k.isr, isrKv ?? null, isrKv ? rev(isrKv.mod_revision) : revision);
-      this.applyKey(k.handover, handoverKv ?? null, handoverKv ? rev(handoverKv.mod_revision) : revision);
+      this.view.applyKey(k.leader, read.leader, at(read.leader));
+      this.view.applyKey(k.epoch, read.epoch, at(read.epoch));
+      this.view.applyKey(k.isr, read.isr, at(read.isr));
+      this.view.applyKey(k.handover, read.handover, at(read.handover));
     });
-    if (leaderKv !== null && leaderKv !== undefined) return null;
+    const plan = planCampaign(k, this.memberId, this.settings.bootstrap, read);
+    if (plan === null) return null;
 
-    const compares = [absent(k.leader)];
-    let previousEpoch = 0;
-    let members: readonly string[];
-    if (isrKv === null || isrKv === undefined) {
-      // Bootstrap: only a group that never elected anyone (no epoch either) may start from nothing.
-      if (epochKv || !this.bootstrap) return null;
-      compares.push(absent(k.isr), absent(k.epoch));
-      members = [this.memberId];
-    } else {
-      const isr = decodeIsr(k.isr, isrKv.value, rev(isrKv.mod_revision));
-      if (!isr.members.includes(this.memberId)) return null;
-      compares.push(modifiedAt(k.isr, isr.revision));
-      if (epochKv) {
-        previousEpoch = decodeEpoch(k.epoch, epochKv.value);
-        compares.push(modifiedAt(k.epoch, rev(epochKv.mod_revision)));
-      } else {
-        compares.push(absent(k.epoch));
-      }
-      members = isr.members;
-    }
-
-    const now = this.clock();
+    const now = this.settings.clock();
     let waitUntil = this.campaignHoldUntilMs;
-    // A handover value this layout does not describe is ignored (applyKey reported it).
-    const handover = handoverKv ? this.handoverRecord : null;
-    if (handover !== null && handover.epoch === previousEpoch && handover.memberId !== this.memberId) {
-      waitUntil = Math.max(waitUntil, this.leaderlessSinceMs + this.handoverDelayMs);
+    // A handover value this layout does not describe is ignored (the view reported it).
+    const handover = read.handover !== null ? this.view.handover : null;
+    if (handover !== null && handover.epoch === plan.previousEpoch && handover.memberId !== this.memberId) {
+      waitUntil = Math.max(waitUntil, this.leaderlessSinceMs + this.settings.handoverDelayMs);
     }
     if (now < waitUntil) {
       this.scheduleCampaign(waitUntil - now);
       return null;
     }
 
-    const epoch = previousEpoch + 1;
-    const fence = new AckFence(this.fenceMarginMs);
+    const epoch = plan.previousEpoch + 1;
+    const fence = new AckFence(this.settings.fenceMarginMs);
     let term: Term | null = null;
-    const lease = new LeaseKeeper(this.client, this.leaseOptions(), {
+    const lease = new LeaseKeeper(this.client, leaseOptions(this.settings), {
       renewed: (sentAtMs, ttlMs) => fence.renewed(sentAtMs, ttlMs),
       lost: () => {
         if (term !== null && this.heldTerm === term) {
@@ -646,15 +328,7 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     let res: ITxnResponse;
     try {
       res = await this.client.kv.txn(
-        {
-          compare: compares,
-          success: [
-            put(k.leader, encodeLeader(record), leaseId),
-            put(k.epoch, String(epoch)),
-            put(k.isr, encodeIsr(epoch, members)),
-            del(k.handover),
-          ],
-        },
+        { compare: plan.compares, success: campaignOps(k, record, leaseId, plan.members) },
         this.deadline(),
       );
     } catch (err) {
@@ -675,38 +349,23 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     this.armFence(term);
     this.emit('elected', { epoch, revision: termRevision });
     // After 'elected': if the watch already showed the key gone again, 'deposed' follows it.
+    const isrValue = encodeIsr(epoch, plan.members);
     this.applyBatch(() => {
-      this.applyKey(
-        k.leader,
-        this.syntheticKv(k.leader, encodeLeader(record), termRevision, termRevision),
-        termRevision,
-      );
-      this.applyKey(k.epoch, this.syntheticKv(k.epoch, String(epoch), termRevision, 0), termRevision);
-      this.applyKey(k.isr, this.syntheticKv(k.isr, encodeIsr(epoch, members), termRevision, 0), termRevision);
-      this.applyKey(k.handover, null, termRevision);
+      this.view.applyKey(k.leader, impliedKv(k.leader, encodeLeader(record), termRevision, termRevision), termRevision);
+      this.view.applyKey(k.epoch, impliedKv(k.epoch, String(epoch), termRevision, 0), termRevision);
+      this.view.applyKey(k.isr, impliedKv(k.isr, isrValue, termRevision, 0), termRevision);
+      this.view.applyKey(k.handover, null, termRevision);
     });
     return epoch;
   }
 
-  /** A key/value as a transaction's own answer implies it (etcd does not echo puts back). */
-  private syntheticKv(key: string, value: string, modRevision: number, createRevision: number): IKeyValue {
-    return {
-      key: Buffer.from(key),
-      value: Buffer.from(value),
-      mod_revision: String(modRevision),
-      create_revision: String(createRevision),
-      version: '0',
-      lease: '0',
-    };
-  }
-
   /** Fires `fenceExpired` when the fence passes; a renewal in the meantime moves it on. */
   private armFence(term: Term): void {
-    const delay = Math.max(0, Math.ceil(term.fence.deadline() - this.clock()));
+    const delay = Math.max(0, Math.ceil(term.fence.deadline() - this.settings.clock()));
     term.fenceTimer = setTimeout(() => {
       term.fenceTimer = null;
       if (this.heldTerm !== term) return;
-      if (term.fence.open(this.clock())) {
+      if (term.fence.open(this.settings.clock())) {
         this.armFence(term);
         return;
       }
@@ -729,7 +388,7 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     term.fenceTimer = null;
     if (reason === 'resigned') term.lease.stop();
     this.emit('deposed', { epoch: term.epoch, reason });
-    if (this.leaderEntry?.createRevision !== term.revision) this.scheduleCampaign(0);
+    if (this.view.leader?.createRevision !== term.revision) this.scheduleCampaign(0);
     return reason === 'resigned' ? Promise.resolve() : term.lease.revoke();
   }
 
@@ -759,20 +418,19 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
       if (removed === this.memberId) throw new Error(`${op}: the leader cannot leave the in-sync set`);
       const term = this.heldTerm ?? this.lastTerm;
       if (term === null) throw new HaNotLeaderError(op);
-      const base = this.isrRecord?.members ?? [];
+      const base = this.view.isr?.members ?? [];
       const members = change(base);
       const unchanged = members.length === base.length && members.every((m, i) => m === base[i]);
       // Even a no-op goes to etcd: resolving means etcd confirmed the term at that moment.
-      const res = await this.leaderTxn(op, term, unchanged ? [] : [put(this.keys.isr, encodeIsr(term.epoch, members))]);
-      const revision = rev(res.header.revision);
-      if (unchanged) return this.isrRecord ?? { epoch: term.epoch, members, revision: 0 };
-      this.applyBatch(() =>
-        this.applyKey(
-          this.keys.isr,
-          this.syntheticKv(this.keys.isr, encodeIsr(term.epoch, members), revision, 0),
-          revision,
-        ),
+      const res = await this.leaderTxn(
+        op,
+        term,
+        unchanged ? [] : [putOp(this.keys.isr, encodeIsr(term.epoch, members))],
       );
+      const revision = rev(res.header.revision);
+      if (unchanged) return this.view.isr ?? { epoch: term.epoch, members, revision: 0 };
+      const value = impliedKv(this.keys.isr, encodeIsr(term.epoch, members), revision, 0);
+      this.applyBatch(() => this.view.applyKey(this.keys.isr, value, revision));
       return { epoch: term.epoch, members, revision };
     });
     this.writes = write.catch(() => undefined);
@@ -808,16 +466,16 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     if (target !== undefined) {
       checkName('member id', target);
       if (target === this.memberId) throw new Error('resign: the target is this member');
-      if (!(this.isrRecord?.members.includes(target) ?? false)) {
+      if (!(this.view.isr?.members.includes(target) ?? false)) {
         throw new Error(`resign: ${target} is not in the in-sync set, it could not be elected`);
       }
     }
-    this.campaignHoldUntilMs = this.clock() + this.handoverDelayMs;
+    this.campaignHoldUntilMs = this.settings.clock() + this.settings.handoverDelayMs;
     await this.endTerm('resigned');
     const ops =
-      target === undefined ? [] : [put(this.keys.handover, encodeHandover({ epoch: term.epoch, memberId: target }))];
+      target === undefined ? [] : [putOp(this.keys.handover, encodeHandover({ epoch: term.epoch, memberId: target }))];
     try {
-      await this.leaderTxn('resign', term, [...ops, del(this.keys.leader)]);
+      await this.leaderTxn('resign', term, [...ops, deleteOp(this.keys.leader)]);
     } finally {
       term.lease.revoke().catch((err) => this.report('leader-lease-revoke', err));
     }
@@ -825,17 +483,8 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
 
   // ---- helpers ----
 
-  private leaseOptions() {
-    return {
-      ttlSeconds: this.ttlSeconds,
-      intervalMs: this.keepaliveIntervalMs,
-      requestTimeoutMs: this.requestTimeoutMs,
-      clock: this.clock,
-    };
-  }
-
   private deadline(): { deadline: Date } {
-    return { deadline: new Date(Date.now() + this.requestTimeoutMs) };
+    return requestDeadline(this.settings);
   }
 
   private report(op: string, err: unknown): void {

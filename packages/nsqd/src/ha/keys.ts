@@ -11,21 +11,12 @@
  * /nsq-ts/ha/<group>/handover            no lease, optional         {"epoch":7,"member_id":"b"}
  * ```
  *
- * - `members/<id>` lives as long as the member's process keeps its lease alive: it is the
- *   directory of who is up and where to reach them.
- * - `leader` is bound to a lease granted for that one term; its create revision identifies the
- *   term, and every write a leader makes compares it (see `leaderGuard`), so a deposed leader's
- *   write fails in etcd whatever that leader believes.
- * - `epoch` only grows, by exactly one per election, in the campaign transaction itself.
- * - `isr` (the in-sync set) is written by a campaign (same members, new epoch) and by the leader
- *   (shrink/expand, epoch unchanged); its "epoch" is the epoch of the term that wrote it.
- * - `handover` names the member a resigning leader prefers; it only counts for the election that
- *   directly follows that leader's epoch, and the next campaign deletes it.
+ * What writes each key and when: docs/replication.md ("Keys").
  *
  * Values are snake_case JSON, like NSQ's own HTTP API, so `etcdctl get --prefix /nsq-ts/ha/`
  * reads naturally; they are mapped to camelCase here and nowhere else.
  */
-import type { ICompare } from 'etcd3';
+import type { ICompare, IKeyValue, IRequestOp } from 'etcd3';
 
 export const DEFAULT_KEY_PREFIX = '/nsq-ts/ha/';
 
@@ -69,7 +60,6 @@ export function checkName(what: string, name: string): void {
   if (!NAME_RE.test(name)) throw new Error(`invalid ${what} ${JSON.stringify(name)}: 1-64 of [A-Za-z0-9_.-]`);
 }
 
-/** Every key of one group. */
 export class GroupKeys {
   readonly prefix: string;
   readonly membersPrefix: string;
@@ -120,6 +110,35 @@ export function modifiedAt(key: string, revision: number): ICompare {
 /** The leader key is still the one created at `termRevision`: the term is still ours. */
 export function leaderGuard(keys: GroupKeys, termRevision: number): ICompare {
   return { key: Buffer.from(keys.leader), target: 'Create', result: 'Equal', create_revision: termRevision };
+}
+
+// ---- requests ----
+
+/** etcd's revisions arrive as decimal strings. */
+export function rev(value: string | number): number {
+  return Number(value);
+}
+
+export function putOp(key: string, value: string, lease?: string): IRequestOp {
+  return {
+    request_put: { key: Buffer.from(key), value: Buffer.from(value), ...(lease === undefined ? {} : { lease }) },
+  };
+}
+
+export function deleteOp(key: string): IRequestOp {
+  return { request_delete_range: { key: Buffer.from(key) } };
+}
+
+/** A key/value as a transaction's own answer implies it (etcd does not echo puts back). */
+export function impliedKv(key: string, value: string, modRevision: number, createRevision: number): IKeyValue {
+  return {
+    key: Buffer.from(key),
+    value: Buffer.from(value),
+    mod_revision: String(modRevision),
+    create_revision: String(createRevision),
+    version: '0',
+    lease: '0',
+  };
 }
 
 // ---- values ----

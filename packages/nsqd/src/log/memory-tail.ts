@@ -16,9 +16,8 @@ const MIN_CAPACITY = 256;
  * costs 40 bytes here (ID halves, body position and length, two timestamps, and one reference
  * to the buffer holding its body — an MPUB's messages share their MPUB body) besides the body
  * itself, and nothing the garbage collector has to walk. A `MessageRecord` object is made only
- * when a channel takes the message. Measured (1,000,000 × 200 B queued in memory): one object
- * per message with three boxed doubles was ~123 B of V8 heap per message, and every GC walked
- * all of them while the queue was deep.
+ * when a channel takes the message (an object per message costs ~123 B of heap, and every GC
+ * walks all of them while the queue is deep).
  *
  * A flush writing records to disk pins them (`pin`): readers stop seeing trimmed records at
  * once, but their slots are kept until the write is done.
@@ -60,7 +59,6 @@ export class MemoryTail {
     return this.capacity;
   }
 
-  /** Appends one message and returns its offset. */
   append(
     data: Buffer,
     start: number,

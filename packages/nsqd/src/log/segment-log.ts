@@ -156,7 +156,6 @@ export class SegmentLog {
     return this.segments[0]?.firstOffset ?? this.endOffset;
   }
 
-  /** Bytes in all segments. */
   get bytes(): number {
     let n = 0;
     for (const s of this.segments) n += s.size;

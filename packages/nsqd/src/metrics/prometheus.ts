@@ -183,8 +183,7 @@ interface Series {
   readonly text: string;
   /**
    * `name{labels} ` per family, built on the first scrape and reused: a 1,000 × 3 scrape is
-   * ~35k lines, and rebuilding each prefix every time doubled the strings the GC had to chase
-   * (render p50 22 → see bench/RESULTS.md).
+   * ~35k lines, and rebuilding each prefix every time doubled the strings the GC had to chase.
    */
   readonly prefixes: string[];
 }

@@ -51,7 +51,6 @@ export const NO_RECORDS: RecordSource = {
   encodeAt: (_i, _out, pos) => pos,
 };
 
-/** Records appended by the batch. */
 export function batchRecords(batch: FlushBatch): number {
   let n = 0;
   for (const t of batch.topics) n += t.records.count;

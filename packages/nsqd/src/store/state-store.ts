@@ -189,7 +189,6 @@ export class StateStore {
   }
 }
 
-/** A topic with nothing stored. */
 export function emptyLoadedTopic(): LoadedTopic {
   return { state: { paused: false, nextOffset: 0, releaseMark: 0, skips: [] }, channels: new Map(), known: false };
 }

@@ -10,6 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { decodeMessage, encodeCommand, encodeMpubBody, FrameType } from '@nsq-ts/protocol';
 import { eventually, RawClient, type RawFrame, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../clock.test-util.js';
 import type { NsqdOptions } from '../options.js';
 import type { ClientV2 } from './client-v2.js';
 import { MAX_PENDING_WRITE_BYTES } from './frame-writer.js';
@@ -17,8 +18,8 @@ import { MAX_PENDING_WRITE_BYTES } from './frame-writer.js';
 let daemon: TestNsqd | null = null;
 const clients: RawClient[] = [];
 
-async function nsqd(options: Partial<NsqdOptions> = {}): Promise<TestNsqd> {
-  daemon = await startNsqd({ logLevel: 'fatal', ...options });
+async function nsqd(options: Partial<NsqdOptions> = {}, clock?: ManualClock): Promise<TestNsqd> {
+  daemon = await startNsqd({ logLevel: 'fatal', ...options }, clock);
   return daemon;
 }
 
@@ -189,13 +190,16 @@ describe('slowloris', () => {
   });
 
   it('TCP: a client that sends whole commands in time stays connected', async () => {
-    const d = await nsqd();
+    const clock = new ManualClock();
+    const d = await nsqd({}, clock);
     const c = await client(d);
     c.write(encodeCommand('IDENTIFY', [], JSON.stringify({ heartbeat_interval: 1000 })));
     expect(text(await c.readFrame())).toBe('OK');
+    // Six steps of 0.7 s: 4.2 s in all, past the 2 s read deadline unless each command renews it.
     for (let i = 0; i < 6; i++) {
-      await new Promise((r) => setTimeout(r, 700));
-      c.write('NOP\n');
+      clock.advance(700);
+      c.write(encodeCommand('PUB', ['t'], 'x'));
+      expect(text(await c.readFrame())).toBe('OK');
     }
     expect(c.closed).toBe(false);
   });
@@ -211,8 +215,12 @@ describe('--max-connections', () => {
     expect(d.nsqd.refusedConnections).toBe(150);
     // The 50 admitted ones work.
     const admitted = flood.filter((c) => !c.closed);
-    for (const c of admitted) c.write('NOP\n');
-    await new Promise((r) => setTimeout(r, 100));
+    await Promise.all(
+      admitted.map(async (c) => {
+        c.write(encodeCommand('PUB', ['t'], 'x'));
+        expect(text(await c.readFrame())).toBe('OK');
+      }),
+    );
     expect(admitted.every((c) => !c.closed)).toBe(true);
     // Full: a newcomer is closed.
     const late = await client(d);

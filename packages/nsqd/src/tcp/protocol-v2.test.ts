@@ -10,13 +10,14 @@ import {
 } from '@nsq-ts/protocol';
 import { eventually, RawClient, type RawFrame, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../clock.test-util.js';
 import type { NsqdOptions } from '../options.js';
 
 let daemon: TestNsqd | null = null;
 const clients: RawClient[] = [];
 
-async function nsqd(options: Partial<NsqdOptions> = {}): Promise<TestNsqd> {
-  daemon = await startNsqd(options);
+async function nsqd(options: Partial<NsqdOptions> = {}, clock?: ManualClock): Promise<TestNsqd> {
+  daemon = await startNsqd(options, clock);
   return daemon;
 }
 
@@ -605,20 +606,26 @@ describe('delivery', () => {
   });
 
   it('redelivers after the in-flight timeout; TOUCH pushes the deadline out', async () => {
-    const d = await nsqd();
+    const clock = new ManualClock();
+    const d = await nsqd({}, clock);
     const c = await subscribe(d, 't', 'c', { msg_timeout: 1000 });
     c.write('RDY 1\n');
     await publish(d, 't', ['m']);
     const msg = await readMessage(c);
-    const deliveredAt = Date.now();
-    // TOUCH before the deadline: the message must stay in flight past 1 s.
-    await new Promise((r) => setTimeout(r, 600));
+    const channel = d.nsqd.topics.get('t')?.channels.get('c');
+    clock.advance(600);
     c.write(`TOUCH ${msg.id}\n`);
+    // Commands run in order: the OK of a PUB sent after the TOUCH says the TOUCH was handled.
+    c.write(encodeCommand('PUB', ['other'], 'x'));
+    expect(text(await c.readFrame())).toBe('OK');
+    clock.advance(900);
+    // 1.5 s after delivery: past the first deadline, not past the touched one (0.6 s + 1 s).
+    expect(channel?.timeoutCount).toBe(0);
+    clock.advance(150);
     const again = await readMessage(c, 5_000);
-    expect(Date.now() - deliveredAt).toBeGreaterThanOrEqual(1500);
     expect(again.id).toBe(msg.id);
     expect(again.attempts).toBe(2);
-    expect(d.nsqd.topics.get('t')?.channels.get('c')?.timeoutCount).toBe(1);
+    expect(channel?.timeoutCount).toBe(1);
   });
 
   it('defers DPUB messages by their timeout', async () => {

@@ -1,0 +1,221 @@
+/** Every node's /stats summed per topic and channel, with a per-node breakdown; no I/O. */
+import type { ChannelStats, ClientStats, StatsSnapshot, TopicStats } from '@nsq-ts/protocol';
+import type { ChannelCounts, ClientSummary, NodeSummary, TopicSummary } from './cluster-model.js';
+
+/** Compares dotted versions numerically (`1.10.0` > `1.9.2`); a pre-release suffix is ignored. */
+export function compareVersions(a: string, b: string): number {
+  const parts = (v: string): number[] =>
+    v
+      .split(/[-+]/)[0]
+      .split('.')
+      .map((p) => Number.parseInt(p, 10) || 0);
+  const pa = parts(a);
+  const pb = parts(b);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+export function byName<T extends { name: string }>(a: T, b: T): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** The counters of ChannelCounts, summed over nodes. */
+const COUNTERS = [
+  'depth',
+  'backendDepth',
+  'inFlightCount',
+  'deferredCount',
+  'requeueCount',
+  'timeoutCount',
+  'messageCount',
+  'clientCount',
+] as const satisfies readonly (keyof ChannelCounts)[];
+
+function emptyCounts(): ChannelCounts {
+  return {
+    depth: 0,
+    backendDepth: 0,
+    inFlightCount: 0,
+    deferredCount: 0,
+    requeueCount: 0,
+    timeoutCount: 0,
+    messageCount: 0,
+    clientCount: 0,
+    paused: false,
+  };
+}
+
+function channelCounts(c: ChannelStats): ChannelCounts {
+  return {
+    depth: c.depth,
+    backendDepth: c.backend_depth,
+    inFlightCount: c.in_flight_count,
+    deferredCount: c.deferred_count,
+    requeueCount: c.requeue_count,
+    timeoutCount: c.timeout_count,
+    messageCount: c.message_count,
+    clientCount: c.client_count,
+    paused: c.paused,
+  };
+}
+
+function clientSummary(node: string, c: ClientStats): ClientSummary {
+  return {
+    node,
+    clientId: c.client_id,
+    hostname: c.hostname,
+    remoteAddress: c.remote_address,
+    version: c.version,
+    userAgent: c.user_agent ?? '',
+    state: c.state,
+    readyCount: c.ready_count,
+    inFlightCount: c.in_flight_count,
+    messageCount: c.message_count,
+    finishCount: c.finish_count,
+    requeueCount: c.requeue_count,
+    connectTs: c.connect_ts,
+    tls: c.tls === true,
+    deflate: c.deflate === true,
+    snappy: c.snappy === true,
+    sampleRate: c.sample_rate ?? 0,
+  };
+}
+
+/** A node as the lookupds and nsqd /info describe it, before its /stats is read. */
+export interface NodeDraft {
+  id: string;
+  hostname: string;
+  broadcastAddress: string;
+  tcpPort: number;
+  httpPort: number;
+  remoteAddress: string;
+  version: string;
+  topics: Map<string, boolean>;
+}
+
+export interface ClusterSummary {
+  readonly topics: TopicSummary[];
+  readonly nodes: NodeSummary[];
+  readonly totalMessages: number;
+}
+
+/** Sums the nodes' /stats (`stats[i]` belongs to `drafts[i]`; a string: why it did not answer). */
+export function summarise(drafts: NodeDraft[], stats: ReadonlyArray<StatsSnapshot | string>): ClusterSummary {
+  const topics = new Map<string, TopicSummary>();
+  drafts.forEach((node, i) => {
+    const s = stats[i];
+    for (const t of typeof s === 'object' ? (s.topics ?? []) : []) {
+      if (!node.topics.has(t.topic_name)) node.topics.set(t.topic_name, false);
+      addTopic(topics, node.id, t);
+    }
+  });
+  const maxVersion = drafts.reduce((max, n) => (compareVersions(n.version, max) > 0 ? n.version : max), '0');
+  const nodes: NodeSummary[] = drafts.map((n, i) => {
+    const s = stats[i];
+    const own = typeof s === 'object' ? (s.topics ?? []) : [];
+    let depth = 0;
+    let clientCount = 0;
+    for (const t of own) {
+      depth += t.depth;
+      for (const c of t.channels ?? []) {
+        depth += c.depth;
+        clientCount += c.client_count;
+      }
+    }
+    return {
+      id: n.id,
+      hostname: n.hostname,
+      broadcastAddress: n.broadcastAddress,
+      tcpPort: n.tcpPort,
+      httpPort: n.httpPort,
+      remoteAddress: n.remoteAddress,
+      version: typeof s === 'object' && s.version !== '' ? s.version : n.version,
+      outOfDate: compareVersions(n.version, maxVersion) < 0,
+      reachable: typeof s === 'object',
+      error: typeof s === 'string' ? s : null,
+      health: typeof s === 'object' ? s.health : '',
+      startTime: typeof s === 'object' ? s.start_time : 0,
+      topics: [...n.topics].map(([name, tombstoned]) => ({ name, tombstoned })).sort(byName),
+      messageCount: own.reduce((sum, t) => sum + t.message_count, 0),
+      depth,
+      clientCount,
+      ingressRate: null,
+    };
+  });
+  const list = [...topics.values()].sort(byName);
+  let totalMessages = 0;
+  for (const t of list) {
+    t.channels.sort(byName);
+    t.channelCount = t.channels.length;
+    for (const c of t.channels) {
+      totalMessages += c.messageCount;
+      t.totalDepth += c.depth;
+      if (t.deepestChannel === null || c.depth > t.deepestChannel.depth) {
+        t.deepestChannel = { name: c.name, depth: c.depth, paused: c.paused };
+      }
+    }
+  }
+  return { topics: list, nodes, totalMessages };
+}
+
+function addTopic(topics: Map<string, TopicSummary>, node: string, t: TopicStats): void {
+  let topic = topics.get(t.topic_name);
+  if (topic === undefined) {
+    topic = {
+      name: t.topic_name,
+      depth: 0,
+      backendDepth: 0,
+      totalDepth: 0,
+      deepestChannel: null,
+      messageCount: 0,
+      paused: false,
+      ingressRate: null,
+      channelCount: 0,
+      nodes: [],
+      channels: [],
+    };
+    topics.set(t.topic_name, topic);
+  }
+  topic.depth += t.depth;
+  topic.totalDepth += t.depth;
+  topic.backendDepth += t.backend_depth;
+  topic.messageCount += t.message_count;
+  topic.paused ||= t.paused;
+  const channels = t.channels ?? [];
+  topic.nodes.push({
+    node,
+    depth: t.depth,
+    backendDepth: t.backend_depth,
+    messageCount: t.message_count,
+    paused: t.paused,
+    channelCount: channels.length,
+    totalDepth: channels.reduce((sum, c) => sum + c.depth, t.depth),
+  });
+  for (const c of channels) {
+    let channel = topic.channels.find((x) => x.name === c.channel_name);
+    if (channel === undefined) {
+      channel = {
+        topic: t.topic_name,
+        name: c.channel_name,
+        ...emptyCounts(),
+        finishCount: 0,
+        ingressRate: null,
+        egressRate: null,
+        nodes: [],
+        clients: [],
+      };
+      topic.channels.push(channel);
+    }
+    const counts = channelCounts(c);
+    for (const key of COUNTERS) channel[key] += counts[key];
+    channel.paused ||= counts.paused;
+    channel.nodes.push({ node, ...counts });
+    for (const client of c.clients ?? []) {
+      channel.clients.push(clientSummary(node, client));
+      channel.finishCount += client.finish_count;
+    }
+  }
+}

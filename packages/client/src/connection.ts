@@ -18,6 +18,7 @@ import {
   snappyInput,
 } from '@nsq-ts/protocol';
 import { parseAddress } from './address.js';
+import { HOSTNAME, IDENTIFY_DEFAULTS, NSQD_DEFAULTS, USER_AGENT, withDefaults } from './defaults.js';
 import { ClientError, ClientErrorCode, explainRefusal } from './errors.js';
 
 /**
@@ -89,11 +90,7 @@ export interface ConnectionHandlers {
 export interface ConnectionOptions {
   identify: IdentifyOptions;
   dialTimeoutMs: number;
-  userAgentDefault: string;
-  hostnameDefault: string;
 }
-
-const DEFAULT_HEARTBEAT_MS = 30_000;
 
 /**
  * One TCP V2 connection: magic, IDENTIFY (with feature negotiation), optional SUB, then frames
@@ -134,10 +131,10 @@ export class Connection {
   congested = false;
   onDrain: (() => void) | null = null;
   negotiated: Negotiated = {
-    maxRdyCount: 2500,
-    msgTimeoutMs: 60_000,
-    maxMsgTimeoutMs: 900_000,
-    heartbeatIntervalMs: DEFAULT_HEARTBEAT_MS,
+    maxRdyCount: NSQD_DEFAULTS.maxRdyCount,
+    msgTimeoutMs: NSQD_DEFAULTS.msgTimeoutMs,
+    maxMsgTimeoutMs: NSQD_DEFAULTS.maxMsgTimeoutMs,
+    heartbeatIntervalMs: NSQD_DEFAULTS.heartbeatIntervalMs,
     version: '',
     maxMsgSize: 0,
     maxBodySize: 0,
@@ -239,28 +236,36 @@ export class Connection {
 
   private identifyBody(): Record<string, string | number | boolean> {
     const o = this.options.identify;
+    const n = withDefaults(o, IDENTIFY_DEFAULTS);
     return {
-      client_id: o.clientId ?? this.options.hostnameDefault,
-      hostname: o.hostname ?? this.options.hostnameDefault,
-      user_agent: o.userAgent ?? this.options.userAgentDefault,
+      client_id: o.clientId ?? HOSTNAME,
+      hostname: o.hostname ?? HOSTNAME,
+      user_agent: o.userAgent ?? USER_AGENT,
       feature_negotiation: true,
-      heartbeat_interval: o.heartbeatIntervalMs ?? 0,
-      output_buffer_size: o.outputBufferSize ?? 0,
-      output_buffer_timeout: o.outputBufferTimeoutMs ?? 0,
+      heartbeat_interval: n.heartbeatIntervalMs,
+      output_buffer_size: n.outputBufferSize,
+      output_buffer_timeout: n.outputBufferTimeoutMs,
       tls_v1: o.tls !== undefined && o.tls !== false,
       snappy: o.snappy === true,
       deflate: o.deflate === true,
-      deflate_level: o.deflateLevel ?? 6,
-      sample_rate: o.sampleRate ?? 0,
-      msg_timeout: o.msgTimeoutMs ?? 0,
+      deflate_level: n.deflateLevel,
+      sample_rate: n.sampleRate,
+      msg_timeout: n.msgTimeoutMs,
     };
   }
 
   private applyIdentifyReply(reply: string): Features {
     const heartbeat = this.options.identify.heartbeatIntervalMs;
-    this.negotiated.heartbeatIntervalMs = heartbeat !== undefined && heartbeat > 0 ? heartbeat : DEFAULT_HEARTBEAT_MS;
+    this.negotiated.heartbeatIntervalMs =
+      heartbeat !== undefined && heartbeat > 0 ? heartbeat : NSQD_DEFAULTS.heartbeatIntervalMs;
     const o = this.options.identify;
-    const none: Features = { tls: false, snappy: false, deflate: false, deflateLevel: 6, authRequired: false };
+    const none: Features = {
+      tls: false,
+      snappy: false,
+      deflate: false,
+      deflateLevel: NSQD_DEFAULTS.deflateLevel,
+      authRequired: false,
+    };
     if (reply === OK) {
       // No feature negotiation: NSQ's defaults apply, and nothing asked for can be had.
       if ((o.tls !== undefined && o.tls !== false) || o.snappy === true || o.deflate === true) {
@@ -282,7 +287,8 @@ export class Connection {
       tls: r.tls_v1 === true,
       snappy: r.snappy === true,
       deflate: r.deflate === true,
-      deflateLevel: typeof r.deflate_level === 'number' && r.deflate_level > 0 ? r.deflate_level : 6,
+      deflateLevel:
+        typeof r.deflate_level === 'number' && r.deflate_level > 0 ? r.deflate_level : NSQD_DEFAULTS.deflateLevel,
       authRequired: r.auth_required === true,
     };
     // An upgrade nsqd did not grant (no certificate, --snappy=false, ...) would leave the

@@ -1,6 +1,6 @@
 import type { Codec } from './codecs.js';
-import type { IdentifyOptions } from './connection.js';
 import { ClientError, ClientErrorCode } from './errors.js';
+import type { IdentifyOptions } from './identify.js';
 import type { Logger } from './logger.js';
 import type { Message } from './message.js';
 import {

@@ -1,6 +1,6 @@
 import { type Codec, describeValue } from './codecs.js';
-import type { Negotiated } from './connection.js';
 import { ClientError, ClientErrorCode } from './errors.js';
+import type { Negotiated } from './identify.js';
 
 /** One publish, from the call until nsqd's answer (or its deadline). */
 export interface PublishRequest {

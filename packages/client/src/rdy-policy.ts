@@ -44,6 +44,9 @@ export interface RdyPolicyOptions {
 /** How a message was answered: 1 finished, -1 failed (backoff), 0 neutral. */
 export type Outcome = -1 | 0 | 1;
 
+const UNCHANGED: RdyPlan<never> = { rdy: [], backoff: null, resumed: false, rotating: false };
+const UNCHANGED_ROTATING: RdyPlan<never> = { ...UNCHANGED, rotating: true };
+
 /** A slot per connection: the RDY it will have once the plan is applied. */
 interface Slot<C> {
   readonly conn: C;
@@ -126,8 +129,10 @@ export class RdyPolicy {
   settled<C extends RdyConnection>(conns: readonly C[], outcome: Outcome, nowMs: number): RdyPlan<C> {
     if (outcome < 0) return this.signal(conns, true, nowMs);
     if (outcome > 0 && this.level > 0) return this.signal(conns, false, nowMs);
+    // The common case, once per message: nothing to change, nothing to allocate.
+    if (conns.length <= this.maxInFlight || this.level > 0) return this.rotating ? UNCHANGED_ROTATING : UNCHANGED;
     const draft = new Draft(conns, nowMs);
-    if (conns.length > this.maxInFlight) this.fillScarce(draft);
+    this.fillScarce(draft);
     return this.plan(draft, null, false);
   }
 

@@ -8,7 +8,6 @@ import {
   FrameDecoder,
   FrameType,
   HEARTBEAT,
-  type IdentifyResponse,
   type InputFilter,
   MAGIC_V2,
   OK,
@@ -18,63 +17,17 @@ import {
   snappyInput,
 } from '@nsq-ts/protocol';
 import { parseAddress } from './address.js';
+import { NSQD_DEFAULTS } from './defaults.js';
 import { ClientError, ClientErrorCode, explainRefusal } from './errors.js';
-
-/**
- * Feature negotiation options sent in IDENTIFY (nsq-spec §2.7), in the client's units. Anything
- * left out takes nsqd's default. TLS, snappy, deflate and AUTH are applied right after IDENTIFY,
- * in NSQ's order: TLS, then snappy or deflate, then AUTH.
- */
-export interface IdentifyOptions {
-  /** Shown as `client_id` in nsqd's stats; defaults to the host name. */
-  clientId?: string;
-  /** Shown as `hostname` in nsqd's stats; defaults to `os.hostname()`. */
-  hostname?: string;
-  /** Shown as `user_agent` in nsqd's stats. */
-  userAgent?: string;
-  /** How often nsqd sends heartbeats (at least 1000 ms, at most nsqd's --max-heartbeat-interval; default 30000). */
-  heartbeatIntervalMs?: number;
-  /** nsqd's per-connection output buffer (64..65536 bytes, -1 for none). */
-  outputBufferSize?: number;
-  /** How long nsqd may hold buffered messages (ms, -1 for no timed flush). */
-  outputBufferTimeoutMs?: number;
-  /** How long a delivered message may stay unanswered before nsqd requeues it (ms). */
-  msgTimeoutMs?: number;
-  /** Deliver only about this percentage (1..99) of the channel's messages; 0 = all. */
-  sampleRate?: number;
-  /**
-   * Upgrade to TLS after IDENTIFY: `true` verifies nsqd's certificate against the system CAs;
-   * an object is passed to `tls.connect` (e.g. `ca`, `cert`/`key` for client certificates,
-   * `rejectUnauthorized`).
-   */
-  tls?: boolean | TlsConnectionOptions;
-  /** Compress both directions with snappy (framing format). Not together with `deflate`. */
-  snappy?: boolean;
-  /** Compress both directions with raw deflate. Not together with `snappy`. */
-  deflate?: boolean;
-  /** Deflate level to ask for (1..9, nsqd caps it at its --max-deflate-level; default 6). */
-  deflateLevel?: number;
-  /** Sent with AUTH after IDENTIFY (and the upgrades); required when nsqd has auth enabled. */
-  authSecret?: string;
-}
-
-/** What the connection learned from IDENTIFY (with NSQ's defaults for a plain `OK` reply). */
-export interface Negotiated {
-  maxRdyCount: number;
-  msgTimeoutMs: number;
-  maxMsgTimeoutMs: number;
-  heartbeatIntervalMs: number;
-  version: string;
-  /** nsqd's --max-msg-size and --max-body-size (nsq-ts nsqd reports them at IDENTIFY; 0: unknown). */
-  maxMsgSize: number;
-  maxBodySize: number;
-  /** Transport layers in use. */
-  tls: boolean;
-  snappy: boolean;
-  deflate: boolean;
-  /** What AUTH returned (`identity`, `identity_url`, `permission_count`), null without AUTH. */
-  auth: { identity: string; identityUrl: string; permissionCount: number } | null;
-}
+import {
+  applyIdentifyReply,
+  type Features,
+  type IdentifyOptions,
+  identifyBody,
+  type Negotiated,
+  notNsqd,
+  parseAuthReply,
+} from './identify.js';
 
 /** Receives a connection's frames once its handshake is complete. */
 export interface ConnectionHandlers {
@@ -89,11 +42,7 @@ export interface ConnectionHandlers {
 export interface ConnectionOptions {
   identify: IdentifyOptions;
   dialTimeoutMs: number;
-  userAgentDefault: string;
-  hostnameDefault: string;
 }
-
-const DEFAULT_HEARTBEAT_MS = 30_000;
 
 /**
  * One TCP V2 connection: magic, IDENTIFY (with feature negotiation), optional SUB, then frames
@@ -134,10 +83,10 @@ export class Connection {
   congested = false;
   onDrain: (() => void) | null = null;
   negotiated: Negotiated = {
-    maxRdyCount: 2500,
-    msgTimeoutMs: 60_000,
-    maxMsgTimeoutMs: 900_000,
-    heartbeatIntervalMs: DEFAULT_HEARTBEAT_MS,
+    maxRdyCount: NSQD_DEFAULTS.maxRdyCount,
+    msgTimeoutMs: NSQD_DEFAULTS.msgTimeoutMs,
+    maxMsgTimeoutMs: NSQD_DEFAULTS.maxMsgTimeoutMs,
+    heartbeatIntervalMs: NSQD_DEFAULTS.heartbeatIntervalMs,
     version: '',
     maxMsgSize: 0,
     maxBodySize: 0,
@@ -196,14 +145,15 @@ export class Connection {
         });
       });
       this.write(MAGIC_V2);
-      const reply = await this.request(encodeCommand('IDENTIFY', [], JSON.stringify(this.identifyBody())));
-      const features = this.applyIdentifyReply(reply);
+      const body = JSON.stringify(identifyBody(this.options.identify));
+      const reply = await this.request(encodeCommand('IDENTIFY', [], body));
+      const features = applyIdentifyReply(reply, this.options.identify, this.negotiated, this.address);
       if (features.tls) await this.startTls(host);
       if (features.snappy || features.deflate) await this.startCompression(features);
       const secret = this.options.identify.authSecret;
       if (secret !== undefined && secret !== '') {
         // Sent whenever a secret is configured (as nsqjs does), so a typo is not silently ignored.
-        this.applyAuthReply(await this.request(encodeCommand('AUTH', [], secret)));
+        this.negotiated.auth = parseAuthReply(await this.request(encodeCommand('AUTH', [], secret)), this.address);
       } else if (features.authRequired) {
         throw new ClientError(
           ClientErrorCode.AuthRequired,
@@ -212,7 +162,7 @@ export class Connection {
       }
       if (subscribe !== undefined) {
         const subReply = await this.request(encodeCommand('SUB', [subscribe.topic, subscribe.channel]));
-        if (subReply !== OK) throw this.unexpected('SUB', subReply);
+        if (subReply !== OK) throw notNsqd(this.address, 'SUB', subReply);
       }
       this.releaseHeld();
     } catch (caught) {
@@ -237,86 +187,10 @@ export class Connection {
     return this.negotiated;
   }
 
-  private identifyBody(): Record<string, string | number | boolean> {
-    const o = this.options.identify;
-    return {
-      client_id: o.clientId ?? this.options.hostnameDefault,
-      hostname: o.hostname ?? this.options.hostnameDefault,
-      user_agent: o.userAgent ?? this.options.userAgentDefault,
-      feature_negotiation: true,
-      heartbeat_interval: o.heartbeatIntervalMs ?? 0,
-      output_buffer_size: o.outputBufferSize ?? 0,
-      output_buffer_timeout: o.outputBufferTimeoutMs ?? 0,
-      tls_v1: o.tls !== undefined && o.tls !== false,
-      snappy: o.snappy === true,
-      deflate: o.deflate === true,
-      deflate_level: o.deflateLevel ?? 6,
-      sample_rate: o.sampleRate ?? 0,
-      msg_timeout: o.msgTimeoutMs ?? 0,
-    };
-  }
-
-  private applyIdentifyReply(reply: string): Features {
-    const heartbeat = this.options.identify.heartbeatIntervalMs;
-    this.negotiated.heartbeatIntervalMs = heartbeat !== undefined && heartbeat > 0 ? heartbeat : DEFAULT_HEARTBEAT_MS;
-    const o = this.options.identify;
-    const none: Features = { tls: false, snappy: false, deflate: false, deflateLevel: 6, authRequired: false };
-    if (reply === OK) {
-      // No feature negotiation: NSQ's defaults apply, and nothing asked for can be had.
-      if ((o.tls !== undefined && o.tls !== false) || o.snappy === true || o.deflate === true) {
-        throw new ClientError(
-          ClientErrorCode.Unsupported,
-          `nsqd ${this.address} does not negotiate features: tls, snappy and deflate are unavailable`,
-        );
-      }
-      return none;
-    }
-    let r: Partial<IdentifyResponse>;
-    try {
-      r = JSON.parse(reply) as Partial<IdentifyResponse>;
-    } catch {
-      throw this.unexpected('IDENTIFY', reply);
-    }
-    if (typeof r !== 'object' || r === null) throw this.unexpected('IDENTIFY', reply);
-    const features: Features = {
-      tls: r.tls_v1 === true,
-      snappy: r.snappy === true,
-      deflate: r.deflate === true,
-      deflateLevel: typeof r.deflate_level === 'number' && r.deflate_level > 0 ? r.deflate_level : 6,
-      authRequired: r.auth_required === true,
-    };
-    // An upgrade nsqd did not grant (no certificate, --snappy=false, ...) would leave the
-    // connection weaker than configured: refuse it rather than go on silently.
-    const refused = (what: string, why: string): ClientError =>
-      new ClientError(ClientErrorCode.Unsupported, `nsqd ${this.address} refused ${what} (${why})`);
-    if (o.tls !== undefined && o.tls !== false && !features.tls) {
-      throw refused('TLS', 'it has no --tls-cert/--tls-key; connect without the tls option or configure nsqd');
-    }
-    if (o.snappy === true && !features.snappy) throw refused('snappy', 'it runs with --snappy=false');
-    if (o.deflate === true && !features.deflate) throw refused('deflate', 'it runs with --deflate=false');
-    if (typeof r.max_rdy_count === 'number' && r.max_rdy_count > 0) this.negotiated.maxRdyCount = r.max_rdy_count;
-    if (typeof r.msg_timeout === 'number' && r.msg_timeout > 0) this.negotiated.msgTimeoutMs = r.msg_timeout;
-    if (typeof r.max_msg_timeout === 'number') this.negotiated.maxMsgTimeoutMs = r.max_msg_timeout;
-    if (typeof r.version === 'string') this.negotiated.version = r.version;
-    if (typeof r.max_msg_size === 'number' && r.max_msg_size > 0) this.negotiated.maxMsgSize = r.max_msg_size;
-    if (typeof r.max_body_size === 'number' && r.max_body_size > 0) this.negotiated.maxBodySize = r.max_body_size;
-    return features;
-  }
-
-  private applyAuthReply(reply: string): void {
-    if (!reply.startsWith('{')) throw this.unexpected('AUTH', reply);
-    const r = JSON.parse(reply) as { identity?: unknown; identity_url?: unknown; permission_count?: unknown };
-    this.negotiated.auth = {
-      identity: typeof r.identity === 'string' ? r.identity : '',
-      identityUrl: typeof r.identity_url === 'string' ? r.identity_url : '',
-      permissionCount: typeof r.permission_count === 'number' ? r.permission_count : 0,
-    };
-  }
-
   /** TLS handshake over the socket, then nsqd's `OK` through it (nsq-spec §2.7 step 1). */
   private async startTls(host: string): Promise<void> {
     const socket = this.socket as Socket;
-    if (this.held.length > 0) throw this.unexpected('IDENTIFY', 'data before the TLS handshake');
+    if (this.held.length > 0) throw notNsqd(this.address, 'IDENTIFY', 'data before the TLS handshake');
     const given = this.options.identify.tls;
     const options: TlsConnectionOptions = typeof given === 'object' ? given : {};
     socket.off('data', this.onSocketData);
@@ -355,7 +229,7 @@ export class Connection {
     });
     this.out = tlsSocket;
     const reply = await this.awaitReply();
-    if (reply !== OK) throw this.unexpected('TLS', reply);
+    if (reply !== OK) throw notNsqd(this.address, 'TLS', reply);
     this.negotiated.tls = true;
   }
 
@@ -384,7 +258,7 @@ export class Connection {
     const waiting = this.awaitReply();
     if (rest.length > 0) this.input.push(rest);
     const reply = await waiting;
-    if (reply !== OK) throw this.unexpected('compression', reply);
+    if (reply !== OK) throw notNsqd(this.address, 'compression', reply);
   }
 
   /** Waits for the next reply frame of the handshake (one held frame, or the next to arrive). */
@@ -414,14 +288,6 @@ export class Connection {
     if (this.input !== null) this.input.push(chunk);
     else this.onPlain(chunk);
   };
-
-  /** A handshake reply no nsqd sends: whatever answered is not an nsqd (or not one we can use). */
-  private unexpected(command: string, reply: string): ClientError {
-    return new ClientError(
-      ClientErrorCode.NotNsqd,
-      `${this.address} answered ${command} with ${JSON.stringify(reply.slice(0, 100))}: is it an nsqd TCP address?`,
-    );
-  }
 
   /** Sends a handshake command and waits for its single reply. */
   private request(command: Buffer): Promise<string> {
@@ -577,15 +443,6 @@ export class Connection {
 }
 
 const NOP = encodeCommand('NOP');
-
-/** What nsqd granted in its IDENTIFY reply. */
-interface Features {
-  tls: boolean;
-  snappy: boolean;
-  deflate: boolean;
-  deflateLevel: number;
-  authRequired: boolean;
-}
 
 function uncork(conn: Connection): void {
   conn.flush();

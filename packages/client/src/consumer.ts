@@ -1,183 +1,37 @@
 import { EventEmitter } from 'node:events';
 import { CLOSE_WAIT, decodeMessage, ErrorCode, encodeCommand, type ProtocolError } from '@nsq-ts/protocol';
+import { AutoTouch } from './auto-touch.js';
 import { backoffDelayMs } from './backoff.js';
 import { type Codec, rawCodec } from './codecs.js';
-import { Connection, type IdentifyOptions } from './connection.js';
-import { HOSTNAME, USER_AGENT } from './defaults.js';
+import { Connection } from './connection.js';
+import { Link, type LinkOwner, Node } from './consumer-link.js';
+import {
+  type ConsumerBaseOptions,
+  type ConsumerEvents,
+  type ConsumerOptions,
+  type ConsumerStats,
+  checkConsumerOptions,
+  type MessageHandler,
+} from './consumer-options.js';
+import { CONSUMER_DEFAULTS, type Settings, withDefaults } from './defaults.js';
 import { ClientError, ClientErrorCode, isPermanentFailure } from './errors.js';
-import { Fifo } from './fifo.js';
 import { type Logger, resolveLogger } from './logger.js';
 import { lookupProducers } from './lookup.js';
-import { Message, type MessageOwner } from './message.js';
-import {
-  checkAddresses,
-  checkChannel,
-  checkCodec,
-  checkIdentifyOptions,
-  checkLogger,
-  checkLookupdAddress,
-  checkNumber,
-  checkTopic,
-  checkType,
-} from './validate.js';
-
-/** A message handler: resolve to finish the message, throw (or reject) to requeue it with backoff. */
-export type MessageHandler<T> = (message: Message<T>) => unknown;
-
-/**
- * Options of a {@link Consumer} besides the codec. Give `nsqdAddresses`, `lookupdHttpAddresses`,
- * or both.
- */
-export interface ConsumerBaseOptions<T> extends IdentifyOptions {
-  /** Topic to subscribe to. */
-  topic: string;
-  /** Channel to subscribe to. */
-  channel: string;
-  /** nsqd TCP addresses (`host:port`) to connect to directly. */
-  nsqdAddresses?: readonly string[];
-  /** nsqlookupd HTTP addresses (`host:port` or `http://host:port`) polled for the topic's nsqds. */
-  lookupdHttpAddresses?: readonly string[];
-  /**
-   * Messages in flight at once over all connections (default 1): up to this many handlers run
-   * concurrently.
-   */
-  maxInFlight?: number;
-  /** A message handler, the same as `on('message', handler)`. */
-  handler?: MessageHandler<T>;
-  /**
-   * Deliveries allowed per message (0, the default, means unlimited). A message that fails (or is
-   * requeued) on its last attempt, or arrives with more attempts, is given up: `onGiveUp` and the
-   * `giveUp` event run, then it is finished.
-   */
-  maxAttempts?: number;
-  /** Called before a message is given up (see `maxAttempts`), e.g. to park it elsewhere. */
-  onGiveUp?: (message: Message<T>) => unknown;
-  /** Base requeue delay when none is given: this × attempts (default 90000 ms, as go-nsq). */
-  requeueDelayMs?: number;
-  /** Upper bound of the computed requeue delay (default 900000 ms). */
-  maxRequeueDelayMs?: number;
-  /** Backoff delay after the first failure (default 1000 ms); doubles per failure, with jitter. */
-  backoffMinDelayMs?: number;
-  /** Upper bound of the backoff delay (default 120000 ms). */
-  backoffMaxDelayMs?: number;
-  /** TOUCH messages automatically while they are being handled (default false). */
-  autoTouch?: boolean;
-  /** How often lookupds are polled (default 60000 ms), each interval stretched by up to 30%. */
-  lookupdPollIntervalMs?: number;
-  /** Timeout of one lookupd request (default 5000 ms). */
-  lookupdTimeoutMs?: number;
-  /**
-   * Bearer token sent with every lookupd request (`Authorization: Bearer <token>`), for an
-   * nsq-ts nsqlookupd started with `--http-auth-token` and `--http-auth-reads`. Unset: none is
-   * sent, as go-nsq and nsqjs do. It never appears in errors or events.
-   */
-  lookupdAuthToken?: string;
-  /**
-   * When connections outnumber `maxInFlight`, how long a connection keeps its RDY 1 before the
-   * slot moves on to a waiting connection (default 1000 ms).
-   */
-  rdyRedistributeIntervalMs?: number;
-  /** Deadline for connecting, IDENTIFY and SUB (default 5000 ms). */
-  dialTimeoutMs?: number;
-  /** First reconnect delay (default 250 ms); doubles per failure, with jitter. */
-  reconnectMinDelayMs?: number;
-  /** Upper bound of the reconnect delay (default 30000 ms). */
-  reconnectMaxDelayMs?: number;
-  /** How long `close()` waits for CLOSE_WAIT and for in-flight handlers (default 30000 ms). */
-  closeTimeoutMs?: number;
-  /**
-   * Where handler errors, lookupd failures, connection failures and reconnects are reported
-   * (default: warnings and errors on stderr; `null`: nowhere), as well as to `error` listeners.
-   */
-  logger?: Logger | null;
-}
-
-/**
- * The codec option: optional while the body type can hold a Buffer (decoded by
- * {@link rawCodec}), required for any other body type.
- */
-export type ConsumerCodecOption<T> = [Buffer] extends [T]
-  ? { /** How bodies are decoded (default {@link rawCodec}: Buffers as received). */ codec?: Codec<T> }
-  : { /** How bodies are decoded from bytes. */ codec: Codec<T> };
-
-/** Options of a {@link Consumer}: {@link ConsumerBaseOptions} and, for non-Buffer bodies, a codec. */
-export type ConsumerOptions<T = Buffer> = ConsumerBaseOptions<T> & ConsumerCodecOption<T>;
-
-/** Events of a {@link Consumer}, with their listener signatures. */
-export interface ConsumerEvents<T> {
-  /** A delivered message; the handler's outcome finishes or requeues it. */
-  message: MessageHandler<T>;
-  /**
-   * A problem the consumer works around: a handler error, a lookupd failure, a failed connection
-   * attempt, an unexpected nsqd error frame. Each message names the nsqd or lookupd.
-   */
-  error: (error: Error) => void;
-  /** A message was given up after `maxAttempts`. */
-  giveUp: (message: Message<T>) => void;
-  /** Backoff started or continued: RDY 0 everywhere for `delayMs`, then a RDY 1 probe. */
-  backoff: (info: { level: number; delayMs: number }) => void;
-  /** Backoff ended: full RDY restored. */
-  resume: () => void;
-  /** A connection to an nsqd is subscribed. */
-  connected: (address: string) => void;
-  /**
-   * A connection to an nsqd closed: `error` says why (nsqd closed it, a read deadline, a socket
-   * error); it is null only for a close the consumer asked for.
-   */
-  disconnected: (address: string, error: Error | null) => void;
-}
-
-/** A snapshot of a consumer's state, for monitoring and tests. */
-export interface ConsumerStats {
-  /** Subscribed connections and their current RDY and in-flight counts. */
-  connections: Array<{ address: string; rdy: number; inFlight: number }>;
-  /** Messages delivered and not yet finished or requeued. */
-  inFlight: number;
-  /** Current backoff level (0 = not backing off). */
-  backoffLevel: number;
-  /** Messages received, finished (FINs sent on a live connection that nsqd did not refuse), requeued, given up. */
-  received: number;
-  finished: number;
-  requeued: number;
-  givenUp: number;
-}
-
-/** One subscribed connection (a new Link per reconnect, so stale messages cannot touch it). */
-class Link {
-  readonly node: Node;
-  readonly conn: Connection;
-  subscribed = false;
-  rdy = 0;
-  /** When `rdy` last changed, for redistribution fairness. */
-  rdyChangedAt = 0;
-  inFlight = 0;
-  closeWait: (() => void) | null = null;
-  closeWaitReceived = false;
-
-  constructor(node: Node, conn: Connection) {
-    this.node = node;
-    this.conn = conn;
-  }
-}
-
-/** An nsqd address the consumer connects to. */
-class Node {
-  readonly address: string;
-  /** Found through lookupd (dropped when it cannot be reconnected) rather than configured. */
-  readonly discovered: boolean;
-  link: Link | null = null;
-  failures = 0;
-  retryTimer: NodeJS.Timeout | null = null;
-
-  constructor(address: string, discovered: boolean) {
-    this.address = address;
-    this.discovered = discovered;
-  }
-}
+import { Message } from './message.js';
+import { MessageStream } from './message-stream.js';
+import { type Outcome, type RdyPlan, RdyPolicy } from './rdy-policy.js';
 
 const FIN = 'FIN';
 const REQ = 'REQ';
-const TOUCH = 'TOUCH';
+
+export type {
+  ConsumerBaseOptions,
+  ConsumerCodecOption,
+  ConsumerEvents,
+  ConsumerOptions,
+  ConsumerStats,
+  MessageHandler,
+} from './consumer-options.js';
 
 /**
  * Consumes a topic's channel from one or many nsqds (found directly or through nsqlookupd).
@@ -192,15 +46,20 @@ const TOUCH = 'TOUCH';
  *
  * @typeParam T - the decoded body type (`message.body`), produced by the codec.
  */
-export class Consumer<T = Buffer> implements MessageOwner {
+export class Consumer<T = Buffer> {
   private readonly options: ConsumerBaseOptions<T>;
+  private readonly settings: Settings<typeof CONSUMER_DEFAULTS>;
   private readonly logger: Logger;
   private readonly codec: Codec<T>;
   private readonly events = new EventEmitter();
   private readonly handlers: MessageHandler<T>[] = [];
-  private readonly nodes = new Map<string, Node>();
-  private readonly maxInFlight: number;
-  private readonly redistributeMs: number;
+  private readonly nodes = new Map<string, Node<T>>();
+  private readonly policy: RdyPolicy;
+  /** What links hand back: their messages' answers. */
+  private readonly owner: LinkOwner<T> = {
+    finish: (link, msg) => this.finish(link, msg),
+    requeue: (link, msg, delayMs, backoff) => this.requeue(link, msg, delayMs, backoff),
+  };
   private started: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
   private isClosing = false;
@@ -209,74 +68,31 @@ export class Consumer<T = Buffer> implements MessageOwner {
   private drainWaiter: (() => void) | null = null;
   private readonly counters = { received: 0, finished: 0, requeued: 0, givenUp: 0 };
 
-  private backoffLevel = 0;
   private backoffTimer: NodeJS.Timeout | null = null;
-  private readonly maxBackoffLevel: number;
-
-  private redistributeTimer: NodeJS.Timeout | null = null;
+  private rotateTimer: NodeJS.Timeout | null = null;
   private lookupTimer: NodeJS.Timeout | null = null;
-  private touchTimer: NodeJS.Timeout | null = null;
-  /** Messages handed to user code and not yet answered; kept only with `autoTouch`. */
-  private readonly active = new Set<Message<T>>();
-
-  /** Messages waiting for the async iterator. */
-  private readonly buffered = new Fifo<Message<T>>();
-  private readonly nextWaiters = new Fifo<{
-    resolve: (r: IteratorResult<Message<T>, undefined>) => void;
-    reject: (err: Error) => void;
-  }>();
-  private iteratorEnded = false;
-  /** The last message the iterator handed out: abandoned by a `break`, it is requeued at once. */
-  private lastYielded: Message<T> | null = null;
-  /** Why connect() failed (the consumer then stopped); the async iterator throws it. */
-  private connectError: Error | null = null;
+  /** Kept only with `autoTouch`. */
+  private readonly autoTouch: AutoTouch<T> | null;
+  private readonly stream = new MessageStream<T>();
   /** Reconnects of connect()'s first attempts, held until it knows whether anything answered. */
   private deferredRetries: Array<() => void> | null = null;
 
   /** Checks the options (throws a ClientError E_INVALID_ARGUMENT naming a bad one); connects on connect(). */
   constructor(options: ConsumerOptions<T>) {
     const o: ConsumerBaseOptions<T> & { codec?: Codec<T> } = options;
-    checkTopic(o.topic);
-    checkChannel(o.channel);
-    const nsqds = checkAddresses('nsqdAddresses', o.nsqdAddresses);
-    const lookupds = checkAddresses('lookupdHttpAddresses', o.lookupdHttpAddresses, checkLookupdAddress);
-    if (nsqds.length === 0 && lookupds.length === 0) {
-      throw new ClientError(ClientErrorCode.InvalidArgument, 'Consumer needs nsqdAddresses or lookupdHttpAddresses');
-    }
-    checkCodec(o.codec, 'decode');
-    checkLogger(o.logger);
-    checkIdentifyOptions(o);
-    checkType('handler', o.handler, 'function');
-    checkType('onGiveUp', o.onGiveUp, 'function');
-    checkType('lookupdAuthToken', o.lookupdAuthToken, 'string');
-    checkType('autoTouch', o.autoTouch, 'boolean');
-    checkNumber('maxInFlight', o.maxInFlight, { min: 1, integer: true });
-    checkNumber('maxAttempts', o.maxAttempts, { min: 0, max: 65535, integer: true });
-    for (const name of [
-      'dialTimeoutMs',
-      'closeTimeoutMs',
-      'lookupdPollIntervalMs',
-      'lookupdTimeoutMs',
-      'rdyRedistributeIntervalMs',
-      'reconnectMinDelayMs',
-      'backoffMinDelayMs',
-    ] as const) {
-      checkNumber(name, o[name], { min: 1 });
-    }
-    checkNumber('requeueDelayMs', o.requeueDelayMs);
-    checkNumber('maxRequeueDelayMs', o.maxRequeueDelayMs);
-    checkNumber('reconnectMaxDelayMs', o.reconnectMaxDelayMs, { min: o.reconnectMinDelayMs ?? 1 });
-    checkNumber('backoffMaxDelayMs', o.backoffMaxDelayMs, { min: o.backoffMinDelayMs ?? 1 });
+    const { nsqds } = checkConsumerOptions(o);
     this.options = o;
+    this.settings = withDefaults(o, CONSUMER_DEFAULTS);
     this.logger = resolveLogger(o.logger);
     this.codec = o.codec ?? (rawCodec as unknown as Codec<T>);
-    this.maxInFlight = o.maxInFlight ?? 1;
-    this.redistributeMs = o.rdyRedistributeIntervalMs ?? 1_000;
-    const minMs = o.backoffMinDelayMs ?? 1_000;
-    const maxMs = o.backoffMaxDelayMs ?? 120_000;
-    this.maxBackoffLevel = Math.max(1, Math.ceil(Math.log2(maxMs / minMs)) + 1);
+    this.policy = new RdyPolicy({
+      maxInFlight: this.settings.maxInFlight,
+      rotateIntervalMs: this.settings.rdyRedistributeIntervalMs,
+      backoff: { minMs: this.settings.backoffMinDelayMs, maxMs: this.settings.backoffMaxDelayMs },
+    });
+    this.autoTouch = o.autoTouch === true ? new AutoTouch<T>() : null;
     if (o.handler !== undefined) this.handlers.push(o.handler);
-    for (const address of nsqds) this.nodes.set(address, new Node(address, false));
+    for (const address of nsqds) this.nodes.set(address, new Node<T>(address, false));
   }
 
   /** Adds a listener; `message` listeners are handlers whose outcome settles the message. */
@@ -327,7 +143,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
    */
   connect(): Promise<void> {
     if (this.isClosing)
-      return Promise.reject(this.connectError ?? new ClientError(ClientErrorCode.Closed, 'consumer is closed'));
+      return Promise.reject(this.stream.failure ?? new ClientError(ClientErrorCode.Closed, 'consumer is closed'));
     this.started ??= this.start();
     return this.started;
   }
@@ -347,7 +163,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
     }
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     const err = (failure?.reason as Error | undefined) ?? lookupErrors[0] ?? new Error('nothing to connect to');
-    this.connectError = err;
+    this.stream.failure = err;
     await this.close();
     throw err;
   }
@@ -357,7 +173,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
   /** One round of lookupd queries (then the next is scheduled); resolves with their errors. */
   private async pollLookupds(): Promise<Error[]> {
     const lookupds = this.options.lookupdHttpAddresses ?? [];
-    const timeoutMs = this.options.lookupdTimeoutMs ?? 5_000;
+    const timeoutMs = this.settings.lookupdTimeoutMs;
     const token = this.options.lookupdAuthToken ?? '';
     const results = await Promise.allSettled(
       lookupds.map((l) => lookupProducers(l, this.options.topic, timeoutMs, token)),
@@ -373,14 +189,14 @@ export class Consumer<T = Buffer> implements MessageOwner {
       }
       for (const address of r.value) {
         if (this.isClosing || this.nodes.has(address)) continue;
-        const node = new Node(address, true);
+        const node = new Node<T>(address, true);
         this.nodes.set(address, node);
         opens.push(this.open(node).catch(() => undefined));
       }
     }
     await Promise.all(opens);
     if (this.isClosing) return errors;
-    const interval = this.options.lookupdPollIntervalMs ?? 60_000;
+    const interval = this.settings.lookupdPollIntervalMs;
     // Jitter spreads many consumers' polls so they do not hit the lookupds in step.
     this.lookupTimer = setTimeout(
       () => {
@@ -394,15 +210,10 @@ export class Consumer<T = Buffer> implements MessageOwner {
 
   // ---- connections ----
 
-  private open(node: Node): Promise<void> {
+  private open(node: Node<T>): Promise<void> {
     node.retryTimer = null;
-    const conn = new Connection(node.address, {
-      identify: this.options,
-      dialTimeoutMs: this.options.dialTimeoutMs ?? 5_000,
-      userAgentDefault: USER_AGENT,
-      hostnameDefault: HOSTNAME,
-    });
-    const link = new Link(node, conn);
+    const conn = new Connection(node.address, { identify: this.options, dialTimeoutMs: this.settings.dialTimeoutMs });
+    const link = new Link<T>(node, conn, this.owner);
     node.link = link;
     return conn
       .open(
@@ -423,7 +234,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
           node.failures = 0;
           link.subscribed = true;
           this.emit('connected', node.address);
-          this.updateRdy();
+          this.connectionsChanged();
         },
         (err: Error) => {
           if (node.link === link) node.link = null;
@@ -445,7 +256,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
    * can fix, or a discovered nsqd that cannot be reached (the next lookup brings it back) — forget
    * the node. Either way the log says which.
    */
-  private scheduleReconnect(node: Node, failedAttempt: boolean, err: Error | null): void {
+  private scheduleReconnect(node: Node<T>, failedAttempt: boolean, err: Error | null): void {
     if (this.isClosing || this.nodes.get(node.address) !== node) return;
     const reason = err?.message ?? `connection to nsqd ${node.address} closed`;
     if (err !== null && failedAttempt && isPermanentFailure(err)) {
@@ -460,8 +271,8 @@ export class Consumer<T = Buffer> implements MessageOwner {
     }
     node.failures++;
     const delay = backoffDelayMs(node.failures, {
-      minMs: this.options.reconnectMinDelayMs ?? 250,
-      maxMs: this.options.reconnectMaxDelayMs ?? 30_000,
+      minMs: this.settings.reconnectMinDelayMs,
+      maxMs: this.settings.reconnectMaxDelayMs,
     });
     this.logger.warn(`${reason}; reconnecting in ${delay} ms`);
     node.retryTimer = setTimeout(() => {
@@ -469,7 +280,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
     }, delay);
   }
 
-  private onClose(link: Link, err: Error | null): void {
+  private onClose(link: Link<T>, err: Error | null): void {
     link.subscribed = false;
     link.rdy = 0;
     link.closeWait?.();
@@ -478,7 +289,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
     this.emit('disconnected', node.address, err);
     if (!this.isClosing) {
       this.scheduleReconnect(node, false, err);
-      this.updateRdy();
+      this.connectionsChanged();
     }
   }
 
@@ -487,7 +298,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
    * was already answered) undo the counter the answer had moved; a fatal one means nsqd is
    * closing the connection.
    */
-  private onErrorFrame(link: Link, err: ProtocolError): void {
+  private onErrorFrame(link: Link<T>, err: ProtocolError): void {
     if (err.code === ErrorCode.FinFailed) this.counters.finished--;
     else if (err.code === ErrorCode.ReqFailed) this.counters.requeued--;
     if (err.fatal) link.subscribed = false;
@@ -499,7 +310,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
     );
   }
 
-  private onResponse(link: Link, text: string): void {
+  private onResponse(link: Link<T>, text: string): void {
     if (text === CLOSE_WAIT) {
       link.closeWaitReceived = true;
       link.closeWait?.();
@@ -508,42 +319,40 @@ export class Consumer<T = Buffer> implements MessageOwner {
     this.report(new ClientError(ClientErrorCode.UnexpectedResponse, `nsqd ${link.node.address} sent ${text}`));
   }
 
-  private links(): Link[] {
-    const out: Link[] = [];
+  private links(): Link<T>[] {
+    const out: Link<T>[] = [];
     for (const node of this.nodes.values()) if (node.link?.subscribed) out.push(node.link);
     return out;
   }
 
   // ---- messages ----
 
-  private onMessage(link: Link, data: Buffer): void {
+  private onMessage(link: Link<T>, data: Buffer): void {
     const d = decodeMessage(data);
-    const msg = new Message<T>(d.id, d.attempts, d.timestamp, d.body, this.codec, this, link, link.node.address);
+    const msg = new Message<T>(d.id, d.attempts, d.timestamp, d.body, this.codec, link);
     link.inFlight++;
     this.inFlight++;
     this.counters.received++;
-    const maxAttempts = this.options.maxAttempts ?? 0;
+    const maxAttempts = this.settings.maxAttempts;
     if (maxAttempts > 0 && msg.attempts > maxAttempts) {
-      void this.giveUp(msg, false);
+      void this.giveUp(link, msg, false);
       return;
     }
     if (this.handlers.length > 0) {
       void this.runHandlers(msg);
       return;
     }
-    if (this.iteratorEnded) {
+    if (this.stream.isEnded) {
       // Nobody will read it any more: give it straight back.
       msg.requeue(0, false);
       return;
     }
-    if (this.options.autoTouch) this.trackActive(msg);
-    const waiter = this.nextWaiters.shift();
-    if (waiter !== undefined) this.yieldMessage(msg, waiter.resolve);
-    else this.buffered.push(msg);
+    this.autoTouch?.track(msg);
+    this.stream.push(msg);
   }
 
   private async runHandlers(msg: Message<T>): Promise<void> {
-    if (this.options.autoTouch) this.trackActive(msg);
+    this.autoTouch?.track(msg);
     try {
       for (const handler of this.handlers) await handler(msg);
       msg.finish();
@@ -553,35 +362,26 @@ export class Consumer<T = Buffer> implements MessageOwner {
     }
   }
 
-  /** @internal MessageOwner */
-  finish(msg: Message<unknown>): void {
+  private finish(link: Link<T>, msg: Message<T>): void {
     // A FIN that cannot be sent is not counted: nsqd will redeliver the message.
-    if (this.write(msg, encodeCommand(FIN, [msg.id]))) this.counters.finished++;
-    this.settled(msg, 1);
+    if (link.send(encodeCommand(FIN, [msg.id]))) this.counters.finished++;
+    this.settled(link, msg, 1);
   }
 
-  /** @internal MessageOwner */
-  requeue(msg: Message<unknown>, delayMs: number | undefined, backoff: boolean): void {
-    const maxAttempts = this.options.maxAttempts ?? 0;
+  private requeue(link: Link<T>, msg: Message<T>, delayMs: number | undefined, backoff: boolean): void {
+    const { maxAttempts, requeueDelayMs, maxRequeueDelayMs } = this.settings;
     if (maxAttempts > 0 && msg.attempts >= maxAttempts && !this.isClosing) {
-      void this.giveUp(msg as Message<T>, backoff);
+      void this.giveUp(link, msg, backoff);
       return;
     }
-    const delay =
-      delayMs ??
-      Math.min((this.options.requeueDelayMs ?? 90_000) * msg.attempts, this.options.maxRequeueDelayMs ?? 900_000);
-    if (this.write(msg, encodeCommand(REQ, [msg.id, String(Math.max(0, Math.round(delay)))]))) {
+    const delay = delayMs ?? Math.min(requeueDelayMs * msg.attempts, maxRequeueDelayMs);
+    if (link.send(encodeCommand(REQ, [msg.id, String(Math.max(0, Math.round(delay)))]))) {
       this.counters.requeued++;
     }
-    this.settled(msg, backoff ? -1 : 0);
+    this.settled(link, msg, backoff ? -1 : 0);
   }
 
-  /** @internal MessageOwner */
-  touch(msg: Message<unknown>): void {
-    this.write(msg, encodeCommand(TOUCH, [msg.id]));
-  }
-
-  private async giveUp(msg: Message<T>, failed: boolean): Promise<void> {
+  private async giveUp(link: Link<T>, msg: Message<T>, failed: boolean): Promise<void> {
     this.counters.givenUp++;
     try {
       await this.options.onGiveUp?.(msg);
@@ -590,164 +390,51 @@ export class Consumer<T = Buffer> implements MessageOwner {
       this.userCodeFailed(caught, `onGiveUp failed for message ${msg.id}`);
     }
     this.logger.warn(`gave up message ${msg.id} from nsqd ${msg.nsqdAddress} after ${msg.attempts} attempts`);
-    this.write(msg, encodeCommand(FIN, [msg.id]));
-    this.settled(msg, failed ? -1 : 0);
+    link.send(encodeCommand(FIN, [msg.id]));
+    this.settled(link, msg, failed ? -1 : 0);
   }
 
-  /**
-   * Writes on the connection that delivered `msg`, if it is still up (else nsqd redelivers);
-   * false when it was not.
-   */
-  private write(msg: Message<unknown>, command: Buffer): boolean {
-    const link = msg.connectionRef as Link;
-    if (link.conn.isClosed) return false;
-    link.conn.write(command);
-    return true;
-  }
-
-  /** Bookkeeping after a message was answered; `outcome` 1 success, -1 failure, 0 neutral. */
-  private settled(msg: Message<unknown>, outcome: -1 | 0 | 1): void {
-    const link = msg.connectionRef as Link;
+  /** Bookkeeping after a message was answered. */
+  private settled(link: Link<T>, msg: Message<T>, outcome: Outcome): void {
     link.inFlight--;
     this.inFlight--;
-    if (this.options.autoTouch) this.active.delete(msg as Message<T>);
+    this.autoTouch?.forget(msg);
     if (this.inFlight === 0) this.drainWaiter?.();
     if (this.isClosing) return;
-    if (outcome < 0) this.backoffSignal(true);
-    else if (outcome > 0 && this.backoffLevel > 0) this.backoffSignal(false);
-    else if (this.links().length > this.maxInFlight) this.fillScarceRdy();
+    this.apply(this.policy.settled(this.links(), outcome, Date.now()));
   }
 
-  // ---- automatic touch ----
+  // ---- RDY and backoff: the policy decides, this applies ----
 
-  private trackActive(msg: Message<T>): void {
-    this.active.add(msg);
-    if (this.touchTimer !== null) return;
-    const link = msg.connectionRef as Link;
-    const periodMs = Math.max(100, Math.floor(link.conn.negotiated.msgTimeoutMs / 4));
-    // One sweep timer for all messages: touch each once half its timeout has passed.
-    this.touchTimer = setInterval(() => {
-      const now = Date.now();
-      for (const m of this.active) {
-        const timeoutMs = (m.connectionRef as Link).conn.negotiated.msgTimeoutMs;
-        if (now - m.touchedAt >= timeoutMs / 2) m.touch();
-      }
-      if (this.active.size === 0 && this.touchTimer !== null) {
-        clearInterval(this.touchTimer);
-        this.touchTimer = null;
-      }
-    }, periodMs);
-  }
-
-  // ---- RDY ----
-
-  private setRdy(link: Link, count: number): void {
-    const n = Math.min(count, link.conn.negotiated.maxRdyCount);
-    if (link.rdy === n || !link.subscribed) return;
-    link.rdy = n;
-    link.rdyChangedAt = Date.now();
-    link.conn.write(encodeCommand('RDY', [String(n)]));
-  }
-
-  /** Spreads `maxInFlight` over the subscribed connections (or lets backoff decide). */
-  private updateRdy(): void {
+  private connectionsChanged(): void {
     if (this.isClosing) return;
-    const links = this.links();
-    if (links.length === 0) return;
-    if (this.backoffLevel > 0) {
-      // Backing off: new connections start at RDY 0; the probe timer hands out RDY 1.
-      for (const l of links) if (this.backoffTimer !== null) this.setRdy(l, 0);
-      return;
-    }
-    if (links.length <= this.maxInFlight) {
-      this.stopRedistribution();
-      const per = Math.floor(this.maxInFlight / links.length);
-      const extra = this.maxInFlight % links.length;
-      links.forEach((l, i) => {
-        this.setRdy(l, per + (i < extra ? 1 : 0));
-      });
-      return;
-    }
-    // More connections than slots: RDY 1 on at most maxInFlight of them, rotated by a timer.
-    for (const l of links) if (l.rdy > 1) this.setRdy(l, 1);
-    const granted = links.filter((l) => l.rdy > 0);
-    for (const l of granted.slice(this.maxInFlight)) this.setRdy(l, 0);
-    this.fillScarceRdy();
-    this.startRedistribution();
+    this.apply(this.policy.connectionsChanged(this.links(), Date.now()));
   }
 
-  /** Grants RDY 1 to waiting connections, longest-waiting first, within the free budget. */
-  private fillScarceRdy(): void {
-    if (this.backoffLevel > 0 || this.isClosing) return;
-    const links = this.links();
-    let used = 0;
-    for (const l of links) used += Math.max(l.rdy, l.inFlight);
-    if (used >= this.maxInFlight) return;
-    const waiting = links.filter((l) => l.rdy === 0).sort((a, b) => a.rdyChangedAt - b.rdyChangedAt);
-    for (const l of waiting) {
-      if (used >= this.maxInFlight) break;
-      if (l.inFlight > 0) continue;
-      this.setRdy(l, 1);
-      used++;
-    }
-  }
-
-  private startRedistribution(): void {
-    if (this.redistributeTimer !== null) return;
-    this.redistributeTimer = setInterval(() => this.redistribute(), this.redistributeMs);
-  }
-
-  private stopRedistribution(): void {
-    if (this.redistributeTimer === null) return;
-    clearInterval(this.redistributeTimer);
-    this.redistributeTimer = null;
-  }
-
-  /** Takes RDY from connections that held it for a whole interval and gives it to waiting ones. */
-  private redistribute(): void {
-    const links = this.links();
-    if (links.length <= this.maxInFlight || this.backoffLevel > 0) {
-      if (links.length <= this.maxInFlight) this.updateRdy();
-      return;
-    }
+  private apply(plan: RdyPlan<Link<T>>): void {
+    if (plan.resumed) this.emit('resume');
     const now = Date.now();
-    if (links.some((l) => l.rdy === 0)) {
-      for (const l of links) if (l.rdy > 0 && now - l.rdyChangedAt >= this.redistributeMs) this.setRdy(l, 0);
+    for (const { conn: link, count } of plan.rdy) link.setRdy(count, now);
+    if (plan.rotating && this.rotateTimer === null) {
+      this.rotateTimer = setInterval(() => {
+        this.apply(this.policy.rotate(this.links(), Date.now()));
+      }, this.settings.rdyRedistributeIntervalMs);
+    } else if (!plan.rotating) {
+      this.stopRotation();
     }
-    this.fillScarceRdy();
+    if (plan.backoff !== null) {
+      this.backoffTimer = setTimeout(() => {
+        this.backoffTimer = null;
+        if (!this.isClosing) this.apply(this.policy.backoffElapsed(this.links(), Date.now()));
+      }, plan.backoff.delayMs);
+      this.emit('backoff', { level: plan.backoff.level, delayMs: plan.backoff.delayMs });
+    }
   }
 
-  // ---- backoff ----
-
-  /** go-nsq's backoff state machine: signals during a backoff timeout are ignored. */
-  private backoffSignal(failure: boolean): void {
-    if (this.backoffTimer !== null) return;
-    if (failure) this.backoffLevel = Math.min(this.backoffLevel + 1, this.maxBackoffLevel);
-    else if (this.backoffLevel > 0) this.backoffLevel--;
-    else return;
-    if (this.backoffLevel === 0) {
-      this.emit('resume');
-      this.updateRdy();
-      return;
-    }
-    const delayMs = backoffDelayMs(this.backoffLevel, {
-      minMs: this.options.backoffMinDelayMs ?? 1_000,
-      maxMs: this.options.backoffMaxDelayMs ?? 120_000,
-    });
-    this.stopRedistribution();
-    this.backoffTimer = setTimeout(() => this.probe(), delayMs);
-    for (const l of this.links()) this.setRdy(l, 0);
-    this.emit('backoff', { level: this.backoffLevel, delayMs });
-  }
-
-  /** After a backoff delay: RDY 1 on one random connection; its outcome decides what follows. */
-  private probe(): void {
-    this.backoffTimer = null;
-    if (this.isClosing) return;
-    const links = this.links();
-    if (links.length === 0) return;
-    const choice = links[Math.floor(Math.random() * links.length)] as Link;
-    this.setRdy(choice, 1);
+  private stopRotation(): void {
+    if (this.rotateTimer === null) return;
+    clearInterval(this.rotateTimer);
+    this.rotateTimer = null;
   }
 
   // ---- async iteration ----
@@ -758,47 +445,19 @@ export class Consumer<T = Buffer> implements MessageOwner {
    * consumer gracefully; the iteration ends when the consumer is closed.
    */
   [Symbol.asyncIterator](): AsyncIterator<Message<T>, undefined> {
-    // A failed connect() ends the loop with its error (endIteration), rather than a silent wait.
+    // A failed connect() ends the loop with its error (stream.end), rather than a silent wait.
     void this.connect().catch(() => undefined);
     return {
-      next: () => {
-        const msg = this.buffered.shift();
-        if (msg !== undefined) return new Promise((resolve) => this.yieldMessage(msg, resolve));
-        if (this.iteratorEnded) {
-          const err = this.connectError;
-          this.connectError = null; // thrown once; later calls just say done
-          return err === null ? Promise.resolve({ value: undefined, done: true }) : Promise.reject(err);
-        }
-        return new Promise((resolve, reject) => this.nextWaiters.push({ resolve, reject }));
-      },
+      next: () => this.stream.next(),
       return: async () => {
         const closed = this.close();
         // The loop was left with this message unanswered: give it back now, not at its timeout
         // (closing first, so it is not given up on its last attempt either).
-        const abandoned = this.lastYielded;
-        if (abandoned !== null && !abandoned.hasResponded) abandoned.requeue(0, false);
+        this.stream.abandoned()?.requeue(0, false);
         await closed;
         return { value: undefined, done: true };
       },
     };
-  }
-
-  private yieldMessage(msg: Message<T>, resolve: (r: IteratorResult<Message<T>, undefined>) => void): void {
-    this.lastYielded = msg;
-    resolve({ value: msg, done: false });
-  }
-
-  private endIteration(): void {
-    this.iteratorEnded = true;
-    const err = this.connectError;
-    for (const w of this.nextWaiters.drain()) {
-      if (err !== null) {
-        this.connectError = null;
-        w.reject(err);
-      } else {
-        w.resolve({ value: undefined, done: true });
-      }
-    }
   }
 
   // ---- shutdown and stats ----
@@ -816,10 +475,11 @@ export class Consumer<T = Buffer> implements MessageOwner {
 
   private async doClose(): Promise<void> {
     this.isClosing = true;
-    const deadline = Date.now() + (this.options.closeTimeoutMs ?? 30_000);
-    for (const t of [this.lookupTimer, this.backoffTimer, this.touchTimer]) if (t !== null) clearTimeout(t);
-    this.stopRedistribution();
-    this.lookupTimer = this.backoffTimer = this.touchTimer = null;
+    const deadline = Date.now() + this.settings.closeTimeoutMs;
+    for (const t of [this.lookupTimer, this.backoffTimer]) if (t !== null) clearTimeout(t);
+    this.lookupTimer = this.backoffTimer = null;
+    this.autoTouch?.stop();
+    this.stopRotation();
     for (const node of this.nodes.values()) if (node.retryTimer !== null) clearTimeout(node.retryTimer);
 
     const links = this.links();
@@ -837,8 +497,8 @@ export class Consumer<T = Buffer> implements MessageOwner {
       deadline,
     );
     // No more deliveries: give back what the iterator never handed out, then end iteration.
-    for (const msg of this.buffered.drain()) msg.requeue(0, false);
-    this.endIteration();
+    for (const msg of this.stream.takeBuffered()) msg.requeue(0, false);
+    this.stream.end();
     if (this.inFlight > 0) {
       await withDeadline(
         new Promise<void>((resolve) => {
@@ -866,7 +526,7 @@ export class Consumer<T = Buffer> implements MessageOwner {
     return {
       connections: this.links().map((l) => ({ address: l.node.address, rdy: l.rdy, inFlight: l.inFlight })),
       inFlight: this.inFlight,
-      backoffLevel: this.backoffLevel,
+      backoffLevel: this.policy.backoffLevel,
       ...this.counters,
     };
   }

@@ -4,7 +4,6 @@
  */
 export { type BackoffOptions, backoffDelayMs } from './backoff.js';
 export { bytesCodec, type Codec, jsonCodec, msgpackCodec, rawCodec, stringCodec } from './codecs.js';
-export type { IdentifyOptions } from './connection.js';
 export {
   Consumer,
   type ConsumerBaseOptions,
@@ -15,6 +14,7 @@ export {
   type MessageHandler,
 } from './consumer.js';
 export { ClientError, ClientErrorCode, ErrorCode, type NsqError, ProtocolError } from './errors.js';
+export type { IdentifyOptions } from './identify.js';
 export type { Logger } from './logger.js';
 export { LookupError, lookupProducers } from './lookup.js';
 export { Message } from './message.js';

@@ -1,10 +1,17 @@
 import type { Codec } from './codecs.js';
 
-/** What a message reports back to the consumer that delivered it. @internal */
-export interface MessageOwner {
-  finish(msg: Message<unknown>): void;
-  requeue(msg: Message<unknown>, delayMs: number | undefined, backoff: boolean): void;
-  touch(msg: Message<unknown>): void;
+/**
+ * The subscribed connection a message arrived on: FIN, REQ and TOUCH must go back over it, since
+ * nsqd only accepts them from the connection that holds the message in flight. @internal
+ */
+export interface MessageLink<T> {
+  /** The address of the nsqd at the other end. */
+  readonly address: string;
+  /** The msg timeout negotiated for the connection, for automatic touching. */
+  readonly msgTimeoutMs: number;
+  finish(msg: Message<T>): void;
+  requeue(msg: Message<T>, delayMs: number | undefined, backoff: boolean): void;
+  touch(msg: Message<T>): void;
 }
 
 /**
@@ -23,10 +30,8 @@ export class Message<T> {
   readonly rawBody: Buffer;
   /** The address of the nsqd that delivered the message. */
   readonly nsqdAddress: string;
-  /** @internal The connection that owns the message (FIN/REQ/TOUCH must use it). */
-  readonly owner: MessageOwner;
-  /** @internal */
-  readonly connectionRef: object;
+  /** @internal The connection that delivered the message. */
+  readonly link: MessageLink<T>;
   private readonly codec: Codec<T>;
   private decoded: { value: T } | null = null;
   private responded = false;
@@ -34,24 +39,14 @@ export class Message<T> {
   touchedAt: number;
 
   /** @internal */
-  constructor(
-    id: string,
-    attempts: number,
-    timestamp: bigint,
-    rawBody: Buffer,
-    codec: Codec<T>,
-    owner: MessageOwner,
-    connectionRef: object,
-    nsqdAddress: string,
-  ) {
+  constructor(id: string, attempts: number, timestamp: bigint, rawBody: Buffer, codec: Codec<T>, link: MessageLink<T>) {
     this.id = id;
     this.attempts = attempts;
     this.timestamp = timestamp;
     this.rawBody = rawBody;
     this.codec = codec;
-    this.owner = owner;
-    this.connectionRef = connectionRef;
-    this.nsqdAddress = nsqdAddress;
+    this.link = link;
+    this.nsqdAddress = link.address;
     this.touchedAt = Date.now();
   }
 
@@ -75,7 +70,7 @@ export class Message<T> {
   finish(): void {
     if (this.responded) return;
     this.responded = true;
-    this.owner.finish(this as Message<unknown>);
+    this.link.finish(this);
   }
 
   /**
@@ -86,13 +81,13 @@ export class Message<T> {
   requeue(delayMs?: number, backoff = true): void {
     if (this.responded) return;
     this.responded = true;
-    this.owner.requeue(this as Message<unknown>, delayMs, backoff);
+    this.link.requeue(this, delayMs, backoff);
   }
 
   /** Resets the message's timeout on nsqd (TOUCH), for handlers slower than the msg timeout. */
   touch(): void {
     if (this.responded) return;
     this.touchedAt = Date.now();
-    this.owner.touch(this as Message<unknown>);
+    this.link.touch(this);
   }
 }

@@ -1,127 +1,21 @@
 import { encodeMpubBody, ProtocolError } from '@nsq-ts/protocol';
 import { backoffDelayMs } from './backoff.js';
-import { bytesCodec, type Codec, describeValue } from './codecs.js';
-import { Connection, type IdentifyOptions, OK } from './connection.js';
-import { HOSTNAME, USER_AGENT } from './defaults.js';
+import { bytesCodec, type Codec } from './codecs.js';
+import { Connection, OK } from './connection.js';
+import { PRODUCER_DEFAULTS, type Settings, withDefaults } from './defaults.js';
 import { ClientError, ClientErrorCode, explainRefusal, isPermanentFailure, isTlsRequired } from './errors.js';
 import { Fifo } from './fifo.js';
+import { type Host, HostPool, HostState, type ProducerHostStatus } from './host-pool.js';
 import { type Logger, resolveLogger } from './logger.js';
-import {
-  checkAddress,
-  checkAddresses,
-  checkCodec,
-  checkIdentifyOptions,
-  checkLogger,
-  checkNumber,
-  checkTopic,
-} from './validate.js';
+import { checkProducerOptions, type ProducerBaseOptions, type ProducerOptions } from './producer-options.js';
+import { encodeBody, header, oversize, type PublishRequest } from './publish-request.js';
+import { checkTopic } from './validate.js';
 
-/**
- * Options of a {@link Producer} besides the codec. Give `nsqdAddress`, `nsqdAddresses`, or both.
- */
-export interface ProducerBaseOptions extends IdentifyOptions {
-  /** One nsqd TCP address, `host:port`. */
-  nsqdAddress?: string;
-  /** Several nsqd TCP addresses: publishes go to the healthiest, fastest one (a host pool). */
-  nsqdAddresses?: readonly string[];
-  /** Deadline for connecting and the IDENTIFY handshake (default 5000 ms). */
-  dialTimeoutMs?: number;
-  /** First reconnect delay after a failure (default 250 ms); doubles per failure, with jitter. */
-  reconnectMinDelayMs?: number;
-  /** Upper bound of the reconnect delay (default 30000 ms). */
-  reconnectMaxDelayMs?: number;
-  /**
-   * How long a publish may take, from the call to nsqd's answer — waiting for a connection,
-   * reconnects and retries included — before it is rejected with `E_TIMEOUT` (default 30000 ms).
-   */
-  publishTimeoutMs?: number;
-  /**
-   * How many times one publish is sent before a connection loss is reported to the caller
-   * (default 5). A publish whose connection drops before nsqd answered is sent again, to
-   * another host when there is one, so delivery is at least once.
-   */
-  maxPublishAttempts?: number;
-  /** Share of publishes sent to a random healthy host rather than the fastest (default 0.1). */
-  epsilon?: number;
-  /** How long `close()` waits for outstanding publishes to be answered (default 5000 ms). */
-  closeTimeoutMs?: number;
-  /**
-   * Where connection failures and reconnects are reported (default: warnings and errors on
-   * stderr; `null`: nowhere). Publish failures always reach the publish's promise.
-   */
-  logger?: Logger | null;
-}
-
-/**
- * The codec option: optional while the body type is `Buffer | string` (encoded by
- * {@link bytesCodec}), required for any other body type, so `new Producer<Order>({...})` without
- * one does not compile.
- */
-export type ProducerCodecOption<T> = [T] extends [Buffer | string]
-  ? { /** How bodies are encoded (default {@link bytesCodec}: Buffer as is, string as UTF-8). */ codec?: Codec<T> }
-  : { /** How bodies are encoded into bytes. */ codec: Codec<T> };
-
-/** Options of a {@link Producer}: {@link ProducerBaseOptions} and, for non-byte bodies, a codec. */
-export type ProducerOptions<T = Buffer | string> = ProducerBaseOptions & ProducerCodecOption<T>;
-
-interface PublishRequest {
-  /** Command line plus the 4-byte body size. */
-  header: Buffer;
-  body: Buffer;
-  /** The command (PUB, MPUB, DPUB) and its largest message, checked against each nsqd's limits. */
-  command: string;
-  largestMessage: number;
-  resolve: () => void;
-  reject: (error: Error) => void;
-  sends: number;
-  deadline: number;
-  sentAt: number;
-}
-
-/** Down: retrying after a failure; Failed: a permanent failure, never retried. */
-const HostState = { Idle: 0, Connecting: 1, Ready: 2, Down: 3, Failed: 4 } as const;
-type HostState = (typeof HostState)[keyof typeof HostState];
+export type { ProducerHostStatus } from './host-pool.js';
+export type { ProducerBaseOptions, ProducerCodecOption, ProducerOptions } from './producer-options.js';
 
 /** Server errors that mean "this nsqd could not take it now", worth trying elsewhere. */
 const RETRIABLE_CODES: ReadonlySet<string> = new Set(['E_PUB_FAILED', 'E_MPUB_FAILED', 'E_DPUB_FAILED']);
-
-/** One nsqd of the pool: its connection, the publishes it has not answered, its health. */
-class Host {
-  readonly address: string;
-  state: HostState = HostState.Idle;
-  conn: Connection | null = null;
-  readonly sent = new Fifo<PublishRequest>();
-  /** Exponentially weighted publish round-trip time; 0 until measured (so new hosts get tried). */
-  latencyMs = 0;
-  failures = 0;
-  retryTimer: NodeJS.Timeout | null = null;
-  lastError: Error | null = null;
-  /** A refusal (TLS required) seen on the current connection: no reconnect once it closes. */
-  refusal: Error | null = null;
-  /** Set by close(): called when the last outstanding publish is answered. */
-  onIdle: (() => void) | null = null;
-
-  constructor(address: string) {
-    this.address = address;
-  }
-}
-
-/** Snapshot of one pooled host, for monitoring. */
-export interface ProducerHostStatus {
-  address: string;
-  /** True when connected and accepting publishes. */
-  ready: boolean;
-  /** Smoothed publish round-trip time in ms (0 until measured). */
-  latencyMs: number;
-  /** Consecutive connection failures. */
-  failures: number;
-  /** Publishes sent and not yet answered. */
-  outstanding: number;
-  /** The last connection error (it names the address and the cause), null while healthy. */
-  lastError: string | null;
-  /** True after a failure no retry can fix (TLS refused, AUTH failed, …): the host is not retried. */
-  failed: boolean;
-}
 
 /**
  * Publishes to nsqd over TCP V2. Commands are pipelined on one connection per nsqd and their
@@ -135,9 +29,11 @@ export interface ProducerHostStatus {
  * @typeParam T - the body type accepted by `publish`, turned into bytes by the codec.
  */
 export class Producer<T = Buffer | string> {
-  private readonly hosts: Host[];
+  private readonly pool: HostPool;
+  private readonly hosts: readonly Host[];
   private readonly codec: Codec<T>;
   private readonly options: ProducerBaseOptions;
+  private readonly settings: Settings<typeof PRODUCER_DEFAULTS>;
   private readonly waiting = new Fifo<PublishRequest>();
   /** One timer for every publish deadline: the oldest publish's (all share publishTimeoutMs). */
   private deadlineTimer: NodeJS.Timeout | null = null;
@@ -147,35 +43,17 @@ export class Producer<T = Buffer | string> {
   private stopError: Error | null = null;
   private closing: Promise<void> | null = null;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
-  private readonly publishTimeoutMs: number;
-  private readonly maxPublishAttempts: number;
-  private readonly epsilon: number;
   private readonly logger: Logger;
 
   /** Checks the options (throws a ClientError E_INVALID_ARGUMENT naming a bad one); connects lazily. */
   constructor(options: ProducerOptions<T>) {
     const o: ProducerBaseOptions & { codec?: Codec<T> } = options;
-    const addresses = checkAddresses('nsqdAddresses', o.nsqdAddresses);
-    if (o.nsqdAddress !== undefined) addresses.unshift(checkAddress('nsqdAddress', o.nsqdAddress));
-    if (addresses.length === 0) {
-      throw new ClientError(ClientErrorCode.InvalidArgument, 'Producer needs nsqdAddress or nsqdAddresses');
-    }
-    checkCodec(o.codec, 'encode');
-    checkLogger(o.logger);
-    checkIdentifyOptions(o);
-    for (const name of ['dialTimeoutMs', 'publishTimeoutMs', 'closeTimeoutMs'] as const) {
-      checkNumber(name, o[name], { min: 1 });
-    }
-    checkNumber('reconnectMinDelayMs', o.reconnectMinDelayMs, { min: 1 });
-    checkNumber('reconnectMaxDelayMs', o.reconnectMaxDelayMs, { min: o.reconnectMinDelayMs ?? 1 });
-    checkNumber('maxPublishAttempts', o.maxPublishAttempts, { min: 1, integer: true });
-    checkNumber('epsilon', o.epsilon, { min: 0, max: 1 });
-    this.hosts = [...new Set(addresses)].map((a) => new Host(a));
+    const addresses = checkProducerOptions(o);
     this.codec = o.codec ?? (bytesCodec as unknown as Codec<T>);
     this.options = o;
-    this.publishTimeoutMs = o.publishTimeoutMs ?? 30_000;
-    this.maxPublishAttempts = o.maxPublishAttempts ?? 5;
-    this.epsilon = o.epsilon ?? 0.1;
+    this.settings = withDefaults(o, PRODUCER_DEFAULTS);
+    this.pool = new HostPool(addresses, this.settings.epsilon);
+    this.hosts = this.pool.hosts;
     this.logger = resolveLogger(o.logger);
   }
 
@@ -209,7 +87,7 @@ export class Producer<T = Buffer | string> {
     try {
       this.checkOpen();
       checkTopic(topic);
-      const bytes = this.encode(body, '');
+      const bytes = encodeBody(this.codec, body, '');
       return this.enqueue('PUB', header('PUB', topic, null, bytes.length), bytes, bytes.length);
     } catch (err) {
       return Promise.reject(err);
@@ -229,7 +107,7 @@ export class Producer<T = Buffer | string> {
       }
       let largest = 0;
       const encoded = bodies.map((b, i) => {
-        const bytes = this.encode(b, ` ${i}`);
+        const bytes = encodeBody(this.codec, b, ` ${i}`);
         largest = Math.max(largest, bytes.length);
         return bytes;
       });
@@ -254,7 +132,7 @@ export class Producer<T = Buffer | string> {
           `invalid delay ${String(delayMs)} (an integer of ms >= 0)`,
         );
       }
-      const bytes = this.encode(body, '');
+      const bytes = encodeBody(this.codec, body, '');
       return this.enqueue('DPUB', header('DPUB', topic, delayMs, bytes.length), bytes, bytes.length);
     } catch (err) {
       return Promise.reject(err);
@@ -263,15 +141,7 @@ export class Producer<T = Buffer | string> {
 
   /** Health of each nsqd in the pool. */
   status(): ProducerHostStatus[] {
-    return this.hosts.map((h) => ({
-      address: h.address,
-      ready: h.state === HostState.Ready,
-      latencyMs: h.latencyMs,
-      failures: h.failures,
-      outstanding: h.sent.length,
-      lastError: h.lastError?.message ?? null,
-      failed: h.state === HostState.Failed,
-    }));
+    return this.pool.status();
   }
 
   /**
@@ -296,7 +166,7 @@ export class Producer<T = Buffer | string> {
       if (host.retryTimer !== null) clearTimeout(host.retryTimer);
       host.retryTimer = null;
     }
-    const deadline = Date.now() + (this.options.closeTimeoutMs ?? 5_000);
+    const deadline = Date.now() + this.settings.closeTimeoutMs;
     await Promise.all(
       this.hosts.map(async (host) => {
         const conn = host.conn;
@@ -327,35 +197,6 @@ export class Producer<T = Buffer | string> {
     if (this.closed) throw this.closedError();
   }
 
-  /**
-   * The codec's bytes for one body, or a ClientError: whatever JavaScript passes in, nothing
-   * reaches the socket that is not a non-empty Buffer (nsqd's refusal would be fatal to the
-   * whole connection, and a bad write would throw out of the socket layer).
-   */
-  private encode(body: T, which: string): Buffer {
-    let bytes: unknown;
-    try {
-      bytes = this.codec.encode(body);
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new ClientError(
-        ClientErrorCode.InvalidArgument,
-        `body${which}: codec ${this.codec.name} failed: ${reason}`,
-        {
-          cause: err,
-        },
-      );
-    }
-    if (!(bytes instanceof Uint8Array)) {
-      throw new ClientError(
-        ClientErrorCode.InvalidArgument,
-        `body${which}: codec ${this.codec.name} returned ${describeValue(bytes)}, not a Buffer`,
-      );
-    }
-    if (bytes.length === 0) throw new ClientError(ClientErrorCode.InvalidArgument, `body${which}: empty message body`);
-    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-
   private enqueue(command: string, head: Buffer, body: Buffer, largestMessage: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const req: PublishRequest = {
@@ -366,7 +207,7 @@ export class Producer<T = Buffer | string> {
         resolve,
         reject,
         sends: 0,
-        deadline: Date.now() + this.publishTimeoutMs,
+        deadline: Date.now() + this.settings.publishTimeoutMs,
         sentAt: 0,
       };
       if (!this.started) this.start();
@@ -377,7 +218,7 @@ export class Producer<T = Buffer | string> {
 
   /** Sends to the best host, or parks the request until one is usable. */
   private dispatch(req: PublishRequest): void {
-    const host = this.waiting.length === 0 ? this.choose() : null;
+    const host = this.waiting.length === 0 ? this.pool.choose() : null;
     if (host === null) {
       this.waiting.push(req);
       return;
@@ -387,7 +228,7 @@ export class Producer<T = Buffer | string> {
 
   private send(host: Host, req: PublishRequest): void {
     const conn = host.conn as Connection;
-    const tooBig = this.oversize(conn, req);
+    const tooBig = oversize(req, conn.negotiated, conn.address);
     if (tooBig !== null) {
       req.reject(tooBig);
       return;
@@ -399,45 +240,13 @@ export class Producer<T = Buffer | string> {
     conn.write(req.body);
   }
 
-  /** Epsilon-greedy: usually the lowest-latency ready host, sometimes a random one to re-measure. */
-  private choose(): Host | null {
-    let best: Host | null = null;
-    let usable = 0;
-    for (const h of this.hosts) {
-      if (h.state !== HostState.Ready || h.conn === null || h.conn.congested) continue;
-      usable++;
-      if (best === null || h.latencyMs < best.latencyMs) best = h;
-    }
-    if (usable > 1 && Math.random() < this.epsilon) {
-      let pick = Math.floor(Math.random() * usable);
-      for (const h of this.hosts) {
-        if (h.state !== HostState.Ready || h.conn === null || h.conn.congested) continue;
-        if (pick-- === 0) return h;
-      }
-    }
-    return best;
-  }
-
   /** Moves parked publishes to hosts while any can take them. */
   private drainWaiting(): void {
     while (this.waiting.length > 0) {
-      const host = this.choose();
+      const host = this.pool.choose();
       if (host === null) return;
       this.send(host, this.waiting.shift() as PublishRequest);
     }
-  }
-
-  /** A body over the limits this nsqd reported at IDENTIFY (nsq-ts nsqd; others report none). */
-  private oversize(conn: Connection, req: PublishRequest): ClientError | null {
-    const { maxMsgSize, maxBodySize } = conn.negotiated;
-    let what = '';
-    if (maxMsgSize > 0 && req.largestMessage > maxMsgSize) {
-      what = `message too big: ${req.largestMessage} bytes > --max-msg-size ${maxMsgSize}`;
-    } else if (req.command === 'MPUB' && maxBodySize > 0 && req.body.length > maxBodySize) {
-      what = `MPUB body too big: ${req.body.length} bytes > --max-body-size ${maxBodySize}`;
-    }
-    if (what === '') return null;
-    return new ClientError(ClientErrorCode.InvalidArgument, `${req.command} ${what} of nsqd ${conn.address}`);
   }
 
   /**
@@ -466,7 +275,7 @@ export class Producer<T = Buffer | string> {
     for (const h of this.hosts) {
       const head = h.sent.peek();
       if (head === undefined || head.deadline > now || h.conn === null) continue;
-      const ms = this.publishTimeoutMs;
+      const ms = this.settings.publishTimeoutMs;
       h.conn.destroy(
         new ClientError(ClientErrorCode.Timeout, `nsqd ${h.address} did not answer a publish within ${ms} ms`),
       );
@@ -478,7 +287,7 @@ export class Producer<T = Buffer | string> {
     const causes = this.hosts.map((h) => `${h.address}: ${h.lastError?.message ?? 'not ready'}`).join('; ');
     return new ClientError(
       ClientErrorCode.Timeout,
-      `no nsqd accepted the publish within ${this.publishTimeoutMs} ms (${causes})`,
+      `no nsqd accepted the publish within ${this.settings.publishTimeoutMs} ms (${causes})`,
     );
   }
 
@@ -487,12 +296,7 @@ export class Producer<T = Buffer | string> {
     host.state = HostState.Connecting;
     host.retryTimer = null;
     host.refusal = null;
-    const conn = new Connection(host.address, {
-      identify: this.options,
-      dialTimeoutMs: this.options.dialTimeoutMs ?? 5_000,
-      userAgentDefault: USER_AGENT,
-      hostnameDefault: HOSTNAME,
-    });
+    const conn = new Connection(host.address, { identify: this.options, dialTimeoutMs: this.settings.dialTimeoutMs });
     host.conn = conn;
     conn.onDrain = () => this.drainWaiting();
     conn
@@ -548,8 +352,8 @@ export class Producer<T = Buffer | string> {
     host.state = HostState.Down;
     if (this.closed || host.retryTimer !== null) return;
     const delay = backoffDelayMs(host.failures, {
-      minMs: this.options.reconnectMinDelayMs ?? 250,
-      maxMs: this.options.reconnectMaxDelayMs ?? 30_000,
+      minMs: this.settings.reconnectMinDelayMs,
+      maxMs: this.settings.reconnectMaxDelayMs,
     });
     this.logger.warn(`${host.lastError?.message}; retrying in ${delay} ms`);
     host.retryTimer = setTimeout(() => this.open(host), delay);
@@ -565,8 +369,7 @@ export class Producer<T = Buffer | string> {
       host.conn?.destroy(new ClientError(ClientErrorCode.UnexpectedResponse, `unexpected reply ${text}`));
       return;
     }
-    const rtt = performance.now() - req.sentAt;
-    host.latencyMs = host.latencyMs === 0 ? rtt : host.latencyMs * 0.8 + rtt * 0.2;
+    host.measured(performance.now() - req.sentAt);
     req.resolve();
     if (host.sent.length === 0) host.onIdle?.();
   }
@@ -605,7 +408,7 @@ export class Producer<T = Buffer | string> {
   private retryOrReject(req: PublishRequest, cause: Error | null): void {
     if (this.closed) {
       req.reject(new ClientError(ClientErrorCode.Closed, 'producer closed'));
-    } else if (req.sends >= this.maxPublishAttempts || Date.now() >= req.deadline) {
+    } else if (req.sends >= this.settings.maxPublishAttempts || Date.now() >= req.deadline) {
       req.reject(
         cause instanceof ClientError || cause instanceof ProtocolError
           ? cause
@@ -615,13 +418,4 @@ export class Producer<T = Buffer | string> {
       this.dispatch(req);
     }
   }
-}
-
-/** `NAME topic[ delay]\n` followed by the 4-byte body size. */
-function header(name: string, topic: string, delayMs: number | null, bodyLength: number): Buffer {
-  const line = delayMs === null ? `${name} ${topic}\n` : `${name} ${topic} ${delayMs}\n`;
-  const out = Buffer.allocUnsafe(line.length + 4);
-  out.write(line, 0, 'latin1');
-  out.writeInt32BE(bodyLength, line.length);
-  return out;
 }

@@ -1,8 +1,8 @@
 import { isValidChannelName, isValidTopicName } from '@nsq-ts/protocol';
 import { parseAddress } from './address.js';
 import { describeValue } from './codecs.js';
-import type { IdentifyOptions } from './connection.js';
 import { ClientError, ClientErrorCode } from './errors.js';
+import type { IdentifyOptions } from './identify.js';
 
 /**
  * Checks of the options given to a Producer or Consumer, run in their constructors so that a

@@ -27,11 +27,23 @@ export interface DeferredEntry {
   readonly dueAtWallMs: number;
 }
 
+/**
+ * A channel's delivery policy as set over HTTP (`POST /channel/config`). An absent field
+ * follows the nsqd flag of the same name, so a changed flag reaches every channel not set.
+ */
+export interface ChannelSettings {
+  /** Deliveries after which a message that comes back is dead-lettered; 0 = unlimited. */
+  readonly maxAttempts?: number;
+  /** Where such a message goes; '' = dropped. */
+  readonly deadLetterTopic?: string;
+}
+
 export interface ChannelDelta {
   /** The channel's change count when the delta was taken. */
   readonly changes: number;
   readonly cursor: number;
   readonly paused: boolean;
+  readonly settings: ChannelSettings;
   /**
    * Every in-flight and requeued message as (offset, attempts) pairs. This set changes with
    * every delivery and FIN, so it is stored whole as one value, not as puts and deletes.

@@ -43,6 +43,9 @@ export interface NsqdOptions {
   maxChannelConsumers: number;
   /** TCP client connections at most (not an NSQ flag); 0 = unlimited. */
   maxConnections: number;
+  /** Delivery policies (issue 19, not in NSQ): defaults of channels that do not set their own. */
+  maxAttempts: number;
+  deadLetterTopic: string;
 
   statsdAddress: string;
   statsdIntervalMs: number;
@@ -117,6 +120,8 @@ export function defaultNsqdOptions(): NsqdOptions {
     outputBufferTimeoutMs: 250,
     maxChannelConsumers: 0,
     maxConnections: 0,
+    maxAttempts: 0,
+    deadLetterTopic: '',
 
     statsdAddress: '',
     statsdIntervalMs: 60_000,

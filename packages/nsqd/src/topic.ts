@@ -55,6 +55,11 @@ export class Topic implements TopicLog {
   messageCount = 0;
   messageBytes = 0;
   deleted = false;
+  /**
+   * Offsets of dead letters appended since the last flush took them: the flush stores them as
+   * an intent before its appends (see `takeDeadLetters`).
+   */
+  private unflushedDeadLetters: number[] = [];
   /** Durable mode: DPUBs fanned out once stored. */
   private unwrittenDeferred: MessageRecord[] = [];
   /** Everything below it was dropped (emptied without channels, last channel deleted). */
@@ -88,6 +93,7 @@ export class Topic implements TopicLog {
       onIdle: (channel) => {
         if (channel.ephemeral) this.deleteChannel(channel.name);
       },
+      deadLetter: (topic, record) => ctx.deadLetter(topic, record),
     };
   }
 
@@ -238,6 +244,48 @@ export class Topic implements TopicLog {
     // Not counted: message_count is what was published since the process started.
     const offset = this.tail.append(body, 0, body.length, hi, lo, publishedAtMs, 0);
     return this.tail.get(offset) as MessageRecord;
+  }
+
+  /**
+   * A message another channel gave up after max_attempts: body and publish time kept, a new ID
+   * (two channels may give up the same message). Never refused: its channel already let go.
+   */
+  appendDeadLetter(source: MessageRecord): void {
+    const record = source.compact();
+    const offset = this.append(record.data, record.start, record.length, record.publishedAtMs, 0);
+    this.messageCount++;
+    this.messageBytes += record.length;
+    if (this.log !== null) this.unflushedDeadLetters.push(offset);
+    this.afterAppend();
+    this.store?.requestFlush();
+  }
+
+  /**
+   * The dead letters a flush writes. It stores their offsets (an intent) before the appends and
+   * deletes the intent in the state write that also removes them from their channels: an intent
+   * found at start-up marks records whose move did not commit, and they are skipped.
+   */
+  takeDeadLetters(): number[] {
+    const offsets = this.unflushedDeadLetters;
+    if (offsets.length > 0) this.unflushedDeadLetters = [];
+    return offsets;
+  }
+
+  /** A flush failed: its dead letters go with the next one. */
+  untakeDeadLetters(offsets: readonly number[]): void {
+    if (offsets.length > 0) this.unflushedDeadLetters = [...offsets, ...this.unflushedDeadLetters];
+  }
+
+  /** Start-up: dead letters of a move that did not commit (their channel still holds them). */
+  skipOrphans(offsets: readonly number[]): void {
+    const sorted = [...offsets].sort((a, b) => a - b);
+    for (const o of sorted) {
+      if (this.skippedBetween(o, o + 1) > 0) continue;
+      const last = this.skips[this.skips.length - 1];
+      if (last !== undefined && last[1] === o) last[1] = o + 1;
+      else this.skips.push([o, o + 1]);
+    }
+    this.changes++;
   }
 
   private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): number {

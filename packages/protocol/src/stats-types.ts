@@ -54,6 +54,10 @@ export interface ChannelStats {
   clients: ClientStats[] | null;
   paused: boolean;
   e2e_processing_latency: E2eLatencyStats;
+  /** nsq-ts extensions (delivery policies): the channel's settings and what they did. */
+  max_attempts?: number;
+  dead_letter_topic?: string;
+  dead_lettered_count?: number;
 }
 
 export interface TopicStats {

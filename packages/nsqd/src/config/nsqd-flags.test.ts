@@ -111,6 +111,9 @@ describe('nsqd flag table', () => {
         'lookupd-http-auth-token',
         // nsq-ts hardening extension
         'max-connections',
+        // nsq-ts delivery policies
+        'max-attempts',
+        'dead-letter-topic',
       ].sort(),
     );
   });
@@ -190,6 +193,8 @@ describe('parseNsqdArgs', () => {
     [['--http-auth-token=a', '--http-auth-reads'], 'httpAuthReads', true],
     [['--lookupd-tls'], 'lookupdTls', true],
     [['--max-connections=100'], 'maxConnections', 100],
+    [['--max-attempts=5'], 'maxAttempts', 5],
+    [['--dead-letter-topic=dead'], 'deadLetterTopic', 'dead'],
     [['--lookupd-tls', '--lookupd-tls-root-ca-file=/ca.pem'], 'lookupdTlsRootCaFile', '/ca.pem'],
     [['--lookupd-http-auth-token=tok'], 'lookupdHttpAuthToken', 'tok'],
   ];
@@ -466,6 +471,8 @@ verbose = true
       outputBufferTimeoutMs: 100,
       maxChannelConsumers: 50,
       maxConnections: 0,
+      maxAttempts: 0,
+      deadLetterTopic: '',
       statsdAddress: '127.0.0.1:8125',
       statsdIntervalMs: 30_000,
       statsdMemStats: false,

@@ -10,6 +10,7 @@ import {
   scanMpubBody,
 } from '@nsq-ts/protocol';
 import { createV1Router, EMPTY, HttpError, TEXT_TYPE, Text, type V1Router } from '@nsq-ts/server-kit';
+import type { Channel } from '../channel.js';
 import type { Clock } from '../clock.js';
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';
 import type { Logger } from '../logger.js';
@@ -233,18 +234,49 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
     return EMPTY;
   });
 
+  function existingChannel(query: GoQuery): Channel {
+    const { topic, channelName } = topicAndChannel(query);
+    const channel = topic.channels.get(channelName);
+    if (channel === undefined) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
+    return channel;
+  }
+
   for (const action of ['empty', 'pause', 'unpause'] as const) {
     route('POST', `/channel/${action}`, (req) => {
-      const query = req.query();
-      const { topic, channelName } = topicAndChannel(query);
-      const channel = topic.channels.get(channelName);
-      if (channel === undefined) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
+      const channel = existingChannel(req.query());
       if (action === 'empty') channel.empty();
       else if (action === 'pause') channel.pause();
       else channel.unpause();
       return EMPTY;
     });
   }
+
+  // ---- delivery policies (issue 19, not in NSQ) ----
+
+  route('POST', '/channel/config', (req) => {
+    const query = req.query();
+    const channel = existingChannel(query);
+    const settings: { maxAttempts?: number; deadLetterTopic?: string } = {};
+    const attempts = firstValue(query, 'max_attempts');
+    if (attempts !== null) {
+      // The wire's attempts field is a uint16.
+      if (!/^\d{1,5}$/.test(attempts) || Number(attempts) > 65535) throw new HttpError(400, 'INVALID_MAX_ATTEMPTS');
+      settings.maxAttempts = Number(attempts);
+    }
+    const dead = firstValue(query, 'dead_letter_topic');
+    if (dead !== null) {
+      if (dead !== '' && !isValidTopicName(dead)) throw new HttpError(400, 'INVALID_TOPIC');
+      settings.deadLetterTopic = dead;
+    }
+    if (attempts === null && dead === null) throw new HttpError(400, 'MISSING_ARG_CONFIG');
+    channel.configure(settings);
+    return new Text('OK');
+  });
+
+  route('GET', '/channel/config', (req) => {
+    const channel = existingChannel(req.query());
+    return { max_attempts: channel.maxAttempts, dead_letter_topic: channel.deadLetterTopic };
+  });
 
   // ---- config ----
 

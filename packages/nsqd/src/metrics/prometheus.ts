@@ -123,6 +123,11 @@ export function createMetrics(nsqd: StatsSource): NsqdMetrics {
     'In-flight messages that timed out.',
     perChannel((c) => c.timeout_count),
   );
+  counter(
+    'nsq_channel_dead_lettered_total',
+    'Messages given up after max_attempts deliveries: moved to the dead-letter topic, or dropped without one.',
+    perChannel((c) => c.dead_lettered_count ?? 0),
+  );
 
   // Quantiles over a sliding window (nsq-spec §5.8) are not a Prometheus summary, whose _count
   // and _sum are cumulative; hence gauges, present only when percentiles are configured.

@@ -119,6 +119,9 @@ function channelStatsOf(channel: Channel, includeClients: boolean, topicFilter: 
     clients,
     paused: channel.paused,
     e2e_processing_latency: channel.e2e === null ? { count: 0, percentiles: null } : channel.e2e.snapshot(),
+    max_attempts: channel.maxAttempts,
+    dead_letter_topic: channel.deadLetterTopic,
+    dead_lettered_count: channel.deadLetteredCount,
   };
 }
 

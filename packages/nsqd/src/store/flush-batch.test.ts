@@ -42,6 +42,7 @@ function state(cursor: number): StateOp[] {
       changes: 1,
       cursor,
       paused: false,
+      settings: {},
       hot: new Float64Array([1, 2]),
       ahead: [],
       deferredPuts: [{ offset: 2, attempts: 1, dueAtWallMs: 99 }],
@@ -56,6 +57,7 @@ function state(cursor: number): StateOp[] {
 function batch(log: SegmentLog, records: RecordSource, extra: Partial<TopicBatch> = {}): FlushBatch {
   return {
     clears: channelClears('t', 'gone'),
+    intents: [],
     topics: [{ topic: 't', log, ops: [], records, deleteBelow: -1, ...extra }],
     state: state(4),
     sync: true,
@@ -96,6 +98,7 @@ describe('FlushBatch', () => {
       await writeBatch(
         {
           clears: [],
+          intents: [],
           topics: [
             { topic: 't', log: n.log, ops: [{ kind: 'clear', nextOffset: 6 }], records: NO_RECORDS, deleteBelow: -1 },
           ],

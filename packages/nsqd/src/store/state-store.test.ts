@@ -39,6 +39,7 @@ function delta(fields: Partial<ChannelDelta> = {}): ChannelDelta {
     changes: 1,
     cursor: 10,
     paused: false,
+    settings: {},
     hot: new Float64Array(0),
     ahead: [],
     deferredPuts: [],

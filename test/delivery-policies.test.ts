@@ -9,6 +9,9 @@
  * - SIGKILL while messages are being dead-lettered, --mem-queue-size=0: after the restart every
  *   published message is in the dead-letter topic exactly once, and no delivery on the source
  *   channel ever had more than max_attempts attempts.
+ * - /topic/config caps: overflow=reject refuses (non-fatal E_*_FAILED, HTTP 503 TOPIC_FULL) and
+ *   accepts again once drained; drop_oldest keeps the newest max_depth, with and without
+ *   channels; caps and what they dropped survive a SIGKILL.
  */
 
 import type { EventEmitter } from 'node:events';
@@ -62,6 +65,19 @@ interface Nsqjs {
 
 const nsq = createRequire(import.meta.url)('nsqjs') as Nsqjs;
 
+/** A consumer of `topic/channel` that FINishes every message; the bodies in arrival order. */
+async function finishAll(node: DaemonProcess, topic: string, channel: string): Promise<string[]> {
+  const got: string[] = [];
+  const consumer = await connect(node);
+  consumer.onMessage = (m) => {
+    got.push(m.body.toString());
+    consumer.fin(m.id);
+  };
+  await consumer.sub(topic, channel);
+  consumer.rdy(10);
+  return got;
+}
+
 describe('/channel/config', () => {
   it('sets and reads max_attempts and dead_letter_topic, refuses bad values NSQ-style, shows them in /stats and /metrics', async () => {
     const node = await startNsqd(['--max-attempts=7']);
@@ -92,6 +108,7 @@ describe('/channel/config', () => {
       'max_attempts',
       'dead_letter_topic',
       'dead_lettered_count',
+      'dropped_count',
     ]);
     expect(c).toMatchObject({ max_attempts: 0, dead_letter_topic: 't.dead', dead_lettered_count: 0 });
     const metrics = (await http(h, '/metrics')).text;
@@ -239,5 +256,89 @@ describe('dead letters', () => {
     await waitUntil('every dead letter received', () => received.size === N, { timeoutMs: 30_000 });
     expect([...received.values()].every((n) => n === 1)).toBe(true);
     expect(new Set(received.keys())).toEqual(new Set(bodies.map((b) => b.toString())));
+  });
+});
+
+describe('/topic/config caps', () => {
+  it('overflow=reject: PUB/MPUB/DPUB past max_depth fail non-fatally, HTTP 503 TOPIC_FULL, nothing of a refused MPUB stored; accepted again once drained; kept across SIGKILL', {
+    timeout: 60_000,
+  }, async () => {
+    const node = await startNsqd(['--mem-queue-size=0']);
+    const h = node.httpAddress;
+    await createChannel(h, 'capped', 'c');
+    const bad = await http(h, '/topic/config?topic=capped&overflow=never', { method: 'POST' });
+    expect([bad.status, JSON.parse(bad.text).message]).toEqual([400, 'INVALID_OVERFLOW']);
+    expect(await httpPost(h, '/topic/config?topic=capped&max_depth=3')).toBe('OK');
+    expect(await httpJson(h, '/topic/config?topic=capped')).toEqual({ max_depth: 3, max_bytes: 0, overflow: 'reject' });
+    const p = await connect(node);
+    await p.mpub('capped', [Buffer.from('a'), Buffer.from('b')]);
+    await expect(p.mpub('capped', [Buffer.from('x'), Buffer.from('y')])).rejects.toThrow(/E_MPUB_FAILED/);
+    await p.pub('capped', 'c');
+    await expect(p.pub('capped', 'x')).rejects.toThrow(/E_PUB_FAILED/);
+    await expect(p.dpub('capped', 10, 'x')).rejects.toThrow(/E_DPUB_FAILED/);
+    const r = await http(h, '/pub?topic=capped', { method: 'POST', body: 'x' });
+    expect([r.status, JSON.parse(r.text).message]).toEqual([503, 'TOPIC_FULL']);
+    expect(p.isClosed).toBe(false);
+    const t = await topicStats(h, 'capped');
+    expect([t.channels[0]?.depth, t.rejected_count]).toEqual([3, 4]);
+    node.signal('SIGKILL');
+    await node.exited;
+    const again = await resources.group.restart(node);
+    expect(await httpJson(again.httpAddress, '/topic/config?topic=capped')).toMatchObject({ max_depth: 3 });
+    const got = await finishAll(again, 'capped', 'c');
+    await waitUntil(
+      'drained',
+      async () => (await channelStats(again.httpAddress, 'capped', 'c')).depth === 0 && got.length === 3,
+    );
+    expect(got).toEqual(['a', 'b', 'c']);
+    const p2 = await connect(again);
+    await p2.pub('capped', 'd');
+    await waitUntil('d delivered', () => got.length === 4);
+  });
+
+  it('overflow=drop_oldest keeps exactly the newest max_depth for a lagging channel, counted; nsqjs reads them', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--max-depth=5', '--overflow=drop_oldest']);
+    const h = node.httpAddress;
+    await createChannel(h, 'ring', 'slow');
+    const p = await connect(node);
+    await p.mpub(
+      'ring',
+      Array.from({ length: 12 }, (_, i) => Buffer.from(`m${i}`)),
+    );
+    for (let i = 12; i < 15; i++) await p.pub('ring', `m${i}`);
+    const c = await channelStats(h, 'ring', 'slow');
+    expect([c.depth, c.dropped_count]).toEqual([5, 10]);
+    expect((await http(h, '/metrics')).text).toContain('nsq_channel_dropped_total{topic="ring",channel="slow"} 10');
+    const got: string[] = [];
+    const reader = new nsq.Reader('ring', 'slow', { nsqdTCPAddresses: [node.tcpAddress], maxInFlight: 10 });
+    resources.defer(() => reader.close());
+    reader.on('message', (m: NsqjsMessage) => {
+      got.push(m.body.toString());
+      m.finish();
+    });
+    reader.connect();
+    await waitUntil('five received', () => got.length === 5);
+    expect(got).toEqual(['m10', 'm11', 'm12', 'm13', 'm14']);
+  });
+
+  it('drop_oldest without channels: the topic keeps its newest max_depth, across a SIGKILL', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--mem-queue-size=0']);
+    const h = node.httpAddress;
+    await httpPost(h, '/topic/create?topic=buf');
+    await httpPost(h, '/topic/config?topic=buf&max_depth=4&overflow=drop_oldest');
+    const p = await connect(node);
+    for (let i = 0; i < 10; i++) await p.pub('buf', `m${i}`);
+    expect(await topicStats(h, 'buf')).toMatchObject({ depth: 4, dropped_count: 6 });
+    node.signal('SIGKILL');
+    await node.exited;
+    const again = await resources.group.restart(node);
+    expect((await topicStats(again.httpAddress, 'buf')).depth).toBe(4);
+    const got = await finishAll(again, 'buf', 'c');
+    await waitUntil('four received', () => got.length === 4);
+    expect(got).toEqual(['m6', 'm7', 'm8', 'm9']);
   });
 });

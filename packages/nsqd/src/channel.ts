@@ -85,6 +85,8 @@ export class Channel {
   timeoutCount = 0;
   /** Messages given up after max_attempts deliveries (moved to the dead-letter topic, or dropped). */
   deadLetteredCount = 0;
+  /** Unread messages dropped by its topic's overflow=drop_oldest. */
+  droppedCount = 0;
   /** Set over HTTP; what is absent follows the nsqd flags. Replaced whole, never mutated. */
   settings: ChannelSettings = {};
   /** FIN latencies (nsq-spec §5.8); null without percentiles. */
@@ -434,6 +436,25 @@ export class Channel {
     const into = this.deadLetterTopic;
     if (into !== '') this.ctx.deadLetter(into, msg.record);
     this.journal.changes++;
+  }
+
+  /** overflow=drop_oldest: the unread messages below `offset` are dropped, and counted. */
+  dropBelow(offset: number): void {
+    const from = this.cursor;
+    if (offset <= from) return;
+    let held = 0;
+    if (this.directAhead !== null) {
+      // Held already (fanned-out DPUBs): still the channel's, no longer ahead of its cursor.
+      for (const o of this.directAhead) {
+        if (o >= offset) continue;
+        this.directAhead.delete(o);
+        held++;
+      }
+      if (this.directAhead.size === 0) this.directAhead = null;
+    }
+    this.droppedCount += offset - from - this.topic.skippedBetween(from, offset) - held;
+    this.cursor = offset;
+    this.closeReader();
   }
 
   /** An ephemeral channel past --mem-queue-size drops its oldest unread messages (nsq-spec §5.3). */

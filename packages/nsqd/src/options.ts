@@ -46,6 +46,9 @@ export interface NsqdOptions {
   /** Delivery policies (issue 19, not in NSQ): defaults of channels that do not set their own. */
   maxAttempts: number;
   deadLetterTopic: string;
+  maxDepth: number;
+  maxBytes: number;
+  overflow: 'reject' | 'drop_oldest';
 
   statsdAddress: string;
   statsdIntervalMs: number;
@@ -122,6 +125,9 @@ export function defaultNsqdOptions(): NsqdOptions {
     maxConnections: 0,
     maxAttempts: 0,
     deadLetterTopic: '',
+    maxDepth: 0,
+    maxBytes: 0,
+    overflow: 'reject',
 
     statsdAddress: '',
     statsdIntervalMs: 60_000,

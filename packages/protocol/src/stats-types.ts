@@ -58,6 +58,7 @@ export interface ChannelStats {
   max_attempts?: number;
   dead_letter_topic?: string;
   dead_lettered_count?: number;
+  dropped_count?: number;
 }
 
 export interface TopicStats {
@@ -71,6 +72,12 @@ export interface TopicStats {
   e2e_processing_latency: E2eLatencyStats;
   /** nsq-ts extension: records in the topic's segment files found corrupt and skipped. */
   corrupt_records: number;
+  /** nsq-ts extensions (delivery policies): the topic's caps and what they did. */
+  max_depth?: number;
+  max_bytes?: number;
+  overflow?: 'reject' | 'drop_oldest';
+  rejected_count?: number;
+  dropped_count?: number;
 }
 
 export interface MemStats {

@@ -85,6 +85,11 @@ function parseTlsRequired(raw: string): NsqdOptions['tlsRequired'] {
   }
 }
 
+export function parseOverflow(raw: string): NsqdOptions['overflow'] {
+  if (raw === 'reject' || raw === 'drop_oldest') return raw;
+  throw new Error('must be reject or drop_oldest');
+}
+
 const TLS_VERSIONS: readonly string[] = ['tls1.0', 'tls1.1', 'tls1.2', 'tls1.3'];
 
 /** NSQ's tlsMinVersionOption, less `ssl3.0`, which node cannot speak. '' keeps the default. */
@@ -264,6 +269,28 @@ export const NSQD_FLAGS: readonly NsqdFlag[] = [
     'deadLetterTopic',
     'topic a message goes to after --max-attempts deliveries (default none: it is dropped; not in NSQ)',
   ),
+
+  intFlag(
+    'max-depth',
+    'maxDepth',
+    "messages a topic's deepest channel may have queued (default 0, i.e., unlimited; not in NSQ)",
+  ),
+  intFlag(
+    'max-bytes',
+    'maxBytes',
+    "body bytes a topic's deepest channel may have queued (default 0, i.e., unlimited; not in NSQ)",
+  ),
+  {
+    spec: {
+      name: 'overflow',
+      type: 'custom',
+      default: DEFAULTS.overflow,
+      parse: parseOverflow,
+      usage: "what a publish past --max-depth/--max-bytes does: 'reject' it or 'drop_oldest' (not in NSQ)",
+    },
+    option: 'overflow',
+    configKeys: ['overflow'],
+  },
 
   // statsd integration options
   stringFlag('statsd-address', 'statsdAddress', 'UDP <addr>:<port> of a statsd daemon for pushing stats'),

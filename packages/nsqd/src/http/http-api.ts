@@ -18,7 +18,7 @@ import type { NsqdMetrics } from '../metrics/prometheus.js';
 import { LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
 import { collectStats, type StatsSource } from '../stats/collect.js';
 import { formatStatsText } from '../stats/text.js';
-import type { Topic } from '../topic.js';
+import { type Topic, TopicFullError } from '../topic.js';
 import { VERSION } from '../version.js';
 
 /** nsqd's HTTP API (nsq-spec §3), on the V1 conventions of @nsq-ts/server-kit. */
@@ -113,6 +113,7 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
       await publish();
     } catch (err) {
       if (err instanceof HttpError) throw err;
+      if (err instanceof TopicFullError) throw new HttpError(503, 'TOPIC_FULL');
       nsqd.logger.error(`HTTP: publish failed - ${(err as Error).message}`);
       throw new HttpError(503, 'EXITING');
     }
@@ -190,11 +191,7 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
   });
 
   route('POST', '/topic/empty', (req) => {
-    const query = req.query();
-    const name = firstValue(query, 'topic');
-    if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
-    if (!isValidTopicName(name)) throw new HttpError(400, 'INVALID_TOPIC');
-    existingTopic(name).empty();
+    existingTopic(checkedTopicName(req.query())).empty();
     return EMPTY;
   });
 
@@ -272,6 +269,42 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
     channel.configure(settings);
     return new Text('OK');
   });
+
+  route('POST', '/topic/config', (req) => {
+    const query = req.query();
+    const topic = existingTopic(checkedTopicName(query));
+    const settings: { maxDepth?: number; maxBytes?: number; overflow?: 'reject' | 'drop_oldest' } = {};
+    const depth = firstValue(query, 'max_depth');
+    if (depth !== null) settings.maxDepth = count(depth, 'INVALID_MAX_DEPTH');
+    const bytes = firstValue(query, 'max_bytes');
+    if (bytes !== null) settings.maxBytes = count(bytes, 'INVALID_MAX_BYTES');
+    const overflow = firstValue(query, 'overflow');
+    if (overflow !== null) {
+      if (overflow !== 'reject' && overflow !== 'drop_oldest') throw new HttpError(400, 'INVALID_OVERFLOW');
+      settings.overflow = overflow;
+    }
+    if (depth === null && bytes === null && overflow === null) throw new HttpError(400, 'MISSING_ARG_CONFIG');
+    topic.configure(settings);
+    return new Text('OK');
+  });
+
+  route('GET', '/topic/config', (req) => {
+    const topic = existingTopic(checkedTopicName(req.query()));
+    return { max_depth: topic.maxDepth, max_bytes: topic.maxBytes, overflow: topic.overflow };
+  });
+
+  /** A non-negative integer setting, or 400 `code`. */
+  function count(text: string, code: string): number {
+    if (!/^\d{1,15}$/.test(text)) throw new HttpError(400, code);
+    return Number(text);
+  }
+
+  function checkedTopicName(query: GoQuery): string {
+    const name = firstValue(query, 'topic');
+    if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
+    if (!isValidTopicName(name)) throw new HttpError(400, 'INVALID_TOPIC');
+    return name;
+  }
 
   route('GET', '/channel/config', (req) => {
     const channel = existingChannel(req.query());

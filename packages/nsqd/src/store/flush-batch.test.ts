@@ -34,7 +34,9 @@ async function node(name: string, fs = new FaultyFileSystem()) {
 }
 
 function state(cursor: number): StateOp[] {
-  const ops = [topicStateOp('t', { changes: 1, paused: false, nextOffset: 5, releaseMark: 0, skips: [] })];
+  const ops = [
+    topicStateOp('t', { changes: 1, paused: false, settings: {}, nextOffset: 5, releaseMark: 0, skips: [] }),
+  ];
   channelStateOps(
     't',
     'c',

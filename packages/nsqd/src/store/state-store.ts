@@ -1,6 +1,6 @@
 import { Level } from 'level';
 import { pack, unpack } from 'msgpackr';
-import type { ChannelDelta, ChannelSettings, SkipRange, TopicDelta } from '../durable-state.js';
+import type { ChannelDelta, ChannelSettings, SkipRange, TopicDelta, TopicSettings } from '../durable-state.js';
 
 /** A topic's durable state (`t:<topic>`). */
 export interface TopicState {
@@ -11,6 +11,8 @@ export interface TopicState {
   releaseMark: number;
   /** Offset ranges [from, to) dropped by /topic/empty while paused, not yet passed by every channel. */
   skips: SkipRange[];
+  /** Set by /topic/config; absent when nothing was set. */
+  settings?: TopicSettings;
 }
 
 /**
@@ -104,6 +106,7 @@ export function topicStateOp(topic: string, delta: TopicDelta): StateOp {
     releaseMark: delta.releaseMark,
     skips: delta.skips as SkipRange[],
   };
+  if (Object.keys(delta.settings).length > 0) state.settings = delta.settings;
   return putOp(topicKey(topic), state);
 }
 

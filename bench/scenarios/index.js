@@ -15,6 +15,7 @@ import * as idleTopics from './idle-topics.js';
 import * as latency from './latency.js';
 import * as mem0 from './mem0.js';
 import * as overflow from './overflow.js';
+import * as policies from './policies.js';
 import * as pubSingle from './pub-single.js';
 import * as publish from './publish.js';
 import * as rss1m from './rss-1m.js';
@@ -44,6 +45,7 @@ export const SCENARIOS = [
   idleConns.default,
   idleTopics.default,
   overflow.default,
+  policies.default,
   mem0.default,
   durable.default,
   soak.default,

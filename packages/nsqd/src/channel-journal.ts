@@ -1,11 +1,12 @@
 import { type Clock, wallFromMonotonic } from './clock.js';
-import type { ChannelDelta, DeferredEntry } from './durable-state.js';
+import type { ChannelDelta, ChannelSettings, DeferredEntry } from './durable-state.js';
 import type { ChannelMessage } from './message.js';
 
 /** The live state a journal compares with what the store holds (a `Channel`). */
 export interface JournaledChannel {
   readonly cursor: number;
   readonly paused: boolean;
+  readonly settings: ChannelSettings;
   aheadOffsets(): number[] | null;
   forEachOutstanding(fn: (msg: ChannelMessage) => void): void;
 }
@@ -18,7 +19,7 @@ const DUE_TIME_SLACK_MS = 1_000;
  * store confirmed last (`committed`). `delta()` is the difference as plain data.
  */
 export class ChannelJournal {
-  /** Bumped by every change of the outstanding sets (deliver, FIN, REQ, timeout, deferral, empty). */
+  /** Bumped by every change of the outstanding sets (deliver, FIN, REQ, timeout, deferral, empty) and settings. */
   changes = 0;
   private committedChanges = -1;
   private committedCursor = -1;
@@ -67,6 +68,7 @@ export class ChannelJournal {
       changes: this.changes,
       cursor: channel.cursor,
       paused: channel.paused,
+      settings: channel.settings,
       hot: new Float64Array(hot),
       ahead: channel.aheadOffsets() ?? [],
       deferredPuts: puts,

@@ -3,7 +3,7 @@ import { ManualClock } from './clock.test-util.js';
 import type { SkipRange } from './durable-state.js';
 import { MemoryTail } from './log/memory-tail.js';
 import { createLogger } from './logger.js';
-import type { ChannelMessage } from './message.js';
+import type { ChannelMessage, MessageRecord } from './message.js';
 import { defaultNsqdOptions, type NsqdOptions } from './options.js';
 import type { TopicLog } from './topic-log.js';
 
@@ -53,6 +53,8 @@ export class FakeChannelContext implements ChannelContext {
   readonly options: NsqdOptions;
   flushRequests = 0;
   idle: Channel[] = [];
+  /** Dead letters as [topic, body]. */
+  readonly deadLetters: [string, string][] = [];
   private pending: Channel[] = [];
 
   constructor(options: Partial<NsqdOptions> = {}) {
@@ -69,6 +71,10 @@ export class FakeChannelContext implements ChannelContext {
 
   onIdle(channel: Channel): void {
     this.idle.push(channel);
+  }
+
+  deadLetter(topic: string, record: MessageRecord): void {
+    this.deadLetters.push([topic, record.body.toString()]);
   }
 
   /** Runs scheduled pumps, as the broker's tick would, until none is left. */

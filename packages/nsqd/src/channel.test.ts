@@ -427,3 +427,69 @@ describe('Channel delta and committed', () => {
     ]);
   });
 });
+
+describe('Channel max_attempts and dead letters', () => {
+  it('a message back after max_attempts deliveries (REQ or timeout) goes to the dead-letter topic, never again to the channel', () => {
+    const { ctx, topic, channel, clock } = setup({ maxAttempts: 2, deadLetterTopic: 'flag-dead' });
+    const consumer = new FakeConsumer('a', 10, 1_000);
+    channel.addConsumer(consumer);
+    topic.publish(['m0', 'm1']);
+    channel.configure({ deadLetterTopic: 'dead' });
+    ctx.runPumps();
+    const [m0, m1] = consumer.got as [ChannelMessage, ChannelMessage];
+    consumer.req(channel, m0, 0);
+    consumer.req(channel, m1, 5_000);
+    ctx.runPumps();
+    expect(consumer.got.map((m) => [m.record.body.toString(), m.attempts])).toEqual([
+      ['m0', 2],
+      ['m1', 1],
+      ['m0', 2],
+    ]);
+    // m0's second delivery times out: its second return.
+    timesOutIn(channel, clock, 1_000);
+    expect(ctx.deadLetters).toEqual([['dead', 'm0']]);
+    clock.advance(5_000);
+    ctx.runPumps();
+    const again = consumer.got[3] as ChannelMessage;
+    expect([again.record.body.toString(), again.attempts]).toEqual(['m1', 2]);
+    consumer.req(channel, again, 60_000);
+    expect(ctx.deadLetters).toEqual([
+      ['dead', 'm0'],
+      ['dead', 'm1'],
+    ]);
+    expect([channel.deadLetteredCount, channel.depth, channel.inFlightCount, channel.deferredCount]).toEqual([
+      2, 0, 0, 0,
+    ]);
+    expect(channel.durableDelta()?.hot).toEqual(new Float64Array(0));
+  });
+
+  it('without a dead-letter topic the message is dropped and counted; 0 means unlimited', () => {
+    const { ctx, topic, channel } = setup();
+    const consumer = new FakeConsumer('a', 10);
+    channel.addConsumer(consumer);
+    topic.publish(['m0']);
+    ctx.runPumps();
+    for (let i = 0; i < 5; i++) {
+      consumer.req(channel, consumer.got[i] as ChannelMessage, 0);
+      ctx.runPumps();
+    }
+    expect(consumer.got.length).toBe(6);
+    channel.configure({ maxAttempts: 3 });
+    // Requeued with 6 attempts already: given up when the cursor of requeued messages reaches it.
+    consumer.req(channel, consumer.got[5] as ChannelMessage, 0);
+    ctx.runPumps();
+    expect([consumer.got.length, channel.deadLetteredCount, ctx.deadLetters.length]).toEqual([6, 1, 0]);
+    expect(channel.durableDelta()?.settings).toEqual({ maxAttempts: 3 });
+  });
+
+  it('a restored in-flight message on its last attempt is dead-lettered, not delivered', () => {
+    const { ctx, topic, channel } = setup({ maxAttempts: 3, deadLetterTopic: 'dead' });
+    topic.publish(['m0']);
+    channel.restoreOutstanding(topic.tail.get(0) as MessageRecord, 3, 0);
+    channel.cursor = 1;
+    const consumer = new FakeConsumer('a', 10);
+    channel.addConsumer(consumer);
+    ctx.runPumps();
+    expect([consumer.got.length, ctx.deadLetters]).toEqual([0, [['dead', 'm0']]]);
+  });
+});

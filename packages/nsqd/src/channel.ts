@@ -1,7 +1,7 @@
 import { ChannelJournal } from './channel-journal.js';
 import { type Clock, monotonicFromWall } from './clock.js';
 import { DeadlineTimer } from './deadline-timer.js';
-import type { ChannelDelta } from './durable-state.js';
+import type { ChannelDelta, ChannelSettings } from './durable-state.js';
 import { InFlightTable } from './in-flight-table.js';
 import { LogReader } from './log/log-reader.js';
 import type { SegmentLog } from './log/segment-log.js';
@@ -37,6 +37,8 @@ export interface ChannelContext {
   requestFlush(): void;
   /** The channel lost its last consumer. */
   onIdle(channel: Channel): void;
+  /** Publishes a message that reached max_attempts to `topic`, body and publish time kept. */
+  deadLetter(topic: string, record: MessageRecord): void;
 }
 
 export const FinishError = {
@@ -81,6 +83,12 @@ export class Channel {
   private readonly journal: ChannelJournal;
   requeueCount = 0;
   timeoutCount = 0;
+  /** Messages given up after max_attempts deliveries (moved to the dead-letter topic, or dropped). */
+  deadLetteredCount = 0;
+  /** Unread messages dropped by its topic's overflow=drop_oldest. */
+  droppedCount = 0;
+  /** Set over HTTP; what is absent follows the nsqd flags. Replaced whole, never mutated. */
+  settings: ChannelSettings = {};
   /** FIN latencies (nsq-spec §5.8); null without percentiles. */
   readonly e2e: E2eProcessingLatency | null;
   private readonly ctx: ChannelContext;
@@ -195,14 +203,16 @@ export class Channel {
 
   /** The next message to deliver: requeued first, then the log (memory or disk). */
   private take(now: number): ChannelMessage | null {
-    if (this.requeuedHead < this.requeued.length) {
+    while (this.requeuedHead < this.requeued.length) {
       const msg = this.requeued[this.requeuedHead] as ChannelMessage;
       this.requeued[this.requeuedHead++] = undefined as unknown as ChannelMessage;
       if (this.requeuedHead === this.requeued.length) {
         this.requeued.length = 0;
         this.requeuedHead = 0;
       }
-      return msg;
+      // Restored from a crash on its last attempt, or max_attempts lowered since it came back.
+      if (this.exhausted(msg)) this.deadLetter(msg);
+      else return msg;
     }
     const topic = this.topic;
     const tail = topic.tail;
@@ -387,12 +397,64 @@ export class Channel {
   }
 
   /**
-   * An in-flight message came back (REQ, or a timeout with `delayMs` 0). Every return passes
-   * here: the seam for issue 19's max_attempts and dead-letter topic.
+   * An in-flight message came back (REQ, or a timeout with `delayMs` 0): ready again, or, once
+   * delivered max_attempts times, dead-lettered.
    */
   private returned(msg: ChannelMessage, delayMs: number, now: number): void {
-    if (delayMs > 0) this.toDeferred(msg, now + delayMs);
+    if (this.exhausted(msg)) this.deadLetter(msg);
+    else if (delayMs > 0) this.toDeferred(msg, now + delayMs);
     else this.toRequeued(msg);
+  }
+
+  get maxAttempts(): number {
+    return this.settings.maxAttempts ?? this.ctx.options.maxAttempts;
+  }
+
+  get deadLetterTopic(): string {
+    return this.settings.deadLetterTopic ?? this.ctx.options.deadLetterTopic;
+  }
+
+  /** Takes the given fields of `settings` (the rest stays); stored with the channel's state. */
+  configure(settings: ChannelSettings): void {
+    this.settings = { ...this.settings, ...settings };
+    this.journal.changes++;
+    this.ctx.requestFlush();
+    this.schedule();
+  }
+
+  private exhausted(msg: ChannelMessage): boolean {
+    const max = this.maxAttempts;
+    return max > 0 && msg.attempts >= max;
+  }
+
+  /**
+   * The message leaves the channel for good (it held it nowhere any more). Its copy in the
+   * dead-letter topic and its removal here are in the same flush: one atomic state write.
+   */
+  private deadLetter(msg: ChannelMessage): void {
+    this.deadLetteredCount++;
+    const into = this.deadLetterTopic;
+    if (into !== '') this.ctx.deadLetter(into, msg.record);
+    this.journal.changes++;
+  }
+
+  /** overflow=drop_oldest: the unread messages below `offset` are dropped, and counted. */
+  dropBelow(offset: number): void {
+    const from = this.cursor;
+    if (offset <= from) return;
+    let held = 0;
+    if (this.directAhead !== null) {
+      // Held already (fanned-out DPUBs): still the channel's, no longer ahead of its cursor.
+      for (const o of this.directAhead) {
+        if (o >= offset) continue;
+        this.directAhead.delete(o);
+        held++;
+      }
+      if (this.directAhead.size === 0) this.directAhead = null;
+    }
+    this.droppedCount += offset - from - this.topic.skippedBetween(from, offset) - held;
+    this.cursor = offset;
+    this.closeReader();
   }
 
   /** An ephemeral channel past --mem-queue-size drops its oldest unread messages (nsq-spec §5.3). */

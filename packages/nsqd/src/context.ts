@@ -1,5 +1,6 @@
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
+import type { MessageRecord } from './message.js';
 import type { NsqdOptions } from './options.js';
 
 /** Something the broker runs once later in this turn of the event loop (a channel's pump). */
@@ -18,4 +19,6 @@ export interface BrokerContext {
   /** A channel was made or deleted (lookupd REGISTER/UNREGISTER). */
   onChannelCreated(topic: string, channel: string): void;
   onChannelDeleted(topic: string, channel: string): void;
+  /** A channel gave `record` up after max_attempts: into `topic` (made if need be). */
+  deadLetter(topic: string, record: MessageRecord): void;
 }

@@ -12,6 +12,7 @@ import { createHttpApi } from './http/http-api.js';
 import { type FileSystem, nodeFileSystem } from './log/file-system.js';
 import { createLogger, type Logger } from './logger.js';
 import { LookupdRegistrar } from './lookup/lookupd-registrar.js';
+import type { MessageRecord } from './message.js';
 import type { NsqdMetrics } from './metrics/prometheus.js';
 import { type StatsdPusher, startStatsd } from './metrics/statsd.js';
 import { defaultNodeId } from './node-id.js';
@@ -269,6 +270,10 @@ export class Nsqd implements BrokerContext, ClientHost {
 
   onChannelDeleted(topic: string, channel: string): void {
     this.registrar?.channelDeleted(topic, channel);
+  }
+
+  deadLetter(topic: string, record: MessageRecord): void {
+    this.getTopic(topic).appendDeadLetter(record);
   }
 
   deleteTopic(name: string): boolean {

@@ -43,6 +43,12 @@ export interface NsqdOptions {
   maxChannelConsumers: number;
   /** TCP client connections at most (not an NSQ flag); 0 = unlimited. */
   maxConnections: number;
+  /** Delivery policies (issue 19, not in NSQ): defaults of channels that do not set their own. */
+  maxAttempts: number;
+  deadLetterTopic: string;
+  maxDepth: number;
+  maxBytes: number;
+  overflow: 'reject' | 'drop_oldest';
 
   statsdAddress: string;
   statsdIntervalMs: number;
@@ -117,6 +123,11 @@ export function defaultNsqdOptions(): NsqdOptions {
     outputBufferTimeoutMs: 250,
     maxChannelConsumers: 0,
     maxConnections: 0,
+    maxAttempts: 0,
+    deadLetterTopic: '',
+    maxDepth: 0,
+    maxBytes: 0,
+    overflow: 'reject',
 
     statsdAddress: '',
     statsdIntervalMs: 60_000,

@@ -40,6 +40,10 @@ class FakeBroker implements BrokerContext {
   onChannelDeleted(topic: string, channel: string): void {
     this.events.push(`-${topic}:${channel}`);
   }
+
+  deadLetter(topic: string): void {
+    this.events.push(`dead letter to ${topic}`);
+  }
 }
 
 /** A store that records what the topic asks of it; the test settles commits. */

@@ -1,7 +1,7 @@
 import { isEphemeralName } from '@nsq-ts/protocol';
 import { Channel, type ChannelContext } from './channel.js';
 import type { BrokerContext } from './context.js';
-import type { SkipRange, TopicDelta } from './durable-state.js';
+import type { SkipRange, TopicDelta, TopicSettings } from './durable-state.js';
 import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
 import { WriteSet } from './log/write-set.js';
@@ -18,6 +18,13 @@ const WRITTEN_CACHE_BYTES = 8 * 1024 * 1024;
 
 /** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
 export class StoreUnavailableError extends Error {}
+
+/** A publish that would take the backlog past max_depth/max_bytes with overflow=reject. */
+export class TopicFullError extends Error {
+  constructor() {
+    super('topic full');
+  }
+}
 
 /** What a topic needs from the broker's storage (store/storage.ts binds one to each topic). */
 export interface TopicStore {
@@ -56,6 +63,17 @@ export class Topic implements TopicLog {
   messageCount = 0;
   messageBytes = 0;
   deleted = false;
+  /** Set over HTTP; what is absent follows the nsqd flags. Replaced whole, never mutated. */
+  settings: TopicSettings = {};
+  /** Publishes (PUB/MPUB/DPUB commands) refused by overflow=reject since start. */
+  rejectedCount = 0;
+  /** Messages dropped by overflow=drop_oldest while the topic had no channel. */
+  droppedCount = 0;
+  /**
+   * Offsets of dead letters appended since the last flush took them: the flush stores them as
+   * an intent before its appends (see `takeDeadLetters`).
+   */
+  private unflushedDeadLetters: number[] = [];
   /** Durable mode: DPUBs fanned out once stored. */
   private unwrittenDeferred: MessageRecord[] = [];
   /** Everything below it was dropped (emptied without channels, last channel deleted). */
@@ -89,6 +107,7 @@ export class Topic implements TopicLog {
       onIdle: (channel) => {
         if (channel.ephemeral) this.deleteChannel(channel.name);
       },
+      deadLetter: (topic, record) => ctx.deadLetter(topic, record),
     };
   }
 
@@ -179,7 +198,7 @@ export class Topic implements TopicLog {
 
   /** PUB. Null when the message is safe in memory, else a promise settled once it is on disk. */
   publish(data: Buffer): Promise<void> | null {
-    this.admit();
+    this.admit(1, data.length);
     this.append(data, 0, data.length, this.ctx.clock.wallMs(), 0);
     this.messageCount++;
     this.messageBytes += data.length;
@@ -194,7 +213,7 @@ export class Topic implements TopicLog {
     lengths: readonly number[],
     count: number,
   ): Promise<void> | null {
-    this.admit();
+    this.admit(count, data.length);
     const nowMs = this.ctx.clock.wallMs();
     let bytes = 0;
     for (let i = 0; i < count; i++) {
@@ -213,7 +232,7 @@ export class Topic implements TopicLog {
    * skip it when their cursor gets there. Otherwise it waits in the log with its due time.
    */
   publishDeferred(data: Buffer, deferMs: number): Promise<void> | null {
-    this.admit();
+    this.admit(1, data.length);
     const clock = this.ctx.clock;
     const offset = this.append(data, 0, data.length, clock.wallMs(), clock.monotonicMs() + deferMs);
     const record = this.tail.get(offset) as MessageRecord;
@@ -241,20 +260,148 @@ export class Topic implements TopicLog {
     return this.tail.get(offset) as MessageRecord;
   }
 
+  /**
+   * A message another channel gave up after max_attempts: body and publish time kept, a new ID
+   * (two channels may give up the same message). Never refused: its channel already let go.
+   */
+  appendDeadLetter(source: MessageRecord): void {
+    const record = source.compact();
+    const offset = this.append(record.data, record.start, record.length, record.publishedAtMs, 0);
+    this.messageCount++;
+    this.messageBytes += record.length;
+    if (this.log !== null) this.unflushedDeadLetters.push(offset);
+    this.afterAppend();
+    this.store?.requestFlush();
+  }
+
+  /**
+   * The dead letters a flush writes. It stores their offsets (an intent) before the appends and
+   * deletes the intent in the state write that also removes them from their channels: an intent
+   * found at start-up marks records whose move did not commit, and they are skipped.
+   */
+  takeDeadLetters(): number[] {
+    const offsets = this.unflushedDeadLetters;
+    if (offsets.length > 0) this.unflushedDeadLetters = [];
+    return offsets;
+  }
+
+  /** A flush failed: its dead letters go with the next one. */
+  untakeDeadLetters(offsets: readonly number[]): void {
+    if (offsets.length > 0) this.unflushedDeadLetters = [...offsets, ...this.unflushedDeadLetters];
+  }
+
+  /** Start-up: dead letters of a move that did not commit (their channel still holds them). */
+  skipOrphans(offsets: readonly number[]): void {
+    const sorted = [...offsets].sort((a, b) => a - b);
+    for (const o of sorted) {
+      if (this.skippedBetween(o, o + 1) > 0) continue;
+      const last = this.skips[this.skips.length - 1];
+      if (last !== undefined && last[1] === o) last[1] = o + 1;
+      else this.skips.push([o, o + 1]);
+    }
+    this.changes++;
+  }
+
   private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): number {
     const hi = this.ids.nextHi();
     return this.tail.append(data, start, length, hi, this.ids.lo, nowMs, dueAt);
   }
 
   /**
-   * Every PUB, MPUB and DPUB passes here before anything is appended (the seam for issue 19's
-   * caps). While the disk fails, memory may not grow past --mem-queue-size.
+   * Every PUB, MPUB and DPUB passes here before anything is appended, so a refused MPUB stores
+   * nothing. While the disk fails, memory may not grow past --mem-queue-size; with a cap and
+   * overflow=reject, the backlog may not grow past it.
    */
-  private admit(): void {
+  private admit(count: number, bytes: number): void {
     const store = this.store;
-    if (store === null) return;
-    const health = store.health();
-    if (health !== null && this.tail.length >= this.ctx.options.memQueueSize) throw new StoreUnavailableError(health);
+    if (store !== null) {
+      const health = store.health();
+      if (health !== null && this.tail.length >= this.ctx.options.memQueueSize) throw new StoreUnavailableError(health);
+    }
+    const cap = this.depthCap(bytes / count);
+    if (cap < Number.POSITIVE_INFINITY && this.overflow === 'reject' && this.deepestBacklog() + count > cap) {
+      this.rejectedCount++;
+      throw new TopicFullError();
+    }
+  }
+
+  get maxDepth(): number {
+    return this.settings.maxDepth ?? this.ctx.options.maxDepth;
+  }
+
+  get maxBytes(): number {
+    return this.settings.maxBytes ?? this.ctx.options.maxBytes;
+  }
+
+  get overflow(): 'reject' | 'drop_oldest' {
+    return this.settings.overflow ?? this.ctx.options.overflow;
+  }
+
+  /**
+   * The backlog's cap in messages: max_depth, and max_bytes over the mean message size (what
+   * was published so far, else `incomingMean`). Infinite without caps.
+   */
+  private depthCap(incomingMean: number): number {
+    const depth = this.maxDepth;
+    const bytes = this.maxBytes;
+    if (depth === 0 && bytes === 0) return Number.POSITIVE_INFINITY;
+    let cap = depth === 0 ? Number.POSITIVE_INFINITY : depth;
+    if (bytes > 0) {
+      const mean = this.messageCount > 0 ? this.messageBytes / this.messageCount : incomingMean;
+      cap = Math.min(cap, Math.floor(bytes / Math.max(1, mean)));
+    }
+    return cap;
+  }
+
+  /** Messages the deepest channel has not read (or the topic holds, without channels). */
+  private deepestBacklog(): number {
+    const end = this.tail.end;
+    if (this.channels.size === 0) return this.depth;
+    let cursor = end;
+    for (const channel of this.channels.values()) if (channel.cursor < cursor) cursor = channel.cursor;
+    return end - cursor - this.skippedBetween(cursor, end);
+  }
+
+  /** overflow=drop_oldest: channels (or the topic, without channels) past the cap lose their oldest. */
+  private dropOverflow(): void {
+    const cap = this.depthCap(0);
+    if (cap === Number.POSITIVE_INFINITY || this.overflow !== 'drop_oldest') return;
+    const end = this.tail.end;
+    if (this.channels.size > 0) {
+      for (const channel of this.channels.values()) if (end - channel.cursor > cap) channel.dropBelow(end - cap);
+      this.trim();
+      return;
+    }
+    const depth = this.depth;
+    if (depth <= cap) return;
+    // Without channels the dropped ranges are skips, so a restart does not bring them back.
+    let excess = depth - cap;
+    let at = this.backlogStart;
+    while (excess > 0) {
+      const skip = this.skips.find(([a, b]) => a <= at && b > at);
+      if (skip !== undefined) {
+        at = skip[1];
+        continue;
+      }
+      const next = this.skips.find(([a]) => a > at)?.[0] ?? Number.POSITIVE_INFINITY;
+      const to = Math.min(at + excess, next);
+      const adjacent = this.skips.find(([, b]) => b === at);
+      if (adjacent !== undefined) adjacent[1] = to;
+      else this.skips.push([at, to]);
+      this.droppedCount += to - at;
+      excess -= to - at;
+      at = to;
+    }
+    this.changes++;
+    if (at > this.tail.start) this.tail.trimTo(Math.min(at, this.tail.end));
+  }
+
+  /** Takes the given fields of `settings` (the rest stays); stored with the topic's state. */
+  configure(settings: TopicSettings): void {
+    this.settings = { ...this.settings, ...settings };
+    this.changes++;
+    this.store?.requestFlush();
+    this.dropOverflow();
   }
 
   /**
@@ -273,6 +420,7 @@ export class Topic implements TopicLog {
   }
 
   private afterAppend(): void {
+    this.dropOverflow();
     const limit = this.ctx.options.memQueueSize;
     if (this.channels.size === 0) {
       // An ephemeral topic never holds more than --mem-queue-size messages (nsq-spec §5.3).
@@ -445,8 +593,9 @@ export class Topic implements TopicLog {
 
   // ---- durable state (the delta/committed contract of durable-state.ts) ----
 
-  restoreState(state: Pick<TopicDelta, 'paused' | 'releaseMark' | 'skips'>): void {
+  restoreState(state: Pick<TopicDelta, 'paused' | 'releaseMark' | 'skips'> & { settings?: TopicSettings }): void {
     this.paused = state.paused;
+    if (state.settings !== undefined) this.settings = state.settings;
     if (state.paused) this.releaseMark = state.releaseMark;
     this.skips = state.skips.map(([from, to]) => [from, to]);
   }
@@ -457,6 +606,7 @@ export class Topic implements TopicLog {
     return {
       changes: this.changes,
       paused: this.paused,
+      settings: this.settings,
       nextOffset: this.tail.end,
       releaseMark: Number.isFinite(this.releaseMark) ? this.releaseMark : 0,
       skips: this.skips.map(([from, to]) => [from, to]),

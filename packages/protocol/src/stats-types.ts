@@ -54,6 +54,11 @@ export interface ChannelStats {
   clients: ClientStats[] | null;
   paused: boolean;
   e2e_processing_latency: E2eLatencyStats;
+  /** nsq-ts extensions (delivery policies): the channel's settings and what they did. */
+  max_attempts?: number;
+  dead_letter_topic?: string;
+  dead_lettered_count?: number;
+  dropped_count?: number;
 }
 
 export interface TopicStats {
@@ -67,6 +72,12 @@ export interface TopicStats {
   e2e_processing_latency: E2eLatencyStats;
   /** nsq-ts extension: records in the topic's segment files found corrupt and skipped. */
   corrupt_records: number;
+  /** nsq-ts extensions (delivery policies): the topic's caps and what they did. */
+  max_depth?: number;
+  max_bytes?: number;
+  overflow?: 'reject' | 'drop_oldest';
+  rejected_count?: number;
+  dropped_count?: number;
 }
 
 export interface MemStats {

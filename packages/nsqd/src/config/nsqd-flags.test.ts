@@ -111,6 +111,12 @@ describe('nsqd flag table', () => {
         'lookupd-http-auth-token',
         // nsq-ts hardening extension
         'max-connections',
+        // nsq-ts delivery policies
+        'max-attempts',
+        'dead-letter-topic',
+        'max-depth',
+        'max-bytes',
+        'overflow',
       ].sort(),
     );
   });
@@ -190,6 +196,11 @@ describe('parseNsqdArgs', () => {
     [['--http-auth-token=a', '--http-auth-reads'], 'httpAuthReads', true],
     [['--lookupd-tls'], 'lookupdTls', true],
     [['--max-connections=100'], 'maxConnections', 100],
+    [['--max-attempts=5'], 'maxAttempts', 5],
+    [['--dead-letter-topic=dead'], 'deadLetterTopic', 'dead'],
+    [['--max-depth=10'], 'maxDepth', 10],
+    [['--max-bytes=1000'], 'maxBytes', 1000],
+    [['--overflow=drop_oldest'], 'overflow', 'drop_oldest'],
     [['--lookupd-tls', '--lookupd-tls-root-ca-file=/ca.pem'], 'lookupdTlsRootCaFile', '/ca.pem'],
     [['--lookupd-http-auth-token=tok'], 'lookupdHttpAuthToken', 'tok'],
   ];
@@ -466,6 +477,11 @@ verbose = true
       outputBufferTimeoutMs: 100,
       maxChannelConsumers: 50,
       maxConnections: 0,
+      maxAttempts: 0,
+      deadLetterTopic: '',
+      maxDepth: 0,
+      maxBytes: 0,
+      overflow: 'reject',
       statsdAddress: '127.0.0.1:8125',
       statsdIntervalMs: 30_000,
       statsdMemStats: false,

@@ -5,6 +5,7 @@ import {
   type FlagSpec,
   formatGoUsage,
   goQuoteText,
+  isValidTopicName,
   type OptionFlag,
   parseGoBool,
   resolveFlags,
@@ -82,6 +83,11 @@ function parseTlsRequired(raw: string): NsqdOptions['tlsRequired'] {
   } catch {
     throw new Error('must be true, false or tcp-https');
   }
+}
+
+export function parseOverflow(raw: string): NsqdOptions['overflow'] {
+  if (raw === 'reject' || raw === 'drop_oldest') return raw;
+  throw new Error('must be reject or drop_oldest');
 }
 
 const TLS_VERSIONS: readonly string[] = ['tls1.0', 'tls1.1', 'tls1.2', 'tls1.3'];
@@ -251,6 +257,41 @@ export const NSQD_FLAGS: readonly NsqdFlag[] = [
     'maximum TCP client connections; new ones over it are closed at once (default 0, i.e., unlimited; not in NSQ)',
   ),
 
+  // delivery policies (not in NSQ): defaults for channels without their own /channel/config
+  intFlag(
+    'max-attempts',
+    'maxAttempts',
+    'deliveries after which a message that comes back goes to the dead-letter topic (default 0, i.e., unlimited; not in NSQ)',
+    { min: 0, max: 65535 },
+  ),
+  stringFlag(
+    'dead-letter-topic',
+    'deadLetterTopic',
+    'topic a message goes to after --max-attempts deliveries (default none: it is dropped; not in NSQ)',
+  ),
+
+  intFlag(
+    'max-depth',
+    'maxDepth',
+    "messages a topic's deepest channel may have queued (default 0, i.e., unlimited; not in NSQ)",
+  ),
+  intFlag(
+    'max-bytes',
+    'maxBytes',
+    "body bytes a topic's deepest channel may have queued (default 0, i.e., unlimited; not in NSQ)",
+  ),
+  {
+    spec: {
+      name: 'overflow',
+      type: 'custom',
+      default: DEFAULTS.overflow,
+      parse: parseOverflow,
+      usage: "what a publish past --max-depth/--max-bytes does: 'reject' it or 'drop_oldest' (not in NSQ)",
+    },
+    option: 'overflow',
+    configKeys: ['overflow'],
+  },
+
   // statsd integration options
   stringFlag('statsd-address', 'statsdAddress', 'UDP <addr>:<port> of a statsd daemon for pushing stats'),
   durationFlag('statsd-interval', 'statsdIntervalMs', 'duration between pushing to statsd'),
@@ -413,6 +454,12 @@ export function validateNsqdOptions(input: NsqdOptions): NsqdOptions {
         `invalid E2E processing latency percentile: ${p} (each must be in (0,1])`,
       );
     }
+  }
+  if (options.deadLetterTopic !== '' && !isValidTopicName(options.deadLetterTopic)) {
+    throw fail(
+      'dead-letter-topic',
+      `--dead-letter-topic ${goQuoteText(options.deadLetterTopic)} is not a valid topic name`,
+    );
   }
   if (!LOG_LEVELS.includes(options.logLevel)) throw fail('log-level', `invalid log level '${options.logLevel}'`);
   if (!TLS_VERSIONS.includes(options.tlsMinVersion)) {

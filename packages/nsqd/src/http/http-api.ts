@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { boolParam, firstValue, type GoQuery, parseHostPort } from '@nsq-ts/go-compat';
 import { isValidChannelName, isValidTopicName, scanMpubBody } from '@nsq-ts/protocol';
 import { createV1Router, EMPTY, HttpError, TEXT_TYPE, Text, type V1Router } from '@nsq-ts/server-kit';
+import type { Channel } from '../channel.js';
 import type { Clock } from '../clock.js';
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';
 import type { Logger } from '../logger.js';
@@ -10,7 +11,7 @@ import type { NsqdMetrics } from '../metrics/prometheus.js';
 import { LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
 import { collectStats, type StatsSource } from '../stats/collect.js';
 import { formatStatsText } from '../stats/text.js';
-import type { Topic } from '../topic.js';
+import { type Topic, TopicFullError } from '../topic.js';
 import { VERSION } from '../version.js';
 
 /** nsqd's HTTP API (nsq-spec §3), on the V1 conventions of @nsq-ts/server-kit. */
@@ -105,6 +106,7 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
       await publish();
     } catch (err) {
       if (err instanceof HttpError) throw err;
+      if (err instanceof TopicFullError) throw new HttpError(503, 'TOPIC_FULL');
       nsqd.logger.error(`HTTP: publish failed - ${(err as Error).message}`);
       throw new HttpError(503, 'EXITING');
     }
@@ -182,11 +184,7 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
   });
 
   route('POST', '/topic/empty', (req) => {
-    const query = req.query();
-    const name = firstValue(query, 'topic');
-    if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
-    if (!isValidTopicName(name)) throw new HttpError(400, 'INVALID_TOPIC');
-    existingTopic(name).empty();
+    existingTopic(checkedTopicName(req.query())).empty();
     return EMPTY;
   });
 
@@ -226,18 +224,85 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
     return EMPTY;
   });
 
+  function existingChannel(query: GoQuery): Channel {
+    const { topic, channelName } = topicAndChannel(query);
+    const channel = topic.channels.get(channelName);
+    if (channel === undefined) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
+    return channel;
+  }
+
   for (const action of ['empty', 'pause', 'unpause'] as const) {
     route('POST', `/channel/${action}`, (req) => {
-      const query = req.query();
-      const { topic, channelName } = topicAndChannel(query);
-      const channel = topic.channels.get(channelName);
-      if (channel === undefined) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
+      const channel = existingChannel(req.query());
       if (action === 'empty') channel.empty();
       else if (action === 'pause') channel.pause();
       else channel.unpause();
       return EMPTY;
     });
   }
+
+  // ---- delivery policies (issue 19, not in NSQ) ----
+
+  route('POST', '/channel/config', (req) => {
+    const query = req.query();
+    const channel = existingChannel(query);
+    const settings: { maxAttempts?: number; deadLetterTopic?: string } = {};
+    const attempts = firstValue(query, 'max_attempts');
+    if (attempts !== null) {
+      // The wire's attempts field is a uint16.
+      if (!/^\d{1,5}$/.test(attempts) || Number(attempts) > 65535) throw new HttpError(400, 'INVALID_MAX_ATTEMPTS');
+      settings.maxAttempts = Number(attempts);
+    }
+    const dead = firstValue(query, 'dead_letter_topic');
+    if (dead !== null) {
+      if (dead !== '' && !isValidTopicName(dead)) throw new HttpError(400, 'INVALID_TOPIC');
+      settings.deadLetterTopic = dead;
+    }
+    if (attempts === null && dead === null) throw new HttpError(400, 'MISSING_ARG_CONFIG');
+    channel.configure(settings);
+    return new Text('OK');
+  });
+
+  route('POST', '/topic/config', (req) => {
+    const query = req.query();
+    const topic = existingTopic(checkedTopicName(query));
+    const settings: { maxDepth?: number; maxBytes?: number; overflow?: 'reject' | 'drop_oldest' } = {};
+    const depth = firstValue(query, 'max_depth');
+    if (depth !== null) settings.maxDepth = count(depth, 'INVALID_MAX_DEPTH');
+    const bytes = firstValue(query, 'max_bytes');
+    if (bytes !== null) settings.maxBytes = count(bytes, 'INVALID_MAX_BYTES');
+    const overflow = firstValue(query, 'overflow');
+    if (overflow !== null) {
+      if (overflow !== 'reject' && overflow !== 'drop_oldest') throw new HttpError(400, 'INVALID_OVERFLOW');
+      settings.overflow = overflow;
+    }
+    if (depth === null && bytes === null && overflow === null) throw new HttpError(400, 'MISSING_ARG_CONFIG');
+    topic.configure(settings);
+    return new Text('OK');
+  });
+
+  route('GET', '/topic/config', (req) => {
+    const topic = existingTopic(checkedTopicName(req.query()));
+    return { max_depth: topic.maxDepth, max_bytes: topic.maxBytes, overflow: topic.overflow };
+  });
+
+  /** A non-negative integer setting, or 400 `code`. */
+  function count(text: string, code: string): number {
+    if (!/^\d{1,15}$/.test(text)) throw new HttpError(400, code);
+    return Number(text);
+  }
+
+  function checkedTopicName(query: GoQuery): string {
+    const name = firstValue(query, 'topic');
+    if (name === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
+    if (!isValidTopicName(name)) throw new HttpError(400, 'INVALID_TOPIC');
+    return name;
+  }
+
+  route('GET', '/channel/config', (req) => {
+    const channel = existingChannel(req.query());
+    return { max_attempts: channel.maxAttempts, dead_letter_topic: channel.deadLetterTopic };
+  });
 
   // ---- config ----
 

@@ -77,6 +77,16 @@ export function createMetrics(nsqd: StatsSource): NsqdMetrics {
     "Records in the topic's segment files found corrupt (CRC or length) and skipped since start.",
     perTopic((t) => t.corrupt_records),
   );
+  counter(
+    'nsq_topic_rejected_total',
+    'Publishes refused by max_depth/max_bytes with overflow=reject.',
+    perTopic((t) => t.rejected_count ?? 0),
+  );
+  counter(
+    'nsq_topic_dropped_total',
+    'Messages dropped by overflow=drop_oldest while the topic had no channel.',
+    perTopic((t) => t.dropped_count ?? 0),
+  );
 
   gauge(
     'nsq_channel_depth',
@@ -122,6 +132,16 @@ export function createMetrics(nsqd: StatsSource): NsqdMetrics {
     'nsq_channel_timed_out_total',
     'In-flight messages that timed out.',
     perChannel((c) => c.timeout_count),
+  );
+  counter(
+    'nsq_channel_dead_lettered_total',
+    'Messages given up after max_attempts deliveries: moved to the dead-letter topic, or dropped without one.',
+    perChannel((c) => c.dead_lettered_count ?? 0),
+  );
+  counter(
+    'nsq_channel_dropped_total',
+    "Unread messages dropped by the topic's overflow=drop_oldest.",
+    perChannel((c) => c.dropped_count ?? 0),
   );
 
   // Quantiles over a sliding window (nsq-spec §5.8) are not a Prometheus summary, whose _count

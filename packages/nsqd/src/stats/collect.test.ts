@@ -63,8 +63,13 @@ const TOPIC_KEYS = [
   'message_bytes',
   'paused',
   'e2e_processing_latency',
-  // nsq-ts extension, after NSQ's keys.
+  // nsq-ts extensions, after NSQ's keys.
   'corrupt_records',
+  'max_depth',
+  'max_bytes',
+  'overflow',
+  'rejected_count',
+  'dropped_count',
 ];
 const CHANNEL_KEYS = [
   'channel_name',
@@ -79,6 +84,11 @@ const CHANNEL_KEYS = [
   'clients',
   'paused',
   'e2e_processing_latency',
+  // nsq-ts extensions (delivery policies), after NSQ's keys.
+  'max_attempts',
+  'dead_letter_topic',
+  'dead_lettered_count',
+  'dropped_count',
 ];
 const CLIENT_HEAD = [
   'client_id',
@@ -173,6 +183,10 @@ describe('collectStats', () => {
       client_count: 1,
       paused: false,
       e2e_processing_latency: { count: 0, percentiles: null },
+      max_attempts: 0,
+      dead_letter_topic: '',
+      dead_lettered_count: 0,
+      dropped_count: 0,
     });
     expect(c2).toMatchObject({ depth: 3, in_flight_count: 0, message_count: 3, client_count: 1 });
 

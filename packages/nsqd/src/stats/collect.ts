@@ -89,6 +89,11 @@ function topicStatsOf(topic: Topic, channels: ChannelStats[]): TopicStats {
     // Over all the topic's channels, whatever ?channel= selected (nsqd does the same).
     e2e_processing_latency: topicE2e(topic),
     corrupt_records: topic.log?.corruptRecords ?? 0,
+    max_depth: topic.maxDepth,
+    max_bytes: topic.maxBytes,
+    overflow: topic.overflow,
+    rejected_count: topic.rejectedCount,
+    dropped_count: topic.droppedCount,
   };
 }
 
@@ -119,6 +124,10 @@ function channelStatsOf(channel: Channel, includeClients: boolean, topicFilter: 
     clients,
     paused: channel.paused,
     e2e_processing_latency: channel.e2e === null ? { count: 0, percentiles: null } : channel.e2e.snapshot(),
+    max_attempts: channel.maxAttempts,
+    dead_letter_topic: channel.deadLetterTopic,
+    dead_lettered_count: channel.deadLetteredCount,
+    dropped_count: channel.droppedCount,
   };
 }
 

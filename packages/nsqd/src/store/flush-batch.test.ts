@@ -34,7 +34,9 @@ async function node(name: string, fs = new FaultyFileSystem()) {
 }
 
 function state(cursor: number): StateOp[] {
-  const ops = [topicStateOp('t', { changes: 1, paused: false, nextOffset: 5, releaseMark: 0, skips: [] })];
+  const ops = [
+    topicStateOp('t', { changes: 1, paused: false, settings: {}, nextOffset: 5, releaseMark: 0, skips: [] }),
+  ];
   channelStateOps(
     't',
     'c',
@@ -42,6 +44,7 @@ function state(cursor: number): StateOp[] {
       changes: 1,
       cursor,
       paused: false,
+      settings: {},
       hot: new Float64Array([1, 2]),
       ahead: [],
       deferredPuts: [{ offset: 2, attempts: 1, dueAtWallMs: 99 }],
@@ -56,6 +59,7 @@ function state(cursor: number): StateOp[] {
 function batch(log: SegmentLog, records: RecordSource, extra: Partial<TopicBatch> = {}): FlushBatch {
   return {
     clears: channelClears('t', 'gone'),
+    intents: [],
     topics: [{ topic: 't', log, ops: [], records, deleteBelow: -1, ...extra }],
     state: state(4),
     sync: true,
@@ -96,6 +100,7 @@ describe('FlushBatch', () => {
       await writeBatch(
         {
           clears: [],
+          intents: [],
           topics: [
             { topic: 't', log: n.log, ops: [{ kind: 'clear', nextOffset: 6 }], records: NO_RECORDS, deleteBelow: -1 },
           ],

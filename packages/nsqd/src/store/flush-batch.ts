@@ -36,6 +36,11 @@ export interface TopicBatch {
 export interface FlushBatch {
   /** Keys and key prefixes of deleted topics and channels; `writeBatch` removes each once done. */
   readonly clears: StateClear[];
+  /**
+   * Written before any append when not empty: which appended records are dead letters, so that
+   * a crash before `state` leaves them recognisable (state-store.ts `deadLetterOps`).
+   */
+  readonly intents: StateOp[];
   readonly topics: TopicBatch[];
   /** Topic and channel state, written last, in one atomic LevelDB batch. */
   readonly state: StateOp[];
@@ -67,6 +72,7 @@ export async function writeBatch(batch: FlushBatch, db: StateStore): Promise<voi
     await db.clear(batch.clears[0] as StateClear);
     batch.clears.shift();
   }
+  if (batch.intents.length > 0) await db.write(batch.intents, batch.sync);
   for (const t of batch.topics) {
     while (t.ops.length > 0) {
       const op = t.ops[0] as LogOp;

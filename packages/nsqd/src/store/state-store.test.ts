@@ -39,6 +39,7 @@ function delta(fields: Partial<ChannelDelta> = {}): ChannelDelta {
     changes: 1,
     cursor: 10,
     paused: false,
+    settings: {},
     hot: new Float64Array(0),
     ahead: [],
     deferredPuts: [],
@@ -63,7 +64,7 @@ describe('StateStore', () => {
 
   it('loads back what the ops wrote: topic state, channel state, hot and ahead lists, deferred messages', async () => {
     const ops: StateOp[] = [
-      topicStateOp('t', { changes: 3, paused: true, nextOffset: 42, releaseMark: 40, skips: [[20, 25]] }),
+      topicStateOp('t', { changes: 3, paused: true, settings: {}, nextOffset: 42, releaseMark: 40, skips: [[20, 25]] }),
     ];
     channelStateOps(
       't',
@@ -124,7 +125,9 @@ describe('StateStore', () => {
       ['t', 'ab'],
       ['tt', 'a'],
     ] as const) {
-      ops.push(topicStateOp(topic, { changes: 0, paused: false, nextOffset: 0, releaseMark: 0, skips: [] }));
+      ops.push(
+        topicStateOp(topic, { changes: 0, paused: false, settings: {}, nextOffset: 0, releaseMark: 0, skips: [] }),
+      );
       channelStateOps(topic, channel, delta({ deferredPuts: [{ offset: 7, attempts: 1, dueAtWallMs: 1 }] }), ops);
     }
     await write(ops);

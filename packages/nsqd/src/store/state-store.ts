@@ -1,6 +1,6 @@
 import { Level } from 'level';
 import { pack, unpack } from 'msgpackr';
-import type { ChannelDelta, SkipRange, TopicDelta } from '../durable-state.js';
+import type { ChannelDelta, ChannelSettings, SkipRange, TopicDelta, TopicSettings } from '../durable-state.js';
 
 /** A topic's durable state (`t:<topic>`). */
 export interface TopicState {
@@ -11,6 +11,8 @@ export interface TopicState {
   releaseMark: number;
   /** Offset ranges [from, to) dropped by /topic/empty while paused, not yet passed by every channel. */
   skips: SkipRange[];
+  /** Set by /topic/config; absent when nothing was set. */
+  settings?: TopicSettings;
 }
 
 /**
@@ -25,6 +27,8 @@ export interface ChannelState {
   hot?: Uint8Array;
   /** Offsets at or past the cursor the channel already holds (DPUB fanned out), float64s. */
   ahead?: Uint8Array;
+  /** Set by /channel/config; absent when nothing was set. */
+  settings?: ChannelSettings;
 }
 
 /**
@@ -46,6 +50,8 @@ export interface LoadedChannel {
 
 export interface LoadedTopic {
   state: TopicState;
+  /** Offsets of dead letters whose move did not commit (`x:<topic>`, see Topic.takeDeadLetters). */
+  deadLetterIntent: number[];
   channels: Map<string, LoadedChannel>;
   /** Its own `t:` key was found. */
   known: boolean;
@@ -60,6 +66,8 @@ export type StateClear = { key: string } | { prefix: string };
 // separates key parts.
 export const topicKey = (topic: string): string => `t:${topic}`;
 export const channelKey = (topic: string, channel: string): string => `c:${topic}:${channel}`;
+/** Dead letters a flush is appending to the topic: written before the appends, deleted with the state. */
+export const deadLetterKey = (topic: string): string => `x:${topic}`;
 const deferredPrefix = (topic: string, channel: string): string => `o:${topic}:${channel}:`;
 /** Offsets as 14 hex digits (53 bits), so keys sort by offset. */
 export const deferredKey = (topic: string, channel: string, offset: number): string =>
@@ -72,7 +80,12 @@ export function channelClears(topic: string, channel: string): StateClear[] {
 
 /** Every key of a deleted topic and its channels. */
 export function topicClears(topic: string): StateClear[] {
-  return [{ key: topicKey(topic) }, { prefix: `c:${topic}:` }, { prefix: `o:${topic}:` }];
+  return [
+    { key: topicKey(topic) },
+    { key: deadLetterKey(topic) },
+    { prefix: `c:${topic}:` },
+    { prefix: `o:${topic}:` },
+  ];
 }
 
 /** Numbers stored as raw float64s (a channel's `hot` and `ahead` lists). */
@@ -93,6 +106,7 @@ export function topicStateOp(topic: string, delta: TopicDelta): StateOp {
     releaseMark: delta.releaseMark,
     skips: delta.skips as SkipRange[],
   };
+  if (Object.keys(delta.settings).length > 0) state.settings = delta.settings;
   return putOp(topicKey(topic), state);
 }
 
@@ -101,12 +115,20 @@ export function channelStateOps(topic: string, channel: string, delta: ChannelDe
   const state: ChannelState = { paused: delta.paused, cursor: delta.cursor };
   if (delta.hot.length > 0) state.hot = new Uint8Array(delta.hot.buffer, delta.hot.byteOffset, delta.hot.byteLength);
   if (delta.ahead.length > 0) state.ahead = new Uint8Array(new Float64Array(delta.ahead).buffer);
+  if (delta.settings.maxAttempts !== undefined || delta.settings.deadLetterTopic !== undefined)
+    state.settings = delta.settings;
   ops.push(putOp(channelKey(topic, channel), state));
   for (const entry of delta.deferredPuts) {
     const value: OutstandingState = { attempts: entry.attempts, dueAtWallMs: entry.dueAtWallMs };
     ops.push(putOp(deferredKey(topic, channel, entry.offset), value));
   }
   for (const offset of delta.deferredDeletes) ops.push({ type: 'del', key: deferredKey(topic, channel, offset) });
+}
+
+/** The intent of a flush that appends dead letters to `topic`, and its deletion for the state write. */
+export function deadLetterOps(topic: string, offsets: readonly number[]): { intent: StateOp; done: StateOp } {
+  const key = deadLetterKey(topic);
+  return { intent: putOp(key, new Uint8Array(new Float64Array(offsets).buffer)), done: { type: 'del', key } };
 }
 
 /**
@@ -167,6 +189,8 @@ export class StateStore {
         for (let i = 0; i + 1 < pairs.length; i += 2) {
           c.outstanding.set(pairs[i] as number, { attempts: pairs[i + 1] as number, dueAtWallMs: 0 });
         }
+      } else if (kind === 'x' && parts.length === 2) {
+        topicOf(parts[1] as string).deadLetterIntent = [...float64s(unpack(value) as Uint8Array)];
       } else if (kind === 'o' && parts.length === 4) {
         const offset = Number.parseInt(parts[3] as string, 16);
         channelOf(parts[1] as string, parts[2] as string).outstanding.set(offset, unpack(value) as OutstandingState);
@@ -190,5 +214,10 @@ export class StateStore {
 }
 
 export function emptyLoadedTopic(): LoadedTopic {
-  return { state: { paused: false, nextOffset: 0, releaseMark: 0, skips: [] }, channels: new Map(), known: false };
+  return {
+    state: { paused: false, nextOffset: 0, releaseMark: 0, skips: [] },
+    deadLetterIntent: [],
+    channels: new Map(),
+    known: false,
+  };
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeMessage, encodeCommand, encodeMpubBody, FrameType } from '@nsq-ts/protocol';
 import { eventually, RawClient, type RawFrame } from '@nsq-ts/test-utils';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type Clock, systemClock } from '../clock.js';
 import { ManualClock } from '../clock.test-util.js';
 import type { FileSystem } from '../log/file-system.js';
@@ -12,6 +12,7 @@ import { Decoded, decodeAt, recordSizeAt } from '../log/record-codec.js';
 import { Nsqd } from '../nsqd.js';
 import type { NsqdOptions } from '../options.js';
 import { diskQueue, msg, nsqdDat } from './nsq-fixtures.test-util.js';
+import { StateStore } from './state-store.js';
 
 /** An in-process nsqd on the test's data path, with the test's clock and file system. */
 interface Broker {
@@ -97,6 +98,12 @@ async function receive(c: RawClient, count: number, fin: boolean): Promise<Got[]
     if (fin) c.write(`FIN ${m.id}\n`);
   }
   return got;
+}
+
+async function nextMessage(c: RawClient): Promise<ReturnType<typeof decodeMessage>> {
+  let frame = await c.readFrame();
+  while (frame.type !== FrameType.Message) frame = await c.readFrame();
+  return decodeMessage(frame.data);
 }
 
 async function stats(d: Broker): Promise<{ topics: Record<string, unknown>[] }> {
@@ -613,5 +620,59 @@ describe('message_count', () => {
     await mpub(d, 'm', numbered(1));
     await check();
     expect(last.get('nsq_channel_messages_total{topic="m",channel="c"}')).toBe(4);
+  });
+});
+
+describe('dead letters', () => {
+  it('settings survive a restart; the dead letter keeps body and publish time, with a new ID', async () => {
+    let d = await restart();
+    await mpub(d, 't', ['a']);
+    const c = await subscribe(d, 't', 'ch', 1);
+    d.nsqd.topics.get('t')?.channels.get('ch')?.configure({ maxAttempts: 1, deadLetterTopic: 'dead' });
+    const got = await nextMessage(c);
+    c.write(`REQ ${got.id} 0\n`);
+    await eventually(() => expect(d.nsqd.topics.get('dead')?.depth).toBe(1));
+    d = await restart();
+    expect(d.nsqd.topics.get('t')?.channels.get('ch')?.settings).toEqual({ maxAttempts: 1, deadLetterTopic: 'dead' });
+    const dead = await nextMessage(await subscribe(d, 'dead', 'x', 10));
+    expect([dead.body.toString(), dead.attempts, dead.timestamp]).toEqual(['a', 1, got.timestamp]);
+    expect(dead.id).not.toBe(got.id);
+  });
+
+  it('a crash after the dead letter was appended but before the state write stores it in the dead-letter topic once', async () => {
+    let d = await restart({ maxAttempts: 2, deadLetterTopic: 'dead' });
+    await mpub(d, 't', ['a', 'b']);
+    const c = await subscribe(d, 't', 'ch', 2);
+    const first = await receive(c, 2, false);
+    for (const g of first) c.write(`REQ ${g.id} 0\n`);
+    const second = await receive(c, 2, false);
+    expect(second.map((g) => g.attempts)).toEqual([2, 2]);
+    await eventually(() => expect(d.nsqd.topics.get('t')?.channels.get('ch')?.dirty).toBe(false));
+    // Every state write that would commit the move fails from here on, as if the process died
+    // between the appends and the state write: the intent and the records are on disk.
+    const write = StateStore.prototype.write;
+    const spy = vi.spyOn(StateStore.prototype, 'write').mockImplementation(function (this: StateStore, ops, sync) {
+      if (ops.some((op) => op.type === 'del' && op.key === 'x:dead')) return Promise.reject(new Error('crash'));
+      return write.call(this, ops, sync);
+    });
+    c.write(`REQ ${second[0]?.id} 0\n`);
+    await eventually(() => expect(d.nsqd.healthError()).not.toBeNull());
+    expect((await readdir(join(dataPath, 'topics', 'dead'))).length).toBe(1);
+    await d.nsqd.close();
+    daemon = null;
+    spy.mockRestore();
+    d = await restart({ maxAttempts: 2, deadLetterTopic: 'dead' });
+    // Both are back in their channel on their last attempt (in flight at the crash counts as a
+    // timeout): given up again as soon as the channel delivers, never delivered.
+    const c2 = await subscribe(d, 't', 'ch', 10);
+    await eventually(() => expect(d.nsqd.topics.get('t')?.channels.get('ch')?.deadLetteredCount).toBe(2));
+    expect(d.nsqd.topics.get('dead')?.depth).toBe(2);
+    c2.close();
+    d = await restart({ maxAttempts: 2, deadLetterTopic: 'dead' });
+    expect(d.nsqd.topics.get('dead')?.depth).toBe(2);
+    const dc = await subscribe(d, 'dead', 'x', 10);
+    const dead = await receive(dc, 2, false);
+    expect(dead.map((g) => g.body).sort()).toEqual(['a', 'b']);
+    expect(await channelCounts(d, 'dead')).toEqual([0, 2, 0]);
   });
 });

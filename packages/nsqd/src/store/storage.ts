@@ -23,6 +23,8 @@ import { readNsqDataPath } from './nsq-import.js';
 import {
   channelClears,
   channelStateOps,
+  deadLetterKey,
+  deadLetterOps,
   deferredKey,
   emptyLoadedTopic,
   float64s,
@@ -77,6 +79,10 @@ interface Snapshot {
   readonly written: { readonly topic: Topic; readonly to: number }[];
   readonly topicDeltas: [Topic, TopicDelta][];
   readonly channelDeltas: [Channel, ChannelDelta][];
+  /** Dead letters the batch appends, by topic (given back if it fails). */
+  readonly deadLetters: [Topic, number[]][];
+  /** `pendingState` taken by the batch. */
+  readonly extraState: StateOp[];
 }
 
 /** The `TopicStore` every durable topic is given. */
@@ -142,6 +148,8 @@ export class Storage {
   /** State of deleted topics and channels, cleared first by the next flush. */
   private pendingClears: StateClear[] = [];
   private pendingOps = new Map<SegmentLog, PendingOps>();
+  /** State writes of the storage's own (start-up repairs), in the next flush's state batch. */
+  private pendingState: StateOp[] = [];
   private closing = false;
   /** Set by the sync-timeout timer: the next flush looks for finished segments. */
   private floorsDue = false;
@@ -187,12 +195,20 @@ export class Storage {
       if (isEphemeralName(name) || !isValidTopicName(name)) continue;
       const log = await SegmentLog.open(this.topicDir(name), this.logOptions(), this.logger);
       let next = topicState.state.nextOffset;
+      const orphans = topicState.deadLetterIntent;
+      for (const offset of orphans) next = Math.max(next, offset + 1);
       for (const c of topicState.channels.values()) {
         next = Math.max(next, c.state.cursor);
         for (const offset of c.outstanding.keys()) next = Math.max(next, offset + 1);
       }
       const store = new BoundTopicStore(this, name, log);
       const topic = this.host.restoreTopic(name, store, { ...topicState.state, nextOffset: next });
+      if (orphans.length > 0) {
+        // The skips and the intent's deletion are stored by one state write.
+        topic.skipOrphans(orphans);
+        this.pendingState.push({ type: 'del', key: deadLetterKey(name) });
+        this.logger.warn(`TOPIC(${name}): ${orphans.length} dead letter(s) of an uncommitted move skipped`);
+      }
       await this.restoreChannels(topic, topicState);
       topic.trim();
     }
@@ -254,6 +270,7 @@ export class Storage {
       if (isEphemeralName(name)) continue;
       // What the topic released before the restart was counted by the last process.
       const channel = topic.restoreChannel(name, c.state.cursor, c.state.paused, topic.readLimit);
+      if (c.state.settings !== undefined) channel.settings = c.state.settings;
       for (const offset of float64s(c.state.ahead)) channel.holdAhead(offset);
       for (const [offset, o] of c.outstanding) {
         let list = wanted.get(offset);
@@ -390,6 +407,8 @@ export class Storage {
       this.opsSinceSync = Math.max(this.opsSinceSync, this.options.syncEvery);
       // Nothing of the batch is committed: the next one takes the same changes again.
       for (const w of snap.written) w.topic.discardUnwritten(w.to);
+      for (const [topic, offsets] of snap.deadLetters) topic.untakeDeadLetters(offsets);
+      this.pendingState.unshift(...snap.extraState);
       this.requeue(batch);
       done?.reject(new Error(this.health));
       this.scheduleRetry();
@@ -416,7 +435,11 @@ export class Storage {
     const clears = this.pendingClears;
     this.pendingClears = [];
     const topics: TopicBatch[] = [];
-    const state: StateOp[] = [];
+    const extraState = this.pendingState;
+    this.pendingState = [];
+    const state: StateOp[] = [...extraState];
+    const intents: StateOp[] = [];
+    const deadLetters: Snapshot['deadLetters'] = [];
     const written: Snapshot['written'] = [];
     const topicDeltas: Snapshot['topicDeltas'] = [];
     const channelDeltas: Snapshot['channelDeltas'] = [];
@@ -432,6 +455,13 @@ export class Storage {
       const records = topic.collectWrites();
       recordCount += records.count;
       written.push({ topic, to: topic.tail.end });
+      const dead = topic.takeDeadLetters();
+      if (dead.length > 0) {
+        const ops = deadLetterOps(topic.name, dead);
+        intents.push(ops.intent);
+        state.push(ops.done);
+        deadLetters.push([topic, dead]);
+      }
       topic.pruneSkips();
       const topicDelta = topic.durableDelta();
       if (topicDelta !== null) {
@@ -457,7 +487,14 @@ export class Storage {
     this.opsSinceSync += recordCount;
     const sync = forceSync || this.opsSinceSync >= this.options.syncEvery;
     if (sync) this.opsSinceSync = 0;
-    return { batch: { clears, topics, state, sync }, written, topicDeltas, channelDeltas };
+    return {
+      batch: { clears, intents, topics, state, sync },
+      written,
+      topicDeltas,
+      channelDeltas,
+      deadLetters,
+      extraState,
+    };
   }
 
   /** What a failed batch did not do goes before what was queued since. */

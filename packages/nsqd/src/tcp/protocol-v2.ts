@@ -20,6 +20,7 @@ import {
 import type { AuthState } from '../auth/auth-client.js';
 import type { Channel } from '../channel.js';
 import type { NsqdOptions } from '../options.js';
+import { TopicFullError } from '../topic.js';
 import { VERSION } from '../version.js';
 import { ClientState, type ClientV2 } from './client-v2.js';
 
@@ -407,6 +408,8 @@ export class ProtocolV2 implements CommandHandler {
     try {
       stored = publish();
     } catch (err) {
+      // A cap with overflow=reject (issue 19): the client may retry later, so not fatal.
+      if (err instanceof TopicFullError) throw new ProtocolError(code, `${name} failed ${err.message}`, false);
       throw fatal(code, `${name} failed ${(err as Error).message}`);
     }
     if (stored === null) {

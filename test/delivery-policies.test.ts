@@ -1,0 +1,344 @@
+/**
+ * Server-side delivery policies (issue 19) end to end: real nsqd processes, raw V2 bytes
+ * (test/support/nsq-wire.ts) and nsqjs, and SIGKILL with a restart on the same data path.
+ *
+ * - /channel/config: NSQ-style answers and errors; the settings in /stats (extension keys after
+ *   NSQ's) and /metrics.
+ * - A message REQ'd max_attempts times lands in the dead-letter topic once, body and publish
+ *   time unchanged, and never comes back to its channel — with raw bytes and with nsqjs.
+ * - SIGKILL while messages are being dead-lettered, --mem-queue-size=0: after the restart every
+ *   published message is in the dead-letter topic exactly once, and no delivery on the source
+ *   channel ever had more than max_attempts attempts.
+ * - /topic/config caps: overflow=reject refuses (non-fatal E_*_FAILED, HTTP 503 TOPIC_FULL) and
+ *   accepts again once drained; drop_oldest keeps the newest max_depth, with and without
+ *   channels; caps and what they dropped survive a SIGKILL.
+ */
+
+import type { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { channelStats, http, httpJson, httpPost, topicStats, WireClient } from './support/nsq-wire.js';
+import { perTestProcesses } from './support/per-test.js';
+import { type DaemonProcess, waitUntil } from './support/processes.js';
+
+const resources = perTestProcesses();
+
+function startNsqd(args: readonly string[], dataPath?: string): Promise<DaemonProcess> {
+  return resources.group.startNsqd({ name: 'nsqd', lookupdTcpAddresses: [], args, dataPath });
+}
+
+async function connect(node: DaemonProcess): Promise<WireClient> {
+  const client = await WireClient.connect(node.tcpAddress);
+  resources.defer(() => client.destroy());
+  return client;
+}
+
+async function createChannel(httpAddress: string, topic: string, channel: string): Promise<void> {
+  await httpPost(httpAddress, `/topic/create?topic=${topic}`);
+  await httpPost(httpAddress, `/channel/create?topic=${topic}&channel=${channel}`);
+}
+
+interface NsqjsMessage extends EventEmitter {
+  readonly id: string;
+  readonly attempts: number;
+  readonly body: Buffer;
+  readonly timestamp: bigint;
+  finish(): void;
+  requeue(delayMs?: number, backoff?: boolean): void;
+}
+
+interface Nsqjs {
+  Reader: new (
+    topic: string,
+    channel: string,
+    options: { nsqdTCPAddresses: string[]; maxInFlight?: number; maxAttempts?: number },
+  ) => EventEmitter & { connect(): void; close(): void };
+  Writer: new (
+    host: string,
+    port: number,
+  ) => EventEmitter & {
+    connect(): void;
+    close(): void;
+    publish(topic: string, msgs: unknown, callback?: (err?: Error | null) => void): void;
+  };
+}
+
+const nsq = createRequire(import.meta.url)('nsqjs') as Nsqjs;
+
+/** A consumer of `topic/channel` that FINishes every message; the bodies in arrival order. */
+async function finishAll(node: DaemonProcess, topic: string, channel: string): Promise<string[]> {
+  const got: string[] = [];
+  const consumer = await connect(node);
+  consumer.onMessage = (m) => {
+    got.push(m.body.toString());
+    consumer.fin(m.id);
+  };
+  await consumer.sub(topic, channel);
+  consumer.rdy(10);
+  return got;
+}
+
+describe('/channel/config', () => {
+  it('sets and reads max_attempts and dead_letter_topic, refuses bad values NSQ-style, shows them in /stats and /metrics', async () => {
+    const node = await startNsqd(['--max-attempts=7']);
+    const h = node.httpAddress;
+    await createChannel(h, 't', 'c');
+    expect(await httpJson(h, '/channel/config?topic=t&channel=c')).toEqual({ max_attempts: 7, dead_letter_topic: '' });
+    expect(await httpPost(h, '/channel/config?topic=t&channel=c&dead_letter_topic=t.dead')).toBe('OK');
+    expect(await httpJson(h, '/channel/config?topic=t&channel=c')).toEqual({
+      max_attempts: 7,
+      dead_letter_topic: 't.dead',
+    });
+    const bad = async (query: string) => {
+      const r = await http(h, `/channel/config?${query}`, { method: 'POST' });
+      return [r.status, JSON.parse(r.text).message];
+    };
+    expect(await bad('topic=t&channel=c&max_attempts=-1')).toEqual([400, 'INVALID_MAX_ATTEMPTS']);
+    expect(await bad('topic=t&channel=c&max_attempts=65536')).toEqual([400, 'INVALID_MAX_ATTEMPTS']);
+    expect(await bad('topic=t&channel=c&dead_letter_topic=no*good')).toEqual([400, 'INVALID_TOPIC']);
+    expect(await bad('topic=t&channel=c')).toEqual([400, 'MISSING_ARG_CONFIG']);
+    expect(await bad('topic=t&channel=nope&max_attempts=1')).toEqual([404, 'CHANNEL_NOT_FOUND']);
+    expect(await bad('topic=nope&channel=c&max_attempts=1')).toEqual([404, 'TOPIC_NOT_FOUND']);
+    expect(await httpPost(h, '/channel/config?topic=t&channel=c&max_attempts=0')).toBe('OK');
+    const c = await channelStats(h, 't', 'c');
+    const keys = Object.keys(c);
+    // NSQ's keys first, unchanged; the extensions after them.
+    expect(keys.slice(keys.indexOf('e2e_processing_latency'))).toEqual([
+      'e2e_processing_latency',
+      'max_attempts',
+      'dead_letter_topic',
+      'dead_lettered_count',
+      'dropped_count',
+    ]);
+    expect(c).toMatchObject({ max_attempts: 0, dead_letter_topic: 't.dead', dead_lettered_count: 0 });
+    const metrics = (await http(h, '/metrics')).text;
+    expect(metrics).toContain('nsq_channel_dead_lettered_total{topic="t",channel="c"} 0');
+  });
+});
+
+describe('dead letters', () => {
+  it('raw V2: a message REQd max_attempts times lands in the dead-letter topic once and never comes back', async () => {
+    const node = await startNsqd([]);
+    const h = node.httpAddress;
+    await createChannel(h, 't', 'c');
+    await httpPost(h, '/channel/config?topic=t&channel=c&max_attempts=3&dead_letter_topic=t.dead');
+    await createChannel(h, 't.dead', 'inspect');
+    const got: { body: string; attempts: number }[] = [];
+    const consumer = await connect(node);
+    consumer.onMessage = (m) => {
+      got.push({ body: m.body.toString(), attempts: m.attempts });
+      if (m.body.toString() === 'poison') consumer.req(m.id, 0);
+      else consumer.fin(m.id);
+    };
+    await consumer.sub('t', 'c');
+    consumer.rdy(10);
+    const publisher = await connect(node);
+    await publisher.pub('t', 'poison');
+    await waitUntil('dead-lettered', async () => (await channelStats(h, 't', 'c')).dead_lettered_count === 1);
+    expect(got).toEqual([1, 2, 3].map((attempts) => ({ body: 'poison', attempts })));
+    const dead: { body: string; attempts: number }[] = [];
+    const inspector = await connect(node);
+    inspector.onMessage = (m) => {
+      dead.push({ body: m.body.toString(), attempts: m.attempts });
+      inspector.fin(m.id);
+    };
+    await inspector.sub('t.dead', 'inspect');
+    inspector.rdy(10);
+    await waitUntil('dead letter received', () => dead.length === 1);
+    expect(dead).toEqual([{ body: 'poison', attempts: 1 }]);
+    // Nothing more anywhere: a PUB behind it on t arrives, the poison does not.
+    await publisher.pub('t', 'next');
+    await waitUntil('next received', () => got.length === 4);
+    expect(got[3]).toEqual({ body: 'next', attempts: 1 });
+    const c = await channelStats(h, 't', 'c');
+    expect([c.depth, c.deferred_count]).toEqual([0, 0]);
+    expect((await topicStats(h, 't.dead')).message_count).toBe(1);
+    expect((await http(h, '/metrics')).text).toContain('nsq_channel_dead_lettered_total{topic="t",channel="c"} 1');
+  });
+
+  it('nsqjs: a Reader that always requeues sees max_attempts deliveries; a Reader on the dead-letter topic gets it, body and timestamp unchanged', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--max-attempts=2', '--dead-letter-topic=dlq']);
+    const h = node.httpAddress;
+    await createChannel(h, 'jobs', 'workers');
+    await createChannel(h, 'dlq', 'ops');
+    const [host, port] = node.tcpAddress.split(':') as [string, string];
+    const writer = new nsq.Writer(host, Number(port));
+    resources.defer(() => writer.close());
+    writer.connect();
+    await new Promise((resolve) => writer.once('ready', resolve));
+    const seen: [string, number, bigint][] = [];
+    const workers = new nsq.Reader('jobs', 'workers', { nsqdTCPAddresses: [node.tcpAddress], maxInFlight: 5 });
+    resources.defer(() => workers.close());
+    workers.on('message', (m: NsqjsMessage) => {
+      seen.push([m.body.toString(), m.attempts, m.timestamp]);
+      m.requeue(0, false);
+    });
+    workers.connect();
+    const dead: [string, number, bigint][] = [];
+    const ops = new nsq.Reader('dlq', 'ops', { nsqdTCPAddresses: [node.tcpAddress] });
+    resources.defer(() => ops.close());
+    ops.on('message', (m: NsqjsMessage) => {
+      dead.push([m.body.toString(), m.attempts, m.timestamp]);
+      m.finish();
+    });
+    ops.connect();
+    await new Promise<void>((resolve, reject) =>
+      writer.publish('jobs', ['a', 'b'], (err) => (err ? reject(err) : resolve())),
+    );
+    await waitUntil('both dead-lettered', () => dead.length === 2, { timeoutMs: 20_000 });
+    expect(dead.map(([b]) => b).sort()).toEqual(['a', 'b']);
+    for (const [body, attempts, timestamp] of dead) {
+      expect(attempts).toBe(1);
+      expect(timestamp).toBe(seen.find(([b]) => b === body)?.[2]);
+    }
+    expect(seen.map(([b, a]) => `${b}${a}`).sort()).toEqual(['a1', 'a2', 'b1', 'b2']);
+    expect((await channelStats(h, 'jobs', 'workers')).dead_lettered_count).toBe(2);
+  });
+
+  it('SIGKILL while dead-lettering (--mem-queue-size=0): the settings are kept, every message is in the dead-letter topic exactly once after the restart', {
+    timeout: 90_000,
+  }, async () => {
+    const N = 400;
+    const args = ['--mem-queue-size=0', '--dead-letter-topic=dead', '--msg-timeout=60s'];
+    const node = await startNsqd(args);
+    await createChannel(node.httpAddress, 't', 'c');
+    // Stored by the flush that answers the first MPUB below (durable mode) at the latest.
+    await httpPost(node.httpAddress, '/channel/config?topic=t&channel=c&max_attempts=2');
+    const publisher = await connect(node);
+    const bodies = Array.from({ length: N }, (_, i) => Buffer.from(`m${i}`));
+    for (let i = 0; i < N; i += 100) await publisher.mpub('t', bodies.slice(i, i + 100));
+    const attempts: number[] = [];
+    const requeueAll = async (n: DaemonProcess) => {
+      const consumer = await connect(n);
+      consumer.onMessage = (m) => {
+        attempts.push(m.attempts);
+        consumer.req(m.id, 0);
+      };
+      await consumer.sub('t', 'c');
+      consumer.rdy(20);
+      return consumer;
+    };
+    await requeueAll(node);
+    await waitUntil('some dead-lettered', async () => {
+      return (await channelStats(node.httpAddress, 't', 'c')).dead_lettered_count >= N / 4;
+    });
+    node.note('SIGKILL');
+    node.signal('SIGKILL');
+    await node.exited;
+    const again = await resources.group.restart(node);
+    expect(await httpJson(again.httpAddress, '/channel/config?topic=t&channel=c')).toEqual({
+      max_attempts: 2,
+      dead_letter_topic: 'dead',
+    });
+    await requeueAll(again);
+    await waitUntil(
+      'the source channel is empty',
+      async () => {
+        const c = await channelStats(again.httpAddress, 't', 'c');
+        return c.depth === 0 && c.in_flight_count === 0 && c.deferred_count === 0;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(Math.max(...attempts)).toBe(2);
+    // The dead-letter topic has no channel: its depth is what it stores.
+    expect((await topicStats(again.httpAddress, 'dead')).depth).toBe(N);
+    const received = new Map<string, number>();
+    const inspector = await connect(again);
+    inspector.onMessage = (m) => {
+      const b = m.body.toString();
+      received.set(b, (received.get(b) ?? 0) + 1);
+      inspector.fin(m.id);
+    };
+    await inspector.sub('dead', 'inspect');
+    inspector.rdy(100);
+    await waitUntil('every dead letter received', () => received.size === N, { timeoutMs: 30_000 });
+    expect([...received.values()].every((n) => n === 1)).toBe(true);
+    expect(new Set(received.keys())).toEqual(new Set(bodies.map((b) => b.toString())));
+  });
+});
+
+describe('/topic/config caps', () => {
+  it('overflow=reject: PUB/MPUB/DPUB past max_depth fail non-fatally, HTTP 503 TOPIC_FULL, nothing of a refused MPUB stored; accepted again once drained; kept across SIGKILL', {
+    timeout: 60_000,
+  }, async () => {
+    const node = await startNsqd(['--mem-queue-size=0']);
+    const h = node.httpAddress;
+    await createChannel(h, 'capped', 'c');
+    const bad = await http(h, '/topic/config?topic=capped&overflow=never', { method: 'POST' });
+    expect([bad.status, JSON.parse(bad.text).message]).toEqual([400, 'INVALID_OVERFLOW']);
+    expect(await httpPost(h, '/topic/config?topic=capped&max_depth=3')).toBe('OK');
+    expect(await httpJson(h, '/topic/config?topic=capped')).toEqual({ max_depth: 3, max_bytes: 0, overflow: 'reject' });
+    const p = await connect(node);
+    await p.mpub('capped', [Buffer.from('a'), Buffer.from('b')]);
+    await expect(p.mpub('capped', [Buffer.from('x'), Buffer.from('y')])).rejects.toThrow(/E_MPUB_FAILED/);
+    await p.pub('capped', 'c');
+    await expect(p.pub('capped', 'x')).rejects.toThrow(/E_PUB_FAILED/);
+    await expect(p.dpub('capped', 10, 'x')).rejects.toThrow(/E_DPUB_FAILED/);
+    const r = await http(h, '/pub?topic=capped', { method: 'POST', body: 'x' });
+    expect([r.status, JSON.parse(r.text).message]).toEqual([503, 'TOPIC_FULL']);
+    expect(p.isClosed).toBe(false);
+    const t = await topicStats(h, 'capped');
+    expect([t.channels[0]?.depth, t.rejected_count]).toEqual([3, 4]);
+    node.signal('SIGKILL');
+    await node.exited;
+    const again = await resources.group.restart(node);
+    expect(await httpJson(again.httpAddress, '/topic/config?topic=capped')).toMatchObject({ max_depth: 3 });
+    const got = await finishAll(again, 'capped', 'c');
+    await waitUntil(
+      'drained',
+      async () => (await channelStats(again.httpAddress, 'capped', 'c')).depth === 0 && got.length === 3,
+    );
+    expect(got).toEqual(['a', 'b', 'c']);
+    const p2 = await connect(again);
+    await p2.pub('capped', 'd');
+    await waitUntil('d delivered', () => got.length === 4);
+  });
+
+  it('overflow=drop_oldest keeps exactly the newest max_depth for a lagging channel, counted; nsqjs reads them', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--max-depth=5', '--overflow=drop_oldest']);
+    const h = node.httpAddress;
+    await createChannel(h, 'ring', 'slow');
+    const p = await connect(node);
+    await p.mpub(
+      'ring',
+      Array.from({ length: 12 }, (_, i) => Buffer.from(`m${i}`)),
+    );
+    for (let i = 12; i < 15; i++) await p.pub('ring', `m${i}`);
+    const c = await channelStats(h, 'ring', 'slow');
+    expect([c.depth, c.dropped_count]).toEqual([5, 10]);
+    expect((await http(h, '/metrics')).text).toContain('nsq_channel_dropped_total{topic="ring",channel="slow"} 10');
+    const got: string[] = [];
+    const reader = new nsq.Reader('ring', 'slow', { nsqdTCPAddresses: [node.tcpAddress], maxInFlight: 10 });
+    resources.defer(() => reader.close());
+    reader.on('message', (m: NsqjsMessage) => {
+      got.push(m.body.toString());
+      m.finish();
+    });
+    reader.connect();
+    await waitUntil('five received', () => got.length === 5);
+    expect(got).toEqual(['m10', 'm11', 'm12', 'm13', 'm14']);
+  });
+
+  it('drop_oldest without channels: the topic keeps its newest max_depth, across a SIGKILL', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--mem-queue-size=0']);
+    const h = node.httpAddress;
+    await httpPost(h, '/topic/create?topic=buf');
+    await httpPost(h, '/topic/config?topic=buf&max_depth=4&overflow=drop_oldest');
+    const p = await connect(node);
+    for (let i = 0; i < 10; i++) await p.pub('buf', `m${i}`);
+    expect(await topicStats(h, 'buf')).toMatchObject({ depth: 4, dropped_count: 6 });
+    node.signal('SIGKILL');
+    await node.exited;
+    const again = await resources.group.restart(node);
+    expect((await topicStats(again.httpAddress, 'buf')).depth).toBe(4);
+    const got = await finishAll(again, 'buf', 'c');
+    await waitUntil('four received', () => got.length === 4);
+    expect(got).toEqual(['m6', 'm7', 'm8', 'm9']);
+  });
+});

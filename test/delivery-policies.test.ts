@@ -222,7 +222,7 @@ describe('dead letters', () => {
     };
     await requeueAll(node);
     await waitUntil('some dead-lettered', async () => {
-      return (await channelStats(node.httpAddress, 't', 'c')).dead_lettered_count >= N / 4;
+      return ((await channelStats(node.httpAddress, 't', 'c')).dead_lettered_count ?? 0) >= N / 4;
     });
     node.note('SIGKILL');
     node.signal('SIGKILL');

@@ -5,11 +5,11 @@ import {
   type FlagSpec,
   formatGoUsage,
   goQuoteText,
-  isValidTopicName,
   type OptionFlag,
   parseGoBool,
   resolveFlags,
 } from '@nsq-ts/go-compat';
+import { isValidTopicName } from '@nsq-ts/protocol';
 import { type DaemonArgs, HTTP_AUTH_FLAGS, logLevelFlag, readDaemonFlags } from '@nsq-ts/server-kit';
 import { defaultNsqdOptions, LOG_LEVELS, type NsqdOptions } from '../options.js';
 import { VERSION } from '../version.js';

@@ -8,7 +8,6 @@
  * (git-ignored); scripts/admin-screenshots.js makes the ones in docs/. Skips only when
  * /usr/bin/chromium is absent (.ci/run installs it).
  */
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -17,11 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { type Admin, createAdmin, type TopicSummary } from '@nsq-ts/admin';
 import { Consumer } from '@nsq-ts/client';
 import { eventually, startLookupd, startNsqd, type TestLookupd, type TestNsqd } from '@nsq-ts/test-utils';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, hasChromium, launchChromium } from './support/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ARTIFACTS = join(ROOT, 'test/artifacts');
 const SAMPLE_INTERVAL_MS = 250;
@@ -155,25 +153,7 @@ describe.skipIf(!hasChromium)(`nsqadmin in Chromium (skipped when ${CHROMIUM} is
     await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
     evilUrl = `http://127.0.0.1:${(evil.address() as { port: number }).port}/`;
     profile = await mkdtemp(join(tmpdir(), 'nsqadmin-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 800 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // Nothing but the local servers: no other name resolves. (Not context.route(): with request
-        // interception on, Playwright answers CORS preflights itself, which a real browser never
-        // gets from nsqadmin.)
-        '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-      ],
-    });
+    context = await launchChromium(profile);
     page = context.pages()[0] ?? (await context.newPage());
   }, 60_000);
 

@@ -28,5 +28,7 @@ export interface ActionResult {
   topic: string;
   channel?: string;
   node?: string;
+  /** A redrive: the dead letters moved, over every node. */
+  moved?: number;
   errors: ClusterError[];
 }

@@ -1,5 +1,14 @@
 import { hostname } from 'node:os';
 import { createLogger, formatHostPort, type Logger, parseHostPort } from '@nsq-ts/go-compat';
+import {
+  type ChannelConfigUpdate,
+  type ReplayFrom,
+  redriveTopic,
+  replayChannel,
+  setChannelConfig,
+  setTopicConfig,
+  type TopicConfigUpdate,
+} from '@nsq-ts/http-client';
 import { goJson, HttpError } from '@nsq-ts/server-kit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocketServer } from 'ws';
@@ -36,6 +45,11 @@ export function redactUrl(url: string): string {
   } catch {
     return '(invalid URL)';
   }
+}
+
+/** Records an upstream call that failed. */
+function failed(errors: ClusterError[], source: ClusterError['source'], address: string, err: unknown): void {
+  errors.push({ source, address, message: err instanceof Error ? err.message : String(err) });
 }
 
 /** How far back the per-sample (fine) history reaches; older history is in coarse steps. */
@@ -174,6 +188,50 @@ export class Admin {
     return this.acted({ action: `${action}_channel`, topic, channel, ...(node === '' ? {} : { node }), errors });
   }
 
+  /** Sets a topic's delivery-policy settings (nsq-ts nsqd) on every node that has it. */
+  async configureTopic(topic: string, update: TopicConfigUpdate): Promise<ActionResult> {
+    const errors: ClusterError[] = [];
+    const producers = await this.targets(topic, '', errors);
+    await this.each('nsqd', producers, (n) => setTopicConfig(this.upstream, n, topic, update), errors);
+    return this.acted({ action: 'config_topic', topic, errors });
+  }
+
+  /** Sets a channel's delivery-policy settings (nsq-ts nsqd) on every node that has its topic. */
+  async configureChannel(topic: string, channel: string, update: ChannelConfigUpdate): Promise<ActionResult> {
+    const errors: ClusterError[] = [];
+    const producers = await this.targets(topic, '', errors);
+    await this.each('nsqd', producers, (n) => setChannelConfig(this.upstream, n, topic, channel, update), errors);
+    return this.acted({ action: 'config_channel', topic, channel, errors });
+  }
+
+  /** Rewinds a channel on every node that has its topic (nsq-ts nsqd, topics with retention). */
+  async replay(topic: string, channel: string, from: ReplayFrom): Promise<ActionResult> {
+    const errors: ClusterError[] = [];
+    const producers = await this.targets(topic, '', errors);
+    await this.each('nsqd', producers, (n) => replayChannel(this.upstream, n, topic, channel, from), errors);
+    return this.acted({ action: 'replay_channel', topic, channel, errors });
+  }
+
+  /**
+   * Moves the dead letters of `from` back into `to` on every node that has `from`, one node after
+   * the other so that `max` (0: no limit) bounds the total.
+   */
+  async redrive(from: string, to: string, max: number): Promise<ActionResult> {
+    const errors: ClusterError[] = [];
+    const producers = await this.targets(from, '', errors);
+    let moved = 0;
+    for (const n of producers) {
+      if (max > 0 && moved >= max) break;
+      try {
+        const result = await redriveTopic(this.upstream, n, from, to, max > 0 ? { max: max - moved } : {});
+        moved += result.moved;
+      } catch (err) {
+        failed(errors, 'nsqd', n, err);
+      }
+    }
+    return this.acted({ action: 'redrive_topic', topic: from, moved, errors });
+  }
+
   /** The producers of `topic`, or just `node` when it is one of them (404 when it is not). */
   private async targets(topic: string, node: string, errors: ClusterError[]): Promise<string[]> {
     const producers = await this.reader.producersOf(topic, errors);
@@ -191,18 +249,16 @@ export class Admin {
     return result;
   }
 
+  /** POSTs `call` (a path and query, or a call of its own) to every address at once; failures go to `errors`. */
   private async each(
     source: ClusterError['source'],
     addresses: readonly string[],
-    pathAndQuery: string,
+    call: string | ((address: string) => Promise<unknown>),
     errors: ClusterError[],
   ): Promise<void> {
+    const send = typeof call === 'string' ? (address: string) => this.upstream.post(address, call) : call;
     await Promise.all(
-      addresses.map((address) =>
-        this.upstream.post(address, pathAndQuery).catch((err: unknown) => {
-          errors.push({ source, address, message: err instanceof Error ? err.message : String(err) });
-        }),
-      ),
+      addresses.map((address) => send(address).catch((err: unknown) => failed(errors, source, address, err))),
     );
   }
 

@@ -62,11 +62,27 @@ export interface ChannelCounts {
   timeoutCount: number;
   messageCount: number;
   clientCount: number;
+  /** nsq-ts delivery policies (0 from NSQ's nsqd): messages given up into the dead-letter topic or dropped. */
+  deadLetteredCount: number;
+  /** Messages drop_oldest dropped from the channel. */
+  droppedCount: number;
+  /** Messages older than the topic's message_ttl the channel did not deliver. */
+  expiredCount: number;
   paused: boolean;
+}
+
+/** A channel's delivery-policy settings (nsq-ts nsqd; NSQ's has none). */
+export interface ChannelPolicy {
+  /** 0 is unlimited. */
+  readonly maxAttempts: number;
+  /** '' drops what is given up. */
+  readonly deadLetterTopic: string;
 }
 
 export interface ChannelNodeStats extends ChannelCounts {
   readonly node: string;
+  /** null: the node does not report delivery policies (NSQ's nsqd). */
+  readonly policy: ChannelPolicy | null;
 }
 
 export interface ClientSummary {
@@ -101,10 +117,33 @@ export interface ChannelSummary extends ChannelCounts {
   egressRate: number | null;
   readonly nodes: ChannelNodeStats[];
   readonly clients: ClientSummary[];
+  /** The settings of the first node that reports them; null when none does. */
+  policy: ChannelPolicy | null;
+  /** The nodes do not all have the same settings (the per-node ones are in `nodes`). */
+  policyDiffers: boolean;
 }
 
-export interface TopicNodeStats {
+/** A topic's delivery-policy settings (nsq-ts nsqd); 0 turns a number off. */
+export interface TopicPolicy {
+  readonly maxDepth: number;
+  readonly maxBytes: number;
+  readonly overflow: 'reject' | 'drop_oldest';
+  /** ms; null when the node does not report it. */
+  readonly messageTtlMs: number | null;
+  /** ms; null when the node does not report it. */
+  readonly retentionMs: number | null;
+}
+
+/** What a topic's delivery policies did, summed over nodes. */
+export interface TopicPolicyCounts {
+  rejectedCount: number;
+  droppedCount: number;
+  expiredCount: number;
+}
+
+export interface TopicNodeStats extends TopicPolicyCounts {
   readonly node: string;
+  readonly policy: TopicPolicy | null;
   readonly depth: number;
   readonly backendDepth: number;
   readonly messageCount: number;
@@ -121,7 +160,7 @@ export interface DeepestChannel {
   readonly paused: boolean;
 }
 
-export interface TopicSummary {
+export interface TopicSummary extends TopicPolicyCounts {
   readonly name: string;
   /** The topic's own depth: messages no channel has taken yet (0 once channels exist, in NSQ). */
   depth: number;
@@ -137,6 +176,21 @@ export interface TopicSummary {
   channelCount: number;
   readonly nodes: TopicNodeStats[];
   readonly channels: ChannelSummary[];
+  /** The settings of the first node that reports them; null when none does. */
+  policy: TopicPolicy | null;
+  policyDiffers: boolean;
+}
+
+/** A topic some channel names as its dead_letter_topic, and what it holds. */
+export interface DeadLetterTopic {
+  readonly name: string;
+  /** Whether any node has the topic yet (it is made with its first dead letter). */
+  readonly exists: boolean;
+  /** Its total depth: dead letters not yet consumed or redriven. */
+  readonly depth: number;
+  readonly messageCount: number;
+  /** The channels that give up into it (`topic/channel`), on any node. */
+  readonly sources: ReadonlyArray<{ readonly topic: string; readonly channel: string }>;
 }
 
 export interface ClusterSnapshot {
@@ -156,6 +210,8 @@ export interface ClusterSnapshot {
   /** Messages/s of `totalMessages` over the latest sample; null before there is one. */
   totalRate: number | null;
   readonly topics: TopicSummary[];
+  /** Topics named as some channel's dead-letter topic, by name. */
+  readonly deadLetterTopics: DeadLetterTopic[];
   readonly nodes: NodeSummary[];
   readonly lookupds: LookupdSummary[];
   readonly errors: ClusterError[];

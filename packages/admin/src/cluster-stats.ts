@@ -1,6 +1,16 @@
 /** Every node's /stats summed per topic and channel, with a per-node breakdown; no I/O. */
-import type { ChannelStats, ClientStats, StatsSnapshot, TopicStats } from '@nsq-ts/protocol';
-import type { ChannelCounts, ClientSummary, NodeSummary, TopicSummary } from './cluster-model.js';
+import { parseGoDuration } from '@nsq-ts/go-compat';
+import type { ClientStats, StatsSnapshot } from '@nsq-ts/protocol';
+import type {
+  ChannelCounts,
+  ChannelPolicy,
+  ClientSummary,
+  DeadLetterTopic,
+  NodeSummary,
+  TopicPolicy,
+  TopicSummary,
+} from './cluster-model.js';
+import type { PolicyChannelStats, PolicyTopicStats } from './nsq-types.js';
 
 /** Compares dotted versions numerically (`1.10.0` > `1.9.2`); a pre-release suffix is ignored. */
 export function compareVersions(a: string, b: string): number {
@@ -32,6 +42,9 @@ const COUNTERS = [
   'timeoutCount',
   'messageCount',
   'clientCount',
+  'deadLetteredCount',
+  'droppedCount',
+  'expiredCount',
 ] as const satisfies readonly (keyof ChannelCounts)[];
 
 function emptyCounts(): ChannelCounts {
@@ -44,11 +57,14 @@ function emptyCounts(): ChannelCounts {
     timeoutCount: 0,
     messageCount: 0,
     clientCount: 0,
+    deadLetteredCount: 0,
+    droppedCount: 0,
+    expiredCount: 0,
     paused: false,
   };
 }
 
-function channelCounts(c: ChannelStats): ChannelCounts {
+function channelCounts(c: PolicyChannelStats): ChannelCounts {
   return {
     depth: c.depth,
     backendDepth: c.backend_depth,
@@ -58,8 +74,44 @@ function channelCounts(c: ChannelStats): ChannelCounts {
     timeoutCount: c.timeout_count,
     messageCount: c.message_count,
     clientCount: c.client_count,
+    deadLetteredCount: c.dead_lettered_count ?? 0,
+    droppedCount: c.dropped_count ?? 0,
+    expiredCount: c.expired_count ?? 0,
     paused: c.paused,
   };
+}
+
+function channelPolicy(c: PolicyChannelStats): ChannelPolicy | null {
+  if (c.max_attempts === undefined) return null;
+  return { maxAttempts: c.max_attempts, deadLetterTopic: c.dead_letter_topic ?? '' };
+}
+
+/** A Go duration of /stats in ms; null when absent or unreadable. */
+function durationMs(text: string | undefined): number | null {
+  if (text === undefined) return null;
+  try {
+    return parseGoDuration(text);
+  } catch {
+    return null;
+  }
+}
+
+function topicPolicy(t: PolicyTopicStats): TopicPolicy | null {
+  if (t.max_depth === undefined) return null;
+  return {
+    maxDepth: t.max_depth,
+    maxBytes: t.max_bytes ?? 0,
+    overflow: t.overflow ?? 'reject',
+    messageTtlMs: durationMs(t.message_ttl),
+    retentionMs: durationMs(t.retention),
+  };
+}
+
+/** Folds one node's settings into a summary's: the first node's win, a different one marks them differing. */
+function mergePolicy<P>(summary: { policy: P | null; policyDiffers: boolean }, policy: P | null): void {
+  if (policy === null) return;
+  if (summary.policy === null) summary.policy = policy;
+  else if (JSON.stringify(summary.policy) !== JSON.stringify(policy)) summary.policyDiffers = true;
 }
 
 function clientSummary(node: string, c: ClientStats): ClientSummary {
@@ -98,6 +150,7 @@ export interface NodeDraft {
 
 export interface ClusterSummary {
   readonly topics: TopicSummary[];
+  readonly deadLetterTopics: DeadLetterTopic[];
   readonly nodes: NodeSummary[];
   readonly totalMessages: number;
 }
@@ -158,10 +211,37 @@ export function summarise(drafts: NodeDraft[], stats: ReadonlyArray<StatsSnapsho
       }
     }
   }
-  return { topics: list, nodes, totalMessages };
+  return { topics: list, deadLetterTopics: deadLetterTopics(list), nodes, totalMessages };
 }
 
-function addTopic(topics: Map<string, TopicSummary>, node: string, t: TopicStats): void {
+/** Every topic a channel (on any node) names as its dead-letter topic, with what it holds. */
+function deadLetterTopics(topics: readonly TopicSummary[]): DeadLetterTopic[] {
+  const sources = new Map<string, Array<{ topic: string; channel: string }>>();
+  for (const t of topics) {
+    for (const c of t.channels) {
+      const names = new Set(c.nodes.map((n) => n.policy?.deadLetterTopic ?? '').filter((d) => d !== ''));
+      for (const d of names) {
+        const list = sources.get(d) ?? [];
+        list.push({ topic: t.name, channel: c.name });
+        sources.set(d, list);
+      }
+    }
+  }
+  return [...sources]
+    .map(([name, from]) => {
+      const topic = topics.find((t) => t.name === name);
+      return {
+        name,
+        exists: topic !== undefined,
+        depth: topic?.totalDepth ?? 0,
+        messageCount: topic?.messageCount ?? 0,
+        sources: from,
+      };
+    })
+    .sort(byName);
+}
+
+function addTopic(topics: Map<string, TopicSummary>, node: string, t: PolicyTopicStats): void {
   let topic = topics.get(t.topic_name);
   if (topic === undefined) {
     topic = {
@@ -176,9 +256,24 @@ function addTopic(topics: Map<string, TopicSummary>, node: string, t: TopicStats
       channelCount: 0,
       nodes: [],
       channels: [],
+      rejectedCount: 0,
+      droppedCount: 0,
+      expiredCount: 0,
+      policy: null,
+      policyDiffers: false,
     };
     topics.set(t.topic_name, topic);
   }
+  const policyCounts = {
+    rejectedCount: t.rejected_count ?? 0,
+    droppedCount: t.dropped_count ?? 0,
+    expiredCount: t.expired_count ?? 0,
+  };
+  topic.rejectedCount += policyCounts.rejectedCount;
+  topic.droppedCount += policyCounts.droppedCount;
+  topic.expiredCount += policyCounts.expiredCount;
+  const policy = topicPolicy(t);
+  mergePolicy(topic, policy);
   topic.depth += t.depth;
   topic.totalDepth += t.depth;
   topic.backendDepth += t.backend_depth;
@@ -193,6 +288,8 @@ function addTopic(topics: Map<string, TopicSummary>, node: string, t: TopicStats
     paused: t.paused,
     channelCount: channels.length,
     totalDepth: channels.reduce((sum, c) => sum + c.depth, t.depth),
+    ...policyCounts,
+    policy,
   });
   for (const c of channels) {
     let channel = topic.channels.find((x) => x.name === c.channel_name);
@@ -206,13 +303,17 @@ function addTopic(topics: Map<string, TopicSummary>, node: string, t: TopicStats
         egressRate: null,
         nodes: [],
         clients: [],
+        policy: null,
+        policyDiffers: false,
       };
       topic.channels.push(channel);
     }
     const counts = channelCounts(c);
     for (const key of COUNTERS) channel[key] += counts[key];
     channel.paused ||= counts.paused;
-    channel.nodes.push({ node, ...counts });
+    const settings = channelPolicy(c);
+    mergePolicy(channel, settings);
+    channel.nodes.push({ node, ...counts, policy: settings });
     for (const client of c.clients ?? []) {
       channel.clients.push(clientSummary(node, client));
       channel.finishCount += client.finish_count;

@@ -126,7 +126,7 @@ export class ClusterReader {
       }),
     );
 
-    const { topics: list, nodes, totalMessages } = summarise(drafts, stats);
+    const { topics: list, deadLetterTopics, nodes, totalMessages } = summarise(drafts, stats);
     return {
       at: Date.now(),
       ratesAt: null,
@@ -135,6 +135,7 @@ export class ClusterReader {
       totalMessages,
       totalRate: null,
       topics: list,
+      deadLetterTopics,
       nodes,
       lookupds,
       errors,

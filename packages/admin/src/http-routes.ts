@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import type { GoQuery, Logger } from '@nsq-ts/go-compat';
+import { type GoQuery, type Logger, parseGoDuration } from '@nsq-ts/go-compat';
+import type { ChannelConfigUpdate, ReplayFrom, TopicConfigUpdate } from '@nsq-ts/http-client';
 import { isValidChannelName, isValidTopicName } from '@nsq-ts/protocol';
 import {
   bearerMatches,
@@ -37,6 +38,14 @@ import { SESSION_TTL_MS, type Sessions } from './sessions.js';
  *                                      POST /api/channel/:action?topic=&channel=&node=
  *
  * `node` (optional, an nsq-ts extension) narrows pause, unpause and empty to one node.
+ *
+ * nsq-ts's delivery policies (not in NSQ), applied on every node that has the topic, each
+ * parameter in the query or in a JSON body:
+ *
+ *   POST /api/topic/config?topic=&max_depth=&max_bytes=&overflow=&message_ttl=&retention=
+ *   POST /api/channel/config?topic=&channel=&max_attempts=&dead_letter_topic=
+ *   POST /api/channel/replay?topic=&channel=&since=|offset=
+ *   POST /api/topic/redrive?topic=&to=[&max=]                            → {"moved": N, …}
  */
 
 const TOPIC_ACTIONS: readonly TopicAction[] = ['create', 'pause', 'unpause', 'empty', 'delete', 'tombstone'];
@@ -83,10 +92,14 @@ function readText(req: FastifyRequest, limit: number): Promise<string | null> {
   });
 }
 
-/** A JSON object body's string fields; 400 for anything else (NSQ: the decoder's error). */
-async function readBody(req: FastifyRequest): Promise<Record<string, string>> {
+/**
+ * A JSON object body's string fields (numbers as text); 400 for anything else (NSQ: the
+ * decoder's error). `optional`: an empty body is no fields.
+ */
+async function readBody(req: FastifyRequest, optional = false): Promise<Record<string, string>> {
   const text = await readText(req, MAX_JSON_BODY);
   if (text === null) throw new HttpError(413, 'BODY_TOO_BIG');
+  if (optional && text.trim() === '') return {};
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -95,7 +108,10 @@ async function readBody(req: FastifyRequest): Promise<Record<string, string>> {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new HttpError(400, 'INVALID_BODY');
   const fields: Record<string, string> = {};
-  for (const [k, v] of Object.entries(parsed)) if (typeof v === 'string') fields[k] = v;
+  for (const [k, v] of Object.entries(parsed)) {
+    if (typeof v === 'string') fields[k] = v;
+    else if (typeof v === 'number') fields[k] = String(v);
+  }
   return fields;
 }
 
@@ -113,6 +129,87 @@ function validChannel(channel: string): string {
   if (channel === '') throw new HttpError(400, 'MISSING_ARG_CHANNEL');
   if (!isValidChannelName(channel)) throw new HttpError(400, 'INVALID_CHANNEL');
   return channel;
+}
+
+/** The attempts counter on the wire is a uint16. */
+const MAX_ATTEMPTS_LIMIT = 65535;
+
+/** An action's parameters: the query's, overridden by a JSON body's (a body is optional). */
+async function actionParams(req: FastifyRequest, q: GoQuery): Promise<Map<string, string>> {
+  const params = new Map<string, string>();
+  for (const [k, v] of q) if (v[0] !== undefined) params.set(k, v[0]);
+  const json = (req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
+  if (json) for (const [k, v] of Object.entries(await readBody(req, true))) params.set(k, v);
+  return params;
+}
+
+/** A non-negative integer parameter (at most `max`), or 400 `code`; undefined when absent. */
+function countParam(params: Map<string, string>, name: string, code: string, max = Number.MAX_SAFE_INTEGER) {
+  const text = params.get(name);
+  if (text === undefined) return undefined;
+  if (!/^\d{1,16}$/.test(text) || Number(text) > max) throw new HttpError(400, code);
+  return Number(text);
+}
+
+/** A non-negative Go duration parameter, passed on as it was written; undefined when absent. */
+function durationParam(params: Map<string, string>, name: string, code: string): string | undefined {
+  const text = params.get(name);
+  if (text === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = parseGoDuration(text);
+  } catch {
+    throw new HttpError(400, code);
+  }
+  if (ms < 0) throw new HttpError(400, code);
+  return text;
+}
+
+function topicUpdate(params: Map<string, string>): TopicConfigUpdate {
+  const overflow = params.get('overflow');
+  if (overflow !== undefined && overflow !== 'reject' && overflow !== 'drop_oldest') {
+    throw new HttpError(400, 'INVALID_OVERFLOW');
+  }
+  const update: Record<string, string | number | undefined> = {
+    maxDepth: countParam(params, 'max_depth', 'INVALID_MAX_DEPTH'),
+    maxBytes: countParam(params, 'max_bytes', 'INVALID_MAX_BYTES'),
+    overflow,
+    messageTtl: durationParam(params, 'message_ttl', 'INVALID_MESSAGE_TTL'),
+    retention: durationParam(params, 'retention', 'INVALID_RETENTION'),
+  };
+  return definedOnly(update) as TopicConfigUpdate;
+}
+
+function channelUpdate(params: Map<string, string>): ChannelConfigUpdate {
+  const dead = params.get('dead_letter_topic');
+  if (dead !== undefined && dead !== '') validTopic(dead);
+  const update = {
+    maxAttempts: countParam(params, 'max_attempts', 'INVALID_MAX_ATTEMPTS', MAX_ATTEMPTS_LIMIT),
+    deadLetterTopic: dead,
+  };
+  return definedOnly(update) as ChannelConfigUpdate;
+}
+
+/** `update` without its undefined entries; 400 MISSING_ARG_CONFIG when nothing is left (as nsqd answers). */
+function definedOnly(update: Record<string, string | number | undefined>): Record<string, string | number> {
+  const defined = Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string | number
+  >;
+  if (Object.keys(defined).length === 0) throw new HttpError(400, 'MISSING_ARG_CONFIG');
+  return defined;
+}
+
+/** `since` (unix ms or RFC 3339) or `offset`: exactly one. */
+function replayFrom(params: Map<string, string>): ReplayFrom {
+  const since = params.get('since');
+  const offset = countParam(params, 'offset', 'INVALID_ARG_OFFSET');
+  if ((since === undefined) === (offset === undefined)) throw new HttpError(400, 'MISSING_ARG_SINCE');
+  if (offset !== undefined) return { offset };
+  const text = since as string;
+  if (/^\d+$/.test(text)) return { since: Number(text) };
+  if (!/^\d{4}-\d\d-\d\dT/.test(text) || Number.isNaN(Date.parse(text))) throw new HttpError(400, 'INVALID_ARG_SINCE');
+  return { since: text };
 }
 
 /** NSQ's `message`: '' when every upstream call succeeded, else a WARNING listing the failures. */
@@ -180,6 +277,10 @@ export interface RoutesHost {
   rateHistory(since: number): RateSeries;
   topicAction(action: TopicAction, topic: string, node: string): Promise<ActionResult>;
   channelAction(action: ChannelAction, topic: string, channel: string, node: string): Promise<ActionResult>;
+  configureTopic(topic: string, update: TopicConfigUpdate): Promise<ActionResult>;
+  configureChannel(topic: string, channel: string, update: ChannelConfigUpdate): Promise<ActionResult>;
+  replay(topic: string, channel: string, from: ReplayFrom): Promise<ActionResult>;
+  redrive(from: string, to: string, max: number): Promise<ActionResult>;
   notify(req: FastifyRequest, result: ActionResult): void;
 }
 
@@ -311,24 +412,49 @@ export function listen(admin: RoutesHost): { app: FastifyInstance; wss: WebSocke
   });
 
   // ---- actions ----
-  const topicAction = async (req: FastifyRequest, action: TopicAction, topic: string, node: string) => {
+  /** An action: the access check, the action, its notification and NSQ's `message`. */
+  const acting = async (req: FastifyRequest, run: () => Promise<ActionResult>) => {
     mayAct(req);
-    const result = await admin.topicAction(action, topic, node);
+    const result = await run();
     admin.notify(req, result);
     return withMessage(result);
   };
-  const channelAction = async (
-    req: FastifyRequest,
-    action: ChannelAction,
-    topic: string,
-    channel: string,
-    node: string,
-  ) => {
-    mayAct(req);
-    const result = await admin.channelAction(action, topic, channel, node);
-    admin.notify(req, result);
-    return withMessage(result);
-  };
+  const topicAction = (req: FastifyRequest, action: TopicAction, topic: string, node: string) =>
+    acting(req, () => admin.topicAction(action, topic, node));
+  const channelAction = (req: FastifyRequest, action: ChannelAction, topic: string, channel: string, node: string) =>
+    acting(req, () => admin.channelAction(action, topic, channel, node));
+
+  // Delivery policies: static paths, so they win over the :action routes below. `prepare`
+  // validates the parameters (400s before any access check, as the other actions) and returns the action.
+  const policyRoute = (path: string, prepare: (params: Map<string, string>) => () => Promise<ActionResult>) =>
+    route('POST', `${base}/api/${path}`, async (req, q) => acting(req, prepare(await actionParams(req, q))));
+  const channelOf = (params: Map<string, string>) => ({
+    topic: validTopic(params.get('topic') ?? ''),
+    channel: validChannel(params.get('channel') ?? ''),
+  });
+  policyRoute('topic/config', (params) => {
+    const topic = validTopic(params.get('topic') ?? '');
+    const update = topicUpdate(params);
+    return () => admin.configureTopic(topic, update);
+  });
+  policyRoute('channel/config', (params) => {
+    const { topic, channel } = channelOf(params);
+    const update = channelUpdate(params);
+    return () => admin.configureChannel(topic, channel, update);
+  });
+  policyRoute('channel/replay', (params) => {
+    const { topic, channel } = channelOf(params);
+    const from = replayFrom(params);
+    return () => admin.replay(topic, channel, from);
+  });
+  policyRoute('topic/redrive', (params) => {
+    const from = validTopic(params.get('topic') ?? '');
+    const to = params.get('to') ?? '';
+    if (to === '') throw new HttpError(400, 'MISSING_ARG_TO');
+    validTopic(to);
+    const max = countParam(params, 'max', 'INVALID_ARG_MAX') ?? 0;
+    return () => admin.redrive(from, to, max);
+  });
 
   route('POST', `${base}/api/topic/:action`, (req, q) => {
     const action = TOPIC_ACTIONS.find((a) => a === (req.params as { action: string }).action);

@@ -1,10 +1,22 @@
 // nsqadmin's browser side: hash routes (#/topics, #/topics/T, #/topics/T/C, #/nodes, #/nodes/N,
-// #/lookup, #/counter), snapshots pushed by the server over a WebSocket, rate history read from
+// #/lookup, #/dead-letters, #/counter), snapshots pushed by the server over a WebSocket, rate history read from
 // the server (which samples the cluster whether or not a page is open) and extended by each
-// pushed sample, and actions sent to NSQ's nsqadmin API after a confirmation dialog.
+// pushed sample, and actions sent to NSQ's nsqadmin API after a confirmation dialog. Delivery
+// policies (nsq-ts nsqd) are edited in a dialog of their own, outside the redrawn page.
 
 import { esc, fmtDuration } from './chart.js';
-import { channelPage, counterPage, hashFor, lookupPage, nodePage, nodesPage, topicPage, topicsPage } from './pages.js';
+import {
+  channelPage,
+  counterPage,
+  deadLettersPage,
+  goDuration,
+  hashFor,
+  lookupPage,
+  nodePage,
+  nodesPage,
+  topicPage,
+  topicsPage,
+} from './pages.js';
 
 const base = location.pathname.replace(/[^/]*$/, '');
 const api = `${base}api/`;
@@ -40,6 +52,7 @@ function currentRoute() {
   if (parts[0] === 'nodes') return { page: 'nodes' };
   if (parts[0] === 'lookup') return { page: 'lookup' };
   if (parts[0] === 'counter') return { page: 'counter' };
+  if (parts[0] === 'dead-letters') return { page: 'dead-letters' };
   return { page: 'topics' };
 }
 
@@ -208,6 +221,7 @@ function render() {
   else if (route.page === 'nodes') html = nodesPage(snap, ctx);
   else if (route.page === 'node') html = nodePage(snap, route.node, ctx);
   else if (route.page === 'counter') html = counterPage(snap, ctx);
+  else if (route.page === 'dead-letters') html = deadLettersPage(snap);
   else html = topicsPage(snap, ctx);
   // Only a changed page is redrawn, so a page that did not change keeps its DOM (and a click in it).
   if (html !== state.html) {
@@ -216,7 +230,13 @@ function render() {
     state.html = html;
     if (focusedId) document.getElementById(focusedId)?.focus();
   }
-  const title = { topics: 'Topics', nodes: 'Nodes', lookup: 'Lookup', counter: 'Counter' }[route.page];
+  const title = {
+    topics: 'Topics',
+    nodes: 'Nodes',
+    lookup: 'Lookup',
+    counter: 'Counter',
+    'dead-letters': 'Dead letters',
+  }[route.page];
   document.title = `nsqadmin · ${title ?? route.channel ?? route.topic ?? route.node}`;
 }
 
@@ -252,8 +272,12 @@ async function login() {
   return res.ok;
 }
 
-/** The request NSQ's nsqadmin API takes for an action. */
-function request({ kind, action, topic, channel, node }) {
+/** The request NSQ's nsqadmin API (or, for delivery policies, nsq-ts's) takes for an action. */
+function request({ kind, action, topic, channel, node, to, since, settings }) {
+  if (action === 'redrive') return ['POST', 'topic/redrive', { topic, to }];
+  if (action === 'replay') return ['POST', 'channel/replay', { topic, channel, since }];
+  if (action === 'config')
+    return ['POST', `${kind}/config`, { topic, ...(channel === undefined ? {} : { channel }), ...settings }];
   const t = encodeURIComponent(topic);
   const path = kind === 'channel' ? `topics/${t}/${encodeURIComponent(channel)}` : `topics/${t}`;
   if (action === 'create') return ['POST', 'topics', kind === 'channel' ? { topic, channel } : { topic }];
@@ -262,12 +286,21 @@ function request({ kind, action, topic, channel, node }) {
   return ['POST', path, node === undefined ? { action } : { action, node }];
 }
 
+/** Words for what an action does beyond its name, in the confirmation. */
+function consequence({ action, since }) {
+  if (action === 'redrive') return ' (move every dead letter it holds, each once)';
+  if (action === 'replay')
+    return ` from ${new Date(Number(since)).toISOString()} (its consumers receive those messages again)`;
+  return '';
+}
+
 async function runAction(data) {
-  const { kind, action, topic, channel, node } = data;
+  const { kind, action, topic, channel, node, to } = data;
   const target = kind === 'channel' ? `channel ${topic}/${channel}` : `topic ${topic}`;
   const where = node === undefined ? '' : action === 'tombstone' ? ` on ${node}` : ` on ${node} only`;
-  const what = `${action} ${target}${where}`;
-  if (action !== 'create' && !(await confirmAction(`Really ${what}?`))) return;
+  const what = `${action} ${target}${to === undefined ? '' : ` into ${to}`}${where}`;
+  const unconfirmed = action === 'create' || action === 'config';
+  if (!unconfirmed && !(await confirmAction(`Really ${what}${consequence(data)}?`))) return;
   const [method, path, body] = request(data);
   let res = await send(method, path, body);
   // --admin-password-file: a 401 asks for the password once, logs in (session cookie) and retries.
@@ -280,9 +313,150 @@ async function runAction(data) {
     notice(
       `${what}: ${answer.errors.length} upstream error(s): ${answer.errors.map((e) => `${e.address} ${e.message}`).join('; ')}`,
     );
-  else notice(`Done: ${what}.`);
+  else notice(`Done: ${what}${answer.moved === undefined ? '' : `: ${answer.moved} dead letter(s) moved`}.`);
   if (res.ok && action === 'delete') location.hash = kind === 'channel' ? hashFor('topics', topic) : '#/topics';
   if (state.lookup !== null || action === 'create') await loadLookup();
+}
+
+// ---------------------------------------------------------------- delivery policies
+
+function field({ name, label, value, hint, type = 'text', attrs = '' }) {
+  const id = `policy-${name}`;
+  return `<label for="${id}">${esc(label)}<input id="${id}" name="${name}" type="${type}" value="${esc(value)}" data-initial="${esc(value)}" ${attrs}>
+    <span class="hint">${esc(hint)}</span></label>`;
+}
+
+const DURATION_HINT = 'a Go duration (90s, 24h, 1h30m); 0 turns it off';
+
+/** The dialog's fields for a topic's or channel's settings, or for a replay. */
+function policyFields(kind, topic, channel) {
+  const snap = state.snapshot;
+  const t = snap?.topics.find((x) => x.name === topic);
+  if (kind === 'replay') {
+    return field({
+      name: 'since',
+      label: 'Replay from',
+      value: '1h',
+      hint: 'RFC 3339 (2024-06-01T12:00:00Z), unix milliseconds, or a duration ago (30m, 2h)',
+      attrs: 'required',
+    });
+  }
+  if (kind === 'channel') {
+    const p = t?.channels.find((c) => c.name === channel)?.policy;
+    if (!p) return null;
+    return (
+      field({
+        name: 'max_attempts',
+        label: 'Max attempts',
+        value: String(p.maxAttempts),
+        hint: '0: unlimited (NSQ retries forever)',
+        type: 'number',
+        attrs: 'min="0" max="65535" required',
+      }) +
+      field({
+        name: 'dead_letter_topic',
+        label: 'Dead-letter topic',
+        value: p.deadLetterTopic,
+        hint: 'where messages go after their last attempt; empty: dropped',
+        attrs: 'pattern="[.a-zA-Z0-9_\\-]+(#ephemeral)?" maxlength="64"',
+      })
+    );
+  }
+  const p = t?.policy;
+  if (!p) return null;
+  const overflow = ['reject', 'drop_oldest']
+    .map((o) => `<option value="${o}"${o === p.overflow ? ' selected' : ''}>${o}</option>`)
+    .join('');
+  const durations = [
+    ['message_ttl', 'Message TTL', p.messageTtlMs],
+    ['retention', 'Retention', p.retentionMs],
+  ].filter(([, , ms]) => ms !== null);
+  return (
+    field({
+      name: 'max_depth',
+      label: 'Max depth',
+      value: String(p.maxDepth),
+      hint: "messages in the deepest channel's backlog; 0: no cap",
+      type: 'number',
+      attrs: 'min="0" required',
+    }) +
+    field({
+      name: 'max_bytes',
+      label: 'Max bytes',
+      value: String(p.maxBytes),
+      hint: 'the same cap in bytes; 0: no cap',
+      type: 'number',
+      attrs: 'min="0" required',
+    }) +
+    `<label for="policy-overflow">Overflow<select id="policy-overflow" name="overflow" data-initial="${esc(p.overflow)}">${overflow}</select>
+      <span class="hint">at the cap: refuse publishes, or drop the oldest messages</span></label>` +
+    durations
+      .map(([name, label, ms]) => field({ name, label, value: ms === 0 ? '0' : goDuration(ms), hint: DURATION_HINT }))
+      .join('')
+  );
+}
+
+/** Opens a dialog; resolves with its fields' values, or null when cancelled. */
+function policyDialog(title, okLabel, fields) {
+  const dialog = $('#policy');
+  $('#policy-title').textContent = title;
+  $('#policy-ok').textContent = okLabel;
+  $('#policy-fields').innerHTML = fields;
+  return new Promise((resolve) => {
+    dialog.addEventListener(
+      'close',
+      () => {
+        if (dialog.returnValue !== 'ok') return resolve(null);
+        const values = {};
+        for (const el of $('#policy-fields').querySelectorAll('input, select'))
+          values[el.name] = { value: el.value, initial: el.dataset.initial };
+        resolve(values);
+      },
+      { once: true },
+    );
+    dialog.returnValue = '';
+    dialog.showModal();
+  });
+}
+
+/** `1h30m` → ms, or null. */
+function durationMs(text) {
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) return null;
+  const unit = { ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+  return parts.reduce((sum, [, n, u]) => sum + Number(n) * unit[u], 0);
+}
+
+/** `since` as unix ms: given so, as RFC 3339, or as a duration before now; null when it is none of these. */
+function sinceMs(text) {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) return Number(t);
+  const ago = durationMs(t);
+  if (ago !== null) return Date.now() - ago;
+  const at = /^\d{4}-\d\d-\d\dT/.test(t) ? Date.parse(t) : Number.NaN;
+  return Number.isNaN(at) ? null : at;
+}
+
+async function editPolicy({ policy: kind, topic, channel }) {
+  const what = kind === 'topic' ? `topic ${topic}` : `channel ${topic}/${channel}`;
+  const fields = policyFields(kind, topic, channel);
+  if (fields === null) return notice(`No delivery policy is reported for ${what}.`);
+  if (kind === 'replay') {
+    const values = await policyDialog(`Replay ${what}`, 'Replay…', fields);
+    if (values === null) return;
+    const since = sinceMs(values.since.value);
+    if (since === null) return notice(`Not a time: ${values.since.value}`);
+    return runAction({ kind: 'channel', action: 'replay', topic, channel, since: String(since) });
+  }
+  const values = await policyDialog(`Delivery policy of ${what}`, 'Save', fields);
+  if (values === null) return;
+  const settings = Object.fromEntries(
+    Object.entries(values)
+      .filter(([, v]) => v.value !== v.initial)
+      .map(([k, v]) => [k, v.value]),
+  );
+  if (Object.keys(settings).length === 0) return notice(`Nothing changed for ${what}.`);
+  return runAction({ kind, action: 'config', topic, channel, settings });
 }
 
 document.addEventListener('click', (event) => {
@@ -290,6 +464,11 @@ document.addEventListener('click', (event) => {
   if (range !== null) {
     state.range = RANGES.find((r) => r.key === range.dataset.range) ?? RANGES[0];
     void loadHistory();
+    return;
+  }
+  const policy = event.target.closest('button[data-policy]');
+  if (policy !== null) {
+    void editPolicy({ ...policy.dataset });
     return;
   }
   const button = event.target.closest('button[data-action]');

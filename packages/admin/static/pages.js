@@ -51,6 +51,78 @@ function table(headers, rows, empty) {
   return `<table><thead><tr>${head}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
+/** A Go-style duration (`1h30m0s`) for a setting in ms; 0 is off. */
+export function goDuration(ms) {
+  if (ms === null || ms === undefined) return '–';
+  if (ms === 0) return 'off';
+  const h = Math.floor(ms / 3600e3);
+  const m = Math.floor((ms % 3600e3) / 60e3);
+  const s = (ms % 60e3) / 1000;
+  return `${h > 0 ? `${h}h` : ''}${h > 0 || m > 0 ? `${m}m` : ''}${s}s`;
+}
+
+/** A button that opens the settings (or replay) dialog; app.js reads the current values. */
+function policyButton(label, data) {
+  const attrs = Object.entries(data)
+    .map(([k, v]) => `data-${k}="${esc(v)}"`)
+    .join(' ');
+  return `<button type="button" ${attrs}>${esc(label)}</button>`;
+}
+
+const DIFFERS =
+  ' <span class="badge warn" title="the nodes do not all have the same settings: see the node pages">differs between nodes</span>';
+
+/** The delivery-policy part of a topic page (nsq-ts nsqd only): settings, what they did, and for a dead-letter topic its redrive. */
+function topicPolicy(snap, t) {
+  const dead = snap.deadLetterTopics.find((d) => d.name === t.name);
+  const redrive = dead === undefined ? '' : redriveSection(dead);
+  if (t.policy === null) return redrive;
+  const p = t.policy;
+  const durations =
+    (p.messageTtlMs === null ? '' : stat('Message TTL', goDuration(p.messageTtlMs), 'topic-message-ttl')) +
+    (p.retentionMs === null ? '' : stat('Retention', goDuration(p.retentionMs), 'topic-retention'));
+  return `<h2>Delivery policy${t.policyDiffers ? DIFFERS : ''}</h2>
+    <div class="stats">${stat('Max depth', p.maxDepth === 0 ? 'no cap' : fmt(p.maxDepth), 'topic-max-depth')}
+      ${stat('Max bytes', p.maxBytes === 0 ? 'no cap' : fmt(p.maxBytes), 'topic-max-bytes')}
+      ${stat('Overflow', esc(p.overflow), 'topic-overflow')}${durations}
+      ${stat('Rejected', fmt(t.rejectedCount), 'topic-rejected')}${stat('Dropped', fmt(t.droppedCount), 'topic-dropped')}
+      ${stat('Expired', fmt(t.expiredCount), 'topic-expired')}</div>
+    <div class="actions">${policyButton('Edit topic policy', { policy: 'topic', topic: t.name })}</div>
+    ${redrive}`;
+}
+
+/** Where a dead-letter topic's messages come from, and a redrive button per source topic. */
+function redriveButtons(dead) {
+  return [...new Set(dead.sources.map((s) => s.topic))]
+    .map((to) => actionButton(`Redrive into ${to}`, { kind: 'topic', action: 'redrive', topic: dead.name, to }, true))
+    .join(' ');
+}
+
+function sourceLinks(dead) {
+  return dead.sources.map((s) => `${topicLink(s.topic)} / ${channelLink(s.topic, s.channel)}`).join(', ');
+}
+
+function redriveSection(dead) {
+  return `<h2>Dead letters</h2>
+    <p>This is the dead-letter topic of ${sourceLinks(dead)}: it holds <strong data-testid="dead-letter-depth">${fmt(dead.depth)}</strong> message(s) they gave up.</p>
+    <div class="actions">${redriveButtons(dead)}</div>`;
+}
+
+/** The delivery-policy part of a channel page: settings, what they did, edit and replay. */
+function channelPolicy(c) {
+  if (c.policy === null) return '';
+  const p = c.policy;
+  const dead = p.deadLetterTopic === '' ? '<span class="muted">none: dropped</span>' : topicLink(p.deadLetterTopic);
+  const data = { topic: c.topic, channel: c.name };
+  return `<h2>Delivery policy${c.policyDiffers ? DIFFERS : ''}</h2>
+    <div class="stats">${stat('Max attempts', p.maxAttempts === 0 ? 'unlimited' : fmt(p.maxAttempts), 'channel-max-attempts')}
+      ${stat('Dead-letter topic', dead, 'channel-dead-letter-topic')}
+      ${stat('Dead-lettered', fmt(c.deadLetteredCount), 'channel-dead-lettered')}
+      ${stat('Dropped', fmt(c.droppedCount), 'channel-dropped')}${stat('Expired', fmt(c.expiredCount), 'channel-expired')}</div>
+    <div class="actions">${policyButton('Edit channel policy', { policy: 'channel', ...data })}
+      ${policyButton('Replay…', { policy: 'replay', ...data })}</div>`;
+}
+
 function rangeButtons(ctx) {
   const buttons = ctx.ranges
     .map(
@@ -173,6 +245,7 @@ export function topicPage(snap, name, ctx) {
       ${actionButton('Empty topic', { ...data, action: 'empty' }, true)}
       ${actionButton('Delete topic', { ...data, action: 'delete' }, true)}
     </div>
+    ${topicPolicy(snap, t)}
     <h2>Nodes</h2>
     ${table(['Node', '#Depth', '#Memory', '#Disk', '#With channels', '#Messages', '#Channels', 'On this node only'], nodes, 'On no node.')}
     <h2>Channels</h2>
@@ -262,6 +335,7 @@ export function channelPage(snap, topic, name, ctx) {
       ${actionButton('Empty channel', { ...data, action: 'empty' }, true)}
       ${actionButton('Delete channel', { ...data, action: 'delete' }, true)}
     </div>
+    ${channelPolicy(c)}
     <h2>Nodes</h2>
     ${table(['Node', '#Depth', '#In flight', '#Deferred', '#Requeued', '#Timed out', '#Messages', '#Clients', 'On this node only'], nodes, 'On no node.')}
     <h2>Clients</h2>
@@ -405,6 +479,22 @@ export function lookupPage(lookup, snap) {
     </form>
     <h2>Topics and channels in nsqlookupd</h2>
     ${table(['Topic', 'Channels', 'Producers'], rows, 'No topics registered.')}`;
+}
+
+// ---------------------------------------------------------------- dead letters
+
+export function deadLettersPage(snap) {
+  const rows = snap.deadLetterTopics.map(
+    (
+      d,
+    ) => `<tr><td>${d.exists ? topicLink(d.name) : `${esc(d.name)} <span class="muted">(no dead letter yet)</span>`}</td>
+      <td class="num" data-testid="dead-letter-depth-${esc(d.name)}">${fmt(d.depth)}</td><td class="num">${fmt(d.messageCount)}</td>
+      <td>${sourceLinks(d)}</td><td class="row-actions">${d.exists ? redriveButtons(d) : ''}</td></tr>`,
+  );
+  return `<h1>Dead letters</h1>
+    <p class="muted">Topics that channels give up messages into after their max attempts (nsq-ts nsqd's delivery policies).
+    Depth: dead letters still there. Redrive moves them back into a topic, each once.</p>
+    ${table(['Dead-letter topic', '#Depth', '#Messages', 'Fed by', 'Action'], rows, 'No channel has a dead-letter topic.')}`;
 }
 
 // ---------------------------------------------------------------- counter

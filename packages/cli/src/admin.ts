@@ -57,7 +57,7 @@ async function lookupdsKnowing(ctx: Context, topic: string, channel: string | un
 }
 
 /** On a terminal, asks before destroying anything; `--yes`, or stdin not being a terminal, skips it. */
-async function confirm(ctx: Context, question: string): Promise<void> {
+export async function confirm(ctx: Context, question: string): Promise<void> {
   if (ctx.args.bool('yes') || process.stdin.isTTY !== true) return;
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
@@ -73,6 +73,21 @@ async function confirm(ctx: Context, question: string): Promise<void> {
 }
 
 /**
+ * The nsqds (HTTP addresses) that have `topic` (and its `channel`): where an action goes. Nodes
+ * that could not be asked are reported (the run then exits 1).
+ */
+export async function nsqdsHaving(ctx: Context, topic: string, channel: string | undefined): Promise<string[]> {
+  const candidates = await ctx.topicNsqds(topic);
+  const having = await gather(candidates, async (n) => {
+    const stats = await nsqdStats(n, topic, channel);
+    const has = stats.some((t) => channel === undefined || t.channels.some((c) => c.channel_name === channel));
+    return has ? n : null;
+  });
+  for (const e of having.errors) ctx.warn(e);
+  return having.results.filter((n): n is string => n !== null);
+}
+
+/**
  * `nsq empty|pause|unpause|delete <topic> [channel]`: POST `/topic/<action>` or `/channel/<action>`
  * to every nsqd that has the topic (and channel). A delete also goes to every lookupd that lists
  * it, as nsqadmin does, so stale registrations disappear too. Nothing that has it is "not found"
@@ -82,14 +97,7 @@ export async function act(ctx: Context, action: Action): Promise<void> {
   ctx.requireNodes();
   const [topic, channel] = ctx.args.positionals;
   const what = channel === undefined ? `topic ${topic}` : `channel ${topic}/${channel}`;
-  const candidates = await ctx.topicNsqds(topic);
-  const having = await gather(candidates, async (n) => {
-    const stats = await nsqdStats(n, topic, channel);
-    const has = stats.some((t) => channel === undefined || t.channels.some((c) => c.channel_name === channel));
-    return has ? n : null;
-  });
-  for (const e of having.errors) ctx.warn(e);
-  const targets = having.results.filter((n): n is string => n !== null);
+  const targets = await nsqdsHaving(ctx, topic, channel);
   const lookupds = action === 'delete' && ctx.lookupds.length > 0 ? await lookupdsKnowing(ctx, topic, channel) : [];
   if (targets.length === 0 && lookupds.length === 0) {
     if (ctx.failed) return; // what could not be asked was reported; "not found" would be a guess

@@ -55,6 +55,8 @@ export interface Args {
   strings(name: string): string[];
   number(name: string): number;
   bool(name: string): boolean;
+  /** Whether the flag was given on the command line (not just its default). */
+  isSet(name: string): boolean;
 }
 
 /**
@@ -106,6 +108,7 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): Args {
     strings: (name) => (get(name) as string[]).slice(),
     number: (name) => Number(get(name)),
     bool: (name) => get(name) === true,
+    isSet: (name) => parsed.set.has(name),
   };
 }
 

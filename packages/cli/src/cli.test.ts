@@ -41,7 +41,20 @@ describe('nsq --help', () => {
   it('lists every command, and every command explains its arguments and flags', async () => {
     const top = await nsq(['--help']);
     expect(top.code).toBe(0);
-    const commands = ['pub', 'tail', 'stat', 'topics', 'channels', 'empty', 'pause', 'unpause', 'delete'];
+    const commands = [
+      'pub',
+      'tail',
+      'stat',
+      'topics',
+      'channels',
+      'empty',
+      'pause',
+      'unpause',
+      'delete',
+      'config',
+      'replay',
+      'redrive',
+    ];
     for (const c of commands) expect(top.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
 
     const runs = await Promise.all(commands.map((c) => nsq([c, '--help'])));

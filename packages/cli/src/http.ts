@@ -26,9 +26,14 @@ function cliError(err: unknown): unknown {
  * (text when it is not JSON, null for an empty body); rejects with a CliError naming the URL for
  * an unreachable node or a non-200 reply (with NSQ's `{"message": CODE}` when there is one).
  */
-export async function nsqRequest(method: 'GET' | 'POST', address: string, path: string): Promise<unknown> {
+export function nsqRequest(method: 'GET' | 'POST', address: string, path: string): Promise<unknown> {
+  return withHttp((client) => client.request(method, address, path));
+}
+
+/** A call made with the CLI's HTTP client (its timeout and token); its failure as a CliError. */
+export async function withHttp<T>(call: (client: NsqHttpClient) => Promise<T>): Promise<T> {
   try {
-    return await http.request(method, address, path);
+    return await call(http);
   } catch (err) {
     throw cliError(err);
   }

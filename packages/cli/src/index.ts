@@ -1,9 +1,10 @@
 /**
- * `@nsq-ts/cli`: the `nsq` command — pub, tail, stat, topics, channels, empty/pause/unpause/delete —
- * against nsqd and nsqlookupd HTTP APIs and nsqd's TCP protocol (ours or NSQ's own).
+ * `@nsq-ts/cli`: the `nsq` command — pub, tail, stat, topics, channels, empty/pause/unpause/delete,
+ * and nsq-ts's delivery policies (config, replay, redrive) — against nsqd and nsqlookupd HTTP APIs and nsqd's TCP protocol (ours or NSQ's own).
  */
 import { readFileSync } from 'node:fs';
 import { ClientError, ClientErrorCode } from '@nsq-ts/client';
+import type { FlagSpec } from '@nsq-ts/go-compat';
 import { ACTIONS, type Action, act, channels, topics } from './admin.js';
 import {
   CliError,
@@ -17,6 +18,7 @@ import {
 } from './args.js';
 import { Context } from './context.js';
 import { setHttpAuthToken } from './http.js';
+import { CONFIG_FLAGS, config, REDRIVE_FLAGS, REPLAY_FLAGS, redrive, replay } from './policies.js';
 import { pub } from './pub.js';
 import { stat } from './stat.js';
 import { tail } from './tail.js';
@@ -40,6 +42,8 @@ const ACTION_TEXT: Record<Action, string> = {
 
 /** The actions that destroy messages: confirmed on a terminal. */
 const CONFIRMED: readonly Action[] = ['empty', 'delete'];
+const YES: FlagSpec = { name: 'yes', type: 'bool', default: false, usage: 'do not ask for confirmation' };
+const ASKS = '\nOn a terminal it asks for confirmation first (--yes skips the question).';
 
 const COMMANDS: readonly Command[] = [
   {
@@ -128,21 +132,60 @@ const COMMANDS: readonly Command[] = [
       name: action,
       brief: `${action} a topic or channel`,
       synopsis: '<topic> [channel]',
-      summary: `${ACTION_TEXT[action]}.${CONFIRMED.includes(action) ? '\nOn a terminal it asks for confirmation first (--yes skips the question).' : ''}`,
-      flags: CONFIRMED.includes(action)
-        ? [...HTTP_NODES, { name: 'yes', type: 'bool', default: false, usage: 'do not ask for confirmation' }]
-        : HTTP_NODES,
+      summary: `${ACTION_TEXT[action]}.${CONFIRMED.includes(action) ? ASKS : ''}`,
+      flags: CONFIRMED.includes(action) ? [...HTTP_NODES, YES] : HTTP_NODES,
       minArgs: 1,
       maxArgs: 2,
       run: (ctx) => act(ctx, action),
     }),
   ),
+  {
+    name: 'config',
+    brief: "show or set a topic's or channel's delivery policy",
+    synopsis: '<topic> [channel]',
+    summary:
+      'Prints the delivery-policy settings (nsq-ts nsqd only) each nsqd has for a topic or channel;\n' +
+      'with setting flags, first sets them on every nsqd that has it. Channel settings: --max-attempts,\n' +
+      '--dead-letter-topic; topic settings: --max-depth, --max-bytes, --overflow, --message-ttl,\n' +
+      '--retention. What is not given stays as it is; 0 turns a setting off.',
+    flags: [...HTTP_NODES, ...CONFIG_FLAGS],
+    minArgs: 1,
+    maxArgs: 2,
+    run: config,
+  },
+  {
+    name: 'replay',
+    brief: "deliver a channel's retained messages again",
+    synopsis: '<topic> <channel>',
+    summary:
+      'Rewinds a channel (nsq-ts nsqd only, topics with --retention) on every nsqd that has it, to the\n' +
+      'first message published at or after --since (or to --offset): its consumers receive them again.\n' +
+      `A time no longer retained is refused with the earliest time still available.${ASKS}`,
+    flags: [...HTTP_NODES, ...REPLAY_FLAGS, YES],
+    minArgs: 2,
+    maxArgs: 2,
+    run: replay,
+  },
+  {
+    name: 'redrive',
+    brief: 'move dead letters back into a topic',
+    synopsis: '<dead-letter-topic> <topic>',
+    summary:
+      'Moves the messages a dead-letter topic holds (nsq-ts nsqd only) back into a topic, on every\n' +
+      `nsqd that has the dead-letter topic, each message once.${ASKS}`,
+    flags: [...HTTP_NODES, ...REDRIVE_FLAGS, YES],
+    minArgs: 2,
+    maxArgs: 2,
+    run: redrive,
+  },
 ];
+
+const SYNOPSIS_WIDTH = Math.max(...COMMANDS.map((c) => c.name.length + c.synopsis.length)) + 3;
 
 const USAGE = `Usage: nsq <command> [arguments] [flags]
 
 Commands:
-${COMMANDS.map((c) => `  ${`${c.name} ${c.synopsis}`.padEnd(32)}${c.brief}`).join('\n')}
+${COMMANDS.map((c) => `  ${`${c.name} ${c.synopsis}`.padEnd(SYNOPSIS_WIDTH)}${c.brief}`).join('\n')}
 
 Every command finds the nodes through --lookupd-http-address (repeatable) or, without a lookupd,
 --nsqd-http-address (repeatable; pub and tail also take --nsqd-tcp-address).

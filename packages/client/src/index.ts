@@ -1,7 +1,28 @@
 /**
  * `@nsq-ts/client`: a promise-based, typed NSQ client — {@link Producer} (single nsqd or a
- * host pool), {@link Consumer} (nsqd and/or nsqlookupd discovery) and body codecs.
+ * host pool), {@link Consumer} (nsqd and/or nsqlookupd discovery) and body codecs, plus the
+ * typed delivery-policy calls of an nsq-ts nsqd (max attempts, dead letters, caps, replay, redrive).
  */
+export {
+  type ChannelConfig,
+  type ChannelConfigUpdate,
+  getChannelConfig,
+  getTopicConfig,
+  isReplayUnavailable,
+  NsqHttpClient,
+  type NsqHttpClientOptions,
+  NsqHttpError,
+  type OverflowPolicy,
+  type PolicyDuration,
+  type RedriveResult,
+  type ReplayFrom,
+  redriveTopic,
+  replayChannel,
+  setChannelConfig,
+  setTopicConfig,
+  type TopicConfig,
+  type TopicConfigUpdate,
+} from '@nsq-ts/http-client';
 export { type BackoffOptions, backoffDelayMs } from './backoff.js';
 export { bytesCodec, type Codec, jsonCodec, msgpackCodec, rawCodec, stringCodec } from './codecs.js';
 export {

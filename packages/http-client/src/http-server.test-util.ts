@@ -1,6 +1,8 @@
 /** Real local HTTP servers standing in for nsqd and nsqlookupd in this package's tests. */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { expect } from 'vitest';
+import { NsqHttpError } from './nsq-http-client.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -43,4 +45,14 @@ export async function closedPort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((r) => server.close(() => r()));
   return port;
+}
+
+/** The NsqHttpError `p` rejects with (fails the test when it resolves or rejects otherwise). */
+export async function failure(p: Promise<unknown>): Promise<NsqHttpError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(NsqHttpError);
+  return err as NsqHttpError;
 }

@@ -4,8 +4,8 @@
  * pre-1.0 envelope, NSQ's `{"message"}` errors, bodies that are not JSON, and no answer at all.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { closedPort, type Handler, serve, stopServers } from './http-server.test-util.js';
-import { NsqHttpClient, NsqHttpError, nsqBaseUrl, nsqQuery } from './nsq-http-client.js';
+import { closedPort, failure, type Handler, serve, stopServers } from './http-server.test-util.js';
+import { NsqHttpClient, nsqBaseUrl, nsqQuery } from './nsq-http-client.js';
 
 afterEach(stopServers);
 
@@ -13,15 +13,6 @@ const V1 = { 'content-type': 'application/json; charset=utf-8', 'x-nsq-content-t
 
 function json(status: number, body: unknown, headers: Record<string, string> = V1): Handler {
   return (_req, res) => res.writeHead(status, headers).end(JSON.stringify(body));
-}
-
-async function failure(p: Promise<unknown>): Promise<NsqHttpError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(NsqHttpError);
-  return err as NsqHttpError;
 }
 
 describe('NsqHttpClient', () => {

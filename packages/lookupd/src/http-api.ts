@@ -1,6 +1,7 @@
 import { firstValue, type GoQuery, type Logger } from '@nsq-ts/go-compat';
 import { isValidChannelName, isValidTopicName, type LookupNode, type LookupPeer } from '@nsq-ts/protocol';
 import {
+  type Clock,
   createV1Router,
   EMPTY,
   goJson,
@@ -40,8 +41,7 @@ export interface HttpApiHost {
   readonly db: RegistrationDB;
   readonly logger: Logger;
   readonly options: LookupdOptions;
-  /** Wall-clock milliseconds. */
-  now(): number;
+  readonly clock: Clock;
   metrics(): Promise<LookupdMetrics>;
 }
 
@@ -73,7 +73,7 @@ export function createHttpApi(lookupd: HttpApiHost): V1Router['handle'] {
   }
 
   const active = (producers: Producer[], tombstoneLifetimeMs: number) =>
-    filterByActive(producers, lookupd.options.inactiveProducerTimeoutMs, tombstoneLifetimeMs, lookupd.now());
+    filterByActive(producers, lookupd.options.inactiveProducerTimeoutMs, tombstoneLifetimeMs, lookupd.clock.wallMs());
 
   // ---- health and info ----
 
@@ -113,7 +113,7 @@ export function createHttpApi(lookupd: HttpApiHost): V1Router['handle'] {
   route('GET', '/nodes', () => {
     // Tombstoned producers stay listed here (lifetime 0), flagged per topic in `tombstones`.
     const producers = active(db.findProducers(Category.Client, '', ''), 0);
-    const now = lookupd.now();
+    const now = lookupd.clock.wallMs();
     const nodes = producers.map((p): LookupNode => {
       const topics = db
         .lookupRegistrations(p.peerInfo.id)
@@ -159,7 +159,7 @@ export function createHttpApi(lookupd: HttpApiHost): V1Router['handle'] {
     const topic = requireParam(query, 'topic');
     const node = requireParam(query, 'node');
     lookupd.logger.info(`DB: setting tombstone for producer@${node} of topic(${topic})`);
-    const now = lookupd.now();
+    const now = lookupd.clock.wallMs();
     for (const p of db.findProducers(Category.Topic, topic, '')) {
       if (`${p.peerInfo.broadcastAddress}:${p.peerInfo.httpPort}` === node) p.tombstone(now);
     }

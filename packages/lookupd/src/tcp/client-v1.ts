@@ -11,6 +11,7 @@ import {
   MAGIC_V1,
   MAX_LINE_BYTES,
 } from '@nsq-ts/protocol';
+import type { Clock, TimerHandle } from '@nsq-ts/server-kit';
 import {
   Category,
   type PeerInfo,
@@ -38,8 +39,7 @@ import {
 export interface LookupHost {
   readonly db: RegistrationDB;
   readonly logger: Logger;
-  /** Wall-clock milliseconds. */
-  now(): number;
+  readonly clock: Clock;
   /** The IDENTIFY reply (JSON text): this lookupd's address, ports and version. */
   identifyReply(): string;
   readonly maxIdentifyBodyBytes: number;
@@ -94,7 +94,7 @@ export class ClientV1 {
    * The read deadline: refreshed only when a command is complete, never per chunk, so a peer
    * that dribbles bytes (slowloris) or sends nothing at all is closed as surely as an idle one.
    */
-  private readonly readTimer: NodeJS.Timeout | null;
+  private readonly readTimer: TimerHandle | null;
 
   constructor(
     readonly socket: Socket,
@@ -102,7 +102,7 @@ export class ClientV1 {
   ) {
     this.remoteAddress = peerAddress(socket);
     const timeout = host.tcpReadTimeoutMs;
-    this.readTimer = timeout > 0 ? setTimeout(() => this.onReadTimeout(timeout), timeout) : null;
+    this.readTimer = timeout > 0 ? host.clock.setTimer(() => this.onReadTimeout(timeout), timeout) : null;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     // The server allows half-open sockets so that an IDENTIFY cut short by the peer's FIN can
     // still be answered, as Go's reader answers io.EOF with E_BAD_BODY.
@@ -195,7 +195,7 @@ export class ClientV1 {
     switch (command) {
       case 'PING':
         if (this.peerInfo !== null) {
-          const now = this.host.now();
+          const now = this.host.clock.wallMs();
           this.host.logger.info(
             `CLIENT(${this.peerInfo.id}): pinged (last ping ${formatMs(now - this.peerInfo.lastUpdateMs)})`,
           );
@@ -241,7 +241,7 @@ export class ClientV1 {
       tcpPort: fields.tcp_port as number,
       httpPort: fields.http_port as number,
       version: fields.version as string,
-      lastUpdateMs: this.host.now(),
+      lastUpdateMs: this.host.clock.wallMs(),
     };
     if (peer.broadcastAddress === '' || peer.tcpPort === 0 || peer.httpPort === 0 || peer.version === '') {
       throw new FatalError('E_BAD_BODY', 'IDENTIFY missing fields');
@@ -354,7 +354,7 @@ export class ClientV1 {
 
   private onClose(): void {
     this.state = State.Closed;
-    if (this.readTimer !== null) clearTimeout(this.readTimer);
+    if (this.readTimer !== null) this.host.clock.clearTimer(this.readTimer);
     this.host.logger.info(`CLIENT(${this.remoteAddress}): closing`);
     const peer = this.peerInfo;
     if (peer !== null) {

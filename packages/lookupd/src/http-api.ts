@@ -24,19 +24,14 @@ import {
 import { VERSION } from './version.js';
 
 /**
- * nsqlookupd's HTTP API (nsq-spec §4.2) with NSQ's "V1" conventions, as nsqd's (§3.1): every
- * response but /ping and /metrics carries `X-NSQ-Content-Type: nsq; version=1.0`; objects are bare
- * JSON, actions an empty 200 without Content-Type, errors `{"message":"CODE"}`; unknown paths 404
- * NOT_FOUND, known paths with the wrong method 405 METHOD_NOT_ALLOWED with `Allow`, OPTIONS
- * answered (server-kit's router). Parameters come from the query string only, parsed as Go's
- * url.ParseQuery (failure: 400 INVALID_REQUEST) by the handlers that take any.
+ * nsqlookupd's HTTP API (nsq-spec §4.2) with NSQ's V1 conventions (§3.1, server-kit's router).
+ * Parameters come from the query string only, parsed as Go's url.ParseQuery.
  */
 
 /** A handler's result: JSON text already encoded (see goJson), or EMPTY for an empty 200. */
 type Result = JsonText | typeof EMPTY;
 type Handler = (req: V1Request) => Result;
 
-/** What the HTTP API reads from the lookupd it serves. */
 export interface HttpApiHost {
   readonly db: RegistrationDB;
   readonly logger: Logger;

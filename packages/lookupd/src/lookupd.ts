@@ -13,10 +13,8 @@ import { ClientV1, type LookupHost } from './tcp/client-v1.js';
 import { lookupdVersionLine, VERSION } from './version.js';
 
 /**
- * nsqlookupd (nsq-spec §4, DESIGN §3): the registration DB behind the TCP V1 listener, where nsqd
- * nodes register, and the HTTP API, where consumers and tools look them up. Inactivity and
- * tombstone lifetimes are judged when a request reads the DB, as in NSQ; the only timers are the
- * connections' read deadlines.
+ * nsqlookupd (nsq-spec §4). Inactivity and tombstone lifetimes are judged when a request reads the
+ * DB, as in NSQ; the only timers are the connections' read deadlines.
  */
 export class Lookupd implements LookupHost {
   readonly options: LookupdOptions;
@@ -46,7 +44,6 @@ export class Lookupd implements LookupHost {
     this.logger = createLogger(merged.logPrefix, merged.logLevel, (line) => process.stderr.write(line));
   }
 
-  /** The Prometheus registry behind /metrics. */
   metrics(): Promise<LookupdMetrics> {
     this.metricsMade ??= import('./metrics.js').then(
       ({ LookupdMetrics }) =>

@@ -4,20 +4,11 @@ export interface TimerHandle {
   refresh(): void;
 }
 
-/**
- * Time as a daemon sees it, injected so tests move a clock (`ManualClock` in @nsq-ts/test-utils)
- * instead of sleeping.
- */
+/** Injected so tests move a clock (`ManualClock` in @nsq-ts/test-utils) instead of sleeping. */
 export interface Clock {
-  /**
-   * Monotonic milliseconds for every deadline and due time: wall-clock jumps (NTP steps, manual
-   * changes) must not expire in-flight messages early or hold deferred ones forever.
-   */
+  /** For every deadline and due time: a wall-clock step must not expire or hold them. */
   monotonicMs(): number;
-  /**
-   * Wall-clock milliseconds, for timestamps that leave the process (message timestamps, stats).
-   * Date.now(), not timeOrigin + now(): the latter drifts from the system clock over a long uptime.
-   */
+  /** For timestamps that leave the process. Date.now(): timeOrigin + now() drifts over a long uptime. */
   wallMs(): number;
   /** Runs `fn` once after `delayMs`; unref'd (a timer never keeps the process alive). */
   setTimer(fn: () => void, delayMs: number): TimerHandle;

@@ -35,7 +35,6 @@ import {
  * reply each, so a pipelining nsqd matches replies FIFO.
  */
 
-/** What the connection needs from the daemon. */
 export interface LookupHost {
   readonly db: RegistrationDB;
   readonly logger: Logger;
@@ -43,7 +42,6 @@ export interface LookupHost {
   /** The IDENTIFY reply (JSON text): this lookupd's address, ports and version. */
   identifyReply(): string;
   readonly maxIdentifyBodyBytes: number;
-  /** See LookupdOptions.tcpReadTimeoutMs; 0: no deadline. */
   readonly tcpReadTimeoutMs: number;
   onClientClosed(client: ClientV1): void;
 }
@@ -90,10 +88,7 @@ export class ClientV1 {
   private state: State = State.Magic;
   private pending: Buffer = Buffer.alloc(0);
   private identifySize = 0;
-  /**
-   * The read deadline: refreshed only when a command is complete, never per chunk, so a peer
-   * that dribbles bytes (slowloris) or sends nothing at all is closed as surely as an idle one.
-   */
+  /** Refreshed per whole command, never per chunk, so a peer dribbling bytes is cut as an idle one. */
   private readonly readTimer: TimerHandle | null;
 
   constructor(
@@ -136,7 +131,7 @@ export class ClientV1 {
     this.pending = at === this.pending.length ? Buffer.alloc(0) : this.pending.subarray(at);
   }
 
-  /** Consumes one unit of input at `at`; returns the bytes used, -1 when more are needed. */
+  /** Returns the bytes used, -1 when more are needed. */
   private step(buf: Buffer, at: number): number {
     const available = buf.length - at;
     switch (this.state) {
@@ -333,10 +328,8 @@ export class ClientV1 {
   }
 
   /**
-   * Go's read deadline expiring: the connection goes without a reply (the peer may not be
-   * reading) and, as on any disconnect, its registrations go with it. This also ends a connection
-   * already closed on this side after a fatal error whose peer never sends its FIN, which the
-   * half-open server would otherwise keep.
+   * No reply (the peer may not be reading). Also ends a connection closed here after a fatal error
+   * whose peer never sends its FIN, which the half-open server would otherwise keep.
    */
   private onReadTimeout(timeoutMs: number): void {
     if (this.state !== State.Closed) {

@@ -1,7 +1,3 @@
-/**
- * `@nsq-ts/client`: a promise-based, typed NSQ client — {@link Producer} (single nsqd or a
- * host pool), {@link Consumer} (nsqd and/or nsqlookupd discovery) and body codecs.
- */
 export { type BackoffOptions, backoffDelayMs } from './backoff.js';
 export { bytesCodec, type Codec, jsonCodec, msgpackCodec, rawCodec, stringCodec } from './codecs.js';
 export {

@@ -89,12 +89,21 @@ describe('nsqd → nsqlookupd over TLS', () => {
     // No CA: the test CA is not among the system's, so verification fails.
     const untrusted = await startNsqd({ lookupdTcpAddresses: [l.tcpAddress], lookupdTls: true });
     cleanups.push(() => untrusted.close());
-    untrusted.nsqd.getTopic('t1');
     // Plain TCP to a TLS listener: the handshake fails, nothing registers.
     const plain = await startNsqd({ lookupdTcpAddresses: [l.tcpAddress] });
     cleanups.push(() => plain.close());
+    const untrustedWarns = vi.spyOn(untrusted.nsqd.logger, 'warn');
+    const plainWarns = vi.spyOn(plain.nsqd.logger, 'warn');
+    cleanups.push(
+      () => untrustedWarns.mockRestore(),
+      () => plainWarns.mockRestore(),
+    );
+    untrusted.nsqd.getTopic('t1');
     plain.nsqd.getTopic('t2');
-    await new Promise((r) => setTimeout(r, 500));
+    await eventually(() => {
+      expect(untrustedWarns.mock.calls.flat().join('\n')).toMatch(/REGISTER t1 failed/);
+      expect(plainWarns.mock.calls.flat().join('\n')).toMatch(/REGISTER t2 failed/);
+    });
     expect(await producersOf(l.httpAddress, 't1')).toBe(0);
     expect(await producersOf(l.httpAddress, 't2')).toBe(0);
     expect(l.lookupd.db.findProducers(Category.Client, '', '').length).toBe(0);

@@ -1,12 +1,7 @@
 import type { Message } from './message.js';
 
-/**
- * The `autoTouch` option: TOUCHes each message being handled once half its connection's msg
- * timeout has passed since its delivery or last TOUCH. One sweep timer serves all messages, and
- * stops when none is left.
- */
+/** TOUCHes a handled message once half its msg timeout has passed; one sweep timer for all. */
 export class AutoTouch<T> {
-  /** Messages handed to user code and not yet answered. */
   private readonly active = new Set<Message<T>>();
   private timer: NodeJS.Timeout | null = null;
 

@@ -6,10 +6,7 @@ export interface BackoffOptions {
   maxMs: number;
 }
 
-/**
- * `minMs * 2^(attempt-1)` capped at `maxMs`, plus up to half of it again as jitter (still capped),
- * so many clients that failed together do not retry together, and none waits less than `minMs`.
- */
+/** Jitter of up to half again (still capped), so clients that failed together do not retry together. */
 export function backoffDelayMs(attempt: number, options: BackoffOptions): number {
   return jitteredDelayMs(attempt, options, Math.random);
 }

@@ -1,11 +1,7 @@
 import { Packr } from 'msgpackr';
 
-/**
- * Turns message bodies into bytes and back. A producer encodes with it, a consumer decodes
- * `message.body` with it (lazily, on first access).
- */
+/** A consumer decodes `message.body` lazily, on first access. */
 export interface Codec<T> {
-  /** A short name for logs and errors. */
   readonly name: string;
   encode(value: T): Buffer;
   decode(bytes: Buffer): T;
@@ -18,10 +14,7 @@ export const rawCodec: Codec<Buffer> = {
   decode: (bytes) => bytes,
 };
 
-/**
- * The default producer codec: a Buffer (or any Uint8Array) passes through, a string is encoded
- * as UTF-8; anything else is refused with a TypeError. Consumers using it receive Buffers.
- */
+/** The default producer codec: Buffer/Uint8Array as is, strings as UTF-8, anything else a TypeError. */
 export const bytesCodec: Codec<Buffer | string> = {
   name: 'bytes',
   encode: (value) => {
@@ -35,7 +28,6 @@ export const bytesCodec: Codec<Buffer | string> = {
   decode: (bytes) => bytes,
 };
 
-/** `a number`, `null`, `an object (Object)`: for errors about values of the wrong type. */
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
@@ -43,7 +35,6 @@ export function describeValue(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-/** Bodies are UTF-8 strings. */
 export const stringCodec: Codec<string> = {
   name: 'string',
   encode: (value) => {
@@ -54,10 +45,7 @@ export const stringCodec: Codec<string> = {
   decode: (bytes) => bytes.toString('utf8'),
 };
 
-/**
- * Bodies are JSON documents. The type parameter is a promise the caller makes about the shape;
- * nothing is validated (pass a `decode` wrapper that validates if the producer is untrusted).
- */
+/** Bodies are JSON; the type parameter is the caller's promise, nothing is validated. */
 export function jsonCodec<T>(): Codec<T> {
   return {
     name: 'json',
@@ -71,10 +59,7 @@ export function jsonCodec<T>(): Codec<T> {
   };
 }
 
-/**
- * Bodies are MessagePack (msgpackr). `options` are passed to msgpackr's `Packr`; records and
- * structure sharing are off by default so any MessagePack reader can decode the bodies.
- */
+/** msgpackr, with records and structure sharing off by default so any MessagePack reader can decode. */
 export function msgpackCodec<T>(options: ConstructorParameters<typeof Packr>[0] = {}): Codec<T> {
   const packr = new Packr({ useRecords: false, ...options });
   return {

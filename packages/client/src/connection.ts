@@ -29,7 +29,6 @@ import {
   parseAuthReply,
 } from './identify.js';
 
-/** Receives a connection's frames once its handshake is complete. */
 export interface ConnectionHandlers {
   onMessage(data: Buffer): void;
   /** A response frame other than a heartbeat (OK, CLOSE_WAIT). */
@@ -44,29 +43,19 @@ export interface ConnectionOptions {
   dialTimeoutMs: number;
 }
 
-/**
- * One TCP V2 connection: magic, IDENTIFY (with feature negotiation), optional SUB, then frames
- * routed to the owner. Heartbeats are answered with NOP here. Writes made in one tick are
- * corked into a single `writev`; a read deadline of two heartbeat intervals drops a dead peer.
- */
+/** One TCP V2 connection; writes of one tick are corked into one `writev`. */
 export class Connection {
   readonly address: string;
   private readonly options: ConnectionOptions;
   private socket: Socket | null = null;
-  /** The TLS layer over `socket`, once negotiated. */
   private tlsSocket: TLSSocket | null = null;
-  /** Where writes go: the socket, the TLS socket, or a compression layer over either. */
   private out: OutputSink | null = null;
   private input: InputFilter | null = null;
-  /**
-   * During the handshake, plaintext is held and cut one frame per awaited reply, so bytes after
-   * a reply that belong to the next layer (a compressed `OK`) are never parsed as frames.
-   */
+  /** Held during the handshake and cut one frame per reply, so bytes of the next layer are never parsed. */
   private holding = true;
   private held: Buffer = Buffer.alloc(0);
   private readonly decoder = new FrameDecoder();
   private handlers: ConnectionHandlers | null = null;
-  /** Handshake reply waiter (IDENTIFY, SUB), used before `handlers` is set. */
   private waiter: { resolve: (text: string) => void; reject: (err: Error) => void } | null = null;
   private corked = false;
   private closed = false;
@@ -74,7 +63,6 @@ export class Connection {
   private connected = false;
   /** Any byte came back: a peer that closes without one is likely not an nsqd TCP port. */
   private receivedAny = false;
-  /** Closes the connection when nothing is received for two heartbeat intervals. */
   private readDeadline: NodeJS.Timeout | null = null;
   private closeError: Error | null = null;
   /** Set when this side ends or drops the connection: only then is a close without error clean. */
@@ -101,11 +89,7 @@ export class Connection {
     this.options = options;
   }
 
-  /**
-   * Connects, identifies and (with `subscribe`) subscribes; resolves when the connection is ready
-   * for the owner's `handlers`. Rejects with a ProtocolError for an nsqd error frame, or a
-   * ClientError for a dial failure, timeout or unexpected close — each naming this address.
-   */
+  /** Rejects with a ProtocolError for an nsqd error frame, or a ClientError naming this address. */
   async open(handlers: ConnectionHandlers, subscribe?: { topic: string; channel: string }): Promise<Negotiated> {
     const { host, port } = parseAddress(this.address);
     const socket = netConnect({ host, port, noDelay: true });
@@ -173,9 +157,8 @@ export class Connection {
     } finally {
       clearTimeout(timer);
     }
-    // Two missed heartbeats mean the peer is gone (nsq-spec §2.9). A timer refreshed by received
-    // data only: socket.setTimeout also counts our own writes, so a consumer sending TOUCHes
-    // (autoTouch) into a silently dead connection would never notice it.
+    // Two missed heartbeats mean the peer is gone (nsq-spec §2.9). Refreshed by received data only:
+    // socket.setTimeout also counts our writes, so autoTouch would hide a silently dead connection.
     this.readDeadline = setTimeout(
       () => {
         this.destroy(new ClientError(ClientErrorCode.Timeout, `no data from ${this.address} for two heartbeats`));
@@ -261,7 +244,6 @@ export class Connection {
     if (reply !== OK) throw notNsqd(this.address, 'compression', reply);
   }
 
-  /** Waits for the next reply frame of the handshake (one held frame, or the next to arrive). */
   private awaitReply(): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       this.waiter = { resolve, reject };
@@ -269,7 +251,6 @@ export class Connection {
     });
   }
 
-  /** End of the handshake: what was held goes to the frame decoder. */
   private releaseHeld(): void {
     this.holding = false;
     const rest = this.held;
@@ -289,7 +270,6 @@ export class Connection {
     else this.onPlain(chunk);
   };
 
-  /** Sends a handshake command and waits for its single reply. */
   private request(command: Buffer): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       this.waiter = { resolve, reject };
@@ -366,7 +346,6 @@ export class Connection {
     return w;
   }
 
-  /** True once the socket is gone. */
   get isClosed(): boolean {
     return this.closed;
   }
@@ -403,7 +382,6 @@ export class Connection {
     (this.tlsSocket ?? this.socket).setTimeout(1_000, () => this.destroy(null));
   }
 
-  /** Drops the connection now. */
   destroy(error: Error | null): void {
     if (error !== null) this.closeError ??= error;
     else this.closedByUs = true;

@@ -9,7 +9,6 @@ export interface LinkOwner<T> {
   requeue(link: Link<T>, msg: Message<T>, delayMs: number | undefined, backoff: boolean): void;
 }
 
-/** An nsqd address the consumer connects to. */
 export class Node<T> {
   readonly address: string;
   /** Found through lookupd (dropped when it cannot be reconnected) rather than configured. */
@@ -24,10 +23,7 @@ export class Node<T> {
   }
 }
 
-/**
- * One subscribed connection: the way back for the messages it delivered, and its RDY state. A
- * new Link per reconnect, so a message from a lost connection can never answer on its successor.
- */
+/** A new Link per reconnect, so a message from a lost connection can never answer on its successor. */
 export class Link<T> implements MessageLink<T>, RdyConnection {
   readonly node: Node<T>;
   readonly conn: Connection;
@@ -77,7 +73,6 @@ export class Link<T> implements MessageLink<T>, RdyConnection {
     return true;
   }
 
-  /** Sends RDY and notes when, for rotation. */
   setRdy(count: number, nowMs: number): void {
     this.rdy = count;
     this.rdyChangedAtMs = nowMs;

@@ -34,15 +34,9 @@ export type {
 } from './consumer-options.js';
 
 /**
- * Consumes a topic's channel from one or many nsqds (found directly or through nsqlookupd).
- * One connection per nsqd; `maxInFlight` is spread over the connections, and when there are
- * more connections than `maxInFlight` the RDY slots rotate so none starves. Failures (a handler
- * that throws, `requeue()` with backoff) back off exponentially: RDY 0 everywhere, then RDY 1 on
- * one connection as a probe, then the full window once probes succeed.
- *
- * Messages arrive through `on('message', handler)` / the `handler` option (finished when the
- * handler resolves, requeued when it throws) or through `for await (const msg of consumer)`
- * (the loop body must finish or requeue each message).
+ * Consumes a channel from nsqds given directly or found through nsqlookupd, one connection each.
+ * Messages come through `on('message', handler)` / the `handler` option (finished when it resolves,
+ * requeued when it throws) or `for await (const msg of consumer)` (the body must answer each).
  *
  * @typeParam T - the decoded body type (`message.body`), produced by the codec.
  */
@@ -55,7 +49,6 @@ export class Consumer<T = Buffer> {
   private readonly handlers: MessageHandler<T>[] = [];
   private readonly nodes = new Map<string, Node<T>>();
   private readonly policy: RdyPolicy;
-  /** What links hand back: their messages' answers. */
   private readonly owner: LinkOwner<T> = {
     finish: (link, msg) => this.finish(link, msg),
     requeue: (link, msg, delayMs, backoff) => this.requeue(link, msg, delayMs, backoff),
@@ -71,13 +64,12 @@ export class Consumer<T = Buffer> {
   private backoffTimer: NodeJS.Timeout | null = null;
   private rotateTimer: NodeJS.Timeout | null = null;
   private lookupTimer: NodeJS.Timeout | null = null;
-  /** Kept only with `autoTouch`. */
   private readonly autoTouch: AutoTouch<T> | null;
   private readonly stream = new MessageStream<T>();
   /** Reconnects of connect()'s first attempts, held until it knows whether anything answered. */
   private deferredRetries: Array<() => void> | null = null;
 
-  /** Checks the options (throws a ClientError E_INVALID_ARGUMENT naming a bad one); connects on connect(). */
+  /** Throws a ClientError E_INVALID_ARGUMENT naming a bad option. */
   constructor(options: ConsumerOptions<T>) {
     const o: ConsumerBaseOptions<T> & { codec?: Codec<T> } = options;
     const { nsqds } = checkConsumerOptions(o);
@@ -95,14 +87,13 @@ export class Consumer<T = Buffer> {
     for (const address of nsqds) this.nodes.set(address, new Node<T>(address, false));
   }
 
-  /** Adds a listener; `message` listeners are handlers whose outcome settles the message. */
+  /** `message` listeners are handlers whose outcome settles the message. */
   on<E extends keyof ConsumerEvents<T>>(event: E, listener: ConsumerEvents<T>[E]): this {
     if (event === 'message') this.handlers.push(listener as MessageHandler<T>);
     else this.events.on(event, listener as (...args: unknown[]) => void);
     return this;
   }
 
-  /** Removes a listener added with `on`. */
   off<E extends keyof ConsumerEvents<T>>(event: E, listener: ConsumerEvents<T>[E]): this {
     if (event === 'message') {
       const i = this.handlers.indexOf(listener as MessageHandler<T>);
@@ -121,25 +112,20 @@ export class Consumer<T = Buffer> {
     if (this.events.listenerCount(event) > 0) this.events.emit(event, ...args);
   }
 
-  /** The user's own error goes to `error` listeners as it is; the log says where it came from. */
   private userCodeFailed(caught: unknown, where: string): void {
     const err = caught instanceof Error ? caught : new Error(String(caught));
     this.logger.error(`${where}: ${err.stack ?? err.message}`);
     this.emit('error', err);
   }
 
-  /** Logs a background problem and hands it to the `error` listeners. */
   private report(err: Error, level: 'warn' | 'error' = 'warn'): void {
     this.logger[level](err.message);
     this.emit('error', err);
   }
 
   /**
-   * Connects to the configured nsqds and queries the lookupds once. Resolves when each first
-   * attempt is over and something answered (an nsqd, or a lookupd — it may list no nsqd yet;
-   * the consumer keeps polling). Rejects when nothing could be reached — no nsqd connected and
-   * no lookupd answered — with the first nsqd error (or lookupd error), and then the consumer is
-   * closed: nothing retries in the background, so the process can exit.
+   * Resolves when each first attempt is over and something answered (an nsqd, or a lookupd, which may
+   * list no nsqd yet). Rejects when nothing could be reached, and the consumer is then closed.
    */
   connect(): Promise<void> {
     if (this.isClosing)
@@ -168,9 +154,6 @@ export class Consumer<T = Buffer> {
     throw err;
   }
 
-  // ---- discovery ----
-
-  /** One round of lookupd queries (then the next is scheduled); resolves with their errors. */
   private async pollLookupds(): Promise<Error[]> {
     const lookupds = this.options.lookupdHttpAddresses ?? [];
     const timeoutMs = this.settings.lookupdTimeoutMs;
@@ -207,8 +190,6 @@ export class Consumer<T = Buffer> {
     );
     return errors;
   }
-
-  // ---- connections ----
 
   private open(node: Node<T>): Promise<void> {
     node.retryTimer = null;
@@ -251,11 +232,7 @@ export class Consumer<T = Buffer> {
       );
   }
 
-  /**
-   * After a failed attempt or a lost connection: retry with backoff, or — for a refusal no retry
-   * can fix, or a discovered nsqd that cannot be reached (the next lookup brings it back) — forget
-   * the node. Either way the log says which.
-   */
+  /** Retry with backoff, or forget the node: a refusal no retry fixes, or a discovered nsqd (lookups bring it back). */
   private scheduleReconnect(node: Node<T>, failedAttempt: boolean, err: Error | null): void {
     if (this.isClosing || this.nodes.get(node.address) !== node) return;
     const reason = err?.message ?? `connection to nsqd ${node.address} closed`;
@@ -293,11 +270,7 @@ export class Consumer<T = Buffer> {
     }
   }
 
-  /**
-   * An error frame on a subscribed connection. FIN/REQ failures (the message had timed out or
-   * was already answered) undo the counter the answer had moved; a fatal one means nsqd is
-   * closing the connection.
-   */
+  /** A FIN/REQ failure (timed out, already answered) undoes its counter; a fatal one means nsqd is closing. */
   private onErrorFrame(link: Link<T>, err: ProtocolError): void {
     if (err.code === ErrorCode.FinFailed) this.counters.finished--;
     else if (err.code === ErrorCode.ReqFailed) this.counters.requeued--;
@@ -324,8 +297,6 @@ export class Consumer<T = Buffer> {
     for (const node of this.nodes.values()) if (node.link?.subscribed) out.push(node.link);
     return out;
   }
-
-  // ---- messages ----
 
   private onMessage(link: Link<T>, data: Buffer): void {
     const d = decodeMessage(data);
@@ -394,7 +365,6 @@ export class Consumer<T = Buffer> {
     this.settled(link, msg, failed ? -1 : 0);
   }
 
-  /** Bookkeeping after a message was answered. */
   private settled(link: Link<T>, msg: Message<T>, outcome: Outcome): void {
     link.inFlight--;
     this.inFlight--;
@@ -403,8 +373,6 @@ export class Consumer<T = Buffer> {
     if (this.isClosing) return;
     this.apply(this.policy.settled(this.links(), outcome, Date.now()));
   }
-
-  // ---- RDY and backoff: the policy decides, this applies ----
 
   private connectionsChanged(): void {
     if (this.isClosing) return;
@@ -437,13 +405,7 @@ export class Consumer<T = Buffer> {
     this.rotateTimer = null;
   }
 
-  // ---- async iteration ----
-
-  /**
-   * Iterates over messages as they arrive (connecting if needed). Each message must be finished
-   * or requeued by the loop body. Leaving the loop (`break`, `return`, a throw) closes the
-   * consumer gracefully; the iteration ends when the consumer is closed.
-   */
+  /** Leaving the loop (`break`, `return`, a throw) closes the consumer gracefully. */
   [Symbol.asyncIterator](): AsyncIterator<Message<T>, undefined> {
     // A failed connect() ends the loop with its error (stream.end), rather than a silent wait.
     void this.connect().catch(() => undefined);
@@ -460,13 +422,9 @@ export class Consumer<T = Buffer> {
     };
   }
 
-  // ---- shutdown and stats ----
-
   /**
-   * Closes gracefully: stops discovery, sends CLS to every nsqd and waits for CLOSE_WAIT (no more
-   * deliveries), requeues messages the iterator never handed out, waits for in-flight messages
-   * to be finished or requeued, then closes the connections. Whatever is still unanswered at the
-   * `closeTimeoutMs` deadline is left to nsqd's msg timeout, so nothing is lost. Idempotent.
+   * CLS, then waits for CLOSE_WAIT and in-flight messages up to `closeTimeoutMs`; what is still
+   * unanswered then is left to nsqd's msg timeout, so nothing is lost. Idempotent.
    */
   close(): Promise<void> {
     this.closing ??= this.doClose();
@@ -521,7 +479,6 @@ export class Consumer<T = Buffer> {
     );
   }
 
-  /** Current connections, RDY, in-flight and backoff state, and message counters. */
   stats(): ConsumerStats {
     return {
       connections: this.links().map((l) => ({ address: l.node.address, rdy: l.rdy, inFlight: l.inFlight })),
@@ -532,7 +489,6 @@ export class Consumer<T = Buffer> {
   }
 }
 
-/** Resolves when `promise` settles or at `deadline` (epoch ms), whichever is first. */
 async function withDeadline(promise: Promise<unknown>, deadline: number): Promise<void> {
   let timer: NodeJS.Timeout | null = null;
   await Promise.race([

@@ -1,12 +1,9 @@
 import { hostname } from 'node:os';
 
-/** `user_agent` sent in IDENTIFY unless overridden. */
 export const USER_AGENT = 'nsq-ts/0.1.0';
 
-/** Default `client_id`/`hostname` sent in IDENTIFY. */
 export const HOSTNAME: string = hostname();
 
-/** The Consumer's numeric options when left out (the values its option docs name). */
 export const CONSUMER_DEFAULTS = {
   maxInFlight: 1,
   /** 0: retry forever. */
@@ -24,7 +21,6 @@ export const CONSUMER_DEFAULTS = {
   closeTimeoutMs: 30_000,
 } as const;
 
-/** The Producer's numeric options when left out. */
 export const PRODUCER_DEFAULTS = {
   dialTimeoutMs: 5_000,
   reconnectMinDelayMs: 250,
@@ -35,10 +31,7 @@ export const PRODUCER_DEFAULTS = {
   closeTimeoutMs: 5_000,
 } as const;
 
-/**
- * IDENTIFY fields sent when the option is left out. 0 asks nsqd for its own default (nsq-spec
- * §2.7); the deflate level is the one nsqjs and go-nsq ask for.
- */
+/** 0 asks nsqd for its own default; the deflate level is nsqjs's and go-nsq's. */
 export const IDENTIFY_DEFAULTS = {
   heartbeatIntervalMs: 0,
   outputBufferSize: 0,
@@ -57,10 +50,8 @@ export const NSQD_DEFAULTS = {
   deflateLevel: 6,
 } as const;
 
-/** Each numeric option as given, or its default. */
 export type Settings<D> = { readonly [K in keyof D]: number };
 
-/** Fills the numeric options left out with `defaults` (validation has already run). */
 export function withDefaults<D extends Readonly<Record<string, number>>>(
   given: { readonly [K in keyof D]?: number | undefined },
   defaults: D,

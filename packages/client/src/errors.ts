@@ -2,18 +2,13 @@ import { ErrorCode, ProtocolError } from '@nsq-ts/protocol';
 
 export { ErrorCode, ProtocolError };
 
-/**
- * Codes of errors raised by the client itself rather than sent by nsqd. Server errors are
- * {@link ProtocolError}s carrying NSQ's own code (`E_BAD_TOPIC`, `E_PUB_FAILED`, …).
- */
+/** Errors of the client itself; nsqd's are {@link ProtocolError}s with NSQ's code. */
 export const ClientErrorCode = {
   /** The TCP connection could not be made (refused, unreachable, unknown host); retried. */
   ConnectFailed: 'E_CONNECT_FAILED',
-  /** The connection closed before the server answered. */
   ConnectionClosed: 'E_CONNECTION_CLOSED',
   /** Connecting, the handshake or a publish took longer than its deadline. */
   Timeout: 'E_TIMEOUT',
-  /** The producer or consumer was closed, or stopped after a failed `connect()`. */
   Closed: 'E_CLOSED',
   /** The server answered something the protocol does not allow here. */
   UnexpectedResponse: 'E_UNEXPECTED_RESPONSE',
@@ -29,12 +24,9 @@ export const ClientErrorCode = {
   InvalidArgument: 'E_INVALID_ARGUMENT',
 } as const;
 
-/** One of the {@link ClientErrorCode} values. */
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
-/** An error raised by the client (not an nsqd error frame); `code` is a {@link ClientErrorCode}. */
 export class ClientError extends Error {
-  /** Stable machine-readable code. */
   readonly code: ClientErrorCode;
 
   constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown }) {
@@ -67,10 +59,7 @@ const PERMANENT_HANDSHAKE_CODES: ReadonlySet<string> = new Set([
   ErrorCode.Invalid,
 ]);
 
-/**
- * True for a failed connection attempt that retrying cannot fix (a refused feature, failed AUTH,
- * not an nsqd, a TLS-only nsqd spoken to in plaintext): the client reports it and stops trying.
- */
+/** A failed connection attempt retrying cannot fix: the client reports it and stops trying. */
 export function isPermanentFailure(error: Error): boolean {
   if (error instanceof ClientError) return PERMANENT_CLIENT_CODES.has(error.code);
   if (error instanceof ProtocolError) return PERMANENT_HANDSHAKE_CODES.has(error.code);

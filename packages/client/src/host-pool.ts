@@ -6,7 +6,6 @@ import type { PublishRequest } from './publish-request.js';
 export const HostState = { Idle: 0, Connecting: 1, Ready: 2, Down: 3, Failed: 4 } as const;
 export type HostState = (typeof HostState)[keyof typeof HostState];
 
-/** One nsqd of the pool: its connection, the publishes it has not answered, its health. */
 export class Host {
   readonly address: string;
   state: HostState = HostState.Idle;
@@ -26,7 +25,6 @@ export class Host {
     this.address = address;
   }
 
-  /** Folds one publish round trip into the smoothed latency. */
   measured(rttMs: number): void {
     this.latencyMs = this.latencyMs === 0 ? rttMs : this.latencyMs * 0.8 + rttMs * 0.2;
   }
@@ -37,10 +35,8 @@ export class Host {
   }
 }
 
-/** Snapshot of one pooled host, for monitoring. */
 export interface ProducerHostStatus {
   address: string;
-  /** True when connected and accepting publishes. */
   ready: boolean;
   /** Smoothed publish round-trip time in ms (0 until measured). */
   latencyMs: number;
@@ -54,7 +50,6 @@ export interface ProducerHostStatus {
   failed: boolean;
 }
 
-/** The producer's nsqds and the choice among them. */
 export class HostPool {
   readonly hosts: readonly Host[];
   private readonly epsilon: number;

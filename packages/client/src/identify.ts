@@ -3,11 +3,7 @@ import { type IdentifyResponse, OK } from '@nsq-ts/protocol';
 import { HOSTNAME, IDENTIFY_DEFAULTS, NSQD_DEFAULTS, USER_AGENT, withDefaults } from './defaults.js';
 import { ClientError, ClientErrorCode } from './errors.js';
 
-/**
- * Feature negotiation options sent in IDENTIFY (nsq-spec §2.7), in the client's units. Anything
- * left out takes nsqd's default. TLS, snappy, deflate and AUTH are applied right after IDENTIFY,
- * in NSQ's order: TLS, then snappy or deflate, then AUTH.
- */
+/** IDENTIFY's feature options (nsq-spec §2.7); left out, nsqd's default. Upgrades in NSQ's order: TLS, compression, AUTH. */
 export interface IdentifyOptions {
   /** Shown as `client_id` in nsqd's stats; defaults to the host name. */
   clientId?: string;
@@ -25,11 +21,7 @@ export interface IdentifyOptions {
   msgTimeoutMs?: number;
   /** Deliver only about this percentage (1..99) of the channel's messages; 0 = all. */
   sampleRate?: number;
-  /**
-   * Upgrade to TLS after IDENTIFY: `true` verifies nsqd's certificate against the system CAs;
-   * an object is passed to `tls.connect` (e.g. `ca`, `cert`/`key` for client certificates,
-   * `rejectUnauthorized`).
-   */
+  /** `true` verifies against the system CAs; an object is passed to `tls.connect`. */
   tls?: boolean | TlsConnectionOptions;
   /** Compress both directions with snappy (framing format). Not together with `deflate`. */
   snappy?: boolean;
@@ -41,7 +33,6 @@ export interface IdentifyOptions {
   authSecret?: string;
 }
 
-/** What the connection learned from IDENTIFY (with NSQ's defaults for a plain `OK` reply). */
 export interface Negotiated {
   maxRdyCount: number;
   msgTimeoutMs: number;
@@ -51,7 +42,6 @@ export interface Negotiated {
   /** nsqd's --max-msg-size and --max-body-size (nsq-ts nsqd reports them at IDENTIFY; 0: unknown). */
   maxMsgSize: number;
   maxBodySize: number;
-  /** Transport layers in use. */
   tls: boolean;
   snappy: boolean;
   deflate: boolean;
@@ -59,7 +49,6 @@ export interface Negotiated {
   auth: { identity: string; identityUrl: string; permissionCount: number } | null;
 }
 
-/** What nsqd granted in its IDENTIFY reply. */
 export interface Features {
   tls: boolean;
   snappy: boolean;
@@ -68,7 +57,6 @@ export interface Features {
   authRequired: boolean;
 }
 
-/** The IDENTIFY body for `o`, with feature negotiation on (nsq-spec §2.7). */
 export function identifyBody(o: IdentifyOptions): Record<string, string | number | boolean> {
   const n = withDefaults(o, IDENTIFY_DEFAULTS);
   return {
@@ -88,10 +76,7 @@ export function identifyBody(o: IdentifyOptions): Record<string, string | number
   };
 }
 
-/**
- * Reads nsqd's IDENTIFY reply into `negotiated` and returns the upgrades it granted; throws
- * when it is not a reply of an nsqd, or withholds an upgrade `o` asked for.
- */
+/** Throws when the reply is not an nsqd's, or withholds an upgrade `o` asked for. */
 export function applyIdentifyReply(
   reply: string,
   o: IdentifyOptions,
@@ -126,8 +111,7 @@ export function applyIdentifyReply(
       typeof r.deflate_level === 'number' && r.deflate_level > 0 ? r.deflate_level : NSQD_DEFAULTS.deflateLevel,
     authRequired: r.auth_required === true,
   };
-  // An upgrade nsqd did not grant (no certificate, --snappy=false, ...) would leave the
-  // connection weaker than configured: refuse it rather than go on silently.
+  // An upgrade not granted would leave the connection weaker than configured: refuse it.
   const refused = (what: string, why: string): ClientError =>
     new ClientError(ClientErrorCode.Unsupported, `nsqd ${address} refused ${what} (${why})`);
   if (o.tls !== undefined && o.tls !== false && !features.tls) {

@@ -1,8 +1,4 @@
-/**
- * `@nsq-ts/client`: a promise-based, typed NSQ client — {@link Producer} (single nsqd or a
- * host pool), {@link Consumer} (nsqd and/or nsqlookupd discovery) and body codecs, plus the
- * typed delivery-policy calls of an nsq-ts nsqd (max attempts, dead letters, caps, replay, redrive).
- */
+/** The typed delivery-policy calls of an nsq-ts nsqd (max attempts, dead letters, caps, replay, redrive). */
 export {
   type ChannelConfig,
   type ChannelConfigUpdate,

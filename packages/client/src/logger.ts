@@ -1,9 +1,4 @@
-/**
- * Where a producer or consumer reports what goes wrong in the background: a handler that threw,
- * a lookupd that did not answer, a connection that failed or dropped (go-nsq's SetLogger). Every
- * such event is also delivered to a promise or an `error`/`disconnected` listener; the log makes
- * sure it is seen even when nobody listens. `console` fits.
- */
+/** go-nsq's SetLogger: background problems are logged even when no listener sees them. `console` fits. */
 export interface Logger {
   warn(message: string): void;
   error(message: string): void;

@@ -6,10 +6,7 @@ type Waiter<T> = {
   reject: (err: Error) => void;
 };
 
-/**
- * The consumer's side of `for await`: messages that arrived before the loop asked for them wait
- * here, and a loop that asks first waits for the next message.
- */
+/** Messages that arrived before the loop asked wait here; a loop that asks first waits. */
 export class MessageStream<T> {
   private readonly buffered = new Fifo<Message<T>>();
   private readonly waiters = new Fifo<Waiter<T>>();
@@ -19,7 +16,6 @@ export class MessageStream<T> {
   /** Why the consumer stopped by itself (connect() failed): the loop throws it, once. */
   failure: Error | null = null;
 
-  /** True once the iteration is over: nobody will read another message. */
   get isEnded(): boolean {
     return this.ended;
   }
@@ -41,18 +37,15 @@ export class MessageStream<T> {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
-  /** The message the loop was left with, if it was not answered. */
   abandoned(): Message<T> | null {
     const msg = this.lastYielded;
     return msg !== null && !msg.hasResponded ? msg : null;
   }
 
-  /** The messages that arrived and were never handed out. */
   takeBuffered(): Message<T>[] {
     return this.buffered.drain();
   }
 
-  /** Ends the iteration: waiting loops end, with the failure if there is one. */
   end(): void {
     this.ended = true;
     const err = this.failure;

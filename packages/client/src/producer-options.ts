@@ -11,13 +11,10 @@ import {
   checkNumber,
 } from './validate.js';
 
-/**
- * Options of a {@link Producer} besides the codec. Give `nsqdAddress`, `nsqdAddresses`, or both.
- */
+/** Give `nsqdAddress`, `nsqdAddresses`, or both. */
 export interface ProducerBaseOptions extends IdentifyOptions {
-  /** One nsqd TCP address, `host:port`. */
   nsqdAddress?: string;
-  /** Several nsqd TCP addresses: publishes go to the healthiest, fastest one (a host pool). */
+  /** Publishes go to the healthiest, fastest one (a host pool). */
   nsqdAddresses?: readonly string[];
   /** Deadline for connecting and the IDENTIFY handshake (default 5000 ms). */
   dialTimeoutMs?: number;
@@ -25,44 +22,26 @@ export interface ProducerBaseOptions extends IdentifyOptions {
   reconnectMinDelayMs?: number;
   /** Upper bound of the reconnect delay (default 30000 ms). */
   reconnectMaxDelayMs?: number;
-  /**
-   * How long a publish may take, from the call to nsqd's answer — waiting for a connection,
-   * reconnects and retries included — before it is rejected with `E_TIMEOUT` (default 30000 ms).
-   */
+  /** From the call to nsqd's answer, reconnects and retries included, before `E_TIMEOUT` (default 30000 ms). */
   publishTimeoutMs?: number;
-  /**
-   * How many times one publish is sent before a connection loss is reported to the caller
-   * (default 5). A publish whose connection drops before nsqd answered is sent again, to
-   * another host when there is one, so delivery is at least once.
-   */
+  /** Sends of one publish before a connection loss is reported (default 5): delivery is at least once. */
   maxPublishAttempts?: number;
   /** Share of publishes sent to a random healthy host rather than the fastest (default 0.1). */
   epsilon?: number;
   /** How long `close()` waits for outstanding publishes to be answered (default 5000 ms). */
   closeTimeoutMs?: number;
-  /**
-   * Where connection failures and reconnects are reported (default: warnings and errors on
-   * stderr; `null`: nowhere). Publish failures always reach the publish's promise.
-   */
+  /** Where connection problems are reported (default: stderr; `null`: nowhere). */
   logger?: Logger | null;
 }
 
-/**
- * The codec option: optional while the body type is `Buffer | string` (encoded by
- * {@link bytesCodec}), required for any other body type, so `new Producer<Order>({...})` without
- * one does not compile.
- */
+/** Optional while the body type is `Buffer | string` ({@link bytesCodec}), so `Producer<Order>` needs one. */
 export type ProducerCodecOption<T> = [T] extends [Buffer | string]
   ? { /** How bodies are encoded (default {@link bytesCodec}: Buffer as is, string as UTF-8). */ codec?: Codec<T> }
   : { /** How bodies are encoded into bytes. */ codec: Codec<T> };
 
-/** Options of a {@link Producer}: {@link ProducerBaseOptions} and, for non-byte bodies, a codec. */
 export type ProducerOptions<T = Buffer | string> = ProducerBaseOptions & ProducerCodecOption<T>;
 
-/**
- * Checks a Producer's options (throws a ClientError E_INVALID_ARGUMENT naming a bad one) and
- * returns its nsqd addresses, each once.
- */
+/** Throws a ClientError E_INVALID_ARGUMENT naming a bad option; returns each address once. */
 export function checkProducerOptions<T>(o: ProducerBaseOptions & { codec?: Codec<T> }): string[] {
   const addresses = checkAddresses('nsqdAddresses', o.nsqdAddresses);
   if (o.nsqdAddress !== undefined) addresses.unshift(checkAddress('nsqdAddress', o.nsqdAddress));

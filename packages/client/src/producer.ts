@@ -18,13 +18,9 @@ export type { ProducerBaseOptions, ProducerCodecOption, ProducerOptions } from '
 const RETRIABLE_CODES: ReadonlySet<string> = new Set(['E_PUB_FAILED', 'E_MPUB_FAILED', 'E_DPUB_FAILED']);
 
 /**
- * Publishes to nsqd over TCP V2. Commands are pipelined on one connection per nsqd and their
- * replies matched in order; every publish returns a promise settled by nsqd's `OK` or error
- * frame. Publishing before the connection is ready queues; a lost connection is re-established
- * with exponential backoff and its unanswered publishes are sent again. With several addresses
- * the producer is a host pool: it picks hosts epsilon-greedily by recent latency, takes failing
- * hosts out of rotation until they reconnect, and retries on another host, so an nsqd restart
- * is invisible to callers.
+ * Publishes over TCP V2, pipelined, one connection per nsqd; a lost connection is re-established with
+ * backoff and its unanswered publishes are sent again. With several addresses it is a host pool:
+ * epsilon-greedy by latency, retrying on another host, so an nsqd restart is invisible to callers.
  *
  * @typeParam T - the body type accepted by `publish`, turned into bytes by the codec.
  */
@@ -35,7 +31,7 @@ export class Producer<T = Buffer | string> {
   private readonly options: ProducerBaseOptions;
   private readonly settings: Settings<typeof PRODUCER_DEFAULTS>;
   private readonly waiting = new Fifo<PublishRequest>();
-  /** One timer for every publish deadline: the oldest publish's (all share publishTimeoutMs). */
+  /** The oldest publish's deadline (all share publishTimeoutMs). */
   private deadlineTimer: NodeJS.Timeout | null = null;
   private started = false;
   private closed = false;
@@ -45,7 +41,7 @@ export class Producer<T = Buffer | string> {
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private readonly logger: Logger;
 
-  /** Checks the options (throws a ClientError E_INVALID_ARGUMENT naming a bad one); connects lazily. */
+  /** Throws a ClientError E_INVALID_ARGUMENT naming a bad option; connects lazily. */
   constructor(options: ProducerOptions<T>) {
     const o: ProducerBaseOptions & { codec?: Codec<T> } = options;
     const addresses = checkProducerOptions(o);
@@ -58,11 +54,9 @@ export class Producer<T = Buffer | string> {
   }
 
   /**
-   * Connects to every nsqd. Resolves once one connection is ready. Rejects with the error of the
-   * last attempt when every address failed it — or at once for a failure no retry can fix (TLS
-   * refused, AUTH failed, not an nsqd) — and then the producer is stopped: nothing retries in
-   * the background, and publishes are refused with E_CLOSED naming that error. Publishing
-   * without calling this connects too, and keeps retrying until each publish's timeout.
+   * Resolves once one connection is ready. Rejects when every address failed, or at once for a
+   * failure no retry can fix, and then the producer is stopped (publishes get E_CLOSED). Publishing
+   * without it connects too, retrying until each publish's timeout.
    */
   connect(): Promise<void> {
     if (this.closed) return Promise.reject(this.closedError());
@@ -78,11 +72,7 @@ export class Producer<T = Buffer | string> {
     for (const host of this.hosts) this.open(host);
   }
 
-  /**
-   * Publishes one message (PUB). Resolves on nsqd's `OK`. Never throws: a bad topic or body (one
-   * the codec cannot encode, an empty one, one over nsqd's --max-msg-size) rejects with a
-   * ClientError E_INVALID_ARGUMENT before any byte is sent.
-   */
+  /** PUB; resolves on `OK`. A bad topic or body rejects with E_INVALID_ARGUMENT before a byte is sent. */
   publish(topic: string, body: T): Promise<void> {
     try {
       this.checkOpen();
@@ -94,10 +84,7 @@ export class Producer<T = Buffer | string> {
     }
   }
 
-  /**
-   * Publishes several messages atomically in one command (MPUB). Resolves on nsqd's `OK`; bodies
-   * are checked like {@link publish}'s (and their total against --max-body-size).
-   */
+  /** MPUB: atomic; bodies checked as {@link publish}'s, their total against --max-body-size. */
   publishMany(topic: string, bodies: readonly T[]): Promise<void> {
     try {
       this.checkOpen();
@@ -118,10 +105,7 @@ export class Producer<T = Buffer | string> {
     }
   }
 
-  /**
-   * Publishes one message that nsqd delivers after `delayMs` (DPUB, 0 up to nsqd's
-   * --max-req-timeout). Resolves on nsqd's `OK`; checked like {@link publish}.
-   */
+  /** DPUB: delivered after `delayMs` (up to nsqd's --max-req-timeout). */
   publishDeferred(topic: string, delayMs: number, body: T): Promise<void> {
     try {
       this.checkOpen();
@@ -139,16 +123,11 @@ export class Producer<T = Buffer | string> {
     }
   }
 
-  /** Health of each nsqd in the pool. */
   status(): ProducerHostStatus[] {
     return this.pool.status();
   }
 
-  /**
-   * Stops accepting publishes, waits (up to `closeTimeoutMs`) for the outstanding ones to be
-   * answered, then closes every connection. Publishes still waiting for a connection are rejected
-   * with `E_CLOSED`. Idempotent.
-   */
+  /** Waits up to `closeTimeoutMs` for outstanding publishes; those still waiting for a connection get E_CLOSED. */
   close(): Promise<void> {
     this.closing ??= this.doClose();
     return this.closing;
@@ -185,7 +164,6 @@ export class Producer<T = Buffer | string> {
     );
   }
 
-  /** E_CLOSED, with the reason when the producer stopped by itself. */
   private closedError(): ClientError {
     if (this.stopError === null) return new ClientError(ClientErrorCode.Closed, 'producer is closed');
     return new ClientError(ClientErrorCode.Closed, `producer stopped: ${this.stopError.message}`, {
@@ -216,7 +194,6 @@ export class Producer<T = Buffer | string> {
     });
   }
 
-  /** Sends to the best host, or parks the request until one is usable. */
   private dispatch(req: PublishRequest): void {
     const host = this.waiting.length === 0 ? this.pool.choose() : null;
     if (host === null) {
@@ -240,7 +217,6 @@ export class Producer<T = Buffer | string> {
     conn.write(req.body);
   }
 
-  /** Moves parked publishes to hosts while any can take them. */
   private drainWaiting(): void {
     while (this.waiting.length > 0) {
       const host = this.pool.choose();
@@ -250,10 +226,8 @@ export class Producer<T = Buffer | string> {
   }
 
   /**
-   * Arms the single deadline timer for the oldest publish, waiting or sent (deadlines only grow,
-   * so an armed timer is never late for a newer one). When it fires, publishes past their
-   * deadline are rejected with E_TIMEOUT; a sent one goes with its connection, since replies
-   * are matched in order and one that never comes blocks the pipeline.
+   * One timer for the oldest deadline (deadlines only grow). A sent publish past its deadline takes
+   * its connection with it: replies are matched in order, and one that never comes blocks the pipeline.
    */
   private armDeadlineTimer(): void {
     if (this.deadlineTimer !== null || this.closed) return;
@@ -331,7 +305,6 @@ export class Producer<T = Buffer | string> {
       );
   }
 
-  /** Stops after a failed connect() or when every nsqd refused us: pending work gets `err`. */
   private stop(err: Error): void {
     this.stopError = err;
     const waiters = this.readyWaiters;
@@ -341,7 +314,6 @@ export class Producer<T = Buffer | string> {
     void this.close();
   }
 
-  /** After a failure: retry with backoff, or never again for a permanent one. */
   private markDown(host: Host, permanent: boolean): void {
     host.failures++;
     if (permanent) {
@@ -404,7 +376,6 @@ export class Producer<T = Buffer | string> {
     if (this.hosts.every((h) => h.state === HostState.Failed)) this.stop(host.lastError);
   }
 
-  /** Sends an unanswered publish again, unless it has used up its attempts or its time. */
   private retryOrReject(req: PublishRequest, cause: Error | null): void {
     if (this.closed) {
       req.reject(new ClientError(ClientErrorCode.Closed, 'producer closed'));

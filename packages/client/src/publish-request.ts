@@ -2,9 +2,7 @@ import { type Codec, describeValue } from './codecs.js';
 import { ClientError, ClientErrorCode } from './errors.js';
 import type { Negotiated } from './identify.js';
 
-/** One publish, from the call until nsqd's answer (or its deadline). */
 export interface PublishRequest {
-  /** Command line plus the 4-byte body size. */
   header: Buffer;
   body: Buffer;
   /** The command (PUB, MPUB, DPUB) and its largest message, checked against each nsqd's limits. */
@@ -17,7 +15,6 @@ export interface PublishRequest {
   sentAt: number;
 }
 
-/** `NAME topic[ delay]\n` followed by the 4-byte body size. */
 export function header(name: string, topic: string, delayMs: number | null, bodyLength: number): Buffer {
   const line = delayMs === null ? `${name} ${topic}\n` : `${name} ${topic} ${delayMs}\n`;
   const out = Buffer.allocUnsafe(line.length + 4);
@@ -26,11 +23,7 @@ export function header(name: string, topic: string, delayMs: number | null, body
   return out;
 }
 
-/**
- * The codec's bytes for one body, or a ClientError: whatever JavaScript passes in, nothing
- * reaches the socket that is not a non-empty Buffer (nsqd's refusal would be fatal to the
- * whole connection, and a bad write would throw out of the socket layer).
- */
+/** Only a non-empty Buffer reaches the socket: nsqd's refusal would be fatal to the whole connection. */
 export function encodeBody<T>(codec: Codec<T>, body: T, which: string): Buffer {
   let bytes: unknown;
   try {

@@ -1,41 +1,32 @@
 import { type BackoffOptions, jitteredDelayMs } from './backoff.js';
 
-/** What the policy reads of one subscribed connection. */
 export interface RdyConnection {
-  /** The RDY count last sent on it. */
   readonly rdy: number;
-  /** When `rdy` last changed, on the caller's clock (ms). */
   readonly rdyChangedAtMs: number;
-  /** Messages delivered on it and not yet answered. */
   readonly inFlight: number;
   /** nsqd's `max_rdy_count` for it: no RDY above it is sent. */
   readonly maxRdyCount: number;
 }
 
-/** One RDY command to send. */
 export interface RdyCommand<C> {
   readonly conn: C;
   readonly count: number;
 }
 
-/** What the consumer is to do after an event. */
 export interface RdyPlan<C> {
   /** RDY commands, in sending order; each also resets its connection's `rdyChangedAtMs` to now. */
   readonly rdy: readonly RdyCommand<C>[];
   /** Backoff started or continued: after `delayMs`, call {@link RdyPolicy.backoffElapsed}. */
   readonly backoff: { readonly level: number; readonly delayMs: number } | null;
-  /** Backoff ended (announce it before sending `rdy`). */
   readonly resumed: boolean;
   /** Whether the rotation timer ({@link RdyPolicy.rotate} every interval) should be running. */
   readonly rotating: boolean;
 }
 
 export interface RdyPolicyOptions {
-  /** Messages in flight at once over all connections. */
   maxInFlight: number;
   /** With more connections than `maxInFlight`: how long one keeps its RDY 1 before it moves on. */
   rotateIntervalMs: number;
-  /** Backoff delay bounds. */
   backoff: BackoffOptions;
   /** Source of the jitter and of the probe's choice (0 ≤ x < 1); default Math.random. */
   random?: () => number;
@@ -47,7 +38,6 @@ export type Outcome = -1 | 0 | 1;
 const UNCHANGED: RdyPlan<never> = { rdy: [], backoff: null, resumed: false, rotating: false };
 const UNCHANGED_ROTATING: RdyPlan<never> = { ...UNCHANGED, rotating: true };
 
-/** A slot per connection: the RDY it will have once the plan is applied. */
 interface Slot<C> {
   readonly conn: C;
   readonly inFlight: number;
@@ -56,7 +46,6 @@ interface Slot<C> {
   changedAtMs: number;
 }
 
-/** The connections' RDY as an event's decisions change it, and the commands that change it. */
 class Draft<C extends RdyConnection> {
   readonly slots: Slot<C>[];
   readonly sent: RdyCommand<C>[] = [];
@@ -83,14 +72,11 @@ class Draft<C extends RdyConnection> {
 }
 
 /**
- * How a consumer spreads `maxInFlight` over its connections and backs off, as decisions without
- * I/O: each event takes the subscribed connections and the time, and returns the RDY commands to
- * send. Up to `maxInFlight` connections share the window evenly; beyond that, at most
- * `maxInFlight` of them hold RDY 1 and each gives it up after `rotateIntervalMs` to the one
- * waiting longest, so none starves (go-nsq's low-RDY redistribution). Backoff is go-nsq's state
- * machine: a failure raises the level and sets RDY 0 everywhere for an exponential delay, then
- * one random connection gets RDY 1 as a probe; the probe's outcome raises or lowers the level,
- * and signals arriving during a delay are ignored.
+ * go-nsq's RDY spreading and backoff, as decisions without I/O. Up to `maxInFlight` connections share
+ * the window evenly; beyond that at most `maxInFlight` hold RDY 1, each handing it after
+ * `rotateIntervalMs` to the one waiting longest. A failure raises the backoff level: RDY 0 everywhere
+ * for an exponential delay, then RDY 1 on one random connection as a probe whose outcome moves the
+ * level; signals during a delay are ignored.
  */
 export class RdyPolicy {
   private readonly maxInFlight: number;
@@ -100,7 +86,6 @@ export class RdyPolicy {
   /** The level at which the delay reaches `backoff.maxMs`: failures beyond it do not deepen it. */
   private readonly maxLevel: number;
   private level = 0;
-  /** A backoff delay is running. */
   private delaying = false;
   private rotating = false;
 
@@ -113,19 +98,16 @@ export class RdyPolicy {
     this.maxLevel = Math.max(1, Math.ceil(Math.log2(maxMs / minMs)) + 1);
   }
 
-  /** Current backoff level (0 = not backing off). */
   get backoffLevel(): number {
     return this.level;
   }
 
-  /** A connection was subscribed or lost: the window is spread again. */
   connectionsChanged<C extends RdyConnection>(conns: readonly C[], nowMs: number): RdyPlan<C> {
     const draft = new Draft(conns, nowMs);
     this.spread(draft);
     return this.plan(draft, null, false);
   }
 
-  /** A message was answered on one of `conns`. */
   settled<C extends RdyConnection>(conns: readonly C[], outcome: Outcome, nowMs: number): RdyPlan<C> {
     if (outcome < 0) return this.signal(conns, true, nowMs);
     if (outcome > 0 && this.level > 0) return this.signal(conns, false, nowMs);
@@ -180,7 +162,6 @@ export class RdyPolicy {
     return this.plan(draft, { level: this.level, delayMs }, false);
   }
 
-  /** The whole window, evenly; or RDY 1 on at most `maxInFlight` connections, rotated. */
   private spread<C extends RdyConnection>(draft: Draft<C>): void {
     const slots = draft.slots;
     if (slots.length === 0) return;
@@ -205,10 +186,7 @@ export class RdyPolicy {
     this.rotating = true;
   }
 
-  /**
-   * Grants RDY 1 to waiting connections, longest-waiting first, within the free window. A
-   * connection still busy with messages is passed over: its in-flight messages use the window.
-   */
+  /** Longest-waiting first; a connection still busy with messages is passed over. */
   private fillScarce<C extends RdyConnection>(draft: Draft<C>): void {
     if (this.level > 0) return;
     let used = 0;

@@ -4,12 +4,7 @@ import { describeValue } from './codecs.js';
 import { ClientError, ClientErrorCode } from './errors.js';
 import type { IdentifyOptions } from './identify.js';
 
-/**
- * Checks of the options given to a Producer or Consumer, run in their constructors so that a
- * mistake (`nsqdAddress: 'localhost'`, a negative timeout, a codec without `encode`) is reported
- * where it was made, not as a failure at the first connect. Each throws a ClientError
- * (E_INVALID_ARGUMENT) naming the option.
- */
+// Run in the constructors, so a mistake is reported where it was made; each throws E_INVALID_ARGUMENT.
 function invalid(message: string): ClientError {
   return new ClientError(ClientErrorCode.InvalidArgument, message);
 }
@@ -25,7 +20,6 @@ export function checkAddress(option: string, value: unknown): string {
   return value;
 }
 
-/** A list of addresses (or undefined). */
 export function checkAddresses(option: string, value: unknown, check = checkAddress): string[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw invalid(`${option} must be an array of addresses, not ${describeValue(value)}`);
@@ -51,7 +45,6 @@ interface NumberRule {
   integer?: boolean;
 }
 
-/** An optional number within bounds. */
 export function checkNumber(option: string, value: unknown, rule: NumberRule = {}): void {
   if (value === undefined) return;
   const ok =
@@ -68,7 +61,6 @@ export function checkNumber(option: string, value: unknown, rule: NumberRule = {
   }
 }
 
-/** An optional value of a primitive type. */
 export function checkType(option: string, value: unknown, type: 'boolean' | 'string' | 'function'): void {
   if (value !== undefined && typeof value !== type) {
     throw invalid(`${option} must be a ${type}, not ${describeValue(value)}`);
@@ -88,14 +80,12 @@ export function checkChannel(value: unknown): string {
   return value;
 }
 
-/** A codec, when given: an object with `encode`/`decode` functions. */
 export function checkCodec(value: unknown, needs: 'encode' | 'decode'): void {
   if (value === undefined) return;
   const fn = (value as Record<string, unknown> | null)?.[needs];
   if (typeof fn !== 'function') throw invalid(`codec must have an ${needs}() function`);
 }
 
-/** A logger, when given: null, or an object with `warn` and `error` functions. */
 export function checkLogger(value: unknown): void {
   if (value === undefined || value === null) return;
   const l = value as Record<string, unknown>;

@@ -1,41 +1,20 @@
 import { goQuoteText } from './go-format.js';
-// Hand-written: no npm parser accepts Go's `flag` syntax. util.parseArgs, minimist, arg and commander read
-// `-foo` as the short options f, o, o, and none has Go's bool rule, duration values or error texts.
-/**
- * A parser for the command-line syntax of Go's `flag` package, which NSQ's daemons use:
- *
- *   -flag value   --flag value   -flag=value   --flag=value   (one or two dashes are the same)
- *   -bool         -bool=false                                 (a bool never takes the next argument)
- *   --                                                        (ends the flags)
- *
- * As in Go, parsing stops at the first argument that is not a flag; a non-bool flag takes the next
- * argument even when it starts with `-`; a flag given twice keeps its last value, except the
- * repeatable array types, which collect every value. Error messages are Go's.
- */
+// Hand-written: no npm parser has Go's `flag` syntax (`-foo` is one flag, not f, o, o), its bool
+// rule, durations or error texts. Parsing stops at the first non-flag; a non-bool flag takes the next
+// argument even when it starts with `-`; the last of repeated values wins, except array types.
 
-/** Why a command line or config was refused. */
 export const FlagErrorCode = {
-  /** `-foo` where no flag `foo` is defined. */
   UndefinedFlag: 'UNDEFINED_FLAG',
-  /** A value that does not parse as the flag's type. */
   InvalidValue: 'INVALID_VALUE',
-  /** A non-bool flag as the last argument. */
   MissingValue: 'MISSING_VALUE',
-  /** `---x`, `-=x`. */
   BadSyntax: 'BAD_SYNTAX',
-  /** A positional argument where the program takes none. */
   UnexpectedArgument: 'UNEXPECTED_ARGUMENT',
-  /** The config file is unreadable, is not TOML, or holds a value of the wrong type. */
   InvalidConfig: 'INVALID_CONFIG',
-  /** Every value parsed, but the combination is refused (e.g. a value out of its range). */
-  InvalidOption: 'INVALID_OPTION',
+  InvalidOption: 'INVALID_OPTION', // each value parsed, the combination refused
 } as const;
 export type FlagErrorCode = (typeof FlagErrorCode)[keyof typeof FlagErrorCode];
 
-/**
- * A refused command line. `exitCode` is what Go's daemons exit with: 2 for a command line the
- * `flag` package rejects, 1 for config and option errors (NSQ's `logFatal`).
- */
+/** `exitCode`: 2 for what Go's `flag` package rejects, 1 for config and option errors (NSQ's logFatal). */
 export class FlagError extends Error {
   readonly code: FlagErrorCode;
   /** The flag (without dashes) or config key at fault, when there is one. */
@@ -61,9 +40,8 @@ interface FlagSpecBase {
 }
 
 /**
- * A flag definition. Durations are milliseconds (possibly fractional: `250us` is 0.25).
- * `custom` is Go's `flag.Value`: `parse` validates and normalises the text, throwing an Error whose
- * message becomes the `: reason` of the flag error; `isBool` makes it take no argument, like a bool.
+ * Durations are milliseconds (`250us` is 0.25). `custom` is Go's `flag.Value`: `parse` throws an
+ * Error whose message becomes the flag error's reason; `isBool` makes it take no argument.
  */
 export type FlagSpec =
   | (FlagSpecBase & { readonly type: 'string'; readonly default: string })
@@ -86,7 +64,6 @@ export type FlagType = FlagSpec['type'];
 export type FlagValue = string | number | boolean | string[] | number[];
 
 export interface ParsedFlags {
-  /** Every defined flag's value: given on the command line, or its default. */
   readonly values: Map<string, FlagValue>;
   /** Names of the flags given on the command line (Go's `FlagSet.Visit`). */
   readonly set: Set<string>;
@@ -101,7 +78,7 @@ export interface ParseGoFlagsOptions {
   readonly positionals?: 'return' | 'error';
 }
 
-/** Parses `argv` (without the program name) against `specs`. Throws FlagError. */
+/** `argv` without the program name. Throws FlagError. */
 export function parseGoFlags(
   specs: readonly FlagSpec[],
   argv: readonly string[],
@@ -161,15 +138,11 @@ export function parseGoFlags(
   return { values, set, rest, help: false };
 }
 
-/** True for flags that never consume the next argument. */
 export function isBoolFlag(spec: FlagSpec): boolean {
   return spec.type === 'bool' || (spec.type === 'custom' && spec.isBool === true);
 }
 
-/**
- * Parses one textual value as `spec`'s type. For array types the result is `previous` plus the new
- * element(s). Throws an Error whose message is Go's reason (`parse error`, `value out of range`).
- */
+/** Array types return `previous` plus the new element(s). Throws Go's reason (`parse error`, …). */
 export function parseFlagValue(spec: FlagSpec, raw: string, previous: readonly (string | number)[] = []): FlagValue {
   switch (spec.type) {
     case 'string':
@@ -221,14 +194,11 @@ function defaultValue(spec: FlagSpec): FlagValue {
   return spec.default;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Config files
+// ---- config files ----
 
 /**
- * A config-file (TOML) value for `spec`, read from `key`. Strings parse as on the command line, so
- * `msg_timeout = "60s"` and `tls_required = "tcp-https"` work; besides: integers for durations are
- * milliseconds (as in go-options); arrays, or one comma-separated string, for the repeatable flags;
- * booleans and numbers for the custom types (`tls_required = true`). Throws FlagError (InvalidConfig).
+ * Strings parse as on the command line (`msg_timeout = "60s"`); integers for durations are ms (as in
+ * go-options); repeatable flags take arrays or one comma-separated string. Throws FlagError.
  */
 export function flagValueFromConfig(spec: FlagSpec, key: string, raw: unknown): FlagValue {
   const bad = (reason: string, cause?: unknown) =>
@@ -293,7 +263,6 @@ function describeConfigValue(value: unknown): string {
   }
 }
 
-/** A flag as a daemon's config file knows it: its definition and the TOML keys that set it. */
 export interface ConfigurableFlag {
   readonly spec: FlagSpec;
   /** TOML keys, the preferred one first; none for flags the config file cannot set. */
@@ -301,17 +270,12 @@ export interface ConfigurableFlag {
 }
 
 export interface ResolvedFlags {
-  /** Every resolved flag's value. */
   readonly values: Map<string, FlagValue>;
   /** The flags given on the command line or in the config file. */
   readonly explicit: Set<string>;
 }
 
-/**
- * Each flag's value, like mreiferson/go-options' Resolve: a flag on the command line beats the
- * config file, which beats the default. An array flag given on the command line replaces the
- * config's array. Throws FlagError (InvalidConfig) for a bad config value or two keys of one flag.
- */
+/** go-options' Resolve: command line beats config file beats default; a command-line array replaces the config's. */
 export function resolveFlags(
   flags: readonly ConfigurableFlag[],
   parsed: ParsedFlags,
@@ -349,7 +313,6 @@ export interface OptionFlag<O> extends ConfigurableFlag {
   readonly option: keyof O | null;
 }
 
-/** Copies each flag's resolved value into its field of `options`. */
 export function applyFlagValues<O>(
   options: O,
   flags: readonly OptionFlag<O>[],
@@ -370,8 +333,7 @@ export function unknownConfigKeys(
   return Object.keys(config).filter((key) => !known.has(key));
 }
 
-// ---------------------------------------------------------------------------------------------
-// Go's strconv and time parsers
+// ---- Go's strconv and time parsers ----
 
 const BOOL_TEXT: ReadonlyMap<string, boolean> = new Map([
   ['1', true],
@@ -404,11 +366,7 @@ const INT_DIGITS: Readonly<Record<number, RegExp>> = {
 const INT_PREFIX: Readonly<Record<number, string>> = { 2: '0b', 8: '0o', 10: '', 16: '0x' };
 const INT64_MAX = 2n ** 63n - 1n;
 
-/**
- * strconv.ParseInt(s, 0, 64): optional sign; `0x`, `0o`, `0b` or a leading `0` (octal) select the
- * base; `_` may separate digits. Throws Error('parse error') or Error('value out of range'); values
- * beyond ±2^53 are out of range here, as a JS number cannot hold them exactly.
- */
+/** strconv.ParseInt(s, 0, 64), limited to ±2^53 (a JS number holds no more exactly). */
 export function parseGoInt(s: string): number {
   let body = s;
   let negative = false;
@@ -439,10 +397,7 @@ export function parseGoInt(s: string): number {
   return value;
 }
 
-/**
- * strconv.ParseFloat(s, 64) for decimal and exponent forms, `inf`/`infinity`/`nan` (any case).
- * Go's hexadecimal floats and digit separators are not accepted. Throws like parseGoInt.
- */
+/** strconv.ParseFloat(s, 64) without Go's hexadecimal floats and digit separators. */
 export function parseGoFloat(s: string): number {
   if (/^[+-]?(?:inf|infinity)$/i.test(s)) return s[0] === '-' ? -Infinity : Infinity;
   if (/^[+-]?nan$/i.test(s)) return Number.NaN;
@@ -464,11 +419,7 @@ const NS_PER_UNIT: ReadonlyMap<string, number> = new Map([
 ]);
 const MAX_DURATION_NS = 2 ** 63 - 1;
 
-/**
- * time.ParseDuration, returning milliseconds: a signed sequence of decimal numbers, each with an
- * optional fraction and a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), e.g. `300ms`, `1.5h`,
- * `2h45m`. A bare `0` is the only number allowed without a unit. Throws Error with Go's message.
- */
+/** time.ParseDuration in milliseconds; a bare `0` is the only number without a unit. */
 export function parseGoDuration(s: string): number {
   const invalid = () => new Error(`time: invalid duration ${goQuoteText(s)}`);
   let i = 0;
@@ -518,13 +469,9 @@ export function formatGoDuration(ms: number): string {
   return `${sign}${seconds}`;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Usage text
+// ---- usage text ----
 
-/**
- * The text Go prints for `-h`: `Usage of <program>:` then FlagSet.PrintDefaults, flags sorted by
- * name, each as `  -name type` and its indented help with `(default …)` unless the default is zero.
- */
+/** Go's `-h` text: FlagSet.PrintDefaults, sorted by name, `(default …)` unless the default is zero. */
 export function formatGoUsage(program: string, specs: readonly FlagSpec[]): string {
   const lines = [`Usage of ${program}:`];
   const sorted = [...specs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

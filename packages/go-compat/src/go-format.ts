@@ -1,12 +1,6 @@
-/**
- * Go formatting that appears in NSQ error texts, reproduced byte for byte. Strings here are
- * "byte strings": one char per byte (latin1), as the TCP layer decodes command lines.
- */
+// Go formatting in NSQ's error texts, byte for byte. Strings are byte strings (latin1), as the TCP layer decodes lines.
 
-/**
- * Go's `%q` of a byte string: printable UTF-8 kept as is, `"` and `\` escaped, common control
- * characters as `\n` etc., other control bytes and invalid UTF-8 bytes as `\xNN`.
- */
+/** Go's `%q` of a byte string: printable UTF-8 kept; other control and invalid bytes as `\xNN`. */
 export function goQuote(bytes: string): string {
   let out = '"';
   const buf = Buffer.from(bytes, 'latin1');
@@ -61,9 +55,8 @@ function utf8SequenceLength(buf: Buffer, i: number): number {
 }
 
 /**
- * NSQ's ByteToBase10: unsigned decimal digits only, `""` parses as 0, anything else is null.
- * Go accumulates in a uint64 that wraps, then callers convert to int64; long inputs take the
- * BigInt path to reproduce that (e.g. `RDY 18446744073709551615` is -1 there, so out of range).
+ * NSQ's ByteToBase10: digits only, `""` is 0. Go's uint64 wraps before the int64 cast, so long input
+ * takes BigInt (`RDY 18446744073709551615` is -1 there, so out of range).
  */
 export function parseBase10(text: string): number | null {
   let n = 0;

@@ -1,8 +1,4 @@
-/**
- * Query strings parsed as Go's url.ParseQuery does, because NSQ's HTTP API answers 400
- * INVALID_REQUEST exactly when that fails: a `;` in a key/value pair or a bad `%` escape.
- * `+` is a space. Repeated keys keep every value; handlers read the first.
- */
+/** Go's url.ParseQuery: NSQ answers 400 INVALID_REQUEST exactly when it fails (a `;`, a bad `%`). */
 export type GoQuery = Map<string, string[]>;
 
 export function parseGoQuery(rawQuery: string): GoQuery | null {
@@ -25,10 +21,7 @@ function queryUnescape(s: string): string | null {
   return goUnescape(s, true);
 }
 
-/**
- * Go's url unescaping: `%XX` to its byte, then the bytes read as UTF-8 (leniently); with
- * `plusIsSpace` (query strings) `+` is a space. null for a bad `%` escape.
- */
+/** `%XX` to bytes read as UTF-8 (leniently); null for a bad escape. */
 export function goUnescape(s: string, plusIsSpace: boolean): string | null {
   if (!s.includes('%') && !(plusIsSpace && s.includes('+'))) return s;
   const bytes: number[] = [];

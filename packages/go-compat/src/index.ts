@@ -1,8 +1,4 @@
-/**
- * `@nsq-ts/go-compat`: the Go behaviour NSQ's programs show to their users, reproduced byte for
- * byte — the `flag` package's command lines and errors, durations, `net/url` query strings, `%q`
- * quoting, the `log` package's lines, and `host:port` addresses.
- */
+/** The Go behaviour NSQ's programs show their users, byte for byte. */
 export { formatHostPort, parseHostPort } from './address.js';
 export {
   applyFlagValues,

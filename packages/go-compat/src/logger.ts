@@ -35,10 +35,7 @@ function stamp(d: Date): string {
   return `${d.getFullYear()}/${pad(d.getMonth() + 1)}/${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds() * 1000, 6)}`;
 }
 
-/**
- * A logger that formats NSQ's lines and hands each to `write` (the daemons pass stderr). This
- * package does no I/O itself, so the sink is always the caller's.
- */
+/** The package does no I/O: the caller's `write` is the sink. */
 export function createLogger(prefix: string, level: LogLevel, write: (line: string) => void): Logger {
   const logger: Logger = {
     level,

@@ -1,6 +1,7 @@
 import { firstValue, type GoQuery, type Logger } from '@nsq-ts/go-compat';
 import { isValidChannelName, isValidTopicName, type LookupNode, type LookupPeer } from '@nsq-ts/protocol';
 import {
+  type Clock,
   createV1Router,
   EMPTY,
   goJson,
@@ -23,25 +24,19 @@ import {
 import { VERSION } from './version.js';
 
 /**
- * nsqlookupd's HTTP API (nsq-spec §4.2) with NSQ's "V1" conventions, as nsqd's (§3.1): every
- * response but /ping and /metrics carries `X-NSQ-Content-Type: nsq; version=1.0`; objects are bare
- * JSON, actions an empty 200 without Content-Type, errors `{"message":"CODE"}`; unknown paths 404
- * NOT_FOUND, known paths with the wrong method 405 METHOD_NOT_ALLOWED with `Allow`, OPTIONS
- * answered (server-kit's router). Parameters come from the query string only, parsed as Go's
- * url.ParseQuery (failure: 400 INVALID_REQUEST) by the handlers that take any.
+ * nsqlookupd's HTTP API (nsq-spec §4.2) with NSQ's V1 conventions (§3.1, server-kit's router).
+ * Parameters come from the query string only, parsed as Go's url.ParseQuery.
  */
 
 /** A handler's result: JSON text already encoded (see goJson), or EMPTY for an empty 200. */
 type Result = JsonText | typeof EMPTY;
 type Handler = (req: V1Request) => Result;
 
-/** What the HTTP API reads from the lookupd it serves. */
 export interface HttpApiHost {
   readonly db: RegistrationDB;
   readonly logger: Logger;
   readonly options: LookupdOptions;
-  /** Wall-clock milliseconds. */
-  now(): number;
+  readonly clock: Clock;
   metrics(): Promise<LookupdMetrics>;
 }
 
@@ -73,7 +68,7 @@ export function createHttpApi(lookupd: HttpApiHost): V1Router['handle'] {
   }
 
   const active = (producers: Producer[], tombstoneLifetimeMs: number) =>
-    filterByActive(producers, lookupd.options.inactiveProducerTimeoutMs, tombstoneLifetimeMs, lookupd.now());
+    filterByActive(producers, lookupd.options.inactiveProducerTimeoutMs, tombstoneLifetimeMs, lookupd.clock.wallMs());
 
   // ---- health and info ----
 
@@ -113,7 +108,7 @@ export function createHttpApi(lookupd: HttpApiHost): V1Router['handle'] {
   route('GET', '/nodes', () => {
     // Tombstoned producers stay listed here (lifetime 0), flagged per topic in `tombstones`.
     const producers = active(db.findProducers(Category.Client, '', ''), 0);
-    const now = lookupd.now();
+    const now = lookupd.clock.wallMs();
     const nodes = producers.map((p): LookupNode => {
       const topics = db
         .lookupRegistrations(p.peerInfo.id)
@@ -159,7 +154,7 @@ export function createHttpApi(lookupd: HttpApiHost): V1Router['handle'] {
     const topic = requireParam(query, 'topic');
     const node = requireParam(query, 'node');
     lookupd.logger.info(`DB: setting tombstone for producer@${node} of topic(${topic})`);
-    const now = lookupd.now();
+    const now = lookupd.clock.wallMs();
     for (const p of db.findProducers(Category.Topic, topic, '')) {
       if (`${p.peerInfo.broadcastAddress}:${p.peerInfo.httpPort}` === node) p.tombstone(now);
     }

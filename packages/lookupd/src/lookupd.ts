@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
 import { createLogger, type Logger, parseHostPort } from '@nsq-ts/go-compat';
-import { goJson, HTTP_SERVER_TIMEOUTS, listen } from '@nsq-ts/server-kit';
+import { type Clock, goJson, HTTP_SERVER_TIMEOUTS, listen, systemClock } from '@nsq-ts/server-kit';
 import { createHttpApi } from './http-api.js';
 import type { LookupdMetrics } from './metrics.js';
 import { defaultLookupdOptions, type LookupdOptions } from './options.js';
@@ -13,9 +13,8 @@ import { ClientV1, type LookupHost } from './tcp/client-v1.js';
 import { lookupdVersionLine, VERSION } from './version.js';
 
 /**
- * nsqlookupd (nsq-spec §4, DESIGN §3): the registration DB behind the TCP V1 listener, where nsqd
- * nodes register, and the HTTP API, where consumers and tools look them up. There are no timers:
- * inactivity and tombstone lifetimes are judged when a request reads the DB, as in NSQ.
+ * nsqlookupd (nsq-spec §4). Inactivity and tombstone lifetimes are judged when a request reads the
+ * DB, as in NSQ; the only timers are the connections' read deadlines.
  */
 export class Lookupd implements LookupHost {
   readonly options: LookupdOptions;
@@ -35,20 +34,22 @@ export class Lookupd implements LookupHost {
   private starting: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
-  constructor(options: Partial<LookupdOptions> = {}) {
+  constructor(
+    options: Partial<LookupdOptions> = {},
+    readonly clock: Clock = systemClock,
+  ) {
     const merged = { ...defaultLookupdOptions(), ...options };
     if (merged.broadcastAddress === '') merged.broadcastAddress = hostname();
     this.options = merged;
     this.logger = createLogger(merged.logPrefix, merged.logLevel, (line) => process.stderr.write(line));
   }
 
-  /** The Prometheus registry behind /metrics. */
   metrics(): Promise<LookupdMetrics> {
     this.metricsMade ??= import('./metrics.js').then(
       ({ LookupdMetrics }) =>
         new LookupdMetrics(this.db, () => ({
           inactiveProducerTimeoutMs: this.options.inactiveProducerTimeoutMs,
-          nowMs: this.now(),
+          nowMs: this.clock.wallMs(),
         })),
     );
     return this.metricsMade;
@@ -70,10 +71,6 @@ export class Lookupd implements LookupHost {
 
   get tcpReadTimeoutMs(): number {
     return this.options.tcpReadTimeoutMs;
-  }
-
-  now(): number {
-    return Date.now();
   }
 
   /** Listens on both addresses; resolves once both are bound. Idempotent. */
@@ -166,6 +163,6 @@ export class Lookupd implements LookupHost {
 }
 
 /** Creates an nsqlookupd; call start() to listen and close() to stop (both idempotent). */
-export function createLookupd(options: Partial<LookupdOptions> = {}): Lookupd {
-  return new Lookupd(options);
+export function createLookupd(options: Partial<LookupdOptions> = {}, clock: Clock = systemClock): Lookupd {
+  return new Lookupd(options, clock);
 }

@@ -1,11 +1,7 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { Category, filterByActive, type RegistrationDB } from './registration-db.js';
 
-/**
- * Prometheus metrics of one lookupd (its own registry, so several lookupds in one process do not
- * collide). Gauges are computed from the registration DB at scrape time; nothing is counted on
- * the request path.
- */
+/** Its own registry, so lookupds in one process do not collide; gauges are read from the DB at scrape time. */
 export class LookupdMetrics {
   readonly registry = new Registry();
 

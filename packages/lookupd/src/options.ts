@@ -1,9 +1,6 @@
 import type { LogLevel } from '@nsq-ts/go-compat';
 
-/**
- * nsqlookupd's options: NSQ v1.3.0's flags (nsq-spec §4.3) in camelCase, durations in
- * milliseconds. config/lookupd-flags.ts maps `--inactive-producer-timeout=5m` etc. here.
- */
+/** NSQ v1.3.0's flags (nsq-spec §4.3) in camelCase, durations in milliseconds. */
 export interface LookupdOptions {
   /** `host:port` for TCP protocol V1 (nsqd registrations); port 0 picks a free one. */
   tcpAddress: string;
@@ -16,18 +13,13 @@ export interface LookupdOptions {
   /** How long /topic/tombstone hides a producer from /lookup. */
   tombstoneLifetimeMs: number;
   /**
-   * Read deadline of a TCP V1 connection (nsq-ts extension; NSQ's nsqlookupd sets none): after
-   * connecting, and after each command, the next whole command (the first one with the magic)
-   * must arrive within it, or the connection is closed and its registrations dropped. nsqd PINGs
-   * every 15 s, so a live nsqd always beats it. 0 disables.
+   * nsq-ts extension (NSQ sets none): each whole command, the first with the magic, must arrive
+   * within it, or the connection and its registrations are dropped. 0 disables.
    */
   tcpReadTimeoutMs: number;
   logLevel: LogLevel;
   logPrefix: string;
-  /**
-   * Largest IDENTIFY body accepted. NSQ's nsqlookupd has no limit (a huge size makes it allocate
-   * that much); this one refuses larger sizes with a fatal E_BAD_BODY before buffering.
-   */
+  /** NSQ has no limit (and allocates whatever size it is sent); larger is a fatal E_BAD_BODY. */
   maxIdentifyBodyBytes: number;
   /** Bearer tokens for state-changing HTTP endpoints (nsq-ts extension); empty: open, as NSQ. */
   httpAuthTokens: string[];

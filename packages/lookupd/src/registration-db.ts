@@ -1,8 +1,6 @@
 /**
- * nsqlookupd's registration database (nsq-spec §4.1, NSQ's registration_db.go): a map from
- * registrations — `client::` for every identified nsqd, `topic:<t>:` and `channel:<t>:<c>` — to
- * the producers (nsqd connections, keyed by TCP peer address) registered under them. Keys without
- * producers stay until deleted, so /topics keeps listing topics whose nsqds went away.
+ * NSQ's registration_db.go: `client::`, `topic:<t>:` and `channel:<t>:<c>` to producers keyed by TCP
+ * peer address. Keys without producers stay until deleted, so /topics lists topics whose nsqds left.
  */
 
 export const Category = {
@@ -62,7 +60,6 @@ interface Entry {
 export class RegistrationDB {
   private readonly entries = new Map<string, Entry>();
 
-  /** Creates the registration with no producers if absent (HTTP create endpoints). */
   addRegistration(registration: Registration): void {
     this.entry(registration);
   }
@@ -126,14 +123,12 @@ export class RegistrationDB {
     return out;
   }
 
-  /** Every registration with its producers (for /debug). */
   *all(): IterableIterator<{ registration: Registration; producers: Producer[] }> {
     for (const { registration, producers } of this.entries.values()) {
       yield { registration, producers: [...producers.values()] };
     }
   }
 
-  /** Number of registrations of `category` (for /metrics). */
   count(category: Category): number {
     let n = 0;
     for (const { registration } of this.entries.values()) if (registration.category === category) n++;

@@ -1,12 +1,6 @@
-/**
- * Client-side command encoders (nsq-spec §2.2, §2.6) and the MPUB body codec.
- *
- *   MPUB body:  [count: int32 BE] repeat count: [size: int32 BE][bytes]
- *   (on TCP the whole body is preceded by its total size, as every command body is)
- */
+// MPUB body: [count: int32 BE] repeat count: [size: int32 BE][bytes] (on TCP after the total size).
 export const MAGIC_V2: Buffer = Buffer.from('  V2', 'latin1');
 
-/** `NAME p1 p2\n`, then `[size][body]` when a body is given. */
 export function encodeCommand(name: string, params: readonly string[] = [], body?: Buffer | string): Buffer {
   const line = params.length === 0 ? `${name}\n` : `${name} ${params.join(' ')}\n`;
   const lineBytes = Buffer.byteLength(line, 'latin1');
@@ -33,7 +27,6 @@ export function encodeMpubBody(bodies: readonly Buffer[]): Buffer {
   return out;
 }
 
-/** Why an MPUB body was refused; the caller maps it to its protocol's error. */
 export type MpubBodyError =
   | { kind: 'count'; count: number }
   | { kind: 'size'; index: number; size: number }
@@ -43,12 +36,9 @@ export type MpubBodyError =
   | { kind: 'truncated-body'; index: number };
 
 /**
- * Validates an MPUB body and records where each message lies (`starts[i]`, `lengths[i]`, arrays
- * the caller may reuse), returning the count or the first error. Mirrors nsqd's checks in order:
- * count in 1..(maxBodyBytes-4)/5, each size in 1..maxMsgBytes, enough bytes for each message.
- * nsqd itself parses the messages straight off the socket and only range-checks the announced
- * total; here the messages must lie within the announced body (so a body is bounded before it
- * is buffered) and bytes after the last message are ignored.
+ * nsqd's checks in order: count in 1..(maxBodyBytes-4)/5, each size in 1..maxMsgBytes, enough bytes.
+ * Unlike nsqd (which reads messages off the socket), the messages must lie within the announced body,
+ * so a body is bounded before it is buffered; bytes after the last message are ignored.
  */
 export function scanMpubBody(
   body: Buffer,
@@ -77,7 +67,7 @@ export function scanMpubBody(
   return count;
 }
 
-/** Splits an MPUB body into message bodies (views into `body`, which the caller owns). */
+/** Views into `body`, which the caller owns. */
 export function decodeMpubBody(
   body: Buffer,
   maxMsgBytes: number,

@@ -1,23 +1,16 @@
 import { deflateSegment, InflateError, InflateStream } from './deflate.js';
 import { SnappyFrameDecoder, SnappyFrameEncoder } from './snappy.js';
 
-/**
- * The compression layers of a V2 connection after IDENTIFY (nsq-spec §2.7), shared by nsqd and
- * the client: in front of the socket (plain or TLS), writes between cork() and uncork() are one
- * flush — one snappy write, or one sync-flushed deflate segment the peer can decode at once. No
- * I/O of their own: they write to the stream they are given.
- */
+/** nsq-spec §2.7, shared by nsqd and the client: writes between cork() and uncork() are one flush. */
 export interface OutputSink {
   write(data: Buffer): boolean;
   cork(): void;
   uncork(): void;
-  /** Bytes accepted but not yet handed to the kernel (for backpressure). */
+  /** For backpressure. */
   readonly writableLength: number;
-  /** Sends everything written, then half-closes. */
   end(): void;
 }
 
-/** The stream under a compression layer: a net.Socket or a TLSSocket. */
 export interface ByteStream {
   write(data: Buffer): boolean;
   end(): unknown;
@@ -27,7 +20,6 @@ export interface ByteStream {
 /** write() returns false past this many unsent bytes below the layer. */
 const CONGESTED_BYTES = 1024 * 1024;
 
-/** Collects a flush's parts and hands them over as one buffer list on uncork. */
 abstract class BatchingOutput implements OutputSink {
   protected readonly inner: ByteStream;
   private parts: Buffer[] = [];
@@ -94,7 +86,6 @@ export class DeflateOutput extends BatchingOutput {
   }
 }
 
-/** Compressed bytes in, plaintext out (in order) to `onPlain`. */
 export interface InputFilter {
   push(chunk: Buffer): void;
   close(): void;

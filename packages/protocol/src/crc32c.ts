@@ -1,7 +1,4 @@
-/**
- * CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), as the snappy framing format checksums
- * every chunk with it. Slice-by-8 tables: eight table lookups per eight input bytes.
- */
+/** CRC-32C (reflected 0x82f63b78), snappy framing's checksum; slice-by-8 tables. */
 
 const POLY = 0x82f63b78;
 const TABLES: Int32Array[] = makeTables();
@@ -38,7 +35,6 @@ const [T0, T1, T2, T3, T4, T5, T6, T7] = TABLES as [
   Int32Array,
 ];
 
-/** CRC-32C of `data[start, end)`, as an unsigned 32-bit number. */
 export function crc32c(data: Uint8Array, start = 0, end = data.length): number {
   let crc = -1;
   let i = start;

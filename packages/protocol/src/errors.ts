@@ -1,8 +1,4 @@
-/**
- * NSQ V2 error codes (nsq-spec §2.11). Every error frame's payload is `CODE description`.
- * Only the three `*_FAILED` codes for FIN/REQ/TOUCH leave the connection open; every other
- * error is fatal: the server sends the frame, then closes the socket.
- */
+/** nsq-spec §2.11: only the three `*_FAILED` codes leave the connection open. */
 export const ErrorCode = {
   BadProtocol: 'E_BAD_PROTOCOL',
   Invalid: 'E_INVALID',
@@ -28,17 +24,13 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 const NON_FATAL: ReadonlySet<string> = new Set([ErrorCode.FinFailed, ErrorCode.ReqFailed, ErrorCode.TouchFailed]);
 
-/** True when NSQ closes the connection after sending an error with this code. */
 export function isFatalErrorCode(code: string): boolean {
   return !NON_FATAL.has(code);
 }
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 
-/**
- * An error that is sent to a client as an error frame. `message` is exactly the frame's text,
- * so a client library can surface it unchanged.
- */
+/** `message` is exactly the error frame's text. */
 export class ProtocolError extends Error {
   readonly code: ErrorCode;
   readonly description: string;
@@ -52,11 +44,7 @@ export class ProtocolError extends Error {
     this.fatal = fatal;
   }
 
-  /**
-   * Parses an error frame's payload (`CODE description`). A code outside NSQ v1.3.0's list (from
-   * some other server) becomes a fatal `E_INVALID` whose description is the whole payload, so
-   * `code` stays one of {@link ErrorCode} and nothing of the text is lost.
-   */
+  /** A code outside NSQ v1.3.0's list becomes a fatal `E_INVALID` with the whole payload as text. */
   static fromFrame(data: Buffer): ProtocolError {
     const text = data.toString('latin1');
     const space = text.indexOf(' ');

@@ -1,16 +1,10 @@
 import { FRAME_HEADER_BYTES, type FrameType } from './frames.js';
 
-/** Raised for a stream that cannot be NSQ frames; the connection should be dropped. */
 export class FrameDecodeError extends Error {
   override name = 'FrameDecodeError';
 }
 
-/**
- * Client-side streaming decoder of `[size][type][data]` frames (nsq-spec §2.3). Complete frames
- * are handed out as views of the socket chunk; a frame split across chunks is assembled once
- * into a buffer of its full announced size (checked against `maxFrameBytes` first), so a large
- * message costs one copy, not one per chunk.
- */
+/** Frames split across chunks are assembled once into a buffer of their announced size: one copy. */
 export class FrameDecoder {
   private readonly maxFrameBytes: number;
   /** Up to 8 header bytes of a frame split inside its header. */
@@ -23,12 +17,10 @@ export class FrameDecoder {
     this.maxFrameBytes = options.maxFrameBytes ?? 64 * 1024 * 1024;
   }
 
-  /** Bytes held for a frame split across chunks (at most 4 + maxFrameBytes). */
   get bufferedBytes(): number {
     return (this.header?.length ?? 0) + (this.partial?.length ?? 0);
   }
 
-  /** Decodes every complete frame and calls `onFrame(type, data)` for each, in order. */
   push(chunk: Buffer, onFrame: (type: FrameType, data: Buffer) => void): void {
     let buf = chunk;
     if (this.header !== null) {

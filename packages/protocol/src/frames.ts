@@ -1,14 +1,7 @@
 import { writeMessageIdHex } from './message-id.js';
 
-/**
- * Server → client frames (nsq-spec §2.3, §2.4).
- *
- *   [size: int32 BE][type: int32 BE][data ...]     size = 4 + data.length
- *
- * A message frame's data:
- *
- *   [timestamp: int64 BE, Unix ns][attempts: uint16 BE][id: 16 ASCII hex][body ...]
- */
+// [size: int32 BE][type: int32 BE][data]   size = 4 + data.length (nsq-spec §2.3)
+// message data: [timestamp: int64 BE, Unix ns][attempts: uint16 BE][id: 16 ASCII hex][body]
 export const FrameType = {
   Response: 0,
   Error: 1,
@@ -17,7 +10,6 @@ export const FrameType = {
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 export const FRAME_HEADER_BYTES = 8;
-/** timestamp (8) + attempts (2) + id (16) */
 export const MESSAGE_HEADER_BYTES = 26;
 export const HEARTBEAT = '_heartbeat_';
 export const OK = 'OK';
@@ -33,7 +25,7 @@ export function encodeFrame(type: FrameType, data: Buffer | string): Buffer {
   return out;
 }
 
-/** A response frame. Text is written byte for byte (latin1), so echoed names round-trip. */
+/** Text is written as latin1, so echoed names round-trip. */
 export function encodeResponse(text: string | Buffer): Buffer {
   return encodeFrame(FrameType.Response, text);
 }
@@ -42,17 +34,13 @@ export function encodeErrorFrame(code: string, description: string): Buffer {
   return encodeFrame(FrameType.Error, `${code} ${description}`);
 }
 
-/** Pre-encoded frames sent often enough to be worth sharing. */
 export const OK_FRAME: Buffer = encodeResponse(OK);
 export const HEARTBEAT_FRAME: Buffer = encodeResponse(HEARTBEAT);
 export const CLOSE_WAIT_FRAME: Buffer = encodeResponse(CLOSE_WAIT);
 
 const TWO_POW_32 = 0x1_0000_0000;
 
-/**
- * A nanosecond Unix timestamp as two uint32 halves, computed without BigInt and without
- * losing precision (ms * 1e6 exceeds 2^53, so it is split before multiplying).
- */
+/** Without BigInt: ms * 1e6 exceeds 2^53, so the ms are split before multiplying. */
 export interface NsTimestamp {
   hi: number;
   lo: number;
@@ -72,7 +60,6 @@ export function nsTimestampToMs(ts: NsTimestamp): number {
   return (ts.hi * TWO_POW_32 + ts.lo) / 1e6;
 }
 
-/** Writes a Unix-ms time as the int64 BE nanosecond timestamp of a message, without allocating. */
 export function writeNsTimestamp(out: Buffer, offset: number, ms: number): void {
   const whole = Math.floor(ms);
   const subNs = Math.round((ms - whole) * 1e6);
@@ -83,7 +70,6 @@ export function writeNsTimestamp(out: Buffer, offset: number, ms: number): void 
   out.writeUInt32BE(lowProduct % TWO_POW_32, offset + 4);
 }
 
-/** Frame size and type, and attempts; returns where the body goes. */
 function writeMessagePrefix(out: Buffer, offset: number, bodyLength: number, attempts: number): number {
   out.writeInt32BE(4 + MESSAGE_HEADER_BYTES + bodyLength, offset);
   out.writeInt32BE(FrameType.Message, offset + 4);
@@ -91,10 +77,7 @@ function writeMessagePrefix(out: Buffer, offset: number, bodyLength: number, att
   return offset + FRAME_HEADER_BYTES + MESSAGE_HEADER_BYTES;
 }
 
-/**
- * Writes the frame header and message header of a message frame at `offset` and returns the
- * offset where the body goes. The caller copies (or separately writes) the body.
- */
+/** Returns the offset where the body goes. */
 export function writeMessageHeader(
   out: Buffer,
   offset: number,
@@ -110,10 +93,7 @@ export function writeMessageHeader(
   return writeMessagePrefix(out, offset, bodyLength, attempts);
 }
 
-/**
- * The broker's form of writeMessageHeader: publish time in Unix ms and the ID as two 32-bit
- * halves, so writing a message allocates nothing.
- */
+/** Publish time in Unix ms and the ID as two 32-bit halves: allocates nothing. */
 export function writeMessageHeaderRaw(
   out: Buffer,
   offset: number,
@@ -128,7 +108,6 @@ export function writeMessageHeaderRaw(
   return writeMessagePrefix(out, offset, bodyLength, attempts);
 }
 
-/** A whole message frame in a new buffer (tests, tools; the broker writes into its slab). */
 export function encodeMessageFrame(msg: {
   timestamp: NsTimestamp;
   attempts: number;
@@ -142,7 +121,6 @@ export function encodeMessageFrame(msg: {
 }
 
 export interface DecodedMessage {
-  /** Publish time, Unix nanoseconds. */
   timestamp: bigint;
   attempts: number;
   /** 16 ASCII hex characters, echoed verbatim in FIN/REQ/TOUCH. */
@@ -150,7 +128,6 @@ export interface DecodedMessage {
   body: Buffer;
 }
 
-/** Decodes a message frame's data (without the 8-byte frame header). */
 export function decodeMessage(data: Buffer): DecodedMessage {
   if (data.length < MESSAGE_HEADER_BYTES) {
     throw new RangeError(`message frame of ${data.length} bytes is shorter than ${MESSAGE_HEADER_BYTES}`);

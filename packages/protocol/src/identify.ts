@@ -1,7 +1,4 @@
-/**
- * IDENTIFY (nsq-spec §2.7): the client's JSON body and nsqd's JSON reply.
- * Keys are NSQ's snake_case wire names; the broker maps them to its own options in one place.
- */
+/** IDENTIFY (nsq-spec §2.7), keys in NSQ's snake_case wire names. */
 export interface IdentifyRequest {
   client_id: string;
   hostname: string;
@@ -32,16 +29,11 @@ export interface IdentifyResponse {
   auth_required: boolean;
   output_buffer_size: number;
   output_buffer_timeout: number;
-  /**
-   * nsq-ts extensions (NSQ's reply has neither; clients ignore unknown keys): `--max-msg-size`
-   * and `--max-body-size`, so a client can refuse an oversize body before sending it instead of
-   * losing the connection to a fatal E_BAD_MESSAGE / E_BAD_BODY.
-   */
+  /** nsq-ts extensions, so a client can refuse an oversize body rather than lose the connection. */
   max_msg_size?: number;
   max_body_size?: number;
 }
 
-/** How Go's encoding/json reads a struct field: string, bool, int (int64) or int32. */
 export type JsonFieldKind = 'string' | 'bool' | 'int' | 'int32';
 type FieldKind = JsonFieldKind;
 const FIELDS: Record<keyof IdentifyRequest, FieldKind> = {
@@ -60,7 +52,6 @@ const FIELDS: Record<keyof IdentifyRequest, FieldKind> = {
   msg_timeout: 'int',
 };
 
-/** Thrown for a body nsqd's JSON decoder would refuse: the broker answers E_BAD_BODY. */
 export class IdentifyDecodeError extends Error {
   override name = 'IdentifyDecodeError';
 }
@@ -83,23 +74,14 @@ export function defaultIdentifyRequest(): IdentifyRequest {
   };
 }
 
-/**
- * Decodes an IDENTIFY body with the strictness of Go's encoding/json into nsqd's struct:
- * unknown keys ignored, keys matched case-insensitively, `null` leaves the default, and a
- * wrong type (a string for an int, a fraction, an out-of-range integer) is an error.
- * A JSON `null` body decodes to the defaults, as Go's Unmarshal leaves the struct untouched.
- */
+/** Go's encoding/json: unknown keys ignored, keys case-insensitive, `null` keeps the default, wrong types refused. */
 export function decodeIdentifyBody(body: Buffer): IdentifyRequest {
   const request = defaultIdentifyRequest();
   decodeGoJsonFields(body, FIELDS, request as unknown as Record<string, unknown>);
   return request;
 }
 
-/**
- * Go's json.Unmarshal of `body` into a struct whose fields (lower-case JSON names) are `fields`:
- * each matching key sets `target[name]`, with the rules of decodeIdentifyBody. nsqlookupd's
- * IDENTIFY uses it for its own struct. Throws IdentifyDecodeError.
- */
+/** The same rules for any struct (nsqlookupd's IDENTIFY). Throws IdentifyDecodeError. */
 export function decodeGoJsonFields(
   body: Buffer,
   fields: Readonly<Record<string, JsonFieldKind>>,
@@ -142,11 +124,7 @@ function coerce(key: string, kind: FieldKind, value: unknown): string | boolean 
   }
 }
 
-/**
- * Go's decoder refuses `1000.0` or `1e3` for an int field even though the value is integral;
- * JSON.parse cannot tell, so the raw literals of the top-level integer fields are checked.
- * `text` is known to be valid JSON (JSON.parse accepted it).
- */
+/** Go refuses `1000.0` or `1e3` for an int field; JSON.parse cannot tell, so the raw literals are checked. */
 function rejectNonIntegerLiterals(text: string, fields: Readonly<Record<string, JsonFieldKind>>): void {
   let i = skipSpace(text, 0);
   if (text[i] !== '{') return;

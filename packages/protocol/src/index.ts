@@ -1,7 +1,4 @@
-/**
- * `@nsq-ts/protocol`: NSQ v1.3.0's wire codecs, without I/O. Only what users and the other nsq-ts
- * packages need is exported here; codec internals and test fixtures stay inside the package.
- */
+// Only what users and the other packages need; codec internals and test fixtures stay inside.
 export {
   type Command,
   CommandDecoder,

@@ -1,13 +1,8 @@
-/**
- * Message IDs on the wire (nsq-spec §2.4): 16 lowercase hex ASCII characters of a 64-bit value,
- * here given as its high and low 32-bit halves. How a broker makes the value is its own business
- * (nsqd's is in packages/nsqd/src/message-id.ts).
- */
+/** 16 lowercase hex characters of a 64-bit value, here as two 32-bit halves (nsq-spec §2.4). */
 export const MESSAGE_ID_LENGTH = 16;
 
 const HEX_BYTES = Buffer.from('0123456789abcdef', 'latin1');
 
-/** The 16-character hex form of an ID given as its two 32-bit halves. */
 export function messageIdHex(hi: number, lo: number): string {
   return hex8(hi) + hex8(lo);
 }

@@ -1,9 +1,7 @@
 import { maskedCrc32c } from './crc32c.js';
 
 /**
- * Snappy, pure TypeScript: the block format and the framing format NSQ negotiates with
- * `snappy: true` in IDENTIFY (nsq-spec §2.7; nsqd uses Go's framed writer/reader, nsqjs
- * snappystream, pynsq python-snappy's stream classes).
+ * Snappy block and framing formats (nsq-spec §2.7; Go's framed writer/reader).
  *
  * Block:  varint(uncompressed length) then elements, each led by a tag byte whose low 2 bits say
  *         00 literal   (len-1 in the upper 6 bits, or 60..63 = 1..4 little-endian length bytes)
@@ -104,10 +102,7 @@ function emitCopy(dst: Uint8Array, d: number, offset: number, length: number): n
   return d;
 }
 
-/**
- * Compresses `src[start, end)` (at most 65536 bytes, so every offset fits 2 bytes) into `dst`
- * at `d`; returns the end position. `dst` needs maxCompressedLength(end - start) bytes.
- */
+/** At most 65536 bytes, so every offset fits 2 bytes; `dst` needs maxCompressedLength bytes. */
 export function compressBlock(src: Uint8Array, start: number, end: number, dst: Uint8Array, d: number): number {
   let n = end - start;
   while (n >= 0x80) {
@@ -211,16 +206,11 @@ export function uncompressBlock(src: Uint8Array, start: number, end: number, max
   return dst;
 }
 
-/**
- * Framing-format writer: encode() turns the bytes of one flush into chunks, with the stream
- * identifier before the first. Data that does not shrink by at least 1/8 is sent uncompressed
- * (Go's rule).
- */
+/** Data that does not shrink by at least 1/8 is sent uncompressed (Go's rule). */
 export class SnappyFrameEncoder {
   private started = false;
   private scratch: Buffer = Buffer.allocUnsafe(maxCompressedLength(MAX_CHUNK_DATA));
 
-  /** Encodes `parts` (concatenated) as one or more chunks. */
   encode(parts: readonly Buffer[]): Buffer {
     const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
     let total = this.started ? 0 : SNAPPY_STREAM_IDENTIFIER.length;
@@ -251,10 +241,7 @@ export class SnappyFrameEncoder {
   }
 }
 
-/**
- * Framing-format reader: push() accepts any cut of the stream and returns the decoded data
- * (empty when no chunk completed). Throws SnappyError on a corrupt stream or bad checksum.
- */
+/** Accepts any cut of the stream. Throws SnappyError on corruption or a bad checksum. */
 export class SnappyFrameDecoder {
   private pending: Buffer = Buffer.alloc(0);
   private sawIdentifier = false;

@@ -1,8 +1,4 @@
-/**
- * The shapes of nsqd's `/stats?format=json` (nsq-spec §3.3), key for key and in NSQ's key order:
- * what nsq-ts's nsqd writes and what nsqadmin and `nsq stat` read. Fields marked as nsq-ts
- * extensions are absent from NSQ's nsqd; a reader of any nsqd must not rely on them.
- */
+/** nsqd's /stats JSON (nsq-spec §3.3) in NSQ's key order; nsq-ts extensions are absent from NSQ's nsqd. */
 export interface E2eLatencyStats {
   count: number;
   /** null when no percentile is configured; otherwise one entry per configured quantile. */

@@ -8,7 +8,7 @@ function parseToml(text: string): ConfigTable {
   return toml.parse(text);
 }
 
-/** A `--config` file's keys and values (TOML, keys are flag names with `_`). */
+/** Keys are flag names with `_`. */
 export type ConfigTable = Record<string, unknown>;
 
 /** Reads a daemon's `--config` TOML file; an unreadable or invalid file is a FlagError (exit 1). */

@@ -10,7 +10,6 @@ import {
 } from '@nsq-ts/go-compat';
 import { type ConfigTable, loadConfigFile } from './config-file.js';
 
-/** What a daemon's command line asks for; a run's flag values are then resolveFlags' to settle. */
 export type DaemonFlags =
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'version' }
@@ -22,11 +21,7 @@ export type DaemonFlags =
       readonly warnings: string[];
     };
 
-/**
- * Reads a daemon's command line (without `node` and the script) the way NSQ's daemons do: Go flag
- * syntax (`-h` asks for the usage text), then `--version`, then the TOML file `--config` names.
- * `flags` must define `version` and `config`. Throws FlagError.
- */
+/** Go flag syntax, then `--version`, then the `--config` TOML file; `flags` must define both. */
 export function readDaemonFlags(
   program: string,
   flags: readonly ConfigurableFlag[],

@@ -16,19 +16,14 @@ import {
   v1Response,
 } from './http-v1.js';
 
-/**
- * The V1 conventions (http-v1.ts) on a Fastify app, for nsqadmin, whose server is Fastify's
- * (DESIGN §5). Requests no route takes get the same answers as the daemons' router (redirects,
- * OPTIONS, 405, 404). Fastify is loaded when the first app is made: the daemons never load it.
- */
+/** The V1 conventions on nsqadmin's Fastify app, loaded with the first app: the daemons never load it. */
 
 export type V1Handler = (req: FastifyRequest, query: GoQuery) => unknown;
 
 export interface V1App {
   readonly app: FastifyInstance;
-  /** A V1 endpoint: the handler's result or HttpError becomes NSQ's response. */
   route(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, handler: V1Handler): void;
-  /** An endpoint outside the V1 conventions (/ping, /metrics), still known to the 405 logic. */
+  /** Outside the V1 conventions (/ping, /metrics), still known to the 405 logic. */
   plain(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, handler: RouteHandlerMethod): void;
 }
 

@@ -1,14 +1,7 @@
 /**
- * Request routing as NSQ's daemons do it: julienschmidt/httprouter v1.3.0 with
- * HandleMethodNotAllowed on, behind Go's net/http. Routes are `/static/segments` and `:name`
- * parameters (one non-empty segment each). A request no route takes is answered, in
- * httprouter's order:
- *   1. a redirect (301 for GET, 307 otherwise) when the path with its trailing slash added or
- *      removed, or the cleaned path (`//`, `.`, `..`) matched case-insensitively, is a route of
- *      the same method;
- *   2. OPTIONS: 200 with `Allow` (the path's methods plus OPTIONS, sorted; `*`: every method);
- *   3. 405 with that `Allow` when other methods have the path;
- *   4. 404.
+ * httprouter v1.3.0 with HandleMethodNotAllowed, as NSQ's daemons route. A miss is answered, in its
+ * order: a 301 (GET) / 307 redirect to the same method's route with the trailing slash toggled or the
+ * path cleaned, matched case-insensitively; OPTIONS 200 with a sorted `Allow`; 405 with it; 404.
  */
 
 import { goUnescape } from '@nsq-ts/go-compat';
@@ -104,10 +97,7 @@ function match<H>(routes: readonly Route<H>[], segments: readonly string[], anyC
   return null;
 }
 
-/**
- * httprouter's findCaseInsensitivePath with its trailing-slash fix: the route's own spelling of
- * a path matched without regard to case, with or without a trailing slash; null if none.
- */
+/** httprouter's findCaseInsensitivePath with its trailing-slash fix. */
 function fixPath<H>(routes: readonly Route<H>[], path: string): string | null {
   const candidates = [path];
   if (path.length > 1) candidates.push(path.endsWith('/') ? path.slice(0, -1) : `${path}/`);
@@ -150,10 +140,7 @@ export function escapePath(path: string): string {
   return out;
 }
 
-/**
- * A request target's path decoded as Go's url package decodes URL.Path (`+` stays), or null for a
- * bad escape (Go's server answers those 400 before any handler runs).
- */
+/** As Go's URL.Path (`+` stays); null for a bad escape, which Go's server answers 400. */
 export function decodePath(raw: string): string | null {
   return goUnescape(raw, false);
 }

@@ -3,12 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type GoQuery, parseGoQuery } from '@nsq-ts/go-compat';
 import { decodePath, GoRouter, type RouteMiss, redirectBody } from './go-router.js';
 
-/**
- * NSQ's HTTP "V1" conventions (nsq-spec §3.1, internal/http_api), shared by nsqd and nsqlookupd:
- * the `X-NSQ-Content-Type` header, Go's JSON, `{"message":"CODE"}` errors, httprouter's misses
- * (go-router.ts), query parameters parsed as Go's url.ParseQuery. The daemons serve this on plain
- * node:http: no framework to load at start-up.
- */
+/** NSQ's HTTP V1 conventions (nsq-spec §3.1), on plain node:http: no framework to load at start-up. */
 
 const NSQ_HEADER = 'X-NSQ-Content-Type';
 const NSQ_HEADER_VALUE = 'nsq; version=1.0';
@@ -48,7 +43,6 @@ export function goJson(value: unknown): string {
   return (JSON.stringify(value) as string).replace(/[<>&\u2028\u2029]/g, (c) => GO_ESCAPES[c] as string);
 }
 
-/** A V1 response: status, headers and body, as both HTTP stacks write it. */
 export interface V1Response {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
@@ -97,10 +91,7 @@ export function missResponse(miss: RouteMiss, method: string): V1Response {
   }
 }
 
-/**
- * Optional bearer-token auth (an nsq-ts extension; NSQ's HTTP APIs are open): with tokens, every
- * method but GET needs `Authorization: Bearer <token>`, and with `reads` GET too; else 401.
- */
+/** An nsq-ts extension (NSQ's HTTP is open): with tokens, all but GET (and GET with `reads`) need one. */
 export interface HttpAuthOptions {
   readonly tokens: readonly string[];
   readonly reads?: boolean;
@@ -110,15 +101,12 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
-/** Equality of two secrets in time that does not depend on where they differ (or their lengths). */
+/** Time independent of where the secrets differ, or their lengths. */
 export function constantTimeEqual(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b));
 }
 
-/**
- * True when `header` is `Bearer <t>` for one of `tokens`. Compares SHA-256 digests with
- * timingSafeEqual and always tries every token, so the time taken says nothing of the tokens.
- */
+/** Tries every token, on digests, so the time taken says nothing of the tokens. */
 export function bearerMatches(header: string | undefined, tokens: readonly string[]): boolean {
   const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? '');
   const given = digest(m?.[1] ?? '');
@@ -142,10 +130,7 @@ export interface V1AppOptions {
   readonly auth?: HttpAuthOptions;
 }
 
-/**
- * Timeouts for every HTTP(S) server of the daemons. Node's defaults let a client dribbling its
- * request headers hold a connection for ~90 s; NSQ's Go servers have no limit at all.
- */
+/** Node's defaults let dribbled headers hold a connection ~90 s (NSQ's Go servers: forever). */
 export const HTTP_SERVER_TIMEOUTS = {
   headersTimeout: 10_000,
   requestTimeout: 60_000,
@@ -157,10 +142,7 @@ export const HTTP_SERVER_TIMEOUTS = {
 export interface V1Request {
   readonly raw: IncomingMessage;
   readonly params: Readonly<Record<string, string>>;
-  /**
-   * The query string as Go's url.ParseQuery reads it. Throws HttpError 400 INVALID_REQUEST when
-   * that fails — only for handlers that ask, as only NSQ's handlers that take parameters parse.
-   */
+  /** Go's url.ParseQuery; HttpError 400 only for handlers that ask, as in NSQ. */
   query(): GoQuery;
 }
 
@@ -172,7 +154,6 @@ export interface V1Router {
   /** A V1 endpoint: the handler's result or HttpError becomes NSQ's response. */
   route(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, handler: V1Handler): void;
   plain(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, handler: PlainHandler): void;
-  /** The request listener for http.createServer / https.createServer. */
   readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
 }
 

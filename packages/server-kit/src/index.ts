@@ -1,3 +1,4 @@
+export { type Clock, systemClock, type TimerHandle } from './clock.js';
 export { type ConfigTable, loadConfigFile } from './config-file.js';
 export {
   type DaemonFlags,

@@ -1,6 +1,5 @@
 import { FlagError } from '@nsq-ts/go-compat';
 
-/** What a daemon library exposes to its bin. */
 export interface Daemon {
   /** '' for a daemon that has no TCP listener. */
   readonly tcpAddress: string;
@@ -9,7 +8,6 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-/** A parsed command line (every daemon's `parse*Args` returns this shape). */
 export type DaemonArgs<O> =
   | { readonly kind: 'run'; readonly options: O; readonly warnings: readonly string[] }
   | { readonly kind: 'version' }
@@ -25,11 +23,8 @@ export interface DaemonMain<O extends { logPrefix: string }> {
 }
 
 /**
- * The whole life of a daemon process, shared by bin/nsqd and bin/nsqlookupd: parse NSQ's flags
- * (exit 2 on a bad command line, 1 on a refused option, as Go's daemons do), print the version,
- * start, log one line with the bound addresses, and on SIGINT/SIGTERM close cleanly and exit 0
- * (a second signal exits 1 at once). Resolves with the exit code when the process should end
- * now, or null while the daemon runs (the signal handler exits then).
+ * Exits 2 on a bad command line and 1 on a refused option, as Go's daemons; SIGINT/SIGTERM close
+ * and exit 0, a second signal exits 1. Resolves with an exit code, or null while the daemon runs.
  */
 export async function runDaemon<O extends { logPrefix: string }>(
   main: DaemonMain<O>,

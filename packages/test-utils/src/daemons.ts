@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLookupd, type Lookupd, type LookupdOptions } from '@nsq-ts/lookupd';
 import { Nsqd, type NsqdOptions } from '@nsq-ts/nsqd';
+import type { Clock } from '@nsq-ts/server-kit';
 
 export interface TestNsqd {
   nsqd: Nsqd;
@@ -12,11 +13,8 @@ export interface TestNsqd {
   close(): Promise<void>;
 }
 
-/** The broker's clock; a test passes one it moves itself instead of waiting for timeouts. */
-export type NsqdClock = NonNullable<ConstructorParameters<typeof Nsqd>[1]>;
-
 /** Starts an in-process nsqd on 127.0.0.1 with free ports and a fresh temp data dir. */
-export async function startNsqd(options: Partial<NsqdOptions> = {}, clock?: NsqdClock): Promise<TestNsqd> {
+export async function startNsqd(options: Partial<NsqdOptions> = {}, clock?: Clock): Promise<TestNsqd> {
   const dataPath = await mkdtemp(join(tmpdir(), 'nsqd-test-'));
   const nsqd = new Nsqd(
     { tcpAddress: '127.0.0.1:0', httpAddress: '127.0.0.1:0', dataPath, logLevel: 'warn', ...options },
@@ -43,14 +41,17 @@ export interface TestLookupd {
 }
 
 /** Starts an in-process nsqlookupd on 127.0.0.1 with free ports. */
-export async function startLookupd(options: Partial<LookupdOptions> = {}): Promise<TestLookupd> {
-  const lookupd = createLookupd({
-    tcpAddress: '127.0.0.1:0',
-    httpAddress: '127.0.0.1:0',
-    broadcastAddress: '127.0.0.1',
-    logLevel: 'fatal',
-    ...options,
-  });
+export async function startLookupd(options: Partial<LookupdOptions> = {}, clock?: Clock): Promise<TestLookupd> {
+  const lookupd = createLookupd(
+    {
+      tcpAddress: '127.0.0.1:0',
+      httpAddress: '127.0.0.1:0',
+      broadcastAddress: '127.0.0.1',
+      logLevel: 'fatal',
+      ...options,
+    },
+    clock,
+  );
   await lookupd.start();
   return {
     lookupd,

@@ -12,11 +12,7 @@ import { defaultLookupdOptions, type LookupdOptions } from '../options.js';
 
 export { lookupdVersionLine } from '../version.js';
 
-/**
- * nsqlookupd's command line and config file (nsq-spec §4.3, NSQ's apps/nsqlookupd): Go flag
- * syntax, `--version`, then the `--config` TOML file (keys are flag names with `_`), whose values
- * apply only to flags not given on the command line.
- */
+/** nsq-spec §4.3: Go flag syntax; `--config` TOML values apply only to flags not given on the command line. */
 
 type OptionKey = Exclude<keyof LookupdOptions, 'maxIdentifyBodyBytes'>;
 
@@ -26,13 +22,10 @@ interface LookupdFlag extends OptionFlag<LookupdOptions> {
 }
 
 const DEFAULTS = defaultLookupdOptions();
-/**
- * nsqd PINGs every 15 s; a deadline of two intervals lets one PING be late without cutting a
- * healthy nsqd (and dropping its registrations until it reconnects).
- */
+/** Two of nsqd's 15 s PING intervals: one late PING must not drop a healthy nsqd's registrations. */
 const MIN_TCP_READ_TIMEOUT_MS = 30_000;
 
-/** The table, in NSQ's order; the usage text sorts it by name. */
+// In NSQ's order; the usage text sorts it by name.
 const TABLE: readonly Omit<LookupdFlag, 'configKeys'>[] = [
   { spec: { name: 'version', type: 'bool', default: false, usage: 'print version string' }, option: null },
   { spec: { name: 'config', type: 'string', default: '', usage: 'path to config file' }, option: null },

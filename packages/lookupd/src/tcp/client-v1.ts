@@ -11,6 +11,7 @@ import {
   MAGIC_V1,
   MAX_LINE_BYTES,
 } from '@nsq-ts/protocol';
+import type { Clock, TimerHandle } from '@nsq-ts/server-kit';
 import {
   Category,
   type PeerInfo,
@@ -34,16 +35,13 @@ import {
  * reply each, so a pipelining nsqd matches replies FIFO.
  */
 
-/** What the connection needs from the daemon. */
 export interface LookupHost {
   readonly db: RegistrationDB;
   readonly logger: Logger;
-  /** Wall-clock milliseconds. */
-  now(): number;
+  readonly clock: Clock;
   /** The IDENTIFY reply (JSON text): this lookupd's address, ports and version. */
   identifyReply(): string;
   readonly maxIdentifyBodyBytes: number;
-  /** See LookupdOptions.tcpReadTimeoutMs; 0: no deadline. */
   readonly tcpReadTimeoutMs: number;
   onClientClosed(client: ClientV1): void;
 }
@@ -90,11 +88,8 @@ export class ClientV1 {
   private state: State = State.Magic;
   private pending: Buffer = Buffer.alloc(0);
   private identifySize = 0;
-  /**
-   * The read deadline: refreshed only when a command is complete, never per chunk, so a peer
-   * that dribbles bytes (slowloris) or sends nothing at all is closed as surely as an idle one.
-   */
-  private readonly readTimer: NodeJS.Timeout | null;
+  /** Refreshed per whole command, never per chunk, so a peer dribbling bytes is cut as an idle one. */
+  private readonly readTimer: TimerHandle | null;
 
   constructor(
     readonly socket: Socket,
@@ -102,7 +97,7 @@ export class ClientV1 {
   ) {
     this.remoteAddress = peerAddress(socket);
     const timeout = host.tcpReadTimeoutMs;
-    this.readTimer = timeout > 0 ? setTimeout(() => this.onReadTimeout(timeout), timeout) : null;
+    this.readTimer = timeout > 0 ? host.clock.setTimer(() => this.onReadTimeout(timeout), timeout) : null;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     // The server allows half-open sockets so that an IDENTIFY cut short by the peer's FIN can
     // still be answered, as Go's reader answers io.EOF with E_BAD_BODY.
@@ -136,7 +131,7 @@ export class ClientV1 {
     this.pending = at === this.pending.length ? Buffer.alloc(0) : this.pending.subarray(at);
   }
 
-  /** Consumes one unit of input at `at`; returns the bytes used, -1 when more are needed. */
+  /** Returns the bytes used, -1 when more are needed. */
   private step(buf: Buffer, at: number): number {
     const available = buf.length - at;
     switch (this.state) {
@@ -195,7 +190,7 @@ export class ClientV1 {
     switch (command) {
       case 'PING':
         if (this.peerInfo !== null) {
-          const now = this.host.now();
+          const now = this.host.clock.wallMs();
           this.host.logger.info(
             `CLIENT(${this.peerInfo.id}): pinged (last ping ${formatMs(now - this.peerInfo.lastUpdateMs)})`,
           );
@@ -241,7 +236,7 @@ export class ClientV1 {
       tcpPort: fields.tcp_port as number,
       httpPort: fields.http_port as number,
       version: fields.version as string,
-      lastUpdateMs: this.host.now(),
+      lastUpdateMs: this.host.clock.wallMs(),
     };
     if (peer.broadcastAddress === '' || peer.tcpPort === 0 || peer.httpPort === 0 || peer.version === '') {
       throw new FatalError('E_BAD_BODY', 'IDENTIFY missing fields');
@@ -333,10 +328,8 @@ export class ClientV1 {
   }
 
   /**
-   * Go's read deadline expiring: the connection goes without a reply (the peer may not be
-   * reading) and, as on any disconnect, its registrations go with it. This also ends a connection
-   * already closed on this side after a fatal error whose peer never sends its FIN, which the
-   * half-open server would otherwise keep.
+   * No reply (the peer may not be reading). Also ends a connection closed here after a fatal error
+   * whose peer never sends its FIN, which the half-open server would otherwise keep.
    */
   private onReadTimeout(timeoutMs: number): void {
     if (this.state !== State.Closed) {
@@ -354,7 +347,7 @@ export class ClientV1 {
 
   private onClose(): void {
     this.state = State.Closed;
-    if (this.readTimer !== null) clearTimeout(this.readTimer);
+    if (this.readTimer !== null) this.host.clock.clearTimer(this.readTimer);
     this.host.logger.info(`CLIENT(${this.remoteAddress}): closing`);
     const peer = this.peerInfo;
     if (peer !== null) {

@@ -1,7 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually, RawV1Client, startLookupd, type TestLookupd } from '@nsq-ts/test-utils';
+import { eventually, ManualClock, RawV1Client, startLookupd, type TestLookupd } from '@nsq-ts/test-utils';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 // Raw-byte tests of nsqlookupd's TCP protocol V1 (nsq-spec §4.1): `[4-byte BE size][data]`
@@ -327,96 +326,109 @@ describe('other input', () => {
 });
 
 describe('read deadline (--tcp-read-timeout, an nsq-ts extension)', () => {
-  // Each test has its own lookupd with a short deadline; the real default is 60 s against nsqd's
-  // 15 s PINGs, the same proportions.
-  const DEADLINE_MS = 400;
+  // The deadline runs on a clock the test moves: a timer firing is observed synchronously as the
+  // server destroying its side of the connection.
+  const DEADLINE_MS = 60_000;
 
   const closers: Array<() => unknown> = [];
   afterEach(async () => {
     for (const close of closers.splice(0).reverse()) await close();
   });
 
-  async function lookupdWithDeadline(tcpReadTimeoutMs = DEADLINE_MS): Promise<TestLookupd> {
-    const l = await startLookupd({ tcpReadTimeoutMs });
+  async function lookupdWithDeadline(tcpReadTimeoutMs = DEADLINE_MS): Promise<{ l: TestLookupd; clock: ManualClock }> {
+    const clock = new ManualClock();
+    const l = await startLookupd({ tcpReadTimeoutMs }, clock);
     closers.push(() => l.close());
-    return l;
+    return { l, clock };
   }
 
-  async function connectTo(l: TestLookupd, options: { magic?: boolean } = {}): Promise<RawV1Client> {
+  /** Connects and waits until the server holds the connection; returns the server's socket too. */
+  async function connectTo(l: TestLookupd, options: { magic?: boolean } = {}): Promise<[RawV1Client, Socket]> {
     const c = await RawV1Client.connect(l.tcpAddress, options);
     clients.push(c);
-    return c;
+    const magicBytes = options.magic === false ? 0 : 4;
+    return [c, await serverSocketOf(l, c, magicBytes)];
+  }
+
+  /** The server's side of `c`, once it has read `bytes` from it. */
+  async function serverSocketOf(l: TestLookupd, c: RawV1Client, bytes: number): Promise<Socket> {
+    let socket: Socket | undefined;
+    await eventually(() => {
+      socket = [...l.lookupd.clients].find((s) => s.socket.remotePort === c.socket.localPort)?.socket;
+      expect(socket?.bytesRead).toBe(bytes);
+    });
+    return socket as Socket;
   }
 
   async function getFrom(l: TestLookupd, path: string): Promise<unknown> {
     return (await fetch(`http://${l.httpAddress}${path}`)).json();
   }
 
-  /** Waits for the server to close `c` and checks it took about the deadline, without a reply. */
-  async function expectCutAtDeadline(c: RawV1Client, since: number): Promise<void> {
+  /** Moves the clock to a millisecond short of the deadline, then onto it: `c` is cut, without a reply. */
+  async function expectCutAtDeadline(clock: ManualClock, server: Socket, c: RawV1Client, leftMs = DEADLINE_MS) {
+    clock.advance(leftMs - 1);
+    expect(server.destroyed).toBe(false);
+    clock.advance(1);
+    expect(server.destroyed).toBe(true);
     await c.waitClosed(5_000);
-    // Timers may fire a millisecond early; anything well short of the deadline is a bug.
-    expect(Date.now() - since).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
-    expect(c.received).toEqual([]);
+    expect(c.pending()).toEqual([]);
   }
 
   it('closes a connection that sends nothing, not even the magic', async () => {
-    const l = await lookupdWithDeadline();
-    const since = Date.now();
-    const c = await connectTo(l, { magic: false });
-    await expectCutAtDeadline(c, since);
+    const { l, clock } = await lookupdWithDeadline();
+    const [c, server] = await connectTo(l, { magic: false });
+    await expectCutAtDeadline(clock, server, c);
     await eventually(() => expect(l.lookupd.clients.size).toBe(0));
   });
 
   it('closes a connection whose IDENTIFY body never comes, registering nothing', async () => {
-    const l = await lookupdWithDeadline();
-    const since = Date.now();
-    const c = await connectTo(l);
-    c.write(Buffer.from('IDENTIFY\n\x00\x00\x00\x40{"broadcast_address":', 'latin1'));
-    await expectCutAtDeadline(c, since);
+    const { l, clock } = await lookupdWithDeadline();
+    const [c] = await connectTo(l);
+    clock.advance(DEADLINE_MS / 2);
+    const partial = Buffer.from('IDENTIFY\n\x00\x00\x00\x40{"broadcast_address":', 'latin1');
+    c.write(partial);
+    const server = await serverSocketOf(l, c, 4 + partial.length);
+    // The IDENTIFY line alone does not move the deadline, which still counts from the magic.
+    await expectCutAtDeadline(clock, server, c, DEADLINE_MS / 2);
     expect(await getFrom(l, '/nodes')).toEqual({ producers: [] });
   });
 
   it('closes a peer that dribbles a line: bytes keep coming but no command completes', async () => {
-    const l = await lookupdWithDeadline();
-    const since = Date.now();
-    const c = await connectTo(l);
+    const { l, clock } = await lookupdWithDeadline();
+    const [c, server] = await connectTo(l);
     // One byte every quarter deadline: each chunk is well within the deadline, the line never is.
-    for (let i = 0; i < 40 && !c.closed; i++) {
-      c.write(i === 0 ? 'P' : ' ');
-      await sleep(DEADLINE_MS / 4);
+    for (let i = 1; i <= 3; i++) {
+      c.write(i === 1 ? 'P' : ' ');
+      await serverSocketOf(l, c, 4 + i);
+      clock.advance(DEADLINE_MS / 4);
     }
-    await expectCutAtDeadline(c, since);
+    await expectCutAtDeadline(clock, server, c, DEADLINE_MS / 4);
   });
 
   it('keeps a registered nsqd that PINGs within the deadline, and drops it once it stops', async () => {
-    const l = await lookupdWithDeadline();
-    const c = await connectTo(l);
+    const { l, clock } = await lookupdWithDeadline();
+    const [c, server] = await connectTo(l);
     c.identify(PEER);
     await c.read();
     c.write('REGISTER t c\n');
     expect(await c.readText()).toBe('OK');
-    // Three deadlines' worth of PINGs, each a third of a deadline apart.
-    const until = Date.now() + 3 * DEADLINE_MS;
-    let lastPing = 0;
-    while (Date.now() < until) {
-      await sleep(DEADLINE_MS / 3);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(DEADLINE_MS - 1);
       c.write('PING\n');
       expect(await c.readText()).toBe('OK');
-      lastPing = Date.now();
     }
-    expect(c.closed).toBe(false);
+    expect(server.destroyed).toBe(false);
     expect(await getFrom(l, '/lookup?topic=t')).toMatchObject({ channels: ['c'], producers: [PEER] });
 
-    await c.waitClosed(5_000);
-    expect(Date.now() - lastPing).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
-    expect(c.pending()).toEqual([]);
+    await expectCutAtDeadline(clock, server, c);
     // As on any disconnect: the producer leaves every registration, the keys stay.
-    expect(await getFrom(l, '/lookup?topic=t')).toEqual({ channels: ['c'], producers: [] });
+    await eventually(async () =>
+      expect(await getFrom(l, '/lookup?topic=t')).toEqual({ channels: ['c'], producers: [] }),
+    );
   });
 
   it('destroys a connection after a fatal error once the deadline passes, if the peer never closes its side', async () => {
-    const l = await lookupdWithDeadline();
+    const { l, clock } = await lookupdWithDeadline();
     const [host, port] = l.tcpAddress.split(':') as [string, string];
     const socket: Socket = netConnect({ host, port: Number(port), allowHalfOpen: true });
     closers.push(() => socket.destroy());
@@ -430,14 +442,16 @@ describe('read deadline (--tcp-read-timeout, an nsq-ts extension)', () => {
     await eventually(() => expect(serverEnded).toBe(true));
     // The server has ended its side; without the deadline the half-open socket would stay.
     expect(l.lookupd.clients.size).toBe(1);
+    clock.advance(DEADLINE_MS);
     await eventually(() => expect(l.lookupd.clients.size).toBe(0));
   });
 
   it('sets no deadline with 0, as NSQ', async () => {
-    const l = await lookupdWithDeadline(0);
-    const c = await connectTo(l);
-    await sleep(2 * DEADLINE_MS);
-    expect(c.closed).toBe(false);
+    const { l, clock } = await lookupdWithDeadline(0);
+    const [c, server] = await connectTo(l);
+    expect(clock.pendingTimers).toBe(0);
+    clock.advance(10 * DEADLINE_MS);
+    expect(server.destroyed).toBe(false);
     c.write('PING\n');
     expect(await c.readText()).toBe('OK');
   });

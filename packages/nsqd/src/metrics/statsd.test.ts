@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { encodeCommand } from '@nsq-ts/protocol';
-import { eventually, RawClient, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
+import { eventually, ManualClock, RawClient, startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Nsqd } from '../nsqd.js';
 import type { NsqdOptions } from '../options.js';
@@ -61,8 +61,9 @@ async function brokerWithStatsd(
   server: StatsdServer,
   statsd: Partial<StatsdOptions> = {},
   options: Partial<NsqdOptions> = {},
+  clock?: ManualClock,
 ): Promise<TestNsqd> {
-  const d = await startNsqd({ broadcastAddress: 'test.host', ...options, statsdAddress: '' });
+  const d = await startNsqd({ broadcastAddress: 'test.host', ...options, statsdAddress: '' }, clock);
   daemons.push(d);
   Object.assign(d.nsqd.options, {
     statsdAddress: server.address,
@@ -276,15 +277,29 @@ describe('statsd push', () => {
     expect(stat(lines, prefix, 'topic.lat.channel.ch.e2e_processing_latency_50')).toMatch(/^\d+\|g$/);
   });
 
-  it('stops sending after stop()', async () => {
+  it('pushes once per interval of the broker clock, and never after stop()', async () => {
     const server = await statsdServer();
-    const d = await brokerWithStatsd(server);
+    const clock = new ManualClock();
+    const d = await brokerWithStatsd(server, {}, {}, clock);
     d.nsqd.getTopic('t'); // an empty broker (and no memory stats) sends nothing at all
+    const idle = clock.pendingTimers - 1;
+    clock.advance(100);
     await nextPush(server, 0);
+    clock.advance(100);
+    await nextPush(server, 1);
+    // This tick has fired but not sent yet (the socket is awaited): stop() cancels it too.
+    clock.advance(100);
     pushers.pop()?.stop();
-    const count = server.datagrams.length;
-    await new Promise((r) => setTimeout(r, 350));
-    expect(server.datagrams.length).toBe(count);
+    clock.advance(1_000);
+    expect(clock.pendingTimers).toBe(idle);
+    // Loopback delivers in send order: once a later datagram from elsewhere is in, so is any push.
+    const other = createSocket('udp4');
+    await new Promise<void>((resolve) =>
+      other.send('barrier', server.socket.address().port, '127.0.0.1', () => resolve()),
+    );
+    other.close();
+    await eventually(() => expect(server.datagrams.map(String).at(-1)).toBe('barrier'));
+    expect(server.datagrams).toHaveLength(3);
   });
 
   it('does nothing without a statsd address', async () => {

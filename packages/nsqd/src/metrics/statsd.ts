@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
+import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { NsqdOptions } from '../options.js';
 import { collectStats, type StatsSource } from '../stats/collect.js';
@@ -22,6 +23,7 @@ const EPHEMERAL_SUFFIX = '#ephemeral';
 export interface StatsdHost extends StatsSource {
   readonly options: NsqdOptions;
   readonly logger: Logger;
+  readonly clock: Clock;
   /** `host:port` the HTTP listener is bound to ('' before start or when disabled). */
   readonly httpAddress: string;
 }
@@ -76,14 +78,16 @@ export function startStatsd(nsqd: StatsdHost): StatsdPusher {
       });
   };
 
-  const timer = setInterval(tick, o.statsdIntervalMs);
-  timer.unref();
+  const timer = nsqd.clock.setTimer(() => {
+    timer.refresh();
+    tick();
+  }, o.statsdIntervalMs);
 
   return {
     stop() {
       if (stopped) return;
       stopped = true;
-      clearInterval(timer);
+      nsqd.clock.clearTimer(timer);
       socket?.then(
         (s) => s.close(),
         () => undefined,

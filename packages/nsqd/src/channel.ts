@@ -87,6 +87,8 @@ export class Channel {
   deadLetteredCount = 0;
   /** Unread messages dropped by its topic's overflow=drop_oldest. */
   droppedCount = 0;
+  /** Messages not delivered because they were past their topic's message_ttl. */
+  expiredCount = 0;
   /** Set over HTTP; what is absent follows the nsqd flags. Replaced whole, never mutated. */
   settings: ChannelSettings = {};
   /** FIN latencies (nsq-spec §5.8); null without percentiles. */
@@ -212,6 +214,7 @@ export class Channel {
       }
       // Restored from a crash on its last attempt, or max_attempts lowered since it came back.
       if (this.exhausted(msg)) this.deadLetter(msg);
+      else if (this.expired(msg.record)) this.expire(msg.record);
       else return msg;
     }
     const topic = this.topic;
@@ -240,12 +243,16 @@ export class Channel {
   }
 
   /**
-   * The cursor reached `record`: a message to deliver now, or null (held already, or a DPUB not
-   * yet due). Every record read from the log passes here: the seam for issue 19's TTL and caps.
+   * The cursor reached `record`: a message to deliver now, or null (held already, past its
+   * message_ttl, or a DPUB not yet due). Every record read from the log passes here.
    */
   private reached(record: MessageRecord, now: number): ChannelMessage | null {
     if (this.directAhead?.delete(record.offset)) {
       if ((this.directAhead as Set<number>).size === 0) this.directAhead = null;
+      return null;
+    }
+    if (this.expired(record)) {
+      this.expire(record);
       return null;
     }
     const msg = new ChannelMessage(record, 0);
@@ -435,6 +442,25 @@ export class Channel {
     this.deadLetteredCount++;
     const into = this.deadLetterTopic;
     if (into !== '') this.ctx.deadLetter(into, msg.record);
+    this.journal.changes++;
+  }
+
+  /** Published message_ttl ago or longer (wall clock: publish times are wall times). */
+  private expired(record: MessageRecord): boolean {
+    const ttl = this.topic.messageTtlMs;
+    return ttl > 0 && this.clock.wallMs() - record.publishedAtMs >= ttl;
+  }
+
+  /**
+   * A message past its message_ttl leaves the channel undelivered: into the dead-letter topic
+   * when the channel has one (the same flush as its removal here, as for max_attempts), else
+   * dropped.
+   */
+  private expire(record: MessageRecord): void {
+    this.expiredCount++;
+    this.topic.noteExpired();
+    const into = this.deadLetterTopic;
+    if (into !== '') this.ctx.deadLetter(into, record);
     this.journal.changes++;
   }
 

@@ -19,6 +19,8 @@ export interface TopicSettings {
   /** Body bytes of that backlog, estimated from the topic's mean message size; 0 = no cap. */
   readonly maxBytes?: number;
   readonly overflow?: Overflow;
+  /** A message published this long ago or longer is never delivered (dropped or dead-lettered); 0 = off. */
+  readonly messageTtlMs?: number;
 }
 
 export interface TopicDelta {

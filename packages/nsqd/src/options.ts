@@ -49,6 +49,7 @@ export interface NsqdOptions {
   maxDepth: number;
   maxBytes: number;
   overflow: 'reject' | 'drop_oldest';
+  messageTtlMs: number;
 
   statsdAddress: string;
   statsdIntervalMs: number;
@@ -128,6 +129,7 @@ export function defaultNsqdOptions(): NsqdOptions {
     maxDepth: 0,
     maxBytes: 0,
     overflow: 'reject',
+    messageTtlMs: 0,
 
     statsdAddress: '',
     statsdIntervalMs: 60_000,

@@ -295,3 +295,26 @@ describe('Topic writes and memory', () => {
     expect(topic.skips).toEqual([[0, 1]]);
   });
 });
+
+describe('Topic message_ttl', () => {
+  it('follows --message-ttl until set; a set TTL is in the durable state; channels expire by it and the topic counts them', () => {
+    const { broker, topic } = setup({ messageTtlMs: 60_000 });
+    expect(topic.messageTtlMs).toBe(60_000);
+    const a = topic.getChannel('a');
+    const b = topic.getChannel('b');
+    pub(topic, 'm0', 'm1');
+    broker.clock.advance(5_000);
+    topic.configure({ messageTtlMs: 5_000 });
+    expect(topic.durableDelta()?.settings).toEqual({ messageTtlMs: 5_000 });
+    pub(topic, 'm2');
+    const ca = new FakeConsumer('ca', 10);
+    const cb = new FakeConsumer('cb', 10);
+    a.addConsumer(ca);
+    b.addConsumer(cb);
+    broker.runPumps();
+    expect([ca.got.length, cb.got.length]).toEqual([1, 1]);
+    expect([a.expiredCount, b.expiredCount, topic.expiredCount]).toEqual([2, 2, 4]);
+    topic.configure({ messageTtlMs: 0 });
+    expect(topic.messageTtlMs).toBe(0);
+  });
+});

@@ -69,6 +69,8 @@ export class Topic implements TopicLog {
   rejectedCount = 0;
   /** Messages dropped by overflow=drop_oldest while the topic had no channel. */
   droppedCount = 0;
+  /** Messages its channels let expire (message_ttl), one per channel that reached them. */
+  expiredCount = 0;
   /**
    * Offsets of dead letters appended since the last flush took them: the flush stores them as
    * an intent before its appends (see `takeDeadLetters`).
@@ -335,6 +337,14 @@ export class Topic implements TopicLog {
 
   get overflow(): 'reject' | 'drop_oldest' {
     return this.settings.overflow ?? this.ctx.options.overflow;
+  }
+
+  get messageTtlMs(): number {
+    return this.settings.messageTtlMs ?? this.ctx.options.messageTtlMs;
+  }
+
+  noteExpired(): void {
+    this.expiredCount++;
   }
 
   /**

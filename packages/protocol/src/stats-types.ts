@@ -59,6 +59,7 @@ export interface ChannelStats {
   dead_letter_topic?: string;
   dead_lettered_count?: number;
   dropped_count?: number;
+  expired_count?: number;
 }
 
 export interface TopicStats {
@@ -78,6 +79,9 @@ export interface TopicStats {
   overflow?: 'reject' | 'drop_oldest';
   rejected_count?: number;
   dropped_count?: number;
+  /** message_ttl as a Go duration (`0s` = off), and the messages its channels let expire. */
+  message_ttl?: string;
+  expired_count?: number;
 }
 
 export interface MemStats {

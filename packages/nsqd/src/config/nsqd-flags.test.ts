@@ -117,6 +117,7 @@ describe('nsqd flag table', () => {
         'max-depth',
         'max-bytes',
         'overflow',
+        'message-ttl',
       ].sort(),
     );
   });
@@ -201,6 +202,7 @@ describe('parseNsqdArgs', () => {
     [['--max-depth=10'], 'maxDepth', 10],
     [['--max-bytes=1000'], 'maxBytes', 1000],
     [['--overflow=drop_oldest'], 'overflow', 'drop_oldest'],
+    [['--message-ttl=1h30m'], 'messageTtlMs', 5_400_000],
     [['--lookupd-tls', '--lookupd-tls-root-ca-file=/ca.pem'], 'lookupdTlsRootCaFile', '/ca.pem'],
     [['--lookupd-http-auth-token=tok'], 'lookupdHttpAuthToken', 'tok'],
   ];
@@ -482,6 +484,7 @@ verbose = true
       maxDepth: 0,
       maxBytes: 0,
       overflow: 'reject',
+      messageTtlMs: 0,
       statsdAddress: '127.0.0.1:8125',
       statsdIntervalMs: 30_000,
       statsdMemStats: false,

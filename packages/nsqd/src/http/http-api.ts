@@ -1,11 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
-import { boolParam, firstValue, type GoQuery, parseHostPort } from '@nsq-ts/go-compat';
+import {
+  boolParam,
+  firstValue,
+  formatGoDuration,
+  type GoQuery,
+  parseGoDuration,
+  parseHostPort,
+} from '@nsq-ts/go-compat';
 import { isValidChannelName, isValidTopicName, scanMpubBody } from '@nsq-ts/protocol';
 import { createV1Router, EMPTY, HttpError, TEXT_TYPE, Text, type V1Router } from '@nsq-ts/server-kit';
 import type { Channel } from '../channel.js';
 import type { Clock } from '../clock.js';
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';
+import type { TopicSettings } from '../durable-state.js';
 import type { Logger } from '../logger.js';
 import type { NsqdMetrics } from '../metrics/prometheus.js';
 import { LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
@@ -15,6 +23,8 @@ import { type Topic, TopicFullError } from '../topic.js';
 import { VERSION } from '../version.js';
 
 /** nsqd's HTTP API (nsq-spec §3), on the V1 conventions of @nsq-ts/server-kit. */
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Options GET /config/:opt refuses to show. */
 const SECRET_OPTIONS: ReadonlySet<string> = new Set(['httpAuthTokens', 'lookupdHttpAuthToken']);
@@ -266,7 +276,7 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
   route('POST', '/topic/config', (req) => {
     const query = req.query();
     const topic = existingTopic(checkedTopicName(query));
-    const settings: { maxDepth?: number; maxBytes?: number; overflow?: 'reject' | 'drop_oldest' } = {};
+    const settings: Mutable<TopicSettings> = {};
     const depth = firstValue(query, 'max_depth');
     if (depth !== null) settings.maxDepth = count(depth, 'INVALID_MAX_DEPTH');
     const bytes = firstValue(query, 'max_bytes');
@@ -276,15 +286,34 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
       if (overflow !== 'reject' && overflow !== 'drop_oldest') throw new HttpError(400, 'INVALID_OVERFLOW');
       settings.overflow = overflow;
     }
-    if (depth === null && bytes === null && overflow === null) throw new HttpError(400, 'MISSING_ARG_CONFIG');
+    const ttl = firstValue(query, 'message_ttl');
+    if (ttl !== null) settings.messageTtlMs = duration(ttl, 'INVALID_MESSAGE_TTL');
+    if (Object.keys(settings).length === 0) throw new HttpError(400, 'MISSING_ARG_CONFIG');
     topic.configure(settings);
     return new Text('OK');
   });
 
   route('GET', '/topic/config', (req) => {
     const topic = existingTopic(checkedTopicName(req.query()));
-    return { max_depth: topic.maxDepth, max_bytes: topic.maxBytes, overflow: topic.overflow };
+    return {
+      max_depth: topic.maxDepth,
+      max_bytes: topic.maxBytes,
+      overflow: topic.overflow,
+      message_ttl: formatGoDuration(topic.messageTtlMs),
+    };
   });
+
+  /** A non-negative Go duration setting (`90s`, `1h30m`, `0`) in ms, or 400 `code`. */
+  function duration(text: string, code: string): number {
+    let ms: number;
+    try {
+      ms = parseGoDuration(text);
+    } catch {
+      throw new HttpError(400, code);
+    }
+    if (ms < 0) throw new HttpError(400, code);
+    return ms;
+  }
 
   /** A non-negative integer setting, or 400 `code`. */
   function count(text: string, code: string): number {

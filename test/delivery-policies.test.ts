@@ -65,17 +65,39 @@ interface Nsqjs {
 
 const nsq = createRequire(import.meta.url)('nsqjs') as Nsqjs;
 
-/** A consumer of `topic/channel` that FINishes every message; the bodies in arrival order. */
-async function finishAll(node: DaemonProcess, topic: string, channel: string): Promise<string[]> {
+/** An nsqjs Reader of `topic/channel` that finishes every message; the bodies in arrival order. */
+function nsqjsFinishing(node: DaemonProcess, topic: string, channel: string): string[] {
   const got: string[] = [];
-  const consumer = await connect(node);
-  consumer.onMessage = (m) => {
+  const reader = new nsq.Reader(topic, channel, { nsqdTCPAddresses: [node.tcpAddress] });
+  resources.defer(() => reader.close());
+  reader.on('message', (m: NsqjsMessage) => {
     got.push(m.body.toString());
-    consumer.fin(m.id);
-  };
-  await consumer.sub(topic, channel);
-  consumer.rdy(10);
+    m.finish();
+  });
+  reader.connect();
   return got;
+}
+
+/** A consumer of `topic/channel` with RDY `rdy` that FINishes every message; the bodies in arrival order. */
+async function finishing(
+  node: DaemonProcess,
+  topic: string,
+  channel: string,
+  rdy: number,
+): Promise<{ got: string[]; client: WireClient }> {
+  const got: string[] = [];
+  const client = await connect(node);
+  client.onMessage = (m) => {
+    got.push(m.body.toString());
+    client.fin(m.id);
+  };
+  await client.sub(topic, channel);
+  client.rdy(rdy);
+  return { got, client };
+}
+
+async function finishAll(node: DaemonProcess, topic: string, channel: string): Promise<string[]> {
+  return (await finishing(node, topic, channel, 10)).got;
 }
 
 /**
@@ -129,6 +151,7 @@ describe('/channel/config', () => {
       'dead_lettered_count',
       'dropped_count',
       'expired_count',
+      'replay_count',
     ]);
     expect(c).toMatchObject({ max_attempts: 0, dead_letter_topic: 't.dead', dead_lettered_count: 0 });
     const metrics = (await http(h, '/metrics')).text;
@@ -283,6 +306,7 @@ describe('/topic/config caps', () => {
       max_bytes: 0,
       overflow: 'reject',
       message_ttl: '0s',
+      retention: '0s',
     });
     const p = await connect(node);
     await p.mpub('capped', [Buffer.from('a'), Buffer.from('b')]);
@@ -414,14 +438,7 @@ describe('/topic/config message_ttl', () => {
     await publisher.mpub('jobs', [Buffer.from('stale0'), Buffer.from('stale1')]);
     await agedPast(published, 1_000);
     await publisher.pub('jobs', 'fresh');
-    const got: string[] = [];
-    const reader = new nsq.Reader('jobs', 'w', { nsqdTCPAddresses: [node.tcpAddress] });
-    resources.defer(() => reader.close());
-    reader.on('message', (m: NsqjsMessage) => {
-      got.push(m.body.toString());
-      m.finish();
-    });
-    reader.connect();
+    const got = nsqjsFinishing(node, 'jobs', 'w');
     await waitUntil('fresh received', () => got.length === 1);
     expect(got).toEqual(['fresh']);
     expect((await channelStats(h, 'jobs', 'w')).expired_count).toBe(2);
@@ -470,5 +487,136 @@ describe('/topic/config message_ttl', () => {
       async () => (await topicStats(again.httpAddress, 't.expired')).depth === N,
     );
     expect(await receiveEachOnce(again, 't.expired', bodies)).toBe(true);
+  });
+});
+
+describe('/channel/replay with retention', () => {
+  it('raw V2: a channel that FINished everything gets the messages since T0 (or from an offset) again, in order; other channels unaffected; NSQ-style errors', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--retention=1h']);
+    const h = node.httpAddress;
+    await createChannel(h, 'r', 'c');
+    await httpPost(h, '/channel/create?topic=r&channel=other');
+    const got = await finishAll(node, 'r', 'c');
+    const other = await finishAll(node, 'r', 'other');
+    const publisher = await connect(node);
+    await publisher.mpub('r', [Buffer.from('m0'), Buffer.from('m1')]);
+    await waitUntil('first two consumed', () => got.length === 2);
+    // Publish times are milliseconds: T0 is strictly after m0 and m1.
+    const t0 = Date.now() + 1;
+    await waitUntil('T0 reached', () => Date.now() > t0);
+    await publisher.mpub('r', [Buffer.from('m2'), Buffer.from('m3'), Buffer.from('m4')]);
+    await waitUntil('all consumed', () => got.length === 5 && other.length === 5);
+    const replay = (query: string) => http(h, `/channel/replay?topic=r&channel=c&${query}`, { method: 'POST' });
+    const ok = await replay(`since=${t0}`);
+    expect([ok.status, ok.text]).toEqual([200, '']);
+    await waitUntil('replayed since T0', () => got.length === 8);
+    expect(got.slice(5)).toEqual(['m2', 'm3', 'm4']);
+    expect((await replay(`since=${new Date(0).toISOString()}`)).status).toBe(200);
+    await waitUntil('replayed from the start', () => got.length === 13);
+    expect(got.slice(8)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+    expect((await replay('offset=3')).status).toBe(200);
+    await waitUntil('replayed from offset 3', () => got.length === 15);
+    expect(got.slice(13)).toEqual(['m3', 'm4']);
+    const c = await channelStats(h, 'r', 'c');
+    expect([c.replay_count, c.depth, c.in_flight_count]).toEqual([3, 0, 0]);
+    expect(other).toHaveLength(5);
+    expect((await channelStats(h, 'r', 'other')).depth).toBe(0);
+    const code = async (query: string) => {
+      const r = await replay(query);
+      return [r.status, JSON.parse(r.text).message];
+    };
+    expect(await code('')).toEqual([400, 'MISSING_ARG_SINCE']);
+    expect(await code('since=yesterday')).toEqual([400, 'INVALID_ARG_SINCE']);
+    expect(await code('since=1&offset=0')).toEqual([400, 'INVALID_ARG_SINCE']);
+    expect(await code('offset=6')).toEqual([400, 'INVALID_ARG_OFFSET']);
+    const missing = await http(h, '/channel/replay?topic=r&channel=nope&since=0', { method: 'POST' });
+    expect(missing.status).toBe(404);
+    expect((await http(h, '/metrics')).text).toContain('nsq_channel_replays_total{topic="r",channel="c"} 3');
+    expect(await httpJson(h, '/topic/config?topic=r')).toMatchObject({ retention: '1h0m0s' });
+  });
+
+  it('a time no longer retained answers 400 REPLAY_UNAVAILABLE naming the earliest time still available', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--sync-timeout=50ms', '--max-bytes-per-file=100']);
+    const h = node.httpAddress;
+    await createChannel(h, 'short', 'c');
+    await httpPost(h, '/topic/config?topic=short&retention=300ms');
+    const got = await finishAll(node, 'short', 'c');
+    const publisher = await connect(node);
+    await publisher.pub('short', 'gone');
+    await waitUntil('consumed', () => got.length === 1);
+    const replay = (query: string) => http(h, `/channel/replay?topic=short&channel=c&${query}`, { method: 'POST' });
+    // A time after everything is a replay of nothing while anything is retained.
+    const future = Date.now() + 3_600_000;
+    await waitUntil('its segment deleted', async () => (await replay(`since=${future}`)).status === 400);
+    expect(JSON.parse((await replay('since=0')).text).message).toBe(
+      'REPLAY_UNAVAILABLE: earliest available offset 1 (nothing retained)',
+    );
+    const before = Date.now();
+    await publisher.pub('short', 'kept');
+    await waitUntil('kept consumed', () => got.length === 2);
+    const r = await replay('since=0');
+    const message = JSON.parse(r.text).message as string;
+    expect(r.status).toBe(400);
+    const earliest = Date.parse(message.replace('REPLAY_UNAVAILABLE: earliest available ', ''));
+    expect(earliest).toBeGreaterThanOrEqual(before);
+    expect(earliest).toBeLessThanOrEqual(Date.now());
+    expect(JSON.parse((await replay('offset=0')).text).message).toBe('REPLAY_UNAVAILABLE: earliest available offset 1');
+    expect((await replay(`since=${earliest}`)).status).toBe(200);
+    await waitUntil('kept replayed', () => got.length === 3);
+    expect(got).toEqual(['gone', 'kept', 'kept']);
+  });
+
+  it('nsqjs: a Reader gets the replayed messages again', { timeout: 30_000 }, async () => {
+    const node = await startNsqd(['--retention=1h']);
+    const h = node.httpAddress;
+    await createChannel(h, 'jobs', 'w');
+    const got = nsqjsFinishing(node, 'jobs', 'w');
+    const publisher = await connect(node);
+    await publisher.mpub('jobs', [Buffer.from('a'), Buffer.from('b'), Buffer.from('c')]);
+    await waitUntil('consumed', () => got.length === 3);
+    await httpPost(h, '/channel/replay?topic=jobs&channel=w&offset=0');
+    await waitUntil('replayed', () => got.length === 6);
+    expect(got).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
+  });
+
+  it('SIGKILL in the middle of a replay: after the restart the rest of the replay arrives, nothing lost, other channels unaffected', {
+    timeout: 90_000,
+  }, async () => {
+    const N = 300;
+    const node = await startNsqd(['--retention=1h', '--mem-queue-size=50']);
+    const h = node.httpAddress;
+    await createChannel(h, 'r', 'c');
+    await httpPost(h, '/channel/create?topic=r&channel=other');
+    const bodies = Array.from({ length: N }, (_, i) => Buffer.from(`m${i}`));
+    const publisher = await connect(node);
+    for (let i = 0; i < N; i += 100) await publisher.mpub('r', bodies.slice(i, i + 100));
+    const first = await finishing(node, 'r', 'c', 10);
+    const other = await finishAll(node, 'r', 'other');
+    await waitUntil('all consumed', () => first.got.length === N && other.length === N);
+    first.client.destroy();
+    await waitUntil('c has no consumer', async () => (await channelStats(h, 'r', 'c')).client_count === 0);
+    expect(await httpPost(h, '/channel/replay?topic=r&channel=c&offset=0')).toBe('');
+    // RDY 1: the replay goes out one message at a time.
+    const { got: replayed } = await finishing(node, 'r', 'c', 1);
+    await waitUntil('part of the replay received', () => replayed.length >= N / 3);
+    node.signal('SIGKILL');
+    await node.exited;
+    const again = await resources.group.restart(node);
+    const rest = await finishAll(again, 'r', 'c');
+    const otherAgain = await finishAll(again, 'r', 'other');
+    await waitUntil('the replay finished', async () => {
+      const c = await channelStats(again.httpAddress, 'r', 'c');
+      return c.depth === 0 && c.in_flight_count === 0 && rest.length > 0;
+    });
+    // At least once: every message of the replay arrives; what was in progress may come twice.
+    const all = [...replayed, ...rest];
+    expect(new Set(all)).toEqual(new Set(bodies.map((b) => b.toString())));
+    expect(rest.at(-1)).toBe(`m${N - 1}`);
+    expect(otherAgain.length).toBeLessThan(N);
+    expect((await channelStats(again.httpAddress, 'r', 'other')).depth).toBe(0);
   });
 });

@@ -572,3 +572,22 @@ describe('Channel message_ttl', () => {
     expect([bodies(consumer.got), channel.expiredCount]).toEqual([['m0'], 1]);
   });
 });
+
+describe('Channel replay (rewind)', () => {
+  it('delivers again from the offset in log order, skipping what it still holds; never moves forward', () => {
+    const { ctx, topic, channel } = setup();
+    const consumer = new FakeConsumer('a', 10);
+    channel.addConsumer(consumer);
+    topic.publish(['m0', 'm1', 'm2', 'm3', 'm4']);
+    channel.schedule();
+    ctx.runPumps();
+    for (const m of consumer.got) if (m.record.body.toString() !== 'm3') consumer.fin(channel, m);
+    channel.rewind(7);
+    channel.rewind(1);
+    ctx.runPumps();
+    expect(bodies(consumer.got)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm1', 'm2', 'm4']);
+    expect([channel.replayCount, channel.cursor, channel.inFlightCount]).toEqual([1, 5, 4]);
+    // The cursor is durable state like any move.
+    expect(channel.durableDelta()).toMatchObject({ cursor: 5, ahead: [] });
+  });
+});

@@ -89,6 +89,8 @@ export class Channel {
   droppedCount = 0;
   /** Messages not delivered because they were past their topic's message_ttl. */
   expiredCount = 0;
+  /** POST /channel/replay calls that moved the cursor back. */
+  replayCount = 0;
   /** Set over HTTP; what is absent follows the nsqd flags. Replaced whole, never mutated. */
   settings: ChannelSettings = {};
   /** FIN latencies (nsq-spec §5.8); null without percentiles. */
@@ -462,6 +464,24 @@ export class Channel {
     const into = this.deadLetterTopic;
     if (into !== '') this.ctx.deadLetter(into, record);
     this.journal.changes++;
+  }
+
+  /**
+   * Replay: the cursor goes back to `offset`, so everything from there is delivered again in
+   * log order; what the channel holds now at or past it (in flight, requeued, deferred) stays
+   * held and the cursor skips it. Never moves the cursor forward.
+   */
+  rewind(offset: number): void {
+    const from = this.cursor;
+    if (offset >= from) return;
+    this.cursor = offset;
+    this.closeReader();
+    this.forEachOutstanding((msg) => {
+      const o = msg.record.offset;
+      if (o >= offset && o < from) this.holdAhead(o);
+    });
+    this.replayCount++;
+    this.schedule();
   }
 
   /** overflow=drop_oldest: the unread messages below `offset` are dropped, and counted. */

@@ -21,6 +21,8 @@ export interface TopicSettings {
   readonly overflow?: Overflow;
   /** A message published this long ago or longer is never delivered (dropped or dead-lettered); 0 = off. */
   readonly messageTtlMs?: number;
+  /** Segments stay at least this long after every channel finished them (for replay); 0 = off. */
+  readonly retentionMs?: number;
 }
 
 export interface TopicDelta {

@@ -50,6 +50,7 @@ export interface NsqdOptions {
   maxBytes: number;
   overflow: 'reject' | 'drop_oldest';
   messageTtlMs: number;
+  retentionMs: number;
 
   statsdAddress: string;
   statsdIntervalMs: number;
@@ -130,6 +131,7 @@ export function defaultNsqdOptions(): NsqdOptions {
     maxBytes: 0,
     overflow: 'reject',
     messageTtlMs: 0,
+    retentionMs: 0,
 
     statsdAddress: '',
     statsdIntervalMs: 60_000,

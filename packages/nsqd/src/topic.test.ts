@@ -318,3 +318,35 @@ describe('Topic message_ttl', () => {
     expect(topic.messageTtlMs).toBe(0);
   });
 });
+
+describe('Topic retention', () => {
+  it('lets segments go only `retention` after every channel finished them; a replayed cursor holds them again', () => {
+    const { broker, topic } = setup();
+    expect(topic.deletableBelow(5)).toBe(5);
+    topic.configure({ retentionMs: 10_000 });
+    expect(topic.deletableBelow(5)).toBe(-1);
+    broker.clock.advance(9_999);
+    expect(topic.deletableBelow(8)).toBe(-1);
+    broker.clock.advance(1);
+    expect(topic.deletableBelow(8)).toBe(5);
+    broker.clock.advance(10_000);
+    expect(topic.deletableBelow(8)).toBe(8);
+    expect(topic.deletableBelow(2)).toBe(2);
+  });
+
+  it('writes every record, finished or not, and drops from memory only what is written', () => {
+    const { broker, topic } = setup({ retentionMs: 60_000 });
+    const channel = topic.getChannel('c');
+    const consumer = new FakeConsumer('a', 10);
+    channel.addConsumer(consumer);
+    pub(topic, 'a', 'b');
+    broker.runPumps();
+    for (const m of consumer.got) consumer.fin(channel, m);
+    broker.runPumps();
+    expect(topic.tail.start).toBe(0);
+    const writes = topic.collectWrites();
+    expect(writes.count).toBe(2);
+    topic.afterWrite(2);
+    expect(topic.writtenUpTo).toBe(2);
+  });
+});

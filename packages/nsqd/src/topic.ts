@@ -2,6 +2,7 @@ import { isEphemeralName } from '@nsq-ts/protocol';
 import { Channel, type ChannelContext } from './channel.js';
 import type { BrokerContext } from './context.js';
 import type { SkipRange, TopicDelta, TopicSettings } from './durable-state.js';
+import { findRecord } from './log/log-reader.js';
 import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
 import { WriteSet } from './log/write-set.js';
@@ -25,6 +26,9 @@ export class TopicFullError extends Error {
     super('topic full');
   }
 }
+
+/** Where a replay starts, or (no longer retained) the earliest time or offset still available. */
+export type ReplayTarget = { readonly offset: number } | { readonly earliest: string };
 
 /** What a topic needs from the broker's storage (store/storage.ts binds one to each topic). */
 export interface TopicStore {
@@ -80,6 +84,11 @@ export class Topic implements TopicLog {
   private unwrittenDeferred: MessageRecord[] = [];
   /** Everything below it was dropped (emptied without channels, last channel deleted). */
   private droppedBelow = 0;
+  /** Retention: [floor, monotonic ms] — every channel had finished what is below floor by then. */
+  private finishedMarks: [number, number][] = [];
+  private markBucketStartMs = 0;
+  /** Retention: below it, every channel finished at least `retention` ago. */
+  private retainedFloor = -1;
   /** Bumped by every change of paused, release mark, skips or the dropped backlog. */
   private changes = 0;
   private committedChanges = -1;
@@ -343,6 +352,121 @@ export class Topic implements TopicLog {
     return this.settings.messageTtlMs ?? this.ctx.options.messageTtlMs;
   }
 
+  get retentionMs(): number {
+    return this.settings.retentionMs ?? this.ctx.options.retentionMs;
+  }
+
+  /** With retention every record is written, and memory drops only written ones: replay reads them back. */
+  private get retains(): boolean {
+    return this.log !== null && this.retentionMs > 0;
+  }
+
+  /**
+   * Of the channels' floor, the offset below which segments may be deleted now: without
+   * retention the floor itself; with it, the floor as it was `retention` ago. Called once per
+   * --sync-timeout. Marks are coarsened to buckets of retention/64, so a long retention keeps
+   * few of them; a coarse mark only keeps segments a little longer. After a restart marks start
+   * afresh (segments are kept longer, never shorter).
+   */
+  deletableBelow(floor: number): number {
+    const retention = this.retentionMs;
+    if (!this.retains) {
+      this.finishedMarks = [];
+      return floor;
+    }
+    const now = this.ctx.clock.monotonicMs();
+    const marks = this.finishedMarks;
+    const last = marks[marks.length - 1];
+    if (last === undefined || floor > last[0]) {
+      if (last !== undefined && now - this.markBucketStartMs < retention / 64) {
+        last[0] = floor;
+        last[1] = now;
+      } else {
+        marks.push([floor, now]);
+        this.markBucketStartMs = now;
+      }
+    }
+    while (marks.length > 0 && (marks[0] as [number, number])[1] <= now - retention) {
+      this.retainedFloor = Math.max(this.retainedFloor, (marks.shift() as [number, number])[0]);
+    }
+    // A replay moved a cursor back: what it needs again stays, whatever the marks say.
+    return Math.min(floor, this.retainedFloor);
+  }
+
+  /**
+   * Where `POST /channel/replay` starts: the first retained message published at or after
+   * `sinceMs`, or the message at `offset`; `earliest` when that is no longer retained.
+   */
+  async replayTarget(at: { readonly sinceMs: number } | { readonly offset: number }): Promise<ReplayTarget> {
+    const end = this.tail.end;
+    const earliest = await this.retainedRecord(this.backlogStart, () => true);
+    if (earliest === null) {
+      if ('offset' in at ? at.offset >= end : end === 0) return { offset: end };
+      return { earliest: `offset ${end} (nothing retained)` };
+    }
+    if ('offset' in at) {
+      if (at.offset < earliest.offset) return { earliest: `offset ${earliest.offset}` };
+      return { offset: at.offset };
+    }
+    // Offset 0 retained: nothing was ever lost, however early `since` is.
+    if (at.sinceMs < earliest.publishedAtMs && earliest.offset > 0) {
+      return { earliest: new Date(earliest.publishedAtMs).toISOString() };
+    }
+    const since = at.sinceMs;
+    const found = await this.retainedRecord(
+      await this.segmentBefore(since, earliest.offset),
+      (r) => r.publishedAtMs >= since,
+    );
+    return { offset: found?.offset ?? this.tail.end };
+  }
+
+  /**
+   * Where a scan for `sinceMs` may start: the first offset of the last segment whose first
+   * record was published before it (publish times follow log order, bar wall-clock steps).
+   */
+  private async segmentBefore(sinceMs: number, from: number): Promise<number> {
+    const log = this.log;
+    if (log === null) return from;
+    const segments = log.segments.filter((s) => s.firstOffset >= from && s.firstOffset < this.tail.start);
+    let lo = 0;
+    let hi = segments.length - 1;
+    let start = from;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const first = (segments[mid] as { firstOffset: number }).firstOffset;
+      const r = await findRecord(log, first, () => true);
+      if (r !== null && r.publishedAtMs < sinceMs) {
+        start = first;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return start;
+  }
+
+  /** The first record at or after `from`, on disk then in memory, outside skipped ranges, that passes `test`. */
+  private async retainedRecord(from: number, test: (r: MessageRecord) => boolean): Promise<MessageRecord | null> {
+    const wanted = (r: MessageRecord) => this.skippedBetween(r.offset, r.offset + 1) === 0 && test(r);
+    const log = this.log;
+    if (log !== null && from < this.tail.start && log.segments.length > 0) {
+      const r = await findRecord(log, from, (r) => r.offset >= this.tail.start || wanted(r));
+      if (r !== null && r.offset < this.tail.start) return r;
+    }
+    for (let o = Math.max(from, this.tail.start); o < this.tail.end; o++) {
+      const r = this.tail.get(o) as MessageRecord;
+      if (wanted(r)) return r;
+    }
+    return null;
+  }
+
+  /** Replay: `channel` reads again from `offset`; resolves once its cursor is stored. */
+  replay(channel: Channel, offset: number): Promise<void> {
+    channel.rewind(offset);
+    this.trim();
+    return this.store?.commit() ?? Promise.resolve();
+  }
+
   noteExpired(): void {
     this.expiredCount++;
   }
@@ -470,6 +594,7 @@ export class Topic implements TopicLog {
       const spill = Math.min(this.writtenUpTo, this.tail.end - keep);
       if (spill > target) target = spill;
     }
+    if (this.retains) target = Math.min(target, this.writtenUpTo);
     if (target > this.tail.start) this.tail.trimTo(target);
   }
 
@@ -483,8 +608,8 @@ export class Topic implements TopicLog {
     const to = this.tail.end;
     const clock = this.ctx.clock;
     if (this.log === null || from >= to) return new WriteSet([], this.tail, to, to, clock);
-    // Without channels, or while lookupd's channels are being made, every record is needed.
-    let need = this.channels.size === 0 || this.starting ? from : Number.POSITIVE_INFINITY;
+    // Without channels, while lookupd's channels are being made, or with retention, every record is needed.
+    let need = this.channels.size === 0 || this.starting || this.retains ? from : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values())
       if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
     need = Math.min(Math.max(need, from, this.tail.start), to);
@@ -579,6 +704,8 @@ export class Topic implements TopicLog {
     if (this.skips.length === 0) return;
     let min = this.channels.size === 0 ? this.backlogStart : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values()) if (channel.cursor < min) min = channel.cursor;
+    // A replay may take a cursor back anywhere retained: its skips stay with it.
+    if (this.retains) min = Math.min(min, this.backlogStart);
     const kept = this.skips.filter(([, to]) => to > min);
     if (kept.length === this.skips.length) return;
     // A dropped range leaves the list but must stay out of the channels' message_count.

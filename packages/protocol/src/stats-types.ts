@@ -60,6 +60,8 @@ export interface ChannelStats {
   dead_lettered_count?: number;
   dropped_count?: number;
   expired_count?: number;
+  /** nsq-ts extension: POST /channel/replay calls that moved the channel back. */
+  replay_count?: number;
 }
 
 export interface TopicStats {
@@ -82,6 +84,8 @@ export interface TopicStats {
   /** message_ttl as a Go duration (`0s` = off), and the messages its channels let expire. */
   message_ttl?: string;
   expired_count?: number;
+  /** retention as a Go duration (`0s` = off). */
+  retention?: string;
 }
 
 export interface MemStats {

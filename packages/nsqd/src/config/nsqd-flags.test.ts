@@ -118,6 +118,7 @@ describe('nsqd flag table', () => {
         'max-bytes',
         'overflow',
         'message-ttl',
+        'retention',
       ].sort(),
     );
   });
@@ -203,6 +204,7 @@ describe('parseNsqdArgs', () => {
     [['--max-bytes=1000'], 'maxBytes', 1000],
     [['--overflow=drop_oldest'], 'overflow', 'drop_oldest'],
     [['--message-ttl=1h30m'], 'messageTtlMs', 5_400_000],
+    [['--retention=24h'], 'retentionMs', 86_400_000],
     [['--lookupd-tls', '--lookupd-tls-root-ca-file=/ca.pem'], 'lookupdTlsRootCaFile', '/ca.pem'],
     [['--lookupd-http-auth-token=tok'], 'lookupdHttpAuthToken', 'tok'],
   ];
@@ -485,6 +487,7 @@ verbose = true
       maxBytes: 0,
       overflow: 'reject',
       messageTtlMs: 0,
+      retentionMs: 0,
       statsdAddress: '127.0.0.1:8125',
       statsdIntervalMs: 30_000,
       statsdMemStats: false,

@@ -288,6 +288,8 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
     }
     const ttl = firstValue(query, 'message_ttl');
     if (ttl !== null) settings.messageTtlMs = duration(ttl, 'INVALID_MESSAGE_TTL');
+    const retention = firstValue(query, 'retention');
+    if (retention !== null) settings.retentionMs = duration(retention, 'INVALID_RETENTION');
     if (Object.keys(settings).length === 0) throw new HttpError(400, 'MISSING_ARG_CONFIG');
     topic.configure(settings);
     return new Text('OK');
@@ -300,8 +302,38 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
       max_bytes: topic.maxBytes,
       overflow: topic.overflow,
       message_ttl: formatGoDuration(topic.messageTtlMs),
+      retention: formatGoDuration(topic.retentionMs),
     };
   });
+
+  // Success is an empty 200, as /channel/pause answers.
+  route('POST', '/channel/replay', async (req) => {
+    const query = req.query();
+    const channel = existingChannel(query);
+    const topic = existingTopic(channel.topic.name);
+    const since = firstValue(query, 'since');
+    const offset = firstValue(query, 'offset');
+    if (since !== null && offset !== null) throw new HttpError(400, 'INVALID_ARG_SINCE');
+    let at: { sinceMs: number } | { offset: number };
+    if (since !== null) at = { sinceMs: sinceMs(since) };
+    else if (offset !== null) at = { offset: count(offset, 'INVALID_ARG_OFFSET') };
+    else throw new HttpError(400, 'MISSING_ARG_SINCE');
+    if ('offset' in at && at.offset > topic.tail.end) throw new HttpError(400, 'INVALID_ARG_OFFSET');
+    const target = await topic.replayTarget(at);
+    if ('earliest' in target) throw new HttpError(400, `REPLAY_UNAVAILABLE: earliest available ${target.earliest}`);
+    if (channel.deleted) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
+    await topic.replay(channel, target.offset);
+    return EMPTY;
+  });
+
+  /** `since`: unix milliseconds or RFC 3339, or 400 INVALID_ARG_SINCE. */
+  function sinceMs(text: string): number {
+    if (/^\d{1,15}$/.test(text)) return Number(text);
+    const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
+    const ms = rfc3339.test(text) ? Date.parse(text) : Number.NaN;
+    if (Number.isNaN(ms)) throw new HttpError(400, 'INVALID_ARG_SINCE');
+    return ms;
+  }
 
   /** A non-negative Go duration setting (`90s`, `1h30m`, `0`) in ms, or 400 `code`. */
   function duration(text: string, code: string): number {

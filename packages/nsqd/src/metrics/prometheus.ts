@@ -153,6 +153,11 @@ export function createMetrics(nsqd: StatsSource): NsqdMetrics {
     "Messages past the topic's message_ttl, not delivered: dropped, or moved to the dead-letter topic.",
     perChannel((c) => c.expired_count ?? 0),
   );
+  counter(
+    'nsq_channel_replays_total',
+    'POST /channel/replay calls that moved the channel back.',
+    perChannel((c) => c.replay_count ?? 0),
+  );
 
   // Quantiles over a sliding window (nsq-spec §5.8) are not a Prometheus summary, whose _count
   // and _sum are cumulative; hence gauges, present only when percentiles are configured.

@@ -72,6 +72,7 @@ const TOPIC_KEYS = [
   'dropped_count',
   'message_ttl',
   'expired_count',
+  'retention',
 ];
 const CHANNEL_KEYS = [
   'channel_name',
@@ -92,6 +93,7 @@ const CHANNEL_KEYS = [
   'dead_lettered_count',
   'dropped_count',
   'expired_count',
+  'replay_count',
 ];
 const CLIENT_HEAD = [
   'client_id',
@@ -191,6 +193,7 @@ describe('collectStats', () => {
       dead_lettered_count: 0,
       dropped_count: 0,
       expired_count: 0,
+      replay_count: 0,
     });
     expect(c2).toMatchObject({ depth: 3, in_flight_count: 0, message_count: 3, client_count: 1 });
 

@@ -97,6 +97,7 @@ function topicStatsOf(topic: Topic, channels: ChannelStats[]): TopicStats {
     dropped_count: topic.droppedCount,
     message_ttl: formatGoDuration(topic.messageTtlMs),
     expired_count: topic.expiredCount,
+    retention: formatGoDuration(topic.retentionMs),
   };
 }
 
@@ -132,6 +133,7 @@ function channelStatsOf(channel: Channel, includeClients: boolean, topicFilter: 
     dead_lettered_count: channel.deadLetteredCount,
     dropped_count: channel.droppedCount,
     expired_count: channel.expiredCount,
+    replay_count: channel.replayCount,
   };
 }
 

@@ -620,3 +620,75 @@ describe('/channel/replay with retention', () => {
     expect((await channelStats(again.httpAddress, 'r', 'other')).depth).toBe(0);
   });
 });
+
+describe('/topic/redrive', () => {
+  it('raw V2 and nsqjs: dead letters go back to their topic, up to max, each once; NSQ-style errors', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd([]);
+    const h = node.httpAddress;
+    await createChannel(h, 't', 'c');
+    await httpPost(h, '/channel/config?topic=t&channel=c&max_attempts=1&dead_letter_topic=t.dead');
+    const failing = await connect(node);
+    failing.onMessage = (m) => failing.req(m.id, 0);
+    await failing.sub('t', 'c');
+    failing.rdy(10);
+    const publisher = await connect(node);
+    await publisher.mpub('t', [Buffer.from('p0'), Buffer.from('p1'), Buffer.from('p2')]);
+    await waitUntil('dead-lettered', async () => (await channelStats(h, 't', 'c')).dead_lettered_count === 3);
+    failing.destroy();
+    const redrive = async (query: string) => {
+      const r = await http(h, `/topic/redrive?${query}`, { method: 'POST' });
+      return [r.status, JSON.parse(r.text)];
+    };
+    expect(await redrive('topic=t.dead')).toEqual([400, { message: 'MISSING_ARG_TO' }]);
+    expect(await redrive('topic=t.dead&to=t.dead')).toEqual([400, { message: 'INVALID_ARG_TO' }]);
+    expect(await redrive('topic=t.dead&to=t&max=-1')).toEqual([400, { message: 'INVALID_ARG_MAX' }]);
+    expect(await redrive('topic=nope&to=t')).toEqual([404, { message: 'TOPIC_NOT_FOUND' }]);
+    expect(await redrive('topic=t.dead&to=t&max=2')).toEqual([200, { moved: 2 }]);
+    expect((await topicStats(h, 't.dead')).depth).toBe(1);
+    const got = nsqjsFinishing(node, 't', 'c');
+    await waitUntil('two redriven received', () => got.length === 2);
+    expect(await redrive('topic=t.dead&to=t')).toEqual([200, { moved: 1 }]);
+    expect(await redrive('topic=t.dead&to=t')).toEqual([200, { moved: 0 }]);
+    await waitUntil('all redriven received', () => got.length === 3);
+    expect(got).toEqual(['p0', 'p1', 'p2']);
+    expect((await topicStats(h, 't.dead')).redriven_count).toBe(3);
+    expect((await http(h, '/metrics')).text).toContain('nsq_topic_redriven_total{topic="t.dead"} 3');
+    // A dead-letter topic with a channel: what its first channel has ready.
+    await createChannel(h, 'd2', 'inspect');
+    await publisher.mpub('d2', [Buffer.from('x'), Buffer.from('y')]);
+    expect(await redrive('topic=d2&to=t')).toEqual([200, { moved: 2 }]);
+    await waitUntil('x and y received', () => got.length === 5);
+    expect(got.slice(3)).toEqual(['x', 'y']);
+    expect((await channelStats(h, 'd2', 'inspect')).depth).toBe(0);
+  });
+
+  for (const withChannel of [false, true]) {
+    it(`SIGKILL in the middle of a redrive (dead-letter topic ${withChannel ? 'with a channel' : 'without channels'}, --mem-queue-size=0): after the restart and a second redrive each message is in the target once`, {
+      timeout: 120_000,
+    }, async () => {
+      const N = 20_000;
+      const node = await startNsqd(['--mem-queue-size=0']);
+      const h = node.httpAddress;
+      await httpPost(h, '/topic/create?topic=dead');
+      if (withChannel) await httpPost(h, '/channel/create?topic=dead&channel=inspect');
+      await httpPost(h, '/topic/create?topic=back');
+      const bodies = Array.from({ length: N }, (_, i) => Buffer.from(`m${i}`));
+      const publisher = await connect(node);
+      for (let i = 0; i < N; i += 1000) await publisher.mpub('dead', bodies.slice(i, i + 1000));
+      const first = http(h, '/topic/redrive?topic=dead&to=back', { method: 'POST' }).catch(() => null);
+      await waitUntil('the redrive under way', async () => ((await topicStats(h, 'back')).depth ?? 0) > 0);
+      node.signal('SIGKILL');
+      await node.exited;
+      const answered = await first;
+      const again = await resources.group.restart(node);
+      const a = again.httpAddress;
+      const second = JSON.parse(await httpPost(a, '/topic/redrive?topic=dead&to=back')) as { moved: number };
+      if (answered !== null) expect(second.moved).toBe(0);
+      expect((await topicStats(a, 'dead')).depth).toBe(0);
+      expect((await topicStats(a, 'back')).depth).toBe(N);
+      expect(await receiveEachOnce(again, 'back', bodies)).toBe(true);
+    });
+  }
+});

@@ -591,3 +591,23 @@ describe('Channel replay (rewind)', () => {
     expect(channel.durableDelta()).toMatchObject({ cursor: 5, ahead: [] });
   });
 });
+
+describe('Channel drain (redrive)', () => {
+  it('takes requeued messages first, then unread ones, up to max, for good; in-flight ones stay', () => {
+    const { ctx, topic, channel } = setup();
+    const consumer = new FakeConsumer('a', 2);
+    channel.addConsumer(consumer);
+    topic.publish(['m0', 'm1', 'm2', 'm3']);
+    channel.schedule();
+    ctx.runPumps();
+    consumer.req(channel, consumer.got[1] as ChannelMessage, 0);
+    consumer.rdy = 0;
+    const taken: string[] = [];
+    expect(channel.drain(2, (r) => taken.push(r.body.toString()))).toBe(2);
+    expect(channel.drain(10, (r) => taken.push(r.body.toString()))).toBe(1);
+    expect(taken).toEqual(['m1', 'm2', 'm3']);
+    expect([channel.depth, channel.inFlightCount, channel.drain(10, () => undefined)]).toEqual([0, 1, 0]);
+    expect(channel.durableDelta()).toMatchObject({ cursor: 4, hot: new Float64Array([0, 1]) });
+    expect(channel.diskRead()).toBeNull();
+  });
+});

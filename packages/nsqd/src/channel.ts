@@ -78,6 +78,8 @@ export class Channel {
   deleted = false;
 
   private reader: LogReader | null = null;
+  /** Redrives waiting for the reader's next load. */
+  private diskWaiters: (() => void)[] = [];
   /** Offsets past the cursor it holds already (fanned-out DPUBs), skipped by the cursor; mostly null. */
   private directAhead: Set<number> | null = null;
   private readonly journal: ChannelJournal;
@@ -269,7 +271,7 @@ export class Channel {
   private readDisk(limit: number): MessageRecord | null {
     const topic = this.topic;
     const tail = topic.tail;
-    this.reader ??= new LogReader(topic.log as SegmentLog, this.cursor, () => this.schedule());
+    this.reader ??= new LogReader(topic.log as SegmentLog, this.cursor, this.onDiskLoaded);
     const reader = this.reader;
     const r = reader.peek(this.cursor);
     if (r !== null) {
@@ -295,6 +297,40 @@ export class Channel {
       this.schedule();
     }
     return null;
+  }
+
+  private readonly onDiskLoaded = (): void => {
+    this.schedule();
+    const waiters = this.diskWaiters;
+    if (waiters.length > 0) this.diskWaiters = [];
+    for (const resolve of waiters) resolve();
+  };
+
+  /**
+   * Redrive: takes up to `max` ready messages (requeued, then unread) out of the channel for
+   * good, handing each to `sink` in the same synchronous step. 0 while the next ones are being
+   * read from disk (`diskRead()` resolves when they are in).
+   */
+  drain(max: number, sink: (record: MessageRecord) => void): number {
+    const now = this.clock.monotonicMs();
+    let n = 0;
+    while (n < max) {
+      const msg = this.take(now);
+      if (msg === null) break;
+      sink(msg.record);
+      n++;
+    }
+    if (n > 0) {
+      this.journal.changes++;
+      this.topic.trim();
+    }
+    return n;
+  }
+
+  /** Resolves when the disk read under way is in; null when none is. */
+  diskRead(): Promise<void> | null {
+    if (this.reader === null || this.cursor >= this.topic.tail.start) return null;
+    return new Promise((resolve) => this.diskWaiters.push(resolve));
   }
 
   private closeReader(): void {

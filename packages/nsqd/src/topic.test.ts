@@ -350,3 +350,32 @@ describe('Topic retention', () => {
     expect(topic.writtenUpTo).toBe(2);
   });
 });
+
+describe('Topic redrive', () => {
+  it('without channels moves the buffered backlog, oldest first, up to max, republished now; then skips it', async () => {
+    const { broker, topic: dead } = setup({}, { name: 'dead' });
+    const into = new Topic(broker, 'back', new FakeStore(broker.clock));
+    pub(dead, 'a', 'b', 'c');
+    broker.clock.advance(5_000);
+    expect(await dead.redrive(into, 2)).toBe(2);
+    expect([dead.depth, dead.skips, into.depth]).toEqual([1, [[0, 2]], 2]);
+    expect(await dead.redrive(into, 10)).toBe(1);
+    expect(await dead.redrive(into, 10)).toBe(0);
+    const moved = [0, 1, 2].map((o) => into.tail.get(o));
+    expect(moved.map((r) => r?.body.toString())).toEqual(['a', 'b', 'c']);
+    expect(moved.every((r) => r?.publishedAtMs === broker.clock.wallMs())).toBe(true);
+    expect([dead.redrivenCount, dead.durableDelta()?.skips]).toEqual([3, [[0, 3]]]);
+    // The moved records are dead letters of `back`: the flush writes their intent first.
+    expect(into.takeDeadLetters()).toEqual([0, 1, 2]);
+  });
+
+  it('with channels moves what the first channel has ready; its other channels keep theirs', async () => {
+    const { broker, topic: dead } = setup({}, { name: 'dead' });
+    const into = new Topic(broker, 'back', null);
+    const first = dead.getChannel('first');
+    const second = dead.getChannel('second');
+    pub(dead, 'a', 'b');
+    expect(await dead.redrive(into, 10)).toBe(2);
+    expect([first.depth, second.depth, into.depth]).toEqual([0, 2, 2]);
+  });
+});

@@ -2,7 +2,7 @@ import { isEphemeralName } from '@nsq-ts/protocol';
 import { Channel, type ChannelContext } from './channel.js';
 import type { BrokerContext } from './context.js';
 import type { SkipRange, TopicDelta, TopicSettings } from './durable-state.js';
-import { findRecord } from './log/log-reader.js';
+import { findRecord, forEachRecord } from './log/log-reader.js';
 import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
 import { WriteSet } from './log/write-set.js';
@@ -16,6 +16,9 @@ const SPILL_SLACK = 10_000;
 /** Written records kept in memory for readers even with --mem-queue-size=0, by count and bytes. */
 const WRITTEN_CACHE = 5_000;
 const WRITTEN_CACHE_BYTES = 8 * 1024 * 1024;
+
+/** Messages a redrive moves per step (and per flush it waits for). */
+const REDRIVE_CHUNK = 1_000;
 
 /** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
 export class StoreUnavailableError extends Error {}
@@ -75,6 +78,9 @@ export class Topic implements TopicLog {
   droppedCount = 0;
   /** Messages its channels let expire (message_ttl), one per channel that reached them. */
   expiredCount = 0;
+  /** Messages moved out of this topic by POST /topic/redrive. */
+  redrivenCount = 0;
+  private redriving: Promise<void> = Promise.resolve();
   /**
    * Offsets of dead letters appended since the last flush took them: the flush stores them as
    * an intent before its appends (see `takeDeadLetters`).
@@ -275,9 +281,9 @@ export class Topic implements TopicLog {
    * A message another channel gave up after max_attempts: body and publish time kept, a new ID
    * (two channels may give up the same message). Never refused: its channel already let go.
    */
-  appendDeadLetter(source: MessageRecord): void {
+  appendDeadLetter(source: MessageRecord, publishedAtMs = source.publishedAtMs): void {
     const record = source.compact();
-    const offset = this.append(record.data, record.start, record.length, record.publishedAtMs, 0);
+    const offset = this.append(record.data, record.start, record.length, publishedAtMs, 0);
     this.messageCount++;
     this.messageBytes += record.length;
     if (this.log !== null) this.unflushedDeadLetters.push(offset);
@@ -304,13 +310,98 @@ export class Topic implements TopicLog {
   /** Start-up: dead letters of a move that did not commit (their channel still holds them). */
   skipOrphans(offsets: readonly number[]): void {
     const sorted = [...offsets].sort((a, b) => a - b);
-    for (const o of sorted) {
-      if (this.skippedBetween(o, o + 1) > 0) continue;
-      const last = this.skips[this.skips.length - 1];
-      if (last !== undefined && last[1] === o) last[1] = o + 1;
-      else this.skips.push([o, o + 1]);
-    }
+    for (const o of sorted) if (this.skippedBetween(o, o + 1) === 0) this.addSkip(o, o + 1);
     this.changes++;
+  }
+
+  private skipAt(offset: number): SkipRange | undefined {
+    return this.skips.find(([a, b]) => a <= offset && b > offset);
+  }
+
+  /** Skips [from, to), joined to the last range when they touch. */
+  private addSkip(from: number, to: number): void {
+    const last = this.skips[this.skips.length - 1];
+    if (last !== undefined && last[1] === from) last[1] = to;
+    else this.skips.push([from, to]);
+  }
+
+  /**
+   * POST /topic/redrive: moves up to `max` messages into `into` — what the first channel has
+   * ready (requeued, then unread), or without channels the buffered backlog — republished
+   * there now, body kept. Each chunk's appends to `into` and its removal here happen in one
+   * synchronous step and so go in one flush; the appends are dead letters with their intent, so
+   * a crash before that flush's state write skips them in `into` and leaves them here.
+   * Resolves with how many moved once they are stored. One redrive of a topic at a time.
+   */
+  redrive(into: Topic, max: number): Promise<number> {
+    const run = this.redriving.then(() => this.redriveNow(into, max));
+    this.redriving = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async redriveNow(into: Topic, max: number): Promise<number> {
+    let moved = 0;
+    const sink = (record: MessageRecord) => into.appendDeadLetter(record, this.ctx.clock.wallMs());
+    while (moved < max && !this.deleted && !into.deleted) {
+      const chunk = Math.min(REDRIVE_CHUNK, max - moved);
+      const channel = this.channels.values().next().value;
+      let n: number;
+      if (channel !== undefined) {
+        n = channel.drain(chunk, sink);
+        if (n === 0) {
+          const loading = channel.diskRead();
+          if (loading === null) break;
+          await loading;
+          continue;
+        }
+      } else {
+        n = await this.drainBacklog(chunk, sink);
+        if (n === 0) break;
+      }
+      moved += n;
+      this.redrivenCount += n;
+      await (this.store?.commit() ?? new Promise<void>((resolve) => setImmediate(resolve)));
+    }
+    return moved;
+  }
+
+  /** Without channels: up to `max` messages of the backlog into `sink`, then skipped here. */
+  private async drainBacklog(max: number, sink: (record: MessageRecord) => void): Promise<number> {
+    const start = this.backlogStart;
+    let from = start;
+    for (let skip = this.skipAt(from); skip !== undefined; skip = this.skipAt(from)) from = skip[1];
+    const records: MessageRecord[] = [];
+    const log = this.log;
+    if (log !== null && from < this.tail.start) {
+      const last = Math.min(this.tail.start, from + max) - 1;
+      await forEachRecord(log, from, last, (r) => {
+        if (records.length < max) records.push(r.compact());
+      });
+    }
+    // The read was asynchronous: only a backlog still as it was is moved.
+    if (this.channels.size > 0 || this.backlogStart !== start || this.skipAt(from) !== undefined || this.deleted)
+      return 0;
+    let to = records.length > 0 ? (records[records.length - 1] as MessageRecord).offset + 1 : from;
+    for (let o = Math.max(to, this.tail.start); o < this.tail.end && records.length < max; o++) {
+      records.push(this.tail.get(o) as MessageRecord);
+      to = o + 1;
+    }
+    let n = 0;
+    for (const r of records) {
+      if (this.skippedBetween(r.offset, r.offset + 1) > 0) continue;
+      sink(r);
+      n++;
+    }
+    if (to > from) {
+      this.addSkip(from, to);
+      this.changes++;
+      if (to > this.tail.start) this.tail.trimTo(Math.min(to, this.tail.end));
+      this.store?.requestFlush();
+    }
+    return n;
   }
 
   private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): number {
@@ -512,7 +603,7 @@ export class Topic implements TopicLog {
     let excess = depth - cap;
     let at = this.backlogStart;
     while (excess > 0) {
-      const skip = this.skips.find(([a, b]) => a <= at && b > at);
+      const skip = this.skipAt(at);
       if (skip !== undefined) {
         at = skip[1];
         continue;

@@ -86,6 +86,8 @@ export interface TopicStats {
   expired_count?: number;
   /** retention as a Go duration (`0s` = off). */
   retention?: string;
+  /** Messages moved out by POST /topic/redrive since start. */
+  redriven_count?: number;
 }
 
 export interface MemStats {

@@ -326,6 +326,18 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
     return EMPTY;
   });
 
+  route('POST', '/topic/redrive', async (req) => {
+    const query = req.query();
+    const name = checkedTopicName(query);
+    const from = existingTopic(name);
+    const to = firstValue(query, 'to');
+    if (to === null) throw new HttpError(400, 'MISSING_ARG_TO');
+    if (!isValidTopicName(to) || to === name) throw new HttpError(400, 'INVALID_ARG_TO');
+    const maxText = firstValue(query, 'max');
+    const max = maxText === null ? Number.POSITIVE_INFINITY : count(maxText, 'INVALID_ARG_MAX');
+    return { moved: await from.redrive(nsqd.getTopic(to), max) };
+  });
+
   /** `since`: unix milliseconds or RFC 3339, or 400 INVALID_ARG_SINCE. */
   function sinceMs(text: string): number {
     if (/^\d{1,15}$/.test(text)) return Number(text);

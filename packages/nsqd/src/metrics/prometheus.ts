@@ -92,6 +92,11 @@ export function createMetrics(nsqd: StatsSource): NsqdMetrics {
     "Messages past the topic's message_ttl that its channels did not deliver (one per channel).",
     perTopic((t) => t.expired_count ?? 0),
   );
+  counter(
+    'nsq_topic_redriven_total',
+    'Messages moved out of the topic by POST /topic/redrive.',
+    perTopic((t) => t.redriven_count ?? 0),
+  );
 
   gauge(
     'nsq_channel_depth',

@@ -377,10 +377,11 @@ describe('statsd formatting', () => {
       oneTopic({ channels: [channel(n)], rejected_count: n, dropped_count: 2 * n, expired_count: 3 * n });
     counters.lines(snapshot(1), 'p.', false);
     const lines = counters.lines(snapshot(5), 'p.', false);
-    expect(lines.filter((l) => /(rejected|dropped|expired|dead_lettered|replay)_count:/.test(l))).toEqual([
+    expect(lines.filter((l) => /(rejected|dropped|expired|dead_lettered|replay|redriven)_count:/.test(l))).toEqual([
       'p.topic.t.rejected_count:4|c',
       'p.topic.t.dropped_count:8|c',
       'p.topic.t.expired_count:12|c',
+      'p.topic.t.redriven_count:0|c',
       'p.topic.t.channel.c.dead_lettered_count:4|c',
       'p.topic.t.channel.c.dropped_count:8|c',
       'p.topic.t.channel.c.expired_count:12|c',

@@ -104,7 +104,7 @@ interface TopicCounts {
 }
 
 /** The delivery policies' counters (nsq-ts extensions), pushed as counters under their /stats names. */
-const POLICY_TOPIC_COUNTERS = ['rejected_count', 'dropped_count', 'expired_count'] as const;
+const POLICY_TOPIC_COUNTERS = ['rejected_count', 'dropped_count', 'expired_count', 'redriven_count'] as const;
 const POLICY_CHANNEL_COUNTERS = ['dead_lettered_count', 'dropped_count', 'expired_count', 'replay_count'] as const;
 
 /**

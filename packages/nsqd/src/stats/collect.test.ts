@@ -73,6 +73,7 @@ const TOPIC_KEYS = [
   'message_ttl',
   'expired_count',
   'retention',
+  'redriven_count',
 ];
 const CHANNEL_KEYS = [
   'channel_name',

@@ -98,6 +98,7 @@ function topicStatsOf(topic: Topic, channels: ChannelStats[]): TopicStats {
     message_ttl: formatGoDuration(topic.messageTtlMs),
     expired_count: topic.expiredCount,
     retention: formatGoDuration(topic.retentionMs),
+    redriven_count: topic.redrivenCount,
   };
 }
 

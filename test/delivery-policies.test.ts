@@ -65,17 +65,58 @@ interface Nsqjs {
 
 const nsq = createRequire(import.meta.url)('nsqjs') as Nsqjs;
 
-/** A consumer of `topic/channel` that FINishes every message; the bodies in arrival order. */
-async function finishAll(node: DaemonProcess, topic: string, channel: string): Promise<string[]> {
+/** An nsqjs Reader of `topic/channel` that finishes every message; the bodies in arrival order. */
+function nsqjsFinishing(node: DaemonProcess, topic: string, channel: string): string[] {
   const got: string[] = [];
-  const consumer = await connect(node);
-  consumer.onMessage = (m) => {
+  const reader = new nsq.Reader(topic, channel, { nsqdTCPAddresses: [node.tcpAddress] });
+  resources.defer(() => reader.close());
+  reader.on('message', (m: NsqjsMessage) => {
     got.push(m.body.toString());
-    consumer.fin(m.id);
-  };
-  await consumer.sub(topic, channel);
-  consumer.rdy(10);
+    m.finish();
+  });
+  reader.connect();
   return got;
+}
+
+/** A consumer of `topic/channel` with RDY `rdy` that FINishes every message; the bodies in arrival order. */
+async function finishing(
+  node: DaemonProcess,
+  topic: string,
+  channel: string,
+  rdy: number,
+): Promise<{ got: string[]; client: WireClient }> {
+  const got: string[] = [];
+  const client = await connect(node);
+  client.onMessage = (m) => {
+    got.push(m.body.toString());
+    client.fin(m.id);
+  };
+  await client.sub(topic, channel);
+  client.rdy(rdy);
+  return { got, client };
+}
+
+async function finishAll(node: DaemonProcess, topic: string, channel: string): Promise<string[]> {
+  return (await finishing(node, topic, channel, 10)).got;
+}
+
+/**
+ * Consumes `topic` on a new channel until every one of `bodies` arrived; true when each arrived
+ * exactly once and nothing else did.
+ */
+async function receiveEachOnce(node: DaemonProcess, topic: string, bodies: readonly Buffer[]): Promise<boolean> {
+  const received = new Map<string, number>();
+  const inspector = await connect(node);
+  inspector.onMessage = (m) => {
+    const b = m.body.toString();
+    received.set(b, (received.get(b) ?? 0) + 1);
+    inspector.fin(m.id);
+  };
+  await inspector.sub(topic, 'inspect');
+  inspector.rdy(100);
+  const wanted = new Set(bodies.map((b) => b.toString()));
+  await waitUntil(`every message of ${topic} received`, () => received.size >= wanted.size, { timeoutMs: 30_000 });
+  return [...received.values()].every((n) => n === 1) && [...received.keys()].every((b) => wanted.has(b));
 }
 
 describe('/channel/config', () => {
@@ -109,6 +150,8 @@ describe('/channel/config', () => {
       'dead_letter_topic',
       'dead_lettered_count',
       'dropped_count',
+      'expired_count',
+      'replay_count',
     ]);
     expect(c).toMatchObject({ max_attempts: 0, dead_letter_topic: 't.dead', dead_lettered_count: 0 });
     const metrics = (await http(h, '/metrics')).text;
@@ -244,18 +287,7 @@ describe('dead letters', () => {
     expect(Math.max(...attempts)).toBe(2);
     // The dead-letter topic has no channel: its depth is what it stores.
     expect((await topicStats(again.httpAddress, 'dead')).depth).toBe(N);
-    const received = new Map<string, number>();
-    const inspector = await connect(again);
-    inspector.onMessage = (m) => {
-      const b = m.body.toString();
-      received.set(b, (received.get(b) ?? 0) + 1);
-      inspector.fin(m.id);
-    };
-    await inspector.sub('dead', 'inspect');
-    inspector.rdy(100);
-    await waitUntil('every dead letter received', () => received.size === N, { timeoutMs: 30_000 });
-    expect([...received.values()].every((n) => n === 1)).toBe(true);
-    expect(new Set(received.keys())).toEqual(new Set(bodies.map((b) => b.toString())));
+    expect(await receiveEachOnce(again, 'dead', bodies)).toBe(true);
   });
 });
 
@@ -269,7 +301,13 @@ describe('/topic/config caps', () => {
     const bad = await http(h, '/topic/config?topic=capped&overflow=never', { method: 'POST' });
     expect([bad.status, JSON.parse(bad.text).message]).toEqual([400, 'INVALID_OVERFLOW']);
     expect(await httpPost(h, '/topic/config?topic=capped&max_depth=3')).toBe('OK');
-    expect(await httpJson(h, '/topic/config?topic=capped')).toEqual({ max_depth: 3, max_bytes: 0, overflow: 'reject' });
+    expect(await httpJson(h, '/topic/config?topic=capped')).toEqual({
+      max_depth: 3,
+      max_bytes: 0,
+      overflow: 'reject',
+      message_ttl: '0s',
+      retention: '0s',
+    });
     const p = await connect(node);
     await p.mpub('capped', [Buffer.from('a'), Buffer.from('b')]);
     await expect(p.mpub('capped', [Buffer.from('x'), Buffer.from('y')])).rejects.toThrow(/E_MPUB_FAILED/);
@@ -341,4 +379,316 @@ describe('/topic/config caps', () => {
     await waitUntil('four received', () => got.length === 4);
     expect(got).toEqual(['m6', 'm7', 'm8', 'm9']);
   });
+});
+
+/** Polls until `ms` of wall time have passed since `since` (the TTL's own clock is the wall clock). */
+async function agedPast(since: number, ms: number): Promise<void> {
+  await waitUntil(`${ms} ms passed`, () => Date.now() - since > ms, { timeoutMs: ms + 10_000 });
+}
+
+describe('/topic/config message_ttl', () => {
+  it('raw V2: messages older than the TTL are never delivered, an in-flight one is not cut short; counted in /stats and /metrics', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--msg-timeout=60s']);
+    const h = node.httpAddress;
+    await createChannel(h, 'ttl', 'c');
+    const bad = await http(h, '/topic/config?topic=ttl&message_ttl=5', { method: 'POST' });
+    expect([bad.status, JSON.parse(bad.text).message]).toEqual([400, 'INVALID_MESSAGE_TTL']);
+    expect(await httpPost(h, '/topic/config?topic=ttl&message_ttl=1.5s')).toBe('OK');
+    expect(await httpJson(h, '/topic/config?topic=ttl')).toMatchObject({ message_ttl: '1.5s' });
+    const got: { id: string; body: string }[] = [];
+    const consumer = await connect(node);
+    consumer.onMessage = (m) => got.push({ id: m.id, body: m.body.toString() });
+    await consumer.sub('ttl', 'c');
+    consumer.rdy(1);
+    const publisher = await connect(node);
+    await publisher.pub('ttl', 'held');
+    await waitUntil('held in flight', () => got.length === 1);
+    const published = Date.now();
+    await publisher.mpub('ttl', [Buffer.from('old0'), Buffer.from('old1')]);
+    await agedPast(published, 1_500);
+    // Past its TTL while in flight: its FIN is still accepted.
+    consumer.fin((got[0] as { id: string }).id);
+    await waitUntil('expired', async () => (await channelStats(h, 'ttl', 'c')).expired_count === 2);
+    await publisher.pub('ttl', 'fresh');
+    await waitUntil('fresh received', () => got.length === 2);
+    expect(got.map((m) => m.body)).toEqual(['held', 'fresh']);
+    expect(consumer.errors).toEqual([]);
+    const t = await topicStats(h, 'ttl');
+    expect([t.message_ttl, t.expired_count, t.channels[0]?.depth, t.channels[0]?.in_flight_count]).toEqual([
+      '1.5s',
+      2,
+      0,
+      1,
+    ]);
+    const metrics = (await http(h, '/metrics')).text;
+    expect(metrics).toContain('nsq_channel_expired_total{topic="ttl",channel="c"} 2');
+    expect(metrics).toContain('nsq_topic_expired_total{topic="ttl"} 2');
+  });
+
+  it('nsqjs: a Reader gets what is younger than --message-ttl, not what aged in the queue', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--message-ttl=1s']);
+    const h = node.httpAddress;
+    await createChannel(h, 'jobs', 'w');
+    const publisher = await connect(node);
+    const published = Date.now();
+    await publisher.mpub('jobs', [Buffer.from('stale0'), Buffer.from('stale1')]);
+    await agedPast(published, 1_000);
+    await publisher.pub('jobs', 'fresh');
+    const got = nsqjsFinishing(node, 'jobs', 'w');
+    await waitUntil('fresh received', () => got.length === 1);
+    expect(got).toEqual(['fresh']);
+    expect((await channelStats(h, 'jobs', 'w')).expired_count).toBe(2);
+  });
+
+  it('SIGKILL around expiry into a dead-letter topic (--mem-queue-size=0): the TTL is kept, each expired message is in the dead-letter topic exactly once', {
+    timeout: 60_000,
+  }, async () => {
+    const N = 300;
+    const node = await startNsqd(['--mem-queue-size=0']);
+    const h = node.httpAddress;
+    await createChannel(h, 't', 'c');
+    await httpPost(h, '/channel/config?topic=t&channel=c&dead_letter_topic=t.expired');
+    const publisher = await connect(node);
+    const bodies = Array.from({ length: N }, (_, i) => Buffer.from(`m${i}`));
+    const published = Date.now();
+    for (let i = 0; i < N; i += 100) await publisher.mpub('t', bodies.slice(i, i + 100));
+    // Stored by the first flush after it; the publish answered below waits for that flush.
+    await httpPost(h, '/topic/config?topic=t&message_ttl=1s');
+    await publisher.pub('t.other', 'flushed');
+    await agedPast(published, 1_000);
+    const delivered: string[] = [];
+    const consume = async (n: DaemonProcess) => {
+      const consumer = await connect(n);
+      consumer.onMessage = (m) => {
+        delivered.push(m.body.toString());
+        consumer.fin(m.id);
+      };
+      await consumer.sub('t', 'c');
+      consumer.rdy(50);
+    };
+    await consume(node);
+    await waitUntil('some expired', async () => ((await channelStats(h, 't', 'c')).expired_count ?? 0) > 0);
+    node.signal('SIGKILL');
+    await node.exited;
+    const again = await resources.group.restart(node);
+    expect(await httpJson(again.httpAddress, '/topic/config?topic=t')).toMatchObject({ message_ttl: '1s' });
+    await consume(again);
+    await waitUntil(
+      'the source channel is empty',
+      async () => (await channelStats(again.httpAddress, 't', 'c')).depth === 0,
+    );
+    expect(delivered).toEqual([]);
+    await waitUntil(
+      'every expired message stored',
+      async () => (await topicStats(again.httpAddress, 't.expired')).depth === N,
+    );
+    expect(await receiveEachOnce(again, 't.expired', bodies)).toBe(true);
+  });
+});
+
+describe('/channel/replay with retention', () => {
+  it('raw V2: a channel that FINished everything gets the messages since T0 (or from an offset) again, in order; other channels unaffected; NSQ-style errors', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--retention=1h']);
+    const h = node.httpAddress;
+    await createChannel(h, 'r', 'c');
+    await httpPost(h, '/channel/create?topic=r&channel=other');
+    const got = await finishAll(node, 'r', 'c');
+    const other = await finishAll(node, 'r', 'other');
+    const publisher = await connect(node);
+    await publisher.mpub('r', [Buffer.from('m0'), Buffer.from('m1')]);
+    await waitUntil('first two consumed', () => got.length === 2);
+    // Publish times are milliseconds: T0 is strictly after m0 and m1.
+    const t0 = Date.now() + 1;
+    await waitUntil('T0 reached', () => Date.now() > t0);
+    await publisher.mpub('r', [Buffer.from('m2'), Buffer.from('m3'), Buffer.from('m4')]);
+    await waitUntil('all consumed', () => got.length === 5 && other.length === 5);
+    const replay = (query: string) => http(h, `/channel/replay?topic=r&channel=c&${query}`, { method: 'POST' });
+    const ok = await replay(`since=${t0}`);
+    expect([ok.status, ok.text]).toEqual([200, '']);
+    await waitUntil('replayed since T0', () => got.length === 8);
+    expect(got.slice(5)).toEqual(['m2', 'm3', 'm4']);
+    expect((await replay(`since=${new Date(0).toISOString()}`)).status).toBe(200);
+    await waitUntil('replayed from the start', () => got.length === 13);
+    expect(got.slice(8)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+    expect((await replay('offset=3')).status).toBe(200);
+    await waitUntil('replayed from offset 3', () => got.length === 15);
+    expect(got.slice(13)).toEqual(['m3', 'm4']);
+    const c = await channelStats(h, 'r', 'c');
+    expect([c.replay_count, c.depth, c.in_flight_count]).toEqual([3, 0, 0]);
+    expect(other).toHaveLength(5);
+    expect((await channelStats(h, 'r', 'other')).depth).toBe(0);
+    const code = async (query: string) => {
+      const r = await replay(query);
+      return [r.status, JSON.parse(r.text).message];
+    };
+    expect(await code('')).toEqual([400, 'MISSING_ARG_SINCE']);
+    expect(await code('since=yesterday')).toEqual([400, 'INVALID_ARG_SINCE']);
+    expect(await code('since=1&offset=0')).toEqual([400, 'INVALID_ARG_SINCE']);
+    expect(await code('offset=6')).toEqual([400, 'INVALID_ARG_OFFSET']);
+    const missing = await http(h, '/channel/replay?topic=r&channel=nope&since=0', { method: 'POST' });
+    expect(missing.status).toBe(404);
+    expect((await http(h, '/metrics')).text).toContain('nsq_channel_replays_total{topic="r",channel="c"} 3');
+    expect(await httpJson(h, '/topic/config?topic=r')).toMatchObject({ retention: '1h0m0s' });
+  });
+
+  it('a time no longer retained answers 400 REPLAY_UNAVAILABLE naming the earliest time still available', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd(['--sync-timeout=50ms', '--max-bytes-per-file=100']);
+    const h = node.httpAddress;
+    await createChannel(h, 'short', 'c');
+    await httpPost(h, '/topic/config?topic=short&retention=300ms');
+    const got = await finishAll(node, 'short', 'c');
+    const publisher = await connect(node);
+    await publisher.pub('short', 'gone');
+    await waitUntil('consumed', () => got.length === 1);
+    const replay = (query: string) => http(h, `/channel/replay?topic=short&channel=c&${query}`, { method: 'POST' });
+    // A time after everything is a replay of nothing while anything is retained.
+    const future = Date.now() + 3_600_000;
+    await waitUntil('its segment deleted', async () => (await replay(`since=${future}`)).status === 400);
+    expect(JSON.parse((await replay('since=0')).text).message).toBe(
+      'REPLAY_UNAVAILABLE: earliest available offset 1 (nothing retained)',
+    );
+    const before = Date.now();
+    await publisher.pub('short', 'kept');
+    await waitUntil('kept consumed', () => got.length === 2);
+    const r = await replay('since=0');
+    const message = JSON.parse(r.text).message as string;
+    expect(r.status).toBe(400);
+    const earliest = Date.parse(message.replace('REPLAY_UNAVAILABLE: earliest available ', ''));
+    expect(earliest).toBeGreaterThanOrEqual(before);
+    expect(earliest).toBeLessThanOrEqual(Date.now());
+    expect(JSON.parse((await replay('offset=0')).text).message).toBe('REPLAY_UNAVAILABLE: earliest available offset 1');
+    expect((await replay(`since=${earliest}`)).status).toBe(200);
+    await waitUntil('kept replayed', () => got.length === 3);
+    expect(got).toEqual(['gone', 'kept', 'kept']);
+  });
+
+  it('nsqjs: a Reader gets the replayed messages again', { timeout: 30_000 }, async () => {
+    const node = await startNsqd(['--retention=1h']);
+    const h = node.httpAddress;
+    await createChannel(h, 'jobs', 'w');
+    const got = nsqjsFinishing(node, 'jobs', 'w');
+    const publisher = await connect(node);
+    await publisher.mpub('jobs', [Buffer.from('a'), Buffer.from('b'), Buffer.from('c')]);
+    await waitUntil('consumed', () => got.length === 3);
+    await httpPost(h, '/channel/replay?topic=jobs&channel=w&offset=0');
+    await waitUntil('replayed', () => got.length === 6);
+    expect(got).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
+  });
+
+  it('SIGKILL in the middle of a replay: after the restart the rest of the replay arrives, nothing lost, other channels unaffected', {
+    timeout: 90_000,
+  }, async () => {
+    const N = 300;
+    const node = await startNsqd(['--retention=1h', '--mem-queue-size=50']);
+    const h = node.httpAddress;
+    await createChannel(h, 'r', 'c');
+    await httpPost(h, '/channel/create?topic=r&channel=other');
+    const bodies = Array.from({ length: N }, (_, i) => Buffer.from(`m${i}`));
+    const publisher = await connect(node);
+    for (let i = 0; i < N; i += 100) await publisher.mpub('r', bodies.slice(i, i + 100));
+    const first = await finishing(node, 'r', 'c', 10);
+    const other = await finishAll(node, 'r', 'other');
+    await waitUntil('all consumed', () => first.got.length === N && other.length === N);
+    first.client.destroy();
+    await waitUntil('c has no consumer', async () => (await channelStats(h, 'r', 'c')).client_count === 0);
+    expect(await httpPost(h, '/channel/replay?topic=r&channel=c&offset=0')).toBe('');
+    // RDY 1: the replay goes out one message at a time.
+    const { got: replayed } = await finishing(node, 'r', 'c', 1);
+    await waitUntil('part of the replay received', () => replayed.length >= N / 3);
+    node.signal('SIGKILL');
+    await node.exited;
+    const again = await resources.group.restart(node);
+    const rest = await finishAll(again, 'r', 'c');
+    const otherAgain = await finishAll(again, 'r', 'other');
+    await waitUntil('the replay finished', async () => {
+      const c = await channelStats(again.httpAddress, 'r', 'c');
+      return c.depth === 0 && c.in_flight_count === 0 && rest.length > 0;
+    });
+    // At least once: every message of the replay arrives; what was in progress may come twice.
+    const all = [...replayed, ...rest];
+    expect(new Set(all)).toEqual(new Set(bodies.map((b) => b.toString())));
+    expect(rest.at(-1)).toBe(`m${N - 1}`);
+    expect(otherAgain.length).toBeLessThan(N);
+    expect((await channelStats(again.httpAddress, 'r', 'other')).depth).toBe(0);
+  });
+});
+
+describe('/topic/redrive', () => {
+  it('raw V2 and nsqjs: dead letters go back to their topic, up to max, each once; NSQ-style errors', {
+    timeout: 30_000,
+  }, async () => {
+    const node = await startNsqd([]);
+    const h = node.httpAddress;
+    await createChannel(h, 't', 'c');
+    await httpPost(h, '/channel/config?topic=t&channel=c&max_attempts=1&dead_letter_topic=t.dead');
+    const failing = await connect(node);
+    failing.onMessage = (m) => failing.req(m.id, 0);
+    await failing.sub('t', 'c');
+    failing.rdy(10);
+    const publisher = await connect(node);
+    await publisher.mpub('t', [Buffer.from('p0'), Buffer.from('p1'), Buffer.from('p2')]);
+    await waitUntil('dead-lettered', async () => (await channelStats(h, 't', 'c')).dead_lettered_count === 3);
+    failing.destroy();
+    const redrive = async (query: string) => {
+      const r = await http(h, `/topic/redrive?${query}`, { method: 'POST' });
+      return [r.status, JSON.parse(r.text)];
+    };
+    expect(await redrive('topic=t.dead')).toEqual([400, { message: 'MISSING_ARG_TO' }]);
+    expect(await redrive('topic=t.dead&to=t.dead')).toEqual([400, { message: 'INVALID_ARG_TO' }]);
+    expect(await redrive('topic=t.dead&to=t&max=-1')).toEqual([400, { message: 'INVALID_ARG_MAX' }]);
+    expect(await redrive('topic=nope&to=t')).toEqual([404, { message: 'TOPIC_NOT_FOUND' }]);
+    expect(await redrive('topic=t.dead&to=t&max=2')).toEqual([200, { moved: 2 }]);
+    expect((await topicStats(h, 't.dead')).depth).toBe(1);
+    const got = nsqjsFinishing(node, 't', 'c');
+    await waitUntil('two redriven received', () => got.length === 2);
+    expect(await redrive('topic=t.dead&to=t')).toEqual([200, { moved: 1 }]);
+    expect(await redrive('topic=t.dead&to=t')).toEqual([200, { moved: 0 }]);
+    await waitUntil('all redriven received', () => got.length === 3);
+    expect(got).toEqual(['p0', 'p1', 'p2']);
+    expect((await topicStats(h, 't.dead')).redriven_count).toBe(3);
+    expect((await http(h, '/metrics')).text).toContain('nsq_topic_redriven_total{topic="t.dead"} 3');
+    // A dead-letter topic with a channel: what its first channel has ready.
+    await createChannel(h, 'd2', 'inspect');
+    await publisher.mpub('d2', [Buffer.from('x'), Buffer.from('y')]);
+    expect(await redrive('topic=d2&to=t')).toEqual([200, { moved: 2 }]);
+    await waitUntil('x and y received', () => got.length === 5);
+    expect(got.slice(3)).toEqual(['x', 'y']);
+    expect((await channelStats(h, 'd2', 'inspect')).depth).toBe(0);
+  });
+
+  for (const withChannel of [false, true]) {
+    it(`SIGKILL in the middle of a redrive (dead-letter topic ${withChannel ? 'with a channel' : 'without channels'}, --mem-queue-size=0): after the restart and a second redrive each message is in the target once`, {
+      timeout: 120_000,
+    }, async () => {
+      const N = 20_000;
+      const node = await startNsqd(['--mem-queue-size=0']);
+      const h = node.httpAddress;
+      await httpPost(h, '/topic/create?topic=dead');
+      if (withChannel) await httpPost(h, '/channel/create?topic=dead&channel=inspect');
+      await httpPost(h, '/topic/create?topic=back');
+      const bodies = Array.from({ length: N }, (_, i) => Buffer.from(`m${i}`));
+      const publisher = await connect(node);
+      for (let i = 0; i < N; i += 1000) await publisher.mpub('dead', bodies.slice(i, i + 1000));
+      const first = http(h, '/topic/redrive?topic=dead&to=back', { method: 'POST' }).catch(() => null);
+      await waitUntil('the redrive under way', async () => ((await topicStats(h, 'back')).depth ?? 0) > 0);
+      node.signal('SIGKILL');
+      await node.exited;
+      const answered = await first;
+      const again = await resources.group.restart(node);
+      const a = again.httpAddress;
+      const second = JSON.parse(await httpPost(a, '/topic/redrive?topic=dead&to=back')) as { moved: number };
+      if (answered !== null) expect(second.moved).toBe(0);
+      expect((await topicStats(a, 'dead')).depth).toBe(0);
+      expect((await topicStats(a, 'back')).depth).toBe(N);
+      expect(await receiveEachOnce(again, 'back', bodies)).toBe(true);
+    });
+  }
 });

@@ -1,6 +1,6 @@
 /**
  * `policies`: publish and consume at once on a plain topic and on one with delivery policies
- * (issue 19: the channel's max_attempts and dead-letter topic, a max_depth with overflow=reject), alternating on one broker, so
+ * (issue 19: the channel's max_attempts and dead-letter topic, a max_depth with overflow=reject, a message_ttl), alternating on one broker, so
  * the two are measured side by side under the same load.
  */
 import { bothPhases } from './both.js';
@@ -13,7 +13,7 @@ import { bothPhases } from './both.js';
 export default {
   name: 'policies',
   description:
-    'both (publish + consume) on a plain topic, then on one with max_attempts, a dead-letter topic and a max_depth cap, twice, --duration s each',
+    'both (publish + consume) on a plain topic, then on one with max_attempts, a dead-letter topic, a max_depth cap and a message_ttl, twice, --duration s each',
   options: {},
   budgetSeconds: (o) => o.duration * 4 * 16 + 120,
   async run(b, result) {
@@ -23,6 +23,11 @@ export default {
     await b.http(
       'POST',
       `/channel/config?${q}&max_attempts=5&dead_letter_topic=${encodeURIComponent(`${policed}_dead`)}`,
+    );
+    // Never reached, never expiring: every publish pays the cap check, every delivery the TTL check.
+    await b.http(
+      'POST',
+      `/topic/config?topic=${encodeURIComponent(policed)}&max_depth=1000000000&overflow=reject&message_ttl=1h`,
     );
     for (let round = 1; round <= 2; round++) {
       // ABBA: the backlog (and RSS) grows through the run, so neither side always goes later.

@@ -16,6 +16,8 @@ export class FakeTopicLog implements TopicLog {
   /** Where reading stops when set (a paused topic's release mark); else the log's end. */
   limit: number | null = null;
   trims = 0;
+  messageTtlMs = 0;
+  expired = 0;
 
   constructor(private readonly clock: ManualClock) {}
 
@@ -34,6 +36,10 @@ export class FakeTopicLog implements TopicLog {
   }
 
   noteDiskRead(): void {}
+
+  noteExpired(): void {
+    this.expired++;
+  }
 
   /** Appends messages with bodies as given; `deferMs` makes them DPUBs due that much later. */
   publish(bodies: string[], deferMs = 0): number[] {

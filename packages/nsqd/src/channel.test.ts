@@ -493,3 +493,121 @@ describe('Channel max_attempts and dead letters', () => {
     expect([consumer.got.length, ctx.deadLetters]).toEqual([0, [['dead', 'm0']]]);
   });
 });
+
+describe('Channel message_ttl', () => {
+  it('a message the cursor reaches at or past its TTL is not delivered, counted, and dropped without a dead-letter topic', () => {
+    const { ctx, topic, channel, clock } = setup();
+    topic.messageTtlMs = 10_000;
+    topic.publish(['old0', 'old1']);
+    clock.advance(9_999);
+    topic.publish(['young']);
+    clock.advance(1);
+    const consumer = new FakeConsumer('a', 10);
+    channel.addConsumer(consumer);
+    ctx.runPumps();
+    expect(bodies(consumer.got)).toEqual(['young']);
+    expect([channel.expiredCount, topic.expired, ctx.deadLetters.length, channel.depth]).toEqual([2, 2, 0, 0]);
+    // The cursor passed them: the store is told, as for any delivery.
+    expect(channel.durableDelta()?.cursor).toBe(3);
+  });
+
+  it('with a dead-letter topic an expired message moves there, body kept, counted as expired', () => {
+    const { ctx, topic, channel, clock } = setup({ deadLetterTopic: 'dead' });
+    topic.messageTtlMs = 1_000;
+    topic.publish(['m0']);
+    clock.advance(1_000);
+    channel.addConsumer(new FakeConsumer('a', 10));
+    ctx.runPumps();
+    expect([ctx.deadLetters, channel.expiredCount, channel.deadLetteredCount]).toEqual([[['dead', 'm0']], 1, 0]);
+  });
+
+  it('an in-flight message is not cut short: its FIN succeeds past the TTL; once back (REQ, timeout) it expires', () => {
+    const { ctx, topic, channel, clock } = setup();
+    topic.messageTtlMs = 1_000;
+    const consumer = new FakeConsumer('a', 10, 5_000);
+    channel.addConsumer(consumer);
+    topic.publish(['fin', 'req', 'timeout']);
+    channel.schedule();
+    ctx.runPumps();
+    const [fin, req] = consumer.got as [ChannelMessage, ChannelMessage];
+    clock.advance(2_000);
+    expect(consumer.fin(channel, fin)).toBeNull();
+    expect(consumer.req(channel, req, 0)).toBeNull();
+    ctx.runPumps();
+    expect(channel.expiredCount).toBe(1);
+    timesOutIn(channel, clock, 3_000);
+    ctx.runPumps();
+    expect([consumer.got.length, channel.expiredCount, channel.inFlightCount, channel.depth]).toEqual([3, 2, 0, 0]);
+  });
+
+  it('a deferred message (REQ with a delay, DPUB) that falls due past its TTL is not delivered', () => {
+    const { ctx, topic, channel, clock } = setup();
+    topic.messageTtlMs = 1_000;
+    const consumer = new FakeConsumer('a', 10);
+    channel.addConsumer(consumer);
+    topic.publish(['late'], 5_000);
+    topic.publish(['soon'], 500);
+    channel.schedule();
+    ctx.runPumps();
+    expect(channel.deferredCount).toBe(2);
+    clock.advance(500);
+    ctx.runPumps();
+    expect(bodies(consumer.got)).toEqual(['soon']);
+    clock.advance(4_500);
+    ctx.runPumps();
+    expect([bodies(consumer.got), channel.expiredCount, channel.deferredCount]).toEqual([['soon'], 1, 0]);
+  });
+
+  it('TTL 0 is off; a TTL set later applies to what is already queued', () => {
+    const { ctx, topic, channel, clock } = setup();
+    topic.publish(['m0', 'm1']);
+    clock.advance(60_000);
+    const consumer = new FakeConsumer('a', 1);
+    channel.addConsumer(consumer);
+    ctx.runPumps();
+    expect(bodies(consumer.got)).toEqual(['m0']);
+    topic.messageTtlMs = 30_000;
+    consumer.fin(channel, consumer.got[0] as ChannelMessage);
+    ctx.runPumps();
+    expect([bodies(consumer.got), channel.expiredCount]).toEqual([['m0'], 1]);
+  });
+});
+
+describe('Channel replay (rewind)', () => {
+  it('delivers again from the offset in log order, skipping what it still holds; never moves forward', () => {
+    const { ctx, topic, channel } = setup();
+    const consumer = new FakeConsumer('a', 10);
+    channel.addConsumer(consumer);
+    topic.publish(['m0', 'm1', 'm2', 'm3', 'm4']);
+    channel.schedule();
+    ctx.runPumps();
+    for (const m of consumer.got) if (m.record.body.toString() !== 'm3') consumer.fin(channel, m);
+    channel.rewind(7);
+    channel.rewind(1);
+    ctx.runPumps();
+    expect(bodies(consumer.got)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm1', 'm2', 'm4']);
+    expect([channel.replayCount, channel.cursor, channel.inFlightCount]).toEqual([1, 5, 4]);
+    // The cursor is durable state like any move.
+    expect(channel.durableDelta()).toMatchObject({ cursor: 5, ahead: [] });
+  });
+});
+
+describe('Channel drain (redrive)', () => {
+  it('takes requeued messages first, then unread ones, up to max, for good; in-flight ones stay', () => {
+    const { ctx, topic, channel } = setup();
+    const consumer = new FakeConsumer('a', 2);
+    channel.addConsumer(consumer);
+    topic.publish(['m0', 'm1', 'm2', 'm3']);
+    channel.schedule();
+    ctx.runPumps();
+    consumer.req(channel, consumer.got[1] as ChannelMessage, 0);
+    consumer.rdy = 0;
+    const taken: string[] = [];
+    expect(channel.drain(2, (r) => taken.push(r.body.toString()))).toBe(2);
+    expect(channel.drain(10, (r) => taken.push(r.body.toString()))).toBe(1);
+    expect(taken).toEqual(['m1', 'm2', 'm3']);
+    expect([channel.depth, channel.inFlightCount, channel.drain(10, () => undefined)]).toEqual([0, 1, 0]);
+    expect(channel.durableDelta()).toMatchObject({ cursor: 4, hot: new Float64Array([0, 1]) });
+    expect(channel.diskRead()).toBeNull();
+  });
+});

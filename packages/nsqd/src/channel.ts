@@ -78,6 +78,8 @@ export class Channel {
   deleted = false;
 
   private reader: LogReader | null = null;
+  /** Redrives waiting for the reader's next load. */
+  private diskWaiters: (() => void)[] = [];
   /** Offsets past the cursor it holds already (fanned-out DPUBs), skipped by the cursor; mostly null. */
   private directAhead: Set<number> | null = null;
   private readonly journal: ChannelJournal;
@@ -87,6 +89,10 @@ export class Channel {
   deadLetteredCount = 0;
   /** Unread messages dropped by its topic's overflow=drop_oldest. */
   droppedCount = 0;
+  /** Messages not delivered because they were past their topic's message_ttl. */
+  expiredCount = 0;
+  /** POST /channel/replay calls that moved the cursor back. */
+  replayCount = 0;
   /** Set over HTTP; what is absent follows the nsqd flags. Replaced whole, never mutated. */
   settings: ChannelSettings = {};
   /** FIN latencies (nsq-spec §5.8); null without percentiles. */
@@ -212,6 +218,7 @@ export class Channel {
       }
       // Restored from a crash on its last attempt, or max_attempts lowered since it came back.
       if (this.exhausted(msg)) this.deadLetter(msg);
+      else if (this.expired(msg.record)) this.expire(msg.record);
       else return msg;
     }
     const topic = this.topic;
@@ -240,12 +247,16 @@ export class Channel {
   }
 
   /**
-   * The cursor reached `record`: a message to deliver now, or null (held already, or a DPUB not
-   * yet due). Every record read from the log passes here: the seam for issue 19's TTL and caps.
+   * The cursor reached `record`: a message to deliver now, or null (held already, past its
+   * message_ttl, or a DPUB not yet due). Every record read from the log passes here.
    */
   private reached(record: MessageRecord, now: number): ChannelMessage | null {
     if (this.directAhead?.delete(record.offset)) {
       if ((this.directAhead as Set<number>).size === 0) this.directAhead = null;
+      return null;
+    }
+    if (this.expired(record)) {
+      this.expire(record);
       return null;
     }
     const msg = new ChannelMessage(record, 0);
@@ -260,7 +271,7 @@ export class Channel {
   private readDisk(limit: number): MessageRecord | null {
     const topic = this.topic;
     const tail = topic.tail;
-    this.reader ??= new LogReader(topic.log as SegmentLog, this.cursor, () => this.schedule());
+    this.reader ??= new LogReader(topic.log as SegmentLog, this.cursor, this.onDiskLoaded);
     const reader = this.reader;
     const r = reader.peek(this.cursor);
     if (r !== null) {
@@ -286,6 +297,40 @@ export class Channel {
       this.schedule();
     }
     return null;
+  }
+
+  private readonly onDiskLoaded = (): void => {
+    this.schedule();
+    const waiters = this.diskWaiters;
+    if (waiters.length > 0) this.diskWaiters = [];
+    for (const resolve of waiters) resolve();
+  };
+
+  /**
+   * Redrive: takes up to `max` ready messages (requeued, then unread) out of the channel for
+   * good, handing each to `sink` in the same synchronous step. 0 while the next ones are being
+   * read from disk (`diskRead()` resolves when they are in).
+   */
+  drain(max: number, sink: (record: MessageRecord) => void): number {
+    const now = this.clock.monotonicMs();
+    let n = 0;
+    while (n < max) {
+      const msg = this.take(now);
+      if (msg === null) break;
+      sink(msg.record);
+      n++;
+    }
+    if (n > 0) {
+      this.journal.changes++;
+      this.topic.trim();
+    }
+    return n;
+  }
+
+  /** Resolves when the disk read under way is in; null when none is. */
+  diskRead(): Promise<void> | null {
+    if (this.reader === null || this.cursor >= this.topic.tail.start) return null;
+    return new Promise((resolve) => this.diskWaiters.push(resolve));
   }
 
   private closeReader(): void {
@@ -436,6 +481,43 @@ export class Channel {
     const into = this.deadLetterTopic;
     if (into !== '') this.ctx.deadLetter(into, msg.record);
     this.journal.changes++;
+  }
+
+  /** Published message_ttl ago or longer (wall clock: publish times are wall times). */
+  private expired(record: MessageRecord): boolean {
+    const ttl = this.topic.messageTtlMs;
+    return ttl > 0 && this.clock.wallMs() - record.publishedAtMs >= ttl;
+  }
+
+  /**
+   * A message past its message_ttl leaves the channel undelivered: into the dead-letter topic
+   * when the channel has one (the same flush as its removal here, as for max_attempts), else
+   * dropped.
+   */
+  private expire(record: MessageRecord): void {
+    this.expiredCount++;
+    this.topic.noteExpired();
+    const into = this.deadLetterTopic;
+    if (into !== '') this.ctx.deadLetter(into, record);
+    this.journal.changes++;
+  }
+
+  /**
+   * Replay: the cursor goes back to `offset`, so everything from there is delivered again in
+   * log order; what the channel holds now at or past it (in flight, requeued, deferred) stays
+   * held and the cursor skips it. Never moves the cursor forward.
+   */
+  rewind(offset: number): void {
+    const from = this.cursor;
+    if (offset >= from) return;
+    this.cursor = offset;
+    this.closeReader();
+    this.forEachOutstanding((msg) => {
+      const o = msg.record.offset;
+      if (o >= offset && o < from) this.holdAhead(o);
+    });
+    this.replayCount++;
+    this.schedule();
   }
 
   /** overflow=drop_oldest: the unread messages below `offset` are dropped, and counted. */

@@ -19,6 +19,10 @@ export interface TopicSettings {
   /** Body bytes of that backlog, estimated from the topic's mean message size; 0 = no cap. */
   readonly maxBytes?: number;
   readonly overflow?: Overflow;
+  /** A message published this long ago or longer is never delivered (dropped or dead-lettered); 0 = off. */
+  readonly messageTtlMs?: number;
+  /** Segments stay at least this long after every channel finished them (for replay); 0 = off. */
+  readonly retentionMs?: number;
 }
 
 export interface TopicDelta {

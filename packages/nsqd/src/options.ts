@@ -49,6 +49,8 @@ export interface NsqdOptions {
   maxDepth: number;
   maxBytes: number;
   overflow: 'reject' | 'drop_oldest';
+  messageTtlMs: number;
+  retentionMs: number;
 
   statsdAddress: string;
   statsdIntervalMs: number;
@@ -128,6 +130,8 @@ export function defaultNsqdOptions(): NsqdOptions {
     maxDepth: 0,
     maxBytes: 0,
     overflow: 'reject',
+    messageTtlMs: 0,
+    retentionMs: 0,
 
     statsdAddress: '',
     statsdIntervalMs: 60_000,

@@ -12,6 +12,10 @@ export interface TopicLog {
   readonly skips: readonly SkipRange[];
   /** The log's end, the release mark while paused, or in durable mode what is stored. */
   readonly readLimit: number;
+  /** message_ttl in ms (0 = off): older messages are not delivered. */
+  readonly messageTtlMs: number;
+  /** A channel let a message expire (the topic's expired_count). */
+  noteExpired(): void;
   /** Offsets in [from, to) that lie in skipped ranges. */
   skippedBetween(from: number, to: number): number;
   /** Drops from memory what every channel has passed. */

@@ -295,3 +295,87 @@ describe('Topic writes and memory', () => {
     expect(topic.skips).toEqual([[0, 1]]);
   });
 });
+
+describe('Topic message_ttl', () => {
+  it('follows --message-ttl until set; a set TTL is in the durable state; channels expire by it and the topic counts them', () => {
+    const { broker, topic } = setup({ messageTtlMs: 60_000 });
+    expect(topic.messageTtlMs).toBe(60_000);
+    const a = topic.getChannel('a');
+    const b = topic.getChannel('b');
+    pub(topic, 'm0', 'm1');
+    broker.clock.advance(5_000);
+    topic.configure({ messageTtlMs: 5_000 });
+    expect(topic.durableDelta()?.settings).toEqual({ messageTtlMs: 5_000 });
+    pub(topic, 'm2');
+    const ca = new FakeConsumer('ca', 10);
+    const cb = new FakeConsumer('cb', 10);
+    a.addConsumer(ca);
+    b.addConsumer(cb);
+    broker.runPumps();
+    expect([ca.got.length, cb.got.length]).toEqual([1, 1]);
+    expect([a.expiredCount, b.expiredCount, topic.expiredCount]).toEqual([2, 2, 4]);
+    topic.configure({ messageTtlMs: 0 });
+    expect(topic.messageTtlMs).toBe(0);
+  });
+});
+
+describe('Topic retention', () => {
+  it('lets segments go only `retention` after every channel finished them; a replayed cursor holds them again', () => {
+    const { broker, topic } = setup();
+    expect(topic.deletableBelow(5)).toBe(5);
+    topic.configure({ retentionMs: 10_000 });
+    expect(topic.deletableBelow(5)).toBe(-1);
+    broker.clock.advance(9_999);
+    expect(topic.deletableBelow(8)).toBe(-1);
+    broker.clock.advance(1);
+    expect(topic.deletableBelow(8)).toBe(5);
+    broker.clock.advance(10_000);
+    expect(topic.deletableBelow(8)).toBe(8);
+    expect(topic.deletableBelow(2)).toBe(2);
+  });
+
+  it('writes every record, finished or not, and drops from memory only what is written', () => {
+    const { broker, topic } = setup({ retentionMs: 60_000 });
+    const channel = topic.getChannel('c');
+    const consumer = new FakeConsumer('a', 10);
+    channel.addConsumer(consumer);
+    pub(topic, 'a', 'b');
+    broker.runPumps();
+    for (const m of consumer.got) consumer.fin(channel, m);
+    broker.runPumps();
+    expect(topic.tail.start).toBe(0);
+    const writes = topic.collectWrites();
+    expect(writes.count).toBe(2);
+    topic.afterWrite(2);
+    expect(topic.writtenUpTo).toBe(2);
+  });
+});
+
+describe('Topic redrive', () => {
+  it('without channels moves the buffered backlog, oldest first, up to max, republished now; then skips it', async () => {
+    const { broker, topic: dead } = setup({}, { name: 'dead' });
+    const into = new Topic(broker, 'back', new FakeStore(broker.clock));
+    pub(dead, 'a', 'b', 'c');
+    broker.clock.advance(5_000);
+    expect(await dead.redrive(into, 2)).toBe(2);
+    expect([dead.depth, dead.skips, into.depth]).toEqual([1, [[0, 2]], 2]);
+    expect(await dead.redrive(into, 10)).toBe(1);
+    expect(await dead.redrive(into, 10)).toBe(0);
+    const moved = [0, 1, 2].map((o) => into.tail.get(o));
+    expect(moved.map((r) => r?.body.toString())).toEqual(['a', 'b', 'c']);
+    expect(moved.every((r) => r?.publishedAtMs === broker.clock.wallMs())).toBe(true);
+    expect([dead.redrivenCount, dead.durableDelta()?.skips]).toEqual([3, [[0, 3]]]);
+    // The moved records are dead letters of `back`: the flush writes their intent first.
+    expect(into.takeDeadLetters()).toEqual([0, 1, 2]);
+  });
+
+  it('with channels moves what the first channel has ready; its other channels keep theirs', async () => {
+    const { broker, topic: dead } = setup({}, { name: 'dead' });
+    const into = new Topic(broker, 'back', null);
+    const first = dead.getChannel('first');
+    const second = dead.getChannel('second');
+    pub(dead, 'a', 'b');
+    expect(await dead.redrive(into, 10)).toBe(2);
+    expect([first.depth, second.depth, into.depth]).toEqual([0, 2, 2]);
+  });
+});

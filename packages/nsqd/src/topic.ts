@@ -2,6 +2,7 @@ import { isEphemeralName } from '@nsq-ts/protocol';
 import { Channel, type ChannelContext } from './channel.js';
 import type { BrokerContext } from './context.js';
 import type { SkipRange, TopicDelta, TopicSettings } from './durable-state.js';
+import { findRecord, forEachRecord } from './log/log-reader.js';
 import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
 import { WriteSet } from './log/write-set.js';
@@ -16,6 +17,9 @@ const SPILL_SLACK = 10_000;
 const WRITTEN_CACHE = 5_000;
 const WRITTEN_CACHE_BYTES = 8 * 1024 * 1024;
 
+/** Messages a redrive moves per step (and per flush it waits for). */
+const REDRIVE_CHUNK = 1_000;
+
 /** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
 export class StoreUnavailableError extends Error {}
 
@@ -25,6 +29,9 @@ export class TopicFullError extends Error {
     super('topic full');
   }
 }
+
+/** Where a replay starts, or (no longer retained) the earliest time or offset still available. */
+export type ReplayTarget = { readonly offset: number } | { readonly earliest: string };
 
 /** What a topic needs from the broker's storage (store/storage.ts binds one to each topic). */
 export interface TopicStore {
@@ -69,6 +76,11 @@ export class Topic implements TopicLog {
   rejectedCount = 0;
   /** Messages dropped by overflow=drop_oldest while the topic had no channel. */
   droppedCount = 0;
+  /** Messages its channels let expire (message_ttl), one per channel that reached them. */
+  expiredCount = 0;
+  /** Messages moved out of this topic by POST /topic/redrive. */
+  redrivenCount = 0;
+  private redriving: Promise<void> = Promise.resolve();
   /**
    * Offsets of dead letters appended since the last flush took them: the flush stores them as
    * an intent before its appends (see `takeDeadLetters`).
@@ -78,6 +90,11 @@ export class Topic implements TopicLog {
   private unwrittenDeferred: MessageRecord[] = [];
   /** Everything below it was dropped (emptied without channels, last channel deleted). */
   private droppedBelow = 0;
+  /** Retention: [floor, monotonic ms] — every channel had finished what is below floor by then. */
+  private finishedMarks: [number, number][] = [];
+  private markBucketStartMs = 0;
+  /** Retention: below it, every channel finished at least `retention` ago. */
+  private retainedFloor = -1;
   /** Bumped by every change of paused, release mark, skips or the dropped backlog. */
   private changes = 0;
   private committedChanges = -1;
@@ -264,9 +281,9 @@ export class Topic implements TopicLog {
    * A message another channel gave up after max_attempts: body and publish time kept, a new ID
    * (two channels may give up the same message). Never refused: its channel already let go.
    */
-  appendDeadLetter(source: MessageRecord): void {
+  appendDeadLetter(source: MessageRecord, publishedAtMs = source.publishedAtMs): void {
     const record = source.compact();
-    const offset = this.append(record.data, record.start, record.length, record.publishedAtMs, 0);
+    const offset = this.append(record.data, record.start, record.length, publishedAtMs, 0);
     this.messageCount++;
     this.messageBytes += record.length;
     if (this.log !== null) this.unflushedDeadLetters.push(offset);
@@ -293,13 +310,98 @@ export class Topic implements TopicLog {
   /** Start-up: dead letters of a move that did not commit (their channel still holds them). */
   skipOrphans(offsets: readonly number[]): void {
     const sorted = [...offsets].sort((a, b) => a - b);
-    for (const o of sorted) {
-      if (this.skippedBetween(o, o + 1) > 0) continue;
-      const last = this.skips[this.skips.length - 1];
-      if (last !== undefined && last[1] === o) last[1] = o + 1;
-      else this.skips.push([o, o + 1]);
-    }
+    for (const o of sorted) if (this.skippedBetween(o, o + 1) === 0) this.addSkip(o, o + 1);
     this.changes++;
+  }
+
+  private skipAt(offset: number): SkipRange | undefined {
+    return this.skips.find(([a, b]) => a <= offset && b > offset);
+  }
+
+  /** Skips [from, to), joined to the last range when they touch. */
+  private addSkip(from: number, to: number): void {
+    const last = this.skips[this.skips.length - 1];
+    if (last !== undefined && last[1] === from) last[1] = to;
+    else this.skips.push([from, to]);
+  }
+
+  /**
+   * POST /topic/redrive: moves up to `max` messages into `into` — what the first channel has
+   * ready (requeued, then unread), or without channels the buffered backlog — republished
+   * there now, body kept. Each chunk's appends to `into` and its removal here happen in one
+   * synchronous step and so go in one flush; the appends are dead letters with their intent, so
+   * a crash before that flush's state write skips them in `into` and leaves them here.
+   * Resolves with how many moved once they are stored. One redrive of a topic at a time.
+   */
+  redrive(into: Topic, max: number): Promise<number> {
+    const run = this.redriving.then(() => this.redriveNow(into, max));
+    this.redriving = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async redriveNow(into: Topic, max: number): Promise<number> {
+    let moved = 0;
+    const sink = (record: MessageRecord) => into.appendDeadLetter(record, this.ctx.clock.wallMs());
+    while (moved < max && !this.deleted && !into.deleted) {
+      const chunk = Math.min(REDRIVE_CHUNK, max - moved);
+      const channel = this.channels.values().next().value;
+      let n: number;
+      if (channel !== undefined) {
+        n = channel.drain(chunk, sink);
+        if (n === 0) {
+          const loading = channel.diskRead();
+          if (loading === null) break;
+          await loading;
+          continue;
+        }
+      } else {
+        n = await this.drainBacklog(chunk, sink);
+        if (n === 0) break;
+      }
+      moved += n;
+      this.redrivenCount += n;
+      await (this.store?.commit() ?? new Promise<void>((resolve) => setImmediate(resolve)));
+    }
+    return moved;
+  }
+
+  /** Without channels: up to `max` messages of the backlog into `sink`, then skipped here. */
+  private async drainBacklog(max: number, sink: (record: MessageRecord) => void): Promise<number> {
+    const start = this.backlogStart;
+    let from = start;
+    for (let skip = this.skipAt(from); skip !== undefined; skip = this.skipAt(from)) from = skip[1];
+    const records: MessageRecord[] = [];
+    const log = this.log;
+    if (log !== null && from < this.tail.start) {
+      const last = Math.min(this.tail.start, from + max) - 1;
+      await forEachRecord(log, from, last, (r) => {
+        if (records.length < max) records.push(r.compact());
+      });
+    }
+    // The read was asynchronous: only a backlog still as it was is moved.
+    if (this.channels.size > 0 || this.backlogStart !== start || this.skipAt(from) !== undefined || this.deleted)
+      return 0;
+    let to = records.length > 0 ? (records[records.length - 1] as MessageRecord).offset + 1 : from;
+    for (let o = Math.max(to, this.tail.start); o < this.tail.end && records.length < max; o++) {
+      records.push(this.tail.get(o) as MessageRecord);
+      to = o + 1;
+    }
+    let n = 0;
+    for (const r of records) {
+      if (this.skippedBetween(r.offset, r.offset + 1) > 0) continue;
+      sink(r);
+      n++;
+    }
+    if (to > from) {
+      this.addSkip(from, to);
+      this.changes++;
+      if (to > this.tail.start) this.tail.trimTo(Math.min(to, this.tail.end));
+      this.store?.requestFlush();
+    }
+    return n;
   }
 
   private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): number {
@@ -335,6 +437,129 @@ export class Topic implements TopicLog {
 
   get overflow(): 'reject' | 'drop_oldest' {
     return this.settings.overflow ?? this.ctx.options.overflow;
+  }
+
+  get messageTtlMs(): number {
+    return this.settings.messageTtlMs ?? this.ctx.options.messageTtlMs;
+  }
+
+  get retentionMs(): number {
+    return this.settings.retentionMs ?? this.ctx.options.retentionMs;
+  }
+
+  /** With retention every record is written, and memory drops only written ones: replay reads them back. */
+  private get retains(): boolean {
+    return this.log !== null && this.retentionMs > 0;
+  }
+
+  /**
+   * Of the channels' floor, the offset below which segments may be deleted now: without
+   * retention the floor itself; with it, the floor as it was `retention` ago. Called once per
+   * --sync-timeout. Marks are coarsened to buckets of retention/64, so a long retention keeps
+   * few of them; a coarse mark only keeps segments a little longer. After a restart marks start
+   * afresh (segments are kept longer, never shorter).
+   */
+  deletableBelow(floor: number): number {
+    const retention = this.retentionMs;
+    if (!this.retains) {
+      this.finishedMarks = [];
+      return floor;
+    }
+    const now = this.ctx.clock.monotonicMs();
+    const marks = this.finishedMarks;
+    const last = marks[marks.length - 1];
+    if (last === undefined || floor > last[0]) {
+      if (last !== undefined && now - this.markBucketStartMs < retention / 64) {
+        last[0] = floor;
+        last[1] = now;
+      } else {
+        marks.push([floor, now]);
+        this.markBucketStartMs = now;
+      }
+    }
+    while (marks.length > 0 && (marks[0] as [number, number])[1] <= now - retention) {
+      this.retainedFloor = Math.max(this.retainedFloor, (marks.shift() as [number, number])[0]);
+    }
+    // A replay moved a cursor back: what it needs again stays, whatever the marks say.
+    return Math.min(floor, this.retainedFloor);
+  }
+
+  /**
+   * Where `POST /channel/replay` starts: the first retained message published at or after
+   * `sinceMs`, or the message at `offset`; `earliest` when that is no longer retained.
+   */
+  async replayTarget(at: { readonly sinceMs: number } | { readonly offset: number }): Promise<ReplayTarget> {
+    const end = this.tail.end;
+    const earliest = await this.retainedRecord(this.backlogStart, () => true);
+    if (earliest === null) {
+      if ('offset' in at ? at.offset >= end : end === 0) return { offset: end };
+      return { earliest: `offset ${end} (nothing retained)` };
+    }
+    if ('offset' in at) {
+      if (at.offset < earliest.offset) return { earliest: `offset ${earliest.offset}` };
+      return { offset: at.offset };
+    }
+    // Offset 0 retained: nothing was ever lost, however early `since` is.
+    if (at.sinceMs < earliest.publishedAtMs && earliest.offset > 0) {
+      return { earliest: new Date(earliest.publishedAtMs).toISOString() };
+    }
+    const since = at.sinceMs;
+    const found = await this.retainedRecord(
+      await this.segmentBefore(since, earliest.offset),
+      (r) => r.publishedAtMs >= since,
+    );
+    return { offset: found?.offset ?? this.tail.end };
+  }
+
+  /**
+   * Where a scan for `sinceMs` may start: the first offset of the last segment whose first
+   * record was published before it (publish times follow log order, bar wall-clock steps).
+   */
+  private async segmentBefore(sinceMs: number, from: number): Promise<number> {
+    const log = this.log;
+    if (log === null) return from;
+    const segments = log.segments.filter((s) => s.firstOffset >= from && s.firstOffset < this.tail.start);
+    let lo = 0;
+    let hi = segments.length - 1;
+    let start = from;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const first = (segments[mid] as { firstOffset: number }).firstOffset;
+      const r = await findRecord(log, first, () => true);
+      if (r !== null && r.publishedAtMs < sinceMs) {
+        start = first;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return start;
+  }
+
+  /** The first record at or after `from`, on disk then in memory, outside skipped ranges, that passes `test`. */
+  private async retainedRecord(from: number, test: (r: MessageRecord) => boolean): Promise<MessageRecord | null> {
+    const wanted = (r: MessageRecord) => this.skippedBetween(r.offset, r.offset + 1) === 0 && test(r);
+    const log = this.log;
+    if (log !== null && from < this.tail.start && log.segments.length > 0) {
+      const r = await findRecord(log, from, (r) => r.offset >= this.tail.start || wanted(r));
+      if (r !== null && r.offset < this.tail.start) return r;
+    }
+    for (let o = Math.max(from, this.tail.start); o < this.tail.end; o++) {
+      const r = this.tail.get(o) as MessageRecord;
+      if (wanted(r)) return r;
+    }
+    return null;
+  }
+
+  /** Replay: `channel` reads again from `offset`; resolves once its cursor is stored. */
+  replay(channel: Channel, offset: number): Promise<void> {
+    channel.rewind(offset);
+    this.trim();
+    return this.store?.commit() ?? Promise.resolve();
+  }
+
+  noteExpired(): void {
+    this.expiredCount++;
   }
 
   /**
@@ -378,7 +603,7 @@ export class Topic implements TopicLog {
     let excess = depth - cap;
     let at = this.backlogStart;
     while (excess > 0) {
-      const skip = this.skips.find(([a, b]) => a <= at && b > at);
+      const skip = this.skipAt(at);
       if (skip !== undefined) {
         at = skip[1];
         continue;
@@ -460,6 +685,7 @@ export class Topic implements TopicLog {
       const spill = Math.min(this.writtenUpTo, this.tail.end - keep);
       if (spill > target) target = spill;
     }
+    if (this.retains) target = Math.min(target, this.writtenUpTo);
     if (target > this.tail.start) this.tail.trimTo(target);
   }
 
@@ -473,8 +699,8 @@ export class Topic implements TopicLog {
     const to = this.tail.end;
     const clock = this.ctx.clock;
     if (this.log === null || from >= to) return new WriteSet([], this.tail, to, to, clock);
-    // Without channels, or while lookupd's channels are being made, every record is needed.
-    let need = this.channels.size === 0 || this.starting ? from : Number.POSITIVE_INFINITY;
+    // Without channels, while lookupd's channels are being made, or with retention, every record is needed.
+    let need = this.channels.size === 0 || this.starting || this.retains ? from : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values())
       if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
     need = Math.min(Math.max(need, from, this.tail.start), to);
@@ -569,6 +795,8 @@ export class Topic implements TopicLog {
     if (this.skips.length === 0) return;
     let min = this.channels.size === 0 ? this.backlogStart : Number.POSITIVE_INFINITY;
     for (const channel of this.channels.values()) if (channel.cursor < min) min = channel.cursor;
+    // A replay may take a cursor back anywhere retained: its skips stay with it.
+    if (this.retains) min = Math.min(min, this.backlogStart);
     const kept = this.skips.filter(([, to]) => to > min);
     if (kept.length === this.skips.length) return;
     // A dropped range leaves the list but must stay out of the channels' message_count.

@@ -55,6 +55,9 @@ export interface ChannelStats {
   dead_letter_topic?: string;
   dead_lettered_count?: number;
   dropped_count?: number;
+  expired_count?: number;
+  /** nsq-ts extension: POST /channel/replay calls that moved the channel back. */
+  replay_count?: number;
 }
 
 export interface TopicStats {
@@ -74,6 +77,13 @@ export interface TopicStats {
   overflow?: 'reject' | 'drop_oldest';
   rejected_count?: number;
   dropped_count?: number;
+  /** message_ttl as a Go duration (`0s` = off), and the messages its channels let expire. */
+  message_ttl?: string;
+  expired_count?: number;
+  /** retention as a Go duration (`0s` = off). */
+  retention?: string;
+  /** Messages moved out by POST /topic/redrive since start. */
+  redriven_count?: number;
 }
 
 export interface MemStats {

@@ -117,6 +117,8 @@ describe('nsqd flag table', () => {
         'max-depth',
         'max-bytes',
         'overflow',
+        'message-ttl',
+        'retention',
       ].sort(),
     );
   });
@@ -201,6 +203,8 @@ describe('parseNsqdArgs', () => {
     [['--max-depth=10'], 'maxDepth', 10],
     [['--max-bytes=1000'], 'maxBytes', 1000],
     [['--overflow=drop_oldest'], 'overflow', 'drop_oldest'],
+    [['--message-ttl=1h30m'], 'messageTtlMs', 5_400_000],
+    [['--retention=24h'], 'retentionMs', 86_400_000],
     [['--lookupd-tls', '--lookupd-tls-root-ca-file=/ca.pem'], 'lookupdTlsRootCaFile', '/ca.pem'],
     [['--lookupd-http-auth-token=tok'], 'lookupdHttpAuthToken', 'tok'],
   ];
@@ -482,6 +486,8 @@ verbose = true
       maxDepth: 0,
       maxBytes: 0,
       overflow: 'reject',
+      messageTtlMs: 0,
+      retentionMs: 0,
       statsdAddress: '127.0.0.1:8125',
       statsdIntervalMs: 30_000,
       statsdMemStats: false,

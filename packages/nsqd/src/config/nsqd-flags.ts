@@ -291,6 +291,16 @@ export const NSQD_FLAGS: readonly NsqdFlag[] = [
     option: 'overflow',
     configKeys: ['overflow'],
   },
+  durationFlag(
+    'message-ttl',
+    'messageTtlMs',
+    'age from its publish time after which a message is no longer delivered (default 0, i.e., none; not in NSQ)',
+  ),
+  durationFlag(
+    'retention',
+    'retentionMs',
+    "how long a topic's segments are kept after every channel finished them, for /channel/replay (default 0, i.e., none; not in NSQ)",
+  ),
 
   // statsd integration options
   stringFlag('statsd-address', 'statsdAddress', 'UDP <addr>:<port> of a statsd daemon for pushing stats'),

@@ -1,11 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
-import { boolParam, firstValue, type GoQuery, parseHostPort } from '@nsq-ts/go-compat';
+import {
+  boolParam,
+  firstValue,
+  formatGoDuration,
+  type GoQuery,
+  parseGoDuration,
+  parseHostPort,
+} from '@nsq-ts/go-compat';
 import { isValidChannelName, isValidTopicName, scanMpubBody } from '@nsq-ts/protocol';
 import { createV1Router, EMPTY, HttpError, TEXT_TYPE, Text, type V1Router } from '@nsq-ts/server-kit';
 import type { Channel } from '../channel.js';
 import type { Clock } from '../clock.js';
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';
+import type { TopicSettings } from '../durable-state.js';
 import type { Logger } from '../logger.js';
 import type { NsqdMetrics } from '../metrics/prometheus.js';
 import { LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
@@ -15,6 +23,8 @@ import { type Topic, TopicFullError } from '../topic.js';
 import { VERSION } from '../version.js';
 
 /** nsqd's HTTP API (nsq-spec §3), on the V1 conventions of @nsq-ts/server-kit. */
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Options GET /config/:opt refuses to show. */
 const SECRET_OPTIONS: ReadonlySet<string> = new Set(['httpAuthTokens', 'lookupdHttpAuthToken']);
@@ -266,7 +276,7 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
   route('POST', '/topic/config', (req) => {
     const query = req.query();
     const topic = existingTopic(checkedTopicName(query));
-    const settings: { maxDepth?: number; maxBytes?: number; overflow?: 'reject' | 'drop_oldest' } = {};
+    const settings: Mutable<TopicSettings> = {};
     const depth = firstValue(query, 'max_depth');
     if (depth !== null) settings.maxDepth = count(depth, 'INVALID_MAX_DEPTH');
     const bytes = firstValue(query, 'max_bytes');
@@ -276,15 +286,78 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
       if (overflow !== 'reject' && overflow !== 'drop_oldest') throw new HttpError(400, 'INVALID_OVERFLOW');
       settings.overflow = overflow;
     }
-    if (depth === null && bytes === null && overflow === null) throw new HttpError(400, 'MISSING_ARG_CONFIG');
+    const ttl = firstValue(query, 'message_ttl');
+    if (ttl !== null) settings.messageTtlMs = duration(ttl, 'INVALID_MESSAGE_TTL');
+    const retention = firstValue(query, 'retention');
+    if (retention !== null) settings.retentionMs = duration(retention, 'INVALID_RETENTION');
+    if (Object.keys(settings).length === 0) throw new HttpError(400, 'MISSING_ARG_CONFIG');
     topic.configure(settings);
     return new Text('OK');
   });
 
   route('GET', '/topic/config', (req) => {
     const topic = existingTopic(checkedTopicName(req.query()));
-    return { max_depth: topic.maxDepth, max_bytes: topic.maxBytes, overflow: topic.overflow };
+    return {
+      max_depth: topic.maxDepth,
+      max_bytes: topic.maxBytes,
+      overflow: topic.overflow,
+      message_ttl: formatGoDuration(topic.messageTtlMs),
+      retention: formatGoDuration(topic.retentionMs),
+    };
   });
+
+  // Success is an empty 200, as /channel/pause answers.
+  route('POST', '/channel/replay', async (req) => {
+    const query = req.query();
+    const channel = existingChannel(query);
+    const topic = existingTopic(channel.topic.name);
+    const since = firstValue(query, 'since');
+    const offset = firstValue(query, 'offset');
+    if (since !== null && offset !== null) throw new HttpError(400, 'INVALID_ARG_SINCE');
+    let at: { sinceMs: number } | { offset: number };
+    if (since !== null) at = { sinceMs: sinceMs(since) };
+    else if (offset !== null) at = { offset: count(offset, 'INVALID_ARG_OFFSET') };
+    else throw new HttpError(400, 'MISSING_ARG_SINCE');
+    if ('offset' in at && at.offset > topic.tail.end) throw new HttpError(400, 'INVALID_ARG_OFFSET');
+    const target = await topic.replayTarget(at);
+    if ('earliest' in target) throw new HttpError(400, `REPLAY_UNAVAILABLE: earliest available ${target.earliest}`);
+    if (channel.deleted) throw new HttpError(404, 'CHANNEL_NOT_FOUND');
+    await topic.replay(channel, target.offset);
+    return EMPTY;
+  });
+
+  route('POST', '/topic/redrive', async (req) => {
+    const query = req.query();
+    const name = checkedTopicName(query);
+    const from = existingTopic(name);
+    const to = firstValue(query, 'to');
+    if (to === null) throw new HttpError(400, 'MISSING_ARG_TO');
+    if (!isValidTopicName(to) || to === name) throw new HttpError(400, 'INVALID_ARG_TO');
+    const maxText = firstValue(query, 'max');
+    const max = maxText === null ? Number.POSITIVE_INFINITY : count(maxText, 'INVALID_ARG_MAX');
+    return { moved: await from.redrive(nsqd.getTopic(to), max) };
+  });
+
+  /** `since`: unix milliseconds or RFC 3339, or 400 INVALID_ARG_SINCE. */
+  function sinceMs(text: string): number {
+    if (/^\d{1,15}$/.test(text)) return Number(text);
+    const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
+    const ms = rfc3339.test(text) ? Date.parse(text) : Number.NaN;
+    if (Number.isNaN(ms)) throw new HttpError(400, 'INVALID_ARG_SINCE');
+    return ms;
+  }
+
+  /** A non-negative Go duration setting (`90s`, `1h30m`, `0`) in ms, or 400 `code`. */
+  function duration(text: string, code: string): number {
+    let ms: number;
+    try {
+      ms = parseGoDuration(text);
+    } catch {
+      throw new HttpError(400, code);
+    }
+    if (ms < 0) throw new HttpError(400, code);
+    return ms;
+  }
 
   /** A non-negative integer setting, or 400 `code`. */
   function count(text: string, code: string): number {

@@ -215,21 +215,34 @@ export async function forEachRecord(
   last: number,
   fn: (record: MessageRecord) => void,
 ): Promise<void> {
+  await findRecord(log, from, (r) => {
+    if (r.offset > last) return true;
+    fn(r);
+    return r.offset === last;
+  });
+}
+
+/** The first record on disk at or after `from` for which `test` holds, or null (end of the log). */
+export async function findRecord(
+  log: SegmentLog,
+  from: number,
+  test: (record: MessageRecord) => boolean,
+): Promise<MessageRecord | null> {
   let wake: (() => void) | null = null;
   const reader = new LogReader(log, from, () => wake?.());
   let at = from;
   try {
-    while (at <= last) {
+    for (;;) {
       const r = reader.peek(at);
       if (r === null) {
-        if (reader.exhausted) break;
+        if (reader.exhausted) return null;
         await new Promise<void>((resolve) => {
           wake = resolve;
         });
         continue;
       }
       reader.advance();
-      if (r.offset <= last) fn(r);
+      if (test(r)) return r.compact();
       at = r.offset + 1;
     }
   } finally {

@@ -87,6 +87,16 @@ export function createMetrics(nsqd: StatsSource): NsqdMetrics {
     'Messages dropped by overflow=drop_oldest while the topic had no channel.',
     perTopic((t) => t.dropped_count ?? 0),
   );
+  counter(
+    'nsq_topic_expired_total',
+    "Messages past the topic's message_ttl that its channels did not deliver (one per channel).",
+    perTopic((t) => t.expired_count ?? 0),
+  );
+  counter(
+    'nsq_topic_redriven_total',
+    'Messages moved out of the topic by POST /topic/redrive.',
+    perTopic((t) => t.redriven_count ?? 0),
+  );
 
   gauge(
     'nsq_channel_depth',
@@ -142,6 +152,16 @@ export function createMetrics(nsqd: StatsSource): NsqdMetrics {
     'nsq_channel_dropped_total',
     "Unread messages dropped by the topic's overflow=drop_oldest.",
     perChannel((c) => c.dropped_count ?? 0),
+  );
+  counter(
+    'nsq_channel_expired_total',
+    "Messages past the topic's message_ttl, not delivered: dropped, or moved to the dead-letter topic.",
+    perChannel((c) => c.expired_count ?? 0),
+  );
+  counter(
+    'nsq_channel_replays_total',
+    'POST /channel/replay calls that moved the channel back.',
+    perChannel((c) => c.replay_count ?? 0),
   );
 
   // Quantiles over a sliding window (nsq-spec §5.8) are not a Prometheus summary, whose _count

@@ -4,7 +4,7 @@ import { eventually, ManualClock, RawClient, startNsqd, type TestNsqd } from '@n
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Nsqd } from '../nsqd.js';
 import type { NsqdOptions } from '../options.js';
-import type { StatsSnapshot } from '../stats/types.js';
+import type { ChannelStats, StatsSnapshot, TopicStats } from '../stats/types.js';
 import {
   formatPercent,
   formatStatsdPrefix,
@@ -339,29 +339,73 @@ describe('statsd formatting', () => {
     ]);
   });
 
+  /** A snapshot of one topic `t` with the given fields. */
+  const oneTopic = (fields: Partial<TopicStats>): StatsSnapshot => ({
+    version: '1.3.0',
+    health: 'OK',
+    start_time: 0,
+    producers: null,
+    topics: [
+      {
+        topic_name: 't',
+        channels: [],
+        depth: 0,
+        backend_depth: 0,
+        message_count: 0,
+        message_bytes: 0,
+        corrupt_records: 0,
+        paused: false,
+        e2e_processing_latency: { count: 0, percentiles: null },
+        ...fields,
+      },
+    ],
+  });
+
   it('reports counter deltas, restarting from 0 when a counter went down', () => {
     const counters = new StatsdCounters();
-    const snapshot = (messages: number): StatsSnapshot => ({
-      version: '1.3.0',
-      health: 'OK',
-      start_time: 0,
-      producers: null,
-      topics: [
-        {
-          topic_name: 't',
-          channels: [],
-          depth: 0,
-          backend_depth: 0,
-          message_count: messages,
-          message_bytes: messages * 10,
-          corrupt_records: 0,
-          paused: false,
-          e2e_processing_latency: { count: 0, percentiles: null },
-        },
-      ],
-    });
+    const snapshot = (messages: number) => oneTopic({ message_count: messages, message_bytes: messages * 10 });
     expect(counters.lines(snapshot(5), 'p.', false)).toContain('p.topic.t.message_count:5|c');
     expect(counters.lines(snapshot(8), 'p.', false)).toContain('p.topic.t.message_bytes:30|c');
     expect(counters.lines(snapshot(2), 'p.', false)).toContain('p.topic.t.message_count:2|c');
+  });
+
+  it('pushes the delivery policies’ counters as deltas after NSQ’s lines of a topic and a channel', () => {
+    const counters = new StatsdCounters();
+    const channel = (n: number): ChannelStats => ({
+      channel_name: 'c',
+      depth: 0,
+      backend_depth: 0,
+      in_flight_count: 0,
+      deferred_count: 0,
+      message_count: 0,
+      requeue_count: 0,
+      timeout_count: 0,
+      client_count: 0,
+      clients: null,
+      paused: false,
+      e2e_processing_latency: { count: 0, percentiles: null },
+      dead_lettered_count: n,
+      dropped_count: 2 * n,
+      expired_count: 3 * n,
+    });
+    const snapshot = (n: number) =>
+      oneTopic({ channels: [channel(n)], rejected_count: n, dropped_count: 2 * n, expired_count: 3 * n });
+    counters.lines(snapshot(1), 'p.', false);
+    const lines = counters.lines(snapshot(5), 'p.', false);
+    expect(lines.filter((l) => /(rejected|dropped|expired|dead_lettered|replay|redriven)_count:/.test(l))).toEqual([
+      'p.topic.t.rejected_count:4|c',
+      'p.topic.t.dropped_count:8|c',
+      'p.topic.t.expired_count:12|c',
+      'p.topic.t.redriven_count:0|c',
+      'p.topic.t.channel.c.dead_lettered_count:4|c',
+      'p.topic.t.channel.c.dropped_count:8|c',
+      'p.topic.t.channel.c.expired_count:12|c',
+      'p.topic.t.channel.c.replay_count:0|c',
+    ]);
+    // NSQ's lines of the channel come first, unchanged.
+    const names = lines.map((l) => l.slice(0, l.indexOf(':')));
+    expect(names.indexOf('p.topic.t.channel.c.clients')).toBeLessThan(
+      names.indexOf('p.topic.t.channel.c.dead_lettered_count'),
+    );
   });
 });

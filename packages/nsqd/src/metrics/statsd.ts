@@ -99,17 +99,17 @@ export function startStatsd(nsqd: StatsdHost): StatsdPusher {
 
 // ---- lines ----
 
-interface ChannelCounts {
-  messageCount: number;
-  requeueCount: number;
-  timeoutCount: number;
-}
+/** Counters by statsd stat name (the last push's values, for the deltas). */
+type Counts = Map<string, number>;
 
 interface TopicCounts {
-  messageCount: number;
-  messageBytes: number;
-  channels: Map<string, ChannelCounts>;
+  counts: Counts;
+  channels: Map<string, Counts>;
 }
+
+/** The delivery policies' counters (nsq-ts extensions), pushed as counters under their /stats names. */
+const POLICY_TOPIC_COUNTERS = ['rejected_count', 'dropped_count', 'expired_count', 'redriven_count'] as const;
+const POLICY_CHANNEL_COUNTERS = ['dead_lettered_count', 'dropped_count', 'expired_count', 'replay_count'] as const;
 
 /**
  * Renders a snapshot as statsd lines, remembering the counters it reported so the next call
@@ -124,8 +124,9 @@ export class StatsdCounters {
   lines(snapshot: StatsSnapshot, prefix: string, excludeEphemeral: boolean): string[] {
     const out: string[] = [];
     const next = new Map<string, TopicCounts>();
-    const counter = (stat: string, now: number, last: number) => {
-      out.push(`${prefix}${stat}:${delta(now, last)}|c`);
+    const counter = (stat: string, name: string, now: number, last: Counts | undefined, counts: Counts) => {
+      counts.set(name, now);
+      out.push(`${prefix}${stat}.${name}:${delta(now, last?.get(name) ?? 0)}|c`);
     };
     const gauge = (stat: string, value: number) => {
       out.push(`${prefix}${stat}:${Math.trunc(value)}|g`);
@@ -134,38 +135,38 @@ export class StatsdCounters {
     for (const t of snapshot.topics ?? []) {
       if (excludeEphemeral && t.topic_name.endsWith(EPHEMERAL_SUFFIX)) continue;
       const last = this.topics.get(t.topic_name);
-      const counts: TopicCounts = { messageCount: t.message_count, messageBytes: t.message_bytes, channels: new Map() };
+      const counts: TopicCounts = { counts: new Map(), channels: new Map() };
       next.set(t.topic_name, counts);
 
       const topic = `topic.${t.topic_name}`;
-      counter(`${topic}.message_count`, t.message_count, last?.messageCount ?? 0);
-      counter(`${topic}.message_bytes`, t.message_bytes, last?.messageBytes ?? 0);
+      counter(topic, 'message_count', t.message_count, last?.counts, counts.counts);
+      counter(topic, 'message_bytes', t.message_bytes, last?.counts, counts.counts);
       gauge(`${topic}.depth`, t.depth);
       gauge(`${topic}.backend_depth`, t.backend_depth);
       for (const p of t.e2e_processing_latency.percentiles ?? []) {
         gauge(`${topic}.e2e_processing_latency_${formatPercent(p.quantile)}`, p.value);
       }
+      // nsq-ts extensions after NSQ's lines.
+      for (const name of POLICY_TOPIC_COUNTERS) counter(topic, name, t[name] ?? 0, last?.counts, counts.counts);
 
       for (const c of t.channels) {
         if (excludeEphemeral && c.channel_name.endsWith(EPHEMERAL_SUFFIX)) continue;
         const lastC = last?.channels.get(c.channel_name);
-        counts.channels.set(c.channel_name, {
-          messageCount: c.message_count,
-          requeueCount: c.requeue_count,
-          timeoutCount: c.timeout_count,
-        });
+        const countsC: Counts = new Map();
+        counts.channels.set(c.channel_name, countsC);
         const channel = `${topic}.channel.${c.channel_name}`;
-        counter(`${channel}.message_count`, c.message_count, lastC?.messageCount ?? 0);
+        counter(channel, 'message_count', c.message_count, lastC, countsC);
         gauge(`${channel}.depth`, c.depth);
         gauge(`${channel}.backend_depth`, c.backend_depth);
         gauge(`${channel}.in_flight_count`, c.in_flight_count);
         gauge(`${channel}.deferred_count`, c.deferred_count);
-        counter(`${channel}.requeue_count`, c.requeue_count, lastC?.requeueCount ?? 0);
-        counter(`${channel}.timeout_count`, c.timeout_count, lastC?.timeoutCount ?? 0);
+        counter(channel, 'requeue_count', c.requeue_count, lastC, countsC);
+        counter(channel, 'timeout_count', c.timeout_count, lastC, countsC);
         gauge(`${channel}.clients`, c.client_count);
         for (const p of c.e2e_processing_latency.percentiles ?? []) {
           gauge(`${channel}.e2e_processing_latency_${formatPercent(p.quantile)}`, p.value);
         }
+        for (const name of POLICY_CHANNEL_COUNTERS) counter(channel, name, c[name] ?? 0, lastC, countsC);
       }
     }
     this.topics = next;
@@ -180,7 +181,7 @@ export class StatsdCounters {
       gauge('mem.gc_pause_usec_99', mem.gc_pause_usec_99);
       gauge('mem.gc_pause_usec_95', mem.gc_pause_usec_95);
       gauge('mem.next_gc_bytes', mem.next_gc_bytes);
-      counter('mem.gc_runs', mem.gc_total_runs, this.gcRuns);
+      out.push(`${prefix}mem.gc_runs:${delta(mem.gc_total_runs, this.gcRuns)}|c`);
       this.gcRuns = mem.gc_total_runs;
     }
     return out;

@@ -70,6 +70,10 @@ const TOPIC_KEYS = [
   'overflow',
   'rejected_count',
   'dropped_count',
+  'message_ttl',
+  'expired_count',
+  'retention',
+  'redriven_count',
 ];
 const CHANNEL_KEYS = [
   'channel_name',
@@ -89,6 +93,8 @@ const CHANNEL_KEYS = [
   'dead_letter_topic',
   'dead_lettered_count',
   'dropped_count',
+  'expired_count',
+  'replay_count',
 ];
 const CLIENT_HEAD = [
   'client_id',
@@ -187,6 +193,8 @@ describe('collectStats', () => {
       dead_letter_topic: '',
       dead_lettered_count: 0,
       dropped_count: 0,
+      expired_count: 0,
+      replay_count: 0,
     });
     expect(c2).toMatchObject({ depth: 3, in_flight_count: 0, message_count: 3, client_count: 1 });
 

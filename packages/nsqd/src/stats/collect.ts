@@ -1,3 +1,4 @@
+import { formatGoDuration } from '@nsq-ts/go-compat';
 import type { Channel } from '../channel.js';
 import type { ClientV2 } from '../tcp/client-v2.js';
 import type { Topic } from '../topic.js';
@@ -94,6 +95,10 @@ function topicStatsOf(topic: Topic, channels: ChannelStats[]): TopicStats {
     overflow: topic.overflow,
     rejected_count: topic.rejectedCount,
     dropped_count: topic.droppedCount,
+    message_ttl: formatGoDuration(topic.messageTtlMs),
+    expired_count: topic.expiredCount,
+    retention: formatGoDuration(topic.retentionMs),
+    redriven_count: topic.redrivenCount,
   };
 }
 
@@ -128,6 +133,8 @@ function channelStatsOf(channel: Channel, includeClients: boolean, topicFilter: 
     dead_letter_topic: channel.deadLetterTopic,
     dead_lettered_count: channel.deadLetteredCount,
     dropped_count: channel.droppedCount,
+    expired_count: channel.expiredCount,
+    replay_count: channel.replayCount,
   };
 }
 

@@ -482,7 +482,13 @@ export class Storage {
       // Only ephemeral channels: none reads the disk, so every segment is finished.
       if (floor === Number.POSITIVE_INFINITY) floor = log.endOffset;
       const ops = pendingOps.get(log)?.ops ?? [];
-      topics.push({ topic: topic.name, log, ops, records, deleteBelow: findFloors && floor >= 0 ? floor : -1 });
+      topics.push({
+        topic: topic.name,
+        log,
+        ops,
+        records,
+        deleteBelow: findFloors && floor >= 0 ? topic.deletableBelow(floor) : -1,
+      });
     }
     this.opsSinceSync += recordCount;
     const sync = forceSync || this.opsSinceSync >= this.options.syncEvery;

@@ -1,5 +1,6 @@
-import type { Channel, ChannelContext, Consumer } from './channel.js';
+import type { Channel, ChannelContext } from './channel.js';
 import { ManualClock } from './clock.test-util.js';
+import type { Consumer } from './consumer.js';
 import type { SkipRange } from './durable-state.js';
 import { MemoryTail } from './log/memory-tail.js';
 import { createLogger } from './logger.js';

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { Channel, FinishError } from './channel.js';
+import { Channel } from './channel.js';
 import { FakeChannelContext, FakeConsumer, FakeTopicLog } from './channel.test-util.js';
 import type { ManualClock } from './clock.test-util.js';
+import { FinishError } from './consumer.js';
 import type { ChannelDelta } from './durable-state.js';
 import type { ChannelMessage, MessageRecord } from './message.js';
 import type { NsqdOptions } from './options.js';

@@ -1,10 +1,11 @@
+import { ChannelDiskReader } from './channel-disk-reader.js';
 import { ChannelJournal } from './channel-journal.js';
+import { deadLetterTopicOf, isExhausted, isExpired, maxAttemptsOf } from './channel-policy.js';
 import { type Clock, monotonicFromWall } from './clock.js';
+import { type Consumer, FinishError } from './consumer.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import type { ChannelDelta, ChannelSettings } from './durable-state.js';
 import { InFlightTable } from './in-flight-table.js';
-import { LogReader } from './log/log-reader.js';
-import type { SegmentLog } from './log/segment-log.js';
 import type { Logger } from './logger.js';
 import { ChannelMessage, type MessageRecord } from './message.js';
 import { MinHeap } from './min-heap.js';
@@ -12,19 +13,7 @@ import type { NsqdOptions } from './options.js';
 import { E2eProcessingLatency } from './stats/e2e-latency.js';
 import type { TopicLog } from './topic-log.js';
 
-/** A connection subscribed to a channel, as the channel sees it (tcp/ implements it). */
-export interface Consumer {
-  readonly sampleRate: number;
-  readonly msgTimeoutMs: number;
-  /** Subscribed, RDY > in-flight, not closing, socket not backed up. */
-  canReceive(): boolean;
-  /** Writes the message frame; the consumer counts it in flight. */
-  deliver(msg: ChannelMessage): void;
-  /** A message it had in flight left without its FIN/REQ (timeout, channel emptied). */
-  releaseInFlight(): void;
-  /** The channel is deleted: the connection must close. */
-  closeForChannelDelete(): void;
-}
+export type { Consumer } from './consumer.js';
 
 /** What a channel needs besides its topic's log (its topic provides it). */
 export interface ChannelContext {
@@ -40,12 +29,6 @@ export interface ChannelContext {
   /** Publishes a message that reached max_attempts to `topic`, body and publish time kept. */
   deadLetter(topic: string, record: MessageRecord): void;
 }
-
-export const FinishError = {
-  NotInFlight: 'ID not in flight',
-  NotOwner: 'client does not own message',
-} as const;
-export type FinishError = (typeof FinishError)[keyof typeof FinishError];
 
 /**
  * A channel: a cursor into its topic's log plus the messages that left the log — in flight
@@ -77,9 +60,7 @@ export class Channel {
   pumpScheduled = false;
   deleted = false;
 
-  private reader: LogReader | null = null;
-  /** Redrives waiting for the reader's next load. */
-  private diskWaiters: (() => void)[] = [];
+  private readonly disk: ChannelDiskReader;
   /** Offsets past the cursor it holds already (fanned-out DPUBs), skipped by the cursor; mostly null. */
   private directAhead: Set<number> | null = null;
   private readonly journal: ChannelJournal;
@@ -109,6 +90,7 @@ export class Channel {
     this.cursor = cursor;
     this.countFrom = cursor;
     this.journal = new ChannelJournal(this, ctx.clock);
+    this.disk = new ChannelDiskReader(this, ctx.logger);
     this.inFlightTimer = new DeadlineTimer(ctx.clock, () => this.processInFlightTimeouts());
     this.deferredTimer = new DeadlineTimer(ctx.clock, () => this.processDeferred());
     const percentiles = ctx.options.e2eProcessingLatencyPercentiles;
@@ -235,7 +217,7 @@ export class Channel {
         this.cursor = tail.start;
         continue;
       } else {
-        const fromDisk = this.readDisk(limit);
+        const fromDisk = this.disk.read(limit);
         if (fromDisk === null) return null;
         record = fromDisk;
         this.cursor = record.offset + 1;
@@ -267,45 +249,6 @@ export class Channel {
     return msg;
   }
 
-  /** The record at the cursor from disk, or null while the read-ahead loads (it reschedules the pump). */
-  private readDisk(limit: number): MessageRecord | null {
-    const topic = this.topic;
-    const tail = topic.tail;
-    this.reader ??= new LogReader(topic.log as SegmentLog, this.cursor, this.onDiskLoaded);
-    const reader = this.reader;
-    const r = reader.peek(this.cursor);
-    if (r !== null) {
-      if (r.offset >= limit) return null;
-      if (r.offset > tail.start) {
-        // Memory is the authority for what it holds (cannot happen while flushes write in order).
-        this.closeReader();
-        this.cursor = tail.start;
-        return tail.get(this.cursor) ?? null;
-      }
-      reader.advance();
-      topic.noteDiskRead();
-      if (r.offset >= tail.start) this.closeReader();
-      return r;
-    }
-    if (reader.exhausted) {
-      // Records between the cursor and memory are not on disk: lost to a corrupt segment.
-      this.ctx.logger.error(
-        `CHANNEL(${topic.name}:${this.name}): offsets ${this.cursor}-${tail.start - 1} not found on disk, skipped`,
-      );
-      this.closeReader();
-      this.cursor = tail.start;
-      this.schedule();
-    }
-    return null;
-  }
-
-  private readonly onDiskLoaded = (): void => {
-    this.schedule();
-    const waiters = this.diskWaiters;
-    if (waiters.length > 0) this.diskWaiters = [];
-    for (const resolve of waiters) resolve();
-  };
-
   /**
    * Redrive: takes up to `max` ready messages (requeued, then unread) out of the channel for
    * good, handing each to `sink` in the same synchronous step. 0 while the next ones are being
@@ -329,13 +272,7 @@ export class Channel {
 
   /** Resolves when the disk read under way is in; null when none is. */
   diskRead(): Promise<void> | null {
-    if (this.reader === null || this.cursor >= this.topic.tail.start) return null;
-    return new Promise((resolve) => this.diskWaiters.push(resolve));
-  }
-
-  private closeReader(): void {
-    this.reader?.close();
-    this.reader = null;
+    return this.disk.loading();
   }
 
   /** Moves the cursor past a range dropped by /topic/empty while paused; true if it moved. */
@@ -343,7 +280,7 @@ export class Channel {
     for (const [from, to] of this.topic.skips) {
       if (this.cursor >= from && this.cursor < to) {
         this.cursor = to;
-        this.closeReader();
+        this.disk.close();
         return true;
       }
     }
@@ -452,11 +389,11 @@ export class Channel {
   }
 
   get maxAttempts(): number {
-    return this.settings.maxAttempts ?? this.ctx.options.maxAttempts;
+    return maxAttemptsOf(this.settings, this.ctx.options);
   }
 
   get deadLetterTopic(): string {
-    return this.settings.deadLetterTopic ?? this.ctx.options.deadLetterTopic;
+    return deadLetterTopicOf(this.settings, this.ctx.options);
   }
 
   /** Takes the given fields of `settings` (the rest stays); stored with the channel's state. */
@@ -468,35 +405,32 @@ export class Channel {
   }
 
   private exhausted(msg: ChannelMessage): boolean {
-    const max = this.maxAttempts;
-    return max > 0 && msg.attempts >= max;
+    return isExhausted(msg.attempts, this.maxAttempts);
   }
 
-  /**
-   * The message leaves the channel for good (it held it nowhere any more). Its copy in the
-   * dead-letter topic and its removal here are in the same flush: one atomic state write.
-   */
+  private expired(record: MessageRecord): boolean {
+    return isExpired(record, this.topic.messageTtlMs, this.clock);
+  }
+
+  /** Given up after max_attempts deliveries. */
   private deadLetter(msg: ChannelMessage): void {
     this.deadLetteredCount++;
-    const into = this.deadLetterTopic;
-    if (into !== '') this.ctx.deadLetter(into, msg.record);
-    this.journal.changes++;
+    this.giveUp(msg.record);
   }
 
-  /** Published message_ttl ago or longer (wall clock: publish times are wall times). */
-  private expired(record: MessageRecord): boolean {
-    const ttl = this.topic.messageTtlMs;
-    return ttl > 0 && this.clock.wallMs() - record.publishedAtMs >= ttl;
-  }
-
-  /**
-   * A message past its message_ttl leaves the channel undelivered: into the dead-letter topic
-   * when the channel has one (the same flush as its removal here, as for max_attempts), else
-   * dropped.
-   */
+  /** Past its message_ttl: never delivered. */
   private expire(record: MessageRecord): void {
     this.expiredCount++;
     this.topic.noteExpired();
+    this.giveUp(record);
+  }
+
+  /**
+   * The message leaves the channel for good (it held it nowhere any more): into the dead-letter
+   * topic when the channel has one, else dropped. Its copy there and its removal here are in the
+   * same flush: one atomic state write.
+   */
+  private giveUp(record: MessageRecord): void {
     const into = this.deadLetterTopic;
     if (into !== '') this.ctx.deadLetter(into, record);
     this.journal.changes++;
@@ -511,7 +445,7 @@ export class Channel {
     const from = this.cursor;
     if (offset >= from) return;
     this.cursor = offset;
-    this.closeReader();
+    this.disk.close();
     this.forEachOutstanding((msg) => {
       const o = msg.record.offset;
       if (o >= offset && o < from) this.holdAhead(o);
@@ -536,7 +470,7 @@ export class Channel {
     }
     this.droppedCount += offset - from - this.topic.skippedBetween(from, offset) - held;
     this.cursor = offset;
-    this.closeReader();
+    this.disk.close();
   }
 
   /** An ephemeral channel past --mem-queue-size drops its oldest unread messages (nsq-spec §5.3). */
@@ -637,7 +571,7 @@ export class Channel {
   empty(): void {
     // What a paused topic still holds is not the channel's to drop: it gets it on unpause.
     this.cursor = Math.max(this.cursor, Math.min(this.topic.tail.end, this.topic.readLimit));
-    this.closeReader();
+    this.disk.close();
     this.directAhead = null;
     this.requeued.length = 0;
     this.requeuedHead = 0;
@@ -655,7 +589,7 @@ export class Channel {
 
   close(): void {
     this.deleted = true;
-    this.closeReader();
+    this.disk.close();
     this.inFlightTimer.cancel();
     this.deferredTimer.cancel();
     for (const consumer of this.consumers.splice(0)) consumer.closeForChannelDelete();

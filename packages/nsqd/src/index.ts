@@ -1,4 +1,5 @@
-export { Channel, type Consumer } from './channel.js';
+export { Channel } from './channel.js';
+export type { Consumer } from './consumer.js';
 export { createLogger, type Logger } from './logger.js';
 export { createNsqd, Nsqd } from './nsqd.js';
 export { defaultNsqdOptions, LOG_LEVELS, type LogLevel, type NsqdOptions } from './options.js';

@@ -22,7 +22,8 @@ import { Storage } from './store/storage.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
 import type { FrameWriter } from './tcp/frame-writer.js';
 import { protocolV2 } from './tcp/protocol-v2.js';
-import { Topic, type TopicStore } from './topic.js';
+import { Topic } from './topic.js';
+import type { TopicStore } from './topic-store.js';
 import { loadTlsSettings, type TlsSettings } from './transport/tls-options.js';
 import { VERSION } from './version.js';
 

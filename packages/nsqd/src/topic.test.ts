@@ -8,7 +8,8 @@ import { nodeFileSystem } from './log/file-system.js';
 import { SegmentLog } from './log/segment-log.js';
 import { createLogger } from './logger.js';
 import { defaultNsqdOptions, type NsqdOptions } from './options.js';
-import { StoreUnavailableError, Topic, type TopicStore } from './topic.js';
+import { Topic } from './topic.js';
+import { StoreUnavailableError, type TopicStore } from './topic-store.js';
 
 class FakeBroker implements BrokerContext {
   readonly clock = new ManualClock();

@@ -2,13 +2,19 @@ import { isEphemeralName } from '@nsq-ts/protocol';
 import { Channel, type ChannelContext } from './channel.js';
 import type { BrokerContext } from './context.js';
 import type { SkipRange, TopicDelta, TopicSettings } from './durable-state.js';
-import { findRecord, forEachRecord } from './log/log-reader.js';
 import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
-import { WriteSet } from './log/write-set.js';
+import type { WriteSet } from './log/write-set.js';
 import type { MessageRecord } from './message.js';
 import { MessageIdGenerator } from './message-id.js';
+import { findReplayTarget, type ReplayTarget } from './replay-target.js';
+import { RetentionMarks } from './retention-marks.js';
+import { addSkip, skippedBetween } from './skip-ranges.js';
+import { type CappedTopic, dropOverflow, refusedByCap } from './topic-caps.js';
 import type { TopicLog } from './topic-log.js';
+import { DeadLetterIntents, type RedriveSource, redrive } from './topic-redrive.js';
+import { StoreUnavailableError, type TopicStore } from './topic-store.js';
+import { collectWrites, type WritingTopic } from './topic-writes.js';
 
 /** Messages memory may hold past --mem-queue-size while a spill is being written. */
 const SPILL_SLACK = 10_000;
@@ -17,35 +23,11 @@ const SPILL_SLACK = 10_000;
 const WRITTEN_CACHE = 5_000;
 const WRITTEN_CACHE_BYTES = 8 * 1024 * 1024;
 
-/** Messages a redrive moves per step (and per flush it waits for). */
-const REDRIVE_CHUNK = 1_000;
-
-/** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
-export class StoreUnavailableError extends Error {}
-
 /** A publish that would take the backlog past max_depth/max_bytes with overflow=reject. */
 export class TopicFullError extends Error {
   constructor() {
     super('topic full');
   }
-}
-
-/** Where a replay starts, or (no longer retained) the earliest time or offset still available. */
-export type ReplayTarget = { readonly offset: number } | { readonly earliest: string };
-
-/** What a topic needs from the broker's storage (store/storage.ts binds one to each topic). */
-export interface TopicStore {
-  readonly log: SegmentLog;
-  /** Why the disk is failing, or null. */
-  health(): string | null;
-  /** Resolves once everything published so far is stored (group commit). */
-  commit(): Promise<void>;
-  /** A flush soon that nobody waits for (a spill, a state change). */
-  requestFlush(): void;
-  noteDiskRead(): void;
-  /** The whole backlog was dropped: the segments go, the log goes on at `nextOffset`. */
-  clearLog(nextOffset: number): void;
-  dropChannel(channel: string): void;
 }
 
 /**
@@ -54,7 +36,7 @@ export interface TopicStore {
  * segment files and channels read them back from there. What every channel has passed leaves
  * memory; what every channel has also finished is never written.
  */
-export class Topic implements TopicLog {
+export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic {
   readonly name: string;
   readonly ephemeral: boolean;
   readonly tail = new MemoryTail();
@@ -81,20 +63,12 @@ export class Topic implements TopicLog {
   /** Messages moved out of this topic by POST /topic/redrive. */
   redrivenCount = 0;
   private redriving: Promise<void> = Promise.resolve();
-  /**
-   * Offsets of dead letters appended since the last flush took them: the flush stores them as
-   * an intent before its appends (see `takeDeadLetters`).
-   */
-  private unflushedDeadLetters: number[] = [];
+  private readonly deadLetterIntents = new DeadLetterIntents();
   /** Durable mode: DPUBs fanned out once stored. */
   private unwrittenDeferred: MessageRecord[] = [];
   /** Everything below it was dropped (emptied without channels, last channel deleted). */
   private droppedBelow = 0;
-  /** Retention: [floor, monotonic ms] — every channel had finished what is below floor by then. */
-  private finishedMarks: [number, number][] = [];
-  private markBucketStartMs = 0;
-  /** Retention: below it, every channel finished at least `retention` ago. */
-  private retainedFloor = -1;
+  private readonly retention = new RetentionMarks();
   /** Bumped by every change of paused, release mark, skips or the dropped backlog. */
   private changes = 0;
   private committedChanges = -1;
@@ -156,9 +130,7 @@ export class Topic implements TopicLog {
   }
 
   skippedBetween(from: number, to: number): number {
-    let n = 0;
-    for (const [a, b] of this.skips) n += Math.max(0, Math.min(b, to) - Math.max(a, from));
-    return n;
+    return skippedBetween(this.skips, from, to);
   }
 
   noteDiskRead(): void {
@@ -286,55 +258,31 @@ export class Topic implements TopicLog {
     const offset = this.append(record.data, record.start, record.length, publishedAtMs, 0);
     this.messageCount++;
     this.messageBytes += record.length;
-    if (this.log !== null) this.unflushedDeadLetters.push(offset);
+    if (this.log !== null) this.deadLetterIntents.add(offset);
     this.afterAppend();
     this.store?.requestFlush();
   }
 
-  /**
-   * The dead letters a flush writes. It stores their offsets (an intent) before the appends and
-   * deletes the intent in the state write that also removes them from their channels: an intent
-   * found at start-up marks records whose move did not commit, and they are skipped.
-   */
+  /** The dead letters a flush writes, stored as an intent before its appends (see DeadLetterIntents). */
   takeDeadLetters(): number[] {
-    const offsets = this.unflushedDeadLetters;
-    if (offsets.length > 0) this.unflushedDeadLetters = [];
-    return offsets;
+    return this.deadLetterIntents.take();
   }
 
   /** A flush failed: its dead letters go with the next one. */
   untakeDeadLetters(offsets: readonly number[]): void {
-    if (offsets.length > 0) this.unflushedDeadLetters = [...offsets, ...this.unflushedDeadLetters];
+    this.deadLetterIntents.untake(offsets);
   }
 
   /** Start-up: dead letters of a move that did not commit (their channel still holds them). */
   skipOrphans(offsets: readonly number[]): void {
     const sorted = [...offsets].sort((a, b) => a - b);
-    for (const o of sorted) if (this.skippedBetween(o, o + 1) === 0) this.addSkip(o, o + 1);
+    for (const o of sorted) if (this.skippedBetween(o, o + 1) === 0) addSkip(this.skips, o, o + 1);
     this.changes++;
   }
 
-  private skipAt(offset: number): SkipRange | undefined {
-    return this.skips.find(([a, b]) => a <= offset && b > offset);
-  }
-
-  /** Skips [from, to), joined to the last range when they touch. */
-  private addSkip(from: number, to: number): void {
-    const last = this.skips[this.skips.length - 1];
-    if (last !== undefined && last[1] === from) last[1] = to;
-    else this.skips.push([from, to]);
-  }
-
-  /**
-   * POST /topic/redrive: moves up to `max` messages into `into` — what the first channel has
-   * ready (requeued, then unread), or without channels the buffered backlog — republished
-   * there now, body kept. Each chunk's appends to `into` and its removal here happen in one
-   * synchronous step and so go in one flush; the appends are dead letters with their intent, so
-   * a crash before that flush's state write skips them in `into` and leaves them here.
-   * Resolves with how many moved once they are stored. One redrive of a topic at a time.
-   */
+  /** POST /topic/redrive into `into` (see topic-redrive.ts); one redrive of a topic at a time. */
   redrive(into: Topic, max: number): Promise<number> {
-    const run = this.redriving.then(() => this.redriveNow(into, max));
+    const run = this.redriving.then(() => redrive(this, into, max, () => this.ctx.clock.wallMs()));
     this.redriving = run.then(
       () => undefined,
       () => undefined,
@@ -342,66 +290,19 @@ export class Topic implements TopicLog {
     return run;
   }
 
-  private async redriveNow(into: Topic, max: number): Promise<number> {
-    let moved = 0;
-    const sink = (record: MessageRecord) => into.appendDeadLetter(record, this.ctx.clock.wallMs());
-    while (moved < max && !this.deleted && !into.deleted) {
-      const chunk = Math.min(REDRIVE_CHUNK, max - moved);
-      const channel = this.channels.values().next().value;
-      let n: number;
-      if (channel !== undefined) {
-        n = channel.drain(chunk, sink);
-        if (n === 0) {
-          const loading = channel.diskRead();
-          if (loading === null) break;
-          await loading;
-          continue;
-        }
-      } else {
-        n = await this.drainBacklog(chunk, sink);
-        if (n === 0) break;
-      }
-      moved += n;
-      this.redrivenCount += n;
-      await (this.store?.commit() ?? new Promise<void>((resolve) => setImmediate(resolve)));
-    }
-    return moved;
+  skipMoved(from: number, to: number): void {
+    addSkip(this.skips, from, to);
+    this.changes++;
+    if (to > this.tail.start) this.tail.trimTo(Math.min(to, this.tail.end));
+    this.store?.requestFlush();
   }
 
-  /** Without channels: up to `max` messages of the backlog into `sink`, then skipped here. */
-  private async drainBacklog(max: number, sink: (record: MessageRecord) => void): Promise<number> {
-    const start = this.backlogStart;
-    let from = start;
-    for (let skip = this.skipAt(from); skip !== undefined; skip = this.skipAt(from)) from = skip[1];
-    const records: MessageRecord[] = [];
-    const log = this.log;
-    if (log !== null && from < this.tail.start) {
-      const last = Math.min(this.tail.start, from + max) - 1;
-      await forEachRecord(log, from, last, (r) => {
-        if (records.length < max) records.push(r.compact());
-      });
-    }
-    // The read was asynchronous: only a backlog still as it was is moved.
-    if (this.channels.size > 0 || this.backlogStart !== start || this.skipAt(from) !== undefined || this.deleted)
-      return 0;
-    let to = records.length > 0 ? (records[records.length - 1] as MessageRecord).offset + 1 : from;
-    for (let o = Math.max(to, this.tail.start); o < this.tail.end && records.length < max; o++) {
-      records.push(this.tail.get(o) as MessageRecord);
-      to = o + 1;
-    }
-    let n = 0;
-    for (const r of records) {
-      if (this.skippedBetween(r.offset, r.offset + 1) > 0) continue;
-      sink(r);
-      n++;
-    }
-    if (to > from) {
-      this.addSkip(from, to);
-      this.changes++;
-      if (to > this.tail.start) this.tail.trimTo(Math.min(to, this.tail.end));
-      this.store?.requestFlush();
-    }
-    return n;
+  flushed(): Promise<void> | null {
+    return this.store?.commit() ?? null;
+  }
+
+  noteStateChange(): void {
+    this.changes++;
   }
 
   private append(data: Buffer, start: number, length: number, nowMs: number, dueAt: number): number {
@@ -420,8 +321,7 @@ export class Topic implements TopicLog {
       const health = store.health();
       if (health !== null && this.tail.length >= this.ctx.options.memQueueSize) throw new StoreUnavailableError(health);
     }
-    const cap = this.depthCap(bytes / count);
-    if (cap < Number.POSITIVE_INFINITY && this.overflow === 'reject' && this.deepestBacklog() + count > cap) {
+    if (refusedByCap(this, count, bytes)) {
       this.rejectedCount++;
       throw new TopicFullError();
     }
@@ -455,170 +355,30 @@ export class Topic implements TopicLog {
   /**
    * Of the channels' floor, the offset below which segments may be deleted now: without
    * retention the floor itself; with it, the floor as it was `retention` ago. Called once per
-   * --sync-timeout. Marks are coarsened to buckets of retention/64, so a long retention keeps
-   * few of them; a coarse mark only keeps segments a little longer. After a restart marks start
-   * afresh (segments are kept longer, never shorter).
+   * --sync-timeout.
    */
   deletableBelow(floor: number): number {
-    const retention = this.retentionMs;
     if (!this.retains) {
-      this.finishedMarks = [];
+      this.retention.clear();
       return floor;
     }
-    const now = this.ctx.clock.monotonicMs();
-    const marks = this.finishedMarks;
-    const last = marks[marks.length - 1];
-    if (last === undefined || floor > last[0]) {
-      if (last !== undefined && now - this.markBucketStartMs < retention / 64) {
-        last[0] = floor;
-        last[1] = now;
-      } else {
-        marks.push([floor, now]);
-        this.markBucketStartMs = now;
-      }
-    }
-    while (marks.length > 0 && (marks[0] as [number, number])[1] <= now - retention) {
-      this.retainedFloor = Math.max(this.retainedFloor, (marks.shift() as [number, number])[0]);
-    }
-    // A replay moved a cursor back: what it needs again stays, whatever the marks say.
-    return Math.min(floor, this.retainedFloor);
+    return this.retention.deletableBelow(floor, this.retentionMs, this.ctx.clock.monotonicMs());
   }
 
-  /**
-   * Where `POST /channel/replay` starts: the first retained message published at or after
-   * `sinceMs`, or the message at `offset`; `earliest` when that is no longer retained.
-   */
-  async replayTarget(at: { readonly sinceMs: number } | { readonly offset: number }): Promise<ReplayTarget> {
-    const end = this.tail.end;
-    const earliest = await this.retainedRecord(this.backlogStart, () => true);
-    if (earliest === null) {
-      if ('offset' in at ? at.offset >= end : end === 0) return { offset: end };
-      return { earliest: `offset ${end} (nothing retained)` };
-    }
-    if ('offset' in at) {
-      if (at.offset < earliest.offset) return { earliest: `offset ${earliest.offset}` };
-      return { offset: at.offset };
-    }
-    // Offset 0 retained: nothing was ever lost, however early `since` is.
-    if (at.sinceMs < earliest.publishedAtMs && earliest.offset > 0) {
-      return { earliest: new Date(earliest.publishedAtMs).toISOString() };
-    }
-    const since = at.sinceMs;
-    const found = await this.retainedRecord(
-      await this.segmentBefore(since, earliest.offset),
-      (r) => r.publishedAtMs >= since,
-    );
-    return { offset: found?.offset ?? this.tail.end };
-  }
-
-  /**
-   * Where a scan for `sinceMs` may start: the first offset of the last segment whose first
-   * record was published before it (publish times follow log order, bar wall-clock steps).
-   */
-  private async segmentBefore(sinceMs: number, from: number): Promise<number> {
-    const log = this.log;
-    if (log === null) return from;
-    const segments = log.segments.filter((s) => s.firstOffset >= from && s.firstOffset < this.tail.start);
-    let lo = 0;
-    let hi = segments.length - 1;
-    let start = from;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const first = (segments[mid] as { firstOffset: number }).firstOffset;
-      const r = await findRecord(log, first, () => true);
-      if (r !== null && r.publishedAtMs < sinceMs) {
-        start = first;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return start;
-  }
-
-  /** The first record at or after `from`, on disk then in memory, outside skipped ranges, that passes `test`. */
-  private async retainedRecord(from: number, test: (r: MessageRecord) => boolean): Promise<MessageRecord | null> {
-    const wanted = (r: MessageRecord) => this.skippedBetween(r.offset, r.offset + 1) === 0 && test(r);
-    const log = this.log;
-    if (log !== null && from < this.tail.start && log.segments.length > 0) {
-      const r = await findRecord(log, from, (r) => r.offset >= this.tail.start || wanted(r));
-      if (r !== null && r.offset < this.tail.start) return r;
-    }
-    for (let o = Math.max(from, this.tail.start); o < this.tail.end; o++) {
-      const r = this.tail.get(o) as MessageRecord;
-      if (wanted(r)) return r;
-    }
-    return null;
+  /** Where `POST /channel/replay` starts (see replay-target.ts). */
+  replayTarget(at: { readonly sinceMs: number } | { readonly offset: number }): Promise<ReplayTarget> {
+    return findReplayTarget(this, at);
   }
 
   /** Replay: `channel` reads again from `offset`; resolves once its cursor is stored. */
   replay(channel: Channel, offset: number): Promise<void> {
     channel.rewind(offset);
     this.trim();
-    return this.store?.commit() ?? Promise.resolve();
+    return this.flushed() ?? Promise.resolve();
   }
 
   noteExpired(): void {
     this.expiredCount++;
-  }
-
-  /**
-   * The backlog's cap in messages: max_depth, and max_bytes over the mean message size (what
-   * was published so far, else `incomingMean`). Infinite without caps.
-   */
-  private depthCap(incomingMean: number): number {
-    const depth = this.maxDepth;
-    const bytes = this.maxBytes;
-    if (depth === 0 && bytes === 0) return Number.POSITIVE_INFINITY;
-    let cap = depth === 0 ? Number.POSITIVE_INFINITY : depth;
-    if (bytes > 0) {
-      const mean = this.messageCount > 0 ? this.messageBytes / this.messageCount : incomingMean;
-      cap = Math.min(cap, Math.floor(bytes / Math.max(1, mean)));
-    }
-    return cap;
-  }
-
-  /** Messages the deepest channel has not read (or the topic holds, without channels). */
-  private deepestBacklog(): number {
-    const end = this.tail.end;
-    if (this.channels.size === 0) return this.depth;
-    let cursor = end;
-    for (const channel of this.channels.values()) if (channel.cursor < cursor) cursor = channel.cursor;
-    return end - cursor - this.skippedBetween(cursor, end);
-  }
-
-  /** overflow=drop_oldest: channels (or the topic, without channels) past the cap lose their oldest. */
-  private dropOverflow(): void {
-    const cap = this.depthCap(0);
-    if (cap === Number.POSITIVE_INFINITY || this.overflow !== 'drop_oldest') return;
-    const end = this.tail.end;
-    if (this.channels.size > 0) {
-      for (const channel of this.channels.values()) if (end - channel.cursor > cap) channel.dropBelow(end - cap);
-      this.trim();
-      return;
-    }
-    const depth = this.depth;
-    if (depth <= cap) return;
-    // Without channels the dropped ranges are skips, so a restart does not bring them back.
-    let excess = depth - cap;
-    let at = this.backlogStart;
-    while (excess > 0) {
-      const skip = this.skipAt(at);
-      if (skip !== undefined) {
-        at = skip[1];
-        continue;
-      }
-      const next = this.skips.find(([a]) => a > at)?.[0] ?? Number.POSITIVE_INFINITY;
-      const to = Math.min(at + excess, next);
-      const adjacent = this.skips.find(([, b]) => b === at);
-      if (adjacent !== undefined) adjacent[1] = to;
-      else this.skips.push([at, to]);
-      this.droppedCount += to - at;
-      excess -= to - at;
-      at = to;
-    }
-    this.changes++;
-    if (at > this.tail.start) this.tail.trimTo(Math.min(at, this.tail.end));
   }
 
   /** Takes the given fields of `settings` (the rest stays); stored with the topic's state. */
@@ -626,7 +386,7 @@ export class Topic implements TopicLog {
     this.settings = { ...this.settings, ...settings };
     this.changes++;
     this.store?.requestFlush();
-    this.dropOverflow();
+    dropOverflow(this);
   }
 
   /**
@@ -645,7 +405,7 @@ export class Topic implements TopicLog {
   }
 
   private afterAppend(): void {
-    this.dropOverflow();
+    dropOverflow(this);
     const limit = this.ctx.options.memQueueSize;
     if (this.channels.size === 0) {
       // An ephemeral topic never holds more than --mem-queue-size messages (nsq-spec §5.3).
@@ -689,35 +449,14 @@ export class Topic implements TopicLog {
     if (target > this.tail.start) this.tail.trimTo(target);
   }
 
-  /**
-   * What a flush appends, by offset: unwritten records a durable channel (or, with none, the
-   * backlog) has not passed, and passed ones still outstanding. The tail stays pinned until
-   * `afterWrite` or `discardUnwritten`.
-   */
+  /** What a flush appends (see topic-writes.ts). */
   collectWrites(): WriteSet {
-    const from = this.writtenUpTo;
-    const to = this.tail.end;
-    const clock = this.ctx.clock;
-    if (this.log === null || from >= to) return new WriteSet([], this.tail, to, to, clock);
-    // Without channels, while lookupd's channels are being made, or with retention, every record is needed.
-    let need = this.channels.size === 0 || this.starting || this.retains ? from : Number.POSITIVE_INFINITY;
-    for (const channel of this.channels.values())
-      if (!channel.ephemeral && channel.cursor < need) need = channel.cursor;
-    need = Math.min(Math.max(need, from, this.tail.start), to);
-    const held: MessageRecord[] = [];
-    if (need > from) {
-      const passed = new Map<number, MessageRecord>();
-      for (const channel of this.channels.values()) {
-        if (channel.ephemeral) continue;
-        channel.forEachOutstanding((msg) => {
-          const o = msg.record.offset;
-          if (o >= from && o < need) passed.set(o, msg.record);
-        });
-      }
-      for (const o of [...passed.keys()].sort((a, b) => a - b)) held.push(passed.get(o) as MessageRecord);
-    }
-    this.tail.pin(need);
-    return new WriteSet(held, this.tail, need, to, clock);
+    return collectWrites(this, this.ctx.clock);
+  }
+
+  /** Without channels, while lookupd's channels are being made, or with retention, every record is written. */
+  get needsEveryRecord(): boolean {
+    return this.channels.size === 0 || this.starting || this.retains;
   }
 
   /** A flush wrote everything below `to` that was needed: memory may now spill. */

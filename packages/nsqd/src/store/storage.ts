@@ -9,7 +9,8 @@ import { SegmentLog, type SegmentLogOptions } from '../log/segment-log.js';
 import type { Logger } from '../logger.js';
 import type { MessageRecord } from '../message.js';
 import type { NsqdOptions } from '../options.js';
-import type { Topic, TopicStore } from '../topic.js';
+import type { Topic } from '../topic.js';
+import type { TopicStore } from '../topic-store.js';
 import {
   batchRecords,
   type FlushBatch,

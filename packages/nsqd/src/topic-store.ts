@@ -1,0 +1,19 @@
+import type { SegmentLog } from './log/segment-log.js';
+
+/** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
+export class StoreUnavailableError extends Error {}
+
+/** What a topic needs from the broker's storage (store/storage.ts binds one to each topic). */
+export interface TopicStore {
+  readonly log: SegmentLog;
+  /** Why the disk is failing, or null. */
+  health(): string | null;
+  /** Resolves once everything published so far is stored (group commit). */
+  commit(): Promise<void>;
+  /** A flush soon that nobody waits for (a spill, a state change). */
+  requestFlush(): void;
+  noteDiskRead(): void;
+  /** The whole backlog was dropped: the segments go, the log goes on at `nextOffset`. */
+  clearLog(nextOffset: number): void;
+  dropChannel(channel: string): void;
+}

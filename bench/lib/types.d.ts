@@ -533,6 +533,8 @@ export interface ScenarioResult {
   prepublish?: PhaseRow[];
   memory?: MemoryResult;
   idle?: IdleResult;
+  /** hostile-memory: its readings (see the scenario). */
+  hostile?: Record<string, unknown>;
   brokerFdLimit?: number | null;
   storage?: StorageResult;
   soak?: SoakResult;

@@ -170,6 +170,8 @@ export default {
     const gone = await reading(b);
     const attacks = rs.reduce((a, r) => a + r.msgs, 0);
     const sentMiB = round(rs.reduce((a, r) => a + r.bytes, 0) / 2 ** 20, 1);
+    // Each process's own maximum, added up: an upper bound of what was held at one time.
+    const heldMiB = round(rs.reduce((a, r) => a + (r.maxHeldBytes ?? 0), 0) / 2 ** 20, 1);
     const peakMiB = mib(Math.max(peakKiB, (gone.rssMiB ?? 0) * 1024));
     const row = manualPhase(`${fmtInt(o.hostileConnections)} hostile × ${o.hostileRounds}`, 'hostile', {
       msgs: attacks,
@@ -190,6 +192,7 @@ export default {
       stallSeconds: o.hostileStall,
       attacks,
       sentMiB,
+      heldMiB,
       peakRssMiB: peakMiB,
       peakOverStartMiB: over(peakMiB),
       gone,
@@ -197,7 +200,7 @@ export default {
       afterOverStartMiB: over(after.rssMiB),
       settleSeconds: o.hostileSettle,
     });
-    row.note = `${sentMiB} MiB sent; RSS ${start.rssMiB} → peak ${peakMiB} (+${over(peakMiB)}) MiB`;
+    row.note = `${sentMiB} MiB sent, ≤ ${heldMiB} MiB held at once; RSS ${start.rssMiB} → peak ${peakMiB} (+${over(peakMiB)}) MiB`;
     settle.note = `RSS ${gone.rssMiB} MiB when gone → ${after.rssMiB} MiB (+${over(after.rssMiB)} over start); heap in use ${after.heapInUseMiB} MiB`;
     result.phases.push(row, settle);
     const peakOver = over(peakMiB);

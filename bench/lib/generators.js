@@ -11,6 +11,7 @@ export const HTTP_WORKER = fileURLToPath(new URL('./http-worker.js', import.meta
 export const CLIENT_WORKER = fileURLToPath(new URL('./client-worker.js', import.meta.url));
 export const PERF_WORKER = fileURLToPath(new URL('./perf-worker.js', import.meta.url));
 export const SOAK_WORKER = fileURLToPath(new URL('./soak-worker.js', import.meta.url));
+export const HOSTILE_WORKER = fileURLToPath(new URL('./hostile-worker.js', import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
 
 /**

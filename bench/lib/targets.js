@@ -10,6 +10,10 @@ export const TARGETS = {
   /** idle-conns: RSS with 10,000 idle connections (MB) and the broker's CPU while they idle. */
   idleConnsRssMB: 300,
   idleConnsCpuPct: 2,
+  /** hostile-memory (issue 21): RSS peak over the start (MiB), what is left over it after the settle, KiB per idle connection. */
+  hostilePeakOverStartMiB: 100,
+  hostileAfterOverStartMiB: 50,
+  hostileIdleConnKiB: 20,
   /** mem0 (--mem-queue-size=0): the real nsqd's publish-only and consume-only msgs/s … */
   mem0In: 270_000,
   mem0Out: 240_000,

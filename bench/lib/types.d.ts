@@ -179,6 +179,8 @@ export interface WorkerResult extends WorkerStats {
   counts?: Record<string, number>;
   bitmaps?: Record<string, string>;
   clientStats?: unknown;
+  /** hostile-worker: the most bytes written at once on connections still open. */
+  maxHeldBytes?: number;
 }
 
 /** What a worker tells the parent over IPC (worker-common.js); progress, done and error carry its counters. */
@@ -533,6 +535,8 @@ export interface ScenarioResult {
   prepublish?: PhaseRow[];
   memory?: MemoryResult;
   idle?: IdleResult;
+  /** hostile-memory: its readings (see the scenario). */
+  hostile?: Record<string, unknown>;
   brokerFdLimit?: number | null;
   storage?: StorageResult;
   soak?: SoakResult;

@@ -9,6 +9,7 @@ import * as clients from './clients.js';
 import * as consume from './consume.js';
 import * as durable from './durable.js';
 import * as fanout from './fanout.js';
+import * as hostileMemory from './hostile-memory.js';
 import * as httpPublish from './http-publish.js';
 import * as idleConns from './idle-conns.js';
 import * as idleTopics from './idle-topics.js';
@@ -44,6 +45,7 @@ export const SCENARIOS = [
   rss1m.default,
   idleConns.default,
   idleTopics.default,
+  hostileMemory.default,
   overflow.default,
   policies.default,
   mem0.default,
@@ -65,6 +67,7 @@ export const OPTIONS = {
   ...rss1m.options,
   ...idleConns.options,
   ...idleTopics.options,
+  ...hostileMemory.options,
   ...overflow.options,
   ...durable.options,
   ...soak.options,

@@ -993,3 +993,43 @@ describe('CommandDecoder: the FIN fast path', () => {
     expect(seen).toEqual(['fast FIN', 'NOP']);
   });
 });
+
+describe('CommandDecoder: memory held for a command cut short (issue 21)', () => {
+  const KiB = 1024;
+  const handler: CommandHandler = { onBodyCommandLine: () => true, onCommand: () => true, onLineTooLong: () => {} };
+  const nops = (bytes: number): Buffer => Buffer.from('NOP\n'.repeat(bytes / 4), 'latin1');
+
+  it('a stalled PUB or MPUB holds what arrived, not the size it announced', () => {
+    const pub = new CommandDecoder(NSQD_LIMITS);
+    pub.push(Buffer.concat([line('PUB t\n'), int32(NSQD_LIMITS.maxMsgBytes), pattern(10 * KiB)]), handler);
+    expect(pub.bufferedBytes).toBe(10 * KiB);
+    expect(pub.retainedBytes).toBeLessThanOrEqual(16 * KiB);
+    const mpub = new CommandDecoder(NSQD_LIMITS);
+    const head = Buffer.concat([line('MPUB t\n'), int32(NSQD_LIMITS.maxBodyBytes), int32(100), int32(1024 * KiB)]);
+    mpub.push(Buffer.concat([head, pattern(10 * KiB)]), handler);
+    expect(mpub.retainedBytes).toBeLessThanOrEqual(16 * KiB);
+  });
+
+  it('a line or a body started at the end of a 64 KiB chunk does not keep the chunk alive', () => {
+    const lineDecoder = new CommandDecoder(NSQD_LIMITS);
+    lineDecoder.push(Buffer.concat([nops(64 * KiB - 8), line('PUB t')]), handler);
+    expect(lineDecoder.bufferedBytes).toBe(5);
+    expect(lineDecoder.retainedBytes).toBeLessThan(KiB);
+    const bodyDecoder = new CommandDecoder(NSQD_LIMITS);
+    bodyDecoder.push(Buffer.concat([nops(60 * KiB), line('PUB t\n'), int32(1000), pattern(100)]), handler);
+    expect(bodyDecoder.bufferedBytes).toBe(100);
+    expect(bodyDecoder.retainedBytes).toBeLessThanOrEqual(4 * KiB);
+  });
+
+  it('a body dribbled byte by byte is gathered in blocks, and halt() lets it all go', () => {
+    const decoder = new CommandDecoder(NSQD_LIMITS);
+    decoder.push(Buffer.concat([line('PUB t\n'), int32(NSQD_LIMITS.maxMsgBytes)]), handler);
+    const bytes = pattern(20_000);
+    for (let i = 0; i < bytes.length; i++) decoder.push(copy(bytes, i, i + 1), handler);
+    expect(decoder.bufferedBytes).toBe(20_000);
+    expect(decoder.retainedBytes).toBeLessThanOrEqual(24 * KiB);
+    decoder.halt();
+    expect(decoder.bufferedBytes).toBe(0);
+    expect(decoder.retainedBytes).toBe(0);
+  });
+});

@@ -7,7 +7,9 @@
  * One accumulator and a cursor: complete commands are decoded straight out of the socket's
  * chunk; only a command split across chunks is carried over. A body is copied exactly once,
  * into a buffer of its own, so the broker can keep it without pinning socket chunks. Every
- * announced body size is checked against its limit before a byte of it is buffered.
+ * announced body size is checked against its limit before a byte of it is buffered, and a body
+ * still coming in is held as the pieces that arrived (BodyPieces): what a connection holds is
+ * what its client sent, never what it announced.
  *
  * MPUB is read as nsqd reads it (protocol_v2.go readMPUB): its size field is only validated;
  * the message count and each message's size and bytes then come from the stream itself, each
@@ -57,6 +59,95 @@ function commandName(buf: Buffer, start: number, end: number): string {
   return buf.toString('latin1', start, end);
 }
 const SIZE_BYTES = 4;
+const EMPTY = Buffer.alloc(0);
+/**
+ * A piece of input kept past its push is copied out of its chunk when it is under 1/CARRY_SHARE
+ * of it, so a command cut short never pins a whole socket read (up to 64 KiB) for a few bytes.
+ */
+const CARRY_SHARE = 4;
+
+/**
+ * The memory `buf` keeps alive: its whole chunk for a view, its own bytes for a small buffer cut
+ * from Node's shared pool.
+ */
+function retained(buf: Buffer): number {
+  const whole = buf.buffer.byteLength;
+  return whole === Buffer.poolSize && buf.length < Buffer.poolSize >>> 1 ? buf.length : whole;
+}
+
+/** `buf[from, to)` to keep: the view, or a copy when the view is a small part of `buf`. */
+function keep(buf: Buffer, from: number, to: number): Buffer {
+  return (to - from) * CARRY_SHARE < buf.length ? Buffer.from(buf.subarray(from, to)) : buf.subarray(from, to);
+}
+
+/** Small pieces of a body are gathered in blocks of this size (no object per dribbled byte). */
+const BLOCK_BYTES = 4096;
+
+/**
+ * The part of a body that has arrived, joined by one copy once all of it is in. Announced sizes
+ * are not allocated up front: a client announcing 5 MiB and stalling costs what it sent. A
+ * large share of a chunk is kept as a view of it; anything smaller is copied into blocks, so
+ * neither a socket read nor an object per piece is kept for a few bytes.
+ */
+class BodyPieces {
+  private pieces: Buffer[] = [];
+  private block: Buffer = EMPTY;
+  private blockUsed = 0;
+  length = 0;
+
+  add(buf: Buffer, from: number, to: number): void {
+    const n = to - from;
+    if (n <= 0) return;
+    this.length += n;
+    if (n >= BLOCK_BYTES && n * CARRY_SHARE >= buf.length) {
+      this.seal();
+      this.pieces.push(buf.subarray(from, to));
+      return;
+    }
+    while (from < to) {
+      if (this.blockUsed === this.block.length) {
+        this.seal();
+        this.block = Buffer.allocUnsafe(BLOCK_BYTES);
+      }
+      const k = Math.min(to - from, this.block.length - this.blockUsed);
+      buf.copy(this.block, this.blockUsed, from, from + k);
+      this.blockUsed += k;
+      from += k;
+    }
+  }
+
+  /** Everything added, in one buffer of its own; empties the list. */
+  take(): Buffer {
+    this.seal();
+    const body = Buffer.allocUnsafe(this.length);
+    let at = 0;
+    for (const piece of this.pieces) {
+      piece.copy(body, at);
+      at += piece.length;
+    }
+    this.clear();
+    return body;
+  }
+
+  clear(): void {
+    this.pieces = [];
+    this.block = EMPTY;
+    this.blockUsed = 0;
+    this.length = 0;
+  }
+
+  private seal(): void {
+    if (this.blockUsed > 0) this.pieces.push(this.block.subarray(0, this.blockUsed));
+    this.block = EMPTY;
+    this.blockUsed = 0;
+  }
+
+  get retainedBytes(): number {
+    let n = this.block.length;
+    for (const piece of this.pieces) n += retained(piece);
+    return n;
+  }
+}
 
 /** Where an MPUB's messages are in its `Command.body`. */
 export interface MpubMessages {
@@ -153,21 +244,21 @@ export class CommandDecoder {
   private readonly maxMsgBytes: number;
   private readonly maxBodyBytes: number;
   /** Unconsumed input (a view of the last chunk, or a carried-over copy). */
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private pos = 0;
   private state: State = State.Line;
   /** The body command whose size or body is being read. */
   private current: Command | null = null;
-  private bodyFilled = 0;
+  /** What arrived of the body being read, when it did not come in one chunk. */
+  private readonly body = new BodyPieces();
   /** Set by stop(): the handler asked to pause; push() resumes. */
   private stopped = false;
 
-  // The MPUB being read (state Mpub). Its bytes after the size field are copied into `batch`
-  // as they are consumed, so the whole stream part is one copy and `messages` points into it.
+  // The MPUB being read (state Mpub). Its bytes after the size field are kept in `body` as they
+  // are consumed and joined in one copy at the end, so `messages` points into one buffer.
   private readonly mpub: MpubMessages = { count: 0, starts: [], lengths: [] };
-  /** Null until the count is read. */
-  private batch: Buffer | null = null;
-  private batchFilled = 0;
+  /** False until the count is read. */
+  private counted = false;
   /** Messages complete so far, and bytes still to come of the one being read. */
   private mpubIndex = 0;
   private mpubRemaining = 0;
@@ -216,10 +307,11 @@ export class CommandDecoder {
   /** Stops decoding for good (after a fatal error or a close). */
   halt(): void {
     this.state = State.Halted;
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY;
     this.pos = 0;
-    this.batch = null;
-    this.batchFilled = 0;
+    this.current = null;
+    this.body.clear();
+    this.counted = false;
   }
 
   /**
@@ -242,7 +334,7 @@ export class CommandDecoder {
         ? new ProtocolError(ErrorCode.BadMessage, `${name} failed to read message body`, true)
         : new ProtocolError(ErrorCode.BadBody, `${name} failed to read body`, true);
     }
-    if (this.batch === null) return new ProtocolError(ErrorCode.BadBody, 'MPUB failed to read message count', true);
+    if (!this.counted) return new ProtocolError(ErrorCode.BadBody, 'MPUB failed to read message count', true);
     if (this.mpubRemaining > 0)
       return new ProtocolError(ErrorCode.BadMessage, 'MPUB failed to read message body', true);
     return new ProtocolError(ErrorCode.BadMessage, `MPUB failed to read message(${this.mpubIndex}) body size`, true);
@@ -254,7 +346,7 @@ export class CommandDecoder {
    */
   takeRemainder(): Buffer {
     const rest = this.buf.subarray(this.pos);
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY;
     this.pos = 0;
     return rest;
   }
@@ -264,7 +356,12 @@ export class CommandDecoder {
    * (an MPUB: --max-body-size bytes of messages plus their count and lengths).
    */
   get bufferedBytes(): number {
-    return this.buf.length - this.pos + this.bodyFilled + this.batchFilled;
+    return this.buf.length - this.pos + this.body.length;
+  }
+
+  /** The memory held for a command split across chunks, counting whole chunks its views keep alive. */
+  get retainedBytes(): number {
+    return (this.buf.length > 0 ? retained(this.buf) : 0) + this.body.retainedBytes;
   }
 
   private append(chunk: Buffer): void {
@@ -279,11 +376,11 @@ export class CommandDecoder {
     }
   }
 
+  /** Between pushes only what is not decoded yet is held (see keep()). */
   private compact(): void {
-    if (this.pos >= this.buf.length) {
-      this.buf = Buffer.alloc(0);
-      this.pos = 0;
-    }
+    if (this.pos >= this.buf.length) this.buf = EMPTY;
+    else this.buf = keep(this.buf, this.pos, this.buf.length);
+    this.pos = 0;
   }
 
   private decodeLine(handler: CommandHandler): boolean {
@@ -370,33 +467,26 @@ export class CommandDecoder {
       return true;
     }
     this.state = State.Body;
-    this.bodyFilled = 0;
-    const available = this.buf.length - this.pos;
-    if (available >= size) {
+    if (this.buf.length - this.pos >= size) {
       // The whole body is here: one copy into a buffer of its own.
       cmd.body = Buffer.allocUnsafe(size);
       this.buf.copy(cmd.body, 0, this.pos, this.pos + size);
       this.pos += size;
-      this.bodyFilled = size;
-    } else {
-      // Allocated at its announced (already bounded) size, filled as chunks arrive.
-      cmd.body = Buffer.allocUnsafe(size);
     }
     return true;
   }
 
   private decodeBody(handler: CommandHandler): boolean {
     const cmd = this.current as Command;
-    const body = cmd.body as Buffer;
-    if (this.bodyFilled < body.length) {
-      const n = Math.min(body.length - this.bodyFilled, this.buf.length - this.pos);
-      this.buf.copy(body, this.bodyFilled, this.pos, this.pos + n);
-      this.bodyFilled += n;
+    if (cmd.body === null) {
+      const pieces = this.body;
+      const n = Math.min(cmd.bodySize - pieces.length, this.buf.length - this.pos);
+      pieces.add(this.buf, this.pos, this.pos + n);
       this.pos += n;
-      if (this.bodyFilled < body.length) return false;
+      if (pieces.length < cmd.bodySize) return false;
+      cmd.body = pieces.take();
     }
     this.current = null;
-    this.bodyFilled = 0;
     this.state = State.Line;
     if (!handler.onCommand(cmd)) this.stopped = true;
     return true;
@@ -405,7 +495,7 @@ export class CommandDecoder {
   /**
    * Reads as much of an MPUB as the input holds: the count, then per message its length
    * (checked at once, in nsqd's order and with its texts) and its bytes. What was consumed is
-   * copied into the batch in one go at the end of the call.
+   * kept in one piece at the end of the call.
    */
   private decodeMpub(handler: CommandHandler): boolean {
     const buf = this.buf;
@@ -441,12 +531,12 @@ export class CommandDecoder {
         value = this.field.readInt32BE(0);
       }
       let error: ProtocolError | null;
-      if (this.batch === null) {
+      if (!this.counted) {
         error = this.startBatch(value);
-        // startBatch wrote the count: what is copied from here on starts after it.
+        // startBatch kept the count: what is kept from here on starts after it.
         from = p;
       } else {
-        error = this.addMessage(value, this.batchFilled + p - from);
+        error = this.addMessage(value, this.body.length + p - from);
       }
       if (error !== null) {
         const cmd = this.current as Command;
@@ -457,36 +547,31 @@ export class CommandDecoder {
         return false;
       }
     }
-    if (this.batch !== null) this.copyToBatch(buf, from, p);
+    if (this.counted) this.body.add(buf, from, p);
     this.pos = p;
     if (!done) return false;
     const cmd = this.current as Command;
-    cmd.body = (this.batch as Buffer).subarray(0, this.batchFilled);
+    cmd.body = this.body.take();
     cmd.messages = mpub;
     this.current = null;
-    this.batch = null;
-    this.batchFilled = 0;
+    this.counted = false;
     this.state = State.Line;
     if (!handler.onCommand(cmd)) this.stopped = true;
     return true;
   }
 
-  /**
-   * The count is in: checked as nsqd checks it (4 bytes of count, then at least 5 per message),
-   * and the batch sized for the usual layout, where the size field is exact.
-   */
+  /** The count is in: checked as nsqd checks it (4 bytes of count, then at least 5 per message). */
   private startBatch(count: number): ProtocolError | null {
     if (count <= 0 || count > Math.floor((this.maxBodyBytes - SIZE_BYTES) / 5)) {
       return new ProtocolError(ErrorCode.BadBody, `MPUB invalid message count ${count}`, true);
     }
-    const cmd = this.current as Command;
     this.mpub.count = count;
     this.mpub.starts.length = count;
     this.mpub.lengths.length = count;
-    const batch = Buffer.allocUnsafe(Math.max(cmd.bodySize, SIZE_BYTES + 5 * count));
-    batch.writeInt32BE(count, 0);
-    this.batch = batch;
-    this.batchFilled = SIZE_BYTES;
+    const field = Buffer.allocUnsafe(SIZE_BYTES);
+    field.writeInt32BE(count, 0);
+    this.body.add(field, 0, SIZE_BYTES);
+    this.counted = true;
     return null;
   }
 
@@ -510,26 +595,5 @@ export class CommandDecoder {
     this.mpub.lengths[i] = length;
     this.mpubRemaining = length;
     return null;
-  }
-
-  /**
-   * Appends `buf[from, to)`, growing the batch when the size field undersold the framing (as
-   * nsqjs's does by 4 + 4 × count): at most to --max-body-size plus the framing.
-   */
-  private copyToBatch(buf: Buffer, from: number, to: number): void {
-    let batch = this.batch as Buffer;
-    const needed = this.batchFilled + to - from;
-    if (needed > batch.length) {
-      const framing = SIZE_BYTES * (1 + this.mpub.count);
-      const cap = this.maxBodyBytes + framing;
-      const bodySize = (this.current as Command).bodySize;
-      const guess = batch.length < bodySize + framing ? bodySize + framing : 2 * batch.length;
-      const grown = Buffer.allocUnsafe(Math.min(cap, Math.max(needed, guess)));
-      batch.copy(grown, 0, 0, this.batchFilled);
-      batch = grown;
-      this.batch = grown;
-    }
-    buf.copy(batch, this.batchFilled, from, to);
-    this.batchFilled = needed;
   }
 }

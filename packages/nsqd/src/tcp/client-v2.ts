@@ -79,6 +79,8 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   messageCount = 0;
   finishCount = 0;
   requeueCount = 0;
+  /** messageCount at the last heartbeat. */
+  private messagesAtHeartbeat = 0;
   readonly pubCounts = new Map<string, number>();
 
   readonly host: ClientHost;
@@ -95,6 +97,8 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   private detached = false;
   private heartbeatTimer: TimerHandle | null = null;
   private readTimer: TimerHandle | null = null;
+  /** Destroys a closed socket whose peer does not read; cleared once it is gone, so it keeps nothing alive. */
+  private destroyTimer: TimerHandle | null = null;
   /** Input paused because the output is congested. */
   private inputPaused = false;
   /** Decoding paused for an auth server query or the disk; input is parked meanwhile. */
@@ -448,6 +452,9 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
       heartbeat.refresh();
       this.writer.writeFrame(HEARTBEAT_FRAME);
       this.writer.flush();
+      // No message for a whole interval: an idle consumer gives its output slab back.
+      if (this.messageCount === this.messagesAtHeartbeat) this.writer.releaseSlab();
+      this.messagesAtHeartbeat = this.messageCount;
     }, interval);
     this.heartbeatTimer = heartbeat;
     this.readTimer = clock.setTimer(() => {
@@ -480,11 +487,15 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
     this.stop();
     this.transport.end();
     // A peer that does not read must not hold the socket open forever.
-    this.host.clock.setTimer(() => this.socket.destroy(), 5_000);
+    this.destroyTimer = this.host.clock.setTimer(() => this.socket.destroy(), 5_000);
     this.detach();
   }
 
   onClose(): void {
+    if (this.destroyTimer !== null) {
+      this.host.clock.clearTimer(this.destroyTimer);
+      this.destroyTimer = null;
+    }
     if (this.detached) return;
     this.stop();
     this.transport.halt();

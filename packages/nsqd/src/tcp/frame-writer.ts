@@ -63,6 +63,11 @@ export class FrameWriter {
     this.deadlineTimer = null;
   }
 
+  /** Bytes of the output slab held (0 until the first message, and after releaseSlab()). */
+  get slabBytes(): number {
+    return this.slab.length;
+  }
+
   get unsentBytes(): number {
     return this.out.writableLength + this.slabPos - this.slabStart;
   }
@@ -127,8 +132,21 @@ export class FrameWriter {
     }
   }
 
+  /**
+   * Gives the slab back when nothing is buffered in it (an idle consumer does not keep 256 KiB):
+   * the next message allocates a new one. Regions already handed to the sink keep their memory
+   * until they are sent.
+   */
+  releaseSlab(): void {
+    if (this.slabPos > this.slabStart) return;
+    this.slab = NO_SLAB;
+    this.slabStart = 0;
+    this.slabPos = 0;
+  }
+
   close(): void {
     this.closed = true;
+    this.releaseSlab();
     this.deadlineArmed = false;
     if (this.deadlineTimer !== null) this.clock.clearTimer(this.deadlineTimer);
     this.deadlineTimer = null;

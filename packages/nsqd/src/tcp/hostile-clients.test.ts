@@ -333,3 +333,53 @@ describe('FIN storm', () => {
 function newestServerClientFor(d: TestNsqd, channel: string): ClientV2 | undefined {
   return [...d.nsqd.clients].find((c) => c.channel?.name === channel);
 }
+
+describe('memory per connection (issue 21)', () => {
+  it('connections announcing big bodies then stalling hold what they sent, and let it go when they close', async () => {
+    const d = await nsqd();
+    const sent = 8 * 1024;
+    const head = Buffer.concat([Buffer.from('PUB t\n'), Buffer.from([0x00, 0x10, 0x00, 0x00])]); // 1 MiB announced
+    const attackers = await Promise.all(Array.from({ length: 50 }, () => client(d)));
+    for (const c of attackers) c.write(Buffer.concat([head, randomBytes(sent)]));
+    const servers = [...d.nsqd.clients];
+    await eventually(() => expect(servers.map((s) => s.decoder.bufferedBytes)).toEqual(servers.map(() => sent)));
+    const retained = servers.reduce((n, s) => n + s.decoder.retainedBytes, 0);
+    // What arrived plus at most a block per connection, not 50 × 1 MiB.
+    expect(retained).toBeLessThanOrEqual(servers.length * (sent + 8 * 1024));
+    for (const c of attackers) c.socket.end();
+    const replies = await Promise.all(attackers.map((c) => c.readFrame()));
+    expect(replies.map(text)).toEqual(attackers.map(() => 'E_BAD_MESSAGE PUB failed to read message body'));
+    await eventually(() => expect(d.nsqd.clients.size).toBe(0));
+    expect(servers.map((s) => s.decoder.retainedBytes + s.writer.slabBytes)).toEqual(servers.map(() => 0));
+  });
+
+  it('an idle consumer gives its output slab back at a heartbeat, and gets one again for the next message', async () => {
+    const clock = new ManualClock();
+    const d = await nsqd({}, clock);
+    const c = await subscribe(d, 't', 'c', { heartbeat_interval: 1000 });
+    const server = newestServerClient(d);
+    const receive = async (): Promise<void> => {
+      const pub = await client(d);
+      pub.write(encodeCommand('PUB', ['t'], 'hello'));
+      expect(text(await pub.readFrame())).toBe('OK');
+      c.write('RDY 1\n');
+      const frame = await c.readFrame();
+      expect(frame.type).toBe(FrameType.Message);
+      c.write(`FIN ${decodeMessage(frame.data).id}\n`);
+    };
+    await receive();
+    expect(server.writer.slabBytes).toBeGreaterThan(0);
+    // The first heartbeat follows a delivery: the slab stays; after an interval with none it goes.
+    clock.advance(1000);
+    expect(text(await c.readFrame({ heartbeats: true }))).toBe('_heartbeat_');
+    expect(server.writer.slabBytes).toBeGreaterThan(0);
+    // A command with a reply renews the read deadline (two silent intervals would close it).
+    c.write('FIN 0000000000000000\n');
+    expect(text(await c.readFrame())).toMatch(/^E_FIN_FAILED/);
+    clock.advance(1000);
+    expect(text(await c.readFrame({ heartbeats: true }))).toBe('_heartbeat_');
+    expect(server.writer.slabBytes).toBe(0);
+    await receive();
+    expect(server.writer.slabBytes).toBeGreaterThan(0);
+  });
+});

@@ -1,22 +1,15 @@
-/**
- * Typed calls for nsq-ts nsqd's delivery policies (not in NSQ; README "Delivery policies"):
- * per-channel max attempts and dead-letter topic, per-topic caps, TTL and retention, replay of a
- * channel and redrive of dead letters. Each call goes to one nsqd; a cluster applies a setting on
- * every nsqd that has the topic. Failures are NsqHttpError with NSQ's error code in `nsqMessage`
- * (`INVALID_MAX_ATTEMPTS`, `TOPIC_NOT_FOUND`, `REPLAY_UNAVAILABLE …`).
- */
+/** Typed calls for nsq-ts's delivery policies (README "Delivery policies"); errors carry NSQ's code in `nsqMessage`. */
 import { parseGoDuration } from '@nsq-ts/go-compat';
 import { type NsqHttpClient, NsqHttpError, nsqBaseUrl, nsqQuery } from './nsq-http-client.js';
 
 /** A channel's settings in effect (its own, or nsqd's --max-attempts / --dead-letter-topic). */
 export interface ChannelConfig {
-  /** Deliveries before a message is dead-lettered; 0 is unlimited, as in NSQ. */
+  /** 0 is unlimited, as in NSQ. */
   readonly maxAttempts: number;
-  /** Where given-up messages go; '' drops them. */
+  /** '' drops given-up messages. */
   readonly deadLetterTopic: string;
 }
 
-/** What to change on a channel; what is left out stays as it is. */
 export interface ChannelConfigUpdate {
   readonly maxAttempts?: number;
   readonly deadLetterTopic?: string;
@@ -24,26 +17,21 @@ export interface ChannelConfigUpdate {
 
 export type OverflowPolicy = 'reject' | 'drop_oldest';
 
-/** A topic's settings in effect; 0 is "off" for every number. */
+/** 0 is "off" for every number. */
 export interface TopicConfig {
-  /** Cap on the deepest channel's backlog, in messages. */
   readonly maxDepth: number;
-  /** Cap on that backlog in bytes (enforced as a message count from the mean body size). */
+  /** Enforced as a message count from the mean body size. */
   readonly maxBytes: number;
   readonly overflow: OverflowPolicy;
-  /** Messages older than this are never delivered (ms); absent when the nsqd has no TTL setting. */
+  /** ms; absent when the nsqd has no TTL setting. */
   readonly messageTtlMs?: number;
-  /** How long finished segments are kept for replay (ms); absent when the nsqd has no retention. */
+  /** ms; absent when the nsqd has no retention. */
   readonly retentionMs?: number;
 }
 
-/**
- * A duration for a topic setting: a Go duration (`90s`, `24h`, `0`) or milliseconds.
- * Sent as nsqd parses it (Go's time.ParseDuration).
- */
+/** A Go duration (`90s`, `24h`, `0`) or milliseconds. */
 export type PolicyDuration = string | number;
 
-/** What to change on a topic; what is left out stays as it is. */
 export interface TopicConfigUpdate {
   readonly maxDepth?: number;
   readonly maxBytes?: number;
@@ -52,14 +40,10 @@ export interface TopicConfigUpdate {
   readonly retention?: PolicyDuration;
 }
 
-/**
- * Where a replay rewinds a channel to: the first retained message published at or after `since`
- * (a Date, unix milliseconds, or an RFC 3339 text), or a log `offset`.
- */
+/** The first retained message published at or after `since` (Date, unix ms or RFC 3339), or a log `offset`. */
 export type ReplayFrom = { readonly since: Date | number | string } | { readonly offset: number };
 
 export interface RedriveResult {
-  /** Dead letters moved into the target topic. */
   readonly moved: number;
 }
 
@@ -75,7 +59,7 @@ function badReply(method: 'GET' | 'POST', address: string, pathAndQuery: string,
   );
 }
 
-/** A duration field as nsqd answers it: a Go duration text, or a number of milliseconds. */
+/** A Go duration text, or a number of milliseconds. */
 function durationMs(value: unknown): number | undefined {
   if (typeof value === 'number' && Number.isFinite(value)) return value;
   if (typeof value !== 'string') return undefined;
@@ -86,7 +70,7 @@ function durationMs(value: unknown): number | undefined {
   }
 }
 
-/** A number as a Go duration parameter: milliseconds get their unit, text goes as it is. */
+/** Milliseconds get their unit, text goes as it is. */
 function durationParam(value: PolicyDuration | undefined): string | undefined {
   if (value === undefined) return undefined;
   return typeof value === 'number' ? (value === 0 ? '0' : `${value}ms`) : value;
@@ -96,12 +80,10 @@ function integerParam(value: number | undefined): string | undefined {
   return value === undefined ? undefined : String(value);
 }
 
-/** A settings POST: nsqd answers `OK`; anything but 200 is an NsqHttpError. */
 async function postOk(http: NsqHttpClient, address: string, pathAndQuery: string): Promise<void> {
   await http.post(address, pathAndQuery);
 }
 
-/** `GET /channel/config`: the settings `topic/channel` has on this nsqd. */
 export async function getChannelConfig(
   http: NsqHttpClient,
   address: string,
@@ -116,7 +98,7 @@ export async function getChannelConfig(
   return { maxAttempts: body.max_attempts, deadLetterTopic: body.dead_letter_topic };
 }
 
-/** `POST /channel/config`: changes what `update` names (nsqd refuses an empty update: MISSING_ARG_CONFIG). */
+/** nsqd refuses an empty update: MISSING_ARG_CONFIG. */
 export function setChannelConfig(
   http: NsqHttpClient,
   address: string,
@@ -133,7 +115,6 @@ export function setChannelConfig(
   return postOk(http, address, `/channel/config${q}`);
 }
 
-/** `GET /topic/config`: the settings `topic` has on this nsqd. */
 export async function getTopicConfig(http: NsqHttpClient, address: string, topic: string): Promise<TopicConfig> {
   const path = `/topic/config${nsqQuery({ topic })}`;
   const body = await http.get<Record<string, unknown>>(address, path);
@@ -156,7 +137,6 @@ export async function getTopicConfig(http: NsqHttpClient, address: string, topic
   };
 }
 
-/** `POST /topic/config`: changes what `update` names. */
 export function setTopicConfig(
   http: NsqHttpClient,
   address: string,
@@ -174,16 +154,12 @@ export function setTopicConfig(
   return postOk(http, address, `/topic/config${q}`);
 }
 
-/** The `since` parameter: unix milliseconds, or the text given (RFC 3339). */
+/** Unix milliseconds, or the text given (RFC 3339). */
 function sinceParam(since: Date | number | string): string {
   return String(since instanceof Date ? since.getTime() : since);
 }
 
-/**
- * `POST /channel/replay`: rewinds `topic/channel` on this nsqd so its consumers receive the
- * retained messages from `from` again. A time no longer retained fails with 400 and
- * `nsqMessage` `REPLAY_UNAVAILABLE …`, which names the earliest time still available.
- */
+/** A time no longer retained fails with 400 `REPLAY_UNAVAILABLE …`, naming the earliest time available. */
 export function replayChannel(
   http: NsqHttpClient,
   address: string,
@@ -195,10 +171,7 @@ export function replayChannel(
   return postOk(http, address, `/channel/replay${nsqQuery({ topic, channel, ...where })}`);
 }
 
-/**
- * `POST /topic/redrive`: moves the dead letters `deadLetterTopic` holds on this nsqd (at most
- * `max`) back into `to`, each once.
- */
+/** `POST /topic/redrive`: moves at most `max` dead letters back into `to`, each once. */
 export async function redriveTopic(
   http: NsqHttpClient,
   address: string,

@@ -1,7 +1,4 @@
-/**
- * `@nsq-ts/http-client`: one client for the HTTP APIs of nsqd and nsqlookupd, discovery of a
- * topic's producers across several lookupds, and typed calls for nsq-ts's delivery policies.
- */
+/** `@nsq-ts/http-client`: nsqd/nsqlookupd HTTP APIs, producer discovery and delivery-policy calls. */
 export * from './delivery-policies.js';
 export { type LookupProducer, type LookupResult, lookupProducers } from './lookup-producers.js';
 export {

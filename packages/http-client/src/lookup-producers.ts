@@ -1,26 +1,25 @@
 import { formatHostPort } from '@nsq-ts/go-compat';
 import { type NsqHttpClient, NsqHttpError, nsqBaseUrl, nsqQuery } from './nsq-http-client.js';
 
-/** An nsqd that a lookupd lists for a topic (`/lookup`'s `producers`, nsq-spec §4.2), in camelCase. */
+/** An nsqd a lookupd lists for a topic (`/lookup`'s `producers`, nsq-spec §4.2). */
 export interface LookupProducer {
   /** The host clients connect to: broadcast_address (very old lookupds: address, or hostname). */
   readonly broadcastAddress: string;
   readonly hostname: string;
-  /** The nsqd's address as the lookupd saw its TCP connection; '' if not given. */
+  /** '' if not given. */
   readonly remoteAddress: string;
   readonly tcpPort: number;
   readonly httpPort: number;
   readonly version: string;
   /** `broadcastAddress:tcpPort`, bracketed for IPv6: what consumers and publishers connect to. */
   readonly tcpAddress: string;
-  /** `broadcastAddress:httpPort`: where the nsqd's HTTP API is. */
   readonly httpAddress: string;
 }
 
 export interface LookupResult {
   /** Every lookupd's producers, merged: one entry per broadcast address and TCP port, first seen first. */
   readonly producers: LookupProducer[];
-  /** One per lookupd that could not be asked or gave a reply that is not a producer list. */
+  /** One per lookupd that could not be asked or did not reply with a producer list. */
   readonly errors: NsqHttpError[];
 }
 
@@ -69,11 +68,7 @@ async function askOne(http: NsqHttpClient, lookupd: string, topic: string): Prom
   return (body.producers as Peer[]).map(toProducer).filter((p): p is LookupProducer => p !== null);
 }
 
-/**
- * The nsqds producing `topic`, from every lookupd at once (`GET /lookup?topic=`), merged by
- * broadcast address and TCP port as nsq's internal/clusterinfo merges them. A lookupd that fails
- * adds an error and no producers; the others still count.
- */
+/** Every lookupd's producers of `topic`, merged as nsq's internal/clusterinfo does; a failing lookupd adds an error. */
 export async function lookupProducers(
   http: NsqHttpClient,
   lookupds: readonly string[],

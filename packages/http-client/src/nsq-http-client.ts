@@ -1,41 +1,29 @@
-/**
- * One client for the HTTP APIs of nsqd and nsqlookupd (nsq-spec §3.1, §6), as NSQ's own tools
- * call them (internal/http_api): `Accept: application/vnd.nsq; version=1.0`, an optional bearer
- * token, one timeout per request, and any status but 200 an error. Replies are read in both
- * shapes NSQ has used: the bare JSON of 1.x and the pre-1.0 `{"status_code", "data"}` envelope,
- * which is unwrapped.
- */
+/** Client for nsqd's and nsqlookupd's HTTP APIs as NSQ's tools call them (internal/http_api); unwraps the pre-1.0 envelope. */
 
 const ACCEPT = 'application/vnd.nsq; version=1.0';
-/** The header by which a 1.x daemon says its body is bare JSON. */
 const V1_CONTENT_TYPE = 'nsq; version=1.0';
-/** How much of a non-JSON error body goes into the error message. */
 const ERROR_TEXT_CHARS = 200;
 
 export type NsqHttpMethod = 'GET' | 'POST';
 
 export interface NsqHttpClientOptions {
-  /** How long one request may take, from connecting to the last byte of the body. */
+  /** From connecting to the last byte of the body. */
   readonly timeoutMs: number;
-  /** Sent as `Authorization: Bearer` (nsq-ts's --http-auth-token); '' or absent sends none. */
+  /** Sent as `Authorization: Bearer`; '' or absent sends none. */
   readonly authToken?: string;
 }
 
-/**
- * A request to an NSQ daemon that failed: no answer (`status` 0), a status other than 200, or
- * a reply that is not what was asked for. The message is `METHOD URL: reason`.
- */
+/** No answer (`status` 0), a status other than 200, or an unexpected reply; message is `METHOD URL: reason`. */
 export class NsqHttpError extends Error {
   override name = 'NsqHttpError';
 
   constructor(
     readonly method: NsqHttpMethod,
-    /** The node as it was given (`host:port` or a URL). */
     readonly address: string,
     readonly url: string,
-    /** The HTTP status; 0 when no reply came. */
+    /** 0 when no reply came. */
     readonly status: number,
-    /** NSQ's error text (`{"message":"TOPIC_NOT_FOUND"}`, or a legacy envelope's status_txt); '' if none. */
+    /** `{"message":"TOPIC_NOT_FOUND"}`, or a legacy envelope's status_txt; '' if none. */
     readonly nsqMessage: string,
     reason: string,
     options?: ErrorOptions,
@@ -49,7 +37,7 @@ export function nsqBaseUrl(address: string): string {
   return (/^https?:\/\//.test(address) ? address : `http://${address}`).replace(/\/+$/, '');
 }
 
-/** What went wrong with a fetch, in words: `connect ECONNREFUSED …` rather than `fetch failed`. */
+/** `connect ECONNREFUSED …` rather than `fetch failed`. */
 function fetchFailure(err: unknown, timeoutMs: number): string {
   if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
     return `no answer within ${timeoutMs} ms`;
@@ -75,7 +63,7 @@ function isLegacyEnvelope(body: unknown): body is LegacyEnvelope {
   );
 }
 
-/** The JSON in `text`, `undefined` when it is none (an empty body included). */
+/** `undefined` when it is none (an empty body included). */
 function parseJson(text: string): unknown {
   if (text === '') return undefined;
   try {
@@ -93,15 +81,11 @@ export class NsqHttpClient {
     this.headers = token === '' ? { accept: ACCEPT } : { accept: ACCEPT, authorization: `Bearer ${token}` };
   }
 
-  /** Whether requests carry a bearer token. */
   get sendsToken(): boolean {
     return 'authorization' in this.headers;
   }
 
-  /**
-   * One request. Resolves with the reply's JSON (unwrapped from a legacy envelope), its text when
-   * it is not JSON (`/pub`'s `OK`), or null for an empty body.
-   */
+  /** Resolves with the JSON (unwrapped), the text when not JSON (`/pub`'s `OK`), or null for an empty body. */
   async request(method: NsqHttpMethod, address: string, pathAndQuery: string): Promise<unknown> {
     const url = `${nsqBaseUrl(address)}${pathAndQuery}`;
     const fail = (status: number, nsqMessage: string, reason: string, cause?: unknown): NsqHttpError =>
@@ -136,7 +120,6 @@ export class NsqHttpClient {
     return text === '' ? null : text;
   }
 
-  /** A GET whose reply must be JSON. */
   async get<T>(address: string, pathAndQuery: string): Promise<T> {
     const body = await this.request('GET', address, pathAndQuery);
     if (typeof body === 'object' && body !== null) return body as T;
@@ -144,13 +127,11 @@ export class NsqHttpClient {
     throw new NsqHttpError('GET', address, url, 200, '', 'the reply is not JSON (is it an NSQ HTTP address?)');
   }
 
-  /** A POST (create, delete, pause, …); resolves with the reply as request() does. */
   post(address: string, pathAndQuery: string): Promise<unknown> {
     return this.request('POST', address, pathAndQuery);
   }
 }
 
-/** `?a=1&b=2` from the defined entries. */
 export function nsqQuery(params: Record<string, string | undefined>): string {
   const search = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined) search.set(k, v);

@@ -72,10 +72,7 @@ export async function confirm(ctx: Context, question: string): Promise<void> {
   }
 }
 
-/**
- * The nsqds (HTTP addresses) that have `topic` (and its `channel`): where an action goes. Nodes
- * that could not be asked are reported (the run then exits 1).
- */
+/** Where an action goes; nodes that could not be asked are reported (exit 1). */
 export async function nsqdsHaving(ctx: Context, topic: string, channel: string | undefined): Promise<string[]> {
   const candidates = await ctx.topicNsqds(topic);
   const having = await gather(candidates, async (n) => {
@@ -87,12 +84,7 @@ export async function nsqdsHaving(ctx: Context, topic: string, channel: string |
   return having.results.filter((n): n is string => n !== null);
 }
 
-/**
- * `nsq empty|pause|unpause|delete <topic> [channel]`: POST `/topic/<action>` or `/channel/<action>`
- * to every nsqd that has the topic (and channel). A delete also goes to every lookupd that lists
- * it, as nsqadmin does, so stale registrations disappear too. Nothing that has it is "not found"
- * (exit 1). `empty` and `delete` ask first on a terminal.
- */
+/** `nsq empty|pause|unpause|delete`; a delete also goes to every lookupd listing it, as nsqadmin does. */
 export async function act(ctx: Context, action: Action): Promise<void> {
   ctx.requireNodes();
   const [topic, channel] = ctx.args.positionals;

@@ -13,7 +13,6 @@ export class Context {
     readonly args: Args,
   ) {}
 
-  /** Prints a line on stdout. */
   out(line: string): void {
     process.stdout.write(`${line}\n`);
   }
@@ -51,10 +50,7 @@ export class Context {
     for (const a of this.nsqdHttp) checkAddress('nsqd-http-address', a.replace(/^https?:\/\//, ''));
   }
 
-  /**
-   * The nsqd HTTP addresses to ask about `topic`: its producers per the lookupds (lookupd mode), or
-   * the configured nsqds. Unreachable lookupds are reported; none answering is fatal.
-   */
+  /** Its producers per the lookupds (lookupd mode), or the configured nsqds; none answering is fatal. */
   async topicNsqds(topic: string): Promise<string[]> {
     if (this.lookupds.length === 0) return this.nsqdHttp;
     const found = await lookupTopicProducers(this.lookupds, topic, 'http_port');

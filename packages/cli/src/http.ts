@@ -11,26 +11,20 @@ export function setHttpAuthToken(token: string): void {
   authToken = token;
   http = new NsqHttpClient({ timeoutMs: REQUEST_TIMEOUT_MS, authToken });
 }
-/** The token set above, for requests made outside nsqRequest (the tail consumer's lookupd polls). */
+/** For requests made outside nsqRequest (the tail consumer's lookupd polls). */
 export function httpAuthToken(): string {
   return authToken;
 }
 
-/** The shared client's error as the CLI reports it: its message, exit status 1. */
 function cliError(err: unknown): unknown {
   return err instanceof NsqHttpError ? new CliError(err.message) : err;
 }
 
-/**
- * One request to an nsqd or nsqlookupd HTTP API (nsq-spec §6). Resolves with the parsed JSON body
- * (text when it is not JSON, null for an empty body); rejects with a CliError naming the URL for
- * an unreachable node or a non-200 reply (with NSQ's `{"message": CODE}` when there is one).
- */
+/** One nsqd/nsqlookupd HTTP request (nsq-spec §6); failures are a CliError naming the URL. */
 export function nsqRequest(method: 'GET' | 'POST', address: string, path: string): Promise<unknown> {
   return withHttp((client) => client.request(method, address, path));
 }
 
-/** A call made with the CLI's HTTP client (its timeout and token); its failure as a CliError. */
 export async function withHttp<T>(call: (client: NsqHttpClient) => Promise<T>): Promise<T> {
   try {
     return await call(http);
@@ -39,7 +33,6 @@ export async function withHttp<T>(call: (client: NsqHttpClient) => Promise<T>): 
   }
 }
 
-/** `?a=1&b=2` from the defined entries. */
 export { nsqQuery as query };
 
 /** Results of asking several nodes the same thing: what answered, and an error line per node that did not. */
@@ -72,10 +65,7 @@ function peerAddress(peer: Peer, port: 'tcp_port' | 'http_port'): string | null 
   return typeof host === 'string' && typeof p === 'number' ? formatHostPort(host, p) : null;
 }
 
-/**
- * The nsqds producing `topic`, per the lookupds' `/lookup?topic=` (TOPIC_NOT_FOUND: none), merged
- * as nsq's clusterinfo merges them, as `broadcast_address:<port>`.
- */
+/** The nsqds producing `topic` per the lookupds, merged as nsq's clusterinfo does, as `broadcast_address:<port>`. */
 export async function lookupTopicProducers(
   lookupds: readonly string[],
   topic: string,
@@ -95,10 +85,7 @@ export async function lookupNodes(lookupds: readonly string[]): Promise<Gathered
   return { results: dedup(got.results.flat().map((p) => peerAddress(p, 'tcp_port'))), errors: got.errors };
 }
 
-/**
- * The TCP address of the nsqd at an HTTP address: the host the user reached over HTTP (known
- * reachable, unlike a broadcast hostname) with `/info`'s tcp_port.
- */
+/** The host the user reached over HTTP (known reachable, unlike a broadcast hostname) with `/info`'s tcp_port. */
 export async function nsqdTcpAddress(httpAddress: string): Promise<string> {
   const info = (await nsqRequest('GET', httpAddress, '/info')) as { tcp_port?: unknown } | null;
   if (typeof info?.tcp_port !== 'number') throw new CliError(`GET ${nsqBaseUrl(httpAddress)}/info: no tcp_port`);

@@ -1,8 +1,4 @@
-/**
- * `nsq config`, `nsq replay`, `nsq redrive`: nsq-ts nsqd's delivery policies (README "Delivery
- * policies"; not in NSQ), applied on every nsqd that has the topic or channel, as the other
- * actions are.
- */
+/** `nsq config`, `nsq replay`, `nsq redrive`: nsq-ts's delivery policies (README "Delivery policies"). */
 import { type FlagSpec, formatGoDuration, parseGoDuration } from '@nsq-ts/go-compat';
 import * as policy from '@nsq-ts/http-client';
 import { confirm, nsqdsHaving } from './admin.js';
@@ -119,10 +115,7 @@ async function targets(ctx: Context, topic: string, channel: string | undefined)
   return found;
 }
 
-/**
- * `nsq config <topic> [channel] [settings]`: prints the settings each nsqd has for the topic or
- * channel; with settings, first applies them on every nsqd that has it.
- */
+/** `nsq config <topic> [channel] [settings]`: prints each nsqd's settings; applies given ones first. */
 export async function config(ctx: Context): Promise<void> {
   const [topic, channel] = ctx.args.positionals;
   const update = updates(ctx, channel);
@@ -160,10 +153,7 @@ function sinceMs(text: string): number {
   return at;
 }
 
-/**
- * `nsq replay <topic> <channel> --since=T|--offset=N`: rewinds the channel on every nsqd that has
- * it; its consumers receive the retained messages from there again. Asks first on a terminal.
- */
+/** `nsq replay <topic> <channel> --since=T|--offset=N` on every nsqd that has it. */
 export async function replay(ctx: Context): Promise<void> {
   const [topic, channel] = ctx.args.positionals;
   const bySince = ctx.args.isSet('since');
@@ -186,11 +176,7 @@ export async function replay(ctx: Context): Promise<void> {
   for (const e of done.errors) ctx.warn(e);
 }
 
-/**
- * `nsq redrive <dead-letter-topic> <topic> [--max N]`: moves the dead letters the first topic holds
- * back into the second, on every nsqd that has them, one nsqd after the other so `--max` bounds
- * the total. Asks first on a terminal.
- */
+/** `nsq redrive`: one nsqd after the other, so `--max` bounds the total. */
 export async function redrive(ctx: Context): Promise<void> {
   const [from, to] = ctx.args.positionals;
   const max = count(ctx, 'max');

@@ -8,11 +8,7 @@ const MAX_OUTSTANDING = 1_000;
 /** Failed lines reported one by one; past this only counted, in the summary. */
 const MAX_LINE_REPORTS = 100;
 
-/**
- * The nsqd TCP addresses to publish to or consume from: `--nsqd-tcp-address`, else (with
- * `--lookupd-http-address`) the topic's producers — for `pub`, every node when the topic has none
- * yet — else the TCP port of each `--nsqd-http-address` (from `/info`).
- */
+/** `--nsqd-tcp-address`, else the topic's producers (for `pub` every node when it has none), else each nsqd's `/info` tcp_port. */
 export async function tcpAddresses(ctx: Context, topic: string, anyNode: boolean): Promise<string[]> {
   const tcp = ctx.args.strings('nsqd-tcp-address');
   if (tcp.length > 0) return tcp;
@@ -47,10 +43,7 @@ function delimiterBytes(text: string): Buffer {
   return Buffer.from(value, 'utf8');
 }
 
-/**
- * `nsq pub <topic> [msg|-]`: one message from the argument, or one per record of stdin
- * (`--delimiter`, default a newline), at most `--rate` per second, each delivered after `--defer`.
- */
+/** `nsq pub <topic> [msg|-]`: the argument, or one message per `--delimiter` record of stdin. */
 export async function pub(ctx: Context): Promise<void> {
   ctx.requireNodes(true);
   const [topic, message = '-'] = ctx.args.positionals;
@@ -95,7 +88,6 @@ export async function pub(ctx: Context): Promise<void> {
 interface PublishRun {
   published: number;
   failed: number;
-  /** The first failed line numbers (up to MAX_LINE_REPORTS). */
   failedLines: number[];
   /** The line after which nothing more was read (the connection was lost for good), or null. */
   stoppedAt: number | null;
@@ -106,10 +98,7 @@ function failedLines(run: PublishRun): string {
   return `line${run.failed === 1 ? '' : 's'} ${run.failedLines.join(', ')}${more}`;
 }
 
-/**
- * A refusal of one message (too big, empty, refused by nsqd) rather than of the connection: the
- * line is reported and publishing goes on with the next.
- */
+/** A refusal of one message rather than of the connection: reported, and publishing goes on. */
 function isMessageFailure(err: unknown): boolean {
   if (err instanceof ClientError) return err.code === ClientErrorCode.InvalidArgument;
   if (!(err instanceof ProtocolError)) return false;
@@ -142,11 +131,7 @@ async function* records(delimiter: Buffer): AsyncGenerator<{ line: number; body:
   if (pending.length > 0) yield { line: ++line, body: trim(pending) };
 }
 
-/**
- * `--rate`: how long to wait before sending message number `sent` (0-based) when `elapsedMs`
- * have passed since the first — the n-th leaves no earlier than n/rate seconds after it, so
- * any second holds at most `rate` of them. 0 for no limit.
- */
+/** `--rate`: the n-th message leaves no earlier than n/rate seconds after the first; 0 for no limit. */
 export function rateDelayMs(rate: number, sent: number, elapsedMs: number): number {
   if (rate <= 0) return 0;
   return Math.max(0, (sent * 1000) / rate - elapsedMs);

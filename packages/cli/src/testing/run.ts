@@ -1,7 +1,4 @@
-/**
- * Runs the real `bin/nsq.js` as a child process, as an operator would: arguments, optional stdin,
- * and everything it printed, with its exit code.
- */
+/** Runs the real `bin/nsq.js` as a child process, as an operator would. */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +38,6 @@ export function finished(child: ChildProcess, timeoutMs = 15_000): Promise<Run> 
   });
 }
 
-/** `nsq …args`, with `stdin` written and closed (nothing when undefined). */
 export async function nsq(args: readonly string[], stdin?: string): Promise<Run> {
   const child = startNsq(args);
   const done = finished(child);
@@ -70,10 +66,7 @@ export function statRows(stdout: string): string[][] {
 /** util-linux's script(1), which runs a command on a pseudo-terminal. */
 export const hasScript = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0;
 
-/**
- * `nsq …args` with stdin and stdout on a terminal (through script(1)), as an operator types it:
- * `input` is what they type. `output` is everything the terminal showed (stdout and stderr).
- */
+/** `nsq …args` on a pseudo-terminal (script(1)); `output` is everything the terminal showed. */
 export async function nsqOnTerminal(
   args: readonly string[],
   input: string,

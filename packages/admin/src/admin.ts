@@ -28,14 +28,7 @@ import { RateHistory, type RateSeries } from './rate-history.js';
 import { Sessions } from './sessions.js';
 import { query, Upstream } from './upstream.js';
 
-/**
- * nsqadmin (DESIGN §5): a fastify server with a JSON API under `<base>/api/`, the UI's static
- * files, and a WebSocket (`<base>/api/ws`). The cluster is read and changed only through
- * nsqlookupd's and nsqd's HTTP APIs, so it manages NSQ's own daemons as well as ours.
- *
- * A sampler reads the whole cluster every `sampleIntervalMs` whether or not anyone watches, for
- * the rates (rate-history.ts); reads between samples are fresh and carry the latest rates.
- */
+/** nsqadmin (DESIGN §5, docs/architecture.md): reads and changes the cluster only through lookupd/nsqd HTTP APIs. */
 
 /** A URL fit for a log line: no user:password and no query (either may hold a secret). */
 export function redactUrl(url: string): string {
@@ -47,7 +40,6 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Records an upstream call that failed. */
 function failed(errors: ClusterError[], source: ClusterError['source'], address: string, err: unknown): void {
   errors.push({ source, address, message: err instanceof Error ? err.message : String(err) });
 }
@@ -94,25 +86,23 @@ export class Admin {
     return '';
   }
 
-  /** `host:port` the HTTP server is bound to (after start()). */
   get httpAddress(): string {
     return this.bound;
   }
 
-  /** The UI's URL (after start()), e.g. `http://127.0.0.1:4171/`. */
+  /** e.g. `http://127.0.0.1:4171/` (after start()). */
   get url(): string {
     const { host, port } = parseHostPort(this.bound);
     const h = host === '::' || host === '0.0.0.0' ? '127.0.0.1' : host;
     return `http://${formatHostPort(h, port)}${this.basePath}/`;
   }
 
-  /** Listens and starts sampling; resolves once bound. Idempotent. */
   start(): Promise<void> {
     this.starting ??= this.doStart();
     return this.starting;
   }
 
-  /** Stops sampling, closes WebSockets and the server, waits for pending notifications. Idempotent. */
+  /** Waits for pending notifications too. Idempotent. */
   close(): Promise<void> {
     this.closing ??= this.doClose();
     return this.closing;
@@ -131,18 +121,13 @@ export class Admin {
     return this.history.read(since);
   }
 
-  /** Topics and channels the lookupds list, with their producers. */
   async lookup(): ReturnType<ClusterReader['lookup']> {
     const state = await this.reader.lookup();
     this.metrics.upstreamFailed(state.errors);
     return state;
   }
 
-  /**
-   * Runs a topic action on the cluster (no access check: the HTTP layer does that). `node` names
-   * the one node a tombstone is for, or narrows pause, unpause and empty to that node; it must be
-   * a node that holds the topic, so an action never sends requests anywhere else.
-   */
+  /** No access check (the HTTP layer does it); `node` must hold the topic, so no request goes anywhere else. */
   async topicAction(action: TopicAction, topic: string, node = ''): Promise<ActionResult> {
     if (node !== '' && action !== 'tombstone' && !PER_NODE_ACTIONS.has(action)) {
       throw new HttpError(400, 'INVALID_ARG_NODE');
@@ -188,7 +173,6 @@ export class Admin {
     return this.acted({ action: `${action}_channel`, topic, channel, ...(node === '' ? {} : { node }), errors });
   }
 
-  /** Sets a topic's delivery-policy settings (nsq-ts nsqd) on every node that has it. */
   async configureTopic(topic: string, update: TopicConfigUpdate): Promise<ActionResult> {
     const errors: ClusterError[] = [];
     const producers = await this.targets(topic, '', errors);
@@ -196,7 +180,6 @@ export class Admin {
     return this.acted({ action: 'config_topic', topic, errors });
   }
 
-  /** Sets a channel's delivery-policy settings (nsq-ts nsqd) on every node that has its topic. */
   async configureChannel(topic: string, channel: string, update: ChannelConfigUpdate): Promise<ActionResult> {
     const errors: ClusterError[] = [];
     const producers = await this.targets(topic, '', errors);
@@ -212,10 +195,7 @@ export class Admin {
     return this.acted({ action: 'replay_channel', topic, channel, errors });
   }
 
-  /**
-   * Moves the dead letters of `from` back into `to` on every node that has `from`, one node after
-   * the other so that `max` (0: no limit) bounds the total.
-   */
+  /** One node after the other so that `max` (0: no limit) bounds the total. */
   async redrive(from: string, to: string, max: number): Promise<ActionResult> {
     const errors: ClusterError[] = [];
     const producers = await this.targets(from, '', errors);
@@ -393,7 +373,6 @@ export class Admin {
   }
 }
 
-/** Creates an nsqadmin; call start() to listen and close() to stop (both idempotent). */
 export function createAdmin(options: Partial<AdminOptions> = {}): Admin {
   return new Admin(options);
 }

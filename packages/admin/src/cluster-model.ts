@@ -11,10 +11,7 @@ export interface NodeTopic {
 }
 
 export interface NodeSummary {
-  /**
-   * `broadcast_address:http_port` (or the configured nsqd address): where nsqadmin reaches it,
-   * and how the UI names it — hostnames are often the same on every node.
-   */
+  /** `broadcast_address:http_port` (or the configured address): hostnames are often the same on every node. */
   readonly id: string;
   readonly hostname: string;
   readonly broadcastAddress: string;
@@ -22,34 +19,29 @@ export interface NodeSummary {
   readonly httpPort: number;
   readonly remoteAddress: string;
   readonly version: string;
-  /** Its version is lower than the highest in the cluster. */
   readonly outOfDate: boolean;
-  /** Its /stats answered. */
   readonly reachable: boolean;
-  /** Why /stats did not answer; null when it did. */
+  /** null when /stats answered. */
   readonly error: string | null;
   /** nsqd's `health` (`OK`, or the storage error it reports); '' when unreachable. */
   readonly health: string;
   /** nsqd's start, Unix seconds; 0 when unreachable. */
   readonly startTime: number;
   readonly topics: readonly NodeTopic[];
-  /** Messages put into its topics. */
   readonly messageCount: number;
-  /** Messages waiting on it: its topics' and channels' depths. */
+  /** Its topics' and channels' depths. */
   readonly depth: number;
   readonly clientCount: number;
-  /** Messages/s into its topics over the latest sample; null before there is one. */
+  /** Over the latest sample; null before there is one. */
   ingressRate: number | null;
 }
 
-/** One configured nsqlookupd and whether it answered the latest read. */
 export interface LookupdSummary {
   readonly address: string;
   readonly reachable: boolean;
   readonly error: string | null;
-  /** From its /info; '' when unknown. */
+  /** '' when unknown. */
   readonly version: string;
-  /** Producers its /nodes lists. */
   readonly nodeCount: number;
 }
 
@@ -64,9 +56,7 @@ export interface ChannelCounts {
   clientCount: number;
   /** nsq-ts delivery policies (0 from NSQ's nsqd): messages given up into the dead-letter topic or dropped. */
   deadLetteredCount: number;
-  /** Messages drop_oldest dropped from the channel. */
   droppedCount: number;
-  /** Messages older than the topic's message_ttl the channel did not deliver. */
   expiredCount: number;
   paused: boolean;
 }
@@ -98,7 +88,6 @@ export interface ClientSummary {
   readonly messageCount: number;
   readonly finishCount: number;
   readonly requeueCount: number;
-  /** Seconds since the epoch. */
   readonly connectTs: number;
   readonly tls: boolean;
   readonly deflate: boolean;
@@ -109,17 +98,17 @@ export interface ClientSummary {
 export interface ChannelSummary extends ChannelCounts {
   readonly topic: string;
   readonly name: string;
-  /** Messages its connected clients finished (FIN), summed over nodes. */
+  /** Summed over nodes. */
   finishCount: number;
-  /** Messages/s put into the channel over the latest sample; null before there is one. */
+  /** Over the latest sample; null before there is one. */
   ingressRate: number | null;
-  /** Messages/s its clients finished over the latest sample; null before there is one. */
+  /** Over the latest sample; null before there is one. */
   egressRate: number | null;
   readonly nodes: ChannelNodeStats[];
   readonly clients: ClientSummary[];
-  /** The settings of the first node that reports them; null when none does. */
+  /** The first reporting node's; null when none does. */
   policy: ChannelPolicy | null;
-  /** The nodes do not all have the same settings (the per-node ones are in `nodes`). */
+  /** The per-node ones are in `nodes`. */
   policyDiffers: boolean;
 }
 
@@ -134,7 +123,6 @@ export interface TopicPolicy {
   readonly retentionMs: number | null;
 }
 
-/** What a topic's delivery policies did, summed over nodes. */
 export interface TopicPolicyCounts {
   rejectedCount: number;
   droppedCount: number;
@@ -149,11 +137,10 @@ export interface TopicNodeStats extends TopicPolicyCounts {
   readonly messageCount: number;
   readonly paused: boolean;
   readonly channelCount: number;
-  /** The topic's depth plus its channels' depths on this node. */
+  /** Including its channels' depths on this node. */
   readonly totalDepth: number;
 }
 
-/** A topic's deepest channel: where its backlog is. */
 export interface DeepestChannel {
   readonly name: string;
   readonly depth: number;
@@ -162,21 +149,20 @@ export interface DeepestChannel {
 
 export interface TopicSummary extends TopicPolicyCounts {
   readonly name: string;
-  /** The topic's own depth: messages no channel has taken yet (0 once channels exist, in NSQ). */
+  /** 0 once channels exist, in NSQ. */
   depth: number;
   backendDepth: number;
-  /** The topic's depth plus every channel's depth. */
   totalDepth: number;
-  /** The channel with the largest depth (null without channels). */
+  /** null without channels. */
   deepestChannel: DeepestChannel | null;
   messageCount: number;
   paused: boolean;
-  /** Messages/s published into the topic over the latest sample; null before there is one. */
+  /** Over the latest sample; null before there is one. */
   ingressRate: number | null;
   channelCount: number;
   readonly nodes: TopicNodeStats[];
   readonly channels: ChannelSummary[];
-  /** The settings of the first node that reports them; null when none does. */
+  /** The first reporting node's; null when none does. */
   policy: TopicPolicy | null;
   policyDiffers: boolean;
 }
@@ -184,33 +170,29 @@ export interface TopicSummary extends TopicPolicyCounts {
 /** A topic some channel names as its dead_letter_topic, and what it holds. */
 export interface DeadLetterTopic {
   readonly name: string;
-  /** Whether any node has the topic yet (it is made with its first dead letter). */
+  /** It is made with its first dead letter. */
   readonly exists: boolean;
-  /** Its total depth: dead letters not yet consumed or redriven. */
+  /** Dead letters not yet consumed or redriven. */
   readonly depth: number;
   readonly messageCount: number;
-  /** The channels that give up into it (`topic/channel`), on any node. */
+  /** `topic/channel`, on any node. */
   readonly sources: ReadonlyArray<{ readonly topic: string; readonly channel: string }>;
 }
 
 export interface ClusterSnapshot {
-  /** When it was read (ms since the epoch). */
+  /** ms since the epoch. */
   readonly at: number;
-  /**
-   * When the rates in it were sampled (ms since the epoch); null before nsqadmin has two
-   * samples. Equal to `at` in what the sampler pushes; older in a read made between samples.
-   */
+  /** ms since the epoch; null before two samples; older than `at` in a read made between samples. */
   ratesAt: number | null;
-  /** The span the rates were measured over (ms). */
+  /** ms. */
   rateWindowMs: number;
-  /** The server's sampling interval (ms). */
+  /** ms. */
   sampleIntervalMs: number;
-  /** Messages put into every channel on every node: the counter page's number (NSQ's /counter). */
+  /** NSQ's /counter number: messages put into every channel on every node. */
   readonly totalMessages: number;
-  /** Messages/s of `totalMessages` over the latest sample; null before there is one. */
+  /** Over the latest sample; null before there is one. */
   totalRate: number | null;
   readonly topics: TopicSummary[];
-  /** Topics named as some channel's dead-letter topic, by name. */
   readonly deadLetterTopics: DeadLetterTopic[];
   readonly nodes: NodeSummary[];
   readonly lookupds: LookupdSummary[];
@@ -220,7 +202,7 @@ export interface ClusterSnapshot {
 export interface LookupTopic {
   readonly name: string;
   readonly channels: string[];
-  /** Nodes the lookupds list as producing it (not tombstoned); none: the topic is inactive. */
+  /** Not tombstoned; none: the topic is inactive. */
   readonly producers: string[];
 }
 

@@ -1,21 +1,9 @@
 import type { ClusterSnapshot } from './cluster.js';
 
 /**
- * What each rate series counted between two samples of the cluster. nsqd's counters are per
- * node and start again from 0 when a node restarts, so the difference is taken per node (and
- * per client for finishes) and only then summed; a counter that went down restarted, and all of
- * its new value is new. A counter seen for the first time counts nothing (when its earlier
- * messages arrived is unknown, so a series with no other counter has no rate for that sample) —
- * except a client that connected after the previous sample, all of whose finishes are new. A
- * channel without clients finished nothing: its egress is 0, not unknown.
- *
- * Series keys (topic and channel names cannot hold `/` or `|`):
- *
- *   t:<topic>              messages published into the topic
- *   c:<topic>/<channel>    messages put into the channel (ingress)
- *   e:<topic>/<channel>    messages its clients finished (egress)
- *   n:<node>               messages published into the node's topics
- *   all                    messages put into every channel: NSQ's message counter
+ * Counts per rate series between two samples: differenced per node (and per client for finishes), then summed.
+ * A counter that went down restarted; one seen first counts nothing, except a client connected since the last sample.
+ * Keys: t:<topic>, c:<topic>/<channel> (ingress), e:<topic>/<channel> (finished), n:<node>, all (NSQ's counter).
  */
 
 export const TOTAL_SERIES = 'all';
@@ -41,7 +29,7 @@ export class CounterDeltas {
   private last = new Map<string, number>();
   private lastAt: number | null = null;
 
-  /** The counts since the previous call, per series (every series in `snap`, 0 when idle). */
+  /** The counts since the previous call, per series (0 when idle). */
   next(snap: ClusterSnapshot): Map<string, number> {
     const previous = this.last;
     const current = new Map<string, number>();

@@ -1,25 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
 /**
- * Cross-site request forgery protection for nsqadmin's state-changing endpoints. Any page an
- * operator visits could otherwise delete topics with a no-cors `fetch` or a hidden form: the
- * browser sends such requests (and, from a same-site origin, the login cookie) even though the
- * page cannot read the answer. Three checks, any of which refuses:
- *
- * 1. `Sec-Fetch-Site` (every current browser sends it): only `same-origin` and `none` (the user
- *    typed the URL) may change state; `same-site` and `cross-site` may not.
- * 2. `Origin`, for browsers without `Sec-Fetch-Site`: when present it must be this server's own
- *    origin (its host equal to the `Host` header); `null` (sandboxed frames, some redirects)
- *    never is. Checks 1 and 2 follow Go 1.25's net/http CrossOriginProtection.
- * 3. A request a browser can only send after a CORS preflight — which nsqadmin never grants:
- *    a JSON body (`Content-Type: application/json`) or an `X-Requested-With` header. A form or a
- *    no-cors fetch can set neither, so this holds even for a browser that sends no `Origin`.
- *
- * Requests without `Origin` and `Sec-Fetch-Site` (curl, scripts) pass 1 and 2 and need only 3.
+ * CSRF protection for state-changing endpoints; refuses when any check fails:
+ * 1. `Sec-Fetch-Site` other than `same-origin`/`none`; 2. an `Origin` not this server's own (`null` never is),
+ * as Go 1.25's net/http CrossOriginProtection; 3. no JSON body nor `X-Requested-With` (both need a CORS
+ * preflight, never granted). curl and scripts send neither header and need only 3.
  */
 
 export interface CsrfRefusal {
-  /** The JSON `message`, NSQ style. */
   readonly message: 'CROSS_ORIGIN_REQUEST_REFUSED' | 'CSRF_HEADER_REQUIRED';
   /** One sentence for the operator: what was refused and how to send it instead. */
   readonly reason: string;
@@ -32,7 +20,6 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** `application/json; charset=utf-8` → `application/json`. */
 function mediaType(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
 }

@@ -62,7 +62,6 @@ const STATIC_FILES: Readonly<Record<string, string>> = {
 
 const SESSION_COOKIE = 'nsqadmin_session';
 const MAX_JSON_BODY = 64 * 1024;
-/** The default span of GET /api/history. */
 const DEFAULT_HISTORY_MS = 5 * 60_000;
 
 function loadStatic(): Map<string, Buffer> {
@@ -78,7 +77,6 @@ function cookie(req: FastifyRequest, name: string): string | undefined {
   return undefined;
 }
 
-/** The request body as text, or null beyond `limit` bytes. */
 function readText(req: FastifyRequest, limit: number): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -92,10 +90,7 @@ function readText(req: FastifyRequest, limit: number): Promise<string | null> {
   });
 }
 
-/**
- * A JSON object body's string fields (numbers as text); 400 for anything else (NSQ: the
- * decoder's error). `optional`: an empty body is no fields.
- */
+/** String fields of a JSON object body (numbers as text), else 400; `optional`: an empty body is no fields. */
 async function readBody(req: FastifyRequest, optional = false): Promise<Record<string, string>> {
   const text = await readText(req, MAX_JSON_BODY);
   if (text === null) throw new HttpError(413, 'BODY_TOO_BIG');
@@ -265,7 +260,6 @@ function counter(snap: ClusterSnapshot) {
   };
 }
 
-/** What the routes use of the nsqadmin they serve (Admin in admin.ts). */
 export interface RoutesHost {
   readonly basePath: string;
   readonly options: AdminOptions;
@@ -284,7 +278,6 @@ export interface RoutesHost {
   notify(req: FastifyRequest, result: ActionResult): void;
 }
 
-/** Builds the server (not yet listening) and the WebSocket server on it. */
 export function listen(admin: RoutesHost): { app: FastifyInstance; wss: WebSocketServer } {
   const statics = loadStatic();
   const base = admin.basePath;

@@ -1,31 +1,22 @@
 /**
- * Rates and their history, kept by nsqadmin itself so they are true whether or not a browser is
- * watching. Every sample of the cluster hands in, per series (a topic's or a channel's counter),
- * how many messages were counted since the previous sample; a rate is that count over the time
- * between the two samples. Two rings keep the past, sharing one time axis each:
- *
- *   fine    one point per sample, for the last `fineSpanMs` (the live charts)
- *   coarse  one point per `coarseStepMs` (the count over the whole step), for `coarseSpanMs`
- *
- * A point is NaN where the series had no count (before its first sample, or while every node
- * holding it was unreachable). Memory is two Float64Arrays per series, allocated once.
+ * Rates kept by nsqadmin itself (true whether or not a browser watches): count since the last sample over its span.
+ * Two rings: `fine` one point per sample (live charts), `coarse` one per `coarseStepMs`. NaN: no count for that point.
  */
 
 export interface RateHistoryOptions {
-  /** The sampler's interval; the fine ring holds `fineSpanMs / sampleIntervalMs` points. */
+  /** The fine ring holds `fineSpanMs / sampleIntervalMs` points. */
   readonly sampleIntervalMs: number;
   readonly fineSpanMs: number;
-  /** How far back the coarse ring reaches. */
   readonly coarseSpanMs: number;
 }
 
 /** Points of every series on one time axis; a null rate is a gap (no count for that span). */
 export interface RateSeries {
-  /** Milliseconds between points (the sample interval, or the coarse step). */
+  /** The sample interval, or the coarse step. */
   readonly stepMs: number;
-  /** End of each point's span (ms since the epoch), oldest first. */
+  /** ms since the epoch, oldest first. */
   readonly times: number[];
-  /** Messages per second, one per entry of `times`. */
+  /** Messages per second. */
   readonly series: Record<string, Array<number | null>>;
 }
 
@@ -35,7 +26,6 @@ const COARSE_POINTS = 720;
 class Ring {
   readonly times: Float64Array;
   readonly values = new Map<string, Float64Array>();
-  /** Index of the next write. */
   head = 0;
   length = 0;
 
@@ -62,7 +52,6 @@ class Ring {
     this.length = Math.min(this.length + 1, this.capacity);
   }
 
-  /** Drops series with no point left in the ring. */
   prune(): void {
     for (const [key, values] of this.values) if (values.every(Number.isNaN)) this.values.delete(key);
   }
@@ -91,7 +80,6 @@ export class RateHistory {
   private readonly coarse: Ring;
   private lastAt: number | null = null;
   private coarseStart: number | null = null;
-  /** Counts since the current coarse step began, per series. */
   private readonly pending = new Map<string, number>();
   private latest = new Map<string, number>();
   private latestAt: number | null = null;
@@ -104,10 +92,7 @@ export class RateHistory {
     this.coarse = new Ring(Math.max(2, Math.ceil(options.coarseSpanMs / this.coarseStepMs) + 1));
   }
 
-  /**
-   * Records one sample taken at `at`: `counts` holds, per series, the messages counted since the
-   * previous sample. The first sample only starts the clock (there is no span to divide by).
-   */
+  /** `counts`: messages per series since the previous sample; the first sample only starts the clock. */
   record(at: number, counts: ReadonlyMap<string, number>): void {
     const last = this.lastAt;
     this.lastAt = at;
@@ -139,22 +124,22 @@ export class RateHistory {
     }
   }
 
-  /** A series' rate over the latest sample's span (messages/s); null before it has one. */
+  /** messages/s; null before it has one. */
   rate(key: string): number | null {
     return this.latest.get(key) ?? null;
   }
 
-  /** When the latest rates were sampled (ms since the epoch), null before the second sample. */
+  /** ms since the epoch; null before the second sample. */
   get ratesAt(): number | null {
     return this.latestAt;
   }
 
-  /** The span the latest rates were measured over (ms). */
+  /** ms. */
   get rateWindowMs(): number {
     return this.latestWindowMs;
   }
 
-  /** The points after `since` (ms since the epoch): per sample if the fine ring reaches back that far. */
+  /** Per sample if the fine ring reaches back that far. */
   read(since: number): RateSeries {
     const ring = this.fine;
     // Until the fine ring wraps it holds everything since start-up.

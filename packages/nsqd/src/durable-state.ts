@@ -1,15 +1,8 @@
-/**
- * The plain-data contract between the domain (topics, channels) and storage: what changed in
- * a topic's or channel's durable state since the last change the store confirmed. Storage
- * encodes a delta into state-store operations and, once they are on disk, hands the same
- * object back (`committed(delta)`), so only the domain ever writes its own fields. A follower
- * of a replica group can receive and store these exactly as the leader does.
- */
+/** What changed in a topic's or channel's durable state since the store last confirmed; see docs/storage.md. */
 
 /** Offsets [from, to) dropped by /topic/empty while paused; channels jump over them. */
 export type SkipRange = [number, number];
 
-/** What a topic does when a publish would take its backlog past a cap. */
 export type Overflow = 'reject' | 'drop_oldest';
 
 /** A topic's caps as set over HTTP (`POST /topic/config`); an absent field follows the nsqd flag. */
@@ -26,7 +19,6 @@ export interface TopicSettings {
 }
 
 export interface TopicDelta {
-  /** The topic's change count when the delta was taken. */
   readonly changes: number;
   readonly paused: boolean;
   readonly settings: TopicSettings;
@@ -37,40 +29,32 @@ export interface TopicDelta {
   readonly skips: readonly SkipRange[];
 }
 
-/** A deferred message as the store keeps it: one key each. */
 export interface DeferredEntry {
   readonly offset: number;
   readonly attempts: number;
   readonly dueAtWallMs: number;
 }
 
-/**
- * A channel's delivery policy as set over HTTP (`POST /channel/config`). An absent field
- * follows the nsqd flag of the same name, so a changed flag reaches every channel not set.
- */
+/** Set over HTTP (`POST /channel/config`); an absent field follows the nsqd flag of the same name. */
 export interface ChannelSettings {
   /** Deliveries after which a message that comes back is dead-lettered; 0 = unlimited. */
   readonly maxAttempts?: number;
-  /** Where such a message goes; '' = dropped. */
+  /** '' = dropped. */
   readonly deadLetterTopic?: string;
 }
 
 export interface ChannelDelta {
-  /** The channel's change count when the delta was taken. */
   readonly changes: number;
   readonly cursor: number;
   readonly paused: boolean;
   readonly settings: ChannelSettings;
-  /**
-   * Every in-flight and requeued message as (offset, attempts) pairs. This set changes with
-   * every delivery and FIN, so it is stored whole as one value, not as puts and deletes.
-   */
+  /** (offset, attempts) pairs; changes with every delivery and FIN, so stored whole as one value. */
   readonly hot: Float64Array;
   /** Offsets at or past the cursor the channel already holds (a DPUB fanned out); empty mostly. */
   readonly ahead: readonly number[];
-  /** Deferred messages to store: new, or with other attempts or due time than stored. */
+  /** New, or with other attempts or due time than stored. */
   readonly deferredPuts: readonly DeferredEntry[];
-  /** Stored deferred messages that are deferred no more (due, finished, emptied). */
+  /** Due, finished or emptied. */
   readonly deferredDeletes: readonly number[];
   /** The lowest offset the channel still needs: segments below every channel's floor can go. */
   readonly floor: number;

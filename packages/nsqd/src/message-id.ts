@@ -55,7 +55,6 @@ export class MessageIdGenerator {
   private readonly nodeId: number;
   private lastTick = -1;
   private sequence = 0;
-  /** Low half of the ID last returned by nextHi(). */
   lo = 0;
 
   constructor(nodeId: number) {
@@ -65,16 +64,12 @@ export class MessageIdGenerator {
     this.nodeId = nodeId;
   }
 
-  /** Returns the next ID as its 16-character hex form. */
   next(): string {
     const hi = this.nextHi();
     return messageIdHex(hi, this.lo);
   }
 
-  /**
-   * Generates the next ID without building its text: returns the high half and leaves the low
-   * half in `lo`. The broker keeps IDs as numbers and writes hex only on the wire.
-   */
+  /** Returns the high half and leaves the low half in `lo`: hex is written only on the wire. */
   nextHi(): number {
     let tick = currentTick() - TWIST_EPOCH;
     if (tick < this.lastTick) tick = this.lastTick; // wall clock stepped back: stay monotonic

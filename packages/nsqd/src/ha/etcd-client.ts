@@ -1,15 +1,11 @@
-/**
- * The etcd3 client, loaded on demand: its gRPC stack costs ~110 ms of start-up, which an nsqd
- * outside a replica group must not pay, so this module only imports etcd3's types statically.
- */
+/** Loaded on demand: etcd3's gRPC stack costs ~110 ms of start-up an nsqd outside a replica group must not pay. */
 import type { Etcd3, IOptions } from 'etcd3';
 
 type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
 
 /**
- * Runs each call once, as is. etcd3's defaults retry a failed call and open a circuit breaker for
- * 5 s after three failures in a row, so calls would fail fast for seconds after a partition
- * heals; the coordinator has its own deadlines and retries and wants every call to really go out.
+ * No retries or circuit breaker (etcd3's defaults fail fast for seconds after a partition heals); the
+ * coordinator has its own deadlines and retries.
  */
 function passThroughPolicy(): HostPolicy {
   const noListeners = () => ({ dispose: () => undefined });
@@ -37,11 +33,10 @@ const GRPC_OPTIONS = {
 export interface EtcdClientOptions {
   /** etcd client URLs, e.g. `http://127.0.0.1:2379` (NSQ-style: one --etcd-endpoints flag, comma-separated). */
   readonly endpoints: readonly string[];
-  /** Milliseconds to wait for a first connection to a host. */
+  /** Milliseconds. */
   readonly dialTimeoutMs?: number;
 }
 
-/** Imports etcd3 (once; later calls reuse the module) and connects a client to `endpoints`. */
 export async function connectEtcd(options: EtcdClientOptions): Promise<Etcd3> {
   if (options.endpoints.length === 0) throw new Error('no etcd endpoints given');
   const { Etcd3 } = await import('etcd3');

@@ -32,7 +32,7 @@ export interface HaCoordinatorEvents {
   /** The in-sync set as etcd last showed it. */
   isr: [isr: IsrRecord | null];
   members: [members: ReadonlyMap<string, MemberRecord>];
-  /** An etcd call made in the background failed; `op` says which. Nothing is thrown. */
+  /** `op` says which call failed; nothing is thrown. */
   etcdError: [info: { op: string; error: Error }];
 }
 
@@ -48,7 +48,6 @@ export class HaFencedError extends Error {
   }
 }
 
-/** A write as leader from a member that has never led. */
 export class HaNotLeaderError extends Error {
   readonly code = 'E_HA_NOT_LEADER';
   constructor(readonly op: string) {

@@ -24,10 +24,7 @@ export const RECORD_HEADER_BYTES = 40;
 const PAYLOAD_FIXED_BYTES = RECORD_HEADER_BYTES - 8;
 const TWO_32 = 2 ** 32;
 
-/**
- * Writes `r` at `pos` of `out` (which must have room) and returns the position after it. The
- * record's monotonic due time is stored as Unix ms, read from `clock` now.
- */
+/** Writes `r` at `pos` of `out` (which must have room); returns the position after it. */
 export function encodeRecord(r: MessageRecord, out: Buffer, pos: number, clock: Clock): number {
   return encodeRecordFields(
     out,
@@ -48,7 +45,7 @@ export function wallDueTime(deliverAfter: number, clock: Clock): number {
   return deliverAfter === 0 ? 0 : wallFromMonotonic(deliverAfter, clock);
 }
 
-/** `encodeRecord` from the fields themselves (the memory tail holds no record objects). */
+/** The memory tail holds no record objects. */
 export function encodeRecordFields(
   out: Buffer,
   pos: number,
@@ -74,22 +71,15 @@ export function encodeRecordFields(
   return pos + 8 + n;
 }
 
-/**
- * Records to append, in ascending offset order, read by index: what a flush writes is partly
- * records channels hold and mostly the memory tail's columns, which have no record objects.
- */
+/** Records to append in ascending offset order, by index (mostly the memory tail's columns). */
 export interface RecordSource {
   readonly count: number;
   offsetAt(i: number): number;
   bodyLengthAt(i: number): number;
-  /** Encodes record `i` at `pos` of `out`; returns the position after it. */
   encodeAt(i: number, out: Buffer, pos: number): number;
 }
 
-/**
- * Records already encoded, back to back (what a replica receives): appended as they are. A
- * `RecordSource` serialises into this form by `encodeAt` over its records.
- */
+/** Already-encoded records, back to back (what a replica receives). */
 export class EncodedRecords implements RecordSource {
   readonly count: number;
   private readonly positions: number[] = [];
@@ -114,7 +104,6 @@ export class EncodedRecords implements RecordSource {
   }
 }
 
-/** What `decodeAt` found at a position. */
 export const Decoded = {
   /** Not enough bytes for the record (the rest is in the next read, or the file is torn). */
   Short: 0,
@@ -122,11 +111,7 @@ export const Decoded = {
   Bad: 1,
 } as const;
 
-/**
- * The record at `pos` of `buf[0, end)` if valid, else `Decoded.Short` or `Decoded.Bad`. The
- * record's body stays a range of `buf`: a read chunk is the only copy of the bodies in it. Its
- * stored due time comes back on `clock`'s monotonic scale.
- */
+/** The record at `pos` of `buf[0, end)`, else Short or Bad; its body stays a range of `buf`. */
 export function decodeAt(
   buf: Buffer,
   pos: number,
@@ -153,7 +138,7 @@ export function decodeAt(
   );
 }
 
-/** Bytes the record at `pos` occupies (valid only after `decodeAt` returned a record there). */
+/** Valid only after `decodeAt` returned a record there. */
 export function recordSizeAt(buf: Buffer, pos: number): number {
   return 8 + buf.readUInt32BE(pos);
 }

@@ -19,9 +19,9 @@
  * at most `maxBins` (default 2048, 16 KiB); a 100 µs .. 10 s latency spread takes ≈ 580.
  */
 export interface QuantileStreamOptions {
-  /** Relative error α of the reported values, in (0, 1). Default 0.01. */
+  /** Default 0.01. */
   relativeAccuracy?: number;
-  /** Bucket limit; past it the lowest buckets are merged. Default 2048. */
+  /** Default 2048. */
   maxBins?: number;
 }
 
@@ -61,12 +61,11 @@ export class QuantileStream {
     this.multiplier = 1 / Math.log(this.gamma);
   }
 
-  /** Values inserted (or merged in) since the last reset. */
   get count(): number {
     return this.n;
   }
 
-  /** Adds one value. O(1), allocation-free once the store covers the value's bucket. */
+  /** O(1), allocation-free once the store covers the value's bucket. */
   insert(value: number): void {
     // biome-ignore lint/complexity/useMathMinMax: NaN must become 0, and Math.max keeps NaN
     const v = value > 0 ? value : 0;
@@ -80,11 +79,7 @@ export class QuantileStream {
     this.addKey(Math.ceil(Math.log(v) * this.multiplier), 1);
   }
 
-  /**
-   * The value at quantile q ∈ [0, 1]: within `relativeAccuracy` of the exact value at rank
-   * ⌊q·(n−1)⌋. 0 when the stream is empty. Walks the buckets from the nearer end, so the
-   * high quantiles latency reports ask for touch only a few.
-   */
+  /** Within `relativeAccuracy` of the exact value at rank ⌊q·(n−1)⌋; 0 when empty; walks from the nearer end. */
   query(q: number): number {
     const n = this.n;
     if (n === 0) return 0;
@@ -114,7 +109,6 @@ export class QuantileStream {
     return this.valueOf(minKey);
   }
 
-  /** `query` for each of `qs`, into `out` (returned). */
   queryAll(qs: readonly number[], out: number[] = []): number[] {
     for (let i = 0; i < qs.length; i++) out[i] = this.query(qs[i] as number);
     return out;
@@ -151,7 +145,7 @@ export class QuantileStream {
     }
   }
 
-  /** Forgets every value; keeps the allocated store for reuse. */
+  /** Keeps the allocated store for reuse. */
   reset(): void {
     if (this.minKey <= this.maxKey) this.bins.fill(0, this.minKey - this.offset, this.maxKey - this.offset + 1);
     this.minKey = Number.POSITIVE_INFINITY;
@@ -174,11 +168,7 @@ export class QuantileStream {
     if (key > this.maxKey) this.maxKey = key;
   }
 
-  /**
-   * Makes the store cover [lo, hi] together with what it holds, cut to the top `maxBins` keys:
-   * held buckets below the cut are folded into the lowest kept bucket. Returns the lowest kept
-   * key, which callers use for their own keys below it.
-   */
+  /** Covers [lo, hi] and what it holds, cut to the top `maxBins` keys (lower ones folded in); returns the lowest kept key. */
   private reserve(lo: number, hi: number): number {
     const held = this.minKey <= this.maxKey;
     if (held) {

@@ -2,44 +2,32 @@ import type { RecordSource } from '../log/record-codec.js';
 import type { SegmentLog } from '../log/segment-log.js';
 import type { StateClear, StateOp, StateStore } from './state-store.js';
 
-/** File work on a topic's log, as data. */
 export type LogOp =
   /** The topic dropped its whole backlog: every segment goes, the log goes on at `nextOffset`. */
   | { readonly kind: 'clear'; readonly nextOffset: number }
   /** The topic was deleted: its segments and then its directory go. */
   | { readonly kind: 'destroy' };
 
-/** What one flush does to one topic's log. */
 export interface TopicBatch {
   readonly topic: string;
-  /** The local log it applies to (a deleted topic's, for a `destroy`). */
+  /** A deleted topic's, for a `destroy`. */
   readonly log: SegmentLog;
   /** File work before any append; `writeBatch` removes each op once it is done. */
   readonly ops: LogOp[];
-  /**
-   * Records to append at the log's end, ascending offsets, each encoded as record-codec.ts lays
-   * it out; the first one's offset is `records.offsetAt(0)`. Offsets may skip (records finished
-   * before they were due to be written never are).
-   */
+  /** Ascending offsets, encoded as in record-codec.ts; offsets may skip (finished before they were due to be written). */
   readonly records: RecordSource;
   /** Once the state is stored: delete the segments wholly below this offset (-1: none). */
   readonly deleteBelow: number;
 }
 
 /**
- * One flush as plain data: applied in this order by `writeBatch` (and the clean-up by
- * `finishBatch`), here from a snapshot of the broker, on a follower from the leader's stream.
- * The log goes before the state, so stored state never points at a record not on disk; deleted
- * state goes before deleted files, so a crash in between leaves files nothing refers to, never
- * state that refers to missing files.
+ * One flush as plain data (see docs/storage.md). The log goes before the state, so stored state never points at
+ * a record not on disk; deleted state goes before deleted files, so a crash leaves only unreferenced files.
  */
 export interface FlushBatch {
   /** Keys and key prefixes of deleted topics and channels; `writeBatch` removes each once done. */
   readonly clears: StateClear[];
-  /**
-   * Written before any append when not empty: which appended records are dead letters, so that
-   * a crash before `state` leaves them recognisable (state-store.ts `deadLetterOps`).
-   */
+  /** Written before any append: which appended records are dead letters (state-store.ts `deadLetterOps`). */
   readonly intents: StateOp[];
   readonly topics: TopicBatch[];
   /** Topic and channel state, written last, in one atomic LevelDB batch. */
@@ -48,7 +36,6 @@ export interface FlushBatch {
   readonly sync: boolean;
 }
 
-/** No records (a deleted topic's batch). */
 export const NO_RECORDS: RecordSource = {
   count: 0,
   offsetAt: () => 0,
@@ -63,9 +50,8 @@ export function batchRecords(batch: FlushBatch): number {
 }
 
 /**
- * Writes a batch to the local disk. On failure it throws with `clears` and each topic's `ops`
- * holding exactly what did not run (a topic directory removed twice could take a recreated
- * topic's new segment with it); the appends and the state write are all to be redone.
+ * On failure throws with `clears` and `ops` holding exactly what did not run (a directory removed twice could
+ * take a recreated topic's new segment with it); the appends and the state write are all to be redone.
  */
 export async function writeBatch(batch: FlushBatch, db: StateStore): Promise<void> {
   while (batch.clears.length > 0) {
@@ -85,10 +71,7 @@ export async function writeBatch(batch: FlushBatch, db: StateStore): Promise<voi
   if (batch.state.length > 0) await db.write(batch.state, batch.sync);
 }
 
-/**
- * After a batch is stored: finished segments go, and logs that wrote nothing close their
- * descriptor. Failures here lose nothing and are left for the next batch.
- */
+/** Finished segments go, idle logs close their descriptor; failures here lose nothing. */
 export async function finishBatch(batch: FlushBatch): Promise<void> {
   for (const t of batch.topics) if (t.deleteBelow >= 0) await t.log.deleteBelow(t.deleteBelow).catch(() => undefined);
   for (const t of batch.topics) if (t.records.count === 0) await t.log.release().catch(() => undefined);

@@ -2,13 +2,10 @@
  * nsqadmin's delivery-policy pages in a real headless Chromium (Debian's `chromium`, driven by
  * playwright-core), against a real nsqd: editing a channel's max attempts in the policy dialog,
  * a message that nsqd dead-letters showing in the Dead letters list, and a redrive confirmed in
- * the dialog. The nsqd in this tree has no /topic/redrive yet, so nsqadmin reaches it through a
- * local proxy that forwards everything else and carries out a redrive as the endpoint is
- * specified (consume the dead-letter topic, publish each message into the target, answer
- * {"moved": N}). Skips only when /usr/bin/chromium is absent.
+ * the dialog (nsqd's own /topic/redrive) that puts the message back in the channel it left.
+ * Skips only when /usr/bin/chromium is absent.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Admin, createAdmin } from '@nsq-ts/admin';
@@ -34,7 +31,6 @@ interface TopicJson {
 
 describe.skipIf(!hasChromium)(`nsqadmin delivery policies in Chromium (skipped when ${CHROMIUM} is absent)`, () => {
   let nsqd: TestNsqd;
-  let proxy: Server;
   let admin: Admin;
   let context: BrowserContext;
   let page: Page;
@@ -53,59 +49,6 @@ describe.skipIf(!hasChromium)(`nsqadmin delivery policies in Chromium (skipped w
     return ((await res.json()) as { topics: TopicJson[] | null }).topics?.find((t) => t.topic_name === topic);
   }
 
-  /** /topic/redrive as specified: every message `topic` holds (at most `max`) into `to`, then {"moved": N}. */
-  async function redrive(topic: string, to: string, max: number): Promise<number> {
-    const held = (await topicStats(topic))?.depth ?? 0;
-    const want = max > 0 ? Math.min(held, max) : held;
-    let moved = 0;
-    if (want > 0) {
-      let done = () => {};
-      const all = new Promise<void>((resolve) => {
-        done = resolve;
-      });
-      const consumer = new Consumer({
-        topic,
-        channel: 'redrive',
-        nsqdAddresses: [nsqd.tcpAddress],
-        maxInFlight: 1,
-        handler: async (m) => {
-          if (moved >= want) return m.requeue(0, false);
-          await post(`/pub?topic=${encodeURIComponent(to)}`, m.body.toString());
-          if (++moved === want) done();
-        },
-      });
-      await consumer.connect();
-      await all;
-      await consumer.close();
-    }
-    await post(`/channel/delete?topic=${encodeURIComponent(topic)}&channel=redrive`).catch(() => undefined);
-    return moved;
-  }
-
-  /** Forwards to the real nsqd; answers /topic/redrive itself. */
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname === '/topic/redrive') {
-      const q = url.searchParams;
-      const moved = await redrive(q.get('topic') ?? '', q.get('to') ?? '', Number(q.get('max') ?? 0));
-      res.writeHead(200, { 'x-nsq-content-type': 'nsq; version=1.0' }).end(JSON.stringify({ moved }));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const upstream = await fetch(nsqdUrl(url.pathname + url.search), {
-      method: req.method,
-      headers: { accept: req.headers.accept ?? '' },
-      body: req.method === 'GET' ? undefined : Buffer.concat(chunks),
-    });
-    const headers: Record<string, string> = {};
-    for (const h of ['content-type', 'x-nsq-content-type']) {
-      const v = upstream.headers.get(h);
-      if (v !== null) headers[h] = v;
-    }
-    res.writeHead(upstream.status, headers).end(Buffer.from(await upstream.arrayBuffer()));
-  }
-
   const heading = () => page.locator('h1').textContent();
 
   async function confirm(text: string): Promise<void> {
@@ -120,13 +63,9 @@ describe.skipIf(!hasChromium)(`nsqadmin delivery policies in Chromium (skipped w
     nsqd = await startNsqd({ broadcastAddress: '127.0.0.1' });
     await post('/topic/create?topic=orders');
     await post('/channel/create?topic=orders&channel=billing');
-    proxy = createServer((req, res) => {
-      handle(req, res).catch((err: unknown) => res.writeHead(502).end(String(err)));
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     admin = createAdmin({
       httpAddress: '127.0.0.1:0',
-      nsqdHttpAddresses: [`127.0.0.1:${(proxy.address() as { port: number }).port}`],
+      nsqdHttpAddresses: [nsqd.httpAddress],
       sampleIntervalMs: 250,
       logLevel: 'fatal',
     });
@@ -140,10 +79,6 @@ describe.skipIf(!hasChromium)(`nsqadmin delivery policies in Chromium (skipped w
     await context?.close();
     for (const c of consumers) await c.close();
     await admin?.close();
-    if (proxy !== undefined) {
-      proxy.closeAllConnections();
-      await new Promise<void>((r) => proxy.close(() => r()));
-    }
     await nsqd?.close();
     if (profile !== '') await rm(profile, { recursive: true, force: true });
   });
@@ -227,5 +162,22 @@ describe.skipIf(!hasChromium)(`nsqadmin delivery policies in Chromium (skipped w
     const orders = await topicStats('orders');
     expect(orders?.message_count).toBe(before + 1);
     expect(orders?.channels.find((c) => c.channel_name === 'billing')?.depth).toBe(1);
+
+    // The same message, delivered to the channel's consumers again.
+    const bodies: string[] = [];
+    const consumer = new Consumer({
+      topic: 'orders',
+      channel: 'billing',
+      nsqdAddresses: [nsqd.tcpAddress],
+      handler: (m) => {
+        bodies.push(m.body.toString());
+      },
+    });
+    consumers.push(consumer);
+    await consumer.connect();
+    await expect.poll(() => bodies).toEqual(['poison']);
+    await expect
+      .poll(async () => (await topicStats('orders'))?.channels.find((c) => c.channel_name === 'billing'))
+      .toMatchObject({ depth: 0, dead_lettered_count: 1 });
   });
 });

@@ -1,15 +1,21 @@
 /**
  * nsqadmin's delivery-policy API (nsq-ts nsqd): settings and counters in the snapshot, summed
  * over two real nsqds; setting them on every node (JSON body or query, CSRF as the other
- * actions, NSQ-style 400s); the dead-letter topic list. Replay and redrive go to local HTTP
- * servers that answer as nsqd's /channel/replay and /topic/redrive are specified, since the nsqd
- * in this tree does not serve them yet: --max over two nodes, REPLAY_UNAVAILABLE passed on.
+ * actions, NSQ-style 400s); the dead-letter topic list; redrive and replay on both nodes (max
+ * bounding the total). A refusal with REPLAY_UNAVAILABLE, which a real nsqd gives only once a
+ * segment has aged out, comes from a local HTTP stand-in.
  */
 import { createServer, type Server } from 'node:http';
 import { startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Admin, createAdmin } from './admin.js';
 import type { ClusterSnapshot } from './cluster.js';
+
+interface TopicStats {
+  topic_name: string;
+  depth: number;
+  channels: { channel_name: string; depth: number }[];
+}
 
 let nsqds: TestNsqd[] = [];
 const admins: Admin[] = [];
@@ -147,10 +153,9 @@ interface Fake {
   requests: string[];
 }
 
-/** An nsq-ts nsqd stand-in with topic `orders` (channel billing) and `orders.dead` (`deadLetters` of them). */
-async function fakeNsqd(deadLetters: number, earliestMs = 0): Promise<Fake> {
+/** An nsq-ts nsqd stand-in with topic `orders` (channel billing); replays before `earliestMs` are refused. */
+async function fakeNsqd(earliestMs = 0): Promise<Fake> {
   const fake: Fake = { address: '', requests: [] };
-  let left = deadLetters;
   const channel = { channel_name: 'billing', depth: 0, backend_depth: 0, clients: [], paused: false };
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -179,18 +184,13 @@ async function fakeNsqd(deadLetters: number, earliestMs = 0): Promise<Fake> {
         version: '1.3.0',
         health: 'OK',
         start_time: 0,
-        topics: [topic('orders', 0, [channel]), topic('orders.dead', left, [])],
+        topics: [topic('orders', 0, [channel])],
       });
     }
     fake.requests.push(`${req.method} ${url.pathname}${url.search}`);
-    if (url.pathname === '/topic/redrive') {
-      const moved = Math.min(left, Number(url.searchParams.get('max') ?? left));
-      left -= moved;
-      return json(200, { moved });
-    }
     if (url.pathname === '/channel/replay') {
       if (Number(url.searchParams.get('since')) < earliestMs) {
-        return json(400, { message: `REPLAY_UNAVAILABLE earliest ${new Date(earliestMs).toISOString()}` });
+        return json(400, { message: `REPLAY_UNAVAILABLE: earliest available ${new Date(earliestMs).toISOString()}` });
       }
       return res.writeHead(200).end('OK');
     }
@@ -202,28 +202,53 @@ async function fakeNsqd(deadLetters: number, earliestMs = 0): Promise<Fake> {
   return fake;
 }
 
-describe('redrive and replay (nsqd stand-ins)', () => {
+describe('redrive and replay (real nsqds)', () => {
   it('redrives on every node that has the dead-letter topic, max bounding the total', async () => {
     // Nodes are asked in address order.
-    const fakes = [await fakeNsqd(3), await fakeNsqd(3)].sort((x, y) => (x.address < y.address ? -1 : 1));
-    const a = await admin({ nsqdHttpAddresses: fakes.map((f) => f.address) });
+    const sorted = [...nsqds].sort((x, y) => (x.httpAddress < y.httpAddress ? -1 : 1));
+    for (const n of sorted) {
+      for (const body of ['a', 'b', 'c']) {
+        const res = await fetch(`http://${n.httpAddress}/pub?topic=orders.dead`, { method: 'POST', body });
+        expect(res.status).toBe(200);
+      }
+    }
+    const a = await admin({ nsqdHttpAddresses: sorted.map((n) => n.httpAddress) });
     const r = await act<{ moved: number }>(a, 'topic/redrive', { topic: 'orders.dead', to: 'orders', max: '4' });
     expect(r).toMatchObject({
       status: 200,
       body: { action: 'redrive_topic', topic: 'orders.dead', moved: 4, errors: [] },
     });
-    expect(fakes.map((f) => f.requests)).toEqual([
-      ['POST /topic/redrive?topic=orders.dead&to=orders&max=4'],
-      ['POST /topic/redrive?topic=orders.dead&to=orders&max=1'],
-    ]);
+    const depths = async (topic: string, channel?: string) =>
+      Promise.all(
+        sorted.map(async (n) => {
+          const res = await fetch(`http://${n.httpAddress}/stats?format=json&topic=${topic}`);
+          const t = ((await res.json()) as { topics: TopicStats[] }).topics.find((x) => x.topic_name === topic);
+          return channel === undefined ? t?.depth : t?.channels.find((c) => c.channel_name === channel)?.depth;
+        }),
+      );
+    expect(await depths('orders.dead')).toEqual([0, 2]);
+    expect(await depths('orders', 'billing')).toEqual([3, 1]);
     const rest = await act<{ moved: number }>(a, 'topic/redrive?topic=orders.dead&to=orders');
     expect(rest.body.moved).toBe(2);
+    expect(await depths('orders', 'billing')).toEqual([3, 3]);
     expect((await act(a, 'topic/redrive', { topic: 'orders.dead' })).body.message).toBe('MISSING_ARG_TO');
   });
 
+  it('replays on every node, and passes on what nsqd refuses', async () => {
+    for (const n of nsqds) await nsqdPost(n, '/topic/config?topic=orders&retention=1h');
+    const a = await admin({ nsqdHttpAddresses: nsqds.map((n) => n.httpAddress) });
+    const ok = await act(a, 'channel/replay', { topic: 'orders', channel: 'billing', offset: '0' });
+    expect(ok).toMatchObject({ status: 200, body: { action: 'replay_channel', errors: [] } });
+    const past = await act(a, 'channel/replay?topic=orders&channel=billing&offset=1000000');
+    expect(past.body.errors).toHaveLength(2);
+    expect(past.body.message).toMatch(/^WARNING: .*HTTP 400 INVALID_ARG_OFFSET/);
+  });
+});
+
+describe('replay refused (nsqd stand-in)', () => {
   it('replays on every node, and passes on a refusal with the earliest time still there', async () => {
     const earliest = Date.parse('2024-06-01T00:00:00Z');
-    const [ok, old] = [await fakeNsqd(0), await fakeNsqd(0, earliest)];
+    const [ok, old] = [await fakeNsqd(), await fakeNsqd(earliest)];
     const a = await admin({ nsqdHttpAddresses: [ok.address, old.address] });
     const since = earliest - 1;
     const r = await act(a, 'channel/replay', { topic: 'orders', channel: 'billing', since: String(since) });
@@ -232,10 +257,10 @@ describe('redrive and replay (nsqd stand-ins)', () => {
       {
         source: 'nsqd',
         address: old.address,
-        message: `POST http://${old.address}/channel/replay?topic=orders&channel=billing&since=${since}: HTTP 400 REPLAY_UNAVAILABLE earliest 2024-06-01T00:00:00.000Z`,
+        message: `POST http://${old.address}/channel/replay?topic=orders&channel=billing&since=${since}: HTTP 400 REPLAY_UNAVAILABLE: earliest available 2024-06-01T00:00:00.000Z`,
       },
     ]);
-    expect(r.body.message).toMatch(/^WARNING: nsqd .*REPLAY_UNAVAILABLE earliest 2024-06-01T00:00:00.000Z$/);
+    expect(r.body.message).toMatch(/^WARNING: nsqd .*REPLAY_UNAVAILABLE: earliest available 2024-06-01T00:00:00.000Z$/);
     expect(ok.requests).toEqual([`POST /channel/replay?topic=orders&channel=billing&since=${since}`]);
     const rfc = await act(a, 'channel/replay?topic=orders&channel=billing&since=2024-07-01T00:00:00Z');
     expect(rfc.body.errors).toEqual([]);

@@ -1,10 +1,9 @@
 /**
  * `nsq config`, `nsq replay`, `nsq redrive` as the real `bin/nsq.js`. Config against two real
- * nsqds registered with a real nsqlookupd (set on both, read back per nsqd, refusals). Replay and
- * redrive — and the topic's TTL and retention settings — against local HTTP servers that answer
- * as nsqd's /channel/replay and /topic/redrive are specified (README "Delivery policies"), since
- * the nsqd in this tree does not serve them yet: the requests sent, REPLAY_UNAVAILABLE, --max
- * over several nsqds, and the terminal confirmation.
+ * nsqds registered with a real nsqlookupd (set on both, read back per nsqd, refusals); redrive
+ * (--max over both) and replay on them too. Local HTTP stand-ins record the exact requests (TTL and
+ * retention as Go durations, replay times), give REPLAY_UNAVAILABLE, and show that a declined
+ * terminal confirmation sends nothing.
  */
 import { createServer, type Server } from 'node:http';
 import { eventually, startLookupd, startNsqd, type TestLookupd, type TestNsqd } from '@nsq-ts/test-utils';
@@ -147,7 +146,7 @@ async function fakeNsqd(topics: Record<string, string[]>, deadLetters = 0, earli
     }
     if (url.pathname === '/channel/replay') {
       if (Number(q.get('since') ?? earliest) < earliest) {
-        return reply(400, { message: `REPLAY_UNAVAILABLE earliest ${new Date(earliest).toISOString()}` });
+        return reply(400, { message: `REPLAY_UNAVAILABLE: earliest available ${new Date(earliest).toISOString()}` });
       }
       return res.writeHead(200).end('OK');
     }
@@ -165,6 +164,7 @@ async function fakeNsqd(topics: Record<string, string[]>, deadLetters = 0, earli
 }
 
 const at = (n: FakeNsqd) => `--nsqd-http-address=${n.address}`;
+const on = (n: TestNsqd) => `--nsqd-http-address=${n.httpAddress}`;
 
 describe('nsq config: TTL and retention (nsqd stand-in)', () => {
   it('sends them as Go durations and prints them as Go durations', async () => {
@@ -212,7 +212,7 @@ describe('nsq replay (nsqd stand-in)', () => {
     const n = await fakeNsqd({ orders: ['billing'] }, 0, earliest);
     const old = await nsq(['replay', 'orders', 'billing', at(n), `--since=${earliest - 1}`]);
     expect(old.code).toBe(1);
-    expect(old.stderr).toContain('HTTP 400 REPLAY_UNAVAILABLE earliest 2024-06-01T00:00:00.000Z');
+    expect(old.stderr).toContain('HTTP 400 REPLAY_UNAVAILABLE: earliest available 2024-06-01T00:00:00.000Z');
     expect(old.stdout).toBe('');
     for (const args of [[], ['--since=1h', '--offset=1'], ['--since=yesterday']]) {
       const bad = await nsq(['replay', 'orders', 'billing', at(n), ...args]);
@@ -225,28 +225,54 @@ describe('nsq replay (nsqd stand-in)', () => {
   });
 });
 
-describe('nsq redrive (nsqd stand-in)', () => {
+describe('nsq redrive and replay (real nsqds)', () => {
+  const depth = async (n: TestNsqd, topic: string, channel?: string) => {
+    const stats = (await getJson(n, `/stats?format=json&topic=${topic}`)) as {
+      topics: { topic_name: string; depth: number; channels: { channel_name: string; depth: number }[] }[];
+    };
+    const t = stats.topics.find((x) => x.topic_name === topic);
+    return channel === undefined ? t?.depth : t?.channels.find((c) => c.channel_name === channel)?.depth;
+  };
+
   it('moves the dead letters on every nsqd that has the topic, --max bounding the total', async () => {
-    const one = await fakeNsqd({ 'orders.dead': [] }, 3);
-    const two = await fakeNsqd({ 'orders.dead': [] }, 3);
-    const run = await nsq(['redrive', 'orders.dead', 'orders', at(one), at(two), '--max=4']);
+    for (const n of [a, b]) {
+      for (const body of ['x', 'y', 'z']) {
+        const res = await fetch(`http://${n.httpAddress}/pub?topic=orders.dead`, { method: 'POST', body });
+        expect(res.status).toBe(200);
+      }
+    }
+    const before = [await depth(a, 'orders', 'billing'), await depth(b, 'orders', 'billing')];
+    const run = await nsq(['redrive', 'orders.dead', 'orders', on(a), on(b), '--max=4']);
     expect(run).toMatchObject({
       code: 0,
       stdout:
-        `moved 3 dead letter(s) from orders.dead to orders on nsqd ${one.address}\n` +
-        `moved 1 dead letter(s) from orders.dead to orders on nsqd ${two.address}\n` +
+        `moved 3 dead letter(s) from orders.dead to orders on nsqd ${a.httpAddress}\n` +
+        `moved 1 dead letter(s) from orders.dead to orders on nsqd ${b.httpAddress}\n` +
         'moved 4 dead letter(s) in all\n',
     });
-    expect(one.requests).toEqual(['POST /topic/redrive?topic=orders.dead&to=orders&max=4']);
-    expect(two.requests).toEqual(['POST /topic/redrive?topic=orders.dead&to=orders&max=1']);
-    const rest = await nsq(['redrive', 'orders.dead', 'orders', at(two)]);
-    expect(rest.stdout).toBe(`moved 2 dead letter(s) from orders.dead to orders on nsqd ${two.address}\n`);
-    expect(two.requests[1]).toBe('POST /topic/redrive?topic=orders.dead&to=orders');
-    const missing = await nsq(['redrive', 'nope.dead', 'orders', at(one)]);
+    expect([await depth(a, 'orders.dead'), await depth(b, 'orders.dead')]).toEqual([0, 2]);
+    const rest = await nsq(['redrive', 'orders.dead', 'orders', on(b)]);
+    expect(rest.stdout).toBe(`moved 2 dead letter(s) from orders.dead to orders on nsqd ${b.httpAddress}\n`);
+    expect([await depth(a, 'orders', 'billing'), await depth(b, 'orders', 'billing')]).toEqual(
+      before.map((d) => (d ?? 0) + 3),
+    );
+    const missing = await nsq(['redrive', 'nope.dead', 'orders', on(a)]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('nsq redrive: topic nope.dead not found');
   });
 
+  it('replays a retained channel on every nsqd, and reports an offset nsqd refuses', async () => {
+    for (const n of [a, b]) await post(n, '/topic/config?topic=orders&retention=1h');
+    const run = await nsq(['replay', 'orders', 'billing', viaLookupd, '--offset=0']);
+    expect(run.code).toBe(0);
+    for (const n of [a, b]) expect(run.stdout).toContain(`on nsqd ${n.httpAddress}`);
+    const past = await nsq(['replay', 'orders', 'billing', on(a), '--offset=1000000']);
+    expect(past.code).toBe(1);
+    expect(past.stderr).toContain('HTTP 400 INVALID_ARG_OFFSET');
+  });
+});
+
+describe('nsq redrive and replay confirmation (nsqd stand-in)', () => {
   describe.skipIf(!hasScript)(
     `on a terminal (a pty from util-linux script${hasScript ? '' : ' — skipped: no script(1)'})`,
     () => {

@@ -15,7 +15,6 @@ import type { TopicLog } from './topic-log.js';
 
 export type { Consumer } from './consumer.js';
 
-/** What a channel needs besides its topic's log (its topic provides it). */
 export interface ChannelContext {
   readonly options: NsqdOptions;
   readonly clock: Clock;
@@ -24,23 +23,16 @@ export interface ChannelContext {
   schedulePump(channel: Channel): void;
   /** A change to store now rather than at the next --sync-timeout (pause, empty). */
   requestFlush(): void;
-  /** The channel lost its last consumer. */
   onIdle(channel: Channel): void;
-  /** Publishes a message that reached max_attempts to `topic`, body and publish time kept. */
   deadLetter(topic: string, record: MessageRecord): void;
 }
 
-/**
- * A channel: a cursor into its topic's log plus the messages that left the log — in flight
- * (by ID, with a deadline heap), requeued, deferred (due-time heap). Delivery is a pump over
- * the consumers, run at most once per tick. Messages change state only in the `to*` methods.
- */
+/** A cursor into its topic's log plus what left it: in flight, requeued, deferred. State changes only in `to*`. */
 export class Channel {
   readonly name: string;
   readonly topic: TopicLog;
   readonly ephemeral: boolean;
   paused = false;
-  /** Next log offset this channel will take. */
   cursor: number;
   /** message_count (NSQ's): what the topic handed this channel since the process started, from here. */
   countFrom: number;
@@ -70,9 +62,7 @@ export class Channel {
   deadLetteredCount = 0;
   /** Unread messages dropped by its topic's overflow=drop_oldest. */
   droppedCount = 0;
-  /** Messages not delivered because they were past their topic's message_ttl. */
   expiredCount = 0;
-  /** POST /channel/replay calls that moved the cursor back. */
   replayCount = 0;
   /** Set over HTTP; what is absent follows the nsqd flags. Replaced whole, never mutated. */
   settings: ChannelSettings = {};
@@ -228,10 +218,7 @@ export class Channel {
     return null;
   }
 
-  /**
-   * The cursor reached `record`: a message to deliver now, or null (held already, past its
-   * message_ttl, or a DPUB not yet due). Every record read from the log passes here.
-   */
+  /** Every record the cursor reads passes here: a message to deliver now, or null (held, expired, DPUB not due). */
   private reached(record: MessageRecord, now: number): ChannelMessage | null {
     if (this.directAhead?.delete(record.offset)) {
       if ((this.directAhead as Set<number>).size === 0) this.directAhead = null;
@@ -249,11 +236,7 @@ export class Channel {
     return msg;
   }
 
-  /**
-   * Redrive: takes up to `max` ready messages (requeued, then unread) out of the channel for
-   * good, handing each to `sink` in the same synchronous step. 0 while the next ones are being
-   * read from disk (`diskRead()` resolves when they are in).
-   */
+  /** Redrive: up to `max` ready messages leave for good into `sink`; 0 while the next are read from disk. */
   drain(max: number, sink: (record: MessageRecord) => void): number {
     const now = this.clock.monotonicMs();
     let n = 0;
@@ -297,13 +280,11 @@ export class Channel {
     this.directAhead.add(offset);
   }
 
-  /** A DPUB message fanned out to this channel: straight into the deferred set. */
   putDeferred(record: MessageRecord): void {
     this.holdAhead(record.offset);
     this.toDeferred(new ChannelMessage(record, 0), record.deliverAfter);
   }
 
-  /** Calls `fn` for every message that left the log but is not finished. */
   forEachOutstanding(fn: (msg: ChannelMessage) => void): void {
     for (const msg of this.inFlight.values()) fn(msg);
     for (let i = this.requeuedHead; i < this.requeued.length; i++) fn(this.requeued[i] as ChannelMessage);
@@ -324,7 +305,6 @@ export class Channel {
     return this.journal.dirty;
   }
 
-  /** What to store, or null when the store has it already. */
   durableDelta(): ChannelDelta | null {
     return this.journal.delta();
   }
@@ -378,10 +358,7 @@ export class Channel {
     msg.owner = null;
   }
 
-  /**
-   * An in-flight message came back (REQ, or a timeout with `delayMs` 0): ready again, or, once
-   * delivered max_attempts times, dead-lettered.
-   */
+  /** Back from flight (REQ, or a timeout with `delayMs` 0): ready again, or dead-lettered after max_attempts. */
   private returned(msg: ChannelMessage, delayMs: number, now: number): void {
     if (this.exhausted(msg)) this.deadLetter(msg);
     else if (delayMs > 0) this.toDeferred(msg, now + delayMs);
@@ -396,7 +373,6 @@ export class Channel {
     return deadLetterTopicOf(this.settings, this.ctx.options);
   }
 
-  /** Takes the given fields of `settings` (the rest stays); stored with the channel's state. */
   configure(settings: ChannelSettings): void {
     this.settings = { ...this.settings, ...settings };
     this.journal.changes++;
@@ -412,35 +388,25 @@ export class Channel {
     return isExpired(record, this.topic.messageTtlMs, this.clock);
   }
 
-  /** Given up after max_attempts deliveries. */
   private deadLetter(msg: ChannelMessage): void {
     this.deadLetteredCount++;
     this.giveUp(msg.record);
   }
 
-  /** Past its message_ttl: never delivered. */
   private expire(record: MessageRecord): void {
     this.expiredCount++;
     this.topic.noteExpired();
     this.giveUp(record);
   }
 
-  /**
-   * The message leaves the channel for good (it held it nowhere any more): into the dead-letter
-   * topic when the channel has one, else dropped. Its copy there and its removal here are in the
-   * same flush: one atomic state write.
-   */
+  /** Into the dead-letter topic or dropped; the copy there and the removal here are one flush, one state write. */
   private giveUp(record: MessageRecord): void {
     const into = this.deadLetterTopic;
     if (into !== '') this.ctx.deadLetter(into, record);
     this.journal.changes++;
   }
 
-  /**
-   * Replay: the cursor goes back to `offset`, so everything from there is delivered again in
-   * log order; what the channel holds now at or past it (in flight, requeued, deferred) stays
-   * held and the cursor skips it. Never moves the cursor forward.
-   */
+  /** Replay: the cursor goes back to `offset` (never forward); what it holds at or past it stays held, skipped. */
   rewind(offset: number): void {
     const from = this.cursor;
     if (offset >= from) return;
@@ -507,7 +473,6 @@ export class Channel {
     return null;
   }
 
-  /** REQ: back to the queue now, or deferred by `delayMs`. */
   requeue(id: string, consumer: Consumer, delayMs: number): FinishError | null {
     const msg = this.popInFlight(this.inFlight.get(id), consumer);
     if (typeof msg === 'string') return msg;

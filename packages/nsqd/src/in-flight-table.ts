@@ -1,10 +1,7 @@
 import type { ChannelMessage } from './message.js';
 import { inFlightKey } from './message-id.js';
 
-/**
- * Value of one lowercase hex digit, or -1. IDs are compared as bytes in nsqd, so an ID in
- * upper case is a different (unknown) ID.
- */
+/** Value of one lowercase hex digit, or -1: nsqd compares IDs as bytes, so upper case is another ID. */
 function nibble(code: number): number {
   if (code >= 48 && code <= 57) return code - 48;
   if (code >= 97 && code <= 102) return code - 87;
@@ -15,21 +12,11 @@ function nibble(code: number): number {
 const MIN_SLOTS = 16;
 
 /**
- * A channel's in-flight messages by ID. Keys are numbers built from the ID's two halves, not
- * the 16-character text: FIN/REQ/TOUCH parse the hex straight from the command's parameter,
- * and delivery never needs the text at all (measured: the text keys cost ~20% of the broker's
- * CPU under consume load — hex formatting at delivery plus string hashing at FIN).
- *
- * The keys live in an open-addressing table (linear probing, Fibonacci hashing, backward-shift
- * deletion) over an Int32Array, not a Map: add + get + delete of one message took 81–91 ns with
- * a Map of Smi keys and 20–22 ns here (5,000 in flight, microbenchmark), and a Map also
- * reallocates its backing store as deletions accumulate, garbage at every few thousand FINs.
- *
- * Keys come from the layout of this node's IDs (message-id.ts: the tick's low bits and the
- * sequence; a key with the Map this table used before took get/add/delete from 15 % of the
- * broker's busy time under `both` to 10 %). Two IDs can share a key (made more than 18 minutes
- * apart, or imported from another nsqd with other node bits); the second of such a pair goes to
- * a small overflow map keyed by the full text, so lookups stay exact.
+ * A channel's in-flight messages, keyed by numbers from the ID's halves, not its text (text keys cost ~20 % of
+ * the broker's CPU under consume load). Open addressing over an Int32Array (linear probing, Fibonacci hashing,
+ * backward-shift deletion), not a Map: 20–22 ns vs 81–91 ns per add+get+delete, and no rehash garbage.
+ * Two IDs can share a key (made 18+ minutes apart, or imported with other node bits): the second goes to a
+ * small overflow map keyed by the full text, so lookups stay exact.
  */
 export class InFlightTable {
   private keys = new Int32Array(MIN_SLOTS);
@@ -55,7 +42,6 @@ export class InFlightTable {
     this.insert(key, msg);
   }
 
-  /** The in-flight message with this 16-character ID, if any. */
   get(id: string): ChannelMessage | undefined {
     let hi = 0;
     let lo = 0;
@@ -113,11 +99,7 @@ export class InFlightTable {
     }
   }
 
-  /**
-   * Gives the slots of an empty table back. Called on a timer (every --sync-timeout), not
-   * whenever the table empties: a channel whose in-flight count touches 0 between bursts would
-   * otherwise regrow its table each time (measured: 1.7 % of busy time under `both`).
-   */
+  /** Gives an empty table's slots back, on a timer, not at each emptying (regrowing between bursts cost 1.7 %). */
   shrinkIfEmpty(): void {
     if (this.size === 0 && this.slots.length > MIN_SLOTS) this.resize(MIN_SLOTS);
   }
@@ -139,7 +121,6 @@ export class InFlightTable {
     return Math.imul(key, 0x9e3779b9) >>> this.shift;
   }
 
-  /** The slot holding `key`, or -1. */
   private slotOf(key: number): number {
     const slots = this.slots;
     const mask = this.mask;
@@ -160,10 +141,7 @@ export class InFlightTable {
     this.count++;
   }
 
-  /**
-   * Empties slot `i` and shifts later entries of its cluster back into the hole when the hole
-   * lies on their probe path, so lookups never need tombstones.
-   */
+  /** Backward-shift deletion: later entries of the cluster move into the hole, so lookups need no tombstones. */
   private removeSlot(i: number): void {
     const slots = this.slots;
     const keys = this.keys;

@@ -23,7 +23,6 @@ const SPILL_SLACK = 10_000;
 const WRITTEN_CACHE = 5_000;
 const WRITTEN_CACHE_BYTES = 8 * 1024 * 1024;
 
-/** A publish that would take the backlog past max_depth/max_bytes with overflow=reject. */
 export class TopicFullError extends Error {
   constructor() {
     super('topic full');
@@ -31,10 +30,8 @@ export class TopicFullError extends Error {
 }
 
 /**
- * A topic: one log of messages that every channel reads through its own cursor (DESIGN §2).
- * The newest part is in memory (`tail`); past --mem-queue-size the oldest are written to the
- * segment files and channels read them back from there. What every channel has passed leaves
- * memory; what every channel has also finished is never written.
+ * A topic: one log every channel reads through its own cursor (DESIGN §2). Past --mem-queue-size the
+ * oldest records go to segment files; what every channel has finished is never written.
  */
 export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic {
   readonly name: string;
@@ -54,13 +51,11 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
   deleted = false;
   /** Set over HTTP; what is absent follows the nsqd flags. Replaced whole, never mutated. */
   settings: TopicSettings = {};
-  /** Publishes (PUB/MPUB/DPUB commands) refused by overflow=reject since start. */
   rejectedCount = 0;
   /** Messages dropped by overflow=drop_oldest while the topic had no channel. */
   droppedCount = 0;
   /** Messages its channels let expire (message_ttl), one per channel that reached them. */
   expiredCount = 0;
-  /** Messages moved out of this topic by POST /topic/redrive. */
   redrivenCount = 0;
   private redriving: Promise<void> = Promise.resolve();
   private readonly deadLetterIntents = new DeadLetterIntents();
@@ -216,10 +211,7 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     return this.settle();
   }
 
-  /**
-   * DPUB: into the log like any message; fanning-out channels also get it deferred at once and
-   * skip it when their cursor gets there. Otherwise it waits in the log with its due time.
-   */
+  /** DPUB: fanning-out channels get it deferred at once and skip it at their cursor; else it waits in the log. */
   publishDeferred(data: Buffer, deferMs: number): Promise<void> | null {
     this.admit(1, data.length);
     const clock = this.ctx.clock;
@@ -249,10 +241,7 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     return this.tail.get(offset) as MessageRecord;
   }
 
-  /**
-   * A message another channel gave up after max_attempts: body and publish time kept, a new ID
-   * (two channels may give up the same message). Never refused: its channel already let go.
-   */
+  /** Given up by another channel after max_attempts: a new ID (two channels may give up the same one). */
   appendDeadLetter(source: MessageRecord, publishedAtMs = source.publishedAtMs): void {
     const record = source.compact();
     const offset = this.append(record.data, record.start, record.length, publishedAtMs, 0);
@@ -268,7 +257,6 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     return this.deadLetterIntents.take();
   }
 
-  /** A flush failed: its dead letters go with the next one. */
   untakeDeadLetters(offsets: readonly number[]): void {
     this.deadLetterIntents.untake(offsets);
   }
@@ -310,11 +298,7 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     return this.tail.append(data, start, length, hi, this.ids.lo, nowMs, dueAt);
   }
 
-  /**
-   * Every PUB, MPUB and DPUB passes here before anything is appended, so a refused MPUB stores
-   * nothing. While the disk fails, memory may not grow past --mem-queue-size; with a cap and
-   * overflow=reject, the backlog may not grow past it.
-   */
+  /** Every PUB/MPUB/DPUB passes here before any append, so a refused MPUB stores nothing. */
   private admit(count: number, bytes: number): void {
     const store = this.store;
     if (store !== null) {
@@ -352,11 +336,7 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     return this.log !== null && this.retentionMs > 0;
   }
 
-  /**
-   * Of the channels' floor, the offset below which segments may be deleted now: without
-   * retention the floor itself; with it, the floor as it was `retention` ago. Called once per
-   * --sync-timeout.
-   */
+  /** Segments below it may go: the channels' floor, or with retention the floor as it was `retention` ago. */
   deletableBelow(floor: number): number {
     if (!this.retains) {
       this.retention.clear();
@@ -365,7 +345,6 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     return this.retention.deletableBelow(floor, this.retentionMs, this.ctx.clock.monotonicMs());
   }
 
-  /** Where `POST /channel/replay` starts (see replay-target.ts). */
   replayTarget(at: { readonly sinceMs: number } | { readonly offset: number }): Promise<ReplayTarget> {
     return findReplayTarget(this, at);
   }
@@ -381,7 +360,6 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     this.expiredCount++;
   }
 
-  /** Takes the given fields of `settings` (the rest stays); stored with the topic's state. */
   configure(settings: TopicSettings): void {
     this.settings = { ...this.settings, ...settings };
     this.changes++;
@@ -389,10 +367,7 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     dropOverflow(this);
   }
 
-  /**
-   * At --mem-queue-size=0 every publisher waits for the disk (durable mode). Otherwise a spill
-   * is written behind the publishers, who wait only once memory is far past the limit.
-   */
+  /** --mem-queue-size=0: publishers wait for the disk (durable mode); otherwise the spill is written behind them. */
   private settle(): Promise<void> | null {
     const store = this.store;
     if (store === null) return null;
@@ -449,12 +424,10 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     if (target > this.tail.start) this.tail.trimTo(target);
   }
 
-  /** What a flush appends (see topic-writes.ts). */
   collectWrites(): WriteSet {
     return collectWrites(this, this.ctx.clock);
   }
 
-  /** Without channels, while lookupd's channels are being made, or with retention, every record is written. */
   get needsEveryRecord(): boolean {
     return this.channels.size === 0 || this.starting || this.retains;
   }
@@ -481,7 +454,6 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     this.trim();
   }
 
-  /** Stored DPUBs go to the channels that have not passed them. */
   private fanOutWritten(to: number): void {
     const pending = this.unwrittenDeferred;
     this.unwrittenDeferred = [];
@@ -529,7 +501,6 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     }
   }
 
-  /** Forgets skipped ranges every channel has passed. */
   pruneSkips(): void {
     if (this.skips.length === 0) return;
     let min = this.channels.size === 0 ? this.backlogStart : Number.POSITIVE_INFINITY;
@@ -547,7 +518,6 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     this.changes++;
   }
 
-  /** Emptied without channels, or the last channel deleted. */
   private dropBacklog(): void {
     this.tail.clear();
     this.droppedBelow = this.tail.end;
@@ -567,7 +537,6 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     this.skips = state.skips.map(([from, to]) => [from, to]);
   }
 
-  /** What to store of this topic, or null when the store has it already. */
   durableDelta(): TopicDelta | null {
     if (this.changes === this.committedChanges) return null;
     return {

@@ -1,12 +1,7 @@
 /**
- * The etcd side of one replica group: who is a member, who leads at which epoch, who is in sync.
- * etcd decides each of these (compare-and-set transactions, leases); the local view only decides
- * when to ask. docs/replication.md has the keys, the election, the ack fence and the handover.
- * This file holds the term (campaign, fence, deposing) and the writes as leader, which etcd
- * refuses with {@link HaFencedError} once the term is over, whatever this member believes. The
- * other parts: group-view.ts, group-watch.ts, member-registration.ts, election.ts, settings.ts.
- *
- * etcd3 is only imported as types here; {@link createHaCoordinator} loads it.
+ * The etcd side of one replica group: membership, leader and epoch, in-sync set (docs/replication.md).
+ * etcd decides each by compare-and-set and leases; once a term is over etcd refuses its writes
+ * ({@link HaFencedError}) whatever this member believes. etcd3 is only imported as types here.
  */
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IRequestOp, IResponseHeader, ITxnResponse } from 'etcd3';
@@ -69,10 +64,7 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-/**
- * One member's coordinator for one replica group. Construct, listen, `start()`; `close()` at the end.
- * Events are typed by {@link HaCoordinatorEvents}; none is named 'error', so none throws unheard.
- */
+/** One member's coordinator for one replica group; no event is named 'error', so none throws unheard. */
 export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
   readonly keys: GroupKeys;
   readonly memberId: string;
@@ -123,8 +115,6 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     );
   }
 
-  // ---- what etcd last showed ----
-
   get role(): HaRole {
     return this.heldTerm === null ? 'follower' : 'leader';
   }
@@ -154,26 +144,16 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     return this.view.members;
   }
 
-  /**
-   * Monotonic ms (on the injected clock) until which this leader may still acknowledge: the last
-   * renewal's send time + TTL − margin, always before etcd could expire the term's lease.
-   * −Infinity when not leading.
-   */
+  /** Monotonic ms until which this leader may acknowledge: last renewal's send + TTL − margin. */
   ackFenceDeadline(): number {
     return this.heldTerm?.fence.deadline() ?? Number.NEGATIVE_INFINITY;
   }
 
-  /** Whether an acknowledgement may be sent now: leading and before the fence. */
   canAcknowledge(): boolean {
     return this.heldTerm?.fence.open(this.settings.clock()) ?? false;
   }
 
-  // ---- life cycle ----
-
-  /**
-   * Registers this member, reads the group's state, watches it, and (with autoCampaign)
-   * campaigns if there is no leader. Rejects if etcd cannot be reached within the deadlines.
-   */
+  /** Registers, reads and watches the group, campaigns if leaderless (autoCampaign); rejects if etcd is unreachable. */
   start(): Promise<void> {
     this.started ??= this.startOnce();
     return this.started;
@@ -186,10 +166,7 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     if (this.view.leader === null) this.scheduleCampaign(0);
   }
 
-  /**
-   * Leaves the group cleanly: a leader's term ends (its lease revoked, so the leader key goes
-   * now, not a TTL later), the member key's lease is revoked, the watch cancelled. Idempotent.
-   */
+  /** Leaves cleanly: a leader's lease is revoked so its key goes now, not a TTL later. Idempotent. */
   close(): Promise<void> {
     this.closing ??= this.closeOnce();
     return this.closing;
@@ -211,8 +188,6 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     return this.closing !== null;
   }
 
-  // ---- applying what etcd shows ----
-
   private onChanges(revisions: readonly RevisionChanges[]): void {
     for (const { revision, changes } of revisions) {
       this.applyBatch(() => {
@@ -225,10 +200,7 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     }
   }
 
-  /**
-   * Applies `mutate` to the view, then emits what changed and reacts: a held term whose leader
-   * key is no longer ours ends, and a leaderless group gets a campaign.
-   */
+  /** Applies `mutate`, emits what changed; a held term whose leader key is gone ends, a leaderless group campaigns. */
   private applyBatch(mutate: () => void): void {
     const changed = this.view.batch(mutate);
     const leaderEntry = this.view.leader;
@@ -244,8 +216,6 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     }
     if (leaderEntry === null && (changed.leader || changed.isr || changed.handover)) this.scheduleCampaign(0);
   }
-
-  // ---- election ----
 
   private scheduleCampaign(delayMs: number): void {
     if (!this.settings.autoCampaign || this.closed || this.heldTerm !== null || this.started === null) return;
@@ -273,10 +243,8 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
   }
 
   /**
-   * Tries once to become leader. Resolves with the new epoch, or null: there is a leader, this
-   * member is not in the in-sync set (or may not bootstrap), `canLead()` said no, another
-   * member's transaction won, or it defers to a handover target (then it retries by itself when
-   * the delay has passed). Rejects on an etcd error. Concurrent calls share one attempt.
+   * Tries once to become leader: the new epoch, or null (a leader exists, not in sync, `canLead()` said no, lost
+   * the transaction, or deferring to a handover target). Concurrent calls share one attempt.
    */
   campaign(): Promise<number | null> {
     this.campaigning ??= this.campaignOnce().finally(() => {
@@ -374,11 +342,7 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     }, delay);
   }
 
-  /**
-   * Ends the held term (no-op without one): the fence shuts first, then `deposed`, then the
-   * term's lease is revoked (so etcd deletes the leader key at once) — except for a resign,
-   * which deletes the key itself in its transaction and then revokes.
-   */
+  /** Ends the held term: fence shuts, `deposed`, then the lease is revoked (a resign deletes the key first). */
   private endTerm(reason: DeposeReason): Promise<void> {
     const term = this.heldTerm;
     if (term === null) return Promise.resolve();
@@ -392,12 +356,9 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     return reason === 'resigned' ? Promise.resolve() : term.lease.revoke();
   }
 
-  // ---- writes as leader ----
-
   /**
-   * Removes `memberId` from the in-sync set; resolves once etcd committed it (the leader must
-   * not acknowledge anything the member lacks before that). Rejects with HaFencedError if this
-   * member's term is over, HaNotLeaderError if it never led. Writes are applied in call order.
+   * Resolves once etcd committed it (the leader must not acknowledge what the member lacks before that).
+   * Writes are applied in call order.
    */
   shrinkIsr(memberId: string): Promise<IsrRecord> {
     return this.writeIsr('shrinkIsr', (members) => members.filter((m) => m !== memberId), memberId);
@@ -453,12 +414,8 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
   }
 
   /**
-   * Planned handover: stops leading at once (the fence shuts and `deposed` is emitted before
-   * anything is sent), then in one guarded transaction records `target` as the preferred next
-   * leader and deletes the leader key, then revokes the term's lease. Members other than the
-   * target wait `handoverDelayMs` before they campaign, so the target (if it is in the in-sync
-   * set and up) wins. Without a target the leader key is just deleted. Rejects with
-   * HaNotLeaderError when not leading, HaFencedError when etcd shows the term already over.
+   * Planned handover: stops leading at once, then one guarded transaction records `target` as preferred and
+   * deletes the leader key. Others wait `handoverDelayMs` before campaigning, so the target wins.
    */
   async resign(target?: string): Promise<void> {
     const term = this.heldTerm;
@@ -481,8 +438,6 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
     }
   }
 
-  // ---- helpers ----
-
   private deadline(): { deadline: Date } {
     return requestDeadline(this.settings);
   }
@@ -492,11 +447,7 @@ export class HaCoordinator extends EventEmitter<HaCoordinatorEvents> {
   }
 }
 
-/**
- * Loads etcd3 (only now: an nsqd without --ha-group never pays for it), connects to
- * `etcdEndpoints` and returns a coordinator that owns the client (closing it closes the client).
- * Call `start()` on it after attaching listeners.
- */
+/** Loads etcd3 only now (an nsqd without --ha-group never pays for it); the coordinator owns the client. */
 export async function createHaCoordinator(
   options: HaCoordinatorOptions & { readonly etcdEndpoints: readonly string[] },
 ): Promise<HaCoordinator> {

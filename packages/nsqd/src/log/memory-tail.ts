@@ -9,18 +9,10 @@ import { encodeRecordFields, wallDueTime } from './record-codec.js';
 const MIN_CAPACITY = 256;
 
 /**
- * The in-memory tail of a topic log, addressed by offset in a growable ring. Offsets increase
- * forever; `start` is the oldest offset still held, `end` the next one to be written.
- *
- * The ring is columns of typed arrays, not an array of objects: a message waiting in memory
- * costs 40 bytes here (ID halves, body position and length, two timestamps, and one reference
- * to the buffer holding its body — an MPUB's messages share their MPUB body) besides the body
- * itself, and nothing the garbage collector has to walk. A `MessageRecord` object is made only
- * when a channel takes the message (an object per message costs ~123 B of heap, and every GC
- * walks all of them while the queue is deep).
- *
- * A flush writing records to disk pins them (`pin`): readers stop seeing trimmed records at
- * once, but their slots are kept until the write is done.
+ * A topic log's in-memory tail: a growable ring addressed by offset (`start` oldest held, `end` next written).
+ * Columns of typed arrays, not objects: 40 bytes per message besides its body (MPUB messages share theirs), and
+ * nothing for the GC to walk (an object per message cost ~123 B of heap); a `MessageRecord` is made only when a
+ * channel takes it. A flush pins what it writes (`pin`): readers stop seeing trimmed records, slots stay.
  */
 export class MemoryTail {
   private capacity = 0;
@@ -54,7 +46,6 @@ export class MemoryTail {
     return this.endOffset - this.startOffset;
   }
 
-  /** Slots the columns have room for (0 until the first message). */
   get slots(): number {
     return this.capacity;
   }
@@ -97,7 +88,6 @@ export class MemoryTail {
     );
   }
 
-  /** Body length of a held (or pinned) record. */
   bodyLengthAt(offset: number): number {
     return this.bodyLength[offset & this.mask] as number;
   }
@@ -158,12 +148,7 @@ export class MemoryTail {
     this.keptOffset = to;
   }
 
-  /**
-   * Gives the columns of a drained backlog back. Called on a timer (every --sync-timeout), not
-   * whenever the tail empties: a tail that empties and refills many times a second would
-   * otherwise reallocate its columns each time (measured: 2 % of busy time, plus the GC work
-   * of the freed arrays, under publish + consume with the default --mem-queue-size).
-   */
+  /** Gives a drained backlog's columns back, on a timer, not at each emptying (reallocating cost 2 % plus GC). */
   shrinkIfEmpty(): void {
     if (this.keptOffset === this.endOffset && this.capacity > MIN_CAPACITY) this.resize(0);
   }

@@ -23,11 +23,8 @@ export interface SegmentLogOptions {
 }
 
 /**
- * Bytes encoded per write. A flush of a deep backlog is many writes of this size, so the
- * encoding buffer never costs more memory than this (one 240 MB buffer for a 1M-message
- * backlog raised RSS by as much), and each encoding step holds the event loop for well under
- * a millisecond: at 4 MiB a step took ~4 ms, and consumers waited for their next messages
- * meanwhile (bench `both` in memory: out 456k → 549k-611k msgs/s going from 4 MiB to 512 KiB).
+ * Bytes encoded per write: bounds the encoding buffer (one 240 MB buffer for a 1M backlog raised RSS as much)
+ * and each step's event-loop hold (4 MiB took ~4 ms; out 456k → 549k-611k msgs/s going to 512 KiB).
  */
 const WRITE_BYTES = 512 * 1024;
 
@@ -38,17 +35,12 @@ function segmentName(firstOffset: number): string {
 }
 
 /**
- * The on-disk part of a topic log (DESIGN §2): append-only segment files named by the offset
- * of their first record, in one directory per topic. Offsets in a segment increase but may
- * skip (records every channel had finished before they were due to be written never are).
- *
- * Appends are batched by the caller (one write per flush); fsync is separate (`sync()`) so
- * the storage can group-commit many topics' writes behind one sync round.
+ * The on-disk part of a topic log (DESIGN §2): segment files named by their first offset; offsets may skip
+ * (records finished before their write never are). fsync is separate so the storage can group-commit.
  */
 export class SegmentLog {
   readonly dir: string;
   readonly segments: Segment[] = [];
-  /** Offset after the last record written (0 for a log that never had one). */
   endOffset = 0;
   /** Successful appends so far: lets a reader tell "nothing more on disk" from "not yet read". */
   appends = 0;
@@ -57,11 +49,7 @@ export class SegmentLog {
   private fd: FileHandleLike | null = null;
   private unsynced = false;
   private dirUnsynced = false;
-  /**
-   * The encoding buffer, reused by every write of this log until it goes idle (`release`):
-   * a fresh 4 MiB buffer per write left ~20-30 MiB of freed-but-kept malloc memory in RSS
-   * after a 1M-message write-behind (measured with 1,000,000 × 200 B queued in memory).
-   */
+  /** Reused until idle (`release`): a fresh 4 MiB buffer per write left ~20-30 MiB freed-but-kept malloc in RSS. */
   private writeBuf: Buffer | null = null;
   /** Positions of corrupt records seen by any reader or by recovery (counted once each). */
   private readonly corrupt = new Set<string>();
@@ -79,11 +67,7 @@ export class SegmentLog {
     return new SegmentLog(dir, options, logger);
   }
 
-  /**
-   * Opens (creating) the log in `dir`. The last segment is scanned: a torn tail (an append cut
-   * short by a crash or a full disk) is truncated at the last good record; a corrupt record
-   * followed by good ones is counted and left for readers to skip — good data is never dropped.
-   */
+  /** Opens (creating) the log: a torn tail is truncated at the last good record; corrupt ones are skipped. */
   static async open(dir: string, options: SegmentLogOptions, logger: Logger): Promise<SegmentLog> {
     const log = new SegmentLog(dir, options, logger);
     await options.fs.mkdir(dir, { recursive: true });
@@ -138,7 +122,6 @@ export class SegmentLog {
     return this.options.fs;
   }
 
-  /** Records found corrupt (bad CRC or length) and skipped since start, counted once each. */
   get corruptRecords(): number {
     return this.corruptCount;
   }
@@ -151,7 +134,6 @@ export class SegmentLog {
     this.logger.error(`DISKQUEUE(${this.dir}): corrupt record at ${seg.path}:${pos} skipped`);
   }
 
-  /** The lowest offset the log may still hold. */
   get firstOffset(): number {
     return this.segments[0]?.firstOffset ?? this.endOffset;
   }
@@ -162,11 +144,7 @@ export class SegmentLog {
     return n;
   }
 
-  /**
-   * Appends records (ascending offsets), WRITE_BYTES per write. On failure the
-   * segment is cut back to its last good size, so a retry rewrites the same place and a
-   * restart never sees half a batch as data.
-   */
+  /** WRITE_BYTES per write; a failure cuts the segment back to its last good size (no half batch). */
   async append(records: RecordSource): Promise<void> {
     const count = records.count;
     let i = 0;
@@ -202,7 +180,6 @@ export class SegmentLog {
     }
   }
 
-  /** The segment the next record (at `offset`) goes to: the last one, or a new one once it is full. */
   private async writableSegment(offset: number, bodyLength: number): Promise<Segment> {
     const last = this.segments[this.segments.length - 1];
     const size = RECORD_HEADER_BYTES + bodyLength;
@@ -241,19 +218,13 @@ export class SegmentLog {
     }
   }
 
-  /**
-   * Closes the write descriptor of an idle log (reopened by the next append) and drops its encoding buffer: 10,000 topics
-   * must not hold 10,000 descriptors. Unsynced data keeps it open until the next sync.
-   */
+  /** Closes an idle log's fd and drops its buffer (10,000 topics must not hold 10,000 fds); unsynced data keeps it. */
   async release(): Promise<void> {
     this.writeBuf = null;
     if (this.fd !== null && !this.unsynced) await this.closeFd();
   }
 
-  /**
-   * Deletes the segments whose every record is below `offset` — the one being written too once
-   * everything in the log is below it (a drained backlog leaves no file behind).
-   */
+  /** Deletes segments wholly below `offset`, the one being written too if everything is (no file left). */
   async deleteBelow(offset: number): Promise<void> {
     for (;;) {
       const next = this.segments[1];
@@ -277,10 +248,7 @@ export class SegmentLog {
     this.endOffset = nextOffset;
   }
 
-  /**
-   * Deletes the log's own segments and then its directory if empty (topic deleted). Only its
-   * own files: a topic recreated under the same name may already write in that directory.
-   */
+  /** Deletes its own segments, then the directory if empty (a recreated topic may already write in it). */
   async destroy(): Promise<void> {
     await this.closeFd();
     this.dirUnsynced = false;

@@ -43,7 +43,6 @@ export interface ImportedMessage {
 export interface ImportedChannel {
   name: string;
   paused: boolean;
-  /** The channel's own diskqueue, in order. */
   messages: ImportedMessage[];
 }
 
@@ -58,11 +57,7 @@ export interface ImportedTopic {
 export interface NsqImport {
   /** Topics listed in nsqd.dat in its order, then topics found only on disk, by name. */
   topics: ImportedTopic[];
-  /**
-   * Every NSQ file read (nsqd.dat, meta files, data files), plus data files passed over as already
-   * consumed (before a queue's read position), so the caller can rename them all after a successful
-   * import. Absolute when `dataPath` is.
-   */
+  /** Every NSQ file read, plus data files passed over as consumed, to rename after a successful import. */
   files: string[];
   warnings: string[];
 }
@@ -86,10 +81,8 @@ interface ListedTopic {
   channels: Map<string, ListedChannel>;
 }
 
-/** The files of one diskqueue found in the data path. */
 interface DiskQueue {
   hasMeta: boolean;
-  /** File number → file name. */
   data: Map<number, string>;
 }
 
@@ -181,10 +174,7 @@ export async function readNsqDataPath(dataPath: string, maxMsgSize: number): Pro
   return { topics: result, files, warnings };
 }
 
-/**
- * The topics and channels nsqd.dat lists, valid and non-ephemeral ones only, in its order
- * (duplicates merged). Unparseable JSON throws: real nsqd refuses to start on it too.
- */
+/** nsqd.dat's valid non-ephemeral topics and channels, duplicates merged; bad JSON throws, as nsqd refuses it. */
 function parseNsqdDat(raw: Buffer, path: string, warnings: string[]): Map<string, ListedTopic> {
   let doc: unknown;
   try {
@@ -249,7 +239,6 @@ function entryName(entry: unknown, what: string, warnings: string[]): string | n
   return null;
 }
 
-/** Every diskqueue with a meta or data file in the data path, by queue name. */
 async function findDiskQueues(dataPath: string): Promise<Map<string, DiskQueue>> {
   const queues = new Map<string, DiskQueue>();
   const queue = (name: string): DiskQueue => {
@@ -283,7 +272,6 @@ function dataFileName(queue: string, num: number): string {
   return `${queue}.diskqueue.${String(num).padStart(6, '0')}.dat`;
 }
 
-/** Appends the unread messages of one diskqueue to `out`. */
 async function readDiskQueue(
   dataPath: string,
   name: string,
@@ -294,7 +282,6 @@ async function readDiskQueue(
   warnings: string[],
 ): Promise<void> {
   const nums = [...queue.data.keys()].sort((a, b) => a - b);
-  /** Reads data file `num` from `from` to its end; returns its size. */
   const readDataFile = async (num: number, from: number): Promise<number> => {
     const path = join(dataPath, queue.data.get(num) as string);
     const buf = await readFile(path);
@@ -399,10 +386,7 @@ function consistent(p: Positions): boolean {
   return p.readFileNum < p.writeFileNum || (p.readFileNum === p.writeFileNum && p.readPos <= p.writePos);
 }
 
-/**
- * Decodes the records of `buf` from `pos` to its end into `out`. A length outside
- * 26..maxMsgSize+26 or a record cut short ends the file, with a warning (go-diskqueue readOne).
- */
+/** A length outside 26..maxMsgSize+26 or a record cut short ends the file, with a warning (go-diskqueue readOne). */
 function readRecords(
   buf: Buffer,
   from: number,

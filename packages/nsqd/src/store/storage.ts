@@ -38,7 +38,6 @@ import {
   topicStateOp,
 } from './state-store.js';
 
-/** What the storage needs from the broker. */
 export interface StorageHost {
   readonly options: NsqdOptions;
   readonly clock: Clock;
@@ -82,11 +81,9 @@ interface Snapshot {
   readonly channelDeltas: [Channel, ChannelDelta][];
   /** Dead letters the batch appends, by topic (given back if it fails). */
   readonly deadLetters: [Topic, number[]][];
-  /** `pendingState` taken by the batch. */
   readonly extraState: StateOp[];
 }
 
-/** The `TopicStore` every durable topic is given. */
 class BoundTopicStore implements TopicStore {
   constructor(
     private readonly storage: Storage,
@@ -120,17 +117,10 @@ class BoundTopicStore implements TopicStore {
 }
 
 /**
- * Durable storage for one nsqd (DESIGN §2): the topics' segment logs and the channel state in
- * LevelDB, written together by *flushes*. A flush takes, in one synchronous step, a snapshot
- * of what to write as a plain-data `FlushBatch` (store/flush-batch.ts): each topic's records
- * and log work, and the state of every changed topic and channel as they hand it over
- * (`durableDelta()`); `writeBatch` applies it; then each topic and channel is told what is
- * stored (`committed(delta)`).
- *
- * Group commit: publishers that must wait for the disk share the promise of the next flush;
- * one flush (and one fsync) serves all of them. --sync-every counts messages written to and
- * read from disk since the last fsync, as NSQ's disk queue does (a message that never leaves
- * memory never forces a sync); --sync-timeout bounds how long any change stays unsynced.
+ * Durable storage (DESIGN §2): segment logs plus channel state in LevelDB, written together by flushes: a
+ * synchronous snapshot (`durableDelta()`) into a `FlushBatch`, `writeBatch`, then `committed(delta)`.
+ * Group commit: one flush and fsync serve every waiting publisher. --sync-every counts messages written to
+ * and read from disk since the last fsync, as NSQ's disk queue does; --sync-timeout bounds unsynced time.
  */
 export class Storage {
   private readonly host: StorageHost;
@@ -179,11 +169,7 @@ export class Storage {
     };
   }
 
-  /**
-   * Opens the state store (taking the data-path lock) and restores every topic and channel:
-   * logs reopened (torn tails truncated), cursors and paused flags set, and outstanding
-   * messages read back from the logs — deferred ones due at their original time.
-   */
+  /** Opens the state store (taking the data-path lock); torn log tails are truncated, deferred keep their due time. */
   async open(): Promise<void> {
     await this.fs.mkdir(this.dataPath, { recursive: true });
     this.db = await StateStore.open(join(this.dataPath, 'state'));
@@ -216,7 +202,6 @@ export class Storage {
     this.timer = this.clock.setTimer(this.onSyncTimeout, this.options.syncTimeoutMs);
   }
 
-  /** Every --sync-timeout: a synced flush when anything changed, and housekeeping. */
   private readonly onSyncTimeout = (): void => {
     // Finished segments are looked for at this pace, not in every group commit: finding a
     // channel's floor walks all its outstanding messages.
@@ -229,12 +214,7 @@ export class Storage {
     this.timer?.refresh();
   };
 
-  /**
-   * First start on a data path a real nsqd left (DESIGN §2 Import): its topics, channels,
-   * paused flags and queued messages are taken over — each channel's own queue as messages it
-   * holds (attempts kept), the topic's queue as its backlog — stored, and NSQ's files renamed
-   * `*.imported` so they are never taken twice.
-   */
+  /** First start on a real nsqd's data path (DESIGN §2 Import); NSQ's files become `*.imported`, never taken twice. */
   private async importNsq(): Promise<void> {
     const nsq = await readNsqDataPath(this.dataPath, this.options.maxMsgSize);
     if (nsq === null) return;
@@ -306,7 +286,6 @@ export class Storage {
     }
   }
 
-  /** The store of a topic made at run time. */
   freshTopic(name: string): TopicStore {
     return new BoundTopicStore(this, name, SegmentLog.fresh(this.topicDir(name), this.logOptions(), this.logger));
   }
@@ -424,10 +403,6 @@ export class Storage {
     await finishBatch(batch);
   }
 
-  /**
-   * The synchronous part of a flush: the batch to write, with every topic's records, the log
-   * work queued for it, and the state of each topic and durable channel that changed.
-   */
   private snapshot(forceSync: boolean): Snapshot {
     const findFloors = this.floorsDue || this.closing;
     this.floorsDue = false;
@@ -535,10 +510,7 @@ export class Storage {
     }, RETRY_AFTER_FAILURE_MS);
   }
 
-  /**
-   * Clean shutdown (nsq-spec §5.7): one last synced flush writes every record still needed and
-   * every channel's state — in-flight messages included, so they come back after a restart.
-   */
+  /** Clean shutdown (nsq-spec §5.7): a last synced flush, in-flight included so they come back after a restart. */
   async close(): Promise<void> {
     if (this.timer !== null) this.clock.clearTimer(this.timer);
     this.timer = null;

@@ -29,7 +29,6 @@ import { Transport, type TransportEvents } from './transport.js';
 export const ClientState = { Init: 0, Subscribed: 3, Closing: 4 } as const;
 export type ClientState = (typeof ClientState)[keyof typeof ClientState];
 
-/** What a connection needs from the broker. */
 export interface ClientHost {
   readonly options: NsqdOptions;
   readonly logger: Logger;
@@ -50,11 +49,7 @@ const MAGIC = '  V2';
 const EMPTY = Buffer.alloc(0);
 const DONE = (): boolean => true;
 
-/**
- * One TCP connection speaking protocol V2: state, negotiated settings, counters, input flow and
- * lifecycle. Commands are handled in protocol-v2.ts, frames written by a FrameWriter. It is its
- * writer's and transport's event sink itself: no closures per connection for them.
- */
+/** One protocol V2 connection; its own writer and transport event sink, so no closures per connection. */
 export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   readonly id: number;
   readonly socket: Socket;
@@ -79,7 +74,6 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   messageCount = 0;
   finishCount = 0;
   requeueCount = 0;
-  /** messageCount at the last heartbeat. */
   private messagesAtHeartbeat = 0;
   readonly pubCounts = new Map<string, number>();
 
@@ -99,13 +93,11 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   private readTimer: TimerHandle | null = null;
   /** Destroys a closed socket whose peer does not read; cleared once it is gone, so it keeps nothing alive. */
   private destroyTimer: TimerHandle | null = null;
-  /** Input paused because the output is congested. */
   private inputPaused = false;
   /** Decoding paused for an auth server query or the disk; input is parked meanwhile. */
   private waiting = false;
   private parkedPlain: Buffer[] = [];
   private parked = 0;
-  /** Reading paused because parkedPlain is over MAX_PARKED_BYTES. */
   private parkFull = false;
   /** A publish waits for the disk: the read deadline does not apply meanwhile. */
   private pendingStore = false;
@@ -253,8 +245,6 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
     this.writer.flush();
   }
 
-  // ---- FrameWriterEvents ----
-
   onDirty(writer: FrameWriter): void {
     this.host.markDirty(writer);
   }
@@ -282,8 +272,6 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
     // It does not read, so nothing written can be flushed: drop it now.
     this.socket.destroy();
   }
-
-  // ---- TransportEvents ----
 
   /** A TLS or compression layer is in place: its OK is the first frame through it. */
   onLayer(out: OutputSink): void {
@@ -412,11 +400,7 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
     this.transport.start(this.decoder.takeRemainder());
   }
 
-  /**
-   * The peer finished sending (the listener is half-open, as Go's connections are): a command
-   * it cut short gets the error nsqd's read of it fails with, then the connection closes, as
-   * nsqd's read loop ends at EOF. Under TLS the TLS socket ends itself.
-   */
+  /** Peer done sending (half-open, as Go's connections): a cut-short command gets nsqd's read error, then close. */
   onEnd(): void {
     if (this.isClosed || this.transport.tlsSocket !== null) return;
     if (this.waiting || this.transport.pending !== null) {
@@ -429,11 +413,8 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   }
 
   /**
-   * nsqd sets its read deadline before each command: the whole command (line and body) must
-   * arrive within it, so a client dribbling bytes cannot hold the connection (slowloris). Here
-   * it is renewed once per input chunk that completed a command, not per command: the
-   * renewal comes microseconds later than nsqd's, and a refresh() per FIN (timer list
-   * re-insertion and a clock read) was ~5 % of the broker's busy time at 500k FIN/s.
+   * nsqd's read deadline covers a whole command (no slowloris). Renewed once per input chunk that completed a
+   * command, not per command: a refresh() per FIN was ~5 % of the broker's busy time at 500k FIN/s.
    */
   private renewReadDeadline(): void {
     if (!this.commandSeen) return;
@@ -476,12 +457,10 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
     this.readTimer = null;
   }
 
-  /** Drops the connection now (broker shutdown). */
   destroy(): void {
     this.transport.destroy();
   }
 
-  /** Closes the connection after what was written is sent. */
   close(): void {
     if (this.isClosed) return;
     this.stop();

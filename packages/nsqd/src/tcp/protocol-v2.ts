@@ -32,10 +32,8 @@ function fatal(code: ErrorCode, description: string): ProtocolError {
 const DONE = (): boolean => true;
 
 /**
- * Protocol V2's commands over one connection, as nsqd's protocol_v2.go: one handler per wire
- * command, each making NSQ's checks in NSQ's order with NSQ's error texts. A body command's
- * handler runs twice: with `line` true when its line is in (nsqd checks the params before it
- * reads the body), then with the body.
+ * Protocol V2's commands as nsqd's protocol_v2.go: NSQ's checks, order and error texts. A body command's
+ * handler runs twice: with `line` true once its line is in (nsqd checks params before the body), then with it.
  */
 export class ProtocolV2 implements CommandHandler {
   private readonly options: NsqdOptions;
@@ -43,8 +41,6 @@ export class ProtocolV2 implements CommandHandler {
   constructor(private readonly client: ClientV2) {
     this.options = client.host.options;
   }
-
-  // ---- decoder callbacks ----
 
   onLineTooLong(): void {
     // bufio.Reader fails on a line over its 16 KiB buffer; nsqd drops the connection silently.
@@ -81,12 +77,7 @@ export class ProtocolV2 implements CommandHandler {
     }
   }
 
-  /**
-   * `FIN <id>` straight from the input bytes (CommandHandler.onFin). Anything but a plain
-   * successful FIN — TLS still required, not subscribed, an unknown or foreign ID — takes the
-   * general path, which produces the error exactly as for any command; a failed lookup had no
-   * effect, so running it again there is harmless.
-   */
+  /** Fast FIN from the input bytes; anything else (errors too) takes the general path, where a rerun is harmless. */
   onFin(buf: Buffer, at: number): boolean {
     const c = this.client;
     const channel = c.channel;
@@ -145,8 +136,6 @@ export class ProtocolV2 implements CommandHandler {
         throw fatal(ErrorCode.Invalid, `invalid command ${cmd.name}`);
     }
   }
-
-  // ---- commands ----
 
   private IDENTIFY(cmd: Command, line: boolean): void {
     const c = this.client;
@@ -367,8 +356,6 @@ export class ProtocolV2 implements CommandHandler {
     this.client.published(topicName, 1);
   }
 
-  // ---- what the handlers share ----
-
   /** Checks of FIN, REQ and TOUCH; returns the message ID. */
   private messageId(name: string, p: string[], params: number): string {
     const state = this.client.state;
@@ -381,10 +368,7 @@ export class ProtocolV2 implements CommandHandler {
     return id;
   }
 
-  /**
-   * The decoder already refused sizes <= 0 or over the limit (body null): produce NSQ's error
-   * for them, in NSQ's order (IDENTIFY and AUTH test "too big" first).
-   */
+  /** Sizes the decoder refused (<= 0, over the limit; body null) get NSQ's error; IDENTIFY and AUTH test too big first. */
   private readBody(cmd: Command, code: ErrorCode, name: string, what: string, bigFirst: boolean): Buffer {
     if (cmd.body !== null) return cmd.body;
     const size = cmd.bodySize;
@@ -397,10 +381,8 @@ export class ProtocolV2 implements CommandHandler {
   }
 
   /**
-   * Runs a publish and answers it: `OK` at once when the messages are safe in memory. When
-   * they had to go to disk (--mem-queue-size reached, or 0), decoding pauses until the group
-   * commit that stores them, so answers keep command order — NSQ answers a PUB only once its
-   * message is queued. A failing disk is NSQ's fatal E_PUB_FAILED (nsq-spec §2.8).
+   * `OK` at once when safe in memory; else decoding pauses until the group commit, so answers keep command
+   * order (NSQ answers a PUB only once queued). A failing disk is NSQ's fatal E_PUB_FAILED (nsq-spec §2.8).
    */
   private acknowledge(publish: () => Promise<void> | null, code: ErrorCode, name: string): void {
     const c = this.client;
@@ -429,10 +411,7 @@ export class ProtocolV2 implements CommandHandler {
     );
   }
 
-  /**
-   * nsqd's CheckAuth: true when the command may go on; false when the cached authorizations
-   * expired and the auth server is being asked again (the command is retried afterwards).
-   */
+  /** nsqd's CheckAuth: false while expired authorizations are asked again (the command is retried afterwards). */
   private authorize(command: string, permission: 'subscribe' | 'publish', topic: string, channel: string): boolean {
     const c = this.client;
     if (c.auth.check(command, permission, topic, channel)) return true;
@@ -442,10 +421,7 @@ export class ProtocolV2 implements CommandHandler {
     return false;
   }
 
-  /**
-   * Asks the auth servers (with AUTH's secret, or the last one when null) with decoding
-   * paused; `done` runs on success, then decoding resumes.
-   */
+  /** Asks the auth servers (AUTH's secret, or the last one when null) with decoding paused; `done` runs on success. */
   private queryAuth(secret: string | null, done: (state: AuthState) => void): void {
     const c = this.client;
     c.suspend(null);
@@ -489,7 +465,6 @@ function refuseWithoutTls(cmd: Command): never {
   throw fatal(ErrorCode.Invalid, `cannot ${cmd.name} in current state (TLS required)`);
 }
 
-/** The handler for a new connection (ClientV2's ProtocolFactory). */
 export function protocolV2(client: ClientV2): CommandHandler {
   return new ProtocolV2(client);
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { type GoQuery, type Logger, parseGoDuration } from '@nsq-ts/go-compat';
+import type { GoQuery, Logger } from '@nsq-ts/go-compat';
 import type { ChannelConfigUpdate, ReplayFrom, TopicConfigUpdate } from '@nsq-ts/http-client';
 import { isValidChannelName, isValidTopicName } from '@nsq-ts/protocol';
 import {
@@ -9,6 +9,7 @@ import {
   constantTimeEqual,
   createV1App,
   EMPTY,
+  goDurationParam,
   goJson,
   HttpError,
   JSON_TYPE,
@@ -149,14 +150,7 @@ function countParam(params: Map<string, string>, name: string, code: string, max
 /** A non-negative Go duration parameter, passed on as it was written; undefined when absent. */
 function durationParam(params: Map<string, string>, name: string, code: string): string | undefined {
   const text = params.get(name);
-  if (text === undefined) return undefined;
-  let ms: number;
-  try {
-    ms = parseGoDuration(text);
-  } catch {
-    throw new HttpError(400, code);
-  }
-  if (ms < 0) throw new HttpError(400, code);
+  if (text !== undefined) goDurationParam(text, code);
   return text;
 }
 

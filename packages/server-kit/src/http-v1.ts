@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type GoQuery, parseGoQuery } from '@nsq-ts/go-compat';
+import { type GoQuery, parseGoDuration, parseGoQuery } from '@nsq-ts/go-compat';
 import { decodePath, GoRouter, type RouteMiss, redirectBody } from './go-router.js';
 
 /** NSQ's HTTP V1 conventions (nsq-spec §3.1), on plain node:http: no framework to load at start-up. */
@@ -18,6 +18,18 @@ export class HttpError extends Error {
   ) {
     super(code);
   }
+}
+
+/** A non-negative Go duration parameter (`90s`, `1h30m`, `0`) in milliseconds, or 400 `code`. */
+export function goDurationParam(text: string, code: string): number {
+  let ms: number;
+  try {
+    ms = parseGoDuration(text);
+  } catch {
+    throw new HttpError(400, code);
+  }
+  if (ms < 0) throw new HttpError(400, code);
+  return ms;
 }
 
 /** Handler results: EMPTY (empty 200), Text (plain text), JsonText (encoded JSON), or any value. */

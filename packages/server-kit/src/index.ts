@@ -13,6 +13,7 @@ export {
   constantTimeEqual,
   createV1Router,
   EMPTY,
+  goDurationParam,
   goJson,
   HTTP_SERVER_TIMEOUTS,
   type HttpAuthOptions,

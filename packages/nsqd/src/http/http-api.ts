@@ -1,15 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
-import {
-  boolParam,
-  firstValue,
-  formatGoDuration,
-  type GoQuery,
-  parseGoDuration,
-  parseHostPort,
-} from '@nsq-ts/go-compat';
+import { boolParam, firstValue, formatGoDuration, type GoQuery, parseHostPort } from '@nsq-ts/go-compat';
 import { isValidChannelName, isValidTopicName, scanMpubBody } from '@nsq-ts/protocol';
-import { createV1Router, EMPTY, HttpError, TEXT_TYPE, Text, type V1Router } from '@nsq-ts/server-kit';
+import { createV1Router, EMPTY, goDurationParam, HttpError, TEXT_TYPE, Text, type V1Router } from '@nsq-ts/server-kit';
 import type { Channel } from '../channel.js';
 import type { Clock } from '../clock.js';
 import { NSQD_FLAGS } from '../config/nsqd-flags.js';
@@ -287,9 +280,9 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
       settings.overflow = overflow;
     }
     const ttl = firstValue(query, 'message_ttl');
-    if (ttl !== null) settings.messageTtlMs = duration(ttl, 'INVALID_MESSAGE_TTL');
+    if (ttl !== null) settings.messageTtlMs = goDurationParam(ttl, 'INVALID_MESSAGE_TTL');
     const retention = firstValue(query, 'retention');
-    if (retention !== null) settings.retentionMs = duration(retention, 'INVALID_RETENTION');
+    if (retention !== null) settings.retentionMs = goDurationParam(retention, 'INVALID_RETENTION');
     if (Object.keys(settings).length === 0) throw new HttpError(400, 'MISSING_ARG_CONFIG');
     topic.configure(settings);
     return new Text('OK');
@@ -344,18 +337,6 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
     const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
     const ms = rfc3339.test(text) ? Date.parse(text) : Number.NaN;
     if (Number.isNaN(ms)) throw new HttpError(400, 'INVALID_ARG_SINCE');
-    return ms;
-  }
-
-  /** A non-negative Go duration setting (`90s`, `1h30m`, `0`) in ms, or 400 `code`. */
-  function duration(text: string, code: string): number {
-    let ms: number;
-    try {
-      ms = parseGoDuration(text);
-    } catch {
-      throw new HttpError(400, code);
-    }
-    if (ms < 0) throw new HttpError(400, code);
     return ms;
   }
 

@@ -17,6 +17,8 @@ import type { NsqdMetrics } from './metrics/prometheus.js';
 import { type StatsdPusher, startStatsd } from './metrics/statsd.js';
 import { defaultNodeId } from './node-id.js';
 import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.js';
+import type { HaNode } from './replication/ha-node.js';
+import type { FlushTap } from './store/flush-batch.js';
 import type { TopicState } from './store/state-store.js';
 import { Storage } from './store/storage.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
@@ -61,6 +63,8 @@ export class Nsqd implements BrokerContext, ClientHost {
   private registrar: LookupdRegistrar | null = null;
   private prometheus: Promise<NsqdMetrics> | null = null;
   private statsd: StatsdPusher | null = null;
+  /** With --ha-group: this member of its replica group (replication/ha-node.ts); it decides when to serve. */
+  private ha: HaNode | null = null;
 
   private pumpQueue: Pumpable[] = [];
   private dirtyWriters: FrameWriter[] = [];
@@ -116,15 +120,12 @@ export class Nsqd implements BrokerContext, ClientHost {
     if (this.options.tlsRequired !== 'false' && this.tls === null) {
       throw new Error('cannot require TLS client connections without TLS key and cert');
     }
-    // Everything stored comes back before the first connection is accepted (nsq-spec §5.6).
-    const storage = new Storage(this, this.fs);
-    await storage.open();
-    this.storage = storage;
-    // Half-open: a client that ends its side mid-command gets nsqd's error for it (ClientV2).
-    const server = createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket));
-    this.tcpServer = server;
-    this.tcpBound = await listen(server, this.options.tcpAddress);
-    this.logger.info(`TCP: listening on ${this.tcpBound}`);
+    if (this.options.haGroup === '') await this.openStorageAndListen(null);
+    else {
+      // Loaded only in a group (etcd3 with it): a lone nsqd does no replication work at all.
+      const { createHaNode } = await import('./replication/ha-node.js');
+      this.ha = createHaNode(this, this.fs);
+    }
 
     if (this.options.httpAddress !== '') {
       const http = createHttpServer(HTTP_SERVER_TIMEOUTS, this.httpApi());
@@ -158,12 +159,54 @@ export class Nsqd implements BrokerContext, ClientHost {
           ? {}
           : { ca: readFileSync(this.options.lookupdTlsRootCaFile) },
     });
-    this.registrar.setAddresses(this.options.lookupdTcpAddresses);
+    if (this.ha === null) this.registrar.setAddresses(this.options.lookupdTcpAddresses);
+    else await this.ha.start();
+  }
+
+  private async openStorageAndListen(tap: FlushTap | null): Promise<void> {
+    // Everything stored comes back before the first connection is accepted (nsq-spec §5.6).
+    const storage = new Storage(this, this.fs, tap);
+    await storage.open();
+    this.storage = storage;
+    // Half-open: a client that ends its side mid-command gets nsqd's error for it (ClientV2).
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket));
+    this.tcpServer = server;
+    this.tcpBound = await listen(server, this.options.tcpAddress);
+    this.logger.info(`TCP: listening on ${this.tcpBound}`);
+  }
+
+  /** A member elected leader: its data path opens as after a crash (in flight redelivered), then it serves. */
+  async serve(tap: FlushTap): Promise<void> {
+    if (this.closing !== null) return;
+    await this.openStorageAndListen(tap);
+    this.registrar?.setAddresses(this.options.lookupdTcpAddresses);
+  }
+
+  /** A member that stopped leading: no client, no lookupd registration, its storage closed. */
+  async stopServing(): Promise<void> {
+    this.registrar?.setAddresses([]);
+    await this.closeClientListener();
+    await this.storage?.close();
+    this.storage = null;
+    for (const topic of this.topics.values()) topic.close();
+    this.topics.clear();
+  }
+
+  private async closeClientListener(): Promise<void> {
+    const server = this.tcpServer;
+    this.tcpServer = null;
+    this.tcpBound = '';
+    const closed = server === null ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
+    for (const client of [...this.clients]) client.destroy();
+    await closed;
   }
 
   /** The HTTP API's router, one for the HTTP and the HTTPS listener (nsq-spec §5.11). */
   private httpApi(): V1Router['handle'] {
-    this.httpHandler ??= createHttpApi(this);
+    if (this.httpHandler === null) {
+      const api = createHttpApi(this);
+      this.httpHandler = this.ha === null ? api : this.ha.wrapHttp(api);
+    }
     return this.httpHandler;
   }
 
@@ -181,10 +224,7 @@ export class Nsqd implements BrokerContext, ClientHost {
     await this.starting?.catch(() => undefined);
     this.statsd?.stop();
     this.registrar?.close();
-    const server = this.tcpServer;
-    const closed = server === null ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
-    for (const client of [...this.clients]) client.destroy();
-    await closed;
+    await this.closeClientListener();
     // As nsqd's listeners: closed, and no request waits for the shutdown.
     for (const http of [this.https, this.http]) {
       if (http === null) continue;
@@ -192,8 +232,10 @@ export class Nsqd implements BrokerContext, ClientHost {
       http.closeAllConnections();
       await done;
     }
-    // Last synced flush: queued, in-flight, requeued and deferred messages survive the restart.
+    // Last synced flush: queued, in-flight, requeued and deferred messages survive the restart
+    // (a leader still streams it to its followers, then leaves the group).
     await this.storage?.close();
+    await this.ha?.close();
     for (const topic of this.topics.values()) topic.close();
     this.topics.clear();
     this.logger.info('nsqd closed');

@@ -84,6 +84,22 @@ export interface NsqdOptions {
    * --http-auth-reads closes reads (nsq-ts extension); '' sends none. A secret: never logged.
    */
   lookupdHttpAuthToken: string;
+
+  /** Replication (issue 20, not in NSQ; docs/replication.md). '' = a lone nsqd, nothing below applies. */
+  haGroup: string;
+  /** This member's id in the group, stable across restarts; '' = derived from --replication-address. */
+  haMemberId: string;
+  etcdEndpoints: string[];
+  /** `host:port` the leader listens on for its followers. */
+  replicationAddress: string;
+  /** sync: a publish is answered once every in-sync member stored it; async: at once. */
+  replicationAck: 'sync' | 'async';
+  /** Members (the leader included) that must hold a publish before it is acknowledged. */
+  minInsync: number;
+  /** A follower this far behind leaves the in-sync set. */
+  replicationTimeoutMs: number;
+  /** The leader's etcd lease, whole seconds. */
+  haLeaseTtlMs: number;
 }
 
 export { LOG_LEVELS, type LogLevel } from '@nsq-ts/go-compat';
@@ -157,5 +173,14 @@ export function defaultNsqdOptions(): NsqdOptions {
     lookupdTls: false,
     lookupdTlsRootCaFile: '',
     lookupdHttpAuthToken: '',
+
+    haGroup: '',
+    haMemberId: '',
+    etcdEndpoints: [],
+    replicationAddress: '',
+    replicationAck: 'sync',
+    minInsync: 1,
+    replicationTimeoutMs: 10_000,
+    haLeaseTtlMs: 5_000,
   };
 }

@@ -45,6 +45,7 @@ function thrown(fn: () => unknown): FlagError {
 }
 
 const CERT = ['--tls-cert=/c.pem', '--tls-key=/k.pem'];
+const GROUP = ['--ha-group=g', '--etcd-endpoints=http://e:2379', '--replication-address=10.0.0.1:4153'];
 
 describe('nsqd flag table', () => {
   it('has exactly the v1.3.0 flags (nsq-spec §5.12)', () => {
@@ -109,6 +110,15 @@ describe('nsqd flag table', () => {
         'lookupd-tls',
         'lookupd-tls-root-ca-file',
         'lookupd-http-auth-token',
+        // nsq-ts replication
+        'ha-group',
+        'ha-member-id',
+        'etcd-endpoints',
+        'replication-address',
+        'replication-ack',
+        'min-insync',
+        'replication-timeout',
+        'ha-lease-ttl',
         // nsq-ts hardening extension
         'max-connections',
         // nsq-ts delivery policies
@@ -207,7 +217,36 @@ describe('parseNsqdArgs', () => {
     [['--retention=24h'], 'retentionMs', 86_400_000],
     [['--lookupd-tls', '--lookupd-tls-root-ca-file=/ca.pem'], 'lookupdTlsRootCaFile', '/ca.pem'],
     [['--lookupd-http-auth-token=tok'], 'lookupdHttpAuthToken', 'tok'],
+    [[...GROUP], 'haGroup', 'g'],
+    [[...GROUP, '--ha-member-id=m1'], 'haMemberId', 'm1'],
+    [[...GROUP, '--etcd-endpoints=http://f:2379'], 'etcdEndpoints', ['http://e:2379', 'http://f:2379']],
+    [[...GROUP], 'replicationAddress', '10.0.0.1:4153'],
+    [[...GROUP, '--replication-ack=async'], 'replicationAck', 'async'],
+    [[...GROUP, '--min-insync=2'], 'minInsync', 2],
+    [[...GROUP, '--replication-timeout=3s'], 'replicationTimeoutMs', 3_000],
+    [[...GROUP, '--ha-lease-ttl=2s'], 'haLeaseTtlMs', 2_000],
   ];
+
+  it('checks the replication flags together, with clear errors; sync acks answer no publish from memory', () => {
+    const message = (...argv: string[]) => thrown(() => parseNsqdArgs(argv)).message;
+    expect(message('--etcd-endpoints=http://e:2379')).toBe('--etcd-endpoints needs --ha-group');
+    expect(message('--replication-address=h:1')).toBe('--replication-address needs --ha-group');
+    expect(message('--ha-group=a/b')).toBe('--ha-group must be 1-64 of [A-Za-z0-9_.-]');
+    expect(message('--ha-group=g', '--replication-address=h:1')).toBe('--ha-group needs --etcd-endpoints');
+    expect(message(...GROUP, '--etcd-endpoints=e:2379')).toBe('--etcd-endpoints: "e:2379" is not http(s)://host:port');
+    expect(message('--ha-group=g', '--etcd-endpoints=http://e:1', '--replication-address=h:0')).toBe(
+      '--ha-group needs --replication-address=<addr>:<port> (a fixed port)',
+    );
+    expect(message(...GROUP, '--ha-lease-ttl=1500ms')).toBe('--ha-lease-ttl must be whole seconds, at least 1s');
+    expect(message(...GROUP, '--replication-ack=maybe')).toMatch(/must be sync or async/);
+    expect(message(...GROUP, '--min-insync=0')).toBe('--min-insync must be >= 1');
+    expect(message(...GROUP, '--min-insync=2', '--replication-ack=async')).toBe(
+      '--min-insync above 1 needs --replication-ack=sync',
+    );
+    expect(options(...GROUP).memQueueSize).toBe(0);
+    expect(options(...GROUP, '--replication-ack=async').memQueueSize).toBe(10_000);
+    expect(options().memQueueSize).toBe(10_000);
+  });
 
   it('covers every option in the table above', () => {
     expect(new Set(ROWS.map((r) => r[1]))).toEqual(new Set(Object.keys(defaultNsqdOptions())));
@@ -218,7 +257,14 @@ describe('parseNsqdArgs', () => {
     expect(o[field]).toEqual(value);
     // Everything else keeps its default.
     // Flags that need another flag: those pairs are reset on both sides.
-    const reset = { tlsCert: '', tlsKey: '', tlsRequired: 'false', httpAuthTokens: [], lookupdTls: false };
+    const reset = {
+      tlsCert: '',
+      tlsKey: '',
+      tlsRequired: 'false',
+      httpAuthTokens: [],
+      lookupdTls: false,
+      ...(o.haGroup === '' ? {} : { haGroup: '', etcdEndpoints: [], replicationAddress: '', memQueueSize: 0 }),
+    };
     const rest = { ...o, [field]: undefined, ...reset };
     const defaults = { ...defaultNsqdOptions(), [field]: undefined, ...reset };
     expect(rest).toEqual(defaults);
@@ -510,6 +556,14 @@ verbose = true
       lookupdTls: false,
       lookupdTlsRootCaFile: '',
       lookupdHttpAuthToken: '',
+      haGroup: '',
+      haMemberId: '',
+      etcdEndpoints: [],
+      replicationAddress: '',
+      replicationAck: 'sync',
+      minInsync: 1,
+      replicationTimeoutMs: 10_000,
+      haLeaseTtlMs: 5_000,
     } satisfies NsqdOptions);
   });
 

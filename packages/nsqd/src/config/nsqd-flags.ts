@@ -90,6 +90,11 @@ export function parseOverflow(raw: string): NsqdOptions['overflow'] {
   throw new Error('must be reject or drop_oldest');
 }
 
+function parseReplicationAck(raw: string): NsqdOptions['replicationAck'] {
+  if (raw === 'sync' || raw === 'async') return raw;
+  throw new Error('must be sync or async');
+}
+
 const TLS_VERSIONS: readonly string[] = ['tls1.0', 'tls1.1', 'tls1.2', 'tls1.3'];
 
 /** NSQ's tlsMinVersionOption, less `ssl3.0`, which node cannot speak. '' keeps the default. */
@@ -390,6 +395,37 @@ export const NSQD_FLAGS: readonly NsqdFlag[] = [
     'lookupdHttpAuthToken',
     'bearer token sent to nsqlookupd HTTP (its --http-auth-token), needed with its --http-auth-reads',
   ),
+
+  // replication (not in NSQ; docs/replication.md)
+  stringFlag('ha-group', 'haGroup', 'replica group to join (needs --etcd-endpoints and --replication-address)'),
+  stringFlag('ha-member-id', 'haMemberId', "this member's id in the group (default: from --replication-address)"),
+  {
+    spec: {
+      name: 'etcd-endpoints',
+      type: 'string-array',
+      default: [],
+      usage: 'etcd URLs (http://host:2379), comma-separated or given multiple times',
+    },
+    option: 'etcdEndpoints',
+    configKeys: ['etcd_endpoints'],
+  },
+  stringFlag('replication-address', 'replicationAddress', '<addr>:<port> to listen on for followers of this leader'),
+  {
+    spec: {
+      name: 'replication-ack',
+      type: 'custom',
+      default: DEFAULTS.replicationAck,
+      parse: parseReplicationAck,
+      usage: 'sync: answer a publish once every in-sync member stored it; async: at once',
+    },
+    option: 'replicationAck',
+    configKeys: ['replication_ack'],
+  },
+  intFlag('min-insync', 'minInsync', 'members (the leader included) that must store a publish before it is answered', {
+    min: 1,
+  }),
+  durationFlag('replication-timeout', 'replicationTimeoutMs', 'a follower this far behind leaves the in-sync set'),
+  durationFlag('ha-lease-ttl', 'haLeaseTtlMs', "the leader's etcd lease (whole seconds)"),
 ];
 
 const NSQD_SPECS: readonly FlagSpec[] = NSQD_FLAGS.map((f) => f.spec);
@@ -500,8 +536,47 @@ export function validateNsqdOptions(input: NsqdOptions): NsqdOptions {
   if (options.lookupdTlsRootCaFile !== '' && !options.lookupdTls) {
     throw fail('lookupd-tls-root-ca-file', '--lookupd-tls-root-ca-file needs --lookupd-tls');
   }
+  checkReplication(options, fail);
   return options;
 }
+
+/** --ha-group needs the rest of a member's settings; without it no replication flag may be set. */
+function checkReplication(options: NsqdOptions, fail: (flag: string, message: string) => FlagError): void {
+  options.etcdEndpoints = options.etcdEndpoints
+    .flatMap((e) => e.split(','))
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  if (options.haGroup === '') {
+    if (options.etcdEndpoints.length > 0) throw fail('etcd-endpoints', '--etcd-endpoints needs --ha-group');
+    if (options.replicationAddress !== '') {
+      throw fail('replication-address', '--replication-address needs --ha-group');
+    }
+    return;
+  }
+  if (!HA_NAME.test(options.haGroup)) throw fail('ha-group', `--ha-group must be 1-64 of [A-Za-z0-9_.-]`);
+  if (options.haMemberId !== '' && !HA_NAME.test(options.haMemberId)) {
+    throw fail('ha-member-id', `--ha-member-id must be 1-64 of [A-Za-z0-9_.-]`);
+  }
+  if (options.etcdEndpoints.length === 0) throw fail('etcd-endpoints', '--ha-group needs --etcd-endpoints');
+  for (const e of options.etcdEndpoints) {
+    if (!/^https?:\/\/[^/]+$/.test(e))
+      throw fail('etcd-endpoints', `--etcd-endpoints: ${goQuoteText(e)} is not http(s)://host:port`);
+  }
+  if (!/^.+:\d+$/.test(options.replicationAddress) || options.replicationAddress.endsWith(':0')) {
+    throw fail('replication-address', '--ha-group needs --replication-address=<addr>:<port> (a fixed port)');
+  }
+  if (options.haLeaseTtlMs < 1_000 || options.haLeaseTtlMs % 1_000 !== 0) {
+    throw fail('ha-lease-ttl', '--ha-lease-ttl must be whole seconds, at least 1s');
+  }
+  if (options.replicationTimeoutMs <= 0) throw fail('replication-timeout', '--replication-timeout must be > 0');
+  if (options.minInsync > 1 && options.replicationAck === 'async') {
+    throw fail('min-insync', '--min-insync above 1 needs --replication-ack=sync');
+  }
+  // Answered only once stored on every in-sync member: a publish may not be answered from memory.
+  if (options.replicationAck === 'sync') options.memQueueSize = 0;
+}
+
+const HA_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** -1 (the default) means "hash of the hostname" unless it was given explicitly. */
 function checkNodeId(id: number, explicit: boolean): void {

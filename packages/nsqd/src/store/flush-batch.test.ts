@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FaultyFileSystem } from '../log/file-system.test-util.js';
 import { logOptions, readAll, record, recordingLogger, source, tempDir } from '../log/log.test-util.js';
-import { EncodedRecords, RECORD_HEADER_BYTES, type RecordSource } from '../log/record-codec.js';
+import { EncodedRecords, type RecordSource } from '../log/record-codec.js';
 import { SegmentLog } from '../log/segment-log.js';
+import { recordBytes } from '../replication/wire.js';
 import { type FlushBatch, finishBatch, NO_RECORDS, type TopicBatch, writeBatch } from './flush-batch.js';
 import { channelClears, channelStateOps, type StateOp, StateStore, topicStateOp } from './state-store.js';
 
@@ -66,16 +67,6 @@ function batch(log: SegmentLog, records: RecordSource, extra: Partial<TopicBatch
   };
 }
 
-/** What a replica would be sent: the records as bytes. */
-function serialise(records: RecordSource): Buffer {
-  let bytes = 0;
-  for (let i = 0; i < records.count; i++) bytes += RECORD_HEADER_BYTES + records.bodyLengthAt(i);
-  const out = Buffer.alloc(bytes);
-  let pos = 0;
-  for (let i = 0; i < records.count; i++) pos = records.encodeAt(i, out, pos);
-  return out;
-}
-
 async function segmentFiles(path: string): Promise<Map<string, string>> {
   const dir = join(path, 'topics', 't');
   const out = new Map<string, string>();
@@ -89,7 +80,7 @@ describe('FlushBatch', () => {
     const follower = await node('follower');
     const records = source([0, 1, 2, 4, 5].map((o) => record(o)));
     await writeBatch(batch(leader.log, records), leader.db);
-    const wire = serialise(records);
+    const wire = recordBytes(records);
     await writeBatch(batch(follower.log, new EncodedRecords(wire)), follower.db);
     expect(await segmentFiles(follower.path)).toEqual(await segmentFiles(leader.path));
     expect((await segmentFiles(leader.path)).size).toBeGreaterThan(1);

@@ -36,6 +36,20 @@ export interface FlushBatch {
   readonly sync: boolean;
 }
 
+/** Replication's view of every flush (replication/leader-stream.ts); a lone nsqd has none and does no work for it. */
+export interface FlushTap {
+  /**
+   * Before the write, which consumes `clears` and `ops`: keeps what to send and may add state ops (the
+   * batch's place in the stream). Null: nothing to send.
+   */
+  capture(batch: FlushBatch): FlushShipment | null;
+}
+
+export interface FlushShipment {
+  /** Once stored here: sends it; resolves null once the publishes it holds may be acknowledged, else why not. */
+  ship(): Promise<string | null>;
+}
+
 export const NO_RECORDS: RecordSource = {
   count: 0,
   offsetAt: () => 0,

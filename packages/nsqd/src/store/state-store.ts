@@ -204,6 +204,11 @@ export class StateStore {
     else await this.db.clear({ gte: what.prefix, lt: `${what.prefix}\xff` });
   }
 
+  /** One key's value (replication reads its position so), undefined when absent. */
+  get(key: string): Promise<Buffer | undefined> {
+    return this.db.get(key);
+  }
+
   write(ops: StateOp[], sync: boolean): Promise<void> {
     return this.db.batch(ops, { sync });
   }

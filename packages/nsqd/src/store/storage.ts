@@ -14,6 +14,7 @@ import type { TopicStore } from '../topic-store.js';
 import {
   batchRecords,
   type FlushBatch,
+  type FlushTap,
   finishBatch,
   type LogOp,
   NO_RECORDS,
@@ -147,7 +148,11 @@ export class Storage {
   /** null when the last write succeeded; else why it failed (/ping NOK, E_PUB_FAILED). */
   health: string | null = null;
 
-  constructor(host: StorageHost, fs: FileSystem) {
+  constructor(
+    host: StorageHost,
+    fs: FileSystem,
+    private readonly tap: FlushTap | null = null,
+  ) {
     this.host = host;
     this.fs = fs;
     this.options = host.options;
@@ -375,6 +380,7 @@ export class Storage {
     this.next = null;
     const snap = this.snapshot(forceSync);
     const batch = snap.batch;
+    const shipment = this.tap?.capture(batch) ?? null;
     try {
       // After a failure, a flush with no records would succeed without showing that the disk
       // takes data again: a probe write must, before the node calls itself healthy.
@@ -396,10 +402,13 @@ export class Storage {
     }
     if (this.health !== null) this.logger.info('DISKQUEUE: writes succeed again');
     this.health = null;
+    // Stored here whatever the followers answer: a refusal only withholds the acknowledgement.
+    const refused = shipment === null ? null : await shipment.ship();
     for (const [topic, delta] of snap.topicDeltas) topic.committed(delta);
     for (const [channel, delta] of snap.channelDeltas) channel.committed(delta);
     for (const w of snap.written) w.topic.afterWrite(w.to);
-    done?.resolve();
+    if (refused === null) done?.resolve();
+    else done?.reject(new Error(refused));
     await finishBatch(batch);
   }
 

@@ -1,0 +1,290 @@
+import type { Socket } from 'node:net';
+import { monotonicMs } from '../clock.js';
+import type { HaCoordinator } from '../ha/coordinator.js';
+import type { Logger } from '../logger.js';
+import type { FlushBatch, FlushShipment, FlushTap } from '../store/flush-batch.js';
+import { positionOp } from './replica-store.js';
+import { encodeBatch, FrameReader, FrameType, frame, type Hello, type Position } from './wire.js';
+
+export interface LeaderStreamOptions {
+  readonly memberId: string;
+  readonly epoch: number;
+  /** Where this member's stream stood when it was elected. */
+  readonly start: Position;
+  readonly ack: 'sync' | 'async';
+  readonly minInsync: number;
+  readonly timeoutMs: number;
+  readonly maxFrameBytes: number;
+}
+
+/** Batches kept for followers that reconnect a little behind. */
+const REPLAY_BYTES = 64 * 1024 * 1024;
+const MAX_CHECK_INTERVAL_MS = 1_000;
+
+interface Link {
+  readonly memberId: string;
+  readonly socket: Socket;
+  acked: number;
+}
+
+interface Sent {
+  readonly at: Position;
+  readonly bytes: Buffer;
+  readonly sentAtMs: number;
+}
+
+interface Waiter {
+  readonly seq: number;
+  readonly resolve: (refused: string | null) => void;
+}
+
+export interface FollowerLag {
+  readonly member_id: string;
+  readonly connected: boolean;
+  readonly in_sync: boolean;
+  readonly acked_seq: number;
+  readonly lag_batches: number;
+  readonly lag_ms: number;
+}
+
+function isEmpty(batch: FlushBatch): boolean {
+  if (batch.clears.length > 0 || batch.intents.length > 0 || batch.state.length > 0) return false;
+  return batch.topics.every((t) => t.records.count === 0 && t.ops.length === 0 && t.deleteBelow < 0);
+}
+
+/**
+ * The leader's side of the stream: every flush goes to every follower tagged with the epoch; with sync acks a
+ * flush's publishes are answered once each in-sync member acknowledged it (one round trip per flush). A member
+ * too far behind is dropped from the in-sync set in etcd before anything it lacks is acknowledged.
+ */
+export class LeaderStream implements FlushTap {
+  private at: Position;
+  /** Sent batches, oldest first, at most REPLAY_BYTES; `base` is the position just before the first. */
+  private readonly sent: Sent[] = [];
+  private sentBytes = 0;
+  private base: Position;
+  private readonly links = new Map<string, Link>();
+  /** Caught-up members whose expansion etcd has not committed yet: already waited for. */
+  private readonly joining = new Set<string>();
+  private waiters: Waiter[] = [];
+  private shrinking: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly options: LeaderStreamOptions,
+    private readonly coordinator: HaCoordinator,
+    private readonly logger: Logger,
+  ) {
+    this.at = options.start;
+    this.base = options.start;
+    this.timer = setInterval(() => this.checkLag(), Math.min(MAX_CHECK_INTERVAL_MS, options.timeoutMs / 4));
+    this.timer.unref();
+  }
+
+  get position(): Position {
+    return this.at;
+  }
+
+  capture(batch: FlushBatch): FlushShipment | null {
+    if (isEmpty(batch)) return null;
+    const at = { seq: this.at.seq + 1, epoch: this.options.epoch };
+    batch.state.push(positionOp(at));
+    const bytes = encodeBatch(at, batch);
+    return { ship: () => this.ship(at, bytes) };
+  }
+
+  private ship(at: Position, bytes: Buffer): Promise<string | null> {
+    if (this.closed) return Promise.resolve('replication: this member no longer leads');
+    this.at = at;
+    this.sent.push({ at, bytes, sentAtMs: monotonicMs() });
+    this.sentBytes += bytes.length;
+    while (this.sentBytes > REPLAY_BYTES && this.sent.length > 1) {
+      const old = this.sent.shift() as Sent;
+      this.sentBytes -= old.bytes.length;
+      this.base = old.at;
+    }
+    for (const link of this.links.values()) link.socket.write(bytes);
+    if (this.options.ack === 'async') return Promise.resolve(this.verdict());
+    return new Promise((resolve) => {
+      this.waiters.push({ seq: at.seq, resolve });
+      this.settle();
+    });
+  }
+
+  /** In-sync members other than this one, and those joining: each must hold a batch before it is answered. */
+  private required(): string[] {
+    const isr = this.coordinator.isr?.members ?? [];
+    const out = isr.filter((m) => m !== this.options.memberId);
+    for (const m of this.joining) if (!out.includes(m)) out.push(m);
+    return out;
+  }
+
+  private ackedBy(member: string): number {
+    return this.links.get(member)?.acked ?? -1;
+  }
+
+  /** Why publishes may not be acknowledged now, or null. */
+  private verdict(): string | null {
+    if (this.closed || !this.coordinator.canAcknowledge()) return 'replication: this member no longer leads';
+    const insync = this.coordinator.isr?.members.length ?? 0;
+    if (insync < this.options.minInsync) {
+      return `replication: ${insync} in-sync member(s), --min-insync=${this.options.minInsync}`;
+    }
+    return null;
+  }
+
+  private settle(): void {
+    if (this.waiters.length === 0 || this.shrinking !== null) return;
+    const required = this.required();
+    let low = Number.POSITIVE_INFINITY;
+    for (const m of required) low = Math.min(low, this.ackedBy(m));
+    const ready = this.waiters.filter((w) => w.seq <= low);
+    if (ready.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.seq > low);
+    const verdict = this.verdict();
+    for (const w of ready) w.resolve(verdict);
+  }
+
+  /**
+   * Members whose oldest unacknowledged batch is older than --replication-timeout, or that are neither
+   * connected nor registered, leave the in-sync set.
+   */
+  private checkLag(): void {
+    if (this.closed || this.shrinking !== null) return;
+    const now = monotonicMs();
+    const late = this.required().filter((m) => {
+      // Gone from etcd (its process died): nothing will come from it, waiting the timeout helps nobody.
+      if (!this.links.has(m) && !this.coordinator.members.has(m)) return true;
+      const first = this.sent.find((s) => s.at.seq > this.ackedBy(m));
+      return first !== undefined && now - first.sentAtMs > this.options.timeoutMs;
+    });
+    if (late.length === 0) return;
+    this.shrinking = (async () => {
+      for (const m of late) {
+        this.joining.delete(m);
+        if (!(this.coordinator.isr?.members.includes(m) ?? false)) continue;
+        try {
+          await this.coordinator.shrinkIsr(m);
+          this.logger.warn(`REPLICATION: ${m} left the in-sync set (more than ${this.options.timeoutMs} ms behind)`);
+        } catch (err) {
+          this.logger.error(`REPLICATION: shrinking the in-sync set failed - ${(err as Error).message}`);
+          // Not committed: nothing it lacks may be acknowledged; the waiters get the fence's verdict.
+          this.failWaiters();
+          return;
+        }
+      }
+    })().finally(() => {
+      this.shrinking = null;
+      this.settle();
+    });
+  }
+
+  private failWaiters(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    const verdict = this.verdict() ?? 'replication: the in-sync set could not be updated in etcd';
+    for (const w of waiters) w.resolve(verdict);
+  }
+
+  /** A follower connected to the replication listener. */
+  accept(socket: Socket): void {
+    let link: Link | null = null;
+    const reader = new FrameReader((type, header) => {
+      if (type === FrameType.hello && link === null) link = this.hello(socket, header as Hello);
+      else if (type === FrameType.ack && link !== null) this.acked(link, (header as { seq: number }).seq);
+    }, this.options.maxFrameBytes);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        reader.push(chunk);
+      } catch (err) {
+        this.logger.warn(`REPLICATION: ${(err as Error).message}`);
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (link !== null && this.links.get(link.memberId) === link) this.links.delete(link.memberId);
+    });
+  }
+
+  private refuse(socket: Socket, reason: string): null {
+    this.logger.warn(`REPLICATION: follower refused - ${reason}`);
+    socket.end(frame(FrameType.refuse, { reason }));
+    return null;
+  }
+
+  private hello(socket: Socket, h: Hello): Link | null {
+    if (this.closed) return this.refuse(socket, 'not the leader');
+    if (h.epoch > this.options.epoch) return this.refuse(socket, `epoch ${h.epoch} is newer than ours`);
+    const p = h.position;
+    let from: number;
+    if (p.seq === this.base.seq && p.epoch === this.base.epoch) from = 0;
+    else {
+      const i = this.sent.findIndex((s) => s.at.seq === p.seq && s.at.epoch === p.epoch);
+      if (i < 0) {
+        return this.refuse(
+          socket,
+          `${h.member_id} at seq ${p.seq} (epoch ${p.epoch}) is not in this leader's recent stream (at seq ${this.at.seq}): it needs a full copy`,
+        );
+      }
+      from = i + 1;
+    }
+    this.links.get(h.member_id)?.socket.destroy();
+    const link: Link = { memberId: h.member_id, socket, acked: p.seq };
+    this.links.set(h.member_id, link);
+    socket.write(frame(FrameType.welcome, { epoch: this.options.epoch, seq: this.at.seq }));
+    for (const s of this.sent.slice(from)) socket.write(s.bytes);
+    this.logger.info(`REPLICATION: ${h.member_id} follows from seq ${p.seq} (leader at ${this.at.seq})`);
+    this.acked(link, p.seq);
+    return link;
+  }
+
+  private acked(link: Link, seq: number): void {
+    if (seq > link.acked) link.acked = seq;
+    const m = link.memberId;
+    const listed = this.coordinator.isr?.members.includes(m) ?? false;
+    if (!listed && !this.joining.has(m) && link.acked >= this.at.seq && !this.closed) {
+      this.joining.add(m);
+      this.coordinator.expandIsr(m).then(
+        () => {
+          this.joining.delete(m);
+          this.logger.info(`REPLICATION: ${m} joined the in-sync set`);
+        },
+        (err: Error) => {
+          this.joining.delete(m);
+          this.logger.warn(`REPLICATION: adding ${m} to the in-sync set failed - ${err.message}`);
+        },
+      );
+    }
+    this.settle();
+  }
+
+  lag(): FollowerLag[] {
+    const now = monotonicMs();
+    const isr = this.coordinator.isr?.members ?? [];
+    const ids = new Set([...this.links.keys(), ...isr.filter((m) => m !== this.options.memberId)]);
+    return [...ids].map((m) => {
+      const acked = this.ackedBy(m);
+      const first = this.sent.find((s) => s.at.seq > acked);
+      return {
+        member_id: m,
+        connected: this.links.has(m),
+        in_sync: isr.includes(m),
+        acked_seq: Math.max(acked, 0),
+        lag_batches: acked < 0 ? this.at.seq : this.at.seq - acked,
+        lag_ms: first === undefined ? 0 : Math.round(now - first.sentAtMs),
+      };
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const link of this.links.values()) link.socket.destroy();
+    this.links.clear();
+    this.failWaiters();
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * The replication stream's frames (docs/replication.md "Stream"): `[u32 size][u8 type][u32 header
+ * size][header JSON][payload]`, size counting everything after itself. A batch frame is a FlushBatch
+ * as plain data: its state values and record bytes are the payload, in header order.
+ */
+import { EncodedRecords, RECORD_HEADER_BYTES, type RecordSource } from '../log/record-codec.js';
+import type { LogOp } from '../store/flush-batch.js';
+import type { StateClear, StateOp } from '../store/state-store.js';
+
+export const FrameType = {
+  /** follower → leader, first: who it is and what it holds. */
+  hello: 1,
+  /** leader → follower: the stream goes on after `seq`. */
+  welcome: 2,
+  /** leader → follower: why it will not stream to it (then closes). */
+  refuse: 3,
+  batch: 4,
+  /** follower → leader: everything up to `seq` is stored. */
+  ack: 5,
+} as const;
+
+export type FrameKind = (typeof FrameType)[keyof typeof FrameType];
+
+/** A member's place in the stream: the batches it stored, and the epoch of the last. */
+export interface Position {
+  readonly seq: number;
+  readonly epoch: number;
+}
+
+export interface Hello {
+  readonly member_id: string;
+  /** The highest epoch the follower has seen: a leader below it is deposed. */
+  readonly epoch: number;
+  readonly position: Position;
+}
+
+/** A batch as the follower receives it: what `writeBatch` needs but the logs. */
+export interface WireBatch {
+  readonly epoch: number;
+  readonly seq: number;
+  readonly sync: boolean;
+  readonly clears: StateClear[];
+  readonly intents: StateOp[];
+  readonly state: StateOp[];
+  readonly topics: { topic: string; ops: LogOp[]; records: RecordSource; deleteBelow: number }[];
+}
+
+interface OpHeader {
+  readonly k: string;
+  /** Value bytes in the payload; -1 for a delete. */
+  readonly n: number;
+}
+
+interface BatchHeader {
+  readonly epoch: number;
+  readonly seq: number;
+  readonly sync: boolean;
+  readonly clears: StateClear[];
+  readonly intents: OpHeader[];
+  readonly state: OpHeader[];
+  readonly topics: { topic: string; ops: LogOp[]; bytes: number; deleteBelow: number }[];
+}
+
+const PREFIX_BYTES = 9;
+
+export function frame(type: FrameKind, header: unknown, payload: readonly Buffer[] = []): Buffer {
+  const json = Buffer.from(JSON.stringify(header));
+  let size = PREFIX_BYTES - 4 + json.length;
+  for (const p of payload) size += p.length;
+  const out = Buffer.allocUnsafe(4 + size);
+  out.writeUInt32BE(size, 0);
+  out.writeUInt8(type, 4);
+  out.writeUInt32BE(json.length, 5);
+  let pos = PREFIX_BYTES + json.copy(out, PREFIX_BYTES);
+  for (const p of payload) pos += p.copy(out, pos);
+  return out;
+}
+
+function opHeaders(ops: readonly StateOp[], payload: Buffer[]): OpHeader[] {
+  return ops.map((op) => {
+    if (op.type === 'del') return { k: op.key, n: -1 };
+    payload.push(op.value);
+    return { k: op.key, n: op.value.length };
+  });
+}
+
+/** The records as the stream (and the segment files) hold them. */
+export function recordBytes(records: RecordSource): Buffer {
+  let bytes = 0;
+  for (let i = 0; i < records.count; i++) bytes += RECORD_HEADER_BYTES + records.bodyLengthAt(i);
+  const out = Buffer.allocUnsafe(bytes);
+  let pos = 0;
+  for (let i = 0; i < records.count; i++) pos = records.encodeAt(i, out, pos);
+  return out;
+}
+
+/** Encodes a batch before `writeBatch` runs (it consumes `clears` and `ops`). */
+export function encodeBatch(
+  at: Position,
+  batch: {
+    readonly sync: boolean;
+    readonly clears: readonly StateClear[];
+    readonly intents: readonly StateOp[];
+    readonly state: readonly StateOp[];
+    readonly topics: readonly {
+      topic: string;
+      ops: readonly LogOp[];
+      records: RecordSource;
+      deleteBelow: number;
+    }[];
+  },
+): Buffer {
+  const payload: Buffer[] = [];
+  const intents = opHeaders(batch.intents, payload);
+  const state = opHeaders(batch.state, payload);
+  const topics = batch.topics.map((t) => {
+    const bytes = recordBytes(t.records);
+    payload.push(bytes);
+    return { topic: t.topic, ops: [...t.ops], bytes: bytes.length, deleteBelow: t.deleteBelow };
+  });
+  const header: BatchHeader = {
+    epoch: at.epoch,
+    seq: at.seq,
+    sync: batch.sync,
+    clears: [...batch.clears],
+    intents,
+    state,
+    topics,
+  };
+  return frame(FrameType.batch, header, payload);
+}
+
+export function decodeBatch(header: unknown, payload: Buffer): WireBatch {
+  const h = header as BatchHeader;
+  let pos = 0;
+  const take = (n: number): Buffer => {
+    if (pos + n > payload.length) throw new Error('replication: batch payload shorter than its header');
+    const b = payload.subarray(pos, pos + n);
+    pos += n;
+    return b;
+  };
+  const ops = (list: readonly OpHeader[]): StateOp[] =>
+    list.map((o) => (o.n < 0 ? { type: 'del', key: o.k } : { type: 'put', key: o.k, value: Buffer.from(take(o.n)) }));
+  const intents = ops(h.intents);
+  const state = ops(h.state);
+  const topics = h.topics.map((t) => ({
+    topic: t.topic,
+    ops: t.ops,
+    records: new EncodedRecords(take(t.bytes)),
+    deleteBelow: t.deleteBelow,
+  }));
+  return { epoch: h.epoch, seq: h.seq, sync: h.sync, clears: h.clears, intents, state, topics };
+}
+
+/** Splits a byte stream into frames. */
+export class FrameReader {
+  private buffered: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly onFrame: (type: number, header: unknown, payload: Buffer) => void,
+    private readonly maxFrameBytes: number,
+  ) {}
+
+  push(chunk: Buffer): void {
+    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    while (this.buffered.length >= 4) {
+      const size = this.buffered.readUInt32BE(0);
+      if (size > this.maxFrameBytes || size < PREFIX_BYTES - 4) throw new Error(`replication: bad frame size ${size}`);
+      if (this.buffered.length < 4 + size) return;
+      const type = this.buffered.readUInt8(4);
+      const jsonBytes = this.buffered.readUInt32BE(5);
+      const headerEnd = PREFIX_BYTES + jsonBytes;
+      if (headerEnd > 4 + size) throw new Error('replication: frame header overruns the frame');
+      const header: unknown = JSON.parse(this.buffered.toString('utf8', PREFIX_BYTES, headerEnd));
+      const payload = this.buffered.subarray(headerEnd, 4 + size);
+      this.buffered = this.buffered.subarray(4 + size);
+      this.onFrame(type, header, payload);
+    }
+  }
+}

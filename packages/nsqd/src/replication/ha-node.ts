@@ -41,6 +41,8 @@ export class HaNode {
   private store: ReplicaStore | null = null;
   private follower: FollowerStream | null = null;
   private leader: LeaderStream | null = null;
+  /** The data path is open as a broker's: until then an HTTP publish would go to a topic about to be replaced. */
+  private serving = false;
   private server: Server | null = null;
   /** Role changes run one at a time, in order. */
   private changes: Promise<void> = Promise.resolve();
@@ -58,7 +60,7 @@ export class HaNode {
   }
 
   get role(): 'leader' | 'follower' {
-    return this.leader !== null ? 'leader' : 'follower';
+    return this.serving ? 'leader' : 'follower';
   }
 
   private get dataPath(): string {
@@ -159,6 +161,7 @@ export class HaNode {
     );
     this.leader = stream;
     await this.host.serve(stream);
+    this.serving = true;
     this.host.logger.info(
       `REPLICATION: leading epoch ${epoch} from seq ${store.position.seq}; serving on ${this.host.tcpAddress} after ${Math.round(performance.now() - startedAt)} ms`,
     );
@@ -168,6 +171,7 @@ export class HaNode {
     const stream = this.leader;
     if (stream === null) return;
     this.host.logger.warn(`REPLICATION: no longer leading epoch ${epoch} (${reason}); rejoining as a follower`);
+    this.serving = false;
     stream.close();
     await this.host.stopServing();
     this.leader = null;
@@ -233,7 +237,7 @@ export class HaNode {
         res.end(JSON.stringify(this.status()));
         return;
       }
-      if (this.leader !== null) {
+      if (this.serving) {
         api(req, res);
         return;
       }

@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type EtcdServer, etcdSupport, startEtcd } from './support/etcd.js';
+import { type EtcdServer, etcdSupport, startEtcdInLab } from './support/etcd.js';
 import { NetnsLab, netnsSupport } from './support/netns.js';
 import { DaemonProcess, waitUntil } from './support/processes.js';
 
@@ -95,19 +95,7 @@ describe.skipIf(skipReason !== null)('replica group failover across network name
   it('SIGKILL of the leader while a client publishes with sync acks: every acknowledged message is delivered', async () => {
     lab = await NetnsLab.create(['etcd', 'lookupd', 'a', 'b', 'client']);
     const l = lab;
-    etcd = await startEtcd({
-      host: l.address('etcd'),
-      clientPort: 2379,
-      peerPort: 2380,
-      spawn: (command, args) => l.spawn('etcd', command, args),
-      healthy: async (url) => {
-        const script = `fetch('${url}/health').then((r) => r.json()).then((j) => process.exit(j.health === 'true' ? 0 : 1), () => process.exit(1));`;
-        return l.exec('etcd', process.execPath, ['-e', script], 5_000).then(
-          () => true,
-          () => false,
-        );
-      },
-    });
+    etcd = await startEtcdInLab(l, 'etcd');
     const start = (name: string, bin: string, args: string[]) => {
       const p = new DaemonProcess(
         name,

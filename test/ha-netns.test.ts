@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type EtcdServer, etcdSupport, startEtcd } from './support/etcd.js';
+import { type EtcdServer, etcdSupport, startEtcdInLab } from './support/etcd.js';
 import { listNamespaces, NetnsLab, netnsSupport } from './support/netns.js';
 import { waitUntil } from './support/processes.js';
 
@@ -180,20 +180,7 @@ describe.skipIf(skipReason !== null)('replica group coordination across network 
   it('shuts the cut-off leader’s ack fence before another member is elected; etcd refuses its later write', async () => {
     lab = await NetnsLab.create(['etcd', 'a', 'b', 'c']);
     const l = lab;
-    etcd = await startEtcd({
-      host: l.address('etcd'),
-      clientPort: 2379,
-      peerPort: 2380,
-      spawn: (command, args) => l.spawn('etcd', command, args),
-      // This process cannot reach the lab: ask from inside etcd's namespace.
-      healthy: async (url) => {
-        const script = `fetch('${url}/health').then((r) => r.json()).then((j) => process.exit(j.health === 'true' ? 0 : 1), () => process.exit(1));`;
-        return l.exec('etcd', process.execPath, ['-e', script], 5_000).then(
-          () => true,
-          () => false,
-        );
-      },
-    });
+    etcd = await startEtcdInLab(l, 'etcd');
     const names = ['a', 'b', 'c'];
     for (const name of names) {
       const config = {

@@ -180,3 +180,27 @@ async function startOnce(options: StartEtcdOptions): Promise<EtcdServer> {
   }
   return server;
 }
+
+/** What starting etcd inside a lab's namespace needs of test/support/netns.ts's NetnsLab. */
+export interface EtcdLab {
+  address(member: string): string;
+  spawn(member: string, command: string, args: readonly string[]): ChildProcess;
+  exec(member: string, command: string, args: readonly string[], timeoutMs?: number): Promise<unknown>;
+}
+
+/** etcd in `member`'s namespace of a lab, on its lab address; health is asked from inside (this process cannot reach it). */
+export function startEtcdInLab(lab: EtcdLab, member: string): Promise<EtcdServer> {
+  return startEtcd({
+    host: lab.address(member),
+    clientPort: 2379,
+    peerPort: 2380,
+    spawn: (command, args) => lab.spawn(member, command, args),
+    healthy: async (url) => {
+      const script = `fetch('${url}/health').then((r) => r.json()).then((j) => process.exit(j.health === 'true' ? 0 : 1), () => process.exit(1));`;
+      return lab.exec(member, process.execPath, ['-e', script], 5_000).then(
+        () => true,
+        () => false,
+      );
+    },
+  });
+}

@@ -243,4 +243,60 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     expect(held.size).toBeGreaterThan(0);
     expect(Math.min(...attemptsAgain.values())).toBeGreaterThanOrEqual(2);
   }, 120_000);
+
+  it('a new member takes a full copy; a restarted old leader rejoins as a follower and catches up', async () => {
+    etcd = await startEtcd();
+    const lookupd = await group.startLookupd('lookupd');
+    const aSpec = await newMember('a');
+    let a = await startMember(aSpec, lookupd.tcpAddress);
+    await waitUntil('a leads', async () => (await status(a)).role === 'leader', { timeoutMs: 15_000 });
+    for (const path of ['topic/create?topic=events', 'channel/create?topic=events&channel=c']) {
+      expect((await fetch(`http://${a.http}/${path}`, { method: 'POST' })).status).toBe(200);
+    }
+    for (let i = 0; i < 20; i++) expect(await pub(a, 'events', `m${i}`)).toBe(200);
+    // A restart: a leads again at epoch 2 from what it stored, so its stream starts past seq 0.
+    await a.proc.stop('SIGTERM');
+    members.splice(members.indexOf(a), 1);
+    a = await startMember(aSpec, lookupd.tcpAddress);
+    await waitUntil(
+      'a leads epoch 2',
+      async () => (await status(a)).epoch === 2 && (await status(a)).role === 'leader',
+      {
+        timeoutMs: 15_000,
+      },
+    );
+    const b = await startMember(await newMember('b'), lookupd.tcpAddress);
+    await waitUntil('b in sync', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 15_000 });
+    expect(b.proc.logs()).toMatch(/taking a full copy from a/);
+    for (let i = 20; i < 30; i++) expect(await pub(a, 'events', `m${i}`)).toBe(200);
+    expect((await status(b)).position).toEqual((await status(a)).position);
+
+    a.proc.signal('SIGKILL');
+    await a.proc.exited;
+    members.splice(members.indexOf(a), 1);
+    await waitUntil('b leads', async () => (await status(b)).role === 'leader', { timeoutMs: 20_000 });
+    const received = new Set<string>();
+    const consumer = new Consumer({
+      topic: 'events',
+      channel: 'c',
+      lookupdHttpAddresses: [lookupd.httpAddress],
+      lookupdPollIntervalMs: 200,
+      logger: null,
+    });
+    consumers.push(consumer);
+    consumer.on('message', async (msg) => {
+      received.add(msg.body.toString());
+    });
+    await consumer.connect();
+    await waitUntil('all 30 delivered by b', () => received.size === 30, { timeoutMs: 20_000 });
+
+    // The old leader comes back: a follower of b, in sync again, holding what b holds.
+    a = await startMember(aSpec, lookupd.tcpAddress);
+    await waitUntil('a back in sync', async () => (await status(b)).in_sync.includes('a'), { timeoutMs: 20_000 });
+    expect(await pub(b, 'events', 'after')).toBe(200);
+    await waitUntil('a holds what b holds', async () => {
+      const [sa, sb] = [await status(a), await status(b)];
+      return sa.role === 'follower' && JSON.stringify(sa.position) === JSON.stringify(sb.position);
+    });
+  }, 120_000);
 });

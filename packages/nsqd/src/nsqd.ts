@@ -19,7 +19,7 @@ import { defaultNodeId } from './node-id.js';
 import { defaultNsqdOptions, type LogLevel, type NsqdOptions } from './options.js';
 import type { HaNode } from './replication/ha-node.js';
 import type { FlushTap } from './store/flush-batch.js';
-import type { TopicState } from './store/state-store.js';
+import type { StateStore, TopicState } from './store/state-store.js';
 import { Storage } from './store/storage.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
 import type { FrameWriter } from './tcp/frame-writer.js';
@@ -190,6 +190,11 @@ export class Nsqd implements BrokerContext, ClientHost {
     this.storage = null;
     for (const topic of this.topics.values()) topic.close();
     this.topics.clear();
+  }
+
+  between<T>(fn: (db: StateStore, dataPath: string) => Promise<T>): Promise<T> {
+    if (this.storage === null) return Promise.reject(new Error('storage is not open'));
+    return this.storage.between(fn);
   }
 
   private async closeClientListener(): Promise<void> {

@@ -3,7 +3,7 @@ import { parseHostPort } from '@nsq-ts/go-compat';
 import { monotonicMs } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { ReplicaStore } from './replica-store.js';
-import { decodeBatch, FrameReader, FrameType, frame, type Hello } from './wire.js';
+import { decodeBatch, decodeSnapshot, FrameReader, FrameType, frame, type Hello } from './wire.js';
 
 const RETRY_MS = 500;
 
@@ -64,6 +64,12 @@ export class FollowerStream {
         this.lastRefusal = (header as { reason: string }).reason;
         this.logger.warn(`REPLICATION: ${this.options.leaderId} refused to stream - ${this.lastRefusal}`);
         fail('refused');
+      } else if (type === FrameType.snapshot) {
+        const snapshot = decodeSnapshot(header, payload);
+        this.logger.info(
+          `REPLICATION: taking a full copy from ${this.options.leaderId} at seq ${snapshot.position.seq} (this member was at ${this.store.position.seq})`,
+        );
+        this.stored(socket, snapshot.position.seq, this.store.replace(snapshot), fail);
       } else if (type === FrameType.batch) {
         const batch = decodeBatch(header, payload);
         if (batch.epoch < this.options.epoch()) {
@@ -72,15 +78,7 @@ export class FollowerStream {
         }
         this.leaderSeq = batch.seq;
         this.lastBatchAtMs = monotonicMs();
-        this.store.apply(batch).then(
-          () => {
-            if (!socket.destroyed) socket.write(frame(FrameType.ack, { seq: batch.seq }));
-          },
-          (err: Error) => {
-            this.logger.error(`REPLICATION: applying seq ${batch.seq} failed - ${err.message}`);
-            fail('apply failed');
-          },
-        );
+        this.stored(socket, batch.seq, this.store.apply(batch), fail);
       }
     }, this.options.maxFrameBytes);
     socket.on('connect', () => {
@@ -100,6 +98,19 @@ export class FollowerStream {
     });
     socket.on('error', (err) => fail(err.message));
     socket.on('close', () => fail('closed'));
+  }
+
+  /** Acknowledges `seq` once `done` stored it; a failed write ends the connection (the next one starts over). */
+  private stored(socket: Socket, seq: number, done: Promise<void>, fail: (why: string) => void): void {
+    done.then(
+      () => {
+        if (!socket.destroyed) socket.write(frame(FrameType.ack, { seq }));
+      },
+      (err: Error) => {
+        this.logger.error(`REPLICATION: storing seq ${seq} failed - ${err.message}`);
+        fail('store failed');
+      },
+    );
   }
 
   private scheduleRetry(): void {

@@ -13,7 +13,7 @@ import type { Logger } from '../logger.js';
 import type { NsqdOptions } from '../options.js';
 import type { FlushTap } from '../store/flush-batch.js';
 import { FollowerStream } from './follower-stream.js';
-import { LeaderStream } from './leader-stream.js';
+import { type BetweenFlushes, LeaderStream } from './leader-stream.js';
 import { ReplicaStore, replicaLogOptions } from './replica-store.js';
 import type { Position } from './wire.js';
 
@@ -28,6 +28,8 @@ export interface HaHost {
   serve(tap: FlushTap): Promise<void>;
   /** Closes the client listener, lookupd registration and storage; forgets the topics. */
   stopServing(): Promise<void>;
+  /** Runs `fn` between two flushes of the open storage. */
+  between: BetweenFlushes;
 }
 
 /** `[addr]:port` → a member id: the characters etcd keys allow. */
@@ -155,6 +157,7 @@ export class HaNode {
         minInsync: o.minInsync,
         timeoutMs: o.replicationTimeoutMs,
         maxFrameBytes: this.maxFrameBytes,
+        between: (fn) => this.host.between(fn),
       },
       this.coordinator as HaCoordinator,
       this.host.logger,

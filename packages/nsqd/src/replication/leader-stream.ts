@@ -1,10 +1,25 @@
+import { readdir, readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import { monotonicMs } from '../clock.js';
 import type { HaCoordinator } from '../ha/coordinator.js';
 import type { Logger } from '../logger.js';
 import type { FlushBatch, FlushShipment, FlushTap } from '../store/flush-batch.js';
+import type { StateStore } from '../store/state-store.js';
 import { positionOp } from './replica-store.js';
-import { encodeBatch, FrameReader, FrameType, frame, type Hello, type Position } from './wire.js';
+import {
+  encodeBatch,
+  encodeSnapshot,
+  FrameReader,
+  FrameType,
+  frame,
+  type Hello,
+  type Position,
+  type Snapshot,
+} from './wire.js';
+
+/** Runs `fn` between two flushes of the leader's storage (Storage.between). */
+export type BetweenFlushes = <T>(fn: (db: StateStore, dataPath: string) => Promise<T>) => Promise<T>;
 
 export interface LeaderStreamOptions {
   readonly memberId: string;
@@ -15,6 +30,7 @@ export interface LeaderStreamOptions {
   readonly minInsync: number;
   readonly timeoutMs: number;
   readonly maxFrameBytes: number;
+  readonly between: BetweenFlushes;
 }
 
 /** Batches kept for followers that reconnect a little behind. */
@@ -219,26 +235,57 @@ export class LeaderStream implements FlushTap {
     if (this.closed) return this.refuse(socket, 'not the leader');
     if (h.epoch > this.options.epoch) return this.refuse(socket, `epoch ${h.epoch} is newer than ours`);
     const p = h.position;
-    let from: number;
+    const link: Link = { memberId: h.member_id, socket, acked: p.seq };
+    let from = -1;
     if (p.seq === this.base.seq && p.epoch === this.base.epoch) from = 0;
     else {
       const i = this.sent.findIndex((s) => s.at.seq === p.seq && s.at.epoch === p.epoch);
-      if (i < 0) {
-        return this.refuse(
-          socket,
-          `${h.member_id} at seq ${p.seq} (epoch ${p.epoch}) is not in this leader's recent stream (at seq ${this.at.seq}): it needs a full copy`,
-        );
-      }
-      from = i + 1;
+      if (i >= 0) from = i + 1;
     }
-    this.links.get(h.member_id)?.socket.destroy();
-    const link: Link = { memberId: h.member_id, socket, acked: p.seq };
-    this.links.set(h.member_id, link);
+    if (from < 0) {
+      // Not in this leader's history (new, too far behind, or holding what no one acknowledged): all of it.
+      link.acked = -1;
+      this.fullCopy(link, p).catch((err: Error) => {
+        this.logger.error(`REPLICATION: full copy to ${h.member_id} failed - ${err.message}`);
+        socket.destroy();
+      });
+      return link;
+    }
+    this.attach(link);
     socket.write(frame(FrameType.welcome, { epoch: this.options.epoch, seq: this.at.seq }));
     for (const s of this.sent.slice(from)) socket.write(s.bytes);
     this.logger.info(`REPLICATION: ${h.member_id} follows from seq ${p.seq} (leader at ${this.at.seq})`);
     this.acked(link, p.seq);
     return link;
+  }
+
+  private attach(link: Link): void {
+    this.links.get(link.memberId)?.socket.destroy();
+    this.links.set(link.memberId, link);
+  }
+
+  /** The whole data path, read between two flushes; batches after it follow on the same socket. */
+  private async fullCopy(link: Link, had: Position): Promise<void> {
+    const started = monotonicMs();
+    const bytes = await this.options.between(async (db, dataPath) => {
+      const snapshot: Snapshot = { position: this.at, files: [], state: [] };
+      const topics = join(dataPath, 'topics');
+      for (const topic of await readdir(topics).catch(() => [] as string[])) {
+        for (const name of await readdir(join(topics, topic))) {
+          snapshot.files.push({ path: `topics/${topic}/${name}`, bytes: await readFile(join(topics, topic, name)) });
+        }
+      }
+      for await (const [key, value] of db.entries()) snapshot.state.push({ key, value });
+      const encoded = encodeSnapshot(snapshot);
+      if (this.closed || link.socket.destroyed) return 0;
+      link.socket.write(frame(FrameType.welcome, { epoch: this.options.epoch, seq: this.at.seq }));
+      link.socket.write(encoded);
+      this.attach(link);
+      return encoded.length;
+    });
+    this.logger.info(
+      `REPLICATION: ${link.memberId} (at seq ${had.seq}, epoch ${had.epoch}) got a full copy at seq ${this.at.seq}: ${bytes} bytes in ${Math.round(monotonicMs() - started)} ms`,
+    );
   }
 
   private acked(link: Link, seq: number): void {

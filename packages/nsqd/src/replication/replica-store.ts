@@ -1,11 +1,12 @@
-import { join } from 'node:path';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Clock } from '../clock.js';
 import type { FileSystem } from '../log/file-system.js';
 import { SegmentLog, type SegmentLogOptions } from '../log/segment-log.js';
 import type { Logger } from '../logger.js';
 import { type FlushBatch, finishBatch, type TopicBatch, writeBatch } from '../store/flush-batch.js';
 import { type StateOp, StateStore } from '../store/state-store.js';
-import type { Position, WireBatch } from './wire.js';
+import type { Position, Snapshot, WireBatch } from './wire.js';
 
 /** The member's place in the stream, stored with the state of the batch that moved it. */
 export const POSITION_KEY = 'r:position';
@@ -36,7 +37,7 @@ export class ReplicaStore {
 
   private constructor(
     private readonly options: ReplicaStoreOptions,
-    private readonly db: StateStore,
+    private db: StateStore,
     private at: Position,
   ) {}
 
@@ -84,11 +85,41 @@ export class ReplicaStore {
     return run;
   }
 
-  async close(): Promise<void> {
-    await this.applying;
+  /**
+   * Takes the leader's whole data path (a full copy): what this member had goes, the state last, so a
+   * copy cut short leaves no position and is asked for again.
+   */
+  replace(s: Snapshot): Promise<void> {
+    const run = this.applying.then(async () => {
+      await this.closeFiles();
+      const root = this.options.dataPath;
+      await rm(join(root, 'state'), { recursive: true, force: true });
+      await rm(join(root, 'topics'), { recursive: true, force: true });
+      for (const f of s.files) {
+        const path = join(root, f.path);
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(path, f.bytes, { flush: true });
+      }
+      this.db = await StateStore.open(join(root, 'state'));
+      await this.db.write(
+        s.state.map((e) => ({ type: 'put', key: e.key, value: e.value })),
+        true,
+      );
+      this.at = s.position;
+    });
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async closeFiles(): Promise<void> {
     for (const log of this.logs.values()) await log.close().catch(() => undefined);
     this.logs.clear();
     await this.db.close();
+  }
+
+  async close(): Promise<void> {
+    await this.applying;
+    await this.closeFiles();
   }
 }
 

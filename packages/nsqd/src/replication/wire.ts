@@ -17,6 +17,8 @@ export const FrameType = {
   batch: 4,
   /** follower → leader: everything up to `seq` is stored. */
   ack: 5,
+  /** leader → follower: its whole data path (segment files and state), for a follower whose position it lacks. */
+  snapshot: 6,
 } as const;
 
 export type FrameKind = (typeof FrameType)[keyof typeof FrameType];
@@ -130,17 +132,22 @@ export function encodeBatch(
   return frame(FrameType.batch, header, payload);
 }
 
-export function decodeBatch(header: unknown, payload: Buffer): WireBatch {
-  const h = header as BatchHeader;
+/** Takes the payload's bytes in header order (views, not copies: a frame's buffer is never reused). */
+function reader(payload: Buffer, what: string): (n: number) => Buffer {
   let pos = 0;
-  const take = (n: number): Buffer => {
-    if (pos + n > payload.length) throw new Error('replication: batch payload shorter than its header');
+  return (n) => {
+    if (pos + n > payload.length) throw new Error(`replication: ${what} payload shorter than its header`);
     const b = payload.subarray(pos, pos + n);
     pos += n;
     return b;
   };
+}
+
+export function decodeBatch(header: unknown, payload: Buffer): WireBatch {
+  const h = header as BatchHeader;
+  const take = reader(payload, 'batch');
   const ops = (list: readonly OpHeader[]): StateOp[] =>
-    list.map((o) => (o.n < 0 ? { type: 'del', key: o.k } : { type: 'put', key: o.k, value: Buffer.from(take(o.n)) }));
+    list.map((o) => (o.n < 0 ? { type: 'del', key: o.k } : { type: 'put', key: o.k, value: take(o.n) }));
   const intents = ops(h.intents);
   const state = ops(h.state);
   const topics = h.topics.map((t) => ({
@@ -177,4 +184,44 @@ export class FrameReader {
       this.onFrame(type, header, payload);
     }
   }
+}
+
+/** A leader's whole data path at `position`: files relative to it, and every state key. */
+export interface Snapshot {
+  readonly position: Position;
+  readonly files: { readonly path: string; readonly bytes: Buffer }[];
+  readonly state: { readonly key: string; readonly value: Buffer }[];
+}
+
+interface SnapshotHeader {
+  readonly position: Position;
+  readonly files: { readonly path: string; readonly n: number }[];
+  readonly state: OpHeader[];
+}
+
+export function encodeSnapshot(s: Snapshot): Buffer {
+  const payload: Buffer[] = s.files.map((f) => f.bytes);
+  const header: SnapshotHeader = {
+    position: s.position,
+    files: s.files.map((f) => ({ path: f.path, n: f.bytes.length })),
+    state: opHeaders(
+      s.state.map((e) => ({ type: 'put', key: e.key, value: e.value })),
+      payload,
+    ),
+  };
+  return frame(FrameType.snapshot, header, payload);
+}
+
+/** Only `topics/<name>/<file>`: a copied path can never point outside the data path. */
+const COPIED_PATH = /^topics\/[.a-zA-Z0-9_#-]+\/[.a-zA-Z0-9_-]+$/;
+
+export function decodeSnapshot(header: unknown, payload: Buffer): Snapshot {
+  const h = header as SnapshotHeader;
+  const take = reader(payload, 'snapshot');
+  const files = h.files.map((f) => {
+    if (!COPIED_PATH.test(f.path) || f.path.includes('..')) throw new Error(`replication: bad copied path ${f.path}`);
+    return { path: f.path, bytes: take(f.n) };
+  });
+  const state = h.state.map((o) => ({ key: o.k, value: take(o.n) }));
+  return { position: h.position, files, state };
 }

@@ -204,6 +204,11 @@ export class StateStore {
     else await this.db.clear({ gte: what.prefix, lt: `${what.prefix}\xff` });
   }
 
+  /** Every key and value, in key order (replication's full copy). */
+  entries(): AsyncIterable<[string, Buffer]> {
+    return this.db.iterator();
+  }
+
   /** One key's value (replication reads its position so), undefined when absent. */
   get(key: string): Promise<Buffer | undefined> {
     return this.db.get(key);

@@ -373,6 +373,25 @@ export class Storage {
     return started;
   }
 
+  /** Runs `fn` between two flushes, nothing written meanwhile: replication copies the data path so. */
+  between<T>(fn: (db: StateStore, dataPath: string) => Promise<T>): Promise<T> {
+    const run = (this.flushing ?? Promise.resolve()).then(() => {
+      if (this.db === null) throw new Error('storage is closed');
+      return fn(this.db, this.dataPath);
+    });
+    const settled: Promise<void> = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.flushing = settled;
+    void settled.then(() => {
+      if (this.flushing !== settled) return;
+      this.flushing = null;
+      this.scheduleFlush(false);
+    });
+    return run;
+  }
+
   private async flushOnce(forceSync: boolean): Promise<void> {
     const db = this.db;
     if (db === null) return;

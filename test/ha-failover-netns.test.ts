@@ -164,5 +164,12 @@ describe.skipIf(skipReason !== null)('replica group failover across network name
     );
     expect(done).toMatchObject({ missing: 0 });
     expect(done.acked).toBeGreaterThan(250);
+
+    // The old leader comes back as a follower of b: in sync again (a full copy if it held a batch nobody acknowledged).
+    const again = member('a');
+    await waitUntil('a back in sync', () => /a joined the in-sync set/.test(b.logs()), { timeoutMs: 30_000 });
+    console.log(
+      `netns rejoin: a ${/taking a full copy/.test(again.logs()) ? 'took a full copy' : 'resumed the stream'}`,
+    );
   }, 150_000);
 });

@@ -299,4 +299,24 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
       return sa.role === 'follower' && JSON.stringify(sa.position) === JSON.stringify(sb.position);
     });
   }, 120_000);
+
+  it('--min-insync=2: with the follower gone publishes are refused once it left the in-sync set; back, they pass', async () => {
+    etcd = await startEtcd();
+    const lookupd = await group.startLookupd('lookupd');
+    const [a, b] = await formGroup(lookupd.tcpAddress, ['--min-insync=2']);
+    expect(await pub(a, 't', 'one')).toBe(200);
+    b.proc.signal('SIGKILL');
+    await b.proc.exited;
+    members.splice(members.indexOf(b), 1);
+    // Answered only after --replication-timeout (the shrink is committed to etcd first), and refused.
+    expect(await pub(a, 't', 'two')).toBe(503);
+    expect((await status(a)).in_sync).toEqual(['a']);
+    expect(await pub(a, 't', 'three')).toBe(503);
+    const back = await startMember({ id: 'b', replication: b.replication, dataPath: b.dataPath }, lookupd.tcpAddress, [
+      '--min-insync=2',
+    ]);
+    await waitUntil('b in sync again', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 20_000 });
+    expect(await pub(a, 't', 'four')).toBe(200);
+    expect((await status(back)).position).toEqual((await status(a)).position);
+  }, 90_000);
 });

@@ -7,7 +7,8 @@ import { EncodedRecords, type RecordSource } from '../log/record-codec.js';
 import { SegmentLog } from '../log/segment-log.js';
 import { recordBytes } from '../replication/wire.js';
 import { type FlushBatch, finishBatch, NO_RECORDS, type TopicBatch, writeBatch } from './flush-batch.js';
-import { channelClears, channelStateOps, type StateOp, StateStore, topicStateOp } from './state-store.js';
+import { sampleState as state } from './state.test-util.js';
+import { channelClears, StateStore } from './state-store.js';
 
 let root = '';
 const opened: { db: StateStore; logs: SegmentLog[] }[] = [];
@@ -32,29 +33,6 @@ async function node(name: string, fs = new FaultyFileSystem()) {
   const log = SegmentLog.fresh(join(path, 'topics', 't'), logOptions(100, fs), recordingLogger().logger);
   opened.push({ db, logs: [log] });
   return { path, db, log, fs };
-}
-
-function state(cursor: number): StateOp[] {
-  const ops = [
-    topicStateOp('t', { changes: 1, paused: false, settings: {}, nextOffset: 5, releaseMark: 0, skips: [] }),
-  ];
-  channelStateOps(
-    't',
-    'c',
-    {
-      changes: 1,
-      cursor,
-      paused: false,
-      settings: {},
-      hot: new Float64Array([1, 2]),
-      ahead: [],
-      deferredPuts: [{ offset: 2, attempts: 1, dueAtWallMs: 99 }],
-      deferredDeletes: [],
-      floor: 1,
-    },
-    ops,
-  );
-  return ops;
 }
 
 function batch(log: SegmentLog, records: RecordSource, extra: Partial<TopicBatch> = {}): FlushBatch {

@@ -164,6 +164,14 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     const follower = leader.followers?.find((f) => f.member_id === 'b');
     expect(follower?.acked_seq).toBe(leader.position.seq);
     expect((await status(b)).position).toEqual(leader.position);
+    // /stats carries the same block (an extension key), on both.
+    for (const [m, role] of [
+      [a, 'leader'],
+      [b, 'follower'],
+    ] as const) {
+      const stats = (await (await fetch(`http://${m.http}/stats?format=json`)).json()) as { ha: HaStatus };
+      expect(stats.ha).toMatchObject({ role, epoch: 1, leader: 'a', in_sync: ['a', 'b'] });
+    }
   }, 60_000);
 
   it('SIGKILL of the leader under load: every acknowledged message is delivered after the failover', async () => {

@@ -339,6 +339,10 @@ export class Nsqd implements BrokerContext, ClientHost {
     if (this.topics.get(topic.name) === topic) this.deleteTopic(topic.name);
   }
 
+  haStatus(): Readonly<Record<string, unknown>> | null {
+    return this.ha?.status() ?? null;
+  }
+
   /** null when healthy, else why not (the last disk write failed). */
   healthError(): string | null {
     return this.storage?.health ?? null;

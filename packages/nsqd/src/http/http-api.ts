@@ -37,6 +37,8 @@ export interface HttpHost extends StatsSource {
   deleteTopic(name: string): boolean;
   setLookupdTcpAddresses(addresses: string[]): void;
   setLogLevel(level: LogLevel): void;
+  /** With --ha-group: this member's role, epoch, leader and lag (GET /ha), shown in /stats too; else null. */
+  haStatus(): Readonly<Record<string, unknown>> | null;
 }
 
 export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
@@ -159,8 +161,10 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
       includeClients: boolParam(firstValue(query, 'include_clients'), true),
       includeMem,
     });
-    if (firstValue(query, 'format') === 'json') return snapshot;
-    return new Text(formatStatsText(snapshot, { startTimeS: nsqd.startTimeS, includeMem, nowMs: nsqd.clock.wallMs() }));
+    const ha = nsqd.haStatus();
+    if (firstValue(query, 'format') === 'json') return ha === null ? snapshot : { ...snapshot, ha };
+    const text = formatStatsText(snapshot, { startTimeS: nsqd.startTimeS, includeMem, nowMs: nsqd.clock.wallMs() });
+    return new Text(ha === null ? text : `${text}\nha: ${JSON.stringify(ha)}\n`);
   });
 
   // Prometheus exposition; not a V1 endpoint, so no X-NSQ header.

@@ -327,4 +327,25 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     expect(await pub(a, 't', 'four')).toBe(200);
     expect((await status(back)).position).toEqual((await status(a)).position);
   }, 90_000);
+
+  it('POST /ha/handover moves leadership to the named member with nothing lost; the old leader follows it', async () => {
+    etcd = await startEtcd();
+    const lookupd = await group.startLookupd('lookupd');
+    const [a, b] = await formGroup(lookupd.tcpAddress);
+    for (let i = 0; i < 10; i++) expect(await pub(a, 't', `m${i}`)).toBe(200);
+    const refused = await fetch(`http://${a.http}/ha/handover?to=nobody`, { method: 'POST' });
+    expect([refused.status, await refused.json()]).toEqual([400, { message: 'TARGET_NOT_IN_SYNC' }]);
+    const res = await fetch(`http://${a.http}/ha/handover?to=b`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    await waitUntil('b leads', async () => (await status(b)).role === 'leader', { timeoutMs: 15_000 });
+    expect((await status(b)).epoch).toBe(2);
+    expect(await pub(b, 't', 'after')).toBe(200);
+    // a resumes the stream where it stood (its last flush reached b before it resigned): no full copy.
+    await waitUntil('a follows b in sync', async () => (await status(b)).in_sync.includes('a'), { timeoutMs: 15_000 });
+    expect(a.proc.logs()).not.toMatch(/full copy/);
+    const stats = (await (await fetch(`http://${b.http}/stats?format=json&topic=t`)).json()) as {
+      topics: { depth: number; message_count: number }[];
+    };
+    expect(stats.topics[0]).toMatchObject({ depth: 11 });
+  }, 60_000);
 });

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import { listen } from '@nsq-ts/server-kit';
+import { bearerMatches, listen } from '@nsq-ts/server-kit';
 import type { Clock } from '../clock.js';
 import { createHaCoordinator, type HaCoordinator } from '../ha/coordinator.js';
 import type { FileSystem } from '../log/file-system.js';
@@ -188,6 +188,19 @@ export class HaNode {
     this.follow();
   }
 
+  /**
+   * Planned handover (POST /ha/handover, rolling deploys): stops serving, so the last flush reaches the
+   * followers while this member still leads, then resigns in etcd preferring `target`.
+   */
+  async handover(target: string | undefined): Promise<void> {
+    const c = this.coordinator;
+    if (c === null || !this.serving) throw new Error('NOT_LEADER');
+    if (target !== undefined && !(c.isr?.members.includes(target) ?? false)) throw new Error('TARGET_NOT_IN_SYNC');
+    this.serving = false;
+    await this.host.stopServing();
+    await c.resign(target);
+  }
+
   private onFollower(socket: Socket): void {
     const stream = this.leader;
     if (stream === null) {
@@ -235,9 +248,23 @@ export class HaNode {
   ): (req: IncomingMessage, res: ServerResponse) => void {
     return (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
+      const o = this.host.options;
+      // The same --http-auth-token rules as the API's own endpoints.
+      const guarded = path?.startsWith('/ha') === true && (req.method !== 'GET' || o.httpAuthReads);
+      if (guarded && o.httpAuthTokens.length > 0 && !bearerMatches(req.headers.authorization, o.httpAuthTokens)) {
+        json(res, 401, { message: 'UNAUTHORIZED' });
+        return;
+      }
       if (req.method === 'GET' && path === '/ha') {
-        res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' });
-        res.end(JSON.stringify(this.status()));
+        json(res, 200, this.status());
+        return;
+      }
+      if (req.method === 'POST' && path === '/ha/handover') {
+        const target = new URL(req.url ?? '/', 'http://x').searchParams.get('to') ?? undefined;
+        this.handover(target).then(
+          () => json(res, 200, { message: 'OK' }),
+          (err: Error) => json(res, err.message === 'NOT_LEADER' ? 409 : 400, { message: err.message }),
+        );
         return;
       }
       if (this.serving) {
@@ -254,8 +281,7 @@ export class HaNode {
         api(req, res);
         return;
       }
-      res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8' });
-      res.end(JSON.stringify({ message: 'NOT_LEADER', leader: this.coordinator?.leader?.httpAddress ?? null }));
+      json(res, 503, { message: 'NOT_LEADER', leader: this.coordinator?.leader?.httpAddress ?? null });
     };
   }
 
@@ -271,6 +297,11 @@ export class HaNode {
     await this.store?.close();
     this.store = null;
   }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify(body));
 }
 
 export function createHaNode(host: HaHost, fs: FileSystem): HaNode {

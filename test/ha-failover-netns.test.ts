@@ -65,6 +65,27 @@ await c.close();
 process.exit(0);
 `;
 
+/** Publishes to TARGET's HTTP one message at a time, printing the wall-clock ms of every 200. */
+const PUBLISH_SCRIPT = `
+for (let i = 0; ; i++) {
+  try {
+    const r = await fetch('http://' + process.env.TARGET + '/pub?topic=t', { method: 'POST', body: 'm' + i, signal: AbortSignal.timeout(1000) });
+    await r.text();
+    if (r.status === 200) console.log(Date.now());
+  } catch {}
+  await new Promise((r) => setTimeout(r, 10));
+}
+`;
+
+/** Wall-clock ms of the first log line matching `re` (nsqd logs local time, as Go's log does). */
+function logTime(logs: string, re: RegExp): number {
+  const line = logs.split('\n').find((x) => re.test(x)) ?? '';
+  const m = /(\d{4})\/(\d\d)\/(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3})/.exec(line);
+  if (m === null) throw new Error(`no timestamped line matches ${re}`);
+  const [y, mo, d, h, mi, sec, ms] = m.slice(1).map(Number) as number[];
+  return new Date(y as number, (mo as number) - 1, d, h, mi, sec, ms).getTime();
+}
+
 interface ClientLine {
   acked?: number;
   received?: number;
@@ -92,10 +113,12 @@ describe.skipIf(skipReason !== null)('replica group failover across network name
     for (const name of ['a', 'b']) await rm(`/tmp/nsq-ts-netns-${id}-${name}`, { recursive: true, force: true });
   }, 60_000);
 
-  it('SIGKILL of the leader while a client publishes with sync acks: every acknowledged message is delivered', async () => {
-    lab = await NetnsLab.create(['etcd', 'lookupd', 'a', 'b', 'client']);
-    const l = lab;
-    etcd = await startEtcdInLab(l, 'etcd');
+  /** etcd, lookupd and the members a and b, each in its own namespace: a leads, b is in sync. */
+  async function formGroup() {
+    const l = await NetnsLab.create(['etcd', 'lookupd', 'a', 'b', 'client']);
+    lab = l;
+    const e = await startEtcdInLab(l, 'etcd');
+    etcd = e;
     const start = (name: string, bin: string, args: string[]) => {
       const p = new DaemonProcess(
         name,
@@ -121,7 +144,7 @@ describe.skipIf(skipReason !== null)('replica group failover across network name
         `--lookupd-tcp-address=${l.address('lookupd')}:4160`,
         '--ha-group=g',
         `--ha-member-id=${name}`,
-        `--etcd-endpoints=${etcd?.clientUrl}`,
+        `--etcd-endpoints=${e.clientUrl}`,
         `--replication-address=${l.address(name)}:4153`,
         '--ha-lease-ttl=2s',
         '--replication-timeout=2s',
@@ -131,6 +154,12 @@ describe.skipIf(skipReason !== null)('replica group failover across network name
     await waitUntil('a leads', () => /REPLICATION: leading epoch 1/.test(a.logs()), { timeoutMs: 20_000 });
     const b = member('b');
     await waitUntil('b in sync', () => /b joined the in-sync set/.test(a.logs()), { timeoutMs: 20_000 });
+
+    return { l, a, b, lookupd, member };
+  }
+
+  it('SIGKILL of the leader while a client publishes with sync acks: every acknowledged message is delivered', async () => {
+    const { l, a, b, member } = await formGroup();
 
     const client = l.spawn('client', process.execPath, ['--input-type=module', '-e', CLIENT_SCRIPT], {
       ...process.env,
@@ -171,5 +200,42 @@ describe.skipIf(skipReason !== null)('replica group failover across network name
     console.log(
       `netns rejoin: a ${/taking a full copy/.test(again.logs()) ? 'took a full copy' : 'resumed the stream'}`,
     );
+  }, 150_000);
+
+  it('the leader cut off from etcd stops acknowledging before the follower is elected, then rejoins as its follower', async () => {
+    const { l, a, b } = await formGroup();
+    const client = l.spawn('client', process.execPath, ['--input-type=module', '-e', PUBLISH_SCRIPT], {
+      ...process.env,
+      NODE_OPTIONS: '',
+      TARGET: `${l.address('a')}:4151`,
+    });
+    const acks: number[] = [];
+    createInterface({ input: client.stdout as NodeJS.ReadableStream }).on('line', (t) => {
+      if (/^\d+$/.test(t)) acks.push(Number(t));
+    });
+    await waitUntil('publishes acknowledged by a', () => acks.length > 20, { timeoutMs: 20_000 });
+    await l.partition('a', 'etcd');
+    await waitUntil('b leads', () => /REPLICATION: leading epoch 2/.test(b.logs()), { timeoutMs: 30_000 });
+    const elected = logTime(b.logs(), /REPLICATION: leading epoch 2/);
+    const fenced = logTime(a.logs(), /the lease of epoch 1 may have expired/);
+    const lastAck = Math.max(...acks);
+    console.log(
+      `netns etcd partition: a's last acknowledgement ${elected - lastAck} ms and its fence ${elected - fenced} ms before b led epoch 2`,
+    );
+    // No two leaders acknowledge at once: a's last OK (the client's wall clock, the same host's) came before b led.
+    expect(lastAck).toBeLessThan(elected);
+    expect(fenced).toBeLessThan(elected);
+    client.kill('SIGKILL');
+    await l.heal();
+    // Back in touch with etcd (or earlier, if it learned of b before the cut) it follows b: resuming the
+    // stream where it stood, or by a full copy if it stored a batch b lacks.
+    await waitUntil(
+      'a follows b',
+      () => /REPLICATION: a (follows from seq|\(at seq .*\) got a full copy)/.test(b.logs()),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    expect(a.logs()).toMatch(/no longer leading epoch 1 \(fence-expired\); rejoining as a follower/);
   }, 150_000);
 });

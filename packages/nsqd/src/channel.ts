@@ -420,23 +420,36 @@ export class Channel {
     this.schedule();
   }
 
-  /** overflow=drop_oldest: the unread messages below `offset` are dropped, and counted. */
-  dropBelow(offset: number): void {
+  /** Unread messages to the log's end, what a paused topic holds included: what max_depth bounds. */
+  get backlog(): number {
+    return this.unread(this.topic.tail.end);
+  }
+
+  /** overflow=drop_oldest: its `excess` oldest unread messages are dropped, and counted. */
+  dropOldest(excess: number): void {
     const from = this.cursor;
-    if (offset <= from) return;
-    let held = 0;
+    // Dropped ranges and messages it holds already (fanned-out DPUBs) are not unread: the new
+    // cursor goes past as many of them as lie below it.
+    let to = from + excess;
+    for (let next = to; ; to = next) {
+      next = from + excess + this.topic.skippedBetween(from, to) + this.heldBelow(to);
+      if (next === to) break;
+    }
     if (this.directAhead !== null) {
-      // Held already (fanned-out DPUBs): still the channel's, no longer ahead of its cursor.
-      for (const o of this.directAhead) {
-        if (o >= offset) continue;
-        this.directAhead.delete(o);
-        held++;
-      }
+      // Held (deferred) still, but no longer ahead of its cursor.
+      for (const o of this.directAhead) if (o < to) this.directAhead.delete(o);
       if (this.directAhead.size === 0) this.directAhead = null;
     }
-    this.droppedCount += offset - from - this.topic.skippedBetween(from, offset) - held;
-    this.cursor = offset;
+    this.droppedCount += excess;
+    this.cursor = to;
     this.disk.close();
+  }
+
+  private heldBelow(offset: number): number {
+    if (this.directAhead === null) return 0;
+    let n = 0;
+    for (const o of this.directAhead) if (o < offset) n++;
+    return n;
   }
 
   /** An ephemeral channel past --mem-queue-size drops its oldest unread messages (nsq-spec §5.3). */

@@ -15,12 +15,18 @@
  *                 sending and the rest is refused (E_MPUB_FAILED)
  *
  * Readings per case: the broker's RSS (/proc) and V8 heap + external (/stats `memory`) on the
- * fresh broker, after the publish, after the consumer's part, and after --policy-settle s; the
- * /stats counts that show the policy did its work. Flat = the policy cases end where `plain`
+ * fresh broker, after the publish, after the consumer's part, after --policy-settle s, and after
+ * a full GC (a heap snapshot: an idle broker collects nothing by itself, so the reading before
+ * holds garbage too) with the count of MessageRecord, ChannelMessage, Buffer and ArrayBuffer
+ * objects left; the /stats counts that show the policy did its work. Flat = the policy cases end where `plain`
  * ends (the same messages through, the backlog on disk beyond --mem-queue-size).
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { httpRequest, spawnDaemon } from '../lib/broker.js';
 import { sum } from '../lib/generators.js';
+import { heapSnapshotFlags, takeHeapSnapshot } from '../lib/heap-snapshot.js';
 import { choiceList, int, seconds } from '../lib/options.js';
 import { manualPhase, phase } from '../lib/phase.js';
 import { topicStats } from '../lib/storage.js';
@@ -28,11 +34,13 @@ import { fmtInt, log, MiB, mib, round, sleep } from '../lib/util.js';
 
 /**
  * @import { Bench } from '../lib/bench.js'
- * @import { PhaseRow, Scenario, TopicStats } from '../lib/types.js'
+ * @import { PhaseRow, Scenario, SpawnedBroker, TopicStats } from '../lib/types.js'
  */
 
 const CASES = ['plain', 'dead-letter', 'redrive', 'expired', 'drop-oldest', 'drop-oldest-topic', 'reject'];
 const TTL_MS = 1_000;
+/** Counted in the heap snapshot at the end of a case: one per message would show there. */
+const COUNTED = ['MessageRecord', 'ChannelMessage', 'Buffer', 'ArrayBuffer'];
 
 export const options = {
   policyMessages: int('messages per policy-memory case', 1_000_000),
@@ -137,8 +145,9 @@ async function consumePhase(b, label, topic, channel, n, ms, extra) {
  * @param {string} name
  * @param {string} topic
  * @param {string} channel
+ * @param {string | null} snapshotDir the spawned broker's --diagnostic-dir (null: an external broker)
  */
-async function runCase(b, name, topic, channel) {
+async function runCase(b, name, topic, channel, snapshotDir) {
   const o = b.opts;
   const n = o.policyMessages;
   const limitMs = Math.ceil(n / 10_000) * 1000 + 60_000;
@@ -248,17 +257,28 @@ async function runCase(b, name, topic, channel) {
     deadTopicDepth: deadStats?.depth ?? null,
     redriven: deadStats?.redriven_count ?? null,
   };
+  /** @type {Record<string, number> | null} */
+  let objects = null;
+  if (snapshotDir !== null) {
+    objects = await takeHeapSnapshot(/** @type {SpawnedBroker} */ (b.nsqd), snapshotDir, COUNTED);
+    // The GC before the snapshot freed the garbage; its buffers are released just after.
+    await sleep(2000);
+    readings.push(await reading(b, 'after a full GC'));
+  }
   const last = readings[readings.length - 1];
   const end = manualPhase(`${name}: end`, 'memory', { msgs: n, timeline: settle });
-  end.note =
-    `RSS ${readings.map((r) => r.rssMiB).join(' → ')} MiB (peak ${last.peakRssMiB}); ` +
-    `heap ${readings.map((r) => r.heapMiB).join(' → ')} MiB; ` +
-    Object.entries(counts)
-      .filter(([, v]) => v !== null && v !== 0)
-      .map(([k, v]) => `${k} ${fmtInt(/** @type {number} */ (v))}`)
-      .join(', ');
+  const countsText = Object.entries(counts)
+    .filter(([, v]) => v !== null && v !== 0)
+    .map(([k, v]) => `${k} ${fmtInt(/** @type {number} */ (v))}`);
+  const objectsText = Object.entries(objects ?? {}).map(([k, v]) => `${k} ${fmtInt(v)}`);
+  end.note = [
+    `RSS ${readings.map((r) => r.rssMiB).join(' → ')} MiB (peak ${last.peakRssMiB})`,
+    `heap ${readings.map((r) => r.heapMiB).join(' → ')} MiB`,
+    ...(countsText.length > 0 ? [countsText.join(', ')] : []),
+    ...(objects === null ? [] : [`objects after GC: ${objectsText.join(', ')}`]),
+  ].join('; ');
   rows.push(end);
-  return { rows, readings, counts };
+  return { rows, readings, counts, objects };
 }
 
 /** @type {Scenario} */
@@ -287,15 +307,20 @@ export default {
     };
     for (const name of o.policyCases) {
       log(`  -- ${name}`);
-      if (external === null) b.broker = await spawnDaemon(o, [], { memQueueSize: o.policyMemQueueSize });
+      const dir = external === null ? fs.mkdtempSync(path.join(os.tmpdir(), 'nsq-ts-bench-heap-')) : null;
+      if (dir !== null) {
+        const nodeFlags = heapSnapshotFlags(dir);
+        b.broker = await spawnDaemon(o, [], { memQueueSize: o.policyMemQueueSize, nodeFlags });
+      }
       try {
-        const r = await runCase(b, name, `${result.topic}_${name.replace(/-/g, '_')}`, result.channel);
-        cases[name] = { readings: r.readings, counts: r.counts };
+        const r = await runCase(b, name, `${result.topic}_${name.replace(/-/g, '_')}`, result.channel, dir);
+        cases[name] = { readings: r.readings, counts: r.counts, objectsAfterGc: r.objects };
         result.phases.push(...r.rows);
       } finally {
-        if (external === null) {
+        if (dir !== null) {
           await b.broker?.stop();
           b.broker = null;
+          fs.rmSync(dir, { recursive: true, force: true });
         }
       }
     }

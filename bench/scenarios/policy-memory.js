@@ -7,8 +7,9 @@
  *   dead-letter   channel max_attempts=1 + dead_letter_topic: a consumer REQs every message, so
  *                 every one is given up into the dead-letter topic (no channel there: its backlog)
  *   redrive       the dead-letter case, then POST /topic/redrive of them all into a fresh topic
- *   expired       topic message_ttl=1s: published, left until older than that, then a consumer
- *                 subscribes and receives none (all expire as the channel reads them)
+ *   expired       topic message_ttl=1s, a channel without consumer: published, left until older
+ *                 than that (the channel lets them go as they pass it), then a consumer
+ *                 subscribes and receives none
  *   drop-oldest   max_depth=--policy-max-depth, overflow=drop_oldest, a channel without consumer
  *   drop-oldest-topic  the same on a topic without any channel (the topic's backlog is capped)
  *   reject        max_depth, overflow=reject, a channel without consumer: the publishers go on
@@ -203,7 +204,7 @@ async function runCase(b, name, topic, channel, snapshotDir) {
     await b.startAll(subs);
     const gone = await waitStats(
       b,
-      'expired: consumer reads',
+      'expired: all gone',
       topic,
       (t) => (t?.channels?.[0]?.expired_count ?? 0) >= n && t?.channels?.[0]?.depth === 0,
       limitMs,
@@ -211,7 +212,10 @@ async function runCase(b, name, topic, channel, snapshotDir) {
     for (const g of subs) g.stop();
     const rs = await b.results(subs);
     const got = rs.reduce((a, r) => a + r.msgs, 0);
-    const row = manualPhase('expired: a consumer reaches them', 'memory', { msgs: n, timeline: gone.timeline });
+    const row = manualPhase('expired: gone, then a consumer subscribes', 'memory', {
+      msgs: n,
+      timeline: gone.timeline,
+    });
     row.note = `${fmtInt(got)} delivered`;
     rows.push(row);
     readings.push(await reading(b, 'expired'));

@@ -19,8 +19,8 @@ export const heapSnapshotFlags = (dir) => ['--heapsnapshot-signal=SIGUSR2', `--d
 
 /**
  * SIGUSR2 to `broker`, then, once the snapshot in `dir` is written (the broker answers /ping
- * again: it writes it on its main thread), the number of objects per name of `names` in it. The
- * file is removed.
+ * again: it writes it on its main thread), the number of objects per name of `names` in it and
+ * its three largest native blocks (KiB). The file is removed.
  * @param {SpawnedBroker} broker
  * @param {string} dir
  * @param {string[]} names constructor names to count
@@ -48,7 +48,8 @@ export async function takeHeapSnapshot(broker, dir, names, timeoutMs = 120_000) 
 }
 
 /**
- * Objects (node type "object") per constructor name.
+ * Objects (node type "object") per constructor name, and the sizes of the three largest native
+ * blocks.
  * @param {{ snapshot: { meta: { node_fields: string[], node_types: [string[]] } }, nodes: number[], strings: string[] }} snap
  * @param {string[]} names
  */
@@ -57,14 +58,24 @@ function countObjects(snap, names) {
   const stride = fields.length;
   const typeAt = fields.indexOf('type');
   const nameAt = fields.indexOf('name');
-  const objectType = snap.snapshot.meta.node_types[0].indexOf('object');
+  const sizeAt = fields.indexOf('self_size');
+  const types = snap.snapshot.meta.node_types[0];
+  const objectType = types.indexOf('object');
+  const nativeType = types.indexOf('native');
   const wanted = new Map(names.map((n) => [n, 0]));
+  /** @type {number[]} */
+  const natives = [];
   const nodes = snap.nodes;
   for (let i = 0; i < nodes.length; i += stride) {
-    if (nodes[i + typeAt] !== objectType) continue;
+    const type = nodes[i + typeAt];
+    if (type === nativeType) natives.push(nodes[i + sizeAt]);
+    if (type !== objectType) continue;
     const name = snap.strings[nodes[i + nameAt]];
     const n = wanted.get(name);
     if (n !== undefined) wanted.set(name, n + 1);
   }
+  // The largest native blocks (ArrayBuffer backing stores: write buffers, read chunks), KiB.
+  natives.sort((a, b) => b - a);
+  for (const [i, size] of natives.slice(0, 3).entries()) wanted.set(`native#${i + 1} KiB`, Math.round(size / 1024));
   return Object.fromEntries(wanted);
 }

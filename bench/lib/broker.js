@@ -105,6 +105,7 @@ async function ping(addr) {
  * @property {boolean} [lookupd] packages/lookupd/bin/nsqlookupd.js instead of nsqd
  * @property {number} [memQueueSize] instead of opts.memQueueSize (the storage scenarios)
  * @property {string | null} [cpuProfDir] instead of opts.brokerCpuProf
+ * @property {string[]} [nodeFlags] more flags for node before a .js broker (policy-memory's heap snapshots)
  */
 
 /**
@@ -164,7 +165,10 @@ export async function spawnDaemon(opts, extraFlags = [], options = {}) {
     ...extraFlags,
   ];
   const bin = lookupd ? LOOKUPD_BIN : String(opts.nsqdBin);
-  const nodeFlags = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+  const nodeFlags = [
+    ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []),
+    ...(options.nodeFlags ?? []),
+  ];
   /** @type {[string, string[]]} */
   let [cmd, args] = bin.endsWith('.js') ? [process.execPath, [...nodeFlags, bin, ...flags]] : [bin, flags];
   /** @type {string | null} */

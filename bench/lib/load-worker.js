@@ -6,9 +6,11 @@
  * Roles:
  *   pub  MPUB batches of `batchSize` × `msgSize` bytes, `pipeline` batches outstanding, OK
  *        responses matched FIFO. Stops after `stop` (or after `maxMessages`), once every
- *        outstanding batch is acknowledged.
+ *        outstanding batch is acknowledged. `refusable`: E_MPUB_FAILED answers a batch (counted
+ *        in softErrors, not in msgs) instead of failing the worker.
  *   sub  IDENTIFY (feature_negotiation), SUB topic channel, RDY `rdy` on start, FIN every message
- *        (all FINs for one chunk of received data in one write), NOP for every heartbeat.
+ *        (`requeue`: REQ it; all answers for one chunk of received data in one write), NOP for
+ *        every heartbeat.
  */
 import { decodeMessage, encodeCommand, encodeMpubBody, MESSAGE_HEADER_BYTES } from '@nsq-ts/protocol';
 import { makeBodies } from './bodies.js';
@@ -107,13 +109,22 @@ runWorker((/** @type {WorkerConfig & { bodyKind?: string }} */ config, w) => {
       w.count(n, n * config.msgSize);
       pump();
     };
+    // A topic at its cap refused the batch (config.refusable): it is not sent again.
+    const onRefused = () => {
+      outstanding.shift();
+      stats.softErrors++;
+      pump();
+    };
     socket = connect(config, w, {
       identify,
       onFrame: publisherFrames(w, write, {
         command: 'MPUB',
         onOk,
         onIdentify: checkIdentifyResponse,
-        onError: (data) => errorFrame(w, data, LOG_SOFT_ERRORS),
+        onError: (data) => {
+          if (config.refusable && data.toString('latin1').startsWith('E_MPUB_FAILED')) onRefused();
+          else errorFrame(w, data, LOG_SOFT_ERRORS);
+        },
       }),
     });
 

@@ -1,9 +1,9 @@
-/** What the storage scenarios (overflow, soak) read off a broker: disk use, channel counts, RSS series. */
+/** What the storage scenarios (overflow, soak, policy-memory) read off a broker: disk use, topic and channel counts, RSS series. */
 import { execFileSync } from 'node:child_process';
 import { httpRequest } from './broker.js';
 
 /**
- * @import { ChannelCounts, HostPort, RssPoint } from './types.js'
+ * @import { ChannelCounts, HostPort, RssPoint, TopicStats } from './types.js'
  */
 
 /**
@@ -20,6 +20,27 @@ export function diskBytes(dir) {
 }
 
 /**
+ * One topic of the broker's /stats (its channels with it, as the broker reports them; null when
+ * absent or on failure). `channel` narrows the channels to that one.
+ * @param {HostPort} http
+ * @param {string} topic
+ * @param {string} [channel]
+ * @returns {Promise<TopicStats | null>}
+ */
+export async function topicStats(http, topic, channel) {
+  try {
+    const only = channel === undefined ? '' : `&channel=${encodeURIComponent(channel)}`;
+    const q = `/stats?format=json&include_mem=false&topic=${encodeURIComponent(topic)}${only}`;
+    const res = await httpRequest(http, 'GET', q, 30_000);
+    /** @type {{ topics?: TopicStats[] }} */
+    const st = JSON.parse(res.body);
+    return (st.topics ?? []).find((x) => x.topic_name === topic) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * The broker's /stats for one topic's channel: depths, in flight, deferred (null on failure).
  * @param {HostPort} http
  * @param {string} topic
@@ -27,25 +48,17 @@ export function diskBytes(dir) {
  * @returns {Promise<ChannelCounts | null>}
  */
 export async function channelStats(http, topic, channel) {
-  try {
-    const q = `/stats?format=json&topic=${encodeURIComponent(topic)}&channel=${encodeURIComponent(channel)}`;
-    const res = await httpRequest(http, 'GET', q, 30_000);
-    /** @type {{ topics?: { topic_name: string, depth: number, message_count: number, channels?: { channel_name: string, depth: number, backend_depth: number, in_flight_count: number, deferred_count: number }[] }[] }} */
-    const st = JSON.parse(res.body);
-    const t = (st.topics ?? []).find((x) => x.topic_name === topic);
-    const c = t?.channels?.find((x) => x.channel_name === channel);
-    if (t === undefined || c === undefined) return null;
-    return {
-      topicDepth: t.depth,
-      depth: c.depth,
-      backendDepth: c.backend_depth,
-      inFlight: c.in_flight_count,
-      deferred: c.deferred_count,
-      messageCount: t.message_count,
-    };
-  } catch {
-    return null;
-  }
+  const t = await topicStats(http, topic, channel);
+  const c = t?.channels?.find((x) => x.channel_name === channel);
+  if (t === null || c === undefined) return null;
+  return {
+    topicDepth: t.depth,
+    depth: c.depth,
+    backendDepth: c.backend_depth,
+    inFlight: c.in_flight_count,
+    deferred: c.deferred_count,
+    messageCount: t.message_count,
+  };
 }
 
 /**

@@ -220,6 +220,10 @@ export interface WorkerConfig {
   maxMessages: number;
   topic: string;
   channel: string;
+  /** sub: answer every message with `REQ <id> 0` instead of FIN (policy-memory's dead letters). */
+  requeue?: boolean;
+  /** pub: an `E_MPUB_FAILED` (a topic at its cap) is counted in softErrors and the batch dropped, not fatal. */
+  refusable?: boolean;
 }
 
 /** The worker side of the harness: what runWorker hands a role. */
@@ -376,6 +380,9 @@ export interface PhaseRow {
   brokersCpuPct?: number;
   backlog?: number;
 }
+
+/** One topic of /stats (nsq-ts's extension keys optional: another broker may lack them). */
+export type { TopicStats } from '@nsq-ts/protocol';
 
 /** One broker channel's counts from /stats. */
 export interface ChannelCounts {
@@ -537,6 +544,8 @@ export interface ScenarioResult {
   idle?: IdleResult;
   /** hostile-memory: its readings (see the scenario). */
   hostile?: Record<string, unknown>;
+  /** policy-memory: each case's readings (see the scenario). */
+  policyMemory?: Record<string, unknown>;
   brokerFdLimit?: number | null;
   storage?: StorageResult;
   soak?: SoakResult;

@@ -37,8 +37,9 @@ export const STOP_GRACE_MS = 10_000;
 
 export const NOP = Buffer.from('NOP\n', 'latin1');
 const FIN_PREFIX = Buffer.from('FIN ', 'latin1');
-const FIN_LINE_BYTES = 4 + 16 + 1;
 const ID_OFFSET = 10;
+/** `REQ <id> 0\n` after the ID instead of FIN's `\n` (config.requeue). */
+const REQ_SUFFIX = Buffer.from(' 0\n', 'latin1');
 
 /** @param {Buffer} data */
 export const isHeartbeat = (data) => data.length === HEARTBEAT.length && data.toString('latin1') === HEARTBEAT;
@@ -156,8 +157,9 @@ export function publisherFrames(w, write, { command, onOk, onIdentify = null, on
  * The consumer side of a raw-protocol connection (`write(buffer)` writes to it): the IDENTIFY
  * response (after `onIdentify(data)`) is answered with SUB, whose `OK` makes the worker ready;
  * `start()` sends `RDY config.rdy`; `stop()` stops counting and sends CLS, and the broker's
- * CLOSE_WAIT sets `closeWait` (then `onCloseWait()`). Every message is FINed and every heartbeat
- * answered with NOP, all in one write per chunk read: call `flush()` once the chunk is decoded.
+ * CLOSE_WAIT sets `closeWait` (then `onCloseWait()`). Every message is FINed (with
+ * `config.requeue`, REQ'd with no delay) and every heartbeat answered with NOP, all in one write
+ * per chunk read: call `flush()` once the chunk is decoded.
  * While counting, a first delivery (attempts 1) adds to msgs / bytes, then `onFirst(data)`; a
  * redelivery to redeliveries. `onMessage(data)` sees every message first (false: drop it, not
  * FINed). Error frames: see errorFrame (`logSoftErrors` = its `logFirst`).
@@ -169,6 +171,9 @@ export function publisherFrames(w, write, { command, onOk, onIdentify = null, on
 export function subscriber(w, config, write, hooks = {}) {
   const { onIdentify, onMessage, onFirst, onCloseWait, logSoftErrors = 0 } = hooks;
   const stats = w.stats;
+  const verb = config.requeue ? Buffer.from('REQ ', 'latin1') : FIN_PREFIX;
+  const suffix = config.requeue ? REQ_SUFFIX : Buffer.from('\n', 'latin1');
+  const lineBytes = 4 + 16 + suffix.length;
   /** @type {Buffer[]} frame data of the messages in the chunk being decoded, FINed by the next flush */
   let toFin = [];
   let nopPending = false;
@@ -225,17 +230,17 @@ export function subscriber(w, config, write, hooks = {}) {
         w.fail(`unexpected response frame: ${text.slice(0, 200)}`);
       }
     },
-    /** `FIN <id>\n` for every message since the last flush, then NOP if a heartbeat came: one write. */
+    /** `FIN <id>\n` (or `REQ <id> 0\n`) for every message since the last flush, then NOP if a heartbeat came: one write. */
     flush() {
       const n = toFin.length;
       if (n === 0 && !nopPending) return;
-      const out = Buffer.allocUnsafe(n * FIN_LINE_BYTES + (nopPending ? NOP.length : 0));
+      const out = Buffer.allocUnsafe(n * lineBytes + (nopPending ? NOP.length : 0));
       let at = 0;
       for (let i = 0; i < n; i++) {
-        FIN_PREFIX.copy(out, at);
+        verb.copy(out, at);
         toFin[i].copy(out, at + 4, ID_OFFSET, ID_OFFSET + 16);
-        out[at + 20] = 0x0a;
-        at += FIN_LINE_BYTES;
+        suffix.copy(out, at + 20);
+        at += lineBytes;
       }
       if (nopPending) NOP.copy(out, at);
       toFin = [];

@@ -17,6 +17,7 @@ import * as latency from './latency.js';
 import * as mem0 from './mem0.js';
 import * as overflow from './overflow.js';
 import * as policies from './policies.js';
+import * as policyMemory from './policy-memory.js';
 import * as pubSingle from './pub-single.js';
 import * as publish from './publish.js';
 import * as rss1m from './rss-1m.js';
@@ -48,6 +49,7 @@ export const SCENARIOS = [
   hostileMemory.default,
   overflow.default,
   policies.default,
+  policyMemory.default,
   mem0.default,
   durable.default,
   soak.default,
@@ -69,6 +71,7 @@ export const OPTIONS = {
   ...idleTopics.options,
   ...hostileMemory.options,
   ...overflow.options,
+  ...policyMemory.options,
   ...durable.options,
   ...soak.options,
   ...startup.options,

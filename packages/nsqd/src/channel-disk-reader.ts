@@ -30,6 +30,18 @@ export class ChannelDiskReader {
 
   /** The record at the cursor from disk, or null while the read-ahead loads (it reschedules the pump). */
   read(limit: number): MessageRecord | null {
+    const r = this.peek(limit);
+    // Null, or memory's record (the reader closed): nothing to move on.
+    if (r === null || this.reader === null) return r;
+    this.reader.advance();
+    const topic = this.channel.topic;
+    topic.noteDiskRead();
+    if (r.offset >= topic.tail.start) this.close();
+    return r;
+  }
+
+  /** `read` without taking it: the cursor's record stays next. */
+  peek(limit: number): MessageRecord | null {
     const channel = this.channel;
     const topic = channel.topic;
     const tail = topic.tail;
@@ -44,9 +56,6 @@ export class ChannelDiskReader {
         channel.cursor = tail.start;
         return tail.get(channel.cursor) ?? null;
       }
-      reader.advance();
-      topic.noteDiskRead();
-      if (r.offset >= tail.start) this.close();
       return r;
     }
     if (reader.exhausted) {
@@ -59,6 +68,11 @@ export class ChannelDiskReader {
       channel.schedule();
     }
     return null;
+  }
+
+  /** A read-ahead is open (its record at the cursor is the one `peek` gave). */
+  get open(): boolean {
+    return this.reader !== null;
   }
 
   private readonly onLoaded = (): void => {

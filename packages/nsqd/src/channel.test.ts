@@ -559,6 +559,59 @@ describe('Channel message_ttl', () => {
     expect([bodies(consumer.got), channel.expiredCount, channel.deferredCount]).toEqual([['soon'], 1, 0]);
   });
 
+  it('a channel without consumers lets unread messages go as they pass the TTL: depth and expired_count are true with nobody reading', () => {
+    const { ctx, topic, channel, clock } = setup({ deadLetterTopic: 'dead' });
+    topic.messageTtlMs = 10_000;
+    topic.publish(['m0', 'm1']);
+    clock.advance(4_000);
+    topic.publish(['m2']);
+    channel.schedule();
+    ctx.runPumps();
+    expect([channel.depth, channel.expiredCount]).toEqual([3, 0]);
+    // One wake-up, when the oldest passes the TTL; the next one is armed for m2.
+    clock.advance(6_000);
+    ctx.runPumps();
+    expect([channel.depth, channel.expiredCount, ctx.deadLetters]).toEqual([
+      1,
+      2,
+      [
+        ['dead', 'm0'],
+        ['dead', 'm1'],
+      ],
+    ]);
+    clock.advance(3_999);
+    ctx.runPumps();
+    expect(channel.depth).toBe(1);
+    clock.advance(1);
+    ctx.runPumps();
+    expect([channel.depth, channel.expiredCount, topic.expired, channel.durableDelta()?.cursor]).toEqual([0, 3, 3, 3]);
+    const consumer = new FakeConsumer('a', 10);
+    topic.publish(['m3']);
+    channel.addConsumer(consumer);
+    ctx.runPumps();
+    expect(bodies(consumer.got)).toEqual(['m3']);
+  });
+
+  it('without consumers a DPUB the channel holds is passed, not expired, by the cursor; it expires once due and taken', () => {
+    const { ctx, topic, channel, clock } = setup();
+    topic.messageTtlMs = 10_000;
+    const [d] = topic.publish(['d'], 20_000);
+    channel.putDeferred(topic.tail.get(d as number) as MessageRecord);
+    topic.publish(['m1']);
+    channel.schedule();
+    ctx.runPumps();
+    clock.advance(10_000);
+    ctx.runPumps();
+    expect([channel.expiredCount, channel.deferredCount, channel.depth]).toEqual([1, 1, 0]);
+    clock.advance(10_000);
+    ctx.runPumps();
+    expect([channel.expiredCount, channel.depth]).toEqual([1, 1]);
+    const consumer = new FakeConsumer('a', 10);
+    channel.addConsumer(consumer);
+    ctx.runPumps();
+    expect([consumer.got.length, channel.expiredCount, channel.depth]).toEqual([0, 2, 0]);
+  });
+
   it('TTL 0 is off; a TTL set later applies to what is already queued', () => {
     const { ctx, topic, channel, clock } = setup();
     topic.publish(['m0', 'm1']);

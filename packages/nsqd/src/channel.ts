@@ -46,6 +46,8 @@ export class Channel {
   private readonly inFlightHeap = new MinHeap<ChannelMessage>();
   private readonly inFlightTimer: DeadlineTimer;
   private readonly deferredTimer: DeadlineTimer;
+  /** Without consumers: when the oldest unread message passes the TTL. */
+  private readonly expiryTimer: DeadlineTimer;
 
   readonly consumers: Consumer[] = [];
   private nextConsumer = 0;
@@ -83,6 +85,7 @@ export class Channel {
     this.disk = new ChannelDiskReader(this, ctx.logger);
     this.inFlightTimer = new DeadlineTimer(ctx.clock, () => this.processInFlightTimeouts());
     this.deferredTimer = new DeadlineTimer(ctx.clock, () => this.processDeferred());
+    this.expiryTimer = new DeadlineTimer(ctx.clock, () => this.schedule());
     const percentiles = ctx.options.e2eProcessingLatencyPercentiles;
     this.e2e =
       percentiles.length > 0
@@ -153,7 +156,10 @@ export class Channel {
     if (this.paused || this.deleted) return;
     const consumers = this.consumers;
     const n = consumers.length;
-    if (n === 0) return;
+    if (n === 0) {
+      this.expireUnread();
+      return;
+    }
     let idle = 0;
     let i = this.nextConsumer;
     const now = this.clock.monotonicMs();
@@ -216,6 +222,43 @@ export class Channel {
       if (msg !== null) return msg;
     }
     return null;
+  }
+
+  /**
+   * Without consumers nothing reads, so message_ttl lets the oldest unread messages go as they
+   * pass it (depth and expired_count stay true): up to the first that has not, then a wake-up
+   * for when it does. The log is in publish order, so that one check per wake-up is enough.
+   */
+  private expireUnread(): void {
+    const ttlMs = this.topic.messageTtlMs;
+    if (ttlMs === 0) return;
+    const topic = this.topic;
+    const tail = topic.tail;
+    const limit = topic.readLimit;
+    while (this.cursor < limit) {
+      if (topic.skips.length > 0 && this.skip()) continue;
+      const onDisk = this.cursor < tail.start;
+      if (onDisk && (this.ephemeral || topic.log === null)) {
+        this.cursor = tail.start;
+        continue;
+      }
+      const record = onDisk ? this.disk.peek(limit) : (tail.get(this.cursor) as MessageRecord);
+      if (record === null) return;
+      const offset = record.offset;
+      const held = this.directAhead?.has(offset) === true;
+      if (!held && !this.expired(record)) {
+        // Not held open while waiting: the read-ahead is buffered records.
+        if (onDisk) this.disk.close();
+        this.expiryTimer.arm(monotonicFromWall(record.publishedAtMs + ttlMs, this.clock));
+        return;
+      }
+      if (onDisk && this.disk.open) this.disk.read(limit);
+      this.cursor = offset + 1;
+      // A message it holds already (a fanned-out DPUB) is only passed: reached() drops the mark.
+      if (held) this.reached(record, 0);
+      else this.expire(record);
+    }
+    topic.trim();
   }
 
   /** Every record the cursor reads passes here: a message to deliver now, or null (held, expired, DPUB not due). */
@@ -420,23 +463,36 @@ export class Channel {
     this.schedule();
   }
 
-  /** overflow=drop_oldest: the unread messages below `offset` are dropped, and counted. */
-  dropBelow(offset: number): void {
+  /** Unread messages to the log's end, what a paused topic holds included: what max_depth bounds. */
+  get backlog(): number {
+    return this.unread(this.topic.tail.end);
+  }
+
+  /** overflow=drop_oldest: its `excess` oldest unread messages are dropped, and counted. */
+  dropOldest(excess: number): void {
     const from = this.cursor;
-    if (offset <= from) return;
-    let held = 0;
+    // Dropped ranges and messages it holds already (fanned-out DPUBs) are not unread: the new
+    // cursor goes past as many of them as lie below it.
+    let to = from + excess;
+    for (let next = to; ; to = next) {
+      next = from + excess + this.topic.skippedBetween(from, to) + this.heldBelow(to);
+      if (next === to) break;
+    }
     if (this.directAhead !== null) {
-      // Held already (fanned-out DPUBs): still the channel's, no longer ahead of its cursor.
-      for (const o of this.directAhead) {
-        if (o >= offset) continue;
-        this.directAhead.delete(o);
-        held++;
-      }
+      // Held (deferred) still, but no longer ahead of its cursor.
+      for (const o of this.directAhead) if (o < to) this.directAhead.delete(o);
       if (this.directAhead.size === 0) this.directAhead = null;
     }
-    this.droppedCount += offset - from - this.topic.skippedBetween(from, offset) - held;
-    this.cursor = offset;
+    this.droppedCount += excess;
+    this.cursor = to;
     this.disk.close();
+  }
+
+  private heldBelow(offset: number): number {
+    if (this.directAhead === null) return 0;
+    let n = 0;
+    for (const o of this.directAhead) if (o < offset) n++;
+    return n;
   }
 
   /** An ephemeral channel past --mem-queue-size drops its oldest unread messages (nsq-spec §5.3). */
@@ -557,6 +613,7 @@ export class Channel {
     this.disk.close();
     this.inFlightTimer.cancel();
     this.deferredTimer.cancel();
+    this.expiryTimer.cancel();
     for (const consumer of this.consumers.splice(0)) consumer.closeForChannelDelete();
   }
 }

@@ -42,11 +42,10 @@ function depthCap(topic: CappedTopic, incomingMean: number): number {
 
 /** Messages the deepest channel has not read (or the topic holds, without channels). */
 function deepestBacklog(topic: CappedTopic): number {
-  const end = topic.tail.end;
   if (topic.channels.size === 0) return topic.depth;
-  let cursor = end;
-  for (const channel of topic.channels.values()) if (channel.cursor < cursor) cursor = channel.cursor;
-  return end - cursor - topic.skippedBetween(cursor, end);
+  let deepest = 0;
+  for (const channel of topic.channels.values()) deepest = Math.max(deepest, channel.backlog);
+  return deepest;
 }
 
 /** overflow=reject: `count` more messages (`bytes` in all) would take the backlog past its cap. */
@@ -59,9 +58,11 @@ export function refusedByCap(topic: CappedTopic, count: number, bytes: number): 
 export function dropOverflow(topic: CappedTopic): void {
   const cap = depthCap(topic, 0);
   if (cap === Number.POSITIVE_INFINITY || topic.overflow !== 'drop_oldest') return;
-  const end = topic.tail.end;
   if (topic.channels.size > 0) {
-    for (const channel of topic.channels.values()) if (end - channel.cursor > cap) channel.dropBelow(end - cap);
+    for (const channel of topic.channels.values()) {
+      const backlog = channel.backlog;
+      if (backlog > cap) channel.dropOldest(backlog - cap);
+    }
     topic.trim();
     return;
   }

@@ -1,6 +1,6 @@
 import type { Channel } from './channel.js';
 import type { SkipRange } from './durable-state.js';
-import { forEachRecord } from './log/log-reader.js';
+import { AwaitedLogReader } from './log/log-reader.js';
 import type { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
 import type { MessageRecord } from './message.js';
@@ -47,8 +47,33 @@ export async function redrive(
   max: number,
   wallMs: () => number,
 ): Promise<number> {
-  let moved = 0;
   const sink = (record: MessageRecord) => into.appendDeadLetter(record, wallMs());
+  const disk: BacklogReading = { reader: null, next: -1 };
+  try {
+    return await redriveChunks(from, into, max, sink, disk);
+  } finally {
+    disk.reader?.close();
+  }
+}
+
+/**
+ * The backlog's disk reader, kept across chunks while each starts where the last ended: a new
+ * reader starts at the beginning of its segment, so one per chunk would read ever more of it.
+ */
+interface BacklogReading {
+  reader: AwaitedLogReader | null;
+  /** The offset the reader is at. */
+  next: number;
+}
+
+async function redriveChunks(
+  from: RedriveSource,
+  into: RedriveTarget,
+  max: number,
+  sink: (record: MessageRecord) => void,
+  disk: BacklogReading,
+): Promise<number> {
+  let moved = 0;
   while (moved < max && !from.deleted && !into.deleted) {
     const chunk = Math.min(REDRIVE_CHUNK, max - moved);
     const channel = from.channels.values().next().value;
@@ -62,7 +87,7 @@ export async function redrive(
         continue;
       }
     } else {
-      n = await drainBacklog(from, chunk, sink);
+      n = await drainBacklog(from, chunk, sink, disk);
       if (n === 0) break;
     }
     moved += n;
@@ -73,7 +98,12 @@ export async function redrive(
 }
 
 /** Without channels: up to `max` messages of the backlog into `sink`, then skipped in `topic`. */
-async function drainBacklog(topic: RedriveSource, max: number, sink: (record: MessageRecord) => void): Promise<number> {
+async function drainBacklog(
+  topic: RedriveSource,
+  max: number,
+  sink: (record: MessageRecord) => void,
+  disk: BacklogReading,
+): Promise<number> {
   const tail = topic.tail;
   const start = topic.backlogStart;
   let from = start;
@@ -82,9 +112,14 @@ async function drainBacklog(topic: RedriveSource, max: number, sink: (record: Me
   const log = topic.log;
   if (log !== null && from < tail.start) {
     const last = Math.min(tail.start, from + max) - 1;
-    await forEachRecord(log, from, last, (r) => {
+    if (disk.reader === null || disk.next !== from) {
+      disk.reader?.close();
+      disk.reader = new AwaitedLogReader(log, from);
+    }
+    await disk.reader.forEach(from, last, (r) => {
       if (records.length < max) records.push(r.compact());
     });
+    disk.next = last + 1;
   }
   // The read was asynchronous: only a backlog still as it was is moved.
   if (

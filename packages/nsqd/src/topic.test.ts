@@ -8,7 +8,7 @@ import { nodeFileSystem } from './log/file-system.js';
 import { SegmentLog } from './log/segment-log.js';
 import { createLogger } from './logger.js';
 import { defaultNsqdOptions, type NsqdOptions } from './options.js';
-import { Topic } from './topic.js';
+import { Topic, TopicFullError } from './topic.js';
 import { StoreUnavailableError, type TopicStore } from './topic-store.js';
 
 class FakeBroker implements BrokerContext {
@@ -378,5 +378,92 @@ describe('Topic redrive', () => {
     pub(dead, 'a', 'b');
     expect(await dead.redrive(into, 10)).toBe(2);
     expect([first.depth, second.depth, into.depth]).toEqual([0, 2, 2]);
+  });
+});
+
+describe('Topic caps with DPUB, pauses and empties', () => {
+  const bodies = (c: FakeConsumer) => c.got.map((m) => m.record.body.toString());
+
+  it('drop_oldest with a DPUB fanned out to several channels: each lagging one keeps exactly the newest max_depth unread, the DPUB is not dropped and comes when due', () => {
+    const { broker, topic } = setup({ maxDepth: 3, overflow: 'drop_oldest' }, { durable: false });
+    const a = topic.getChannel('a');
+    const b = topic.getChannel('b');
+    const live = topic.getChannel('live');
+    const reader = new FakeConsumer('live', 100);
+    live.addConsumer(reader);
+    for (const next of ['m0', 'm1', 'd', 'm3', 'm4']) {
+      if (next === 'd') topic.publishDeferred(Buffer.from(next), 1_000);
+      else pub(topic, next);
+      broker.runPumps();
+    }
+    // The DPUB is held by each channel (deferred), not part of its unread backlog.
+    for (const ch of [a, b]) expect([ch.depth, ch.deferredCount, ch.droppedCount]).toEqual([3, 1, 1]);
+    expect([live.droppedCount, bodies(reader)]).toEqual([0, ['m0', 'm1', 'm3', 'm4']]);
+    const ca = new FakeConsumer('a', 100);
+    const cb = new FakeConsumer('b', 100);
+    a.addConsumer(ca);
+    b.addConsumer(cb);
+    broker.runPumps();
+    broker.clock.advance(1_000);
+    broker.runPumps();
+    expect(bodies(ca)).toEqual(['m1', 'm3', 'm4', 'd']);
+    expect(bodies(cb)).toEqual(['m1', 'm3', 'm4', 'd']);
+    expect(bodies(reader)).toEqual(['m0', 'm1', 'm3', 'm4', 'd']);
+  });
+
+  it('drop_oldest next to a paused topic’s emptied range and a /channel/empty: what was skipped is not counted as backlog or as dropped', () => {
+    const { broker, topic } = setup({ maxDepth: 3, overflow: 'drop_oldest' }, { durable: false });
+    const ch = topic.getChannel('c');
+    pub(topic, 'm0');
+    topic.pause();
+    pub(topic, 'm1', 'm2');
+    topic.empty();
+    pub(topic, 'm3');
+    // Unread: m0, and m3 held by the pause; m1 and m2 were emptied.
+    expect([ch.droppedCount, topic.depth]).toEqual([0, 1]);
+    topic.unpause();
+    const c = new FakeConsumer('c', 100);
+    ch.addConsumer(c);
+    broker.runPumps();
+    expect([bodies(c), ch.droppedCount]).toEqual([['m0', 'm3'], 0]);
+    ch.removeConsumer(c);
+    pub(topic, 'm4');
+    ch.empty();
+    pub(topic, 'm5', 'm6', 'm7', 'm8');
+    expect([ch.depth, ch.droppedCount, ch.messageCount]).toEqual([3, 1, 7]);
+    const again = new FakeConsumer('c2', 100);
+    ch.addConsumer(again);
+    broker.runPumps();
+    expect(bodies(again)).toEqual(['m6', 'm7', 'm8']);
+  });
+
+  it('a channel that lagged past max_depth and caught up loses nothing more; its neighbour that still lags keeps losing the oldest', () => {
+    const { broker, topic } = setup({ maxDepth: 3, overflow: 'drop_oldest' }, { durable: false });
+    const fast = topic.getChannel('fast');
+    const slow = topic.getChannel('slow');
+    pub(topic, 'm0', 'm1', 'm2', 'm3', 'm4');
+    expect([fast.droppedCount, slow.droppedCount]).toEqual([2, 2]);
+    const c = new FakeConsumer('fast', 100);
+    fast.addConsumer(c);
+    broker.runPumps();
+    for (const m of c.got.splice(0)) c.fin(fast, m);
+    pub(topic, 'm5', 'm6');
+    broker.runPumps();
+    pub(topic, 'm7', 'm8', 'm9');
+    broker.runPumps();
+    expect(bodies(c)).toEqual(['m5', 'm6', 'm7', 'm8', 'm9']);
+    expect([fast.droppedCount, fast.depth, slow.droppedCount, slow.depth]).toEqual([2, 0, 7, 3]);
+    // The topic trims what both have passed: the slow channel's newest three and nothing older.
+    expect(topic.tail.start).toBe(7);
+  });
+
+  it('overflow=reject counts the backlog as the channels do: a fanned-out DPUB takes no room', () => {
+    const { topic } = setup({ maxDepth: 2, overflow: 'reject' }, { durable: false });
+    const ch = topic.getChannel('c');
+    topic.publishDeferred(Buffer.from('d'), 1_000);
+    pub(topic, 'm1', 'm2');
+    expect([ch.depth, ch.deferredCount]).toEqual([2, 1]);
+    expect(() => pub(topic, 'm3')).toThrow(TopicFullError);
+    expect(topic.rejectedCount).toBe(1);
   });
 });

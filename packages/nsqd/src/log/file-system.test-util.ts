@@ -7,13 +7,15 @@ function ioError(code: string): NodeJS.ErrnoException {
 
 /**
  * The real file system with faults on demand: while `failWrites` > 0 each write to an open
- * file fails (and counts it down) with `errorCode`, before a byte is written.
+ * file fails (and counts it down) with `errorCode`, before a byte is written. Reads are counted.
  */
 export class FaultyFileSystem implements FileSystem {
   failWrites = 0;
   errorCode = 'EIO';
   /** Writes refused so far. */
   refused = 0;
+  /** Bytes read from open files so far. */
+  bytesRead = 0;
   private readonly real: FileSystem;
 
   constructor(real: FileSystem = nodeFileSystem) {
@@ -23,7 +25,11 @@ export class FaultyFileSystem implements FileSystem {
   async open(path: string, flags: 'r' | 'r+' | 'w+'): Promise<FileHandleLike> {
     const fd = await this.real.open(path, flags);
     return {
-      read: (buffer, offset, length, position) => fd.read(buffer, offset, length, position),
+      read: async (buffer, offset, length, position) => {
+        const r = await fd.read(buffer, offset, length, position);
+        this.bytesRead += r.bytesRead;
+        return r;
+      },
       write: (buffer, offset, length, position) => {
         if (this.failWrites > 0) {
           this.failWrites--;

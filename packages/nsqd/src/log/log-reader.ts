@@ -206,6 +206,57 @@ export class LogReader {
 }
 
 /**
+ * A LogReader whose reads are awaited, for code that reads the log outside a channel's pump
+ * (recovery, replay, redrive). Kept open across calls with rising offsets, it reads on from
+ * where it is instead of from its segment's start.
+ */
+export class AwaitedLogReader {
+  private wake: (() => void) | null = null;
+  private readonly reader: LogReader;
+
+  constructor(log: SegmentLog, from: number) {
+    this.reader = new LogReader(log, from, () => {
+      const wake = this.wake;
+      this.wake = null;
+      wake?.();
+    });
+  }
+
+  /** The first record on disk at or after `from` for which `test` holds, or null (end of the log). */
+  async find(from: number, test: (record: MessageRecord) => boolean): Promise<MessageRecord | null> {
+    const reader = this.reader;
+    let at = from;
+    for (;;) {
+      const r = reader.peek(at);
+      if (r === null) {
+        if (reader.exhausted) return null;
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        continue;
+      }
+      // The record found stays next: a later call from past it still sees what follows.
+      if (test(r)) return r.compact();
+      reader.advance();
+      at = r.offset + 1;
+    }
+  }
+
+  /** Calls `fn` for each record from `from` up to `last` (inclusive) on disk; ends early at the end of the log. */
+  async forEach(from: number, last: number, fn: (record: MessageRecord) => void): Promise<void> {
+    await this.find(from, (r) => {
+      if (r.offset > last) return true;
+      fn(r);
+      return r.offset === last;
+    });
+  }
+
+  close(): void {
+    this.reader.close();
+  }
+}
+
+/**
  * Calls `fn` for each record from `from` up to `last` (inclusive) that is on disk, reading
  * ahead as a channel does and waiting for each read; ends early at the end of the log.
  */
@@ -215,11 +266,12 @@ export async function forEachRecord(
   last: number,
   fn: (record: MessageRecord) => void,
 ): Promise<void> {
-  await findRecord(log, from, (r) => {
-    if (r.offset > last) return true;
-    fn(r);
-    return r.offset === last;
-  });
+  const reader = new AwaitedLogReader(log, from);
+  try {
+    await reader.forEach(from, last, fn);
+  } finally {
+    reader.close();
+  }
 }
 
 /** The first record on disk at or after `from` for which `test` holds, or null (end of the log). */
@@ -228,23 +280,9 @@ export async function findRecord(
   from: number,
   test: (record: MessageRecord) => boolean,
 ): Promise<MessageRecord | null> {
-  let wake: (() => void) | null = null;
-  const reader = new LogReader(log, from, () => wake?.());
-  let at = from;
+  const reader = new AwaitedLogReader(log, from);
   try {
-    for (;;) {
-      const r = reader.peek(at);
-      if (r === null) {
-        if (reader.exhausted) return null;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        continue;
-      }
-      reader.advance();
-      if (test(r)) return r.compact();
-      at = r.offset + 1;
-    }
+    return await reader.find(from, test);
   } finally {
     reader.close();
   }

@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { parseHostPort } from '@nsq-ts/go-compat';
-import { CommandDecoder, isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
+import { type Command, CommandDecoder, isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
 import { HTTP_SERVER_TIMEOUTS, listen, type V1Router } from '@nsq-ts/server-kit';
 import { type Clock, systemClock } from './clock.js';
 import type { BrokerContext, Pumpable } from './context.js';
@@ -218,11 +218,18 @@ export class Nsqd implements BrokerContext, ClientHost {
     const decoder = new CommandDecoder({
       maxMsgBytes: this.options.maxMsgSize,
       maxBodyBytes: this.options.maxBodySize,
+      allocBody: this.allocBody,
     });
     const client = new ClientV2(this.nextClientId++, socket, this, decoder, protocolV2);
     this.clients.add(client);
     this.logger.debug(`TCP: new client(${client.remoteAddress})`);
   }
+
+  /** A publish body goes into its topic's arena (the first to a new topic, and the rest, get their own buffer). */
+  private readonly allocBody = (cmd: Command, size: number): Buffer => {
+    const topic = cmd.name === 'IDENTIFY' || cmd.name === 'AUTH' ? undefined : this.topics.get(cmd.params[0] as string);
+    return topic === undefined ? Buffer.allocUnsafe(size) : topic.bodies.alloc(size);
+  };
 
   onClientClosed(client: ClientV2): void {
     this.clients.delete(client);

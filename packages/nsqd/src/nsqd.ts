@@ -9,6 +9,7 @@ import { HTTP_SERVER_TIMEOUTS, listen, type V1Router } from '@nsq-ts/server-kit'
 import { type Clock, systemClock } from './clock.js';
 import type { BrokerContext, Pumpable } from './context.js';
 import { createHttpApi } from './http/http-api.js';
+import { BodyArena } from './log/body-arena.js';
 import { type FileSystem, nodeFileSystem } from './log/file-system.js';
 import { createLogger, type Logger } from './logger.js';
 import { LookupdRegistrar } from './lookup/lookupd-registrar.js';
@@ -225,9 +226,13 @@ export class Nsqd implements BrokerContext, ClientHost {
     this.logger.debug(`TCP: new client(${client.remoteAddress})`);
   }
 
-  /** A publish body goes into its topic's arena (the first to a new topic, and the rest, get their own buffer). */
+  /**
+   * A mid-size publish body goes into its topic's arena (the first to a new topic gets a buffer
+   * of its own); the topic is looked up only for the sizes an arena takes, not per small PUB.
+   */
   private readonly allocBody = (cmd: Command, size: number): Buffer => {
-    const topic = cmd.name === 'IDENTIFY' || cmd.name === 'AUTH' ? undefined : this.topics.get(cmd.params[0] as string);
+    if (!BodyArena.takes(size) || cmd.name === 'IDENTIFY' || cmd.name === 'AUTH') return Buffer.allocUnsafe(size);
+    const topic = this.topics.get(cmd.params[0] as string);
     return topic === undefined ? Buffer.allocUnsafe(size) : topic.bodies.alloc(size);
   };
 

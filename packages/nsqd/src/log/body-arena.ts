@@ -22,9 +22,14 @@ export class BodyArena {
   private used = 0;
   private nextBlock = FIRST_BLOCK;
 
+  /** Whether `alloc(size)` would use a block (else it is `Buffer.allocUnsafe`). */
+  static takes(size: number): boolean {
+    return size >= MIN_POOLED && size <= MAX_POOLED;
+  }
+
   /** `size` bytes to copy a body into, not zeroed. */
   alloc(size: number): Buffer {
-    if (size < MIN_POOLED || size > MAX_POOLED) return Buffer.allocUnsafe(size);
+    if (!BodyArena.takes(size)) return Buffer.allocUnsafe(size);
     if (this.used + size > this.block.length) {
       this.block = Buffer.allocUnsafeSlow(Math.max(this.nextBlock, 8 * size));
       this.used = 0;

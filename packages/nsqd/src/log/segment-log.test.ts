@@ -162,7 +162,8 @@ describe('SegmentLog', () => {
   });
 
   it('lets the event loop run while it encodes a large write, not only between writes', async () => {
-    const log = SegmentLog.fresh(dir, logOptions(64 * 1024 * 1024, undefined, 4096), recordingLogger().logger);
+    const options = { ...logOptions(64 * 1024 * 1024, undefined, 4096), yieldWhileEncoding: true };
+    const log = SegmentLog.fresh(dir, options, recordingLogger().logger);
     const records = range(0, 400).map((r) => record(r.offset, 'x'.repeat(1000)));
     let turns = 0;
     let ticking = true;

@@ -20,6 +20,11 @@ export interface SegmentLogOptions {
   /** Converts stored due times (Unix ms) to the broker's monotonic clock. */
   clock: Clock;
   fs: FileSystem;
+  /**
+   * Yield to the event loop while encoding a write (write-behind, where deliveries go on meanwhile);
+   * not when publishers wait for the write (--mem-queue-size=0), where a yield only delays the commit.
+   */
+  yieldWhileEncoding?: boolean;
 }
 
 /**
@@ -174,7 +179,7 @@ export class SegmentLog {
       if (this.writeBuf === null || this.writeBuf.length < bytes) this.writeBuf = Buffer.allocUnsafe(bytes);
       const buf = this.writeBuf.subarray(0, bytes);
       let pos = 0;
-      let slice = ENCODE_SLICE_BYTES;
+      let slice = this.options.yieldWhileEncoding === true ? ENCODE_SLICE_BYTES : Number.POSITIVE_INFINITY;
       for (let k = i; k < j; k++) {
         pos = records.encodeAt(k, buf, pos);
         if (pos >= slice && k + 1 < j) {

@@ -9,7 +9,7 @@ import { HTTP_SERVER_TIMEOUTS, listen, type V1Router } from '@nsq-ts/server-kit'
 import { type Clock, systemClock } from './clock.js';
 import type { BrokerContext, Pumpable } from './context.js';
 import { createHttpApi } from './http/http-api.js';
-import { BodyArena } from './log/body-arena.js';
+import { ARENA_MIN_BACKLOG, BodyArena } from './log/body-arena.js';
 import { type FileSystem, nodeFileSystem } from './log/file-system.js';
 import { createLogger, type Logger } from './logger.js';
 import { LookupdRegistrar } from './lookup/lookupd-registrar.js';
@@ -227,13 +227,22 @@ export class Nsqd implements BrokerContext, ClientHost {
   }
 
   /**
-   * A mid-size publish body goes into its topic's arena (the first to a new topic gets a buffer
-   * of its own); the topic is looked up only for the sizes an arena takes, not per small PUB.
+   * A mid-size publish body goes into its topic's arena while the topic holds a deep backlog in
+   * memory (ARENA_MIN_BACKLOG), which only a --mem-queue-size above it allows: the default and
+   * --mem-queue-size=0 keep one allocation per body. The topic is looked up only for the sizes an
+   * arena takes.
    */
   private readonly allocBody = (cmd: Command, size: number): Buffer => {
     if (!BodyArena.takes(size) || cmd.name === 'IDENTIFY' || cmd.name === 'AUTH') return Buffer.allocUnsafe(size);
     const topic = this.topics.get(cmd.params[0] as string);
-    return topic === undefined ? Buffer.allocUnsafe(size) : topic.bodies.alloc(size);
+    if (
+      topic === undefined ||
+      topic.tail.length < ARENA_MIN_BACKLOG ||
+      this.options.memQueueSize <= ARENA_MIN_BACKLOG
+    ) {
+      return Buffer.allocUnsafe(size);
+    }
+    return topic.bodies.alloc(size);
   };
 
   onClientClosed(client: ClientV2): void {

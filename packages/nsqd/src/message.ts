@@ -30,9 +30,15 @@ export class MessageRecord {
     return this.data.subarray(this.start, this.start + this.length);
   }
 
-  /** A copy with its own buffer, for one kept long (deferred, restored), so it does not pin a large read chunk. */
+  /**
+   * A copy with its own buffer, for one kept long (requeued, deferred, restored), so it does not
+   * pin the allocation its body is part of: an MPUB's body, a topic's arena block, a read chunk
+   * (Node's shared 8 KiB pool excepted, which a copy would come from again).
+   */
   compact(): MessageRecord {
-    if (this.data.length <= 4 * this.length + 4096) return this;
+    const whole = this.data.buffer.byteLength;
+    const held = whole === Buffer.poolSize ? this.data.length : whole;
+    if (held <= 4 * this.length + 4096) return this;
     const r = new MessageRecord(
       this.offset,
       this.idHi,

@@ -4,11 +4,12 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { parseHostPort } from '@nsq-ts/go-compat';
-import { CommandDecoder, isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
+import { type Command, CommandDecoder, isEphemeralName, isValidTopicName } from '@nsq-ts/protocol';
 import { HTTP_SERVER_TIMEOUTS, listen, type V1Router } from '@nsq-ts/server-kit';
 import { type Clock, systemClock } from './clock.js';
 import type { BrokerContext, Pumpable } from './context.js';
 import { createHttpApi } from './http/http-api.js';
+import { ARENA_MIN_BACKLOG, BodyArena } from './log/body-arena.js';
 import { type FileSystem, nodeFileSystem } from './log/file-system.js';
 import { createLogger, type Logger } from './logger.js';
 import { LookupdRegistrar } from './lookup/lookupd-registrar.js';
@@ -265,11 +266,31 @@ export class Nsqd implements BrokerContext, ClientHost {
     const decoder = new CommandDecoder({
       maxMsgBytes: this.options.maxMsgSize,
       maxBodyBytes: this.options.maxBodySize,
+      allocBody: this.allocBody,
     });
     const client = new ClientV2(this.nextClientId++, socket, this, decoder, protocolV2);
     this.clients.add(client);
     this.logger.debug(`TCP: new client(${client.remoteAddress})`);
   }
+
+  /**
+   * A mid-size publish body goes into its topic's arena while the topic holds a deep backlog in
+   * memory (ARENA_MIN_BACKLOG), which only a --mem-queue-size above it allows: the default and
+   * --mem-queue-size=0 keep one allocation per body. The topic is looked up only for the sizes an
+   * arena takes.
+   */
+  private readonly allocBody = (cmd: Command, size: number): Buffer => {
+    if (!BodyArena.takes(size) || cmd.name === 'IDENTIFY' || cmd.name === 'AUTH') return Buffer.allocUnsafe(size);
+    const topic = this.topics.get(cmd.params[0] as string);
+    if (
+      topic === undefined ||
+      topic.tail.length < ARENA_MIN_BACKLOG ||
+      this.options.memQueueSize <= ARENA_MIN_BACKLOG
+    ) {
+      return Buffer.allocUnsafe(size);
+    }
+    return topic.bodies.alloc(size);
+  };
 
   onClientClosed(client: ClientV2): void {
     this.clients.delete(client);

@@ -2,6 +2,7 @@ import { isEphemeralName } from '@nsq-ts/protocol';
 import { Channel, type ChannelContext } from './channel.js';
 import type { BrokerContext } from './context.js';
 import type { SkipRange, TopicDelta, TopicSettings } from './durable-state.js';
+import { BodyArena } from './log/body-arena.js';
 import { MemoryTail } from './log/memory-tail.js';
 import type { SegmentLog } from './log/segment-log.js';
 import type { WriteSet } from './log/write-set.js';
@@ -37,6 +38,8 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
   readonly name: string;
   readonly ephemeral: boolean;
   readonly tail = new MemoryTail();
+  /** Where TCP publishes copy this topic's bodies. */
+  readonly bodies = new BodyArena();
   readonly channels = new Map<string, Channel>();
   /** The segment files; null for an ephemeral topic (never touches disk, nsq-spec §5.3). */
   readonly log: SegmentLog | null;

@@ -426,6 +426,18 @@ describe('CommandDecoder: every command, every chunking', () => {
   });
 });
 
+/** A handler that keeps every body it is given. */
+function bodyCollector(bodies: Buffer[]): CommandHandler {
+  return {
+    onBodyCommandLine: () => true,
+    onCommand: (cmd) => {
+      if (cmd.body) bodies.push(cmd.body);
+      return true;
+    },
+    onLineTooLong: () => {},
+  };
+}
+
 describe('CommandDecoder: bodies', () => {
   it('a body is a copy of its own, not a view of the socket chunk', () => {
     const chunk = withBody('PUB t\n', 'payload');
@@ -448,17 +460,42 @@ describe('CommandDecoder: bodies', () => {
     const chunks = [copy(data, 0, 12), copy(data, 12, 14), copy(data, 14, data.length)];
     const bodies: Buffer[] = [];
     const decoder = new CommandDecoder(LIMITS);
-    const handler: CommandHandler = {
-      onBodyCommandLine: () => true,
-      onCommand: (cmd) => {
-        if (cmd.body) bodies.push(cmd.body);
-        return true;
-      },
-      onLineTooLong: () => {},
-    };
+    const handler = bodyCollector(bodies);
     for (const c of chunks) decoder.push(c, handler);
     for (const c of chunks) c.fill(0);
     expect(bodies.map((b) => b.toString())).toEqual(['payload']);
+  });
+
+  it('every body, whole or split, PUB or MPUB, is copied into the buffer allocBody gives for its command', () => {
+    const stream = Buffer.concat([
+      withBody('PUB t1\n', 'payload'),
+      withBody('MPUB t2\n', mpubBody(['a', 'bc'])),
+      withBody('IDENTIFY\n', '{}'),
+    ]);
+    for (const { chunks } of chunkings(stream)) {
+      const given: Buffer[] = [];
+      const asked: string[] = [];
+      const bodies: Buffer[] = [];
+      const decoder = new CommandDecoder({
+        ...LIMITS,
+        allocBody: (cmd, size) => {
+          asked.push(`${cmd.name} ${cmd.params.join(' ')} ${size}`);
+          const b = Buffer.alloc(size + 16).subarray(8, 8 + size);
+          given.push(b);
+          return b;
+        },
+      });
+      const handler = bodyCollector(bodies);
+      for (const c of chunks) decoder.push(c, handler);
+      expect(asked).toEqual(['PUB t1 7', 'MPUB t2 15', 'IDENTIFY  2']);
+      expect(bodies).toHaveLength(3);
+      for (const [i, b] of bodies.entries()) expect(b).toBe(given[i]);
+      expect(bodies[0]?.toString()).toBe('payload');
+      expect(mpubMessages(bodies[1] as Buffer)).toEqual([
+        Buffer.from('a').toString('hex'),
+        Buffer.from('bc').toString('hex'),
+      ]);
+    }
   });
 
   it('a body of exactly the limit is accepted (PUB/DPUB: max-msg-size; IDENTIFY/AUTH/MPUB: max-body-size)', () => {

@@ -116,10 +116,9 @@ class BodyPieces {
     }
   }
 
-  /** Everything added, in one buffer of its own; empties the list. */
-  take(): Buffer {
+  /** Everything added, copied into `body` (of `length` bytes); empties the list. */
+  take(body: Buffer): Buffer {
     this.seal();
-    const body = Buffer.allocUnsafe(this.length);
     let at = 0;
     for (const piece of this.pieces) {
       piece.copy(body, at);
@@ -229,6 +228,15 @@ export interface CommandDecoderOptions {
   maxMsgBytes: number;
   /** Limit for IDENTIFY, AUTH and MPUB bodies (`--max-body-size`). */
   maxBodyBytes: number;
+  /**
+   * Where a complete body of `size` bytes is copied to (default `Buffer.allocUnsafe`): a broker
+   * may carve a topic's bodies out of blocks of its own (`cmd` holds the name and params).
+   */
+  allocBody?: (cmd: Command, size: number) => Buffer;
+}
+
+function allocUnsafe(_cmd: Command, size: number): Buffer {
+  return Buffer.allocUnsafe(size);
 }
 
 const BODY_COMMANDS: ReadonlySet<string> = new Set(['PUB', 'MPUB', 'DPUB', 'IDENTIFY', 'AUTH']);
@@ -243,6 +251,7 @@ type State = (typeof State)[keyof typeof State];
 export class CommandDecoder {
   private readonly maxMsgBytes: number;
   private readonly maxBodyBytes: number;
+  private readonly allocBody: (cmd: Command, size: number) => Buffer;
   /** Unconsumed input (a view of the last chunk, or a carried-over copy). */
   private buf: Buffer = EMPTY;
   private pos = 0;
@@ -271,6 +280,7 @@ export class CommandDecoder {
   constructor(options: CommandDecoderOptions) {
     this.maxMsgBytes = options.maxMsgBytes;
     this.maxBodyBytes = options.maxBodyBytes;
+    this.allocBody = options.allocBody ?? allocUnsafe;
   }
 
   /** The limit that applies to a body command. */
@@ -469,7 +479,7 @@ export class CommandDecoder {
     this.state = State.Body;
     if (this.buf.length - this.pos >= size) {
       // The whole body is here: one copy into a buffer of its own.
-      cmd.body = Buffer.allocUnsafe(size);
+      cmd.body = this.allocBody(cmd, size);
       this.buf.copy(cmd.body, 0, this.pos, this.pos + size);
       this.pos += size;
     }
@@ -484,7 +494,7 @@ export class CommandDecoder {
       pieces.add(this.buf, this.pos, this.pos + n);
       this.pos += n;
       if (pieces.length < cmd.bodySize) return false;
-      cmd.body = pieces.take();
+      cmd.body = pieces.take(this.allocBody(cmd, pieces.length));
     }
     this.current = null;
     this.state = State.Line;
@@ -551,7 +561,7 @@ export class CommandDecoder {
     this.pos = p;
     if (!done) return false;
     const cmd = this.current as Command;
-    cmd.body = this.body.take();
+    cmd.body = this.body.take(this.allocBody(cmd, this.body.length));
     cmd.messages = mpub;
     this.current = null;
     this.counted = false;

@@ -68,4 +68,17 @@ describe('MemoryTail', () => {
     expect(tail.get(100_005)?.body.toString()).toBe('m100005');
     expect(tail.length).toBe(10);
   });
+
+  it('keeps deferral times through growth and wrap-around, and reads 0 for the plain publishes around them', () => {
+    const tail = new MemoryTail();
+    appendRange(tail, 0, 300);
+    const b = body(300);
+    tail.append(b, 0, b.length, 300, 0x8000_0000 + 300, 1_700_000_000_300, 12_345.5);
+    appendRange(tail, 301, 700); // grows 256 → 512 → 1,024 with the deferred slot kept
+    expect(tail.get(300)?.deliverAfter).toBe(12_345.5);
+    for (const o of [0, 299, 301, 699]) expect(tail.get(o)?.deliverAfter).toBe(0);
+    tail.trimTo(700);
+    appendRange(tail, 700, 1500); // reuses the deferred slot's index with a plain publish
+    expect(tail.get(300 + 1024)?.deliverAfter).toBe(0);
+  });
 });

@@ -10,7 +10,7 @@ const MIN_CAPACITY = 256;
 
 /**
  * A topic log's in-memory tail: a growable ring addressed by offset (`start` oldest held, `end` next written).
- * Columns of typed arrays, not objects: 40 bytes per message besides its body (MPUB messages share theirs), and
+ * Columns of typed arrays, not objects: 32 bytes per message besides its body (40 while it holds a DPUB) (MPUB messages share theirs), and
  * nothing for the GC to walk (an object per message cost ~123 B of heap); a `MessageRecord` is made only when a
  * channel takes it. A flush pins what it writes (`pin`): readers stop seeing trimmed records, slots stay.
  */
@@ -23,8 +23,11 @@ export class MemoryTail {
   private bodyLength = new Uint32Array(0);
   /** Publish time, Unix ms. */
   private publishedAt = new Float64Array(0);
-  /** Monotonic ms before which a DPUB message may not be delivered; 0 when not deferred. */
-  private deliverAfter = new Float64Array(0);
+  /**
+   * Monotonic ms before which a DPUB message may not be delivered; 0 when not deferred. Made on
+   * the first DPUB the tail holds (8 B a slot that plain publishes never need).
+   */
+  private deliverAfter: Float64Array | null = null;
   private data: (Buffer | undefined)[] = [];
   /** Oldest offset readers can get. */
   private startOffset = 0;
@@ -68,7 +71,8 @@ export class MemoryTail {
     this.idHi[i] = idHi;
     this.idLo[i] = idLo;
     this.publishedAt[i] = publishedAtMs;
-    this.deliverAfter[i] = deliverAfter;
+    if (this.deliverAfter !== null) this.deliverAfter[i] = deliverAfter;
+    else if (deliverAfter !== 0) this.deferredColumn()[i] = deliverAfter;
     return offset;
   }
 
@@ -84,8 +88,17 @@ export class MemoryTail {
       this.bodyStart[i] as number,
       this.bodyLength[i] as number,
       this.publishedAt[i] as number,
-      this.deliverAfter[i] as number,
+      this.deliverAfterAt(i),
     );
+  }
+
+  private deliverAfterAt(i: number): number {
+    return this.deliverAfter === null ? 0 : (this.deliverAfter[i] as number);
+  }
+
+  private deferredColumn(): Float64Array {
+    this.deliverAfter = new Float64Array(this.capacity);
+    return this.deliverAfter;
   }
 
   bodyLengthAt(offset: number): number {
@@ -102,7 +115,7 @@ export class MemoryTail {
       this.idHi[i] as number,
       this.idLo[i] as number,
       this.publishedAt[i] as number,
-      wallDueTime(this.deliverAfter[i] as number, clock),
+      wallDueTime(this.deliverAfterAt(i), clock),
       this.data[i] as Buffer,
       this.bodyStart[i] as number,
       this.bodyLength[i] as number,
@@ -161,7 +174,14 @@ export class MemoryTail {
     const bodyStart = new Uint32Array(capacity);
     const bodyLength = new Uint32Array(capacity);
     const publishedAt = new Float64Array(capacity);
-    const deliverAfter = new Float64Array(capacity);
+    // Kept only while a kept slot is deferred.
+    let deliverAfter: Float64Array | null = null;
+    for (let o = this.keptOffset; o < this.endOffset && this.deliverAfter !== null; o++) {
+      if (this.deliverAfter[o & this.mask] !== 0) {
+        deliverAfter = new Float64Array(capacity);
+        break;
+      }
+    }
     const data: (Buffer | undefined)[] = new Array(capacity);
     for (let o = this.keptOffset; o < this.endOffset; o++) {
       const from = o & this.mask;
@@ -171,7 +191,7 @@ export class MemoryTail {
       bodyStart[to] = this.bodyStart[from] as number;
       bodyLength[to] = this.bodyLength[from] as number;
       publishedAt[to] = this.publishedAt[from] as number;
-      deliverAfter[to] = this.deliverAfter[from] as number;
+      if (deliverAfter !== null) deliverAfter[to] = this.deliverAfterAt(from);
       data[to] = this.data[from];
     }
     this.idHi = idHi;

@@ -160,4 +160,30 @@ describe('SegmentLog', () => {
     // Nothing left to sync for a destroyed log.
     await log.sync();
   });
+
+  it('lets the event loop run while it encodes a large write, not only between writes', async () => {
+    const options = { ...logOptions(64 * 1024 * 1024, undefined, 4096), yieldWhileEncoding: true };
+    const log = SegmentLog.fresh(dir, options, recordingLogger().logger);
+    const records = range(0, 400).map((r) => record(r.offset, 'x'.repeat(1000)));
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const seen: number[] = [];
+    const plain = source(records);
+    const encodeAt = (i: number, out: Buffer, pos: number): number => {
+      seen.push(turns);
+      return plain.encodeAt(i, out, pos);
+    };
+    await log.append({ ...plain, encodeAt });
+    ticking = false;
+    // 400 records of ~1 KiB are one 512 KiB write; the loop turned while it was being encoded.
+    expect(log.appends).toBe(1);
+    expect(seen[399]).toBeGreaterThan(seen[0] as number);
+    expect(offsets(await readAll(log))).toEqual(offsets(records));
+    await log.close();
+  });
 });

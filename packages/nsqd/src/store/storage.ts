@@ -171,6 +171,7 @@ export class Storage {
       maxBodyBytes: this.options.maxMsgSize,
       clock: this.clock,
       fs: this.fs,
+      yieldWhileEncoding: this.options.memQueueSize > 0,
     };
   }
 

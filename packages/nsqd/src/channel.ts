@@ -5,6 +5,7 @@ import { type Clock, monotonicFromWall } from './clock.js';
 import { type Consumer, FinishError } from './consumer.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import type { ChannelDelta, ChannelSettings } from './durable-state.js';
+import { HeldAhead } from './held-ahead.js';
 import { InFlightTable } from './in-flight-table.js';
 import type { Logger } from './logger.js';
 import { ChannelMessage, type MessageRecord } from './message.js';
@@ -55,8 +56,7 @@ export class Channel {
   deleted = false;
 
   private readonly disk: ChannelDiskReader;
-  /** Offsets past the cursor it holds already (fanned-out DPUBs), skipped by the cursor; mostly null. */
-  private directAhead: Set<number> | null = null;
+  private readonly held = new HeldAhead();
   private readonly journal: ChannelJournal;
   requeueCount = 0;
   timeoutCount = 0;
@@ -86,11 +86,7 @@ export class Channel {
     this.inFlightTimer = new DeadlineTimer(ctx.clock, () => this.processInFlightTimeouts());
     this.deferredTimer = new DeadlineTimer(ctx.clock, () => this.processDeferred());
     this.expiryTimer = new DeadlineTimer(ctx.clock, () => this.schedule());
-    const percentiles = ctx.options.e2eProcessingLatencyPercentiles;
-    this.e2e =
-      percentiles.length > 0
-        ? new E2eProcessingLatency(percentiles, ctx.options.e2eProcessingLatencyWindowTimeMs, ctx.clock)
-        : null;
+    this.e2e = E2eProcessingLatency.fromOptions(ctx.options, ctx.clock);
   }
 
   get messageCount(): number {
@@ -116,7 +112,7 @@ export class Channel {
 
   private unread(end: number): number {
     const topic = this.topic;
-    let n = Math.max(0, end - this.cursor) - (this.directAhead?.size ?? 0);
+    let n = Math.max(0, end - this.cursor) - this.held.size;
     if (topic.skips.length > 0) n -= topic.skippedBetween(this.cursor, end);
     return Math.max(0, n);
   }
@@ -195,8 +191,8 @@ export class Channel {
         this.requeuedHead = 0;
       }
       // Restored from a crash on its last attempt, or max_attempts lowered since it came back.
-      if (this.exhausted(msg)) this.deadLetter(msg);
-      else if (this.expired(msg.record)) this.expire(msg.record);
+      if (this.deadLetterIfExhausted(msg)) continue;
+      if (this.expired(msg.record)) this.expire(msg.record);
       else return msg;
     }
     const topic = this.topic;
@@ -245,7 +241,7 @@ export class Channel {
       const record = onDisk ? this.disk.peek(limit) : (tail.get(this.cursor) as MessageRecord);
       if (record === null) return;
       const offset = record.offset;
-      const held = this.directAhead?.has(offset) === true;
+      const held = this.held.has(offset);
       if (!held && !this.expired(record)) {
         // Not held open while waiting: the read-ahead is buffered records.
         if (onDisk) this.disk.close();
@@ -263,10 +259,7 @@ export class Channel {
 
   /** Every record the cursor reads passes here: a message to deliver now, or null (held, expired, DPUB not due). */
   private reached(record: MessageRecord, now: number): ChannelMessage | null {
-    if (this.directAhead?.delete(record.offset)) {
-      if ((this.directAhead as Set<number>).size === 0) this.directAhead = null;
-      return null;
-    }
+    if (this.held.take(record.offset)) return null;
     if (this.expired(record)) {
       this.expire(record);
       return null;
@@ -314,13 +307,12 @@ export class Channel {
   }
 
   aheadOffsets(): number[] | null {
-    return this.directAhead === null ? null : [...this.directAhead];
+    return this.held.list();
   }
 
   holdAhead(offset: number): void {
     if (offset < this.cursor) return;
-    this.directAhead ??= new Set();
-    this.directAhead.add(offset);
+    this.held.add(offset);
   }
 
   putDeferred(record: MessageRecord): void {
@@ -403,8 +395,8 @@ export class Channel {
 
   /** Back from flight (REQ, or a timeout with `delayMs` 0): ready again, or dead-lettered after max_attempts. */
   private returned(msg: ChannelMessage, delayMs: number, now: number): void {
-    if (this.exhausted(msg)) this.deadLetter(msg);
-    else if (delayMs > 0) this.toDeferred(msg, now + delayMs);
+    if (this.deadLetterIfExhausted(msg)) return;
+    if (delayMs > 0) this.toDeferred(msg, now + delayMs);
     else this.toRequeued(msg);
   }
 
@@ -423,17 +415,16 @@ export class Channel {
     this.schedule();
   }
 
-  private exhausted(msg: ChannelMessage): boolean {
-    return isExhausted(msg.attempts, this.maxAttempts);
-  }
-
   private expired(record: MessageRecord): boolean {
     return isExpired(record, this.topic.messageTtlMs, this.clock);
   }
 
-  private deadLetter(msg: ChannelMessage): void {
+  /** Dead-lettered if delivered max_attempts times; false if it may go out again. */
+  private deadLetterIfExhausted(msg: ChannelMessage): boolean {
+    if (!isExhausted(msg.attempts, this.maxAttempts)) return false;
     this.deadLetteredCount++;
     this.giveUp(msg.record);
+    return true;
   }
 
   private expire(record: MessageRecord): void {
@@ -475,24 +466,13 @@ export class Channel {
     // cursor goes past as many of them as lie below it.
     let to = from + excess;
     for (let next = to; ; to = next) {
-      next = from + excess + this.topic.skippedBetween(from, to) + this.heldBelow(to);
+      next = from + excess + this.topic.skippedBetween(from, to) + this.held.countBelow(to);
       if (next === to) break;
     }
-    if (this.directAhead !== null) {
-      // Held (deferred) still, but no longer ahead of its cursor.
-      for (const o of this.directAhead) if (o < to) this.directAhead.delete(o);
-      if (this.directAhead.size === 0) this.directAhead = null;
-    }
+    this.held.forgetBelow(to);
     this.droppedCount += excess;
     this.cursor = to;
     this.disk.close();
-  }
-
-  private heldBelow(offset: number): number {
-    if (this.directAhead === null) return 0;
-    let n = 0;
-    for (const o of this.directAhead) if (o < offset) n++;
-    return n;
   }
 
   /** An ephemeral channel past --mem-queue-size drops its oldest unread messages (nsq-spec §5.3). */
@@ -500,7 +480,7 @@ export class Channel {
     const end = this.topic.tail.end;
     if (end - this.cursor > memQueueSize) {
       this.cursor = end - memQueueSize;
-      this.directAhead = null;
+      this.held.clear();
     }
   }
 
@@ -593,7 +573,7 @@ export class Channel {
     // What a paused topic still holds is not the channel's to drop: it gets it on unpause.
     this.cursor = Math.max(this.cursor, Math.min(this.topic.tail.end, this.topic.readLimit));
     this.disk.close();
-    this.directAhead = null;
+    this.held.clear();
     this.requeued.length = 0;
     this.requeuedHead = 0;
     for (const msg of this.inFlight.values()) (msg.owner as Consumer | null)?.releaseInFlight();

@@ -18,6 +18,16 @@ export class E2eProcessingLatency {
   private lastMoveMs: number;
   private readonly clock: Pick<Clock, 'monotonicMs'>;
 
+  /** What the e2e flags ask for: null (no tracking at all) without percentiles, as in nsqd. */
+  static fromOptions(
+    options: { e2eProcessingLatencyPercentiles: readonly number[]; e2eProcessingLatencyWindowTimeMs: number },
+    clock: Pick<Clock, 'monotonicMs'>,
+  ): E2eProcessingLatency | null {
+    const percentiles = options.e2eProcessingLatencyPercentiles;
+    if (percentiles.length === 0) return null;
+    return new E2eProcessingLatency(percentiles, options.e2eProcessingLatencyWindowTimeMs, clock);
+  }
+
   constructor(percentiles: readonly number[], windowMs: number, clock: Pick<Clock, 'monotonicMs'>) {
     this.percentiles = [...percentiles];
     this.windowMs = windowMs;

@@ -21,6 +21,7 @@ import type { TopicState } from './store/state-store.js';
 import { Storage } from './store/storage.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
 import type { FrameWriter } from './tcp/frame-writer.js';
+import { TransportPool } from './tcp/offload/transport-pool.js';
 import { protocolV2 } from './tcp/protocol-v2.js';
 import { Topic } from './topic.js';
 import type { TopicStore } from './topic-store.js';
@@ -53,6 +54,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   private httpsBound = '';
   /** Certificate and client-auth policy, loaded at start() when --tls-cert/--tls-key are set. */
   tls: TlsSettings | null = null;
+  transportPool: TransportPool | null = null;
   private starting: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
@@ -115,6 +117,11 @@ export class Nsqd implements BrokerContext, ClientHost {
     this.tls = loadTlsSettings(this.options);
     if (this.options.tlsRequired !== 'false' && this.tls === null) {
       throw new Error('cannot require TLS client connections without TLS key and cert');
+    }
+    const o = this.options;
+    if (o.transportWorkers > 0 && (this.tls !== null || o.snappy || o.deflate)) {
+      const tls = this.tls === null ? null : { ...this.tls.serverOptions, requireCert: this.tls.requireCert };
+      this.transportPool = new TransportPool(o.transportWorkers, tls, this.logger);
     }
     // Everything stored comes back before the first connection is accepted (nsq-spec §5.6).
     const storage = new Storage(this, this.fs);
@@ -185,6 +192,7 @@ export class Nsqd implements BrokerContext, ClientHost {
     const closed = server === null ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
     for (const client of [...this.clients]) client.destroy();
     await closed;
+    await this.transportPool?.close();
     // As nsqd's listeners: closed, and no request waits for the shutdown.
     for (const http of [this.https, this.http]) {
       if (http === null) continue;

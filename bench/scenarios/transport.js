@@ -52,6 +52,9 @@ export const options = {
     (n) => n <= 9,
     '1..9',
   ),
+  transportWorkers: int("the spawned broker's --transport-workers (0: not passed, the broker's default)", 0, {
+    min: 0,
+  }),
   tlsCa: file('on an external broker: the CA of its certificate (without it the TLS modes are skipped)', null),
 };
 
@@ -152,10 +155,11 @@ export default {
   },
   // nsqd opens an HTTPS listener too once it has a certificate (0.0.0.0:4152 by default): on a
   // free loopback port instead, so it neither leaves loopback nor collides with another nsqd.
-  async broker() {
-    if (certificate === null) return {};
+  async broker(o) {
+    const workers = o.transportWorkers > 0 ? [`--transport-workers=${o.transportWorkers}`] : [];
+    if (certificate === null) return { flags: workers };
     const https = `--https-address=127.0.0.1:${await freePort()}`;
-    return { flags: [`--tls-cert=${certificate.cert}`, `--tls-key=${certificate.key}`, https] };
+    return { flags: [`--tls-cert=${certificate.cert}`, `--tls-key=${certificate.key}`, https, ...workers] };
   },
   async run(b, result) {
     const o = b.opts;

@@ -17,8 +17,10 @@ export interface LinkEvents {
 interface Slot {
   worker: Worker;
   links: Map<number, LinkEvents>;
-  /** It started (said 'ready'): one that dies before is not replaced, so a broken install does not loop. */
+  /** It started (said 'ready'). */
   started: boolean;
+  /** It failed before it started (cannot load): not replaced, so a broken install does not loop. */
+  failedEarly: boolean;
 }
 
 /** A connection's place in the pool: the worker that owns its layers. */
@@ -98,11 +100,14 @@ export class TransportPool {
 
   private spawn(): Slot {
     const worker = new Worker(WORKER_URL, { workerData: { tls: this.tls } });
-    const slot: Slot = { worker, links: new Map(), started: false };
+    const slot: Slot = { worker, links: new Map(), started: false, failedEarly: false };
     // Connections keep nsqd alive, not its idle workers.
     worker.unref();
     worker.on('message', (msg: FromWorker) => this.dispatch(slot, msg));
-    worker.on('error', (err) => this.logger.error(`transport worker failed: ${err.message}`));
+    worker.on('error', (err) => {
+      if (!slot.started) slot.failedEarly = true;
+      this.logger.error(`transport worker failed: ${err.message}`);
+    });
     worker.on('exit', (code) => this.exited(slot, code));
     return slot;
   }
@@ -141,7 +146,7 @@ export class TransportPool {
     if (this.closing) return;
     this.logger.error(`transport worker exited (code ${code}): closing its ${slot.links.size} connection(s)`);
     const i = this.slots.indexOf(slot);
-    if (i >= 0 && slot.started) this.slots[i] = this.spawn();
+    if (i >= 0 && !slot.failedEarly) this.slots[i] = this.spawn();
     else if (i >= 0) this.slots.splice(i, 1);
     const links = [...slot.links.values()];
     slot.links.clear();

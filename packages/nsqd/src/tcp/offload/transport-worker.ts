@@ -132,6 +132,7 @@ class Link implements ByteStream {
     this.input?.close();
     this.tls?.destroy();
     dirty.delete(this);
+    links.delete(this.id);
   }
 
   fail(err: Error): void {
@@ -223,7 +224,6 @@ port.on('message', (msg: ToWorker) => {
   if (link === undefined) return;
   if (msg.t === 'close') {
     link.close();
-    links.delete(msg.id);
     return;
   }
   try {

@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createRequire } from 'node:module';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { Consumer, type IdentifyOptions, Producer } from '@nsq-ts/client';
 import {
@@ -120,10 +120,10 @@ const COMBOS: Array<[string, TransportOptions]> = [
   ['tls + deflate', { tls: true, deflate: true }],
 ];
 
-describe('nsqjs with TLS and compression', () => {
+describe.each([0, 1])('nsqjs with TLS and compression, %i transport workers', (transportWorkers) => {
   for (const [label, options] of COMBOS) {
     it(`${label}: publishes and consumes 1-byte and 100 kB messages`, async () => {
-      const d = await nsqdWithTls();
+      const d = await nsqdWithTls({ transportWorkers });
       const opts = { ...options, ...(options.tls ? { tlsVerification: true, ca: certs.ca } : {}) };
       const small = Buffer.from('x');
       const big = randomBytes(100_000);
@@ -275,37 +275,28 @@ describe('IDENTIFY negotiation', () => {
     });
   });
 
-  it('switches to snappy at the exact byte after IDENTIFY, keeping bytes sent with it', async () => {
-    const d = await startNsqd();
-    cleanups.push(() => d.close());
-    const [host, port] = hostPort(d.tcpAddress);
-    const socket = netConnect({ host, port });
-    cleanups.push(() => socket.destroy());
-    let received = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-    });
-    const enc = new SnappyFrameEncoder();
-    // IDENTIFY and the first compressed command in one write: the server must not lose the tail.
-    socket.write(
-      Buffer.concat([
-        MAGIC_V2,
-        encodeCommand('IDENTIFY', [], JSON.stringify({ feature_negotiation: true, snappy: true })),
-        enc.encode([encodeCommand('PUB', ['t'], 'early')]),
-      ]),
-    );
-    // The JSON frame in plaintext, then a snappy stream carrying OK (upgrade) and OK (PUB).
-    const frames: string[] = [];
-    await eventually(() => {
-      const jsonEnd = 4 + received.readUInt32BE(0);
-      expect(JSON.parse(received.subarray(8, jsonEnd).toString())).toMatchObject({ snappy: true });
-      const plain = Buffer.concat(new SnappyFrameDecoder().push(received.subarray(jsonEnd)));
-      frames.length = 0;
-      new FrameDecoder().push(plain, (_t, data) => frames.push(data.toString()));
-      expect(frames).toEqual(['OK', 'OK']);
-    });
-    expect(d.nsqd.topics.get('t')?.messageCount).toBe(1);
-  });
+  it.each([0, 1])(
+    'switches to snappy at the exact byte after IDENTIFY, keeping bytes sent with it (%i transport workers)',
+    async (transportWorkers) => {
+      const d = await startNsqd({ transportWorkers });
+      cleanups.push(() => d.close());
+      const enc = new SnappyFrameEncoder();
+      // IDENTIFY and the first compressed command in one write: the server must not lose the tail.
+      const c = rawSnappy(d, enc.encode([encodeCommand('PUB', ['t'], 'early')]));
+      // The JSON frame in plaintext, then a snappy stream carrying OK (upgrade) and OK (PUB).
+      const frames: string[] = [];
+      await eventually(() => {
+        const received = c.received();
+        const jsonEnd = 4 + received.readUInt32BE(0);
+        expect(JSON.parse(received.subarray(8, jsonEnd).toString())).toMatchObject({ snappy: true });
+        const plain = Buffer.concat(new SnappyFrameDecoder().push(received.subarray(jsonEnd)));
+        frames.length = 0;
+        new FrameDecoder().push(plain, (_t, data) => frames.push(data.toString()));
+        expect(frames).toEqual(['OK', 'OK']);
+      });
+      expect(d.nsqd.topics.get('t')?.messageCount).toBe(1);
+    },
+  );
 
   it('does not offer what the server disables', async () => {
     const d = await startNsqd({ snappy: false, deflate: false });
@@ -512,10 +503,10 @@ describe('AUTH', () => {
     expect((await c.readFrame()).data.toString()).toBe('E_AUTH_DISABLED AUTH disabled');
   });
 
-  it('nsqjs authenticates over TLS + snappy', async () => {
+  it.each([0, 1])('nsqjs authenticates over TLS + snappy (%i transport workers)', async (transportWorkers) => {
     const auth = await startAuthServer();
     auth.reply = grant(3600, { topic: '.*', channels: ['.*'], permissions: ['publish', 'subscribe'] });
-    const d = await nsqdWithTls({ authHttpAddresses: [auth.address] });
+    const d = await nsqdWithTls({ authHttpAddresses: [auth.address], transportWorkers });
     const opts = { tls: true, ca: certs.ca, snappy: true, authSecret: 'nsqjs-secret' };
     const w = await writerReady(d.tcpAddress, opts);
     const got = receive(d.tcpAddress, 'a', 1, opts);
@@ -526,5 +517,90 @@ describe('AUTH', () => {
         (q) => q.searchParams.get('tls') === 'true' && q.searchParams.get('secret') === 'nsqjs-secret',
       ),
     ).toBe(true);
+  });
+});
+
+/**
+ * A raw connection that asks for snappy in IDENTIFY, sending `tail` in the same write: what it
+ * received (the JSON reply, then snappy), where the reply ends, and its close.
+ */
+function rawSnappy(
+  d: TestNsqd,
+  tail: Buffer = Buffer.alloc(0),
+): { socket: Socket; received: () => Buffer; jsonEnd: () => number; closed: Promise<void> } {
+  const [host, port] = hostPort(d.tcpAddress);
+  const socket = netConnect({ host, port });
+  cleanups.push(() => socket.destroy());
+  let received = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+  });
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  const identify = encodeCommand('IDENTIFY', [], JSON.stringify({ feature_negotiation: true, snappy: true }));
+  socket.write(Buffer.concat([MAGIC_V2, identify, tail]));
+  const jsonEnd = (): number => (received.length < 4 ? Number.POSITIVE_INFINITY : 4 + received.readUInt32BE(0));
+  return { socket, received: () => received, jsonEnd, closed };
+}
+
+describe('--transport-workers', () => {
+  it('a worker that dies closes its connections and is replaced', async () => {
+    const d = await nsqdWithTls({ transportWorkers: 1 });
+    const pool = d.nsqd.transportPool;
+    if (pool === null) throw new Error('no transport pool');
+    const c = rawSnappy(d);
+    // The snappy OK came through the worker.
+    await eventually(() => expect(c.received().length).toBeGreaterThan(c.jsonEnd()));
+    const client = [...d.nsqd.clients][0];
+    const dead = pool.threads[0];
+    await dead?.terminate();
+    await c.closed;
+    expect(client?.closed).toBe(true);
+    expect(pool.threads).toHaveLength(1);
+    expect(pool.threads[0]).not.toBe(dead);
+    // The replacement carries new connections.
+    const p = new Producer({ nsqdAddress: d.tcpAddress, tls: { ca: certs.ca }, deflate: true });
+    cleanups.push(() => p.close());
+    await p.publish('t', Buffer.from('after'));
+    expect(d.nsqd.topics.get('t')?.messageCount).toBe(1);
+  });
+
+  it('a corrupt snappy stream closes that connection only', async () => {
+    const d = await nsqdWithTls({ transportWorkers: 1 });
+    const c = rawSnappy(d);
+    await eventually(() => expect(c.received().length).toBeGreaterThanOrEqual(c.jsonEnd()));
+    c.socket.write(Buffer.from('definitely not a snappy stream'));
+    await c.closed;
+    const p = new Producer({ nsqdAddress: d.tcpAddress, snappy: true });
+    cleanups.push(() => p.close());
+    await p.publish('t', Buffer.from('fine'));
+    expect(d.nsqd.topics.get('t')?.messageCount).toBe(1);
+  });
+
+  it('a TLS consumer that stops reading is held at the slow-consumer cap, then gets everything', async () => {
+    const d = await nsqdWithTls({ transportWorkers: 1 });
+    const count = 300;
+    const p = new Producer({ nsqdAddress: d.tcpAddress });
+    cleanups.push(() => p.close());
+    const body = randomBytes(100_000);
+    for (let i = 0; i < count; i += 50)
+      await p.publishMany(
+        't',
+        Array.from({ length: 50 }, () => body),
+      );
+    const { socket, frames } = await rawTls(d.tcpAddress, {});
+    socket.write(encodeCommand('SUB', ['t', 'ch']));
+    await eventually(() => frames.length === 2);
+    socket.pause();
+    socket.write(encodeCommand('RDY', [String(count)]));
+    const consumer = [...d.nsqd.clients].find((client) => client.channel !== null);
+    if (consumer === undefined) throw new Error('no consumer');
+    await eventually(() => consumer.writer.congested);
+    // Held: the connection's unsent bytes (in the worker and the socket) stay near the cap, and
+    // most messages are not even sent.
+    expect(consumer.writer.unsentBytes).toBeLessThan(6 * 1024 * 1024); // the cap is 4 MiB
+    expect(consumer.inFlight).toBeLessThan(count);
+    socket.resume();
+    await eventually(() => frames.length === 2 + count, { timeoutMs: 20_000 });
+    expect(frames.slice(2).every((f) => f.length === 26 + body.length)).toBe(true);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * `transport`: @nsq-ts/client in each --transport-modes mode on one broker (started with a
- * throwaway certificate): publishMany ingest for --transport-duration s, then a consumer draining
- * --transport-messages pre-published with raw MPUB (capped at --transport-duration s). Each phase
+ * throwaway certificate): --transport-clients processes of publishMany ingest for
+ * --transport-duration s, then as many consumers draining --transport-messages pre-published with
+ * raw MPUB (capped at --transport-duration s); several processes, so that the broker is the limit. Each phase
  * checks in the broker's /stats that its connection really is in that mode.
  */
 import { execFileSync } from 'node:child_process';
@@ -38,6 +39,10 @@ export const options = {
   transportModes: choiceList('modes', Object.keys(TRANSPORT_MODES), { defaultText: 'all six' }),
   transportDuration: seconds('length of each publish phase and cap of each consume phase', 5),
   transportMessages: int('messages pre-published per consume phase', 1_000_000),
+  transportClients: int(
+    'client processes per phase (publishers, or consumers sharing the messages): enough that none is the limit',
+    3,
+  ),
   transportBody: choice("message bodies: json, different compressible records; x, all 'x' (compresses ~100×)", 'json', [
     'json',
     'x',
@@ -47,6 +52,9 @@ export const options = {
     (n) => n <= 9,
     '1..9',
   ),
+  transportWorkers: int("the spawned broker's --transport-workers (0: not passed, the broker's default)", 0, {
+    min: 0,
+  }),
   tlsCa: file('on an external broker: the CA of its certificate (without it the TLS modes are skipped)', null),
 };
 
@@ -147,10 +155,11 @@ export default {
   },
   // nsqd opens an HTTPS listener too once it has a certificate (0.0.0.0:4152 by default): on a
   // free loopback port instead, so it neither leaves loopback nor collides with another nsqd.
-  async broker() {
-    if (certificate === null) return {};
+  async broker(o) {
+    const workers = o.transportWorkers > 0 ? [`--transport-workers=${o.transportWorkers}`] : [];
+    if (certificate === null) return { flags: workers };
     const https = `--https-address=127.0.0.1:${await freePort()}`;
-    return { flags: [`--tls-cert=${certificate.cert}`, `--tls-key=${certificate.key}`, https] };
+    return { flags: [`--tls-cert=${certificate.cert}`, `--tls-key=${certificate.key}`, https, ...workers] };
   },
   async run(b, result) {
     const o = b.opts;
@@ -214,7 +223,9 @@ export default {
         const label = `${mode} publishMany`;
         const t = `${topic}_${slug}_pub`;
         await b.createTopicChannel(t, channel);
-        const gens = [b.worker(CLIENT_WORKER, 'mpub', 0, `ours-mpub-${slug}`, { topic: t, ...extra })];
+        const gens = Array.from({ length: o.transportClients }, (_, i) =>
+          b.worker(CLIENT_WORKER, 'mpub', i, `ours-mpub-${slug}-${i}`, { topic: t, ...extra }),
+        );
         await b.startAll(gens);
         const seen = check(t, 'pub', label, gens[0]);
         const timeline = await b.tick(label, [gens], ms);
@@ -223,7 +234,7 @@ export default {
         const p = phase(label, rs, 'pub', timeline, 0, gens);
         const negotiated = await seen;
         Object.assign(p, { client: 'ours', mode, transport, negotiated: negotiated.seen });
-        p.note = `${o.pipeline} × ${o.batchSize} outstanding; broker: ${negotiated.text}`;
+        p.note = `${o.transportClients} clients, ${o.pipeline} × ${o.batchSize} outstanding each; broker: ${negotiated.text}`;
         result.phases.push(p);
         await b.deleteTopic(t);
       }
@@ -242,16 +253,14 @@ export default {
           { bodyKind: o.transportBody },
         );
         result.prepublish.push(prePhase);
-        const gens = [
-          b.worker(CLIENT_WORKER, 'sub', 0, `ours-sub-${slug}`, {
-            topic: t,
-            maxMessages: o.transportMessages,
-            ...extra,
-          }),
-        ];
+        // Each consumer stops after its share; what it had in flight goes to the others.
+        const share = Math.ceil(o.transportMessages / o.transportClients);
+        const gens = Array.from({ length: o.transportClients }, (_, i) =>
+          b.worker(CLIENT_WORKER, 'sub', i, `ours-sub-${slug}-${i}`, { topic: t, maxMessages: share, ...extra }),
+        );
         await b.startAll(gens);
         const seen = check(t, 'sub', label, gens[0]);
-        const timeline = await b.tick(label, [gens], ms, { until: () => gens[0].settled });
+        const timeline = await b.tick(label, [gens], ms, { until: () => gens.every((g) => g.settled) });
         const complete = sum(gens, 'msgs') >= o.transportMessages;
         for (const g of gens) g.stop();
         const rs = await b.results(gens);
@@ -265,7 +274,7 @@ export default {
           expected: o.transportMessages,
         });
         p.note =
-          `maxInFlight ${o.rdy}, ${complete ? `all ${fmtInt(o.transportMessages)}` : `${o.transportDuration} s cap`}; ` +
+          `${o.transportClients} consumers, maxInFlight ${o.rdy} each, ${complete ? `all ${fmtInt(o.transportMessages)}` : `${o.transportDuration} s cap`}; ` +
           `broker: ${negotiated.text}`;
         result.phases.push(p);
         await b.deleteTopic(t);

@@ -24,6 +24,7 @@ import type { StateStore, TopicState } from './store/state-store.js';
 import { Storage } from './store/storage.js';
 import { type ClientHost, ClientV2 } from './tcp/client-v2.js';
 import type { FrameWriter } from './tcp/frame-writer.js';
+import { TransportPool } from './tcp/offload/transport-pool.js';
 import { protocolV2 } from './tcp/protocol-v2.js';
 import { Topic } from './topic.js';
 import type { TopicStore } from './topic-store.js';
@@ -56,6 +57,7 @@ export class Nsqd implements BrokerContext, ClientHost {
   private httpsBound = '';
   /** Certificate and client-auth policy, loaded at start() when --tls-cert/--tls-key are set. */
   tls: TlsSettings | null = null;
+  transportPool: TransportPool | null = null;
   private starting: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
 
@@ -121,7 +123,12 @@ export class Nsqd implements BrokerContext, ClientHost {
     if (this.options.tlsRequired !== 'false' && this.tls === null) {
       throw new Error('cannot require TLS client connections without TLS key and cert');
     }
-    if (this.options.haGroup === '') await this.openStorageAndListen(null);
+    const o = this.options;
+    if (o.transportWorkers > 0 && (this.tls !== null || o.snappy || o.deflate)) {
+      const tls = this.tls === null ? null : { ...this.tls.serverOptions, requireCert: this.tls.requireCert };
+      this.transportPool = new TransportPool(o.transportWorkers, tls, this.logger);
+    }
+    if (o.haGroup === '') await this.openStorageAndListen(null);
     else {
       // Loaded only in a group (etcd3 with it): a lone nsqd does no replication work at all.
       const { createHaNode } = await import('./replication/ha-node.js');
@@ -231,6 +238,7 @@ export class Nsqd implements BrokerContext, ClientHost {
     this.statsd?.stop();
     this.registrar?.close();
     await this.closeClientListener();
+    await this.transportPool?.close();
     // As nsqd's listeners: closed, and no request waits for the shutdown.
     for (const http of [this.https, this.http]) {
       if (http === null) continue;

@@ -70,6 +70,8 @@ export interface NsqdOptions {
   deflate: boolean;
   maxDeflateLevel: number;
   snappy: boolean;
+  /** Threads running TLS and compression layers; 0: on the event loop (nsq-ts extension). */
+  transportWorkers: number;
 
   /** Bearer tokens for state-changing HTTP endpoints (nsq-ts extension); empty: open, as NSQ. */
   httpAuthTokens: string[];
@@ -167,6 +169,7 @@ export function defaultNsqdOptions(): NsqdOptions {
     deflate: true,
     maxDeflateLevel: 6,
     snappy: true,
+    transportWorkers: 0,
 
     httpAuthTokens: [],
     httpAuthReads: false,

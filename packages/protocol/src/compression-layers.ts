@@ -132,3 +132,16 @@ export function deflateInput(onPlain: (data: Buffer) => void, onError: (err: Err
     },
   };
 }
+
+/** A compression layer's two directions: output over `under`, input to `onPlain`. */
+export function compressionLayer(
+  kind: 'snappy' | 'deflate',
+  level: number,
+  under: ByteStream,
+  onPlain: (data: Buffer) => void,
+  onError: (err: Error) => void,
+): { output: OutputSink; input: InputFilter } {
+  return kind === 'snappy'
+    ? { output: new SnappyOutput(under), input: snappyInput(onPlain, onError) }
+    : { output: new DeflateOutput(under, level), input: deflateInput(onPlain, onError) };
+}

@@ -11,6 +11,7 @@ export {
 export { encodeCommand, encodeMpubBody, MAGIC_V2, type MpubBodyError, scanMpubBody } from './commands.js';
 export {
   type ByteStream,
+  compressionLayer,
   DeflateOutput,
   deflateInput,
   type InputFilter,

@@ -17,7 +17,15 @@ export interface TestNsqd {
 export async function startNsqd(options: Partial<NsqdOptions> = {}, clock?: Clock): Promise<TestNsqd> {
   const dataPath = await mkdtemp(join(tmpdir(), 'nsqd-test-'));
   const nsqd = new Nsqd(
-    { tcpAddress: '127.0.0.1:0', httpAddress: '127.0.0.1:0', dataPath, logLevel: 'warn', ...options },
+    {
+      tcpAddress: '127.0.0.1:0',
+      httpAddress: '127.0.0.1:0',
+      dataPath,
+      logLevel: 'warn',
+      // NSQ_TS_TRANSPORT_WORKERS=N runs every suite with TLS and compression in N worker threads.
+      transportWorkers: Number(process.env.NSQ_TS_TRANSPORT_WORKERS ?? 0),
+      ...options,
+    },
     clock,
   );
   await nsqd.start();

@@ -104,6 +104,8 @@ describe('nsqd flag table', () => {
         'deflate',
         'max-deflate-level',
         'snappy',
+        // nsq-ts extension: TLS and compression off the event loop
+        'transport-workers',
         // nsq-ts security extensions
         'http-auth-token',
         'http-auth-reads',
@@ -204,6 +206,7 @@ describe('parseNsqdArgs', () => {
     [['--deflate=false'], 'deflate', false],
     [['--max-deflate-level=9'], 'maxDeflateLevel', 9],
     [['-snappy=f'], 'snappy', false],
+    [['--transport-workers=2'], 'transportWorkers', 2],
     [['--http-auth-token=a', '--http-auth-token', 'b'], 'httpAuthTokens', ['a', 'b']],
     [['--http-auth-token=a', '--http-auth-reads'], 'httpAuthReads', true],
     [['--lookupd-tls'], 'lookupdTls', true],
@@ -489,6 +492,7 @@ tls_min_version = "tls1.2"
 deflate = false
 max_deflate_level = 3
 snappy = false
+transport_workers = 2
 verbose = true
 `);
     const { options: o, warnings } = run('--config', path);
@@ -551,6 +555,7 @@ verbose = true
       deflate: false,
       maxDeflateLevel: 3,
       snappy: false,
+      transportWorkers: 2,
       httpAuthTokens: [],
       httpAuthReads: false,
       lookupdTls: false,

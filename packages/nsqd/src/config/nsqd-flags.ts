@@ -380,6 +380,12 @@ export const NSQD_FLAGS: readonly NsqdFlag[] = [
     { min: 1, max: 9 },
   ),
   boolFlag('snappy', 'snappy', 'enable snappy feature negotiation (client compression)'),
+  intFlag(
+    'transport-workers',
+    'transportWorkers',
+    'threads that run TLS and snappy/deflate of upgraded connections (0 = on the event loop)',
+    { min: 0, max: 64 },
+  ),
 
   // security extensions (not in NSQ)
   { spec: HTTP_AUTH_FLAGS.token, option: 'httpAuthTokens', configKeys: ['http_auth_tokens', 'http_auth_token'] },

@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import {
   type CommandDecoder,
   type CommandHandler,
@@ -23,7 +22,8 @@ import type { NsqdOptions } from '../options.js';
 import type { Topic } from '../topic.js';
 import type { TlsSettings } from '../transport/tls-options.js';
 import { FrameWriter, type FrameWriterEvents } from './frame-writer.js';
-import { Transport, type TransportEvents } from './transport.js';
+import type { TransportPool } from './offload/transport-pool.js';
+import { type TlsState, Transport, type TransportEvents } from './transport.js';
 
 /** Client states as numbered in /stats (nsq-spec §2.5). */
 export const ClientState = { Init: 0, Subscribed: 3, Closing: 4 } as const;
@@ -35,6 +35,8 @@ export interface ClientHost {
   readonly clock: Clock;
   /** Certificate and policy for `tls_v1` upgrades; null without --tls-cert/--tls-key. */
   readonly tls: TlsSettings | null;
+  /** Threads for TLS and compression layers (--transport-workers); null: they run inline. */
+  readonly transportPool: TransportPool | null;
   getTopic(name: string): Topic;
   /** Flush this writer's buffered frames at the end of the current delivery pass. */
   markDirty(writer: FrameWriter): void;
@@ -122,7 +124,7 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
     this.heartbeatIntervalMs = 30_000;
     this.auth = new AuthSession(o, host.clock);
     this.writer = new FrameWriter(socket, host.clock, this, this.heartbeatIntervalMs);
-    this.transport = new Transport(socket, host.tls, host.clock, this);
+    this.transport = new Transport(socket, host.tls, host.clock, this, host.transportPool);
     this.handler = protocol(this);
   }
 
@@ -134,7 +136,7 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
     return this.auth.state;
   }
 
-  get tlsSocket(): TLSSocket | null {
+  get tlsSocket(): TlsState | null {
     return this.transport.tlsSocket;
   }
 
@@ -252,14 +254,14 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   onCongested(): void {
     if (!this.inputPaused) {
       this.inputPaused = true;
-      this.socket.pause();
+      this.transport.pauseInput();
     }
   }
 
   onDrained(): void {
     if (this.inputPaused) {
       this.inputPaused = false;
-      if (!this.parkFull) this.socket.resume();
+      if (!this.parkFull) this.transport.resumeInput();
     }
     this.channel?.schedule();
   }
@@ -333,7 +335,7 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
       // Input waiting for the auth server or the disk is bounded: stop reading the socket.
       if (this.parked > MAX_PARKED_BYTES && !this.parkFull) {
         this.parkFull = true;
-        this.socket.pause();
+        this.transport.pauseInput();
       }
       return;
     }
@@ -389,7 +391,7 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
     }
     if (this.parkFull && this.parked <= MAX_PARKED_BYTES) {
       this.parkFull = false;
-      if (!this.inputPaused) this.socket.resume();
+      if (!this.inputPaused) this.transport.resumeInput();
     }
     if (this.inputEnded && !this.waiting && this.parkedPlain.length === 0) this.onEnd();
   }
@@ -402,7 +404,7 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
 
   /** Peer done sending (half-open, as Go's connections): a cut-short command gets nsqd's read error, then close. */
   onEnd(): void {
-    if (this.isClosed || this.transport.tlsSocket !== null) return;
+    if (this.isClosed || this.transport.endsItself) return;
     if (this.waiting || this.transport.pending !== null) {
       this.inputEnded = true;
       return;

@@ -367,6 +367,25 @@ describe('disk', () => {
     await eventually(async () => expect(await readdir(join(dataPath, 'topics'))).not.toContain('gc'));
   });
 
+  it('deletes the segments of a channel that drained between two sync timeouts, with nothing else to write', async () => {
+    const clock = new ManualClock();
+    const d = await restart({ memQueueSize: 0, maxBytesPerFile: 4096, syncEvery: 1 }, clock);
+    const c = await subscribe(d, 'drained', 'ch', 0);
+    await mpub(d, 'drained', bodies(1000, 'payload-'));
+    const dir = join(dataPath, 'topics', 'drained');
+    c.write('RDY 1000\n');
+    await receive(c, 1000, true);
+    const channel = d.nsqd.topics.get('drained')?.channels.get('ch');
+    await eventually(() => expect(channel?.inFlightCount).toBe(0));
+    // Its last acknowledgements are stored by another topic's group commit (fsynced: nothing
+    // left to sync), which does not look for finished segments.
+    await mpub(d, 'other', ['x']);
+    expect(channel?.dirty).toBe(false);
+    expect((await readdir(dir)).length).toBeGreaterThan(5);
+    clock.advance(d.nsqd.options.syncTimeoutMs);
+    await eventually(async () => expect(await readdir(dir)).toEqual([]));
+  });
+
   it('ephemeral topics and channels never touch the disk', async () => {
     const d = await restart({ memQueueSize: 0 });
     await subscribe(d, 'x#ephemeral', 'c', 0);

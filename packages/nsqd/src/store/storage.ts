@@ -145,6 +145,8 @@ export class Storage {
   private closing = false;
   /** Set by the sync-timeout timer: the next flush looks for finished segments. */
   private floorsDue = false;
+  /** A flush moved channel cursors without looking: the next sync timeout flushes to look. */
+  private floorsStale = false;
   /** null when the last write succeeded; else why it failed (/ping NOK, E_PUB_FAILED). */
   health: string | null = null;
 
@@ -216,7 +218,9 @@ export class Storage {
       topic.tail.shrinkIfEmpty();
       for (const channel of topic.channels.values()) channel.inFlight.shrinkIfEmpty();
     }
-    if (this.opsSinceSync > 0 || this.changed()) this.scheduleFlush(true);
+    // A channel that drained just after the last look would keep its finished segments until
+    // the next change: a flush after the cursors moved looks for them whatever else it holds.
+    if (this.opsSinceSync > 0 || this.changed() || this.floorsStale) this.scheduleFlush(true);
     this.timer?.refresh();
   };
 
@@ -495,6 +499,7 @@ export class Storage {
         deleteBelow: findFloors && floor >= 0 ? topic.deletableBelow(floor) : -1,
       });
     }
+    this.floorsStale = !findFloors && (this.floorsStale || channelDeltas.length > 0);
     this.opsSinceSync += recordCount;
     const sync = forceSync || this.opsSinceSync >= this.options.syncEvery;
     if (sync) this.opsSinceSync = 0;

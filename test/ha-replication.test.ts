@@ -366,6 +366,53 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     expect(await readUntil('d', 'four')).toEqual(['one', 'four']);
   }, 90_000);
 
+  it('--min-insync=1: a follower that left the in-sync set cannot be elected; back in sync, it can', async () => {
+    etcd = await startEtcd();
+    const lookupd = await group.startLookupd('lookupd');
+    const [a0, b0] = await formGroup(lookupd.tcpAddress);
+    const aSpec = { id: 'a', replication: a0.replication, dataPath: a0.dataPath };
+    const bSpec = { id: 'b', replication: b0.replication, dataPath: b0.dataPath };
+    const kill = async (m: Member) => {
+      m.proc.signal('SIGKILL');
+      await m.proc.exited;
+      members.splice(members.indexOf(m), 1);
+    };
+    await kill(b0);
+    // a goes on alone (--min-insync=1): b leaves the set, and a acknowledges what b lacks.
+    await waitUntil('b out of the in-sync set', async () => !(await status(a0)).in_sync.includes('b'), {
+      timeoutMs: 20_000,
+    });
+    expect(await pub(a0, 't', 'only-on-a')).toBe(200);
+    await kill(a0);
+    // b comes back with the leader dead: it is not listed, so it never campaigns; the group stays leaderless.
+    const b = await startMember(bSpec, lookupd.tcpAddress);
+    await waitUntil('the dead leader key expired', async () => (await status(b)).leader === null, {
+      timeoutMs: 20_000,
+    });
+    // An observation window of two lease TTLs (not a synchronisation): b stays a follower that refuses publishes.
+    const until = performance.now() + 4_000;
+    while (performance.now() < until) {
+      const s = await status(b);
+      expect([s.role, s.epoch]).toEqual(['follower', 1]);
+      expect(await pub(b, 't', 'refused')).toBe(503);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // a, in the set, comes back and leads; b catches up, rejoins the set and then wins when a dies.
+    const a = await startMember(aSpec, lookupd.tcpAddress);
+    await waitUntil('a leads epoch 2', async () => {
+      const s = await status(a);
+      return s.role === 'leader' && s.epoch === 2;
+    });
+    await waitUntil('b in sync again', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 20_000 });
+    await kill(a);
+    await waitUntil('b leads', async () => (await status(b)).role === 'leader', { timeoutMs: 20_000 });
+    const stats = (await (await fetch(`http://${b.http}/stats?format=json&topic=t`)).json()) as {
+      topics: { depth: number }[];
+    };
+    // What only a held when b was out of the set came to b by the catch-up.
+    expect(stats.topics[0]?.depth).toBe(1);
+  }, 90_000);
+
   it('POST /ha/handover moves leadership to the named member with nothing lost; the old leader follows it', async () => {
     etcd = await startEtcd();
     const lookupd = await group.startLookupd('lookupd');

@@ -308,17 +308,26 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     });
   }, 120_000);
 
-  it('--min-insync=2: with the follower gone publishes are refused once it left the in-sync set; back, they pass', async () => {
+  it('--min-insync=2: with the follower gone publishes are refused and never delivered, before or after a failover', async () => {
     etcd = await startEtcd();
     const lookupd = await group.startLookupd('lookupd');
     const [a, b] = await formGroup(lookupd.tcpAddress, ['--min-insync=2']);
+    // Two channels: one read on a once b is back, one read on b after a failover.
+    for (const path of [
+      'topic/create?topic=t',
+      'channel/create?topic=t&channel=c',
+      'channel/create?topic=t&channel=d',
+    ]) {
+      expect((await fetch(`http://${a.http}/${path}`, { method: 'POST' })).status).toBe(200);
+    }
     expect(await pub(a, 't', 'one')).toBe(200);
     b.proc.signal('SIGKILL');
     await b.proc.exited;
     members.splice(members.indexOf(b), 1);
-    // Answered only after --replication-timeout (the shrink is committed to etcd first), and refused.
+    // Stored, then answered only after --replication-timeout (the shrink is committed to etcd first): refused.
     expect(await pub(a, 't', 'two')).toBe(503);
     expect((await status(a)).in_sync).toEqual(['a']);
+    // Refused before it is stored.
     expect(await pub(a, 't', 'three')).toBe(503);
     const back = await startMember({ id: 'b', replication: b.replication, dataPath: b.dataPath }, lookupd.tcpAddress, [
       '--min-insync=2',
@@ -326,6 +335,82 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     await waitUntil('b in sync again', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 20_000 });
     expect(await pub(a, 't', 'four')).toBe(200);
     expect((await status(back)).position).toEqual((await status(a)).position);
+
+    /** Bodies `channel` delivers, in order, until `last` (one in flight at a time: log order). */
+    const readUntil = async (channel: string, last: string): Promise<string[]> => {
+      const got: string[] = [];
+      const consumer = new Consumer({
+        topic: 't',
+        channel,
+        lookupdHttpAddresses: [lookupd.httpAddress],
+        lookupdPollIntervalMs: 200,
+        maxInFlight: 1,
+        logger: null,
+      });
+      consumers.push(consumer);
+      consumer.on('message', async (msg) => {
+        got.push(msg.body.toString());
+      });
+      await consumer.connect();
+      await waitUntil(`${channel} delivers ${last}`, () => got.includes(last), { timeoutMs: 20_000 });
+      await consumer.close();
+      consumers.splice(consumers.indexOf(consumer), 1);
+      return got;
+    };
+    expect(await readUntil('c', 'four')).toEqual(['one', 'four']);
+
+    a.proc.signal('SIGKILL');
+    await a.proc.exited;
+    members.splice(members.indexOf(a), 1);
+    await waitUntil('b leads', async () => (await status(back)).role === 'leader', { timeoutMs: 20_000 });
+    expect(await readUntil('d', 'four')).toEqual(['one', 'four']);
+  }, 90_000);
+
+  it('--min-insync=1: a follower that left the in-sync set cannot be elected; back in sync, it can', async () => {
+    etcd = await startEtcd();
+    const lookupd = await group.startLookupd('lookupd');
+    const [a0, b0] = await formGroup(lookupd.tcpAddress);
+    const aSpec = { id: 'a', replication: a0.replication, dataPath: a0.dataPath };
+    const bSpec = { id: 'b', replication: b0.replication, dataPath: b0.dataPath };
+    const kill = async (m: Member) => {
+      m.proc.signal('SIGKILL');
+      await m.proc.exited;
+      members.splice(members.indexOf(m), 1);
+    };
+    await kill(b0);
+    // a goes on alone (--min-insync=1): b leaves the set, and a acknowledges what b lacks.
+    await waitUntil('b out of the in-sync set', async () => !(await status(a0)).in_sync.includes('b'), {
+      timeoutMs: 20_000,
+    });
+    expect(await pub(a0, 't', 'only-on-a')).toBe(200);
+    await kill(a0);
+    // b comes back with the leader dead: it is not listed, so it never campaigns; the group stays leaderless.
+    const b = await startMember(bSpec, lookupd.tcpAddress);
+    await waitUntil('the dead leader key expired', async () => (await status(b)).leader === null, {
+      timeoutMs: 20_000,
+    });
+    // An observation window of two lease TTLs (not a synchronisation): b stays a follower that refuses publishes.
+    const until = performance.now() + 4_000;
+    while (performance.now() < until) {
+      const s = await status(b);
+      expect([s.role, s.epoch]).toEqual(['follower', 1]);
+      expect(await pub(b, 't', 'refused')).toBe(503);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // a, in the set, comes back and leads; b catches up, rejoins the set and then wins when a dies.
+    const a = await startMember(aSpec, lookupd.tcpAddress);
+    await waitUntil('a leads epoch 2', async () => {
+      const s = await status(a);
+      return s.role === 'leader' && s.epoch === 2;
+    });
+    await waitUntil('b in sync again', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 20_000 });
+    await kill(a);
+    await waitUntil('b leads', async () => (await status(b)).role === 'leader', { timeoutMs: 20_000 });
+    const stats = (await (await fetch(`http://${b.http}/stats?format=json&topic=t`)).json()) as {
+      topics: { depth: number }[];
+    };
+    // What only a held when b was out of the set came to b by the catch-up.
+    expect(stats.topics[0]?.depth).toBe(1);
   }, 90_000);
 
   it('POST /ha/handover moves leadership to the named member with nothing lost; the old leader follows it', async () => {

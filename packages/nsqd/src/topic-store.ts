@@ -8,6 +8,8 @@ export interface TopicStore {
   readonly log: SegmentLog;
   /** Why the disk is failing, or null. */
   health(): string | null;
+  /** Why no publish may be stored now whatever memory holds (replication's --min-insync, its fence), or null. */
+  refusal(): string | null;
   /** Resolves once everything published so far is stored (group commit). */
   commit(): Promise<void>;
   /** A flush soon that nobody waits for (a spill, a state change). */

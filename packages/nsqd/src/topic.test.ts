@@ -63,6 +63,10 @@ class FakeStore implements TopicStore {
     return this.healthError;
   }
 
+  refusal(): string | null {
+    return null;
+  }
+
   commit(): Promise<void> {
     this.commits++;
     return Promise.resolve();

@@ -307,6 +307,8 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     if (store !== null) {
       const health = store.health();
       if (health !== null && this.tail.length >= this.ctx.options.memQueueSize) throw new StoreUnavailableError(health);
+      const refusal = store.refusal();
+      if (refusal !== null) throw new StoreUnavailableError(refusal);
     }
     if (refusedByCap(this, count, bytes)) {
       this.rejectedCount++;
@@ -444,6 +446,15 @@ export class Topic implements TopicLog, CappedTopic, RedriveSource, WritingTopic
     if (this.ctx.options.memQueueSize === 0 && !this.paused) {
       for (const channel of this.channels.values()) channel.schedule();
     }
+  }
+
+  /**
+   * A flush was stored but its publishes refused (replication): in durable mode none was delivered yet, so they
+   * become skips, a state change stored and replicated by the next flush. From memory they may be out already.
+   */
+  refusedWrite(to: number): void {
+    if (this.ctx.options.memQueueSize === 0) this.discardUnwritten(to);
+    else this.afterWrite(to);
   }
 
   /** A flush failed: in durable mode its publishers got E_PUB_FAILED, so channels skip its messages. */

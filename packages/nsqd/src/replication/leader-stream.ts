@@ -121,7 +121,7 @@ export class LeaderStream implements FlushTap {
       this.base = old.at;
     }
     for (const link of this.links.values()) link.socket.write(bytes);
-    if (this.options.ack === 'async') return Promise.resolve(this.verdict());
+    if (this.options.ack === 'async') return Promise.resolve(this.refusal());
     return new Promise((resolve) => {
       this.waiters.push({ seq: at.seq, resolve });
       this.settle();
@@ -140,8 +140,8 @@ export class LeaderStream implements FlushTap {
     return this.links.get(member)?.acked ?? -1;
   }
 
-  /** Why publishes may not be acknowledged now, or null. */
-  private verdict(): string | null {
+  /** Why publishes may not be stored or acknowledged now, or null: checked before a publish is stored and again before it is answered. */
+  refusal(): string | null {
     if (this.closed || !this.coordinator.canAcknowledge()) return 'replication: this member no longer leads';
     const insync = this.coordinator.isr?.members.length ?? 0;
     if (insync < this.options.minInsync) {
@@ -158,7 +158,7 @@ export class LeaderStream implements FlushTap {
     const ready = this.waiters.filter((w) => w.seq <= low);
     if (ready.length === 0) return;
     this.waiters = this.waiters.filter((w) => w.seq > low);
-    const verdict = this.verdict();
+    const verdict = this.refusal();
     for (const w of ready) w.resolve(verdict);
   }
 
@@ -199,7 +199,7 @@ export class LeaderStream implements FlushTap {
   private failWaiters(): void {
     const waiters = this.waiters;
     this.waiters = [];
-    const verdict = this.verdict() ?? 'replication: the in-sync set could not be updated in etcd';
+    const verdict = this.refusal() ?? 'replication: the in-sync set could not be updated in etcd';
     for (const w of waiters) w.resolve(verdict);
   }
 

@@ -43,6 +43,8 @@ export interface FlushTap {
    * batch's place in the stream). Null: nothing to send.
    */
   capture(batch: FlushBatch): FlushShipment | null;
+  /** Why no publish may be stored now (fewer in sync than --min-insync, not leading), or null. */
+  refusal(): string | null;
 }
 
 export interface FlushShipment {

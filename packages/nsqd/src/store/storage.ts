@@ -96,6 +96,10 @@ class BoundTopicStore implements TopicStore {
     return this.storage.health;
   }
 
+  refusal(): string | null {
+    return this.storage.refusal();
+  }
+
   commit(): Promise<void> {
     return this.storage.commit();
   }
@@ -360,6 +364,11 @@ export class Storage {
     });
   }
 
+  /** Why no publish may be stored now (the replication tap's verdict), or null. */
+  refusal(): string | null {
+    return this.tap?.refusal() ?? null;
+  }
+
   /** One flush, after the one running if any (never two at once). */
   flush(forceSync: boolean): Promise<void> {
     const run = async (): Promise<void> => {
@@ -430,9 +439,15 @@ export class Storage {
     const refused = shipment === null ? null : await shipment.ship();
     for (const [topic, delta] of snap.topicDeltas) topic.committed(delta);
     for (const [channel, delta] of snap.channelDeltas) channel.committed(delta);
-    for (const w of snap.written) w.topic.afterWrite(w.to);
-    if (refused === null) done?.resolve();
-    else done?.reject(new Error(refused));
+    if (refused === null) {
+      for (const w of snap.written) w.topic.afterWrite(w.to);
+      done?.resolve();
+    } else {
+      // Stored but refused: never delivered; the skips go to disk and to the followers with the next flush, fsynced.
+      for (const w of snap.written) w.topic.refusedWrite(w.to);
+      this.opsSinceSync = Math.max(this.opsSinceSync, this.options.syncEvery);
+      done?.reject(new Error(refused));
+    }
     await finishBatch(batch);
   }
 

@@ -442,7 +442,7 @@ describe('Prometheus /metrics exposition', () => {
 });
 
 describe('Prometheus nsq_ha_* families', () => {
-  /** A real nsqd whose GET /ha status is `status` (the etcd side is tested in test/ha-ops.test.ts). */
+  /** A real nsqd whose GET /ha status is `status` (a real group's: test/replication-ops.test.ts). */
   function member(d: TestNsqd, status: () => Record<string, unknown>): Nsqd {
     const n = broker(d);
     return Object.assign(Object.create(n) as Nsqd, { haStatus: status });

@@ -1,8 +1,10 @@
 /**
  * The operator surfaces of a replica group (README "Replication"), against a real etcd and two
- * in-process nsqds: `nsq ha status|handover` (the real bin/nsq.js) and /metrics' nsq_ha_* series.
+ * in-process nsqds: `nsq ha status|handover` (the real bin/nsq.js), /metrics' nsq_ha_* series and
+ * nsqadmin's nodes API.
  * Skipped, with the reason, without /usr/bin/etcd.
  */
+import { createAdmin, type NodeSummary } from '@nsq-ts/admin';
 import { startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closedPort, nsq } from '../packages/cli/src/testing/run.js';
@@ -118,6 +120,50 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds', () => {
     const follower = await metrics(b);
     expect(follower).toMatch(/^nsq_ha_leader\{member="b"\} 0$/m);
     expect(follower).toMatch(/^nsq_ha_follower_connected\{member="b"\} 1$/m);
+  });
+
+  it("nsqadmin's nodes show each member's role, epoch and lag", async () => {
+    const [a, b] = group as [TestNsqd, TestNsqd];
+    const admin = createAdmin({
+      httpAddress: '127.0.0.1:0',
+      nsqdHttpAddresses: [a.httpAddress, b.httpAddress],
+      logLevel: 'fatal',
+    });
+    await admin.start();
+    try {
+      const res = await fetch(`${admin.url}api/nodes`);
+      const { nodes } = (await res.json()) as { nodes: NodeSummary[] };
+      const byId = new Map(nodes.map((n) => [n.id, n.ha]));
+      expect(byId.get(a.httpAddress)).toMatchObject({
+        group: 'ops',
+        memberId: 'a',
+        role: 'leader',
+        leader: 'a',
+        inSync: ['a', 'b'],
+        lag: [{ member: 'b', batches: expect.any(Number), ms: expect.any(Number) }],
+      });
+      expect(byId.get(b.httpAddress)).toMatchObject({
+        memberId: 'b',
+        role: 'follower',
+        lag: [{ member: 'b', ms: null }],
+      });
+      expect(byId.get(a.httpAddress)?.epoch).toBeGreaterThan(0);
+    } finally {
+      await admin.close();
+    }
+    // Outside a group there is no ha block.
+    const loneAdmin = createAdmin({
+      httpAddress: '127.0.0.1:0',
+      nsqdHttpAddresses: [lone.httpAddress],
+      logLevel: 'fatal',
+    });
+    await loneAdmin.start();
+    try {
+      const { nodes } = (await (await fetch(`${loneAdmin.url}api/nodes`)).json()) as { nodes: NodeSummary[] };
+      expect(nodes.map((n) => n.ha)).toEqual([null]);
+    } finally {
+      await loneAdmin.close();
+    }
   });
 
   it('nsq ha handover --to moves the leadership to that member', async () => {

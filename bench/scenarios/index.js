@@ -20,6 +20,7 @@ import * as policies from './policies.js';
 import * as policyMemory from './policy-memory.js';
 import * as pubSingle from './pub-single.js';
 import * as publish from './publish.js';
+import * as replication from './replication.js';
 import * as rss1m from './rss-1m.js';
 import * as scale from './scale.js';
 import * as soak from './soak.js';
@@ -52,6 +53,7 @@ export const SCENARIOS = [
   policyMemory.default,
   mem0.default,
   durable.default,
+  replication.default,
   soak.default,
   scale.default,
   startup.default,
@@ -73,6 +75,7 @@ export const OPTIONS = {
   ...overflow.options,
   ...policyMemory.options,
   ...durable.options,
+  ...replication.options,
   ...soak.options,
   ...startup.options,
   ...scale.options,

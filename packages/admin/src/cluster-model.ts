@@ -34,6 +34,20 @@ export interface NodeSummary {
   readonly clientCount: number;
   /** Over the latest sample; null before there is one. */
   ingressRate: number | null;
+  /** A member of an nsq-ts replica group (nsqd --ha-group): the `ha` block of its /stats; else null. */
+  readonly ha: NodeHa | null;
+}
+
+/** What nsqadmin shows of a replica group member (README "Replication"). */
+export interface NodeHa {
+  readonly group: string;
+  readonly memberId: string;
+  readonly role: 'leader' | 'follower';
+  readonly epoch: number;
+  readonly leader: string | null;
+  readonly inSync: readonly string[];
+  /** On the leader, each follower's lag; on a follower, its own (`lagMs` null: it knows no ack times). */
+  readonly lag: readonly { readonly member: string; readonly batches: number; readonly ms: number | null }[];
 }
 
 export interface LookupdSummary {

@@ -6,6 +6,7 @@ import type {
   ChannelPolicy,
   ClientSummary,
   DeadLetterTopic,
+  NodeHa,
   NodeSummary,
   TopicPolicy,
   TopicSummary,
@@ -136,6 +137,29 @@ function clientSummary(node: string, c: ClientStats): ClientSummary {
   };
 }
 
+/** The `ha` block of an nsq-ts nsqd's /stats (GET /ha's status), read defensively; null when absent. */
+function nodeHa(raw: unknown): NodeHa | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const ha = raw as Record<string, unknown>;
+  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+  const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((m) => typeof m === 'string') : []);
+  const memberId = typeof ha.member_id === 'string' ? ha.member_id : '';
+  const role = ha.role === 'leader' ? 'leader' : 'follower';
+  const followers = Array.isArray(ha.followers) ? (ha.followers as Record<string, unknown>[]) : [];
+  return {
+    group: typeof ha.group === 'string' ? ha.group : '',
+    memberId,
+    role,
+    epoch: num(ha.epoch),
+    leader: typeof ha.leader === 'string' ? ha.leader : null,
+    inSync: strings(ha.in_sync),
+    lag:
+      role === 'leader'
+        ? followers.map((f) => ({ member: String(f.member_id), batches: num(f.lag_batches), ms: num(f.lag_ms) }))
+        : [{ member: memberId, batches: num(ha.lag_batches), ms: null }],
+  };
+}
+
 /** A node as the lookupds and nsqd /info describe it, before its /stats is read. */
 export interface NodeDraft {
   id: string;
@@ -196,6 +220,7 @@ export function summarise(drafts: NodeDraft[], stats: ReadonlyArray<StatsSnapsho
       depth,
       clientCount,
       ingressRate: null,
+      ha: typeof s === 'object' ? nodeHa((s as { ha?: unknown }).ha) : null,
     };
   });
   const list = [...topics.values()].sort(byName);

@@ -354,11 +354,22 @@ function started(n, nowMs) {
   return `${esc(new Date(n.startTime * 1000).toLocaleString())} <span class="muted">(up ${fmtDuration(nowMs - n.startTime * 1000)})</span>`;
 }
 
+/** A replica group member's role and epoch (nsq-ts --ha-group), with the lag it reports; '–' outside a group. */
+function haRole(n) {
+  if (n.ha === null || n.ha === undefined) return '–';
+  const h = n.ha;
+  const badge = h.role === 'leader' ? '<span class="badge ok">leader</span>' : '<span class="badge">follower</span>';
+  const lag = h.lag
+    .map((l) => `${esc(l.member)} ${fmt(l.batches)}${l.ms === null ? '' : ` (${fmt(l.ms)} ms)`}`)
+    .join(', ');
+  return `${badge} <span class="muted">${esc(h.group)}/${esc(h.memberId)} epoch ${h.epoch}${lag === '' ? '' : ` · lag ${lag}`}</span>`;
+}
+
 export function nodesPage(snap, ctx) {
   const rows = snap.nodes.map(
     (n) => `<tr><td>${nodeLink(n.id)}<div class="muted">${esc(n.hostname)}</div></td>
         <td class="num">${n.tcpPort}</td><td>${esc(n.version)}${n.outOfDate ? ' <span class="badge warn">out of date</span>' : ''}</td>
-        <td>${health(n)}</td><td>${started(n, snap.at)}</td>
+        <td>${health(n)}</td><td>${haRole(n)}</td><td>${started(n, snap.at)}</td>
         <td class="num">${n.topics.length}</td><td class="num">${fmt(n.depth)}</td><td class="num">${fmt(n.messageCount)}</td>
         ${rateCell(n.ingressRate, ctx)}<td class="num">${fmt(n.clientCount)}</td></tr>`,
   );
@@ -369,6 +380,7 @@ export function nodesPage(snap, ctx) {
         '#TCP port',
         'Version',
         'Health',
+        'Replica group',
         'Started',
         '#Topics',
         '#Depth',
@@ -436,7 +448,7 @@ export function nodePage(snap, id, ctx) {
       ${stat('Started', started(n, snap.at), 'node-started')}${stat('TCP', `${esc(n.broadcastAddress)}:${n.tcpPort}`, 'node-tcp')}
       ${stat('Topics', n.topics.length, 'node-topics')}${stat('Depth', fmt(n.depth), 'node-depth')}
       ${stat('Messages', fmt(n.messageCount), 'node-messages')}${stat('Rate in', `${fmtRate(n.ingressRate)}/s`, 'node-rate')}
-      ${stat('Clients', fmt(n.clientCount), 'node-clients')}</div>
+      ${stat('Clients', fmt(n.clientCount), 'node-clients')}${n.ha ? stat('Replica group', haRole(n), 'node-ha') : ''}</div>
     ${n.reachable ? '' : `<p class="warning-box">This node's /stats did not answer: ${esc(n.error ?? '')}</p>`}
     ${tombstoned.length > 0 ? `<p>Tombstoned in nsqlookupd: ${tombstoned.join(', ')}</p>` : ''}
     ${rangeButtons(ctx)}

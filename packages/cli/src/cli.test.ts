@@ -54,6 +54,7 @@ describe('nsq --help', () => {
       'config',
       'replay',
       'redrive',
+      'ha',
     ];
     for (const c of commands) expect(top.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
 
@@ -61,7 +62,8 @@ describe('nsq --help', () => {
     for (const [i, run] of runs.entries()) {
       expect(run.code).toBe(0);
       expect(run.stdout).toMatch(new RegExp(`^Usage: nsq ${commands[i]} `));
-      expect(run.stdout).toContain('-lookupd-http-address address');
+      // `ha` talks to the members themselves: a lookupd does not know followers.
+      if (commands[i] !== 'ha') expect(run.stdout).toContain('-lookupd-http-address address');
       expect(run.stdout).toContain('-nsqd-http-address address');
     }
     expect(runs[0].stdout).toContain('-nsqd-tcp-address address');

@@ -61,7 +61,7 @@ export class Context {
 }
 
 /** `host:port` (a bracketed IPv6 host allowed), else a bad command line. */
-function checkAddress(flag: string, address: string): void {
+export function checkAddress(flag: string, address: string): void {
   let ok = false;
   try {
     const { port } = parseHostPort(address.replace(/\/+$/, ''));

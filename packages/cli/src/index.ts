@@ -1,6 +1,6 @@
 /**
  * `@nsq-ts/cli`: the `nsq` command — pub, tail, stat, topics, channels, empty/pause/unpause/delete,
- * and nsq-ts's delivery policies (config, replay, redrive) — against nsqd and nsqlookupd HTTP APIs and nsqd's TCP protocol (ours or NSQ's own).
+ * nsq-ts's delivery policies (config, replay, redrive) and replica groups (ha) — against nsqd and nsqlookupd HTTP APIs and nsqd's TCP protocol (ours or NSQ's own).
  */
 import { readFileSync } from 'node:fs';
 import { ClientError, ClientErrorCode } from '@nsq-ts/client';
@@ -17,6 +17,7 @@ import {
   parseArgs,
 } from './args.js';
 import { Context } from './context.js';
+import { HA_FLAGS, ha } from './ha.js';
 import { setHttpAuthToken } from './http.js';
 import { CONFIG_FLAGS, config, REDRIVE_FLAGS, REPLAY_FLAGS, redrive, replay } from './policies.js';
 import { pub } from './pub.js';
@@ -177,6 +178,21 @@ const COMMANDS: readonly Command[] = [
     minArgs: 2,
     maxArgs: 2,
     run: redrive,
+  },
+  {
+    name: 'ha',
+    brief: "a replica group's status, or a planned handover",
+    synopsis: 'status|handover',
+    summary:
+      'status: prints what each --nsqd-http-address (members of a replica group, nsq-ts nsqd with\n' +
+      '--ha-group) reports on GET /ha: role, epoch, leader, members, in-sync set, position and the lag\n' +
+      "of each follower (the leader's view) or of the member itself (a follower's); --json prints it raw.\n" +
+      'handover: asks the leader among the addresses given to stop serving and resign (POST\n' +
+      '/ha/handover), preferring --to as the next leader (it must be in sync).',
+    flags: [NSQD_HTTP, HTTP_AUTH_TOKEN, ...HA_FLAGS],
+    minArgs: 1,
+    maxArgs: 1,
+    run: ha,
   },
 ];
 

@@ -440,3 +440,72 @@ describe('Prometheus /metrics exposition', () => {
     expectAgreement(families, stats(d));
   });
 });
+
+describe('Prometheus nsq_ha_* families', () => {
+  /** A real nsqd whose GET /ha status is `status` (a real group's: test/replication-ops.test.ts). */
+  function member(d: TestNsqd, status: () => Record<string, unknown>): Nsqd {
+    const n = broker(d);
+    return Object.assign(Object.create(n) as Nsqd, { haStatus: status });
+  }
+
+  it('are absent on an nsqd outside a group', async () => {
+    const families = await scrape(createMetrics(broker(await nsqd())));
+    expect([...families.keys()].filter((n) => n.startsWith('nsq_ha_'))).toEqual([]);
+  });
+
+  it("show a leader's role, epoch, in-sync set and each follower's lag", async () => {
+    const d = await nsqd();
+    let lagMs = 40;
+    const m = createMetrics(
+      member(d, () => ({
+        member_id: 'a',
+        role: 'leader',
+        epoch: 3,
+        members: ['a', 'b', 'c'],
+        in_sync: ['a', 'b'],
+        position: { seq: 120, epoch: 3 },
+        followers: [
+          { member_id: 'b', connected: true, in_sync: true, acked_seq: 119, lag_batches: 1, lag_ms: lagMs },
+          { member_id: 'c', connected: false, in_sync: false, acked_seq: 0, lag_batches: 120, lag_ms: 9000 },
+        ],
+      })),
+    );
+    let families = await scrape(m);
+    expect(family(families, 'nsq_ha_leader').type).toBe('gauge');
+    expect(sampleValue(families, 'nsq_ha_leader', { member: 'a' })).toBe(1);
+    expect(sampleValue(families, 'nsq_ha_epoch')).toBe(3);
+    expect(sampleValue(families, 'nsq_ha_members')).toBe(3);
+    expect(sampleValue(families, 'nsq_ha_insync_members')).toBe(2);
+    expect(sampleValue(families, 'nsq_ha_position_seq')).toBe(120);
+    expect(sampleValue(families, 'nsq_ha_follower_lag_batches', { member: 'b' })).toBe(1);
+    expect(sampleValue(families, 'nsq_ha_follower_lag_batches', { member: 'c' })).toBe(120);
+    expect(sampleValue(families, 'nsq_ha_follower_lag_ms', { member: 'b' })).toBe(40);
+    expect(sampleValue(families, 'nsq_ha_follower_connected', { member: 'c' })).toBe(0);
+    expect(sampleValue(families, 'nsq_ha_follower_in_sync', { member: 'b' })).toBe(1);
+    // Each scrape reads the status afresh.
+    lagMs = 7;
+    families = await scrape(m);
+    expect(sampleValue(families, 'nsq_ha_follower_lag_ms', { member: 'b' })).toBe(7);
+  });
+
+  it("show a follower's own lag, without the leader-only series", async () => {
+    const d = await nsqd();
+    const m = createMetrics(
+      member(d, () => ({
+        member_id: 'b',
+        role: 'follower',
+        epoch: 2,
+        members: ['a', 'b'],
+        in_sync: ['a', 'b'],
+        position: { seq: 10, epoch: 2 },
+        connected: true,
+        lag_batches: 4,
+      })),
+    );
+    const families = await scrape(m);
+    expect(sampleValue(families, 'nsq_ha_leader', { member: 'b' })).toBe(0);
+    expect(sampleValue(families, 'nsq_ha_follower_lag_batches', { member: 'b' })).toBe(4);
+    expect(family(families, 'nsq_ha_follower_lag_ms').samples).toEqual([]);
+    expect(family(families, 'nsq_ha_follower_in_sync').samples).toEqual([]);
+  });
+});

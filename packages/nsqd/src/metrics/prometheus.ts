@@ -25,7 +25,12 @@ export interface NsqdMetrics {
 /** Sampling period of the event-loop delay histogram behind nodejs_eventloop_lag_* (ms). */
 const EVENT_LOOP_MONITORING_PRECISION_MS = 10;
 
-export function createMetrics(nsqd: StatsSource): NsqdMetrics {
+/** What a scrape reads: the stats, and with --ha-group the status GET /ha serves. */
+export interface MetricsSource extends StatsSource {
+  haStatus(): Readonly<Record<string, unknown>> | null;
+}
+
+export function createMetrics(nsqd: MetricsSource): NsqdMetrics {
   const registry = new Registry();
   const scrape = new ScrapeSource(nsqd);
   const add = (name: string, help: string, type: 'gauge' | 'counter', read: Read) => {
@@ -190,6 +195,45 @@ export function createMetrics(nsqd: StatsSource): NsqdMetrics {
       for (const c of t.channels) emitWindowCount(emit, c.stats.e2e_processing_latency, c.labels);
   });
 
+  // Replica-group families exist only on a member of a group (--ha-group), read from GET /ha's status.
+  if (nsqd.haStatus() !== null) {
+    gauge('nsq_ha_leader', '1 while this member leads its replica group, 0 as a follower.', (v, emit) => {
+      if (v.ha !== null) emit(v.ha.self, v.ha.leader ? 1 : 0);
+    });
+    gauge('nsq_ha_epoch', "The group's epoch as this member knows it (it grows at every election).", (v, emit) => {
+      if (v.ha !== null) emit(NO_LABELS, v.ha.epoch);
+    });
+    gauge('nsq_ha_members', 'Members registered in the group (etcd).', (v, emit) => {
+      if (v.ha !== null) emit(NO_LABELS, v.ha.members);
+    });
+    gauge('nsq_ha_insync_members', 'Members in the in-sync set, the leader included.', (v, emit) => {
+      if (v.ha !== null) emit(NO_LABELS, v.ha.inSync);
+    });
+    gauge('nsq_ha_position_seq', "Sequence number of the last batch in this member's data path.", (v, emit) => {
+      if (v.ha !== null) emit(NO_LABELS, v.ha.seq);
+    });
+    gauge(
+      'nsq_ha_follower_lag_batches',
+      'Batches a follower has not acknowledged (on the leader: each follower; on a follower: its own).',
+      (v, emit) => {
+        for (const f of v.ha?.followers ?? []) emit(f.member, f.lagBatches);
+      },
+    );
+    gauge(
+      'nsq_ha_follower_lag_ms',
+      'Age of the oldest batch a follower has not acknowledged, ms (leader only).',
+      (v, emit) => {
+        for (const f of v.ha?.followers ?? []) if (f.lagMs !== null) emit(f.member, f.lagMs);
+      },
+    );
+    gauge('nsq_ha_follower_connected', "1 while the follower's replication stream is connected.", (v, emit) => {
+      for (const f of v.ha?.followers ?? []) emit(f.member, f.connected ? 1 : 0);
+    });
+    gauge('nsq_ha_follower_in_sync', '1 while the follower is in the in-sync set (leader only).', (v, emit) => {
+      for (const f of v.ha?.followers ?? []) if (f.inSync !== null) emit(f.member, f.inSync ? 1 : 0);
+    });
+  }
+
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_PRECISION_MS });
 
   return {
@@ -256,6 +300,30 @@ interface ScrapeView {
   readonly info: Series;
   readonly clients: number;
   readonly producers: number;
+  /** With --ha-group: this member's status; else null. */
+  readonly ha: HaView | null;
+}
+
+/** A follower's replication progress, as the leader (or the follower itself) sees it. */
+interface FollowerView {
+  readonly member: Series;
+  readonly lagBatches: number;
+  /** null on a follower, which knows no ack times. */
+  readonly lagMs: number | null;
+  readonly connected: boolean;
+  /** null on a follower (the leader's in-sync set says it). */
+  readonly inSync: boolean | null;
+}
+
+interface HaView {
+  /** `{member="<this member>"}`. */
+  readonly self: Series;
+  readonly leader: boolean;
+  readonly epoch: number;
+  readonly members: number;
+  readonly inSync: number;
+  readonly seq: number;
+  readonly followers: FollowerView[];
 }
 
 function series(labels: Record<string, string>): Series {
@@ -271,13 +339,15 @@ function escapeLabelValue(value: string): string {
 const NO_LABELS = series({});
 
 class ScrapeSource {
-  private readonly nsqd: StatsSource;
+  private readonly nsqd: MetricsSource;
   private view: ScrapeView | null = null;
   /** Label entries of the topics and channels in the last snapshot (deleted ones drop out). */
   private entries = new Map<string, TopicLabelEntry>();
   private info: Series = NO_LABELS;
+  /** `{member=…}` per member id seen, kept like the topic label entries. */
+  private memberSeries = new Map<string, Series>();
 
-  constructor(nsqd: StatsSource) {
+  constructor(nsqd: MetricsSource) {
     this.nsqd = nsqd;
   }
 
@@ -334,8 +404,64 @@ class ScrapeSource {
     let producers = 0;
     for (const client of this.nsqd.clients) if (client.pubCounts.size > 0) producers++;
 
-    return { snapshot, topics, info: this.info, clients: this.nsqd.clients.size, producers };
+    const ha = this.haView();
+    return { snapshot, topics, info: this.info, clients: this.nsqd.clients.size, producers, ha };
   }
+
+  private member(id: string): Series {
+    let s = this.memberSeries.get(id);
+    if (s === undefined) {
+      s = series({ member: id });
+      this.memberSeries.set(id, s);
+    }
+    return s;
+  }
+
+  /** GET /ha's status read defensively: it is a JSON-shaped record, not a typed object. */
+  private haView(): HaView | null {
+    const status = this.nsqd.haStatus();
+    if (status === null) return null;
+    const self = String(status.member_id ?? '');
+    const leader = status.role === 'leader';
+    const followers: FollowerView[] = [];
+    if (leader) {
+      for (const f of asArray(status.followers)) {
+        const lag = f as Record<string, unknown>;
+        followers.push({
+          member: this.member(String(lag.member_id)),
+          lagBatches: asNumber(lag.lag_batches),
+          lagMs: asNumber(lag.lag_ms),
+          connected: lag.connected === true,
+          inSync: lag.in_sync === true,
+        });
+      }
+    } else {
+      followers.push({
+        member: this.member(self),
+        lagBatches: asNumber(status.lag_batches),
+        lagMs: null,
+        connected: status.connected === true,
+        inSync: null,
+      });
+    }
+    return {
+      self: this.member(self),
+      leader,
+      epoch: asNumber(status.epoch),
+      members: asArray(status.members).length,
+      inSync: asArray(status.in_sync).length,
+      seq: asNumber((status.position as { seq?: unknown } | undefined)?.seq),
+      followers,
+    };
+  }
+}
+
+function asArray(value: unknown): readonly unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+function asNumber(value: unknown): number {
+  return typeof value === 'number' ? value : 0;
 }
 
 // ---- collectors ----

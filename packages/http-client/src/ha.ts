@@ -1,0 +1,64 @@
+/** Typed calls for an nsq-ts replica group member (README "Replication"): GET /ha and POST /ha/handover. */
+import { type NsqHttpClient, NsqHttpError, nsqQuery } from './nsq-http-client.js';
+
+/** The leader's view of one follower. */
+export interface HaFollowerLag {
+  readonly member_id: string;
+  readonly connected: boolean;
+  readonly in_sync: boolean;
+  readonly acked_seq: number;
+  readonly lag_batches: number;
+  readonly lag_ms: number;
+}
+
+/** GET /ha: one member's status, as it serves it (snake_case, as nsqd's other JSON). */
+export interface HaStatus {
+  readonly group: string;
+  readonly member_id: string;
+  readonly role: 'leader' | 'follower';
+  readonly epoch: number;
+  /** The leader's member id, null while there is none. */
+  readonly leader: string | null;
+  readonly in_sync: readonly string[];
+  readonly members: readonly string[];
+  readonly replication_ack: string;
+  readonly min_insync: number;
+  readonly position: { readonly seq: number; readonly epoch: number };
+  /** On the leader. */
+  readonly followers?: readonly HaFollowerLag[];
+  /** On a follower: its stream to the leader, its own lag, ms since the last batch (-1: none yet). */
+  readonly connected?: boolean;
+  readonly lag_batches?: number;
+  readonly last_batch_ms_ago?: number;
+  readonly refused?: string;
+}
+
+/**
+ * A member's status. An nsqd outside a group (no --ha-group) has no /ha: its 404 becomes an
+ * NsqHttpError saying so.
+ */
+export async function haStatus(http: NsqHttpClient, address: string): Promise<HaStatus> {
+  try {
+    return await http.get<HaStatus>(address, '/ha');
+  } catch (err) {
+    if (err instanceof NsqHttpError && err.status === 404) {
+      throw new NsqHttpError(
+        'GET',
+        address,
+        err.url,
+        404,
+        err.nsqMessage,
+        'not a replica group member (no --ha-group)',
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * Planned handover: the leader at `address` stops serving and resigns, preferring `to` (an in-sync
+ * member) as the next leader. Refusals: 409 NOT_LEADER, 400 TARGET_NOT_IN_SYNC.
+ */
+export async function haHandover(http: NsqHttpClient, address: string, to?: string): Promise<void> {
+  await http.post(address, `/ha/handover${to === undefined ? '' : nsqQuery({ to })}`);
+}

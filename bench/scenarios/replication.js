@@ -50,7 +50,13 @@ function start(cmd, args, procs) {
   return p;
 }
 
-/** Polls `check` every 50 ms until it returns a value; throws after `ms`. */
+/**
+ * Polls `check` every 50 ms until it returns a value; throws after `ms`.
+ * @template T
+ * @param {string} what
+ * @param {() => T | Promise<T>} check
+ * @returns {Promise<NonNullable<T>>}
+ */
 async function until(what, check, ms = 20_000) {
   const deadline = Date.now() + ms;
   for (;;) {

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
+import type { HaFollowerLag } from '@nsq-ts/http-client';
 import { monotonicMs } from '../clock.js';
 import type { HaCoordinator } from '../ha/coordinator.js';
 import type { Logger } from '../logger.js';
@@ -52,15 +53,6 @@ interface Sent {
 interface Waiter {
   readonly seq: number;
   readonly resolve: (refused: string | null) => void;
-}
-
-export interface FollowerLag {
-  readonly member_id: string;
-  readonly connected: boolean;
-  readonly in_sync: boolean;
-  readonly acked_seq: number;
-  readonly lag_batches: number;
-  readonly lag_ms: number;
 }
 
 function isEmpty(batch: FlushBatch): boolean {
@@ -308,7 +300,7 @@ export class LeaderStream implements FlushTap {
     this.settle();
   }
 
-  lag(): FollowerLag[] {
+  lag(): HaFollowerLag[] {
     const now = monotonicMs();
     const isr = this.coordinator.isr?.members ?? [];
     const ids = new Set([...this.links.keys(), ...isr.filter((m) => m !== this.options.memberId)]);

@@ -5,45 +5,26 @@
  * through lookupd loses no acknowledged message, and the old leader's in-flight ones come again.
  * Skipped, with the reason, without /usr/bin/etcd.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Consumer } from '@nsq-ts/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type EtcdServer, etcdSupport, startEtcd } from './support/etcd.js';
-import { DaemonProcess, ProcessGroup, waitUntil } from './support/processes.js';
+import {
+  formPair,
+  freePort,
+  type HaStatus,
+  type Member,
+  type MemberSpec,
+  pub,
+  spawnMember,
+  status,
+} from './support/ha-loopback.js';
+import { ProcessGroup, waitUntil } from './support/processes.js';
 
-const NSQD_BIN = new URL('../packages/nsqd/bin/nsqd.js', import.meta.url).pathname;
 const skipReason = etcdSupport();
-
-interface Member {
-  readonly id: string;
-  readonly replication: string;
-  readonly dataPath: string;
-  proc: DaemonProcess;
-  http: string;
-}
-
-interface HaStatus {
-  role: 'leader' | 'follower';
-  epoch: number;
-  leader: string | null;
-  in_sync: string[];
-  position: { seq: number; epoch: number };
-  connected?: boolean;
-  followers?: { member_id: string; acked_seq: number }[];
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 let etcd: EtcdServer | null = null;
 let group: ProcessGroup;
@@ -74,77 +55,21 @@ afterEach(async (ctx) => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 }, 60_000);
 
-async function startMember(m: Omit<Member, 'proc' | 'http'>, lookupd: string, extra: string[] = []): Promise<Member> {
-  const args = [
-    NSQD_BIN,
-    '--tcp-address=127.0.0.1:0',
-    '--http-address=127.0.0.1:0',
-    '--broadcast-address=127.0.0.1',
-    `--data-path=${m.dataPath}`,
-    `--lookupd-tcp-address=${lookupd}`,
-    `--ha-group=g`,
-    `--ha-member-id=${m.id}`,
-    `--etcd-endpoints=${(etcd as EtcdServer).clientUrl}`,
-    `--replication-address=${m.replication}`,
-    '--ha-lease-ttl=2s',
-    '--replication-timeout=2s',
-    '--sync-every=1',
-    '--msg-timeout=60s',
-    ...extra,
-  ];
-  const child = spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
-  const proc = new DaemonProcess(m.id, 'nsqd', args, child);
-  const http = await waitUntil(
-    `${m.id} listening`,
-    () => {
-      if (!proc.running) throw new Error(`${m.id} exited: ${proc.logs()}`);
-      return /listening on (?:TCP \S+, )?HTTP (\S+)/.exec(proc.logs())?.[1];
-    },
-    { timeoutMs: 20_000 },
-  );
-  const member = { ...m, proc, http };
+async function startMember(m: MemberSpec, lookupd: string, extra: string[] = []): Promise<Member> {
+  const member = await spawnMember(m, lookupd, (etcd as EtcdServer).clientUrl, { extra });
   members.push(member);
   return member;
 }
 
-async function status(m: Member): Promise<HaStatus> {
-  const res = await fetch(`http://${m.http}/ha`, { signal: AbortSignal.timeout(2_000) });
-  return (await res.json()) as HaStatus;
-}
-
-async function newMember(id: string): Promise<Omit<Member, 'proc' | 'http'>> {
+async function newMember(id: string): Promise<MemberSpec> {
   const dataPath = await mkdtemp(join(tmpdir(), `nsq-ts-ha-${id}-`));
   dirs.push(dataPath);
   return { id, replication: `127.0.0.1:${await freePort()}`, dataPath };
 }
 
 /** Both up: one leads, the other follows and is in the in-sync set. */
-async function formGroup(lookupd: string, extra: string[] = []): Promise<[Member, Member]> {
-  const a = await startMember(await newMember('a'), lookupd, extra);
-  await waitUntil('a leads', async () => (await status(a)).role === 'leader', { timeoutMs: 15_000 });
-  const b = await startMember(await newMember('b'), lookupd, extra);
-  await waitUntil(
-    'b in sync',
-    async () => {
-      const s = await status(a);
-      return s.in_sync.includes('b') && (await status(b)).connected === true;
-    },
-    { timeoutMs: 15_000 },
-  );
-  return [a, b];
-}
-
-async function pub(m: Member, topic: string, body: string): Promise<number> {
-  const res = await fetch(`http://${m.http}/pub?topic=${topic}`, {
-    method: 'POST',
-    body,
-    signal: AbortSignal.timeout(5_000),
-  });
-  await res.text();
-  return res.status;
+function formGroup(lookupd: string, extra: string[] = []): Promise<[Member, Member]> {
+  return formPair(async (id) => startMember(await newMember(id), lookupd, extra));
 }
 
 describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback', () => {

@@ -3,6 +3,12 @@ import type { SegmentLog } from './log/segment-log.js';
 /** A publish the topic refused because the disk is failing and memory is full (E_PUB_FAILED). */
 export class StoreUnavailableError extends Error {}
 
+/**
+ * A publish stored but neither acknowledged nor truly refused (replication's fence shut while it waited): it may
+ * be delivered or not. Its client gets no answer: the TCP connection or HTTP request is closed unanswered.
+ */
+export class OutcomeUnknownError extends Error {}
+
 /** What a topic needs from the broker's storage (store/storage.ts binds one to each topic). */
 export interface TopicStore {
   readonly log: SegmentLog;

@@ -13,6 +13,7 @@ import { LOG_LEVELS, type LogLevel, type NsqdOptions } from '../options.js';
 import { collectStats, type StatsSource } from '../stats/collect.js';
 import { formatStatsText } from '../stats/text.js';
 import { type Topic, TopicFullError } from '../topic.js';
+import { OutcomeUnknownError } from '../topic-store.js';
 import { VERSION } from '../version.js';
 
 /** nsqd's HTTP API (nsq-spec §3), on the V1 conventions of @nsq-ts/server-kit. */
@@ -79,9 +80,9 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
     if (deferText !== null) {
       const deferMs = /^[+-]?\d+$/.test(deferText) ? Number(deferText) : Number.NaN;
       if (!(deferMs >= 0 && deferMs <= o.maxReqTimeoutMs)) throw new HttpError(400, 'INVALID_DEFER');
-      await stored(() => topic.publishDeferred(body, deferMs));
+      await stored(req.raw, () => topic.publishDeferred(body, deferMs));
     } else {
-      await stored(() => topic.publish(body));
+      await stored(req.raw, () => topic.publish(body));
     }
     return new Text('OK');
   });
@@ -95,22 +96,28 @@ export function createHttpApi(nsqd: HttpHost): V1Router['handle'] {
     if (body === null) throw new HttpError(413, 'BODY_TOO_BIG');
     const binary = firstValue(query, 'binary');
     if (binary !== null && binary !== 'false' && binary !== '0') {
-      await stored(() => publishBinary(topic, body));
+      await stored(req.raw, () => publishBinary(topic, body));
     } else {
-      await stored(() => publishLines(topic, body));
+      await stored(req.raw, () => publishLines(topic, body));
     }
     return new Text('OK');
   });
 
   /**
    * Runs a publish and waits until it is stored when it had to go to disk. A refused publish
-   * (failing disk) is NSQ's answer to a failed PutMessage, 503 EXITING; /ping says NOK meanwhile.
+   * (failing disk) is NSQ's answer to a failed PutMessage, 503 EXITING; /ping says NOK meanwhile. One whose
+   * outcome is unknown (replication's fence shut while it waited) gets no status: the connection closes.
    */
-  async function stored(publish: () => Promise<void> | null): Promise<void> {
+  async function stored(raw: IncomingMessage, publish: () => Promise<void> | null): Promise<void> {
     try {
       await publish();
     } catch (err) {
       if (err instanceof HttpError) throw err;
+      if (err instanceof OutcomeUnknownError) {
+        // The router logs it; its answer goes nowhere.
+        raw.socket.destroy();
+        throw err;
+      }
       if (err instanceof TopicFullError) throw new HttpError(503, 'TOPIC_FULL');
       nsqd.logger.error(`HTTP: publish failed - ${(err as Error).message}`);
       throw new HttpError(503, 'EXITING');

@@ -5,7 +5,7 @@ import type { HaFollowerLag } from '@nsq-ts/http-client';
 import { monotonicMs } from '../clock.js';
 import type { HaCoordinator } from '../ha/coordinator.js';
 import type { Logger } from '../logger.js';
-import type { FlushBatch, FlushShipment, FlushTap } from '../store/flush-batch.js';
+import type { FlushBatch, FlushShipment, FlushTap, ShipRefusal } from '../store/flush-batch.js';
 import type { StateStore } from '../store/state-store.js';
 import { positionOp } from './replica-store.js';
 import {
@@ -37,6 +37,7 @@ export interface LeaderStreamOptions {
 /** Batches kept for followers that reconnect a little behind. */
 const REPLAY_BYTES = 64 * 1024 * 1024;
 const MAX_CHECK_INTERVAL_MS = 1_000;
+const NOT_LEADING = 'replication: this member no longer leads';
 
 interface Link {
   readonly memberId: string;
@@ -52,7 +53,7 @@ interface Sent {
 
 interface Waiter {
   readonly seq: number;
-  readonly resolve: (refused: string | null) => void;
+  readonly resolve: (refused: ShipRefusal | null) => void;
 }
 
 function isEmpty(batch: FlushBatch): boolean {
@@ -102,8 +103,8 @@ export class LeaderStream implements FlushTap {
     return { ship: () => this.ship(at, bytes) };
   }
 
-  private ship(at: Position, bytes: Buffer): Promise<string | null> {
-    if (this.closed) return Promise.resolve('replication: this member no longer leads');
+  private ship(at: Position, bytes: Buffer): Promise<ShipRefusal | null> {
+    if (this.closed) return Promise.resolve({ reason: NOT_LEADING, settled: false });
     this.at = at;
     this.sent.push({ at, bytes, sentAtMs: monotonicMs() });
     this.sentBytes += bytes.length;
@@ -113,7 +114,11 @@ export class LeaderStream implements FlushTap {
       this.base = old.at;
     }
     for (const link of this.links.values()) link.socket.write(bytes);
-    if (this.options.ack === 'async') return Promise.resolve(this.refusal());
+    if (this.options.ack === 'async') {
+      // Nobody acknowledged it yet: a refusal now (the fence shut) leaves its outcome unknown.
+      const reason = this.refusal();
+      return Promise.resolve(reason === null ? null : { reason, settled: false });
+    }
     return new Promise((resolve) => {
       this.waiters.push({ seq: at.seq, resolve });
       this.settle();
@@ -134,12 +139,16 @@ export class LeaderStream implements FlushTap {
 
   /** Why publishes may not be stored or acknowledged now, or null: checked before a publish is stored and again before it is answered. */
   refusal(): string | null {
-    if (this.closed || !this.coordinator.canAcknowledge()) return 'replication: this member no longer leads';
+    if (this.fenceShut()) return NOT_LEADING;
     const insync = this.coordinator.isr?.members.length ?? 0;
     if (insync < this.options.minInsync) {
       return `replication: ${insync} in-sync member(s), --min-insync=${this.options.minInsync}`;
     }
     return null;
+  }
+
+  private fenceShut(): boolean {
+    return this.closed || !this.coordinator.canAcknowledge();
   }
 
   private settle(): void {
@@ -150,7 +159,10 @@ export class LeaderStream implements FlushTap {
     const ready = this.waiters.filter((w) => w.seq <= low);
     if (ready.length === 0) return;
     this.waiters = this.waiters.filter((w) => w.seq > low);
-    const verdict = this.refusal();
+    // Every member that may lead holds these batches (or left the set in etcd): a refusal can be made true by
+    // skipping them, unless the fence shut and no later batch can reach those members.
+    const reason = this.refusal();
+    const verdict = reason === null ? null : { reason, settled: !this.fenceShut() };
     for (const w of ready) w.resolve(verdict);
   }
 
@@ -191,7 +203,11 @@ export class LeaderStream implements FlushTap {
   private failWaiters(): void {
     const waiters = this.waiters;
     this.waiters = [];
-    const verdict = this.refusal() ?? 'replication: the in-sync set could not be updated in etcd';
+    // A member that may lead (still listed in etcd) may hold these batches and may get nothing more.
+    const verdict = {
+      reason: this.refusal() ?? 'replication: the in-sync set could not be updated in etcd',
+      settled: false,
+    };
     for (const w of waiters) w.resolve(verdict);
   }
 

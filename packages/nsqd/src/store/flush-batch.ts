@@ -47,9 +47,20 @@ export interface FlushTap {
   refusal(): string | null;
 }
 
+/**
+ * Why a stored flush's publishes may not be acknowledged. `settled`: every member that may lead holds what this
+ * flush holds or was removed from the in-sync set in etcd, so a later flush that skips the records and is settled
+ * the same way makes a refusal true. Not settled (the fence shut, etcd refused a shrink): a member that may lead
+ * could hold the records and nothing more can reach it, so neither OK nor an error is true.
+ */
+export interface ShipRefusal {
+  readonly reason: string;
+  readonly settled: boolean;
+}
+
 export interface FlushShipment {
   /** Once stored here: sends it; resolves null once the publishes it holds may be acknowledged, else why not. */
-  ship(): Promise<string | null>;
+  ship(): Promise<ShipRefusal | null>;
 }
 
 export const NO_RECORDS: RecordSource = {

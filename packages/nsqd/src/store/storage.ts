@@ -10,7 +10,7 @@ import type { Logger } from '../logger.js';
 import type { MessageRecord } from '../message.js';
 import type { NsqdOptions } from '../options.js';
 import type { Topic } from '../topic.js';
-import type { TopicStore } from '../topic-store.js';
+import { OutcomeUnknownError, type TopicStore } from '../topic-store.js';
 import {
   batchRecords,
   type FlushBatch,
@@ -151,6 +151,15 @@ export class Storage {
   private floorsDue = false;
   /** A flush moved channel cursors without looking: the next sync timeout flushes to look. */
   private floorsStale = false;
+  /**
+   * Publishes refused after their flush was stored (replication): answered once a later flush stored their
+   * skips here and on every member that may lead, so neither this member after a restart nor one elected
+   * delivers them.
+   */
+  private refusing: { readonly done: Waiters; readonly reason: string }[] = [];
+  /** Test only (the window between a refusal and its skips' flush): the flush after a refusal starts this late. */
+  private readonly stallAfterRefusalMs = Number(process.env.NSQ_TS_TEST_STALL_AFTER_REFUSAL_MS ?? 0);
+  private stallNext = false;
   /** null when the last write succeeded; else why it failed (/ping NOK, E_PUB_FAILED). */
   health: string | null = null;
 
@@ -378,7 +387,8 @@ export class Storage {
         if (this.flushing === started) this.flushing = null;
       }
       if (this.closing || this.health !== null) return;
-      const more = this.next !== null || this.pendingOps.size > 0 || this.pendingClears.length > 0;
+      const more =
+        this.next !== null || this.pendingOps.size > 0 || this.pendingClears.length > 0 || this.refusing.length > 0;
       if (more || this.opsSinceSync >= this.options.syncEvery) this.scheduleFlush(false);
     };
     const prior = this.flushing;
@@ -409,8 +419,15 @@ export class Storage {
   private async flushOnce(forceSync: boolean): Promise<void> {
     const db = this.db;
     if (db === null) return;
+    if (this.stallNext) {
+      this.stallNext = false;
+      await new Promise((resolve) => setTimeout(resolve, this.stallAfterRefusalMs));
+    }
     const done = this.next;
     this.next = null;
+    // Their skips are in this flush's topic state.
+    const refusals = this.refusing;
+    this.refusing = [];
     const snap = this.snapshot(forceSync);
     const batch = snap.batch;
     const shipment = this.tap?.capture(batch) ?? null;
@@ -429,7 +446,10 @@ export class Storage {
       for (const [topic, offsets] of snap.deadLetters) topic.untakeDeadLetters(offsets);
       this.pendingState.unshift(...snap.extraState);
       this.requeue(batch);
-      done?.reject(new Error(this.health));
+      // In a group the records may be on this disk unskipped, and this member may lead again after a
+      // restart: a refusal could be a lie, so the publishers get no answer.
+      done?.reject(this.tap === null ? new Error(this.health) : new OutcomeUnknownError(this.health));
+      for (const r of refusals) r.done.reject(new OutcomeUnknownError(r.reason));
       this.scheduleRetry();
       return;
     }
@@ -439,14 +459,22 @@ export class Storage {
     const refused = shipment === null ? null : await shipment.ship();
     for (const [topic, delta] of snap.topicDeltas) topic.committed(delta);
     for (const [channel, delta] of snap.channelDeltas) channel.committed(delta);
+    // This flush stored the skips of earlier refusals, and every member that may lead has them, unless the fence shut.
+    const unknown = refused !== null && !refused.settled;
+    for (const r of refusals) r.done.reject(unknown ? new OutcomeUnknownError(r.reason) : new Error(r.reason));
     if (refused === null) {
       for (const w of snap.written) w.topic.afterWrite(w.to);
       done?.resolve();
     } else {
-      // Stored but refused: never delivered; the skips go to disk and to the followers with the next flush, fsynced.
+      // Stored but refused: never delivered here; the skips go to disk and to the followers with the next flush,
+      // fsynced, and only then is the refusal answered.
       for (const w of snap.written) w.topic.refusedWrite(w.to);
       this.opsSinceSync = Math.max(this.opsSinceSync, this.options.syncEvery);
-      done?.reject(new Error(refused));
+      if (done !== null) {
+        if (refused.settled) this.refusing.push({ done, reason: refused.reason });
+        else done.reject(new OutcomeUnknownError(refused.reason));
+      }
+      this.stallNext = this.stallAfterRefusalMs > 0;
     }
     await finishBatch(batch);
   }
@@ -568,6 +596,9 @@ export class Storage {
     this.closing = true;
     try {
       await this.flush(true);
+      // The last flush's refusals wait for one more that stores their skips; any left get no answer.
+      if (this.refusing.length > 0 && this.health === null) await this.flush(true);
+      for (const r of this.refusing.splice(0)) r.done.reject(new OutcomeUnknownError(r.reason));
       if (this.health !== null)
         this.logger.error(`DISKQUEUE: last flush failed, unwritten messages are lost - ${this.health}`);
     } finally {

@@ -21,6 +21,7 @@ import type { AuthState } from '../auth/auth-client.js';
 import type { Channel } from '../channel.js';
 import type { NsqdOptions } from '../options.js';
 import { TopicFullError } from '../topic.js';
+import { OutcomeUnknownError } from '../topic-store.js';
 import { VERSION } from '../version.js';
 import { ClientState, type ClientV2 } from './client-v2.js';
 
@@ -406,7 +407,12 @@ export class ProtocolV2 implements CommandHandler {
         c.resume();
       },
       (err: Error) => {
-        if (!c.closed) c.sendFatal(fatal(code, `${name} failed ${err.message}`));
+        if (c.closed) return;
+        // Neither OK nor an error is true: the publisher sees the connection close, an unknown outcome.
+        if (err instanceof OutcomeUnknownError) {
+          c.host.logger.warn(`PROTOCOL(V2): [${c.remoteAddress}] ${name} left unanswered - ${err.message}`);
+          c.close();
+        } else c.sendFatal(fatal(code, `${name} failed ${err.message}`));
       },
     );
   }

@@ -88,11 +88,11 @@ export function httpRequest(addr, method, pathAndQuery, timeoutMs = 5_000) {
   });
 }
 
-/** @param {HostPort} addr */
-async function ping(addr) {
+/** @param {HostPort} addr @param {boolean} [anyAnswer] */
+async function ping(addr, anyAnswer = false) {
   try {
     const res = await httpRequest(addr, 'GET', '/ping', 1_000);
-    return res.status === 200;
+    return res.status === 200 || (anyAnswer && res.status > 0);
   } catch {
     return false;
   }
@@ -106,6 +106,8 @@ async function ping(addr) {
  * @property {number} [memQueueSize] instead of opts.memQueueSize (the storage scenarios)
  * @property {string | null} [cpuProfDir] instead of opts.brokerCpuProf
  * @property {string[]} [nodeFlags] more flags for node before a .js broker (policy-memory's heap snapshots)
+ * @property {boolean} [anyPing] ready at any answer to GET /ping, not only 200 (a replica group's
+ *   follower answers 503 "NOK - follower of …")
  */
 
 /**
@@ -263,7 +265,7 @@ export async function spawnDaemon(opts, extraFlags = [], options = {}) {
           `broker exited before answering /ping (${JSON.stringify(p.exited)}): ${cmd} ${args.join(' ')}\n${logTail()}`,
         );
       }
-      if (await ping(httpAddr)) return;
+      if (await ping(httpAddr, options.anyPing)) return;
       if (Date.now() > deadline) {
         const tail = logTail();
         await terminate();

@@ -8,6 +8,7 @@ import * as both from './both.js';
 import * as clients from './clients.js';
 import * as consume from './consume.js';
 import * as durable from './durable.js';
+import * as failover from './failover.js';
 import * as fanout from './fanout.js';
 import * as hostileMemory from './hostile-memory.js';
 import * as httpPublish from './http-publish.js';
@@ -54,6 +55,7 @@ export const SCENARIOS = [
   mem0.default,
   durable.default,
   replication.default,
+  failover.default,
   soak.default,
   scale.default,
   startup.default,
@@ -76,6 +78,7 @@ export const OPTIONS = {
   ...policyMemory.options,
   ...durable.options,
   ...replication.options,
+  ...failover.options,
   ...soak.options,
   ...startup.options,
   ...scale.options,

@@ -3,7 +3,17 @@ import { parseHostPort } from '@nsq-ts/go-compat';
 import { monotonicMs } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { ReplicaStore } from './replica-store.js';
-import { decodeBatch, decodeSnapshot, FrameReader, FrameType, frame, type Hello } from './wire.js';
+import {
+  decodeBatch,
+  decodeCopyEnd,
+  decodeCopyFile,
+  decodeCopyState,
+  FrameReader,
+  FrameType,
+  frame,
+  type Hello,
+  type Position,
+} from './wire.js';
 
 const RETRY_MS = 500;
 
@@ -50,6 +60,7 @@ export class FollowerStream {
       if (failed) return;
       failed = true;
       this.connected = false;
+      this.store.abandonCopy(new Error(`the stream ended - ${why}`));
       if (!this.closed) this.logger.debug(`REPLICATION: stream from ${this.options.leaderId} ended - ${why}`);
       socket.destroy();
       this.scheduleRetry();
@@ -64,12 +75,19 @@ export class FollowerStream {
         this.lastRefusal = (header as { reason: string }).reason;
         this.logger.warn(`REPLICATION: ${this.options.leaderId} refused to stream - ${this.lastRefusal}`);
         fail('refused');
-      } else if (type === FrameType.snapshot) {
-        const snapshot = decodeSnapshot(header, payload);
+      } else if (type === FrameType.copyBegin) {
+        const { position } = header as { position: Position };
         this.logger.info(
-          `REPLICATION: taking a full copy from ${this.options.leaderId} at seq ${snapshot.position.seq} (this member was at ${this.store.position.seq})`,
+          `REPLICATION: taking a full copy from ${this.options.leaderId} at seq ${position.seq} (this member was at ${this.store.position.seq})`,
         );
-        this.stored(socket, snapshot.position.seq, this.store.replace(snapshot), fail);
+        this.copyStep(this.store.beginCopy(position), fail);
+      } else if (type === FrameType.copyFile) {
+        this.copyStep(this.store.copyFile(decodeCopyFile(header, payload)), fail);
+      } else if (type === FrameType.copyState) {
+        this.copyStep(this.store.copyState(decodeCopyState(header, payload)), fail);
+      } else if (type === FrameType.copyEnd) {
+        const end = decodeCopyEnd(header);
+        this.stored(socket, end.position.seq, this.store.endCopy(end), fail);
       } else if (type === FrameType.batch) {
         const batch = decodeBatch(header, payload);
         if (batch.epoch < this.options.epoch()) {
@@ -78,7 +96,7 @@ export class FollowerStream {
         }
         this.leaderSeq = batch.seq;
         this.lastBatchAtMs = monotonicMs();
-        this.stored(socket, batch.seq, this.store.apply(batch), fail);
+        this.stored(socket, batch.seq, this.store.apply(batch, payload.length), fail);
       }
     }, this.options.maxFrameBytes);
     socket.on('connect', () => {
@@ -111,6 +129,14 @@ export class FollowerStream {
         fail('store failed');
       },
     );
+  }
+
+  /** A step of a full copy: a failed one ends the connection, and the next one asks for a copy again. */
+  private copyStep(done: Promise<void>, fail: (why: string) => void): void {
+    done.catch((err: Error) => {
+      this.logger.error(`REPLICATION: storing the full copy failed - ${err.message}`);
+      fail('copy failed');
+    });
   }
 
   private scheduleRetry(): void {

@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { link as hardLink, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { HaFollowerLag } from '@nsq-ts/http-client';
@@ -7,16 +7,17 @@ import type { HaCoordinator } from '../ha/coordinator.js';
 import type { Logger } from '../logger.js';
 import type { FlushBatch, FlushShipment, FlushTap, ShipRefusal } from '../store/flush-batch.js';
 import type { StateStore } from '../store/state-store.js';
-import { positionOp } from './replica-store.js';
+import { COPY_OUT_DIR, positionOp } from './replica-store.js';
 import {
+  COPY_PIECE_BYTES,
   encodeBatch,
-  encodeSnapshot,
+  encodeCopyFile,
+  encodeCopyState,
   FrameReader,
   FrameType,
   frame,
   type Hello,
   type Position,
-  type Snapshot,
 } from './wire.js';
 
 /** Runs `fn` between two flushes of the leader's storage (Storage.between). */
@@ -44,6 +45,18 @@ interface Link {
   readonly socket: Socket;
   acked: number;
 }
+
+/** A full copy as taken between two flushes: its files hard-linked aside at their sizes, a state snapshot. */
+interface CopySource {
+  readonly dir: string;
+  readonly position: Position;
+  readonly files: { readonly path: string; readonly size: number }[];
+  readonly state: AsyncIterator<[string, Buffer]>;
+}
+
+let copySerial = 0;
+/** The copies this process is sending: any other directory under copy-outgoing/ is a crashed one's. */
+const activeCopies = new Set<string>();
 
 interface Sent {
   readonly at: Position;
@@ -272,28 +285,106 @@ export class LeaderStream implements FlushTap {
     this.links.set(link.memberId, link);
   }
 
-  /** The whole data path, read between two flushes; batches after it follow on the same socket. */
+  /**
+   * The whole data path, in pieces. Between two flushes (a pause of one directory walk): every segment file is
+   * hard-linked aside at its size, the state iterator (a LevelDB snapshot) is opened and the link joins the
+   * stream; then the pieces go at the pace the socket takes them, the batches after the copy's position
+   * interleaved (the follower holds them until the copy is whole). Neither side holds more than a piece.
+   */
   private async fullCopy(link: Link, had: Position): Promise<void> {
     const started = monotonicMs();
-    const bytes = await this.options.between(async (db, dataPath) => {
-      const snapshot: Snapshot = { position: this.at, files: [], state: [] };
-      const topics = join(dataPath, 'topics');
-      for (const topic of await readdir(topics).catch(() => [] as string[])) {
-        for (const name of await readdir(join(topics, topic))) {
-          snapshot.files.push({ path: `topics/${topic}/${name}`, bytes: await readFile(join(topics, topic, name)) });
+    const source = await this.options.between((db, dataPath) => this.takeCopy(link, db, dataPath));
+    if (source === null) return;
+    let bytes = 0;
+    try {
+      for (const f of source.files) {
+        const handle = await open(join(source.dir, f.path), 'r');
+        try {
+          for (let offset = 0; offset < f.size; ) {
+            const piece = Buffer.allocUnsafe(Math.min(COPY_PIECE_BYTES, f.size - offset));
+            const { bytesRead } = await handle.read(piece, 0, piece.length, offset);
+            if (bytesRead !== piece.length)
+              throw new Error(`${f.path} ended at ${offset + bytesRead} of ${f.size} bytes`);
+            await this.send(link, encodeCopyFile(f.path, offset, piece));
+            offset += bytesRead;
+            bytes += bytesRead;
+          }
+        } finally {
+          await handle.close();
         }
       }
-      for await (const [key, value] of db.entries()) snapshot.state.push({ key, value });
-      const encoded = encodeSnapshot(snapshot);
-      if (this.closed || link.socket.destroyed) return 0;
-      link.socket.write(frame(FrameType.welcome, { epoch: this.options.epoch, seq: this.at.seq }));
-      link.socket.write(encoded);
-      this.attach(link);
-      return encoded.length;
+      let entries: { key: string; value: Buffer }[] = [];
+      let entryBytes = 0;
+      for (;;) {
+        const next = await source.state.next();
+        if (!next.done) {
+          const [key, value] = next.value;
+          entries.push({ key, value });
+          entryBytes += key.length + value.length;
+        }
+        if ((next.done && entries.length > 0) || entryBytes >= COPY_PIECE_BYTES) {
+          await this.send(link, encodeCopyState(entries));
+          bytes += entryBytes;
+          entries = [];
+          entryBytes = 0;
+        }
+        if (next.done) break;
+      }
+      await this.send(link, frame(FrameType.copyEnd, { position: source.position, files: source.files }));
+      this.logger.info(
+        `REPLICATION: ${link.memberId} (at seq ${had.seq}, epoch ${had.epoch}) got a full copy at seq ${source.position.seq}: ${bytes} bytes in ${Math.round(monotonicMs() - started)} ms`,
+      );
+    } finally {
+      await source.state.return?.();
+      await rm(source.dir, { recursive: true, force: true });
+      activeCopies.delete(source.dir);
+    }
+  }
+
+  private async takeCopy(link: Link, db: StateStore, dataPath: string): Promise<CopySource | null> {
+    if (this.closed || link.socket.destroyed) return null;
+    const out = join(dataPath, COPY_OUT_DIR);
+    for (const old of await readdir(out).catch(() => [] as string[])) {
+      if (!activeCopies.has(join(out, old))) await rm(join(out, old), { recursive: true, force: true });
+    }
+    const dir = join(out, `${Date.now()}-${++copySerial}`);
+    activeCopies.add(dir);
+    const files: { path: string; size: number }[] = [];
+    const topics = join(dataPath, 'topics');
+    for (const topic of await readdir(topics).catch(() => [] as string[])) {
+      await mkdir(join(dir, 'topics', topic), { recursive: true });
+      for (const name of await readdir(join(topics, topic))) {
+        const path = `topics/${topic}/${name}`;
+        const info = await stat(join(dataPath, path));
+        if (!info.isFile()) continue;
+        await hardLink(join(dataPath, path), join(dir, path));
+        files.push({ path, size: info.size });
+      }
+    }
+    const state = db.entries()[Symbol.asyncIterator]();
+    const position = this.at;
+    link.socket.write(frame(FrameType.welcome, { epoch: this.options.epoch, seq: position.seq }));
+    link.socket.write(frame(FrameType.copyBegin, { position }));
+    this.attach(link);
+    return { dir, position, files, state };
+  }
+
+  /** Writes one frame, then waits until the socket took it in (or ended: the copy stops there). */
+  private async send(link: Link, bytes: Buffer): Promise<void> {
+    if (this.closed || link.socket.destroyed) throw new Error('the stream ended');
+    if (link.socket.write(bytes)) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        link.socket.off('drain', drained);
+        link.socket.off('close', closed);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const drained = () => done();
+      const closed = () => done(new Error('the stream ended'));
+      link.socket.on('drain', drained);
+      link.socket.on('close', closed);
     });
-    this.logger.info(
-      `REPLICATION: ${link.memberId} (at seq ${had.seq}, epoch ${had.epoch}) got a full copy at seq ${this.at.seq}: ${bytes} bytes in ${Math.round(monotonicMs() - started)} ms`,
-    );
   }
 
   private acked(link: Link, seq: number): void {

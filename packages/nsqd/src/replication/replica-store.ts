@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Clock } from '../clock.js';
 import type { FileSystem } from '../log/file-system.js';
@@ -6,7 +6,23 @@ import { SegmentLog, type SegmentLogOptions } from '../log/segment-log.js';
 import type { Logger } from '../logger.js';
 import { type FlushBatch, finishBatch, type TopicBatch, writeBatch } from '../store/flush-batch.js';
 import { type StateOp, StateStore } from '../store/state-store.js';
-import type { Position, Snapshot, WireBatch } from './wire.js';
+import type { CopyEnd, CopyFile, Position, WireBatch } from './wire.js';
+
+/** Where a full copy is received, inside the data path, until it is whole. */
+const COPY_DIR = 'copy-incoming';
+/** Where a leader keeps the hard links of the copies it is sending (leader-stream.ts). */
+export const COPY_OUT_DIR = 'copy-outgoing';
+/** Batches held while a copy comes in: past this the copy is given up (the leader starts another). */
+const MAX_HELD_BYTES = 512 * 1024 * 1024;
+
+/** A full copy coming in: its files as far as they came, its state so far, the batches that came meanwhile. */
+interface Incoming {
+  readonly position: Position;
+  readonly files: Map<string, { handle: FileHandle; size: number }>;
+  db: StateStore | null;
+  readonly held: { batch: WireBatch; bytes: number; done: (err?: Error) => void }[];
+  heldBytes: number;
+}
 
 /** The member's place in the stream, stored with the state of the batch that moved it. */
 export const POSITION_KEY = 'r:position';
@@ -34,6 +50,7 @@ export interface ReplicaStoreOptions {
 export class ReplicaStore {
   private readonly logs = new Map<string, SegmentLog>();
   private applying: Promise<void> = Promise.resolve();
+  private incoming: Incoming | null = null;
 
   private constructor(
     private readonly options: ReplicaStoreOptions,
@@ -43,6 +60,9 @@ export class ReplicaStore {
 
   static async open(options: ReplicaStoreOptions): Promise<ReplicaStore> {
     await options.log.fs.mkdir(options.dataPath, { recursive: true });
+    // A copy cut short by a crash: the data path beside it is still the one its position describes.
+    await rm(join(options.dataPath, COPY_DIR), { recursive: true, force: true });
+    await rm(join(options.dataPath, COPY_OUT_DIR), { recursive: true, force: true });
     const db = await StateStore.open(join(options.dataPath, 'state'));
     return new ReplicaStore(options, db, await readPosition(db));
   }
@@ -60,9 +80,26 @@ export class ReplicaStore {
     return log;
   }
 
-  /** Stores one batch exactly as the leader did; batches are applied in call order, each once. */
-  apply(b: WireBatch): Promise<void> {
-    const run = this.applying.then(async () => {
+  /**
+   * Stores one batch exactly as the leader did; batches are applied in call order, each once. One that comes
+   * while a full copy does follows the data path the copy makes: it is held until the copy ends.
+   */
+  apply(b: WireBatch, bytes = 0): Promise<void> {
+    const copy = this.incoming;
+    if (copy !== null) {
+      if (copy.heldBytes + bytes > MAX_HELD_BYTES) {
+        return Promise.reject(new Error(`more than ${MAX_HELD_BYTES} bytes of batches came during a full copy`));
+      }
+      copy.heldBytes += bytes;
+      return new Promise((resolve, reject) =>
+        copy.held.push({ batch: b, bytes, done: (err) => (err === undefined ? resolve() : reject(err)) }),
+      );
+    }
+    return this.store(b);
+  }
+
+  private store(b: WireBatch): Promise<void> {
+    return this.chain(async () => {
       // Already stored (a batch resent after a reconnect).
       if (b.seq <= this.at.seq) return;
       const topics: TopicBatch[] = [];
@@ -81,32 +118,124 @@ export class ReplicaStore {
       this.at = { seq: b.seq, epoch: b.epoch };
       await finishBatch(batch);
     });
-    this.applying = run.catch(() => undefined);
-    return run;
   }
 
   /**
-   * Takes the leader's whole data path (a full copy): what this member had goes, the state last, so a
-   * copy cut short leaves no position and is asked for again.
+   * A full copy of the leader's data path at `position` starts: it is written beside the data path (in
+   * copy-incoming/) and takes its place only when whole, so a copy cut short leaves this member as it was.
    */
-  replace(s: Snapshot): Promise<void> {
-    const run = this.applying.then(async () => {
+  beginCopy(position: Position): Promise<void> {
+    this.abandonCopy(new Error('another full copy started'));
+    const copy: Incoming = { position, files: new Map(), db: null, held: [], heldBytes: 0 };
+    this.incoming = copy;
+    return this.chain(async () => {
+      const dir = join(this.options.dataPath, COPY_DIR);
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(join(dir, 'topics'), { recursive: true });
+      copy.db = await StateStore.open(join(dir, 'state'));
+    });
+  }
+
+  /** One piece of a copied segment file, at the offset where the previous piece ended. */
+  copyFile(piece: CopyFile): Promise<void> {
+    const copy = this.copying();
+    return this.chain(async () => {
+      let file = copy.files.get(piece.path);
+      if (file === undefined) {
+        const path = join(this.options.dataPath, COPY_DIR, piece.path);
+        await mkdir(dirname(path), { recursive: true });
+        file = { handle: await open(path, 'w'), size: 0 };
+        copy.files.set(piece.path, file);
+      }
+      if (piece.offset !== file.size) {
+        throw new Error(`copied ${piece.path} at ${piece.offset}, but ${file.size} bytes came before`);
+      }
+      await file.handle.write(piece.bytes, 0, piece.bytes.length, piece.offset);
+      file.size += piece.bytes.length;
+    });
+  }
+
+  /** Some of the leader's state keys. */
+  copyState(ops: StateOp[]): Promise<void> {
+    const copy = this.copying();
+    return this.chain(async () => {
+      await (copy.db as StateStore).write(ops, false);
+    });
+  }
+
+  /**
+   * The copy is whole: every file checked against the leader's sizes and fsynced, the position stored with
+   * the state, then the copy replaces the data path (the state last: a crash in between leaves no position,
+   * and the next connection asks for a copy again); the batches held meanwhile are then stored.
+   */
+  endCopy(end: CopyEnd): Promise<void> {
+    const copy = this.copying();
+    const run = this.chain(async () => {
+      const sent = new Map(end.files.map((f) => [f.path, f.size]));
+      for (const [path, size] of sent) {
+        if ((copy.files.get(path)?.size ?? 0) !== size) throw new Error(`copied ${path} is incomplete`);
+      }
+      for (const [path, file] of copy.files) {
+        if (!sent.has(path)) throw new Error(`copied ${path} is not in the leader's list`);
+        await file.handle.sync();
+        await file.handle.close();
+      }
+      copy.files.clear();
+      const db = copy.db as StateStore;
+      await db.write([positionOp(end.position)], true);
+      await db.close();
+      copy.db = null;
       await this.closeFiles();
       const root = this.options.dataPath;
-      await rm(join(root, 'state'), { recursive: true, force: true });
-      await rm(join(root, 'topics'), { recursive: true, force: true });
-      for (const f of s.files) {
-        const path = join(root, f.path);
-        await mkdir(dirname(path), { recursive: true });
-        await writeFile(path, f.bytes, { flush: true });
+      const dir = join(root, COPY_DIR);
+      try {
+        await rm(join(root, 'state'), { recursive: true, force: true });
+        await rm(join(root, 'topics'), { recursive: true, force: true });
+        await rename(join(dir, 'topics'), join(root, 'topics'));
+        await rename(join(dir, 'state'), join(root, 'state'));
+        await syncDir(root);
+      } finally {
+        // Whatever state/ holds now, its position says what this member has (none: a copy is asked for again).
+        this.db = await StateStore.open(join(root, 'state'));
+        this.at = await readPosition(this.db);
       }
-      this.db = await StateStore.open(join(root, 'state'));
-      await this.db.write(
-        s.state.map((e) => ({ type: 'put', key: e.key, value: e.value })),
-        true,
-      );
-      this.at = s.position;
+      await rm(dir, { recursive: true, force: true });
     });
+    run.then(
+      () => {
+        if (this.incoming !== copy) return;
+        this.incoming = null;
+        for (const h of copy.held) this.store(h.batch).then(() => h.done(), h.done);
+      },
+      (err: Error) => this.abandon(copy, err),
+    );
+    return run;
+  }
+
+  /** The copy in progress was cut short (the connection ended): its pieces go. */
+  abandonCopy(why: Error): void {
+    if (this.incoming !== null) this.abandon(this.incoming, why);
+  }
+
+  private abandon(copy: Incoming, why: Error): void {
+    if (this.incoming !== copy) return;
+    this.incoming = null;
+    for (const h of copy.held) h.done(why);
+    void this.chain(async () => {
+      for (const file of copy.files.values()) await file.handle.close().catch(() => undefined);
+      await copy.db?.close().catch(() => undefined);
+      await rm(join(this.options.dataPath, COPY_DIR), { recursive: true, force: true });
+    });
+  }
+
+  private copying(): Incoming {
+    if (this.incoming === null) throw new Error('replication: a copy frame outside a full copy');
+    return this.incoming;
+  }
+
+  /** Runs `fn` after everything before it; a failure is the caller's, not the next step's. */
+  private chain(fn: () => Promise<void>): Promise<void> {
+    const run = this.applying.then(fn);
     this.applying = run.catch(() => undefined);
     return run;
   }
@@ -120,6 +249,15 @@ export class ReplicaStore {
   async close(): Promise<void> {
     await this.applying;
     await this.closeFiles();
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  const dir = await open(path, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
 }
 

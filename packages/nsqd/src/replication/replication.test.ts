@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -9,7 +10,17 @@ import { sampleState } from '../store/state.test-util.js';
 import { StateStore } from '../store/state-store.js';
 import { FollowerStream } from './follower-stream.js';
 import { positionOp, ReplicaStore } from './replica-store.js';
-import { decodeBatch, decodeSnapshot, encodeBatch, FrameReader, FrameType, frame, type Position } from './wire.js';
+import {
+  decodeBatch,
+  decodeCopyEnd,
+  decodeCopyFile,
+  encodeBatch,
+  encodeCopyFile,
+  FrameReader,
+  FrameType,
+  frame,
+  type Position,
+} from './wire.js';
 
 let root = '';
 const cleanup: (() => Promise<unknown> | undefined)[] = [];
@@ -54,7 +65,7 @@ async function replica(name: string): Promise<ReplicaStore> {
 /** A leader's data path written by writeBatch, and each batch as the stream carries it. */
 async function leader(
   batches: { at: Position; offsets: number[]; cursor: number }[],
-): Promise<{ frames: Buffer[]; db: StateStore }> {
+): Promise<{ frames: Buffer[]; db: StateStore; log: SegmentLog }> {
   await mkdir(join(root, 'leader'), { recursive: true });
   const db = await StateStore.open(join(root, 'leader', 'state'));
   const log = SegmentLog.fresh(join(root, 'leader', 'topics', 't'), logOptions(120), recordingLogger().logger);
@@ -68,7 +79,7 @@ async function leader(
     frames.push(encodeBatch(b.at, batch));
     await writeBatch(batch, db);
   }
-  return { frames, db };
+  return { frames, db, log };
 }
 
 async function entries(db: StateStore): Promise<[string, string][]> {
@@ -171,9 +182,109 @@ describe('the replication stream', () => {
   });
 
   it('a full copy names only files under topics/', () => {
-    const header = { position: { seq: 1, epoch: 1 }, files: [{ path: 'topics/t/../../etc/x', n: 0 }], state: [] };
-    expect(() => decodeSnapshot(header, Buffer.alloc(0))).toThrow(/bad copied path/);
-    const ok = { ...header, files: [{ path: 'topics/t/00000000000000000000.log', n: 2 }] };
-    expect(decodeSnapshot(ok, Buffer.from('ab')).files[0]?.bytes.toString()).toBe('ab');
+    expect(() => decodeCopyFile({ path: 'topics/t/../../etc/x', offset: 0 }, Buffer.alloc(0))).toThrow(
+      /bad copied path/,
+    );
+    expect(() => decodeCopyFile({ path: 'state/CURRENT', offset: 0 }, Buffer.alloc(0))).toThrow(/bad copied path/);
+    expect(() => decodeCopyFile({ path: 'topics/t/0.log', offset: -1 }, Buffer.alloc(0))).toThrow(/bad copy offset/);
+    expect(() => decodeCopyEnd({ position: { seq: 1, epoch: 1 }, files: [{ path: '../x', size: 1 }] })).toThrow(
+      /bad copied path/,
+    );
+    const piece = decodeCopyFile({ path: 'topics/t/00000000000000000000.log', offset: 4 }, Buffer.from('ab'));
+    expect([piece.offset, piece.bytes.toString()]).toEqual([4, 'ab']);
+  });
+
+  it('a frame that comes in many chunks is decoded once whole, with the frames around it', () => {
+    const big = encodeCopyFile('topics/t/0.log', 0, Buffer.alloc(3 * 65_536 + 5, 7));
+    const small = frame(FrameType.ack, { seq: 9 });
+    const got: [number, number][] = [];
+    const reader = new FrameReader((type, _header, payload) => got.push([type, payload.length]), 1 << 20);
+    const all = Buffer.concat([small, big, small]);
+    for (let i = 0; i < all.length; i += 4_096) reader.push(all.subarray(i, i + 4_096));
+    expect(got).toEqual([
+      [FrameType.ack, 0],
+      [FrameType.copyFile, 3 * 65_536 + 5],
+      [FrameType.ack, 0],
+    ]);
+  });
+
+  it('a full copy replaces the data path only when whole; batches that come meanwhile are stored after it', async () => {
+    const {
+      frames,
+      db,
+      log: leaderLog,
+    } = await leader([
+      { at: { seq: 1, epoch: 1 }, offsets: [0, 1, 2], cursor: 1 },
+      { at: { seq: 2, epoch: 1 }, offsets: [3, 5], cursor: 4 },
+    ]);
+    const [b1, b2] = decodeAll(frames) as [ReturnType<typeof decodeBatch>, ReturnType<typeof decodeBatch>];
+    // The copy is of the leader at seq 2; batch 3 is written after it, batch 2 comes (again) during the copy.
+    const copied = await files(join(root, 'leader', 'topics', 't'));
+    const state: { type: 'put'; key: string; value: Buffer }[] = [];
+    for await (const [key, value] of db.entries()) state.push({ type: 'put', key, value });
+    const third = leaderBatch(leaderLog, { seq: 3, epoch: 1 }, [6], 6);
+    const b3 = decodeAll([encodeBatch({ seq: 3, epoch: 1 }, third)])[0] as ReturnType<typeof decodeBatch>;
+    await writeBatch(third, db);
+    const sizes = [...copied].map(([name, hex]) => ({ path: `topics/t/${name}`, size: hex.length / 2 }));
+    const sendFiles = async (store: ReplicaStore, during: () => void): Promise<void> => {
+      for (const [name, hex] of copied) {
+        const bytes = Buffer.from(hex, 'hex');
+        for (let o = 0; o < bytes.length; o += 5) {
+          await store.copyFile({ path: `topics/t/${name}`, offset: o, bytes: bytes.subarray(o, o + 5) });
+          during();
+        }
+      }
+    };
+
+    const store = await replica('follower');
+    await store.apply(b1);
+    await store.beginCopy({ seq: 2, epoch: 1 });
+    let held: Promise<void> | null = null;
+    await sendFiles(store, () => {
+      held ??= store.apply(b3);
+    });
+    await expect(store.copyFile({ path: 'topics/t/x.log', offset: 3, bytes: Buffer.from('z') })).rejects.toThrow(
+      /at 3, but 0 bytes came before/,
+    );
+    store.abandonCopy(new Error('cut'));
+    await expect(held).rejects.toThrow(/cut/);
+    // Cut short: the data path is what it was, nothing of the copy is left.
+    expect(store.position).toEqual({ seq: 1, epoch: 1 });
+    await store.close();
+    cleanup.pop();
+    expect(existsSync(join(root, 'follower', 'copy-incoming'))).toBe(false);
+
+    const again = await replica('follower');
+    expect(again.position).toEqual({ seq: 1, epoch: 1 });
+    await again.beginCopy({ seq: 2, epoch: 1 });
+    const during: Promise<void>[] = [];
+    await sendFiles(again, () => {
+      if (during.length === 0) during.push(again.apply(b2), again.apply(b3));
+    });
+    await again.copyState(state);
+    await again.endCopy({ position: { seq: 2, epoch: 1 }, files: sizes });
+    await Promise.all(during);
+    expect(again.position).toEqual({ seq: 3, epoch: 1 });
+    await again.close();
+    cleanup.pop();
+    expect(existsSync(join(root, 'follower', 'copy-incoming'))).toBe(false);
+    const f = await StateStore.open(join(root, 'follower', 'state'));
+    cleanup.push(() => f.close());
+    expect((await f.load()).get('t')?.channels.get('c')?.state.cursor).toBe(6);
+    const log = await SegmentLog.open(join(root, 'follower', 'topics', 't'), logOptions(120), recordingLogger().logger);
+    cleanup.push(() => log.close());
+    // Batch 2, already in the copy, is skipped; batch 3 follows the copied records.
+    expect((await readAll(log)).map((r) => r.offset)).toEqual([0, 1, 2, 3, 5, 6]);
+  });
+
+  it("a copy whose files do not match the leader's list is refused and leaves the data path as it was", async () => {
+    const store = await replica('follower');
+    await store.beginCopy({ seq: 3, epoch: 1 });
+    await store.copyFile({ path: 'topics/t/0.log', offset: 0, bytes: Buffer.from('abc') });
+    await expect(
+      store.endCopy({ position: { seq: 3, epoch: 1 }, files: [{ path: 'topics/t/0.log', size: 4 }] }),
+    ).rejects.toThrow(/incomplete/);
+    expect(store.position).toEqual({ seq: 0, epoch: 0 });
+    expect(existsSync(join(root, 'follower', 'topics', 't', '0.log'))).toBe(false);
   });
 });

@@ -17,8 +17,17 @@ export const FrameType = {
   batch: 4,
   /** follower → leader: everything up to `seq` is stored. */
   ack: 5,
-  /** leader → follower: its whole data path (segment files and state), for a follower whose position it lacks. */
-  snapshot: 6,
+  /**
+   * leader → follower: a full copy of its data path at `position` starts (for a follower whose position it
+   * lacks); then `copyFile` pieces, `copyState` pieces and `copyEnd`. Batches may come between them.
+   */
+  copyBegin: 6,
+  /** leader → follower: `bytes` of one segment file at `offset`. */
+  copyFile: 7,
+  /** leader → follower: some of the leader's state keys. */
+  copyState: 8,
+  /** leader → follower: the copy is whole; every file's size, to check it. */
+  copyEnd: 9,
 } as const;
 
 export type FrameKind = (typeof FrameType)[keyof typeof FrameType];
@@ -159,9 +168,14 @@ export function decodeBatch(header: unknown, payload: Buffer): WireBatch {
   return { epoch: h.epoch, seq: h.seq, sync: h.sync, clears: h.clears, intents, state, topics };
 }
 
-/** Splits a byte stream into frames. */
+/** Splits a byte stream into frames. A frame that comes in many chunks is joined once, when it is whole. */
 export class FrameReader {
   private buffered: Buffer = Buffer.alloc(0);
+  /** Chunks of an incomplete frame after `buffered`, and their bytes. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** The incomplete frame's whole length (prefix included), once its size is known. */
+  private need = 0;
 
   constructor(
     private readonly onFrame: (type: number, header: unknown, payload: Buffer) => void,
@@ -169,11 +183,24 @@ export class FrameReader {
   ) {}
 
   push(chunk: Buffer): void {
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    if (this.need > 0 && this.buffered.length + this.pendingBytes + chunk.length < this.need) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      return;
+    }
+    if (this.pending.length > 0) {
+      this.buffered = Buffer.concat([this.buffered, ...this.pending, chunk]);
+      this.pending = [];
+      this.pendingBytes = 0;
+    } else this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    this.need = 0;
     while (this.buffered.length >= 4) {
       const size = this.buffered.readUInt32BE(0);
       if (size > this.maxFrameBytes || size < PREFIX_BYTES - 4) throw new Error(`replication: bad frame size ${size}`);
-      if (this.buffered.length < 4 + size) return;
+      if (this.buffered.length < 4 + size) {
+        this.need = 4 + size;
+        return;
+      }
       const type = this.buffered.readUInt8(4);
       const jsonBytes = this.buffered.readUInt32BE(5);
       const headerEnd = PREFIX_BYTES + jsonBytes;
@@ -186,42 +213,55 @@ export class FrameReader {
   }
 }
 
-/** A leader's whole data path at `position`: files relative to it, and every state key. */
-export interface Snapshot {
-  readonly position: Position;
-  readonly files: { readonly path: string; readonly bytes: Buffer }[];
-  readonly state: { readonly key: string; readonly value: Buffer }[];
-}
+/** The bytes of a full copy's frames: files go in pieces of this size, state keys in frames about this big. */
+export const COPY_PIECE_BYTES = 1024 * 1024;
 
-interface SnapshotHeader {
-  readonly position: Position;
-  readonly files: { readonly path: string; readonly n: number }[];
-  readonly state: OpHeader[];
-}
-
-export function encodeSnapshot(s: Snapshot): Buffer {
-  const payload: Buffer[] = s.files.map((f) => f.bytes);
-  const header: SnapshotHeader = {
-    position: s.position,
-    files: s.files.map((f) => ({ path: f.path, n: f.bytes.length })),
-    state: opHeaders(
-      s.state.map((e) => ({ type: 'put', key: e.key, value: e.value })),
-      payload,
-    ),
-  };
-  return frame(FrameType.snapshot, header, payload);
+export interface CopyFile {
+  /** Relative to the data path: `topics/<topic>/<file>`. */
+  readonly path: string;
+  readonly offset: number;
+  readonly bytes: Buffer;
 }
 
 /** Only `topics/<name>/<file>`: a copied path can never point outside the data path. */
 const COPIED_PATH = /^topics\/[.a-zA-Z0-9_#-]+\/[.a-zA-Z0-9_-]+$/;
 
-export function decodeSnapshot(header: unknown, payload: Buffer): Snapshot {
-  const h = header as SnapshotHeader;
-  const take = reader(payload, 'snapshot');
-  const files = h.files.map((f) => {
-    if (!COPIED_PATH.test(f.path) || f.path.includes('..')) throw new Error(`replication: bad copied path ${f.path}`);
-    return { path: f.path, bytes: take(f.n) };
-  });
-  const state = h.state.map((o) => ({ key: o.k, value: take(o.n) }));
-  return { position: h.position, files, state };
+function checkCopiedPath(path: string): string {
+  if (!COPIED_PATH.test(path) || path.includes('..')) throw new Error(`replication: bad copied path ${path}`);
+  return path;
+}
+
+export function encodeCopyFile(path: string, offset: number, bytes: Buffer): Buffer {
+  return frame(FrameType.copyFile, { path, offset }, [bytes]);
+}
+
+export function decodeCopyFile(header: unknown, payload: Buffer): CopyFile {
+  const h = header as { path: string; offset: number };
+  if (!Number.isSafeInteger(h.offset) || h.offset < 0) throw new Error(`replication: bad copy offset ${h.offset}`);
+  return { path: checkCopiedPath(h.path), offset: h.offset, bytes: payload };
+}
+
+export function encodeCopyState(entries: readonly { key: string; value: Buffer }[]): Buffer {
+  const payload: Buffer[] = [];
+  const state = opHeaders(
+    entries.map((e) => ({ type: 'put', key: e.key, value: e.value })),
+    payload,
+  );
+  return frame(FrameType.copyState, { state }, payload);
+}
+
+export function decodeCopyState(header: unknown, payload: Buffer): StateOp[] {
+  const take = reader(payload, 'copied state');
+  return (header as { state: OpHeader[] }).state.map((o) => ({ type: 'put', key: o.k, value: take(Math.max(0, o.n)) }));
+}
+
+/** The end of a full copy: the position it holds, and the size of every file it sent. */
+export interface CopyEnd {
+  readonly position: Position;
+  readonly files: readonly { readonly path: string; readonly size: number }[];
+}
+
+export function decodeCopyEnd(header: unknown): CopyEnd {
+  const h = header as CopyEnd;
+  return { position: h.position, files: h.files.map((f) => ({ path: checkCopiedPath(f.path), size: f.size })) };
 }

@@ -148,6 +148,25 @@ describe('SegmentLog', () => {
     expect(log.firstOffset).toBe(20);
   });
 
+  it('truncateFrom drops the records at and above an offset, whole segments too; appends go on from there', async () => {
+    const log = await threeSegments();
+    await log.truncateFrom(25);
+    expect(log.endOffset).toBe(20);
+    await log.truncateFrom(16);
+    expect(await readdir(dir)).toEqual(['00000000000000000010.seg', '00000000000000000014.seg']);
+    expect(log.endOffset).toBe(16);
+    await log.append(source([record(16, 'new')]));
+    await log.close();
+    const again = await SegmentLog.open(dir, logOptions(200), recordingLogger().logger);
+    const all = await readAll(again, 10);
+    expect(offsets(all)).toEqual([10, 11, 12, 13, 14, 15, 16]);
+    expect(all.at(-1)?.body.toString()).toBe('new');
+    // At a segment's first offset: that segment goes whole.
+    await again.truncateFrom(14);
+    expect(await readdir(dir)).toEqual(['00000000000000000010.seg']);
+    expect(offsets(await readAll(again, 10))).toEqual([10, 11, 12, 13]);
+  });
+
   it('clear drops every segment and goes on at the given offset; destroy removes the directory', async () => {
     const log = await threeSegments();
     await log.clear(25);

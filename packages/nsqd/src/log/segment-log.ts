@@ -98,31 +98,62 @@ export class SegmentLog {
 
   private async recoverLast(seg: Segment): Promise<void> {
     const buf = await this.fs.readFile(seg.path);
+    const { pos, lastOffset, torn } = this.scan(seg, buf, Number.POSITIVE_INFINITY);
+    if (torn) {
+      this.logger.warn(
+        `DISKQUEUE(${this.dir}): truncating ${buf.length - pos} torn byte(s) at the end of ${seg.path} (last good record ends at ${pos})`,
+      );
+      await this.fs.truncate(seg.path, pos);
+    }
+    seg.size = Math.min(pos, buf.length);
+    // Every earlier segment is complete: only the last one can hold the log's end.
+    this.endOffset = lastOffset + 1;
+    for (const s of this.segments) if (s !== seg) s.size = await fileSize(this.fs, s.path);
+  }
+
+  /**
+   * Walks a segment's records up to the first at or above `below`: where the walk stopped, the last offset
+   * before it, and whether it stopped at bytes no record follows (a torn tail). Corrupt records are noted.
+   */
+  private scan(seg: Segment, buf: Buffer, below: number): { pos: number; lastOffset: number; torn: boolean } {
     const max = this.options.maxBodyBytes;
     let pos = 0;
     let lastOffset = seg.firstOffset - 1;
     while (pos < buf.length) {
       const r = decodeAt(buf, pos, buf.length, max, this.options.clock);
       if (typeof r !== 'number') {
+        if (r.offset >= below) break;
         lastOffset = r.offset;
         pos += recordSizeAt(buf, pos);
         continue;
       }
       const next = resync(buf, pos + 1, buf.length, lastOffset, max);
-      if (next < 0) {
-        this.logger.warn(
-          `DISKQUEUE(${this.dir}): truncating ${buf.length - pos} torn byte(s) at the end of ${seg.path} (last good record ends at ${pos})`,
-        );
-        await this.fs.truncate(seg.path, pos);
-        break;
-      }
+      if (next < 0) return { pos, lastOffset, torn: true };
       this.noteCorrupt(seg, pos);
       pos = next;
     }
-    seg.size = Math.min(pos, buf.length);
-    // Every earlier segment is complete: only the last one can hold the log's end.
-    this.endOffset = lastOffset + 1;
-    for (const s of this.segments) if (s !== seg) s.size = await fileSize(this.fs, s.path);
+    return { pos, lastOffset, torn: false };
+  }
+
+  /**
+   * Drops every record at or above `offset`, segments and all: a replica's records that no batch it
+   * stored holds (written before a write that failed, or by a leader whose batch nobody acknowledged).
+   */
+  async truncateFrom(offset: number): Promise<void> {
+    if (offset >= this.endOffset) return;
+    await this.closeFd();
+    for (let last = this.segments.at(-1); last !== undefined && last.firstOffset >= offset; last = this.segments.at(-1)) {
+      this.segments.pop();
+      await this.fs.unlink(last.path);
+    }
+    const seg = this.segments.at(-1);
+    if (seg !== undefined) {
+      const { pos } = this.scan(seg, await this.fs.readFile(seg.path), offset);
+      await this.fs.truncate(seg.path, pos);
+      seg.size = pos;
+    }
+    this.dirUnsynced = true;
+    this.endOffset = offset;
   }
 
   get maxBodyBytes(): number {

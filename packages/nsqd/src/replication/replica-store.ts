@@ -104,9 +104,19 @@ export class ReplicaStore {
       if (b.seq <= this.at.seq) return;
       const topics: TopicBatch[] = [];
       for (const t of b.topics) {
+        const log = await this.logOf(t.topic);
+        // Records at or past this batch's first are in no batch this member stored: a write that failed after
+        // its append (then sent again), or a leader's batch nobody acknowledged. The leader's history wins.
+        const first = t.records.count > 0 && t.ops.length === 0 ? t.records.offsetAt(0) : Number.POSITIVE_INFINITY;
+        if (log.endOffset > first) {
+          this.options.logger.warn(
+            `REPLICATION: dropping records ${first}–${log.endOffset - 1} of ${t.topic} that no stored batch holds`,
+          );
+          await log.truncateFrom(first);
+        }
         topics.push({
           topic: t.topic,
-          log: await this.logOf(t.topic),
+          log,
           ops: [...t.ops],
           records: t.records,
           deleteBelow: t.deleteBelow,

@@ -130,6 +130,40 @@ describe('the replication stream', () => {
     expect(again.position).toEqual({ seq: 2, epoch: 1 });
   });
 
+  it('a follower drops records no batch it stored holds (a write that failed after its append) before the next', async () => {
+    const { frames } = await leader([
+      { at: { seq: 1, epoch: 1 }, offsets: [0, 1, 2], cursor: 1 },
+      { at: { seq: 2, epoch: 1 }, offsets: [3, 5], cursor: 4 },
+    ]);
+    const [b1, b2] = decodeAll(frames) as [ReturnType<typeof decodeBatch>, ReturnType<typeof decodeBatch>];
+    const store = await replica('follower');
+    await store.apply(b1);
+    await store.close();
+    cleanup.pop();
+    const dir = join(root, 'follower', 'topics', 't');
+    const stale = await SegmentLog.open(dir, logOptions(120), recordingLogger().logger);
+    await stale.append(source([record(3, 'stale'), record(4, 'stale')]));
+    await stale.close();
+    const { logger, lines } = recordingLogger();
+    const again = await ReplicaStore.open({ dataPath: join(root, 'follower'), log: logOptions(120), logger });
+    cleanup.push(() => again.close());
+    expect(again.position).toEqual({ seq: 1, epoch: 1 });
+    await again.apply(b2);
+    await again.close();
+    cleanup.pop();
+    expect(lines.join('\n')).toMatch(/dropping records 3–4 of t that no stored batch holds/);
+    const log = await SegmentLog.open(dir, logOptions(120), recordingLogger().logger);
+    cleanup.push(() => log.close());
+    const got = await readAll(log);
+    expect(got.map((r) => [r.offset, r.body.toString()])).toEqual([
+      [0, 'm0'],
+      [1, 'm1'],
+      [2, 'm2'],
+      [3, 'm3'],
+      [5, 'm5'],
+    ]);
+  });
+
   it('a follower refuses a batch from an epoch older than the one it has seen, and applies a current one', async () => {
     const [stale, current] = (
       await leader([

@@ -2,9 +2,10 @@
  * `failover`: how fast a replica group heals (issue 20's "follower catch-up speed, and failover
  * time"). Per round (--failover-rounds), on a group of two nsqds (sync acks, --mem-queue-size=0
  * --sync-every=1, registered with an nsqlookupd, coordinated by an etcd this scenario starts):
- *  1. stream catch-up: the follower is stopped (SIGTERM), --failover-messages × --msg-size are
- *     published to the leader, the follower is started again; the time from its start to its
- *     return into the in-sync set (the leader's GET /ha);
+ *  1. catch-up: the follower is stopped (SIGTERM), --failover-messages × --msg-size are published
+ *     to the leader, the follower is started again; the time from its start to its return into
+ *     the in-sync set (the leader's GET /ha), by replay of the leader's recent batches or, past its
+ *     64 MiB replay window, by a full copy (the row says which);
  *  2. full copy: a third member with an empty data path joins; the time until it is in sync;
  *  3. failover: a consumer finding nsqds through nsqlookupd (poll every 250 ms) reads the backlog;
  *     the leader is SIGKILLed; the times from the kill to a new leader (GET /ha of the others) and
@@ -174,9 +175,11 @@ async function runRound(o, result, etcdUrl, lookupdTcp, lookupdHttp, round) {
     const { startMs } = await b.d.restart();
     await until('b back in sync', () => inSync(a, 'b'));
     const catchUp = (nowMs() - t1) / 1000;
+    // Past the leader's replay window (64 MiB of batches) a restarted follower gets a full copy too.
+    const how = /taking a full copy/.test(fs.readFileSync(b.d.logPath, 'utf8')) ? 'by full copy' : 'by replay';
     result.phases.push(
       row(
-        `round ${round + 1}: stream catch-up`,
+        `round ${round + 1}: catch-up ${how}`,
         catchUp,
         backlog,
         o.msgSize,

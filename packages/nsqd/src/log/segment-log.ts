@@ -142,9 +142,11 @@ export class SegmentLog {
   async truncateFrom(offset: number): Promise<void> {
     if (offset >= this.endOffset) return;
     await this.closeFd();
-    for (let last = this.segments.at(-1); last !== undefined && last.firstOffset >= offset; last = this.segments.at(-1)) {
+    let last = this.segments.at(-1);
+    while (last !== undefined && last.firstOffset >= offset) {
       this.segments.pop();
       await this.fs.unlink(last.path);
+      last = this.segments.at(-1);
     }
     const seg = this.segments.at(-1);
     if (seg !== undefined) {

@@ -13,11 +13,13 @@
  *   (OK / 200), `refused` (E_PUB_FAILED / 503: never stored, or stored and marked skipped) or
  *   `indeterminate` (no answer: closed, timed out). With `retry` a body not acknowledged is sent
  *   again until it is (its final class is then ok); without, the next body is new.
- * - `stop` → the history: bodies per class, how many of each, and the outages (spans from a failed
- *   publish to the next acknowledgement while none succeeded), in wall-clock ms.
+ * - `stop` → the history: bodies per class, how many of each, the outages (spans from a failed
+ *   publish to the next acknowledgement while none succeeded) and the time of every
+ *   acknowledgement, in wall-clock ms.
  * - `received` → `{counts: {body: deliveries}}`.
  *
- * Progress goes out every 250 ms as `{progress: {ok, refused, indeterminate, received}}`.
+ * Progress goes out every 250 ms as `{progress: {ok, refused, indeterminate, received, lastOkAt}}`
+ * (`lastOkAt`: wall-clock ms of the latest acknowledgement, 0 before the first).
  */
 import { createInterface } from 'node:readline';
 
@@ -31,12 +33,14 @@ const consumers = [];
 /** body → 'ok' | 'refused' | 'indeterminate' (the last outcome of its last send). */
 const history = new Map();
 const outages = [];
+const ackTimes = [];
 let outageStart = null;
 let producing = null;
 
 function record(body, outcome) {
   history.set(body, outcome);
   if (outcome === 'ok') {
+    ackTimes.push(Date.now());
     if (outageStart !== null) outages.push([outageStart, Date.now()]);
     outageStart = null;
   } else {
@@ -115,13 +119,14 @@ function summary() {
     counts: Object.fromEntries(Object.entries(bodies).map(([k, v]) => [k, v.length])),
     bodies,
     outages,
+    ackTimes,
   };
 }
 
 setInterval(() => {
   const counts = { ok: 0, refused: 0, indeterminate: 0 };
   for (const outcome of history.values()) counts[outcome]++;
-  out({ progress: { ...counts, received: received.size } });
+  out({ progress: { ...counts, received: received.size, lastOkAt: ackTimes.at(-1) ?? 0 } });
 }, 250).unref();
 
 createInterface({ input: process.stdin }).on('line', async (line) => {

@@ -12,6 +12,7 @@
  * the timing of everything else), `NSQ_TS_CHAOS_SECONDS` sets how long faults are injected
  * (default 75). Skipped, with the reason, without root, iproute2, iptables or etcd.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { etcdSupport } from './support/etcd.js';
 import { type HaLab, haLabPerTest } from './support/ha-lab.js';
@@ -24,18 +25,6 @@ if (skipReason !== null) console.warn(`[ha-chaos-netns] SKIPPED: ${skipReason}`)
 const MEMBERS = ['a', 'b', 'c'] as const;
 const SEED = process.env.NSQ_TS_CHAOS_SEED !== undefined ? Number(process.env.NSQ_TS_CHAOS_SEED) : Date.now() % 2 ** 31;
 const SECONDS = Number(process.env.NSQ_TS_CHAOS_SECONDS ?? 75);
-
-/** mulberry32: a small seeded generator of floats in [0, 1). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 type Fault = 'kill' | 'peers' | 'etcd' | 'isolate';
 const FAULTS: readonly Fault[] = ['kill', 'peers', 'etcd', 'isolate'];
@@ -51,22 +40,28 @@ interface Step {
   gapMs: number;
 }
 
-function schedule(rand: () => number): () => Step {
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
-  return () => {
-    const targets: string[] = ['leader', ...MEMBERS];
-    const faults: Step['faults'] = [];
-    for (let n = rand() < 0.25 ? 2 : 1; n > 0; n--) {
-      const target =
-        rand() < 0.4 && targets.includes('leader') ? 'leader' : pick(targets.filter((t) => t !== 'leader'));
-      targets.splice(targets.indexOf(target), 1);
-      faults.push({ fault: pick(FAULTS), target });
-    }
-    return { faults, holdMs: 500 + Math.floor(rand() * 3_500), gapMs: 300 + Math.floor(rand() * 2_700) };
-  };
+/** Enough steps for any run (one lasts 0.8–7 s), uniformly drawn (no bias to edge values); one seed, one schedule. */
+function schedule(seed: number): Step[] {
+  const target = fc.constantFrom('leader', 'leader', ...MEMBERS);
+  const step = fc.record({
+    faults: fc.oneof(
+      { weight: 3, arbitrary: fc.tuple(fc.record({ fault: fc.constantFrom(...FAULTS), target })) },
+      {
+        weight: 1,
+        arbitrary: fc.uniqueArray(fc.record({ fault: fc.constantFrom(...FAULTS), target }), {
+          minLength: 2,
+          maxLength: 2,
+          selector: (f) => f.target,
+        }),
+      },
+    ),
+    holdMs: fc.integer({ min: 500, max: 4_000 }),
+    gapMs: fc.integer({ min: 300, max: 3_000 }),
+  });
+  return fc.sample(fc.noBias(step), { numRuns: Math.ceil(SECONDS / 0.8) + 1, seed });
 }
 
-/** The members a step's targets name now: the leader's faults go first, to a member no other fault names. */
+/** The members a step's targets name now; a fault of the leader is dropped when there is none or another fault names it. */
 async function resolveTargets(lab: HaLab, step: Step): Promise<{ fault: Fault; member: string; label: string }[]> {
   const leader = step.faults.some((f) => f.target === 'leader') ? ((await lab.leader())?.name ?? null) : null;
   const named = step.faults.filter((f) => f.target !== 'leader').map((f) => f.target);
@@ -104,7 +99,7 @@ describe.skipIf(skipReason !== null)('random kills and partitions of a replica g
     await lab.produce('k');
     await waitUntil('acknowledged before the faults', () => lab.client.progress.ok > 100, { timeoutMs: 30_000 });
 
-    const next = schedule(random(SEED));
+    const steps = schedule(SEED);
     const started = Date.now();
     const log: string[] = [];
     const note = (what: string) => {
@@ -112,8 +107,8 @@ describe.skipIf(skipReason !== null)('random kills and partitions of a replica g
       log.push(line);
     };
     try {
-      while (Date.now() - started < SECONDS * 1_000) {
-        const step = next();
+      for (const step of steps) {
+        if (Date.now() - started >= SECONDS * 1_000) break;
         const faults = await resolveTargets(lab, step);
         for (const { fault, member } of faults) await inject(lab, fault, member);
         const p = lab.client.progress;

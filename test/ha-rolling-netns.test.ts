@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { etcdSupport } from './support/etcd.js';
-import { haLabPerTest, interruptions } from './support/ha-lab.js';
+import { haLabPerTest, type Interruption, interruptions } from './support/ha-lab.js';
 import { netnsSupport } from './support/netns.js';
 import { waitUntil } from './support/processes.js';
 
@@ -61,9 +61,9 @@ describe.skipIf(skipReason !== null)('rolling deploy of a replica group across n
       steps.map((s) => s.at),
     );
     for (const [i, s] of steps.entries()) {
-      const w = worst[i] as { outageMs: number; ackGapMs: number };
+      const w = worst[i] as Interruption;
       console.log(
-        `rolling: ${s.what}: done after ${s.done - s.at} ms (the target leads / the member is back in sync); publishes refused or unanswered for at most ${w.outageMs} ms, no acknowledgement for at most ${w.ackGapMs} ms`,
+        `rolling: ${s.what}: done after ${s.done - s.at} ms (the target leads / the member is back in sync); publishes refused or unanswered for at most ${w.outageMs} ms; no acknowledgement over HTTP for at most ${w.httpGapMs} ms, over TCP ${w.tcpGapMs} ms`,
       );
     }
     console.log(

@@ -49,31 +49,39 @@ export interface PublishHistory {
   bodies: { ok: string[]; refused: string[]; indeterminate: string[] };
   /** [from, to] wall-clock ms: a failed publish until the next acknowledgement. */
   outages: [number, number][];
-  /** Wall-clock ms of every acknowledgement, in order. */
-  ackTimes: number[];
+  /** Wall-clock ms of every acknowledgement, in order, per transport. */
+  ackTimes: { tcp: number[]; http: number[] };
+}
+
+export interface Interruption {
+  /** The longest outage: publishes refused or unanswered until the next acknowledgement (any transport). */
+  outageMs: number;
+  /** The longest time between two successive acknowledgements over TCP (counts publishes that waited). */
+  tcpGapMs: number;
+  /** The same over HTTP. */
+  httpGapMs: number;
 }
 
 /**
  * How long publishing was interrupted after each of `starts` (wall-clock ms, ascending; the agents'
- * hosts and the test's share one clock), each interruption counted for the latest start before
- * it: the longest outage (publishes refused or unanswered until the next acknowledgement) and the
- * longest time between two successive acknowledgements (which also counts publishes that waited).
+ * hosts and the test's share one clock), each interruption counted for the latest start before it.
  */
-export function interruptions(
-  history: PublishHistory,
-  starts: readonly number[],
-): { outageMs: number; ackGapMs: number }[] {
-  const out = starts.map(() => ({ outageMs: 0, ackGapMs: 0 }));
+export function interruptions(history: PublishHistory, starts: readonly number[]): Interruption[] {
+  const out = starts.map(() => ({ outageMs: 0, tcpGapMs: 0, httpGapMs: 0 }));
   const owner = (t: number) => starts.findLastIndex((s) => s <= t);
   for (const [a, b] of history.outages) {
     const e = out[owner(a)];
     if (e !== undefined) e.outageMs = Math.max(e.outageMs, b - a);
   }
-  const acks = history.ackTimes;
-  for (let i = 0; i + 1 < acks.length; i++) {
-    const [a, b] = [acks[i] as number, acks[i + 1] as number];
-    const e = out[owner(b)];
-    if (e !== undefined && b > (starts[owner(b)] as number)) e.ackGapMs = Math.max(e.ackGapMs, b - a);
+  for (const via of ['tcp', 'http'] as const) {
+    const acks = history.ackTimes[via];
+    for (let i = 0; i + 1 < acks.length; i++) {
+      const [a, b] = [acks[i] as number, acks[i + 1] as number];
+      const e = out[owner(b)];
+      if (e === undefined || b <= (starts[owner(b)] as number)) continue;
+      if (via === 'tcp') e.tcpGapMs = Math.max(e.tcpGapMs, b - a);
+      else e.httpGapMs = Math.max(e.httpGapMs, b - a);
+    }
   }
   return out;
 }
@@ -345,11 +353,11 @@ export class HaLab {
   }
 
   /**
-   * The client's publishers of unique bodies over TCP (a host pool of every member) and HTTP (each
-   * member in turn), each body sent once: a resend after a lost connection could be refused although
+   * The client's publishers of unique bodies, half over TCP (a host pool of every member), half over
+   * HTTP (each member in turn), each body sent once: a resend after a lost connection could be refused although
    * the first send was stored, and the body would be judged refused.
    */
-  async produce(prefix: string, producers = 3, topic = 't'): Promise<void> {
+  async produce(prefix: string, producers = 4, topic = 't'): Promise<void> {
     await this.client.request('produce', {
       topic,
       prefix,

@@ -89,58 +89,61 @@ async function recover(lab: HaLab): Promise<void> {
   for (const m of MEMBERS) if (!lab.running(m)) lab.start(m);
 }
 
-describe.skipIf(skipReason !== null)('random kills and partitions of a replica group (Jepsen-style)', () => {
-  const createLab = haLabPerTest();
+describe.skipIf(skipReason !== null)(
+  `random kills and partitions of a replica group (Jepsen-style)${skipReason === null ? '' : ` — skipped: ${skipReason}`}`,
+  () => {
+    const createLab = haLabPerTest();
 
-  it(`every acknowledged message delivered, no refused one delivered (seed ${SEED})`, async () => {
-    console.log(`chaos: seed ${SEED} (NSQ_TS_CHAOS_SEED=${SEED} replays it), ${SECONDS} s of faults`);
-    const lab = await createLab(MEMBERS, ['--min-insync=2']);
-    await lab.form();
-    await lab.produce('k');
-    await waitUntil('acknowledged before the faults', () => lab.client.progress.ok > 100, { timeoutMs: 30_000 });
+    it(`every acknowledged message delivered, no refused one delivered (seed ${SEED})`, async () => {
+      console.log(`chaos: seed ${SEED} (NSQ_TS_CHAOS_SEED=${SEED} replays it), ${SECONDS} s of faults`);
+      const lab = await createLab(MEMBERS, ['--min-insync=2']);
+      await lab.form();
+      await lab.produce('k');
+      await waitUntil('acknowledged before the faults', () => lab.client.progress.ok > 100, { timeoutMs: 30_000 });
 
-    const steps = schedule(SEED);
-    const started = Date.now();
-    const log: string[] = [];
-    const note = (what: string) => {
-      const line = `+${((Date.now() - started) / 1_000).toFixed(1)}s ${what}`;
-      log.push(line);
-    };
-    try {
-      for (const step of steps) {
-        if (Date.now() - started >= SECONDS * 1_000) break;
-        const faults = await resolveTargets(lab, step);
-        for (const { fault, member } of faults) await inject(lab, fault, member);
-        const p = lab.client.progress;
-        const what = faults.map((f) => f.label);
-        note(
-          `${what.join(' + ') || 'nothing (no leader)'} for ${step.holdMs} ms (so far ok ${p.ok}, refused ${p.refused}, indeterminate ${p.indeterminate})`,
-        );
-        await new Promise((r) => setTimeout(r, step.holdMs));
+      const steps = schedule(SEED);
+      const started = Date.now();
+      const log: string[] = [];
+      const note = (what: string) => {
+        const line = `+${((Date.now() - started) / 1_000).toFixed(1)}s ${what}`;
+        log.push(line);
+      };
+      try {
+        for (const step of steps) {
+          if (Date.now() - started >= SECONDS * 1_000) break;
+          const faults = await resolveTargets(lab, step);
+          for (const { fault, member } of faults) await inject(lab, fault, member);
+          const p = lab.client.progress;
+          const what = faults.map((f) => f.label);
+          note(
+            `${what.join(' + ') || 'nothing (no leader)'} for ${step.holdMs} ms (so far ok ${p.ok}, refused ${p.refused}, indeterminate ${p.indeterminate})`,
+          );
+          await new Promise((r) => setTimeout(r, step.holdMs));
+          await recover(lab);
+          note(`healed; ${step.gapMs} ms until the next`);
+          await new Promise((r) => setTimeout(r, step.gapMs));
+        }
         await recover(lab);
-        note(`healed; ${step.gapMs} ms until the next`);
-        await new Promise((r) => setTimeout(r, step.gapMs));
+        const leader = await lab.anySettled(90_000);
+        note(`settled: ${leader} leads epoch ${(await lab.ha(leader))?.epoch} with every member in sync`);
+        await waitUntil('acknowledged after the faults', () => lab.client.progress.lastOkAt > Date.now() - 200, {
+          timeoutMs: 30_000,
+        });
+      } finally {
+        console.log(`chaos: seed ${SEED}; schedule:\n  ${log.join('\n  ')}`);
       }
-      await recover(lab);
-      const leader = await lab.anySettled(90_000);
-      note(`settled: ${leader} leads epoch ${(await lab.ha(leader))?.epoch} with every member in sync`);
-      await waitUntil('acknowledged after the faults', () => lab.client.progress.lastOkAt > Date.now() - 200, {
-        timeoutMs: 30_000,
-      });
-    } finally {
-      console.log(`chaos: seed ${SEED}; schedule:\n  ${log.join('\n  ')}`);
-    }
-    const history = await lab.stopProducing();
-    const verdict = await lab.verdict(history);
-    console.log(
-      `chaos: seed ${SEED}: ${JSON.stringify(history.counts)}; ${verdict.lost.length} lost, ${verdict.refusedDelivered.length} refused delivered, ${verdict.indeterminateDelivered} indeterminate delivered, ${verdict.duplicates} duplicates`,
-    );
-    if (verdict.lost.length + verdict.refusedDelivered.length > 0) {
+      const history = await lab.stopProducing();
+      const verdict = await lab.verdict(history);
       console.log(
-        `chaos: seed ${SEED}: lost ${verdict.lost.slice(0, 20).join(' ')}; refused delivered ${verdict.refusedDelivered.slice(0, 20).join(' ')}`,
+        `chaos: seed ${SEED}: ${JSON.stringify(history.counts)}; ${verdict.lost.length} lost, ${verdict.refusedDelivered.length} refused delivered, ${verdict.indeterminateDelivered} indeterminate delivered, ${verdict.duplicates} duplicates`,
       );
-    }
-    expect(history.counts.ok).toBeGreaterThan(100);
-    expect(verdict).toMatchObject({ lost: [], refusedDelivered: [] });
-  }, 300_000);
-});
+      if (verdict.lost.length + verdict.refusedDelivered.length > 0) {
+        console.log(
+          `chaos: seed ${SEED}: lost ${verdict.lost.slice(0, 20).join(' ')}; refused delivered ${verdict.refusedDelivered.slice(0, 20).join(' ')}`,
+        );
+      }
+      expect(history.counts.ok).toBeGreaterThan(100);
+      expect(verdict).toMatchObject({ lost: [], refusedDelivered: [] });
+    }, 300_000);
+  },
+);

@@ -15,9 +15,9 @@
  *
  * Skipped, with the reason, without root, iproute2, iptables or etcd.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { etcdSupport } from './support/etcd.js';
-import { HaLab, judge, type PublishHistory } from './support/ha-lab.js';
+import { type HaLab, haLabPerTest, judge } from './support/ha-lab.js';
 import { netnsSupport } from './support/netns.js';
 import { waitUntil } from './support/processes.js';
 
@@ -25,51 +25,18 @@ const skipReason = (await netnsSupport()) ?? etcdSupport();
 if (skipReason !== null) console.warn(`[ha-partitions-netns] SKIPPED: ${skipReason}`);
 
 describe.skipIf(skipReason !== null)('partitions in a replica group across network namespaces', () => {
-  let ha: HaLab | null = null;
-
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail' && ha !== null) console.log(ha.logs());
-    await ha?.cleanup();
-    ha = null;
-  }, 60_000);
+  const createLab = haLabPerTest();
 
   /** a leads, b is in sync; topic t with channel c exists; the client consumes c through lookupd. */
   async function formGroup(args: string[]): Promise<HaLab> {
-    const lab = await HaLab.create(['a', 'b'], args);
-    ha = lab;
-    lab.start('a');
-    await waitUntil('a leads', async () => (await lab.ha('a'))?.role === 'leader', { timeoutMs: 20_000 });
-    lab.start('b');
-    await lab.settled('a');
-    for (const path of ['topic/create?topic=t', 'channel/create?topic=t&channel=c']) {
-      expect((await lab.ctl.request('http', { url: `http://${lab.http('a')}/${path}`, method: 'POST' })).status).toBe(
-        200,
-      );
-    }
-    await lab.client.request('consume', { topic: 't', channel: 'c', lookupd: [lab.lookupdHttp] });
+    const lab = await createLab(['a', 'b'], args);
+    await lab.form();
     return lab;
-  }
-
-  /** Publishers of unique bodies over TCP (a host pool of both) and HTTP, each body sent once. */
-  function produce(lab: HaLab, prefix: string) {
-    return lab.client.request('produce', {
-      topic: 't',
-      prefix,
-      producers: 3,
-      tcp: [lab.tcp('a'), lab.tcp('b')],
-      http: [lab.http('a'), lab.http('b')],
-      retry: false,
-      maxPublishAttempts: 1,
-    });
-  }
-
-  async function stop(lab: HaLab): Promise<PublishHistory> {
-    return (await lab.client.request('stop', {}, 60_000)) as unknown as PublishHistory;
   }
 
   it('leader ↔ follower with --min-insync=2: publishes are refused, and no refused one is ever delivered', async () => {
     const lab = await formGroup(['--min-insync=2']);
-    await produce(lab, 'x');
+    await lab.produce('x');
     await waitUntil('acknowledged before the cut', () => lab.client.progress.ok > 100, { timeoutMs: 30_000 });
     await lab.lab.partition('a', 'b');
     await waitUntil('b out of the in-sync set', async () => (await lab.ha('a'))?.in_sync.join() === 'a', {
@@ -83,7 +50,7 @@ describe.skipIf(skipReason !== null)('partitions in a replica group across netwo
     await lab.lab.heal();
     await lab.settled('a');
     await waitUntil('acknowledged again', () => lab.client.progress.ok > okDuringCut + 50, { timeoutMs: 30_000 });
-    const first = await stop(lab);
+    const first = await lab.stopProducing();
     // Everything a had to deliver: every acknowledged one, no refused one.
     const onA = judge(first, await lab.drained('t', 'c', first.bodies.ok));
     console.log(
@@ -115,7 +82,7 @@ describe.skipIf(skipReason !== null)('partitions in a replica group across netwo
 
   it('leader ↔ follower with --min-insync=1: the follower leaves the set and cannot be elected; healed, it rejoins', async () => {
     const lab = await formGroup([]);
-    await produce(lab, 'y');
+    await lab.produce('y');
     await waitUntil('acknowledged before the cut', () => lab.client.progress.ok > 100, { timeoutMs: 30_000 });
     await lab.lab.partition('a', 'b');
     await waitUntil('b out of the in-sync set', async () => (await lab.ha('a'))?.in_sync.join() === 'a', {
@@ -124,7 +91,7 @@ describe.skipIf(skipReason !== null)('partitions in a replica group across netwo
     // The leader goes on alone.
     const okAtShrink = lab.client.progress.ok;
     await waitUntil('acknowledged without b', () => lab.client.progress.ok > okAtShrink + 50, { timeoutMs: 30_000 });
-    const history = await stop(lab);
+    const history = await lab.stopProducing();
     await lab.kill('a');
     await waitUntil('the dead leader key expired', async () => (await lab.ha('b'))?.leader === null, {
       timeoutMs: 20_000,
@@ -160,7 +127,7 @@ describe.skipIf(skipReason !== null)('partitions in a replica group across netwo
 
   it('client ↔ leader: no failover, the client gets no answer meanwhile, and resumes with nothing acknowledged lost', async () => {
     const lab = await formGroup([]);
-    await produce(lab, 'w');
+    await lab.produce('w');
     await waitUntil('acknowledged before the cut', () => lab.client.progress.ok > 100, { timeoutMs: 30_000 });
     await lab.lab.partition('client', 'a');
     // Observation windows (not synchronisation): after a second cut off, over three lease TTLs, a
@@ -179,7 +146,7 @@ describe.skipIf(skipReason !== null)('partitions in a replica group across netwo
     await waitUntil('delivered again', () => lab.client.progress.received > during.received + 50, {
       timeoutMs: 30_000,
     });
-    const history = await stop(lab);
+    const history = await lab.stopProducing();
     const verdict = judge(history, await lab.drained('t', 'c', history.bodies.ok));
     console.log(
       `client↔leader: during the cut ${during.ok - before.ok} acknowledged, ${during.refused - before.refused} refused (the follower), ${during.indeterminate - before.indeterminate} unanswered; in all ${JSON.stringify(history.counts)}, ${verdict.lost.length} lost, ${verdict.duplicates} duplicates`,

@@ -8,16 +8,20 @@
  * - `consume {topic, channel, lookupd}`: a Consumer discovering through lookupd; counts every
  *   delivery per body.
  * - `produce {topic, prefix, producers, tcp, http, retry, maxPublishAttempts?}`: `producers`
- *   loops publishing unique bodies, in turn over TCP (our Producer, `tcp` as its host pool) and
- *   over HTTP (`/pub` on each of `http` until one answers). Each publish is classified: `ok`
+ *   loops publishing unique bodies, the even ones over TCP (our Producer, `tcp` as its host pool),
+ *   the odd ones over HTTP (`/pub` on each of `http` until one answers): a loop of its own for
+ *   each, so that HTTP publishes show when the group serves again while the Producer may still
+ *   be backing off its reconnects. Each publish is classified: `ok`
  *   (OK / 200), `refused` (E_PUB_FAILED / 503: never stored, or stored and marked skipped) or
  *   `indeterminate` (no answer: closed, timed out). With `retry` a body not acknowledged is sent
  *   again until it is (its final class is then ok); without, the next body is new.
- * - `stop` → the history: bodies per class, how many of each, and the outages (spans from a failed
- *   publish to the next acknowledgement while none succeeded), in wall-clock ms.
+ * - `stop` → the history: bodies per class, how many of each, the outages (spans from a failed
+ *   publish to the next acknowledgement while none succeeded) and the time of every
+ *   acknowledgement per transport, in wall-clock ms.
  * - `received` → `{counts: {body: deliveries}}`.
  *
- * Progress goes out every 250 ms as `{progress: {ok, refused, indeterminate, received}}`.
+ * Progress goes out every 250 ms as `{progress: {ok, refused, indeterminate, received, lastOkAt}}`
+ * (`lastOkAt`: wall-clock ms of the latest acknowledgement, 0 before the first).
  */
 import { createInterface } from 'node:readline';
 
@@ -31,12 +35,14 @@ const consumers = [];
 /** body → 'ok' | 'refused' | 'indeterminate' (the last outcome of its last send). */
 const history = new Map();
 const outages = [];
+const ackTimes = { tcp: [], http: [] };
 let outageStart = null;
 let producing = null;
 
-function record(body, outcome) {
+function record(body, outcome, via) {
   history.set(body, outcome);
   if (outcome === 'ok') {
+    ackTimes[via].push(Date.now());
     if (outageStart !== null) outages.push([outageStart, Date.now()]);
     outageStart = null;
   } else {
@@ -85,14 +91,14 @@ function produce(cmd) {
   });
   let stop = false;
   const loops = Array.from({ length: cmd.producers }, async (_, p) => {
+    const viaTcp = p % 2 === 0 || cmd.http.length === 0;
     for (let i = 0; !stop; i++) {
       const body = `${cmd.prefix}${p}-${i}`;
-      for (let attempt = 0; ; attempt++) {
-        const viaTcp = (i + attempt + p) % 2 === 0 || cmd.http.length === 0;
+      for (;;) {
         const outcome = viaTcp
           ? await publishTcp(producer, cmd.topic, body)
           : await publishHttp(cmd.http, cmd.topic, body);
-        record(body, outcome);
+        record(body, outcome, viaTcp ? 'tcp' : 'http');
         if (outcome === 'ok' || !cmd.retry || stop) break;
         await sleep(20);
       }
@@ -115,13 +121,20 @@ function summary() {
     counts: Object.fromEntries(Object.entries(bodies).map(([k, v]) => [k, v.length])),
     bodies,
     outages,
+    ackTimes,
   };
 }
 
 setInterval(() => {
   const counts = { ok: 0, refused: 0, indeterminate: 0 };
   for (const outcome of history.values()) counts[outcome]++;
-  out({ progress: { ...counts, received: received.size } });
+  out({
+    progress: {
+      ...counts,
+      received: received.size,
+      lastOkAt: Math.max(ackTimes.tcp.at(-1) ?? 0, ackTimes.http.at(-1) ?? 0),
+    },
+  });
 }, 250).unref();
 
 createInterface({ input: process.stdin }).on('line', async (line) => {

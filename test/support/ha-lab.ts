@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { HaStatus } from '@nsq-ts/http-client';
+import { afterEach } from 'vitest';
 import { type EtcdServer, startEtcdInLab } from './etcd.js';
 import { NetnsLab } from './netns.js';
 import { DaemonProcess, waitUntil } from './processes.js';
@@ -39,6 +40,7 @@ export interface AgentProgress {
   refused: number;
   indeterminate: number;
   received: number;
+  lastOkAt: number;
 }
 
 /** The agent's `stop` answer: every publish's class. */
@@ -47,11 +49,46 @@ export interface PublishHistory {
   bodies: { ok: string[]; refused: string[]; indeterminate: string[] };
   /** [from, to] wall-clock ms: a failed publish until the next acknowledgement. */
   outages: [number, number][];
+  /** Wall-clock ms of every acknowledgement, in order, per transport. */
+  ackTimes: { tcp: number[]; http: number[] };
+}
+
+export interface Interruption {
+  /** The longest outage: publishes refused or unanswered until the next acknowledgement (any transport). */
+  outageMs: number;
+  /** The longest time between two successive acknowledgements over TCP (counts publishes that waited). */
+  tcpGapMs: number;
+  /** The same over HTTP. */
+  httpGapMs: number;
+}
+
+/**
+ * How long publishing was interrupted after each of `starts` (wall-clock ms, ascending; the agents'
+ * hosts and the test's share one clock), each interruption counted for the latest start before it.
+ */
+export function interruptions(history: PublishHistory, starts: readonly number[]): Interruption[] {
+  const out = starts.map(() => ({ outageMs: 0, tcpGapMs: 0, httpGapMs: 0 }));
+  const owner = (t: number) => starts.findLastIndex((s) => s <= t);
+  for (const [a, b] of history.outages) {
+    const e = out[owner(a)];
+    if (e !== undefined) e.outageMs = Math.max(e.outageMs, b - a);
+  }
+  for (const via of ['tcp', 'http'] as const) {
+    const acks = history.ackTimes[via];
+    for (let i = 0; i + 1 < acks.length; i++) {
+      const [a, b] = [acks[i] as number, acks[i + 1] as number];
+      const e = out[owner(b)];
+      if (e === undefined || b <= (starts[owner(b)] as number)) continue;
+      if (via === 'tcp') e.tcpGapMs = Math.max(e.tcpGapMs, b - a);
+      else e.httpGapMs = Math.max(e.httpGapMs, b - a);
+    }
+  }
+  return out;
 }
 
 /** One agent process in a namespace, and its replies. */
 export class Agent {
-  progress: AgentProgress = { ok: 0, refused: 0, indeterminate: 0, received: 0 };
+  progress: AgentProgress = { ok: 0, refused: 0, indeterminate: 0, received: 0, lastOkAt: 0 };
   private readonly replies = new Map<number, AgentReply>();
   private readonly stderr: string[] = [];
   private nextId = 1;
@@ -110,7 +147,7 @@ interface ChannelStats {
   deferred_count: number;
 }
 
-/** A history checked against the deliveries: what the checker of test/ha-jepsen-netns.test.ts asserts. */
+/** A history checked against the deliveries: what test/ha-chaos-netns.test.ts and the other netns tests assert. */
 export interface Verdict {
   /** Acknowledged, never delivered. */
   lost: string[];
@@ -262,30 +299,97 @@ export class HaLab {
     return null;
   }
 
-  /** Waits until `name` leads with every other running member in its in-sync set. */
+  /**
+   * Waits until `name` leads with every other running member in its in-sync set and streaming from
+   * it (the follower itself says it is connected: a restarted process, not the link of its
+   * predecessor that the leader has not dropped yet).
+   */
   async settled(name: string, timeoutMs = 30_000): Promise<HaStatus> {
-    return waitUntil(
-      `${name} leads with every running member in sync`,
-      async () => {
-        const s = await this.ha(name);
-        if (s?.role !== 'leader') return undefined;
-        return this.members.every((m) => !this.running(m) || s.in_sync.includes(m)) ? s : undefined;
-      },
-      { timeoutMs, intervalMs: 200 },
-    );
+    return waitUntil(`${name} leads with every running member in sync`, () => this.settledNow(name), {
+      timeoutMs,
+      intervalMs: 200,
+    });
   }
 
-  /** Waits until some member leads with every running member in sync; resolves with its name. */
+  /** Waits until some member leads with every running member in sync (as `settled`); resolves with its name. */
   async anySettled(timeoutMs = 60_000): Promise<string> {
     return waitUntil(
       'a leader with every running member in sync',
       async () => {
         const l = await this.leader();
-        if (l === null) return undefined;
-        return this.members.every((m) => !this.running(m) || l.status.in_sync.includes(m)) ? l.name : undefined;
+        return l !== null && (await this.settledNow(l.name)) !== undefined ? l.name : undefined;
       },
       { timeoutMs, intervalMs: 250 },
     );
+  }
+
+  private async settledNow(name: string): Promise<HaStatus | undefined> {
+    const s = await this.ha(name);
+    if (s?.role !== 'leader') return undefined;
+    for (const m of this.members) {
+      if (m === name || !this.running(m)) continue;
+      if (!s.in_sync.includes(m) || s.followers?.find((f) => f.member_id === m)?.connected !== true) return undefined;
+      const own = await this.ha(m);
+      if (own?.leader !== name || own.connected !== true) return undefined;
+    }
+    return s;
+  }
+
+  /**
+   * Starts the members in order (the first founds the group, the others join it), waits until all
+   * are in sync, creates `topic`/`channel` on the leader and has the client consume it through lookupd.
+   */
+  async form(topic = 't', channel = 'c'): Promise<void> {
+    const [first, ...rest] = this.members as [string, ...string[]];
+    this.start(first);
+    await waitUntil(`${first} leads`, async () => (await this.ha(first))?.role === 'leader', { timeoutMs: 20_000 });
+    for (const m of rest) this.start(m);
+    await this.settled(first);
+    for (const path of [`topic/create?topic=${topic}`, `channel/create?topic=${topic}&channel=${channel}`]) {
+      const r = await this.ctl.request('http', { url: `http://${this.http(first)}/${path}`, method: 'POST' });
+      if (r.status !== 200) throw new Error(`POST /${path}: ${r.status} ${r.body}`);
+    }
+    await this.client.request('consume', { topic, channel, lookupd: [this.lookupdHttp] });
+  }
+
+  /**
+   * The client's publishers of unique bodies, half over TCP (a host pool of every member), half over
+   * HTTP (each member in turn), each body sent once: a resend after a lost connection could be refused although
+   * the first send was stored, and the body would be judged refused.
+   */
+  async produce(prefix: string, producers = 4, topic = 't'): Promise<void> {
+    await this.client.request('produce', {
+      topic,
+      prefix,
+      producers,
+      tcp: this.members.map((m) => this.tcp(m)),
+      http: this.members.map((m) => this.http(m)),
+      retry: false,
+      maxPublishAttempts: 1,
+    });
+  }
+
+  /** Stops the publishers; resolves with every publish's class. */
+  async stopProducing(): Promise<PublishHistory> {
+    return (await this.client.request('stop', {}, 60_000)) as unknown as PublishHistory;
+  }
+
+  /**
+   * `history` judged against the deliveries once the leader drained `channel` and every acknowledged
+   * body arrived, or, if that does not happen within `timeoutMs`, against what was delivered by then.
+   */
+  async verdict(history: PublishHistory, topic = 't', channel = 'c', timeoutMs = 60_000): Promise<Verdict> {
+    const counts = await this.drained(topic, channel, history.bodies.ok, timeoutMs).catch(async (err: Error) => {
+      console.warn(`not drained, judging what was delivered: ${err.message}`);
+      return this.received();
+    });
+    return judge(history, counts);
+  }
+
+  /** POST /ha/handover on `from`, preferring `to`; resolves with the HTTP status. */
+  async handover(from: string, to: string): Promise<number> {
+    const url = `http://${this.http(from)}/ha/handover?to=${to}`;
+    return (await this.ctl.request('http', { url, method: 'POST', timeoutMs: 20_000 })).status as number;
   }
 
   /** The client's deliveries so far, per body. */
@@ -338,4 +442,21 @@ export class HaLab {
     await this.lab.cleanup();
     await rm(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Registers, in the calling describe block, an afterEach that prints a failed test's logs and
+ * removes its lab; the returned function builds the current test's lab.
+ */
+export function haLabPerTest(): (members: readonly string[], memberArgs?: readonly string[]) => Promise<HaLab> {
+  let current: HaLab | null = null;
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === 'fail' && current !== null) console.log(current.logs());
+    await current?.cleanup();
+    current = null;
+  }, 60_000);
+  return async (members, memberArgs = []) => {
+    current = await HaLab.create(members, memberArgs);
+    return current;
+  };
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../logger.js';
 import type { NsqdOptions } from '../options.js';
 import type { FlushTap } from '../store/flush-batch.js';
 import { FollowerStream } from './follower-stream.js';
+import { HeldConnections } from './held-connections.js';
 import { type BetweenFlushes, LeaderStream } from './leader-stream.js';
 import { ReplicaStore, replicaLogOptions } from './replica-store.js';
 import type { Position } from './wire.js';
@@ -37,6 +38,9 @@ function defaultMemberId(address: string): string {
   return address.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64);
 }
 
+/** How long a follower's connection waits for this member's leader stream (a newly elected member opens it within ms). */
+const HOLD_FOLLOWERS_MS = 1_000;
+
 export class HaNode {
   readonly memberId: string;
   private coordinator: HaCoordinator | null = null;
@@ -46,6 +50,7 @@ export class HaNode {
   /** The data path is open as a broker's: until then an HTTP publish would go to a topic about to be replaced. */
   private serving = false;
   private server: Server | null = null;
+  private readonly early = new HeldConnections(HOLD_FOLLOWERS_MS);
   /** Role changes run one at a time, in order. */
   private changes: Promise<void> = Promise.resolve();
   private closed = false;
@@ -163,6 +168,7 @@ export class HaNode {
       this.host.logger,
     );
     this.leader = stream;
+    this.early.release((socket) => stream.accept(socket));
     await this.host.serve(stream);
     this.serving = true;
     this.host.logger.info(
@@ -203,11 +209,9 @@ export class HaNode {
 
   private onFollower(socket: Socket): void {
     const stream = this.leader;
-    if (stream === null) {
-      socket.destroy();
-      return;
-    }
-    stream.accept(socket);
+    if (stream !== null) stream.accept(socket);
+    else if (this.closed) socket.destroy();
+    else this.early.hold(socket);
   }
 
   /** GET /ha (and the `ha` block of /stats). */
@@ -287,6 +291,7 @@ export class HaNode {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.early.close();
     await this.changes;
     this.follower?.close();
     this.follower = null;

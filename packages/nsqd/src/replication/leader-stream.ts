@@ -91,6 +91,8 @@ export class LeaderStream implements FlushTap {
   private waiters: Waiter[] = [];
   private shrinking: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
+  /** A member whose registration went (a stopped follower) leaves the set now, not at the next check. */
+  private readonly onMembers = () => this.checkLag();
   private closed = false;
 
   constructor(
@@ -102,6 +104,7 @@ export class LeaderStream implements FlushTap {
     this.base = options.start;
     this.timer = setInterval(() => this.checkLag(), Math.min(MAX_CHECK_INTERVAL_MS, options.timeoutMs / 4));
     this.timer.unref();
+    coordinator.on('members', this.onMembers);
   }
 
   get position(): Position {
@@ -429,6 +432,7 @@ export class LeaderStream implements FlushTap {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.coordinator.off('members', this.onMembers);
     for (const link of this.links.values()) link.socket.destroy();
     this.links.clear();
     this.failWaiters();

@@ -201,6 +201,8 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     const b = await startMember(await newMember('b'), lookupd.tcpAddress);
     await waitUntil('b in sync', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 15_000 });
     expect(b.proc.logs()).toMatch(/taking a full copy from a/);
+    expect((await status(a)).counters).toMatchObject({ full_copies_served: 1, isr_expands: 1 });
+    expect((await status(b)).counters).toMatchObject({ full_copies_received: 1, elections_won: 0 });
     for (let i = 20; i < 30; i++) expect(await pub(a, 'events', `m${i}`)).toBe(200);
     expect((await status(b)).position).toEqual((await status(a)).position);
 
@@ -254,12 +256,24 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     expect((await status(a)).in_sync).toEqual(['a']);
     // Refused before it is stored.
     expect(await pub(a, 't', 'three')).toBe(503);
+    // Both refusals and the shrink are counted where they happened, in /ha and /metrics.
+    expect((await status(a)).counters).toMatchObject({
+      elections_won: 1,
+      isr_shrinks: 1,
+      isr_expands: 1,
+      refused_publishes: 2,
+      unanswered_publishes: 0,
+    });
+    const scraped = await (await fetch(`http://${a.http}/metrics`)).text();
+    expect(scraped).toMatch(/^nsq_ha_refused_publishes_total 2$/m);
+    expect(scraped).toMatch(/^nsq_ha_isr_shrinks_total 1$/m);
     const back = await startMember({ id: 'b', replication: b.replication, dataPath: b.dataPath }, lookupd.tcpAddress, [
       '--min-insync=2',
     ]);
     await waitUntil('b in sync again', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 20_000 });
     expect(await pub(a, 't', 'four')).toBe(200);
     expect((await status(back)).position).toEqual((await status(a)).position);
+    expect((await status(a)).counters.isr_expands).toBe(2);
 
     /** Bodies `channel` delivers, in order, until `last` (one in flight at a time: log order). */
     const readUntil = async (channel: string, last: string): Promise<string[]> => {
@@ -288,6 +302,7 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     await a.proc.exited;
     members.splice(members.indexOf(a), 1);
     await waitUntil('b leads', async () => (await status(back)).role === 'leader', { timeoutMs: 20_000 });
+    expect((await status(back)).counters.elections_won).toBe(1);
     expect(await readUntil('d', 'four')).toEqual(['one', 'four']);
   }, 90_000);
 

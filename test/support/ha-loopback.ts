@@ -34,6 +34,18 @@ export interface HaStatus {
   connected?: boolean;
   refused?: string;
   followers?: { member_id: string; acked_seq: number; lag_batches: number }[];
+  counters: {
+    elections_won: number;
+    leadership_lost: Record<string, number>;
+    isr_shrinks: number;
+    isr_expands: number;
+    full_copies_served: number;
+    full_copies_received: number;
+    refused_publishes: number;
+    unanswered_publishes: number;
+    stream_refusals_sent: number;
+    stream_refusals_received: number;
+  };
 }
 
 export interface StartOptions {

@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { parseHostPort } from '@nsq-ts/go-compat';
 import { monotonicMs } from '../clock.js';
 import type { Logger } from '../logger.js';
+import type { HaCounters } from './ha-counters.js';
 import type { ReplicaStore } from './replica-store.js';
 import { decodeBatch, decodeSnapshot, FrameReader, FrameType, frame, type Hello } from './wire.js';
 
@@ -14,6 +15,7 @@ export interface FollowerStreamOptions {
   /** The highest epoch this member has seen (etcd's): a batch from an older one is refused. */
   readonly epoch: () => number;
   readonly maxFrameBytes: number;
+  readonly counters: HaCounters;
 }
 
 /** A follower's connection to the leader: hello, then every batch applied in order and acknowledged. */
@@ -62,6 +64,7 @@ export class FollowerStream {
         this.logger.info(`REPLICATION: following ${this.options.leaderId} from seq ${this.store.position.seq}`);
       } else if (type === FrameType.refuse) {
         this.lastRefusal = (header as { reason: string }).reason;
+        this.options.counters.streamRefusalsReceived++;
         this.logger.warn(`REPLICATION: ${this.options.leaderId} refused to stream - ${this.lastRefusal}`);
         fail('refused');
       } else if (type === FrameType.snapshot) {
@@ -69,7 +72,10 @@ export class FollowerStream {
         this.logger.info(
           `REPLICATION: taking a full copy from ${this.options.leaderId} at seq ${snapshot.position.seq} (this member was at ${this.store.position.seq})`,
         );
-        this.stored(socket, snapshot.position.seq, this.store.replace(snapshot), fail);
+        const replaced = this.store.replace(snapshot).then(() => {
+          this.options.counters.fullCopiesReceived++;
+        });
+        this.stored(socket, snapshot.position.seq, replaced, fail);
       } else if (type === FrameType.batch) {
         const batch = decodeBatch(header, payload);
         if (batch.epoch < this.options.epoch()) {

@@ -13,6 +13,7 @@ import type { Logger } from '../logger.js';
 import type { NsqdOptions } from '../options.js';
 import type { FlushTap } from '../store/flush-batch.js';
 import { FollowerStream } from './follower-stream.js';
+import { HaCounters } from './ha-counters.js';
 import { type BetweenFlushes, LeaderStream } from './leader-stream.js';
 import { ReplicaStore, replicaLogOptions } from './replica-store.js';
 import type { Position } from './wire.js';
@@ -50,6 +51,7 @@ export class HaNode {
   private changes: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly maxFrameBytes: number;
+  readonly counters = new HaCounters();
 
   constructor(
     private readonly host: HaHost,
@@ -95,13 +97,19 @@ export class HaNode {
       canLead: () => this.store !== null && this.leader === null,
     });
     this.coordinator = coordinator;
-    coordinator.on('elected', (term) => this.change(() => this.promote(term.epoch)));
+    coordinator.on('elected', (term) => {
+      this.counters.electionsWon++;
+      this.change(() => this.promote(term.epoch));
+    });
     coordinator.on('fenceExpired', ({ epoch }) => {
       // Stop acknowledging now; the listener closes with the demotion.
       this.host.logger.warn(`REPLICATION: the lease of epoch ${epoch} may have expired: no more acknowledgements`);
       this.leader?.close();
     });
-    coordinator.on('deposed', ({ epoch, reason }) => this.change(() => this.demote(epoch, reason)));
+    coordinator.on('deposed', ({ epoch, reason }) => {
+      this.counters.leadershipLost[reason]++;
+      this.change(() => this.demote(epoch, reason));
+    });
     coordinator.on('leader', () => this.change(async () => this.follow()));
     coordinator.on('etcdError', ({ op, error }) => this.host.logger.warn(`HA: ${op} - ${error.message}`));
     await coordinator.start();
@@ -133,6 +141,7 @@ export class HaNode {
         address: leader.replicationAddress,
         epoch: () => coordinator.epoch,
         maxFrameBytes: this.maxFrameBytes,
+        counters: this.counters,
       },
       this.store,
       this.host.logger,
@@ -158,6 +167,7 @@ export class HaNode {
         timeoutMs: o.replicationTimeoutMs,
         maxFrameBytes: this.maxFrameBytes,
         between: (fn) => this.host.between(fn),
+        counters: this.counters,
       },
       this.coordinator as HaCoordinator,
       this.host.logger,
@@ -223,6 +233,7 @@ export class HaNode {
       members: [...(c?.members.keys() ?? [])],
       replication_ack: this.host.options.replicationAck,
       min_insync: this.host.options.minInsync,
+      counters: this.counters.toJSON(),
     };
     if (this.leader !== null) {
       return { ...base, position: this.leader.position, followers: this.leader.lag() };

@@ -7,6 +7,7 @@ import type { HaCoordinator } from '../ha/coordinator.js';
 import type { Logger } from '../logger.js';
 import type { FlushBatch, FlushShipment, FlushTap, ShipRefusal } from '../store/flush-batch.js';
 import type { StateStore } from '../store/state-store.js';
+import type { HaCounters } from './ha-counters.js';
 import { positionOp } from './replica-store.js';
 import {
   encodeBatch,
@@ -32,6 +33,7 @@ export interface LeaderStreamOptions {
   readonly timeoutMs: number;
   readonly maxFrameBytes: number;
   readonly between: BetweenFlushes;
+  readonly counters: HaCounters;
 }
 
 /** Batches kept for followers that reconnect a little behind. */
@@ -147,6 +149,11 @@ export class LeaderStream implements FlushTap {
     return null;
   }
 
+  noteRefused(publishes: number, answered: boolean): void {
+    if (answered) this.options.counters.refusedPublishes += publishes;
+    else this.options.counters.unansweredPublishes += publishes;
+  }
+
   private fenceShut(): boolean {
     return this.closed || !this.coordinator.canAcknowledge();
   }
@@ -186,6 +193,7 @@ export class LeaderStream implements FlushTap {
         if (!(this.coordinator.isr?.members.includes(m) ?? false)) continue;
         try {
           await this.coordinator.shrinkIsr(m);
+          this.options.counters.isrShrinks++;
           this.logger.warn(`REPLICATION: ${m} left the in-sync set (more than ${this.options.timeoutMs} ms behind)`);
         } catch (err) {
           this.logger.error(`REPLICATION: shrinking the in-sync set failed - ${(err as Error).message}`);
@@ -234,6 +242,7 @@ export class LeaderStream implements FlushTap {
   }
 
   private refuse(socket: Socket, reason: string): null {
+    this.options.counters.streamRefusalsSent++;
     this.logger.warn(`REPLICATION: follower refused - ${reason}`);
     socket.end(frame(FrameType.refuse, { reason }));
     return null;
@@ -289,6 +298,7 @@ export class LeaderStream implements FlushTap {
       link.socket.write(frame(FrameType.welcome, { epoch: this.options.epoch, seq: this.at.seq }));
       link.socket.write(encoded);
       this.attach(link);
+      this.options.counters.fullCopiesServed++;
       return encoded.length;
     });
     this.logger.info(
@@ -305,6 +315,7 @@ export class LeaderStream implements FlushTap {
       this.coordinator.expandIsr(m).then(
         () => {
           this.joining.delete(m);
+          this.options.counters.isrExpands++;
           this.logger.info(`REPLICATION: ${m} joined the in-sync set`);
         },
         (err: Error) => {

@@ -8,6 +8,7 @@ import { type FlushBatch, writeBatch } from '../store/flush-batch.js';
 import { sampleState } from '../store/state.test-util.js';
 import { StateStore } from '../store/state-store.js';
 import { FollowerStream } from './follower-stream.js';
+import { HaCounters } from './ha-counters.js';
 import { positionOp, ReplicaStore } from './replica-store.js';
 import { decodeBatch, decodeSnapshot, encodeBatch, FrameReader, FrameType, frame, type Position } from './wire.js';
 
@@ -153,7 +154,14 @@ describe('the replication stream', () => {
     const { logger, lines } = recordingLogger();
     logger.level = 'debug';
     const follower = new FollowerStream(
-      { memberId: 'b', leaderId: 'a', address: `127.0.0.1:${port}`, epoch: () => 2, maxFrameBytes: 1 << 20 },
+      {
+        memberId: 'b',
+        leaderId: 'a',
+        address: `127.0.0.1:${port}`,
+        epoch: () => 2,
+        maxFrameBytes: 1 << 20,
+        counters: new HaCounters(),
+      },
       store,
       logger,
     );

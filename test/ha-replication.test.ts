@@ -373,4 +373,45 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     };
     expect(stats.topics[0]).toMatchObject({ depth: 11 });
   }, 60_000);
+
+  it('a member whose --max-bytes-per-file or --max-msg-size differs is refused at its hello: said on both sides and in GET /ha, kept out of the in-sync set', async () => {
+    etcd = await startEtcd();
+    const lookupd = await group.startLookupd('lookupd');
+    const [a, b0] = await formGroup(lookupd.tcpAddress);
+    expect(await pub(a, 't', 'one')).toBe(200);
+    const bSpec = { id: 'b', replication: b0.replication, dataPath: b0.dataPath };
+    b0.proc.signal('SIGKILL');
+    await b0.proc.exited;
+    members.splice(members.indexOf(b0), 1);
+    // The same member, restarted with settings that would split or read the leader's segment files differently.
+    const b = await startMember(bSpec, lookupd.tcpAddress, ['--max-bytes-per-file=65536', '--max-msg-size=2048']);
+    const reason =
+      "settings differ from the leader's: --max-bytes-per-file=65536 (the leader has 104857600), --max-msg-size=2048 (the leader has 1048576)";
+    await waitUntil('b refused', async () => (await status(b)).refused === reason, { timeoutMs: 15_000 });
+    await waitUntil('b out of the in-sync set', async () => (await status(a)).in_sync.join() === 'a', {
+      timeoutMs: 15_000,
+    });
+    const leader = await status(a);
+    expect(leader.followers).toEqual([
+      expect.objectContaining({ member_id: 'b', connected: false, in_sync: false, refused: reason }),
+    ]);
+    // b retries; each side says it once (an error), and counts every refusal.
+    await waitUntil('b retried', async () => (await status(a)).counters.stream_refusals_sent >= 2, {
+      timeoutMs: 15_000,
+    });
+    expect(a.proc.logs().split(`ERROR: REPLICATION: follower b refused - ${reason}`).length).toBe(2);
+    expect(b.proc.logs().split(`ERROR: REPLICATION: a refused to stream - ${reason}`).length).toBe(2);
+    expect((await status(b)).counters.stream_refusals_received).toBeGreaterThanOrEqual(2);
+    expect((await status(b)).connected).toBe(false);
+    expect(await pub(a, 't', 'two')).toBe(200);
+    expect((await status(a)).in_sync).toEqual(['a']);
+
+    // With the group's settings it follows again and rejoins the set.
+    await b.proc.stop('SIGTERM');
+    members.splice(members.indexOf(b), 1);
+    const back = await startMember(bSpec, lookupd.tcpAddress);
+    await waitUntil('b in sync again', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 20_000 });
+    expect((await status(a)).followers).toEqual([expect.objectContaining({ member_id: 'b', refused: '' })]);
+    expect((await status(back)).refused).toBe('');
+  }, 90_000);
 });

@@ -33,7 +33,14 @@ export interface HaStatus {
   position: { seq: number; epoch: number };
   connected?: boolean;
   refused?: string;
-  followers?: { member_id: string; acked_seq: number; lag_batches: number }[];
+  followers?: {
+    member_id: string;
+    connected: boolean;
+    in_sync: boolean;
+    acked_seq: number;
+    lag_batches: number;
+    refused: string;
+  }[];
   counters: {
     elections_won: number;
     leadership_lost: Record<string, number>;

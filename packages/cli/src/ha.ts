@@ -51,7 +51,8 @@ function describe(address: string, s: HaStatus): string[] {
   if (s.role === 'leader') {
     for (const f of s.followers ?? []) {
       const state = `${f.connected ? 'connected' : 'disconnected'}, ${f.in_sync ? 'in sync' : 'not in sync'}`;
-      lines.push(`  follower ${f.member_id}: ${state}, lag ${f.lag_batches} batches, ${f.lag_ms} ms`);
+      const refused = f.refused ? `, refused: ${f.refused}` : '';
+      lines.push(`  follower ${f.member_id}: ${state}, lag ${f.lag_batches} batches, ${f.lag_ms} ms${refused}`);
     }
   } else {
     const last =

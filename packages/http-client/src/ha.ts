@@ -9,6 +9,8 @@ export interface HaFollowerLag {
   readonly acked_seq: number;
   readonly lag_batches: number;
   readonly lag_ms: number;
+  /** Why its last hello was refused ('' when it was not), e.g. settings that differ from the leader's. */
+  readonly refused: string;
 }
 
 /** Why a term this member led ended (GET /ha `counters.leadership_lost`). */

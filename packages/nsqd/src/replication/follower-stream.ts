@@ -4,7 +4,7 @@ import { monotonicMs } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { HaCounters } from './ha-counters.js';
 import type { ReplicaStore } from './replica-store.js';
-import { decodeBatch, decodeSnapshot, FrameReader, FrameType, frame, type Hello } from './wire.js';
+import { decodeBatch, decodeSnapshot, FrameReader, FrameType, frame, type GroupSettings, type Hello } from './wire.js';
 
 const RETRY_MS = 500;
 
@@ -15,6 +15,7 @@ export interface FollowerStreamOptions {
   /** The highest epoch this member has seen (etcd's): a batch from an older one is refused. */
   readonly epoch: () => number;
   readonly maxFrameBytes: number;
+  readonly settings: GroupSettings;
   readonly counters: HaCounters;
 }
 
@@ -63,9 +64,13 @@ export class FollowerStream {
         this.leaderSeq = (header as { seq: number }).seq;
         this.logger.info(`REPLICATION: following ${this.options.leaderId} from seq ${this.store.position.seq}`);
       } else if (type === FrameType.refuse) {
-        this.lastRefusal = (header as { reason: string }).reason;
+        const reason = (header as { reason: string }).reason;
         this.options.counters.streamRefusalsReceived++;
-        this.logger.warn(`REPLICATION: ${this.options.leaderId} refused to stream - ${this.lastRefusal}`);
+        // Retried every RETRY_MS: said once per reason, not at every retry.
+        if (reason !== this.lastRefusal) {
+          this.logger.error(`REPLICATION: ${this.options.leaderId} refused to stream - ${reason}`);
+        }
+        this.lastRefusal = reason;
         fail('refused');
       } else if (type === FrameType.snapshot) {
         const snapshot = decodeSnapshot(header, payload);
@@ -92,6 +97,7 @@ export class FollowerStream {
         member_id: this.options.memberId,
         epoch: this.options.epoch(),
         position: this.store.position,
+        settings: this.options.settings,
       };
       socket.write(frame(FrameType.hello, hello));
     });

@@ -16,7 +16,7 @@ import { FollowerStream } from './follower-stream.js';
 import { HaCounters } from './ha-counters.js';
 import { type BetweenFlushes, LeaderStream } from './leader-stream.js';
 import { ReplicaStore, replicaLogOptions } from './replica-store.js';
-import type { Position } from './wire.js';
+import { groupSettings, type Position } from './wire.js';
 
 /** What the member needs of its nsqd. */
 export interface HaHost {
@@ -141,6 +141,7 @@ export class HaNode {
         address: leader.replicationAddress,
         epoch: () => coordinator.epoch,
         maxFrameBytes: this.maxFrameBytes,
+        settings: groupSettings(this.host.options),
         counters: this.counters,
       },
       this.store,
@@ -167,6 +168,7 @@ export class HaNode {
         timeoutMs: o.replicationTimeoutMs,
         maxFrameBytes: this.maxFrameBytes,
         between: (fn) => this.host.between(fn),
+        settings: groupSettings(o),
         counters: this.counters,
       },
       this.coordinator as HaCoordinator,

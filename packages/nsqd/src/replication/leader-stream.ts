@@ -15,9 +15,11 @@ import {
   FrameReader,
   FrameType,
   frame,
+  type GroupSettings,
   type Hello,
   type Position,
   type Snapshot,
+  settingsMismatch,
 } from './wire.js';
 
 /** Runs `fn` between two flushes of the leader's storage (Storage.between). */
@@ -33,6 +35,8 @@ export interface LeaderStreamOptions {
   readonly timeoutMs: number;
   readonly maxFrameBytes: number;
   readonly between: BetweenFlushes;
+  /** A follower whose hello says otherwise is refused: it would store or read the stream differently. */
+  readonly settings: GroupSettings;
   readonly counters: HaCounters;
 }
 
@@ -77,6 +81,8 @@ export class LeaderStream implements FlushTap {
   private readonly links = new Map<string, Link>();
   /** Caught-up members whose expansion etcd has not committed yet: already waited for. */
   private readonly joining = new Set<string>();
+  /** Why each member's last hello was refused (GET /ha); such a member is kept out of the in-sync set. */
+  private readonly refused = new Map<string, string>();
   private waiters: Waiter[] = [];
   private shrinking: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
@@ -181,8 +187,8 @@ export class LeaderStream implements FlushTap {
     if (this.closed || this.shrinking !== null) return;
     const now = monotonicMs();
     const late = this.required().filter((m) => {
-      // Gone from etcd (its process died): nothing will come from it, waiting the timeout helps nobody.
-      if (!this.links.has(m) && !this.coordinator.members.has(m)) return true;
+      // Gone from etcd (its process died) or refused: nothing will come from it, waiting the timeout helps nobody.
+      if (!this.links.has(m) && (!this.coordinator.members.has(m) || this.refused.has(m))) return true;
       const first = this.sent.find((s) => s.at.seq > this.ackedBy(m));
       return first !== undefined && now - first.sentAtMs > this.options.timeoutMs;
     });
@@ -241,16 +247,21 @@ export class LeaderStream implements FlushTap {
     });
   }
 
-  private refuse(socket: Socket, reason: string): null {
+  private refuse(socket: Socket, member: string, reason: string): null {
     this.options.counters.streamRefusalsSent++;
-    this.logger.warn(`REPLICATION: follower refused - ${reason}`);
+    // A refused follower retries every half second: said once per reason, not at every retry.
+    if (this.refused.get(member) !== reason) this.logger.error(`REPLICATION: follower ${member} refused - ${reason}`);
+    this.refused.set(member, reason);
     socket.end(frame(FrameType.refuse, { reason }));
     return null;
   }
 
   private hello(socket: Socket, h: Hello): Link | null {
-    if (this.closed) return this.refuse(socket, 'not the leader');
-    if (h.epoch > this.options.epoch) return this.refuse(socket, `epoch ${h.epoch} is newer than ours`);
+    if (this.closed) return this.refuse(socket, h.member_id, 'not the leader');
+    if (h.epoch > this.options.epoch) return this.refuse(socket, h.member_id, `epoch ${h.epoch} is newer than ours`);
+    const mismatch = settingsMismatch(this.options.settings, h.settings);
+    if (mismatch !== null) return this.refuse(socket, h.member_id, mismatch);
+    this.refused.delete(h.member_id);
     const p = h.position;
     const link: Link = { memberId: h.member_id, socket, acked: p.seq };
     let from = -1;
@@ -331,6 +342,7 @@ export class LeaderStream implements FlushTap {
     const now = monotonicMs();
     const isr = this.coordinator.isr?.members ?? [];
     const ids = new Set([...this.links.keys(), ...isr.filter((m) => m !== this.options.memberId)]);
+    for (const m of this.refused.keys()) if (this.coordinator.members.has(m)) ids.add(m);
     return [...ids].map((m) => {
       const acked = this.ackedBy(m);
       const first = this.sent.find((s) => s.at.seq > acked);
@@ -341,6 +353,7 @@ export class LeaderStream implements FlushTap {
         acked_seq: Math.max(acked, 0),
         lag_batches: acked < 0 ? this.at.seq : this.at.seq - acked,
         lag_ms: first === undefined ? 0 : Math.round(now - first.sentAtMs),
+        refused: this.refused.get(m) ?? '',
       };
     });
   }

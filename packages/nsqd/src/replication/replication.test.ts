@@ -10,7 +10,17 @@ import { StateStore } from '../store/state-store.js';
 import { FollowerStream } from './follower-stream.js';
 import { HaCounters } from './ha-counters.js';
 import { positionOp, ReplicaStore } from './replica-store.js';
-import { decodeBatch, decodeSnapshot, encodeBatch, FrameReader, FrameType, frame, type Position } from './wire.js';
+import {
+  decodeBatch,
+  decodeSnapshot,
+  encodeBatch,
+  FrameReader,
+  FrameType,
+  frame,
+  groupSettings,
+  type Position,
+  settingsMismatch,
+} from './wire.js';
 
 let root = '';
 const cleanup: (() => Promise<unknown> | undefined)[] = [];
@@ -160,6 +170,7 @@ describe('the replication stream', () => {
         address: `127.0.0.1:${port}`,
         epoch: () => 2,
         maxFrameBytes: 1 << 20,
+        settings: { max_bytes_per_file: 1024, max_msg_size: 512 },
         counters: new HaCounters(),
       },
       store,
@@ -169,13 +180,23 @@ describe('the replication stream', () => {
     const deadline = Date.now() + 10_000;
     while (acks.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     // The first connection got epoch 1's batch: dropped unapplied; the second, epoch 3's: stored and acknowledged.
+    const settings = { max_bytes_per_file: 1024, max_msg_size: 512 };
     expect(hellos).toEqual([
-      { member_id: 'b', epoch: 2, position: { seq: 0, epoch: 0 } },
-      { member_id: 'b', epoch: 2, position: { seq: 0, epoch: 0 } },
+      { member_id: 'b', epoch: 2, position: { seq: 0, epoch: 0 }, settings },
+      { member_id: 'b', epoch: 2, position: { seq: 0, epoch: 0 }, settings },
     ]);
     expect(lines.join('\n')).toMatch(/a batch of epoch 1, older than 2/);
     expect(acks).toEqual([1]);
     expect(store.position).toEqual({ seq: 1, epoch: 3 });
+  });
+
+  it("a hello is checked against the leader's settings: each difference is named", () => {
+    const ours = groupSettings({ maxBytesPerFile: 1024, maxMsgSize: 512 });
+    expect(settingsMismatch(ours, { max_bytes_per_file: 1024, max_msg_size: 512 })).toBeNull();
+    expect(settingsMismatch(ours, { max_bytes_per_file: 2048, max_msg_size: 100 })).toBe(
+      "settings differ from the leader's: --max-bytes-per-file=2048 (the leader has 1024), --max-msg-size=100 (the leader has 512)",
+    );
+    expect(settingsMismatch(ours, undefined)).toMatch(/sent no settings/);
   });
 
   it('a full copy names only files under topics/', () => {

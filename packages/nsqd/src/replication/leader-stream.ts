@@ -200,7 +200,8 @@ export class LeaderStream implements FlushTap {
         try {
           await this.coordinator.shrinkIsr(m);
           this.options.counters.isrShrinks++;
-          this.logger.warn(`REPLICATION: ${m} left the in-sync set (more than ${this.options.timeoutMs} ms behind)`);
+          const why = this.refused.get(m) ?? `more than ${this.options.timeoutMs} ms behind`;
+          this.logger.warn(`REPLICATION: ${m} left the in-sync set (${why})`);
         } catch (err) {
           this.logger.error(`REPLICATION: shrinking the in-sync set failed - ${(err as Error).message}`);
           // Not committed: nothing it lacks may be acknowledged; the waiters get the fence's verdict.

@@ -51,7 +51,7 @@ interface Waiters {
   promise: Promise<void>;
   resolve: () => void;
   reject: (err: Error) => void;
-  /** commit() calls sharing the promise: the publishes a refusal answers. */
+  /** commit() calls sharing the promise: the publishes a refusal answers (and any replay or redrive step). */
   publishers: number;
 }
 

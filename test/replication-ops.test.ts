@@ -1,13 +1,17 @@
 /**
  * The operator surfaces of a replica group (README "Replication"), against a real etcd and two
  * in-process nsqds: `nsq ha status|handover` (the real bin/nsq.js), /metrics' nsq_ha_* series and
- * nsqadmin's nodes API.
+ * event counters, nsqadmin's nodes API and (with /usr/bin/chromium) its node page in a real browser.
  * Skipped, with the reason, without /usr/bin/etcd.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createAdmin, type NodeSummary } from '@nsq-ts/admin';
 import { startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closedPort, nsq } from '../packages/cli/src/testing/run.js';
+import { hasChromium, launchChromium } from './support/chromium.js';
 import { type EtcdServer, etcdSupport, startEtcd } from './support/etcd.js';
 import { waitUntil } from './support/processes.js';
 
@@ -158,6 +162,22 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds', () => {
         lag: [{ member: 'b', ms: null }],
       });
       expect(byId.get(a.httpAddress)?.epoch).toBeGreaterThan(0);
+      if (hasChromium) {
+        // The node page in a real browser: the role line and the event counters.
+        const profile = await mkdtemp(join(tmpdir(), 'nsqadmin-ha-chromium-'));
+        const context = await launchChromium(profile);
+        try {
+          const page = context.pages()[0] ?? (await context.newPage());
+          await page.goto(`${admin.url}#/nodes/${encodeURIComponent(a.httpAddress)}`);
+          await expect.poll(() => page.getByTestId('node-ha').textContent()).toMatch(/^leader ops\/a epoch \d+/);
+          expect(await page.getByTestId('node-ha-events').textContent()).toBe(
+            'won 1 · lost 0 · in-sync −0 +1 · refused 0',
+          );
+        } finally {
+          await context.close();
+          await rm(profile, { recursive: true, force: true });
+        }
+      }
     } finally {
       await admin.close();
     }

@@ -10,12 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAdminArgs } from '@nsq-ts/admin';
+import { Consumer } from '@nsq-ts/client';
 import { parseLookupdArgs } from '@nsq-ts/lookupd';
 import { eventually } from '@nsq-ts/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 // The parser bin/nsqd.js runs (from its build); @nsq-ts/nsqd's index does not export it.
 import { parseNsqdArgs } from '../packages/nsqd/src/config/nsqd-flags.js';
+import { etcdSupport } from './support/etcd.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLUSTER_SCRIPT = path.join(ROOT, 'scripts/cluster.js');
@@ -57,8 +59,8 @@ interface ComposeFile {
   volumes?: Record<string, unknown>;
 }
 
-function loadCompose(): ComposeFile {
-  return parseYaml(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as ComposeFile;
+function loadCompose(file = 'docker-compose.yml'): ComposeFile {
+  return parseYaml(readFileSync(path.join(ROOT, file), 'utf8')) as ComposeFile;
 }
 
 function splitHostPort(address: string): { host: string; port: number } {
@@ -255,6 +257,106 @@ describe('docker-compose.yml', () => {
   });
 });
 
+describe('docker-compose.ha.yml', () => {
+  const HA_FILE = 'docker-compose.ha.yml';
+  /** The nsq-ts services (etcd runs etcd's own image, checked apart). */
+  const nsqServices = (compose: ComposeFile) => {
+    const { etcd: _etcd, ...rest } = compose.services;
+    return parseServices({ services: rest });
+  };
+  const nsqdOptions = (service: ComposeService) => {
+    const parsed = parseNsqdArgs((service.command as string[]).slice(1));
+    if (parsed.kind !== 'run') throw new Error(parsed.kind);
+    return parsed.options;
+  };
+
+  it('is docker-compose.yml plus etcd: the same nodes on the same ports, published on 127.0.0.1 only', () => {
+    const compose = loadCompose(HA_FILE);
+    expect(Object.keys(compose.services).sort()).toEqual(['etcd', ...NODE_NAMES].sort());
+    for (const { name, bin, tcpPort, httpPort, service } of nsqServices(compose)) {
+      expect(bin, name).toBe(PORT_PLAN[name].kind);
+      const listening = tcpPort === null ? [httpPort] : [tcpPort, httpPort];
+      expect(listening, name).toEqual(plannedPorts(name, COMPOSE_BASE_PORT));
+      const ports = publishedPorts(service);
+      expect(ports.map((p) => p.container).sort(), `${name} ports`).toEqual([...listening].sort());
+      for (const p of ports) expect([p.ip, p.host], name).toEqual(['127.0.0.1', p.container]);
+      expect(service.build, name).toEqual({ context: '.', dockerfile: 'Dockerfile' });
+    }
+    const etcd = compose.services.etcd;
+    expect(etcd.image).toMatch(/^quay\.io\/coreos\/etcd:v3\.5\.\d+$/);
+    expect(publishedPorts(etcd)).toEqual([{ ip: '127.0.0.1', host: 4179, container: 4179 }]);
+  });
+
+  it('runs etcd on its own volume, advertising the address the members are given, health-checked by etcdctl', () => {
+    const compose = loadCompose(HA_FILE);
+    const etcd = compose.services.etcd;
+    const [bin, ...args] = etcd.command as string[];
+    expect(bin).toBe('etcd');
+    const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+    expect(flag('listen-client-urls')).toBe('http://0.0.0.0:4179');
+    expect(flag('advertise-client-urls')).toBe('http://etcd:4179');
+    expect(flag('initial-cluster')).toBe(`${flag('name')}=${flag('initial-advertise-peer-urls')}`);
+    const [volume, target] = String(etcd.volumes?.[0]).split(':');
+    expect(target).toBe(flag('data-dir'));
+    expect(Object.keys(compose.volumes ?? {})).toContain(volume);
+    expect(etcd.healthcheck?.test).toEqual([
+      'CMD',
+      'etcdctl',
+      '--endpoints=http://127.0.0.1:4179',
+      'endpoint',
+      'health',
+    ]);
+    for (const name of NSQD_NAMES) {
+      expect(nsqdOptions(compose.services[name]).etcdEndpoints, name).toEqual([flag('advertise-client-urls')]);
+    }
+  });
+
+  it('makes the three nsqds one group: own member ids, replication addresses named after the service, the same settings', () => {
+    const compose = loadCompose(HA_FILE);
+    const members = NSQD_NAMES.map((name) => ({ name, options: nsqdOptions(compose.services[name]) }));
+    const replication = new Set<string>();
+    const volumes = new Set<string>();
+    for (const { name, options } of members) {
+      expect(options.haGroup, name).toBe('cluster');
+      expect(options.haMemberId, name).toBe(name);
+      expect(options.syncEvery, `${name} --sync-every`).toBe(1);
+      // Announced in etcd and dialled by the other members: it must name this container.
+      const { host, port } = splitHostPort(options.replicationAddress);
+      expect(host, name).toBe(name);
+      expect(port, name).toBe(COMPOSE_BASE_PORT + Number(PORT_PLAN[name].tcp) + 3);
+      replication.add(options.replicationAddress);
+      // Checked at every stream's hello: a member that differs is refused.
+      expect([options.maxBytesPerFile, options.maxMsgSize], name).toEqual([
+        members[0].options.maxBytesPerFile,
+        members[0].options.maxMsgSize,
+      ]);
+      const service = compose.services[name];
+      volumes.add(String(service.volumes?.[0]).split(':')[0]);
+      expect(service.depends_on, name).toEqual(
+        Object.fromEntries(['etcd', ...LOOKUPD_NAMES].map((n) => [n, { condition: 'service_healthy' }])),
+      );
+      // A follower's /ping is 503 by design: the healthcheck asks GET /ha.
+      const test = service.healthcheck?.test as string[];
+      expect(test.slice(0, 3), name).toEqual(['CMD', 'node', '-e']);
+      expect(test[3], name).toContain(`http://127.0.0.1:${COMPOSE_BASE_PORT + PORT_PLAN[name].http}/ha'`);
+    }
+    expect(replication.size).toBe(NSQD_NAMES.length);
+    expect(volumes.size).toBe(NSQD_NAMES.length);
+  });
+
+  it("gives nsqadmin every member's HTTP address besides the lookupds (they list only the leader)", () => {
+    const compose = loadCompose(HA_FILE);
+    const parsed = parseAdminArgs(commandOf(ADMIN, compose.services[ADMIN])[1]);
+    if (parsed.kind !== 'run') throw new Error(parsed.kind);
+    expect([...parsed.options.nsqdHttpAddresses].sort()).toEqual(
+      NSQD_NAMES.map((n) => `${n}:${COMPOSE_BASE_PORT + PORT_PLAN[n].http}`),
+    );
+    expect([...parsed.options.lookupdHttpAddresses].sort()).toEqual(
+      LOOKUPD_NAMES.map((n) => `${n}:${COMPOSE_BASE_PORT + PORT_PLAN[n].http}`),
+    );
+  });
+});
+
 // ---- scripts/cluster.js ----
 
 async function ping(port: number): Promise<boolean> {
@@ -308,6 +410,35 @@ describe('scripts/cluster.js', () => {
     dataDir = null;
   });
 
+  /** scripts/cluster.js on ports the OS picks, in `dataDir`, once it printed its summary; `output` grows. */
+  async function runCluster(extra: string[], timeoutMs: number) {
+    const child = spawn(process.execPath, [CLUSTER_SCRIPT, ...extra, '--base-port=0', `--data-dir=${dataDir}`], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    script = child;
+    const run = {
+      child,
+      output: '',
+      exited: new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+        child.on('exit', (code, signal) => resolve({ code, signal }));
+      }),
+    };
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.on('data', (d) => {
+        run.output += d;
+      });
+    }
+    // The summary names every node's pid and the ports the OS gave it.
+    await eventually(() => run.output.includes('Ctrl-C stops all nodes'), { timeoutMs, intervalMs: 50 }).catch(
+      (err) => {
+        throw new Error(`cluster did not come up: ${err}\n${run.output}`);
+      },
+    );
+    return run;
+  }
+
   it('refuses a bad base port with status 2', async () => {
     const child = spawn(process.execPath, [CLUSTER_SCRIPT, '--base-port=65500'], { stdio: 'pipe' });
     let stderr = '';
@@ -317,41 +448,27 @@ describe('scripts/cluster.js', () => {
     const code = await new Promise((resolve) => child.on('exit', resolve));
     expect(code).toBe(2);
     expect(stderr).toContain('base port');
+    const members = spawn(process.execPath, [CLUSTER_SCRIPT, '--ha', '--ha-members=4'], { stdio: 'pipe' });
+    let membersErr = '';
+    members.stderr.on('data', (d) => {
+      membersErr += d;
+    });
+    expect(await new Promise((resolve) => members.on('exit', resolve))).toBe(2);
+    expect(membersErr).toContain('--ha-members must be 2 or 3, not 4');
   });
 
   it('starts 2 lookupds, 3 registered nsqds and nsqadmin, survives a dead node, and stops cleanly on SIGINT', async () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'nsq-cluster-'));
     // --base-port=0: every node on a port the OS hands out (no guess at which ports are free).
-    const child = spawn(process.execPath, [CLUSTER_SCRIPT, '--base-port=0', `--data-dir=${dataDir}`], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1' },
-    });
-    script = child;
-    let output = '';
-    child.stdout.on('data', (d) => {
-      output += d;
-    });
-    child.stderr.on('data', (d) => {
-      output += d;
-    });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.on('exit', (code, signal) => resolve({ code, signal }));
-    });
-
-    // The summary names every node's pid and the ports the OS gave it.
-    await eventually(() => output.includes('Ctrl-C stops all nodes'), { timeoutMs: 30_000, intervalMs: 50 }).catch(
-      (err) => {
-        throw new Error(`cluster did not come up: ${err}\n${output}`);
-      },
-    );
+    const run = await runCluster([], 30_000);
+    const { child, exited } = run;
     const tcpPorts: Record<string, number> = {};
     const httpPorts: Record<string, number> = {};
     for (const name of NODE_NAMES) {
       const m = new RegExp(
         `^\\s+${name}\\s+pid (\\d+)\\s+TCP (?:127\\.0\\.0\\.1:(\\d+)|-)\\s+HTTP http://127\\.0\\.0\\.1:(\\d+)$`,
         'm',
-      ).exec(output);
+      ).exec(run.output);
       expect(m, `${name} in the summary`).not.toBeNull();
       const [, pid, tcp, http] = m as RegExpExecArray;
       pids.push(Number(pid));
@@ -381,7 +498,7 @@ describe('scripts/cluster.js', () => {
     // nsqadmin: with both lookupds' HTTP addresses, its URL printed, and it sees the three nsqds
     // through them.
     const adminPort = httpPorts[ADMIN];
-    expect(output).toContain(`nsqadmin:     http://127.0.0.1:${adminPort}/`);
+    expect(run.output).toContain(`nsqadmin:     http://127.0.0.1:${adminPort}/`);
     const adminArgs = commandLine(pids[NODE_NAMES.indexOf(ADMIN)]);
     if (adminArgs !== null) {
       expect(adminArgs[0]).toBe(path.join(ROOT, 'packages/admin/bin/nsqadmin.js'));
@@ -411,7 +528,7 @@ describe('scripts/cluster.js', () => {
     // A node that dies is reported; the script and the other nodes keep running.
     const victim = pids[NODE_NAMES.indexOf('nsqd-2')];
     process.kill(victim, 'SIGKILL');
-    await eventually(() => /nsqd-2 \(pid \d+\) exited with signal SIGKILL unexpectedly/.test(output), {
+    await eventually(() => /nsqd-2 \(pid \d+\) exited with signal SIGKILL unexpectedly/.test(run.output), {
       timeoutMs: 5_000,
     });
     expect(child.exitCode).toBeNull();
@@ -424,18 +541,116 @@ describe('scripts/cluster.js', () => {
     child.kill('SIGINT');
     const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 15_000).unref());
     const result = await Promise.race([exited, deadline]);
-    expect(result, output).toEqual({ code: 0, signal: null });
+    expect(result, run.output).toEqual({ code: 0, signal: null });
     expect(Date.now() - stopStarted).toBeLessThan(10_000);
-    expect(output).toContain('all nodes stopped');
-    expect(output).not.toContain('did not stop within'); // the script never had to force a node down
+    expect(run.output).toContain('all nodes stopped');
+    expect(run.output).not.toContain('did not stop within'); // the script never had to force a node down
     for (const name of NODE_NAMES.filter((n) => n !== 'nsqd-2')) {
-      expect(output, name).toMatch(new RegExp(`\\[${name}\\]\\s+stopped \\(code 0\\)`));
+      expect(run.output, name).toMatch(new RegExp(`\\[${name}\\]\\s+stopped \\(code 0\\)`));
     }
     // nsqadmin goes first: it only reads the others.
-    const stoppedAt = (name: string) => output.search(new RegExp(`\\[${name}\\]\\s+stopped`));
+    const stoppedAt = (name: string) => run.output.search(new RegExp(`\\[${name}\\]\\s+stopped`));
     expect(stoppedAt(ADMIN)).toBeLessThan(stoppedAt('nsqd-1'));
     // No process left behind, no port still bound.
     await eventually(() => pids.every((pid) => !isAlive(pid)), { timeoutMs: 2_000 });
     for (const name of NODE_NAMES) expect(await ping(httpPorts[name]), name).toBe(false);
   }, 60_000);
+
+  it.skipIf(etcdSupport() !== null)(
+    '--ha: etcd and a group of 3 nsqds come up, one leads with the others in sync, a publish through it is consumed, SIGINT stops all, etcd last',
+    async () => {
+      dataDir = mkdtempSync(path.join(os.tmpdir(), 'nsq-cluster-ha-'));
+      const run = await runCluster(['--ha'], 60_000);
+      const { child, exited } = run;
+      const httpPorts: Record<string, number> = {};
+      const roles: Record<string, string> = {};
+      for (const name of ['etcd', ...NODE_NAMES]) {
+        const m = new RegExp(
+          `^\\s+${name}\\s+pid (\\d+)\\s+TCP (?:127\\.0\\.0\\.1:\\d+|-)\\s+HTTP http://127\\.0\\.0\\.1:(\\d+)(?:\\s+(leader|follower))?$`,
+          'm',
+        ).exec(run.output);
+        expect(m, `${name} in the summary\n${run.output}`).not.toBeNull();
+        const [, pid, http, role] = m as RegExpExecArray;
+        pids.push(Number(pid));
+        httpPorts[name] = Number(http);
+        if (role !== undefined) roles[name] = role;
+      }
+      const leaders = NSQD_NAMES.filter((n) => roles[n] === 'leader');
+      expect(leaders).toHaveLength(1);
+      const leader = leaders[0];
+      expect(run.output).toMatch(new RegExp(`${leader} leads group cluster at epoch \\d+; in sync: `));
+      for (const name of [...NSQD_NAMES, 'etcd']) {
+        expect(existsSync(path.join(dataDir, name)), `${name} data dir`).toBe(true);
+      }
+
+      // Every member's GET /ha agrees: one leader, every member in sync; only the leader answers /ping OK.
+      for (const name of NSQD_NAMES) {
+        const ha = (await (await fetch(`http://127.0.0.1:${httpPorts[name]}/ha`)).json()) as {
+          role: string;
+          leader: string;
+          in_sync: string[];
+        };
+        expect([ha.role, ha.leader], name).toEqual([name === leader ? 'leader' : 'follower', leader]);
+        expect([...ha.in_sync].sort(), name).toEqual(NSQD_NAMES);
+        expect(await ping(httpPorts[name]), `${name} /ping`).toBe(name === leader);
+      }
+      // The lookupds list the leader alone; nsqadmin shows every member with its role.
+      for (const lookupd of LOOKUPD_NAMES) {
+        await eventually(
+          async () => {
+            const body = (await (await fetch(`http://127.0.0.1:${httpPorts[lookupd]}/nodes`)).json()) as NodesResponse;
+            expect(body.producers.map((p) => p.http_port)).toEqual([httpPorts[leader]]);
+          },
+          { timeoutMs: 10_000, intervalMs: 50 },
+        );
+      }
+      await eventually(
+        async () => {
+          const res = await fetch(`http://127.0.0.1:${httpPorts[ADMIN]}/api/nodes`);
+          const body = (await res.json()) as { nodes: { httpPort: number; ha: { role: string } | null }[] };
+          const got = body.nodes.map((n) => `${n.httpPort}:${n.ha?.role}`).sort();
+          expect(got).toEqual(NSQD_NAMES.map((n) => `${httpPorts[n]}:${n === leader ? 'leader' : 'follower'}`).sort());
+        },
+        { timeoutMs: 10_000, intervalMs: 100 },
+      );
+
+      // A publish through the leader (sync acks: every member stored it) reaches a consumer that finds it through lookupd.
+      const pub = await fetch(`http://127.0.0.1:${httpPorts[leader]}/pub?topic=ha-test`, {
+        method: 'POST',
+        body: 'hello group',
+      });
+      expect([pub.status, await pub.text()]).toEqual([200, 'OK']);
+      const got: string[] = [];
+      const consumer = new Consumer({
+        topic: 'ha-test',
+        channel: 'c',
+        lookupdHttpAddresses: LOOKUPD_NAMES.map((n) => `127.0.0.1:${httpPorts[n]}`),
+        lookupdPollIntervalMs: 200,
+        logger: null,
+      });
+      consumer.on('message', async (msg) => {
+        got.push(msg.body.toString());
+      });
+      try {
+        await consumer.connect();
+        await eventually(() => got.length > 0, { timeoutMs: 15_000 });
+      } finally {
+        await consumer.close();
+      }
+      expect(got).toEqual(['hello group']);
+
+      child.kill('SIGINT');
+      const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000).unref());
+      expect(await Promise.race([exited, deadline]), run.output).toEqual({ code: 0, signal: null });
+      expect(run.output).toContain('all nodes stopped');
+      expect(run.output).not.toContain('did not stop within');
+      const stoppedAt = (name: string) => run.output.search(new RegExp(`\\[${name}\\]\\s+stopped`));
+      for (const name of [...NSQD_NAMES, ...LOOKUPD_NAMES]) {
+        expect(run.output, name).toMatch(new RegExp(`\\[${name}\\]\\s+stopped \\(code 0\\)`));
+        expect(stoppedAt(name), `${name} stops before etcd`).toBeLessThan(stoppedAt('etcd'));
+      }
+      await eventually(() => pids.every((pid) => !isAlive(pid)), { timeoutMs: 2_000 });
+    },
+    120_000,
+  );
 });

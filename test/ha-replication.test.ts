@@ -201,6 +201,8 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     const b = await startMember(await newMember('b'), lookupd.tcpAddress);
     await waitUntil('b in sync', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 15_000 });
     expect(b.proc.logs()).toMatch(/taking a full copy from a/);
+    expect((await status(a)).counters).toMatchObject({ full_copies_served: 1, isr_expands: 1 });
+    expect((await status(b)).counters).toMatchObject({ full_copies_received: 1, elections_won: 0 });
     for (let i = 20; i < 30; i++) expect(await pub(a, 'events', `m${i}`)).toBe(200);
     expect((await status(b)).position).toEqual((await status(a)).position);
 
@@ -254,12 +256,24 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     expect((await status(a)).in_sync).toEqual(['a']);
     // Refused before it is stored.
     expect(await pub(a, 't', 'three')).toBe(503);
+    // Both refusals and the shrink are counted where they happened, in /ha and /metrics.
+    expect((await status(a)).counters).toMatchObject({
+      elections_won: 1,
+      isr_shrinks: 1,
+      isr_expands: 1,
+      refused_publishes: 2,
+      unanswered_publishes: 0,
+    });
+    const scraped = await (await fetch(`http://${a.http}/metrics`)).text();
+    expect(scraped).toMatch(/^nsq_ha_refused_publishes_total 2$/m);
+    expect(scraped).toMatch(/^nsq_ha_isr_shrinks_total 1$/m);
     const back = await startMember({ id: 'b', replication: b.replication, dataPath: b.dataPath }, lookupd.tcpAddress, [
       '--min-insync=2',
     ]);
     await waitUntil('b in sync again', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 20_000 });
     expect(await pub(a, 't', 'four')).toBe(200);
     expect((await status(back)).position).toEqual((await status(a)).position);
+    expect((await status(a)).counters.isr_expands).toBe(2);
 
     /** Bodies `channel` delivers, in order, until `last` (one in flight at a time: log order). */
     const readUntil = async (channel: string, last: string): Promise<string[]> => {
@@ -288,6 +302,7 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     await a.proc.exited;
     members.splice(members.indexOf(a), 1);
     await waitUntil('b leads', async () => (await status(back)).role === 'leader', { timeoutMs: 20_000 });
+    expect((await status(back)).counters.elections_won).toBe(1);
     expect(await readUntil('d', 'four')).toEqual(['one', 'four']);
   }, 90_000);
 
@@ -358,4 +373,45 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds on loopback',
     };
     expect(stats.topics[0]).toMatchObject({ depth: 11 });
   }, 60_000);
+
+  it('a member whose --max-bytes-per-file or --max-msg-size differs is refused at its hello: said on both sides and in GET /ha, kept out of the in-sync set', async () => {
+    etcd = await startEtcd();
+    const lookupd = await group.startLookupd('lookupd');
+    const [a, b0] = await formGroup(lookupd.tcpAddress);
+    expect(await pub(a, 't', 'one')).toBe(200);
+    const bSpec = { id: 'b', replication: b0.replication, dataPath: b0.dataPath };
+    b0.proc.signal('SIGKILL');
+    await b0.proc.exited;
+    members.splice(members.indexOf(b0), 1);
+    // The same member, restarted with settings that would split or read the leader's segment files differently.
+    const b = await startMember(bSpec, lookupd.tcpAddress, ['--max-bytes-per-file=65536', '--max-msg-size=2048']);
+    const reason =
+      "settings differ from the leader's: --max-bytes-per-file=65536 (the leader has 104857600), --max-msg-size=2048 (the leader has 1048576)";
+    await waitUntil('b refused', async () => (await status(b)).refused === reason, { timeoutMs: 15_000 });
+    await waitUntil('b out of the in-sync set', async () => (await status(a)).in_sync.join() === 'a', {
+      timeoutMs: 15_000,
+    });
+    const leader = await status(a);
+    expect(leader.followers).toEqual([
+      expect.objectContaining({ member_id: 'b', connected: false, in_sync: false, refused: reason }),
+    ]);
+    // b retries; each side says it once (an error), and counts every refusal.
+    await waitUntil('b retried', async () => (await status(a)).counters.stream_refusals_sent >= 2, {
+      timeoutMs: 15_000,
+    });
+    expect(a.proc.logs().split(`ERROR: REPLICATION: follower b refused - ${reason}`).length).toBe(2);
+    expect(b.proc.logs().split(`ERROR: REPLICATION: a refused to stream - ${reason}`).length).toBe(2);
+    expect((await status(b)).counters.stream_refusals_received).toBeGreaterThanOrEqual(2);
+    expect((await status(b)).connected).toBe(false);
+    expect(await pub(a, 't', 'two')).toBe(200);
+    expect((await status(a)).in_sync).toEqual(['a']);
+
+    // With the group's settings it follows again and rejoins the set.
+    await b.proc.stop('SIGTERM');
+    members.splice(members.indexOf(b), 1);
+    const back = await startMember(bSpec, lookupd.tcpAddress);
+    await waitUntil('b in sync again', async () => (await status(a)).in_sync.includes('b'), { timeoutMs: 20_000 });
+    expect((await status(a)).followers).toEqual([expect.objectContaining({ member_id: 'b', refused: '' })]);
+    expect((await status(back)).refused).toBe('');
+  }, 90_000);
 });

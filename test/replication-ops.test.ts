@@ -1,13 +1,17 @@
 /**
  * The operator surfaces of a replica group (README "Replication"), against a real etcd and two
  * in-process nsqds: `nsq ha status|handover` (the real bin/nsq.js), /metrics' nsq_ha_* series and
- * nsqadmin's nodes API.
+ * event counters, nsqadmin's nodes API and (with /usr/bin/chromium) its node page in a real browser.
  * Skipped, with the reason, without /usr/bin/etcd.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createAdmin, type NodeSummary } from '@nsq-ts/admin';
 import { startNsqd, type TestNsqd } from '@nsq-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closedPort, nsq } from '../packages/cli/src/testing/run.js';
+import { hasChromium, launchChromium } from './support/chromium.js';
 import { type EtcdServer, etcdSupport, startEtcd } from './support/etcd.js';
 import { waitUntil } from './support/processes.js';
 
@@ -100,6 +104,10 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds', () => {
     );
     expect(run.stdout).toMatch(/^ {2}members: a,b {2}in sync: a,b /m);
     expect(run.stdout).toMatch(/^ {2}follower b: connected, in sync, lag \d+ batches, \d+ ms$/m);
+    expect(run.stdout).toMatch(
+      /^ {2}events: elections won 1; leadership lost 0; in-sync shrinks 0, expands 1; full copies served 0, received 0; publishes refused 0, unanswered 0; streams refused 0 sent, 0 received$/m,
+    );
+    expect(run.stdout).toMatch(/^ {2}events: elections won 0; leadership lost 0; in-sync shrinks 0, expands 0;/m);
     expect(run.stdout).toMatch(/^ {2}stream: connected, lag \d+ batches/m);
 
     const json = await nsq(['ha', 'status', '--json', `--nsqd-http-address=${a.httpAddress}`]);
@@ -117,6 +125,11 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds', () => {
     expect(leader).toMatch(/^nsq_ha_epoch [1-9]\d*$/m);
     expect(leader).toMatch(/^nsq_ha_follower_lag_batches\{member="b"\} \d+$/m);
     expect(leader).toMatch(/^nsq_ha_follower_lag_ms\{member="b"\} \d+$/m);
+    expect(leader).toMatch(/^# TYPE nsq_ha_elections_won_total counter$/m);
+    expect(leader).toMatch(/^nsq_ha_elections_won_total 1$/m);
+    expect(leader).toMatch(/^nsq_ha_isr_expands_total 1$/m);
+    expect(leader).toMatch(/^nsq_ha_leadership_lost_total\{reason="lease-lost"\} 0$/m);
+    expect(leader).toMatch(/^nsq_ha_refused_publishes_total 0$/m);
     const follower = await metrics(b);
     expect(follower).toMatch(/^nsq_ha_leader\{member="b"\} 0$/m);
     expect(follower).toMatch(/^nsq_ha_follower_connected\{member="b"\} 1$/m);
@@ -141,6 +154,7 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds', () => {
         leader: 'a',
         inSync: ['a', 'b'],
         lag: [{ member: 'b', batches: expect.any(Number), ms: expect.any(Number) }],
+        events: { electionsWon: 1, leadershipLost: 0, isrExpands: 1, isrShrinks: 0, refusedPublishes: 0 },
       });
       expect(byId.get(b.httpAddress)).toMatchObject({
         memberId: 'b',
@@ -148,6 +162,22 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds', () => {
         lag: [{ member: 'b', ms: null }],
       });
       expect(byId.get(a.httpAddress)?.epoch).toBeGreaterThan(0);
+      if (hasChromium) {
+        // The node page in a real browser: the role line and the event counters.
+        const profile = await mkdtemp(join(tmpdir(), 'nsqadmin-ha-chromium-'));
+        const context = await launchChromium(profile);
+        try {
+          const page = context.pages()[0] ?? (await context.newPage());
+          await page.goto(`${admin.url}#/nodes/${encodeURIComponent(a.httpAddress)}`);
+          await expect.poll(() => page.getByTestId('node-ha').textContent()).toMatch(/^leader ops\/a epoch \d+/);
+          expect(await page.getByTestId('node-ha-events').textContent()).toBe(
+            'won 1 · lost 0 · in-sync −0 +1 · refused 0',
+          );
+        } finally {
+          await context.close();
+          await rm(profile, { recursive: true, force: true });
+        }
+      }
     } finally {
       await admin.close();
     }
@@ -188,6 +218,10 @@ describe.skipIf(skipReason !== null)('a replica group of two nsqds', () => {
       },
       { timeoutMs: 20_000 },
     );
+    const counters = async (n: TestNsqd) =>
+      ((await (await fetch(`http://${n.httpAddress}/ha`)).json()) as { counters: Record<string, unknown> }).counters;
+    expect(await counters(a)).toMatchObject({ elections_won: 1, leadership_lost: { resigned: 1, closed: 0 } });
+    expect(await counters(b)).toMatchObject({ elections_won: 1 });
     const again = await nsq(['ha', 'handover', '--to=a', `--nsqd-http-address=${a.httpAddress}`]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('none of the addresses given is the leader');

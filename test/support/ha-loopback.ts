@@ -33,7 +33,26 @@ export interface HaStatus {
   position: { seq: number; epoch: number };
   connected?: boolean;
   refused?: string;
-  followers?: { member_id: string; acked_seq: number; lag_batches: number }[];
+  followers?: {
+    member_id: string;
+    connected: boolean;
+    in_sync: boolean;
+    acked_seq: number;
+    lag_batches: number;
+    refused: string;
+  }[];
+  counters: {
+    elections_won: number;
+    leadership_lost: Record<string, number>;
+    isr_shrinks: number;
+    isr_expands: number;
+    full_copies_served: number;
+    full_copies_received: number;
+    refused_publishes: number;
+    unanswered_publishes: number;
+    stream_refusals_sent: number;
+    stream_refusals_received: number;
+  };
 }
 
 export interface StartOptions {

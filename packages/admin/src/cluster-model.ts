@@ -48,6 +48,15 @@ export interface NodeHa {
   readonly inSync: readonly string[];
   /** On the leader, each follower's lag; on a follower, its own (`lagMs` null: it knows no ack times). */
   readonly lag: readonly { readonly member: string; readonly batches: number; readonly ms: number | null }[];
+  /** Events since the member started (its /ha `counters`); leadershipLost sums every reason. */
+  readonly events: {
+    readonly electionsWon: number;
+    readonly leadershipLost: number;
+    readonly isrShrinks: number;
+    readonly isrExpands: number;
+    readonly refusedPublishes: number;
+    readonly unansweredPublishes: number;
+  };
 }
 
 export interface LookupdSummary {

@@ -146,6 +146,8 @@ function nodeHa(raw: unknown): NodeHa | null {
   const memberId = typeof ha.member_id === 'string' ? ha.member_id : '';
   const role = ha.role === 'leader' ? 'leader' : 'follower';
   const followers = Array.isArray(ha.followers) ? (ha.followers as Record<string, unknown>[]) : [];
+  const c = typeof ha.counters === 'object' && ha.counters !== null ? (ha.counters as Record<string, unknown>) : {};
+  const lost = typeof c.leadership_lost === 'object' && c.leadership_lost !== null ? c.leadership_lost : {};
   return {
     group: typeof ha.group === 'string' ? ha.group : '',
     memberId,
@@ -157,6 +159,14 @@ function nodeHa(raw: unknown): NodeHa | null {
       role === 'leader'
         ? followers.map((f) => ({ member: String(f.member_id), batches: num(f.lag_batches), ms: num(f.lag_ms) }))
         : [{ member: memberId, batches: num(ha.lag_batches), ms: null }],
+    events: {
+      electionsWon: num(c.elections_won),
+      leadershipLost: Object.values(lost).reduce((sum: number, n: unknown) => sum + num(n), 0),
+      isrShrinks: num(c.isr_shrinks),
+      isrExpands: num(c.isr_expands),
+      refusedPublishes: num(c.refused_publishes),
+      unansweredPublishes: num(c.unanswered_publishes),
+    },
   };
 }
 

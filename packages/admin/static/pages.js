@@ -365,6 +365,14 @@ function haRole(n) {
   return `${badge} <span class="muted">${esc(h.group)}/${esc(h.memberId)} epoch ${h.epoch}${lag === '' ? '' : ` · lag ${lag}`}</span>`;
 }
 
+/** A replica group member's event counters since it started (elections, in-sync set changes, refusals). */
+function haEvents(h) {
+  const e = h.events;
+  if (e === undefined) return '–';
+  const refusals = e.refusedPublishes + e.unansweredPublishes;
+  return `won ${fmt(e.electionsWon)} · lost ${fmt(e.leadershipLost)} · in-sync −${fmt(e.isrShrinks)} +${fmt(e.isrExpands)} · refused ${refusals > 0 ? `<span class="badge warn">${fmt(e.refusedPublishes)}</span>` : '0'}${e.unansweredPublishes > 0 ? ` unanswered ${fmt(e.unansweredPublishes)}` : ''}`;
+}
+
 export function nodesPage(snap, ctx) {
   const rows = snap.nodes.map(
     (n) => `<tr><td>${nodeLink(n.id)}<div class="muted">${esc(n.hostname)}</div></td>
@@ -448,7 +456,7 @@ export function nodePage(snap, id, ctx) {
       ${stat('Started', started(n, snap.at), 'node-started')}${stat('TCP', `${esc(n.broadcastAddress)}:${n.tcpPort}`, 'node-tcp')}
       ${stat('Topics', n.topics.length, 'node-topics')}${stat('Depth', fmt(n.depth), 'node-depth')}
       ${stat('Messages', fmt(n.messageCount), 'node-messages')}${stat('Rate in', `${fmtRate(n.ingressRate)}/s`, 'node-rate')}
-      ${stat('Clients', fmt(n.clientCount), 'node-clients')}${n.ha ? stat('Replica group', haRole(n), 'node-ha') : ''}</div>
+      ${stat('Clients', fmt(n.clientCount), 'node-clients')}${n.ha ? stat('Replica group', haRole(n), 'node-ha') + stat('Replica events', haEvents(n.ha), 'node-ha-events') : ''}</div>
     ${n.reachable ? '' : `<p class="warning-box">This node's /stats did not answer: ${esc(n.error ?? '')}</p>`}
     ${tombstoned.length > 0 ? `<p>Tombstoned in nsqlookupd: ${tombstoned.join(', ')}</p>` : ''}
     ${rangeButtons(ctx)}

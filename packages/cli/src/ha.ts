@@ -1,7 +1,7 @@
 /** `nsq ha status|handover`: a replica group's members (README "Replication") through their GET /ha and POST /ha/handover. */
 
 import type { FlagSpec } from '@nsq-ts/go-compat';
-import { type HaStatus, haHandover, haStatus } from '@nsq-ts/http-client';
+import { type HaCounters, type HaStatus, haHandover, haStatus } from '@nsq-ts/http-client';
 import { CliError } from './args.js';
 import { type Context, checkAddress } from './context.js';
 import { gather, withHttp } from './http.js';
@@ -47,10 +47,12 @@ function describe(address: string, s: HaStatus): string[] {
     `${address}: member ${s.member_id} of group ${s.group}, ${s.role}, epoch ${s.epoch}, leader ${s.leader ?? 'none'}`,
     `  members: ${s.members.join(',') || '-'}  in sync: ${s.in_sync.join(',') || '-'}  position: seq ${s.position.seq} (epoch ${s.position.epoch})  acks: ${s.replication_ack}, min-insync ${s.min_insync}`,
   ];
+  lines.push(`  events: ${events(s.counters)}`);
   if (s.role === 'leader') {
     for (const f of s.followers ?? []) {
       const state = `${f.connected ? 'connected' : 'disconnected'}, ${f.in_sync ? 'in sync' : 'not in sync'}`;
-      lines.push(`  follower ${f.member_id}: ${state}, lag ${f.lag_batches} batches, ${f.lag_ms} ms`);
+      const refused = f.refused ? `, refused: ${f.refused}` : '';
+      lines.push(`  follower ${f.member_id}: ${state}, lag ${f.lag_batches} batches, ${f.lag_ms} ms${refused}`);
     }
   } else {
     const last =
@@ -61,4 +63,19 @@ function describe(address: string, s: HaStatus): string[] {
     );
   }
   return lines;
+}
+
+/** The counters on one line; a term's end only by the reasons that happened. */
+function events(c: HaCounters | undefined): string {
+  if (c === undefined) return '-';
+  const lost = Object.entries(c.leadership_lost).filter(([, n]) => n > 0);
+  const lostText = lost.length === 0 ? '0' : lost.map(([reason, n]) => `${n} ${reason}`).join(', ');
+  return [
+    `elections won ${c.elections_won}`,
+    `leadership lost ${lostText}`,
+    `in-sync shrinks ${c.isr_shrinks}, expands ${c.isr_expands}`,
+    `full copies served ${c.full_copies_served}, received ${c.full_copies_received}`,
+    `publishes refused ${c.refused_publishes}, unanswered ${c.unanswered_publishes}`,
+    `streams refused ${c.stream_refusals_sent} sent, ${c.stream_refusals_received} received`,
+  ].join('; ');
 }

@@ -9,6 +9,29 @@ export interface HaFollowerLag {
   readonly acked_seq: number;
   readonly lag_batches: number;
   readonly lag_ms: number;
+  /** Why its last hello was refused ('' when it was not), e.g. settings that differ from the leader's. */
+  readonly refused: string;
+}
+
+/** Why a term this member led ended (GET /ha `counters.leadership_lost`). */
+export type HaDeposeReason = 'fence-expired' | 'lease-lost' | 'leader-changed' | 'fenced-write' | 'resigned' | 'closed';
+
+/** Events since the member started: what an operator alerts on (also /metrics nsq_ha_*_total). */
+export interface HaCounters {
+  readonly elections_won: number;
+  readonly leadership_lost: Readonly<Record<HaDeposeReason, number>>;
+  /** In-sync set changes this member committed as leader. */
+  readonly isr_shrinks: number;
+  readonly isr_expands: number;
+  readonly full_copies_served: number;
+  readonly full_copies_received: number;
+  /** Publishes answered E_PUB_FAILED / 503: --min-insync not met, or no longer leading. */
+  readonly refused_publishes: number;
+  /** Publishes left without an answer (connection closed) once the fence shut after their flush was shipped. */
+  readonly unanswered_publishes: number;
+  /** Replication streams refused at their hello (e.g. differing settings): sent as leader, received as follower. */
+  readonly stream_refusals_sent: number;
+  readonly stream_refusals_received: number;
 }
 
 /** GET /ha: one member's status, as it serves it (snake_case, as nsqd's other JSON). */
@@ -23,6 +46,7 @@ export interface HaStatus {
   readonly members: readonly string[];
   readonly replication_ack: string;
   readonly min_insync: number;
+  readonly counters: HaCounters;
   readonly position: { readonly seq: number; readonly epoch: number };
   /** On the leader. */
   readonly followers?: readonly HaFollowerLag[];

@@ -488,6 +488,38 @@ describe('Prometheus nsq_ha_* families', () => {
     expect(sampleValue(families, 'nsq_ha_follower_lag_ms', { member: 'b' })).toBe(7);
   });
 
+  it('count the events an operator alerts on, as counters, from the status counters', async () => {
+    const d = await nsqd();
+    const counters = {
+      elections_won: 2,
+      leadership_lost: { 'lease-lost': 1, resigned: 0 },
+      isr_shrinks: 3,
+      isr_expands: 4,
+      full_copies_served: 5,
+      full_copies_received: 0,
+      refused_publishes: 6,
+      unanswered_publishes: 7,
+      stream_refusals_sent: 8,
+      stream_refusals_received: 9,
+    };
+    const status = { member_id: 'a', role: 'leader', epoch: 3, members: [], in_sync: [], followers: [], counters };
+    const families = await scrape(createMetrics(member(d, () => status)));
+    for (const name of ['nsq_ha_elections_won_total', 'nsq_ha_leadership_lost_total', 'nsq_ha_full_copies_total']) {
+      expect(family(families, name).type).toBe('counter');
+    }
+    expect(sampleValue(families, 'nsq_ha_elections_won_total')).toBe(2);
+    expect(sampleValue(families, 'nsq_ha_leadership_lost_total', { reason: 'lease-lost' })).toBe(1);
+    expect(sampleValue(families, 'nsq_ha_leadership_lost_total', { reason: 'resigned' })).toBe(0);
+    expect(sampleValue(families, 'nsq_ha_isr_shrinks_total')).toBe(3);
+    expect(sampleValue(families, 'nsq_ha_isr_expands_total')).toBe(4);
+    expect(sampleValue(families, 'nsq_ha_full_copies_total', { direction: 'served' })).toBe(5);
+    expect(sampleValue(families, 'nsq_ha_full_copies_total', { direction: 'received' })).toBe(0);
+    expect(sampleValue(families, 'nsq_ha_refused_publishes_total')).toBe(6);
+    expect(sampleValue(families, 'nsq_ha_unanswered_publishes_total')).toBe(7);
+    expect(sampleValue(families, 'nsq_ha_stream_refusals_total', { direction: 'sent' })).toBe(8);
+    expect(sampleValue(families, 'nsq_ha_stream_refusals_total', { direction: 'received' })).toBe(9);
+  });
+
   it("show a follower's own lag, without the leader-only series", async () => {
     const d = await nsqd();
     const m = createMetrics(

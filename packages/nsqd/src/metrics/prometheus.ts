@@ -232,6 +232,61 @@ export function createMetrics(nsqd: MetricsSource): NsqdMetrics {
     gauge('nsq_ha_follower_in_sync', '1 while the follower is in the in-sync set (leader only).', (v, emit) => {
       for (const f of v.ha?.followers ?? []) if (f.inSync !== null) emit(f.member, f.inSync ? 1 : 0);
     });
+    // Events since this member started (GET /ha `counters`): what an operator alerts on.
+    const haCounter = (name: string, help: string, key: string) =>
+      counter(name, help, (v, emit) => {
+        if (v.ha !== null) emit(NO_LABELS, asNumber(v.ha.counters[key]));
+      });
+    const haLabelled = (name: string, help: string, pairs: readonly (readonly [Series, string])[]) =>
+      counter(name, help, (v, emit) => {
+        if (v.ha !== null) for (const [labels, key] of pairs) emit(labels, asNumber(v.ha.counters[key]));
+      });
+    haCounter(
+      'nsq_ha_elections_won_total',
+      'Elections this member won (each starts a term as leader).',
+      'elections_won',
+    );
+    counter(
+      'nsq_ha_leadership_lost_total',
+      'Terms this member led that ended, by reason (lease-lost, fence-expired, fenced-write, leader-changed, resigned, closed).',
+      (v, emit) => {
+        const lost = v.ha?.counters.leadership_lost;
+        if (typeof lost !== 'object' || lost === null) return;
+        for (const [reason, n] of Object.entries(lost)) emit(scrape.label('reason', reason), asNumber(n));
+      },
+    );
+    haCounter(
+      'nsq_ha_isr_shrinks_total',
+      'Members this member, as leader, removed from the in-sync set (more than --replication-timeout behind, or gone).',
+      'isr_shrinks',
+    );
+    haCounter(
+      'nsq_ha_isr_expands_total',
+      'Members this member, as leader, added to the in-sync set (caught up).',
+      'isr_expands',
+    );
+    haLabelled('nsq_ha_full_copies_total', 'Full copies of the data path, served as leader or received as follower.', [
+      [series({ direction: 'served' }), 'full_copies_served'],
+      [series({ direction: 'received' }), 'full_copies_received'],
+    ]);
+    haCounter(
+      'nsq_ha_refused_publishes_total',
+      'Publishes refused (E_PUB_FAILED, HTTP 503) because fewer than --min-insync members are in sync or this member stopped leading.',
+      'refused_publishes',
+    );
+    haCounter(
+      'nsq_ha_unanswered_publishes_total',
+      'Publishes left unanswered (connection closed, outcome unknown): the fence shut after their flush was shipped.',
+      'unanswered_publishes',
+    );
+    haLabelled(
+      'nsq_ha_stream_refusals_total',
+      'Replication streams refused at their hello (settings differ, epoch newer, not the leader): sent as leader, received as follower.',
+      [
+        [series({ direction: 'sent' }), 'stream_refusals_sent'],
+        [series({ direction: 'received' }), 'stream_refusals_received'],
+      ],
+    );
   }
 
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_PRECISION_MS });
@@ -324,6 +379,8 @@ interface HaView {
   readonly inSync: number;
   readonly seq: number;
   readonly followers: FollowerView[];
+  /** GET /ha's `counters` block ({} when absent). */
+  readonly counters: Readonly<Record<string, unknown>>;
 }
 
 function series(labels: Record<string, string>): Series {
@@ -344,8 +401,8 @@ class ScrapeSource {
   /** Label entries of the topics and channels in the last snapshot (deleted ones drop out). */
   private entries = new Map<string, TopicLabelEntry>();
   private info: Series = NO_LABELS;
-  /** `{member=…}` per member id seen, kept like the topic label entries. */
-  private memberSeries = new Map<string, Series>();
+  /** One-label series by `name=value` (`{member=…}` per member id seen, a counter's reasons), kept like the topic label entries. */
+  private labelSeries = new Map<string, Series>();
 
   constructor(nsqd: MetricsSource) {
     this.nsqd = nsqd;
@@ -409,10 +466,15 @@ class ScrapeSource {
   }
 
   private member(id: string): Series {
-    let s = this.memberSeries.get(id);
+    return this.label('member', id);
+  }
+
+  label(name: string, value: string): Series {
+    const key = `${name}=${value}`;
+    let s = this.labelSeries.get(key);
     if (s === undefined) {
-      s = series({ member: id });
-      this.memberSeries.set(id, s);
+      s = series({ [name]: value });
+      this.labelSeries.set(key, s);
     }
     return s;
   }
@@ -452,6 +514,10 @@ class ScrapeSource {
       inSync: asArray(status.in_sync).length,
       seq: asNumber((status.position as { seq?: unknown } | undefined)?.seq),
       followers,
+      counters:
+        typeof status.counters === 'object' && status.counters !== null
+          ? (status.counters as Record<string, unknown>)
+          : {},
     };
   }
 }

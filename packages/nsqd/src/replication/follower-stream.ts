@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { parseHostPort } from '@nsq-ts/go-compat';
 import { monotonicMs } from '../clock.js';
 import type { Logger } from '../logger.js';
+import type { HaCounters } from './ha-counters.js';
 import type { ReplicaStore } from './replica-store.js';
 import {
   decodeBatch,
@@ -11,6 +12,7 @@ import {
   FrameReader,
   FrameType,
   frame,
+  type GroupSettings,
   type Hello,
   type Position,
 } from './wire.js';
@@ -24,6 +26,8 @@ export interface FollowerStreamOptions {
   /** The highest epoch this member has seen (etcd's): a batch from an older one is refused. */
   readonly epoch: () => number;
   readonly maxFrameBytes: number;
+  readonly settings: GroupSettings;
+  readonly counters: HaCounters;
 }
 
 /** A follower's connection to the leader: hello, then every batch applied in order and acknowledged. */
@@ -72,8 +76,13 @@ export class FollowerStream {
         this.leaderSeq = (header as { seq: number }).seq;
         this.logger.info(`REPLICATION: following ${this.options.leaderId} from seq ${this.store.position.seq}`);
       } else if (type === FrameType.refuse) {
-        this.lastRefusal = (header as { reason: string }).reason;
-        this.logger.warn(`REPLICATION: ${this.options.leaderId} refused to stream - ${this.lastRefusal}`);
+        const reason = (header as { reason: string }).reason;
+        this.options.counters.streamRefusalsReceived++;
+        // Retried every RETRY_MS: said once per reason, not at every retry.
+        if (reason !== this.lastRefusal) {
+          this.logger.error(`REPLICATION: ${this.options.leaderId} refused to stream - ${reason}`);
+        }
+        this.lastRefusal = reason;
         fail('refused');
       } else if (type === FrameType.copyBegin) {
         const { position } = header as { position: Position };
@@ -87,7 +96,10 @@ export class FollowerStream {
         this.copyStep(this.store.copyState(decodeCopyState(header, payload)), fail);
       } else if (type === FrameType.copyEnd) {
         const end = decodeCopyEnd(header);
-        this.stored(socket, end.position.seq, this.store.endCopy(end), fail);
+        const replaced = this.store.endCopy(end).then(() => {
+          this.options.counters.fullCopiesReceived++;
+        });
+        this.stored(socket, end.position.seq, replaced, fail);
       } else if (type === FrameType.batch) {
         const batch = decodeBatch(header, payload);
         if (batch.epoch < this.options.epoch()) {
@@ -104,6 +116,7 @@ export class FollowerStream {
         member_id: this.options.memberId,
         epoch: this.options.epoch(),
         position: this.store.position,
+        settings: this.options.settings,
       };
       socket.write(frame(FrameType.hello, hello));
     });

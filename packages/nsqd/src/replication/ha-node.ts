@@ -13,10 +13,11 @@ import type { Logger } from '../logger.js';
 import type { NsqdOptions } from '../options.js';
 import type { FlushTap } from '../store/flush-batch.js';
 import { FollowerStream } from './follower-stream.js';
+import { HaCounters } from './ha-counters.js';
 import { HeldConnections } from './held-connections.js';
 import { type BetweenFlushes, LeaderStream } from './leader-stream.js';
 import { ReplicaStore, replicaLogOptions } from './replica-store.js';
-import type { Position } from './wire.js';
+import { groupSettings, type Position } from './wire.js';
 
 /** What the member needs of its nsqd. */
 export interface HaHost {
@@ -55,6 +56,7 @@ export class HaNode {
   private changes: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly maxFrameBytes: number;
+  readonly counters = new HaCounters();
 
   constructor(
     private readonly host: HaHost,
@@ -100,13 +102,19 @@ export class HaNode {
       canLead: () => this.store !== null && this.leader === null,
     });
     this.coordinator = coordinator;
-    coordinator.on('elected', (term) => this.change(() => this.promote(term.epoch)));
+    coordinator.on('elected', (term) => {
+      this.counters.electionsWon++;
+      this.change(() => this.promote(term.epoch));
+    });
     coordinator.on('fenceExpired', ({ epoch }) => {
       // Stop acknowledging now; the listener closes with the demotion.
       this.host.logger.warn(`REPLICATION: the lease of epoch ${epoch} may have expired: no more acknowledgements`);
       this.leader?.close();
     });
-    coordinator.on('deposed', ({ epoch, reason }) => this.change(() => this.demote(epoch, reason)));
+    coordinator.on('deposed', ({ epoch, reason }) => {
+      this.counters.leadershipLost[reason]++;
+      this.change(() => this.demote(epoch, reason));
+    });
     coordinator.on('leader', () => this.change(async () => this.follow()));
     coordinator.on('etcdError', ({ op, error }) => this.host.logger.warn(`HA: ${op} - ${error.message}`));
     await coordinator.start();
@@ -138,6 +146,8 @@ export class HaNode {
         address: leader.replicationAddress,
         epoch: () => coordinator.epoch,
         maxFrameBytes: this.maxFrameBytes,
+        settings: groupSettings(this.host.options),
+        counters: this.counters,
       },
       this.store,
       this.host.logger,
@@ -163,6 +173,8 @@ export class HaNode {
         timeoutMs: o.replicationTimeoutMs,
         maxFrameBytes: this.maxFrameBytes,
         between: (fn) => this.host.between(fn),
+        settings: groupSettings(o),
+        counters: this.counters,
       },
       this.coordinator as HaCoordinator,
       this.host.logger,
@@ -227,6 +239,7 @@ export class HaNode {
       members: [...(c?.members.keys() ?? [])],
       replication_ack: this.host.options.replicationAck,
       min_insync: this.host.options.minInsync,
+      counters: this.counters.toJSON(),
     };
     if (this.leader !== null) {
       return { ...base, position: this.leader.position, followers: this.leader.lag() };

@@ -7,6 +7,7 @@ import type { HaCoordinator } from '../ha/coordinator.js';
 import type { Logger } from '../logger.js';
 import type { FlushBatch, FlushShipment, FlushTap, ShipRefusal } from '../store/flush-batch.js';
 import type { StateStore } from '../store/state-store.js';
+import type { HaCounters } from './ha-counters.js';
 import { COPY_OUT_DIR, positionOp } from './replica-store.js';
 import {
   COPY_PIECE_BYTES,
@@ -16,8 +17,10 @@ import {
   FrameReader,
   FrameType,
   frame,
+  type GroupSettings,
   type Hello,
   type Position,
+  settingsMismatch,
 } from './wire.js';
 
 /** Runs `fn` between two flushes of the leader's storage (Storage.between). */
@@ -33,6 +36,9 @@ export interface LeaderStreamOptions {
   readonly timeoutMs: number;
   readonly maxFrameBytes: number;
   readonly between: BetweenFlushes;
+  /** A follower whose hello says otherwise is refused: it would store or read the stream differently. */
+  readonly settings: GroupSettings;
+  readonly counters: HaCounters;
 }
 
 /** Batches kept for followers that reconnect a little behind. */
@@ -88,6 +94,8 @@ export class LeaderStream implements FlushTap {
   private readonly links = new Map<string, Link>();
   /** Caught-up members whose expansion etcd has not committed yet: already waited for. */
   private readonly joining = new Set<string>();
+  /** Why each member's last hello was refused (GET /ha); such a member is kept out of the in-sync set. */
+  private readonly refused = new Map<string, string>();
   private waiters: Waiter[] = [];
   private shrinking: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
@@ -163,6 +171,11 @@ export class LeaderStream implements FlushTap {
     return null;
   }
 
+  noteRefused(publishes: number, answered: boolean): void {
+    if (answered) this.options.counters.refusedPublishes += publishes;
+    else this.options.counters.unansweredPublishes += publishes;
+  }
+
   private fenceShut(): boolean {
     return this.closed || !this.coordinator.canAcknowledge();
   }
@@ -190,8 +203,8 @@ export class LeaderStream implements FlushTap {
     if (this.closed || this.shrinking !== null) return;
     const now = monotonicMs();
     const late = this.required().filter((m) => {
-      // Gone from etcd (its process died): nothing will come from it, waiting the timeout helps nobody.
-      if (!this.links.has(m) && !this.coordinator.members.has(m)) return true;
+      // Gone from etcd (its process died) or refused: nothing will come from it, waiting the timeout helps nobody.
+      if (!this.links.has(m) && (!this.coordinator.members.has(m) || this.refused.has(m))) return true;
       const first = this.sent.find((s) => s.at.seq > this.ackedBy(m));
       return first !== undefined && now - first.sentAtMs > this.options.timeoutMs;
     });
@@ -202,7 +215,9 @@ export class LeaderStream implements FlushTap {
         if (!(this.coordinator.isr?.members.includes(m) ?? false)) continue;
         try {
           await this.coordinator.shrinkIsr(m);
-          this.logger.warn(`REPLICATION: ${m} left the in-sync set (more than ${this.options.timeoutMs} ms behind)`);
+          this.options.counters.isrShrinks++;
+          const why = this.refused.get(m) ?? `more than ${this.options.timeoutMs} ms behind`;
+          this.logger.warn(`REPLICATION: ${m} left the in-sync set (${why})`);
         } catch (err) {
           this.logger.error(`REPLICATION: shrinking the in-sync set failed - ${(err as Error).message}`);
           // Not committed: nothing it lacks may be acknowledged; the waiters get the fence's verdict.
@@ -249,15 +264,21 @@ export class LeaderStream implements FlushTap {
     });
   }
 
-  private refuse(socket: Socket, reason: string): null {
-    this.logger.warn(`REPLICATION: follower refused - ${reason}`);
+  private refuse(socket: Socket, member: string, reason: string): null {
+    this.options.counters.streamRefusalsSent++;
+    // A refused follower retries every half second: said once per reason, not at every retry.
+    if (this.refused.get(member) !== reason) this.logger.error(`REPLICATION: follower ${member} refused - ${reason}`);
+    this.refused.set(member, reason);
     socket.end(frame(FrameType.refuse, { reason }));
     return null;
   }
 
   private hello(socket: Socket, h: Hello): Link | null {
-    if (this.closed) return this.refuse(socket, 'not the leader');
-    if (h.epoch > this.options.epoch) return this.refuse(socket, `epoch ${h.epoch} is newer than ours`);
+    if (this.closed) return this.refuse(socket, h.member_id, 'not the leader');
+    if (h.epoch > this.options.epoch) return this.refuse(socket, h.member_id, `epoch ${h.epoch} is newer than ours`);
+    const mismatch = settingsMismatch(this.options.settings, h.settings);
+    if (mismatch !== null) return this.refuse(socket, h.member_id, mismatch);
+    this.refused.delete(h.member_id);
     const p = h.position;
     const link: Link = { memberId: h.member_id, socket, acked: p.seq };
     let from = -1;
@@ -334,6 +355,7 @@ export class LeaderStream implements FlushTap {
         if (next.done) break;
       }
       await this.send(link, frame(FrameType.copyEnd, { position: source.position, files: source.files }));
+      this.options.counters.fullCopiesServed++;
       this.logger.info(
         `REPLICATION: ${link.memberId} (at seq ${had.seq}, epoch ${had.epoch}) got a full copy at seq ${source.position.seq}: ${bytes} bytes in ${Math.round(monotonicMs() - started)} ms`,
       );
@@ -399,6 +421,7 @@ export class LeaderStream implements FlushTap {
       this.coordinator.expandIsr(m).then(
         () => {
           this.joining.delete(m);
+          this.options.counters.isrExpands++;
           this.logger.info(`REPLICATION: ${m} joined the in-sync set`);
         },
         (err: Error) => {
@@ -414,6 +437,7 @@ export class LeaderStream implements FlushTap {
     const now = monotonicMs();
     const isr = this.coordinator.isr?.members ?? [];
     const ids = new Set([...this.links.keys(), ...isr.filter((m) => m !== this.options.memberId)]);
+    for (const m of this.refused.keys()) if (this.coordinator.members.has(m)) ids.add(m);
     return [...ids].map((m) => {
       const acked = this.ackedBy(m);
       const first = this.sent.find((s) => s.at.seq > acked);
@@ -424,6 +448,7 @@ export class LeaderStream implements FlushTap {
         acked_seq: Math.max(acked, 0),
         lag_batches: acked < 0 ? this.at.seq : this.at.seq - acked,
         lag_ms: first === undefined ? 0 : Math.round(now - first.sentAtMs),
+        refused: this.refused.get(m) ?? '',
       };
     });
   }

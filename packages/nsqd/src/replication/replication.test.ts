@@ -9,6 +9,7 @@ import { type FlushBatch, writeBatch } from '../store/flush-batch.js';
 import { sampleState } from '../store/state.test-util.js';
 import { StateStore } from '../store/state-store.js';
 import { FollowerStream } from './follower-stream.js';
+import { HaCounters } from './ha-counters.js';
 import { positionOp, ReplicaStore } from './replica-store.js';
 import {
   decodeBatch,
@@ -19,7 +20,9 @@ import {
   FrameReader,
   FrameType,
   frame,
+  groupSettings,
   type Position,
+  settingsMismatch,
 } from './wire.js';
 
 let root = '';
@@ -198,7 +201,15 @@ describe('the replication stream', () => {
     const { logger, lines } = recordingLogger();
     logger.level = 'debug';
     const follower = new FollowerStream(
-      { memberId: 'b', leaderId: 'a', address: `127.0.0.1:${port}`, epoch: () => 2, maxFrameBytes: 1 << 20 },
+      {
+        memberId: 'b',
+        leaderId: 'a',
+        address: `127.0.0.1:${port}`,
+        epoch: () => 2,
+        maxFrameBytes: 1 << 20,
+        settings: { max_bytes_per_file: 1024, max_msg_size: 512 },
+        counters: new HaCounters(),
+      },
       store,
       logger,
     );
@@ -206,13 +217,23 @@ describe('the replication stream', () => {
     const deadline = Date.now() + 10_000;
     while (acks.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     // The first connection got epoch 1's batch: dropped unapplied; the second, epoch 3's: stored and acknowledged.
+    const settings = { max_bytes_per_file: 1024, max_msg_size: 512 };
     expect(hellos).toEqual([
-      { member_id: 'b', epoch: 2, position: { seq: 0, epoch: 0 } },
-      { member_id: 'b', epoch: 2, position: { seq: 0, epoch: 0 } },
+      { member_id: 'b', epoch: 2, position: { seq: 0, epoch: 0 }, settings },
+      { member_id: 'b', epoch: 2, position: { seq: 0, epoch: 0 }, settings },
     ]);
     expect(lines.join('\n')).toMatch(/a batch of epoch 1, older than 2/);
     expect(acks).toEqual([1]);
     expect(store.position).toEqual({ seq: 1, epoch: 3 });
+  });
+
+  it("a hello is checked against the leader's settings: each difference is named", () => {
+    const ours = groupSettings({ maxBytesPerFile: 1024, maxMsgSize: 512 });
+    expect(settingsMismatch(ours, { max_bytes_per_file: 1024, max_msg_size: 512 })).toBeNull();
+    expect(settingsMismatch(ours, { max_bytes_per_file: 2048, max_msg_size: 100 })).toBe(
+      "settings differ from the leader's: --max-bytes-per-file=2048 (the leader has 1024), --max-msg-size=100 (the leader has 512)",
+    );
+    expect(settingsMismatch(ours, undefined)).toMatch(/sent no settings/);
   });
 
   it('a full copy names only files under topics/', () => {

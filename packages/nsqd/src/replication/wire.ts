@@ -38,11 +38,41 @@ export interface Position {
   readonly epoch: number;
 }
 
+/**
+ * What every member of a group must agree on: segment files are written as the leader splits them
+ * (--max-bytes-per-file), and a member reads back only records up to its own --max-msg-size.
+ */
+export interface GroupSettings {
+  readonly max_bytes_per_file: number;
+  readonly max_msg_size: number;
+}
+
+const SETTING_FLAGS: Readonly<Record<keyof GroupSettings, string>> = {
+  max_bytes_per_file: '--max-bytes-per-file',
+  max_msg_size: '--max-msg-size',
+};
+
+export function groupSettings(o: { readonly maxBytesPerFile: number; readonly maxMsgSize: number }): GroupSettings {
+  return { max_bytes_per_file: o.maxBytesPerFile, max_msg_size: o.maxMsgSize };
+}
+
+/** Why a follower with `theirs` may not follow a leader with `ours`, or null when they agree. */
+export function settingsMismatch(ours: GroupSettings, theirs: GroupSettings | undefined): string | null {
+  if (theirs === undefined) return 'it sent no settings (an older nsq-ts): members must agree on them';
+  const differ: string[] = [];
+  for (const key of Object.keys(SETTING_FLAGS) as (keyof GroupSettings)[]) {
+    if (theirs[key] !== ours[key]) differ.push(`${SETTING_FLAGS[key]}=${theirs[key]} (the leader has ${ours[key]})`);
+  }
+  return differ.length === 0 ? null : `settings differ from the leader's: ${differ.join(', ')}`;
+}
+
 export interface Hello {
   readonly member_id: string;
   /** The highest epoch the follower has seen: a leader below it is deposed. */
   readonly epoch: number;
   readonly position: Position;
+  /** Absent from an older follower's hello. */
+  readonly settings?: GroupSettings;
 }
 
 /** A batch as the follower receives it: what `writeBatch` needs but the logs. */

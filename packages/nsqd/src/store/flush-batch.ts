@@ -45,6 +45,8 @@ export interface FlushTap {
   capture(batch: FlushBatch): FlushShipment | null;
   /** Why no publish may be stored now (fewer in sync than --min-insync, not leading), or null. */
   refusal(): string | null;
+  /** `publishes` were refused on the tap's verdict: answered E_PUB_FAILED, or (not `answered`) left unanswered. */
+  noteRefused(publishes: number, answered: boolean): void;
 }
 
 /**

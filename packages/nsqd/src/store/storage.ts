@@ -51,6 +51,8 @@ interface Waiters {
   promise: Promise<void>;
   resolve: () => void;
   reject: (err: Error) => void;
+  /** commit() calls sharing the promise: the publishes a refusal answers (and any replay or redrive step). */
+  publishers: number;
 }
 
 function waiters(): Waiters {
@@ -62,7 +64,7 @@ function waiters(): Waiters {
   });
   // A flush may fail with nobody left waiting (the publisher disconnected).
   promise.catch(() => undefined);
-  return { promise, resolve, reject };
+  return { promise, resolve, reject, publishers: 0 };
 }
 
 const RETRY_AFTER_FAILURE_MS = 1_000;
@@ -316,6 +318,7 @@ export class Storage {
   /** The promise of the next flush: resolved once what was published before this call is on disk. */
   commit(): Promise<void> {
     this.next ??= waiters();
+    this.next.publishers++;
     this.scheduleFlush(false);
     return this.next.promise;
   }
@@ -375,7 +378,15 @@ export class Storage {
 
   /** Why no publish may be stored now (the replication tap's verdict), or null. */
   refusal(): string | null {
-    return this.tap?.refusal() ?? null;
+    const reason = this.tap?.refusal() ?? null;
+    if (reason !== null) this.tap?.noteRefused(1, true);
+    return reason;
+  }
+
+  /** Rejects the publishes of a flush the tap refused; the tap counts them. */
+  private refuse(done: Waiters, err: Error): void {
+    this.tap?.noteRefused(done.publishers, !(err instanceof OutcomeUnknownError));
+    done.reject(err);
   }
 
   /** One flush, after the one running if any (never two at once). */
@@ -449,7 +460,7 @@ export class Storage {
       // In a group the records may be on this disk unskipped, and this member may lead again after a
       // restart: a refusal could be a lie, so the publishers get no answer.
       done?.reject(this.tap === null ? new Error(this.health) : new OutcomeUnknownError(this.health));
-      for (const r of refusals) r.done.reject(new OutcomeUnknownError(r.reason));
+      for (const r of refusals) this.refuse(r.done, new OutcomeUnknownError(r.reason));
       this.scheduleRetry();
       return;
     }
@@ -461,7 +472,7 @@ export class Storage {
     for (const [channel, delta] of snap.channelDeltas) channel.committed(delta);
     // This flush stored the skips of earlier refusals, and every member that may lead has them, unless the fence shut.
     const unknown = refused !== null && !refused.settled;
-    for (const r of refusals) r.done.reject(unknown ? new OutcomeUnknownError(r.reason) : new Error(r.reason));
+    for (const r of refusals) this.refuse(r.done, unknown ? new OutcomeUnknownError(r.reason) : new Error(r.reason));
     if (refused === null) {
       for (const w of snap.written) w.topic.afterWrite(w.to);
       done?.resolve();
@@ -472,7 +483,7 @@ export class Storage {
       this.opsSinceSync = Math.max(this.opsSinceSync, this.options.syncEvery);
       if (done !== null) {
         if (refused.settled) this.refusing.push({ done, reason: refused.reason });
-        else done.reject(new OutcomeUnknownError(refused.reason));
+        else this.refuse(done, new OutcomeUnknownError(refused.reason));
       }
       this.stallNext = this.stallAfterRefusalMs > 0;
     }
@@ -598,7 +609,7 @@ export class Storage {
       await this.flush(true);
       // The last flush's refusals wait for one more that stores their skips; any left get no answer.
       if (this.refusing.length > 0 && this.health === null) await this.flush(true);
-      for (const r of this.refusing.splice(0)) r.done.reject(new OutcomeUnknownError(r.reason));
+      for (const r of this.refusing.splice(0)) this.refuse(r.done, new OutcomeUnknownError(r.reason));
       if (this.health !== null)
         this.logger.error(`DISKQUEUE: last flush failed, unwritten messages are lost - ${this.health}`);
     } finally {

@@ -19,7 +19,7 @@ import { int } from '../lib/options.js';
 import { fmt1, fmtInt, log, nowMs, round, sleep } from '../lib/util.js';
 
 /**
- * @import { Scenario, Options, Result, PhaseRow, SpawnedBroker } from '../lib/types.js'
+ * @import { Scenario, Options, RunningResult, PhaseRow, SpawnedBroker } from '../lib/types.js'
  */
 
 const LOOPBACK = '127.0.0.1';
@@ -126,7 +126,7 @@ function duBytes(dir) {
 /**
  * One round: catch-up, full copy, failover; its rows go into `result`.
  * @param {Options} o
- * @param {Result} result
+ * @param {RunningResult} result
  * @param {string} etcdUrl
  * @param {string} lookupdTcp
  * @param {string} lookupdHttp

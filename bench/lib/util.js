@@ -49,6 +49,24 @@ export function emptyStats() {
   };
 }
 
+/**
+ * Polls `check` every `everyMs` until it returns a truthy value; throws after `ms`.
+ * @template T
+ * @param {string} what
+ * @param {() => T | Promise<T>} check
+ * @param {{ ms?: number, everyMs?: number }} [options]
+ * @returns {Promise<NonNullable<T>>}
+ */
+export async function until(what, check, { ms = 20_000, everyMs = 50 } = {}) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return /** @type {NonNullable<T>} */ (v);
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
 /** @param {string} text */
 export function log(text) {
   process.stdout.write(`${text}\n`);

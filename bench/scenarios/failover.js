@@ -16,12 +16,14 @@ import path from 'node:path';
 import { freePort, httpRequest, spawnDaemon } from '../lib/broker.js';
 import { ETCD_BIN, startEtcd } from '../lib/etcd.js';
 import { int } from '../lib/options.js';
-import { fmt1, fmtInt, log, nowMs, round, sleep } from '../lib/util.js';
+import { fmt1, fmtInt, log, nowMs, round, until } from '../lib/util.js';
 
 /**
  * @import { Scenario, Options, RunningResult, PhaseRow, SpawnedBroker } from '../lib/types.js'
  */
 
+/** Waits here poll often (the scenario times kill → delivery) and allow a slow machine 2 minutes. */
+const POLL = { ms: 120_000, everyMs: 20 };
 const LOOPBACK = '127.0.0.1';
 const TOPIC = 'bench_failover';
 const CHANNEL = 'ch';
@@ -50,23 +52,6 @@ async function ha(m) {
     return res.status === 200 ? JSON.parse(res.body) : null;
   } catch {
     return null;
-  }
-}
-
-/**
- * Polls `check` every 20 ms until it returns a value; throws after `ms`.
- * @template T
- * @param {string} what
- * @param {() => Promise<T>} check
- * @returns {Promise<NonNullable<T>>}
- */
-async function until(what, check, ms = 120_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`failover: timed out waiting for ${what}`);
-    await sleep(20);
   }
 }
 
@@ -156,15 +141,15 @@ async function runRound(o, result, etcdUrl, lookupdTcp, lookupdHttp, round) {
   let consumer = null;
   try {
     const a = await member('a');
-    await until('a leading', async () => (await ha(a))?.role === 'leader');
+    await until('a leading', async () => (await ha(a))?.role === 'leader', POLL);
     const b = await member('b');
-    await until('b in sync', () => inSync(a, 'b'));
+    await until('b in sync', () => inSync(a, 'b'), POLL);
     // The channel exists before the backlog, so the backlog is kept for it.
     await httpRequest(a.d.http, 'POST', `/channel/create?topic=${TOPIC}&channel=${CHANNEL}`);
 
     // 1. The follower misses the backlog, then streams it.
     process.kill(/** @type {number} */ (b.d.pid), 'SIGTERM');
-    await until('b out of the in-sync set', async () => !b.d.isRunning() && !(await inSync(a, 'b')));
+    await until('b out of the in-sync set', async () => !b.d.isRunning() && !(await inSync(a, 'b')), POLL);
     const producer = new Producer({ nsqdAddress: `${a.d.tcp.host}:${a.d.tcp.port}`, logger: null });
     await producer.connect();
     const bodies = Array.from({ length: BATCH }, () => Buffer.alloc(o.msgSize, 120));
@@ -173,7 +158,7 @@ async function runRound(o, result, etcdUrl, lookupdTcp, lookupdHttp, round) {
     const backlog = Math.ceil(o.failoverMessages / BATCH) * BATCH;
     const t1 = nowMs();
     const { startMs } = await b.d.restart();
-    await until('b back in sync', () => inSync(a, 'b'));
+    await until('b back in sync', () => inSync(a, 'b'), POLL);
     const catchUp = (nowMs() - t1) / 1000;
     // Past the leader's replay window (64 MiB of batches) a restarted follower gets a full copy too.
     const how = /taking a full copy/.test(fs.readFileSync(b.d.logPath, 'utf8')) ? 'by full copy' : 'by replay';
@@ -191,7 +176,7 @@ async function runRound(o, result, etcdUrl, lookupdTcp, lookupdHttp, round) {
     const bytes = duBytes(/** @type {string} */ (a.d.dataPath));
     const t2 = nowMs();
     await member('c');
-    await until('c in sync', () => inSync(a, 'c'));
+    await until('c in sync', () => inSync(a, 'c'), POLL);
     const fullCopy = (nowMs() - t2) / 1000;
     result.phases.push(
       row(
@@ -221,13 +206,13 @@ async function runRound(o, result, etcdUrl, lookupdTcp, lookupdHttp, round) {
       },
     });
     await consumer.connect();
-    await until('the consumer reading', async () => received >= 1_000);
+    await until('the consumer reading', async () => received >= 1_000, POLL);
     killedAt = nowMs();
     process.kill(/** @type {number} */ (a.d.pid), 'SIGKILL');
     const others = members.filter((m) => m !== a);
-    const next = await until('a new leader', () => leaderOf(others));
+    const next = await until('a new leader', () => leaderOf(others), POLL);
     const elected = (nowMs() - killedAt) / 1000;
-    await until('a message from the new leader', async () => firstFromNew > 0);
+    await until('a message from the new leader', async () => firstFromNew > 0, POLL);
     const delivered = (firstFromNew - killedAt) / 1000;
     result.phases.push(
       row(`round ${round + 1}: kill → ${next.id} leads`, elected, 0, o.msgSize, `lease TTL ${o.failoverLeaseTtl} s`),

@@ -1,32 +1,33 @@
 /**
  * `replication`: what a replica group's sync acks cost. Per round (--replication-rounds, 2), the
- * same load twice, one after the other on the same machine: 4 producers (@nsq-ts/client, in this
+ * same load one after the other on the same machine: 4 producers (@nsq-ts/client, in this
  * process) each sending MPUBs of --batch-size × --msg-size for --duration s, one MPUB in flight
  * each, against (1) one nsqd with --mem-queue-size=0 --sync-every=1 and (2) the leader of a group
- * of two nsqds with the same flags and --replication-ack=sync, coordinated by an etcd this
- * scenario starts (/usr/bin/etcd). Reported: msgs/s and p99 per MPUB of each, and the group's
- * rate over the lone nsqd's (the issue's goal: ≥ 0.5). Both members share the machine's cores.
- * It starts its own processes: no --nsqd-* broker is used.
+ * of each size in --replication-members (2 and 3) with the same flags and --replication-ack=sync,
+ * coordinated by an etcd this scenario starts (/usr/bin/etcd). Reported: msgs/s and p99 per MPUB
+ * of each, and each group's rate over the lone nsqd's (the issue's goal: ≥ 0.5). Every member
+ * shares the machine's cores and disk. It starts its own processes: no --nsqd-* broker is used.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../lib/broker.js';
-import { int } from '../lib/options.js';
-import { fmt1, fmtInt, log, round, sleep } from '../lib/util.js';
+import { ETCD_BIN, startEtcd } from '../lib/etcd.js';
+import { int, intList } from '../lib/options.js';
+import { fmt1, fmtInt, log, round, sleep, until } from '../lib/util.js';
 
 /**
  * @import { ChildProcess } from 'node:child_process'
- * @import { Scenario, Options } from '../lib/types.js'
+ * @import { Scenario, Options, RunningResult } from '../lib/types.js'
  */
 
-const ETCD_BIN = '/usr/bin/etcd';
 const LOOPBACK = '127.0.0.1';
 const PRODUCERS = 4;
 
 export const options = {
-  replicationRounds: int('replication: rounds of (one nsqd, group of 2)', 2),
+  replicationRounds: int('replication: rounds of (one nsqd, each group)', 2),
+  replicationMembers: intList('replication: group sizes, one phase each per round', '2,3'),
 };
 
 /**
@@ -48,23 +49,6 @@ function start(cmd, args, procs) {
   const p = { child, output: () => out };
   procs.push(p);
   return p;
-}
-
-/**
- * Polls `check` every 50 ms until it returns a value; throws after `ms`.
- * @template T
- * @param {string} what
- * @param {() => T | Promise<T>} check
- * @returns {Promise<NonNullable<T>>}
- */
-async function until(what, check, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`replication: timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 /** @param {Proc} p */
@@ -106,14 +90,42 @@ async function load(o, tcpAddress) {
   return { msgs, seconds, p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] ?? 0, mpubs: lat.length };
 }
 
+/**
+ * One load's row.
+ * @param {RunningResult} result
+ * @param {Options} o
+ * @param {string} phase
+ * @param {{ msgs: number, seconds: number, p99Ms: number, mpubs: number }} r
+ * @param {number} rate
+ */
+function push(result, o, phase, r, rate) {
+  result.phases.push({
+    phase,
+    kind: 'throughput',
+    role: 'pub',
+    msgs: r.msgs,
+    bytes: r.msgs * o.msgSize,
+    seconds: round(r.seconds, 3),
+    msgsPerSec: round(rate, 0),
+    mibPerSec: round((rate * o.msgSize) / 1024 / 1024, 1),
+    generators: [],
+    broker: null,
+    machineCpuPct: null,
+    otherCpuPct: null,
+    timeline: [],
+    connections: PRODUCERS,
+    note: `${PRODUCERS} producers, MPUB ${o.batchSize} × ${o.msgSize} B; ${fmtInt(r.mpubs)} MPUBs, p99 ${fmt1(r.p99Ms)} ms`,
+  });
+}
+
 /** @type {Scenario} */
 export default {
   name: 'replication',
   description:
-    'MPUB msgs/s and p99 per MPUB from 4 producers: one nsqd with --mem-queue-size=0 --sync-every=1 against the leader of a group of 2 with the same flags and sync acks (etcd started by the scenario), --replication-rounds rounds; the ratio',
+    'MPUB msgs/s and p99 per MPUB from 4 producers: one nsqd with --mem-queue-size=0 --sync-every=1 against the leader of a group of each --replication-members size with the same flags and sync acks (etcd started by the scenario), --replication-rounds rounds; the ratios',
   options,
   ownDaemons: true,
-  budgetSeconds: (o) => o.replicationRounds * (2 * o.duration + 60) + 30,
+  budgetSeconds: (o) => o.replicationRounds * ((1 + o.replicationMembers.length) * (o.duration + 30)) + 30,
   async run(b, result) {
     const o = b.opts;
     if (!fs.existsSync(ETCD_BIN)) {
@@ -145,80 +157,54 @@ export default {
       const p = start(process.execPath, [nsqdBin, ...flags], procs);
       return { p, tcp };
     };
+    const etcd = await startEtcd();
     try {
-      const clientPort = await freePort();
-      const peerPort = await freePort();
-      const etcdUrl = `http://${LOOPBACK}:${clientPort}`;
-      const peerUrl = `http://${LOOPBACK}:${peerPort}`;
-      start(
-        ETCD_BIN,
-        [
-          '--name=bench',
-          `--data-dir=${tempDir()}`,
-          `--listen-client-urls=${etcdUrl}`,
-          `--advertise-client-urls=${etcdUrl}`,
-          `--listen-peer-urls=${peerUrl}`,
-          `--initial-advertise-peer-urls=${peerUrl}`,
-          `--initial-cluster=bench=${peerUrl}`,
-        ],
-        procs,
-      );
-      await until('etcd', async () => (await fetch(`${etcdUrl}/health`).catch(() => null))?.ok);
-      /** @type {number[]} */
-      const ratios = [];
+      /** @type {Map<number, number[]>} */
+      const ratios = new Map();
       for (let i = 0; i < o.replicationRounds; i++) {
         const solo = await nsqd([]);
         await until('the lone nsqd', () => /TCP: listening on/.test(solo.p.output()));
         const s = await load(o, solo.tcp);
         await stop(solo.p);
-
-        const member = async (/** @type {string} */ id) =>
-          nsqd([
-            `--ha-group=bench${i}`,
-            `--ha-member-id=${id}`,
-            `--etcd-endpoints=${etcdUrl}`,
-            `--replication-address=${LOOPBACK}:${await freePort()}`,
-            '--replication-ack=sync',
-          ]);
-        const a = await member('a');
-        await until('a leading', () => /REPLICATION: leading epoch/.test(a.p.output()));
-        const m = await member('b');
-        await until('b in sync', () => /b joined the in-sync set/.test(a.p.output()));
-        const g = await load(o, a.tcp);
-        await Promise.all([stop(a.p), stop(m.p)]);
-
         const soloRate = s.msgs / s.seconds;
-        const groupRate = g.msgs / g.seconds;
-        ratios.push(groupRate / soloRate);
-        for (const [name, r, rate] of /** @type {const} */ ([
-          ['one nsqd', s, soloRate],
-          ['group of 2, sync acks', g, groupRate],
-        ])) {
-          result.phases.push({
-            phase: `round ${i + 1}: ${name}`,
-            kind: 'throughput',
-            role: 'pub',
-            msgs: r.msgs,
-            bytes: r.msgs * o.msgSize,
-            seconds: round(r.seconds, 3),
-            msgsPerSec: round(rate, 0),
-            mibPerSec: round((rate * o.msgSize) / 1024 / 1024, 1),
-            generators: [],
-            broker: null,
-            machineCpuPct: null,
-            otherCpuPct: null,
-            timeline: [],
-            connections: PRODUCERS,
-            note: `${PRODUCERS} producers, MPUB ${o.batchSize} × ${o.msgSize} B; ${fmtInt(r.mpubs)} MPUBs, p99 ${fmt1(r.p99Ms)} ms`,
-          });
+        push(result, o, `round ${i + 1}: one nsqd`, s, soloRate);
+        const line = [`replication round ${i + 1}: one nsqd ${fmtInt(soloRate)}`];
+
+        for (const size of o.replicationMembers) {
+          const group = `bench${i}x${size}`;
+          const member = async (/** @type {string} */ id) =>
+            nsqd([
+              `--ha-group=${group}`,
+              `--ha-member-id=${id}`,
+              `--etcd-endpoints=${etcd.url}`,
+              `--replication-address=${LOOPBACK}:${await freePort()}`,
+              '--replication-ack=sync',
+            ]);
+          const leader = await member('m0');
+          await until('m0 leading', () => /REPLICATION: leading epoch/.test(leader.p.output()));
+          const followers = [];
+          for (let k = 1; k < size; k++) {
+            followers.push(await member(`m${k}`));
+            const joined = new RegExp(`m${k} joined the in-sync set`);
+            await until(`m${k} in sync`, () => joined.test(leader.p.output()));
+          }
+          const g = await load(o, leader.tcp);
+          await Promise.all([leader, ...followers].map((m) => stop(m.p)));
+          const groupRate = g.msgs / g.seconds;
+          ratios.set(size, [...(ratios.get(size) ?? []), groupRate / soloRate]);
+          push(result, o, `round ${i + 1}: group of ${size}, sync acks`, g, groupRate);
+          line.push(`group of ${size} ${fmtInt(groupRate)}`);
         }
-        log(`replication round ${i + 1}: ${fmtInt(soloRate)} vs ${fmtInt(groupRate)} msgs/s`);
+        log(`${line.join(', ')} msgs/s`);
       }
-      const low = Math.min(...ratios);
-      const high = Math.max(...ratios);
-      result.notes.push(`group of 2 with sync acks / one nsqd = ${low.toFixed(2)}–${high.toFixed(2)} (goal ≥ 0.5)`);
+      for (const [size, r] of ratios) {
+        const low = Math.min(...r).toFixed(2);
+        const high = Math.max(...r).toFixed(2);
+        result.notes.push(`group of ${size} with sync acks / one nsqd = ${low}–${high} (goal ≥ 0.5)`);
+      }
     } finally {
       await Promise.all(procs.map(stop));
+      await etcd.stop();
       for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
     }
   },

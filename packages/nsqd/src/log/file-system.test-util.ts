@@ -7,7 +7,8 @@ function ioError(code: string): NodeJS.ErrnoException {
 
 /**
  * The real file system with faults on demand: while `failWrites` > 0 each write to an open
- * file fails (and counts it down) with `errorCode`, before a byte is written. Reads are counted.
+ * file fails (and counts it down) with `errorCode`, before a byte is written; while `held` is set, writes to
+ * open files wait for it (a slow disk). Reads are counted.
  */
 export class FaultyFileSystem implements FileSystem {
   failWrites = 0;
@@ -16,6 +17,8 @@ export class FaultyFileSystem implements FileSystem {
   refused = 0;
   /** Bytes read from open files so far. */
   bytesRead = 0;
+  /** Writes wait for this while it is set. */
+  held: Promise<void> | null = null;
   private readonly real: FileSystem;
 
   constructor(real: FileSystem = nodeFileSystem) {
@@ -30,11 +33,12 @@ export class FaultyFileSystem implements FileSystem {
         this.bytesRead += r.bytesRead;
         return r;
       },
-      write: (buffer, offset, length, position) => {
+      write: async (buffer, offset, length, position) => {
+        if (this.held !== null) await this.held;
         if (this.failWrites > 0) {
           this.failWrites--;
           this.refused++;
-          return Promise.reject(ioError(this.errorCode));
+          throw ioError(this.errorCode);
         }
         return fd.write(buffer, offset, length, position);
       },

@@ -23,6 +23,7 @@ import type { Topic } from '../topic.js';
 import type { TlsSettings } from '../transport/tls-options.js';
 import { FrameWriter, type FrameWriterEvents } from './frame-writer.js';
 import type { TransportPool } from './offload/transport-pool.js';
+import { type AnswerOwner, StoreAnswers } from './store-answers.js';
 import { type TlsState, Transport, type TransportEvents } from './transport.js';
 
 /** Client states as numbered in /stats (nsq-spec §2.5). */
@@ -49,10 +50,9 @@ export type ProtocolFactory = (client: ClientV2) => CommandHandler;
 const MAX_PARKED_BYTES = 1024 * 1024;
 const MAGIC = '  V2';
 const EMPTY = Buffer.alloc(0);
-const DONE = (): boolean => true;
 
 /** One protocol V2 connection; its own writer and transport event sink, so no closures per connection. */
-export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
+export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents, AnswerOwner {
   readonly id: number;
   readonly socket: Socket;
   readonly remoteAddress: string;
@@ -84,6 +84,8 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   readonly writer: FrameWriter;
   readonly transport: Transport;
   readonly auth: AuthSession;
+  /** Publishes waiting for the disk or the replicas: their answers, in command order. */
+  readonly answers: StoreAnswers = new StoreAnswers(this);
   private readonly handler: CommandHandler;
 
   /** A command was decoded since the read deadline was last renewed. */
@@ -101,8 +103,8 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   private parkedPlain: Buffer[] = [];
   private parked = 0;
   private parkFull = false;
-  /** A publish waits for the disk: the read deadline does not apply meanwhile. */
-  private pendingStore = false;
+  /** Decoding waits for answers: until none is left ('empty') or there is room for another publish. */
+  private answerWait: 'empty' | 'room' | null = null;
   private retry: (() => boolean) | null = null;
   /** Set when the peer's end of stream arrived while a command waited (auth server, disk). */
   private inputEnded = false;
@@ -355,17 +357,24 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
     this.retry ??= retry;
   }
 
-  suspendForStore(): void {
-    this.suspend(DONE);
-    this.pendingStore = true;
+  /** Stops decoding until every answer is written (`untilEmpty`) or another publish may wait; see suspend(). */
+  waitForAnswers(untilEmpty: boolean, retry: (() => boolean) | null): void {
+    this.suspend(retry);
+    this.answerWait = untilEmpty ? 'empty' : 'room';
   }
 
-  /** The disk stored the publish; false when the connection closed meanwhile. */
-  stored(): boolean {
-    this.pendingStore = false;
-    if (this.isClosed) return false;
+  /** Answers at the head of `answers` were written: out they go, and decoding goes on if it waited for them. */
+  answersWritten(): void {
+    if (this.isClosed) return;
     this.readTimer?.refresh();
-    return true;
+    const wait = this.answerWait;
+    if (wait !== null && (!this.answers.pending || (wait === 'room' && !this.answers.full))) {
+      this.answerWait = null;
+      this.resume();
+      return;
+    }
+    this.writer.flush();
+    if (this.inputEnded && !this.waiting && !this.answers.pending && this.parkedPlain.length === 0) this.onEnd();
   }
 
   get suspended(): boolean {
@@ -405,7 +414,7 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
   /** Peer done sending (half-open, as Go's connections): a cut-short command gets nsqd's read error, then close. */
   onEnd(): void {
     if (this.isClosed || this.transport.endsItself) return;
-    if (this.waiting || this.transport.pending !== null) {
+    if (this.waiting || this.transport.pending !== null || this.answers.pending) {
       this.inputEnded = true;
       return;
     }
@@ -441,8 +450,8 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
     }, interval);
     this.heartbeatTimer = heartbeat;
     this.readTimer = clock.setTimer(() => {
-      if (this.pendingStore) {
-        // Its commands wait for the broker's disk, not for the client: not a silent client.
+      if (this.answers.pending) {
+        // Its publishes wait for the broker's disk, not for the client: not a silent client.
         this.readTimer?.refresh();
         return;
       }
@@ -485,6 +494,7 @@ export class ClientV2 implements Consumer, FrameWriterEvents, TransportEvents {
 
   private stop(): void {
     this.isClosed = true;
+    this.answers.stop();
     this.decoder.halt();
     this.stopTimers();
     this.writer.close();

@@ -32,6 +32,11 @@ function fatal(code: ErrorCode, description: string): ProtocolError {
 /** A wait whose command needs no re-run when decoding resumes. */
 const DONE = (): boolean => true;
 
+/** Commands decoded while earlier publishes wait for their answers; any other waits until they are written. */
+function pipelines(name: string): boolean {
+  return name === 'PUB' || name === 'MPUB' || name === 'DPUB' || name === 'NOP';
+}
+
 /**
  * Protocol V2's commands as nsqd's protocol_v2.go: NSQ's checks, order and error texts. A body command's
  * handler runs twice: with `line` true once its line is in (nsqd checks params before the body), then with it.
@@ -43,14 +48,29 @@ export class ProtocolV2 implements CommandHandler {
     this.options = client.host.options;
   }
 
+  private readonly writeOk = (): boolean => {
+    this.client.writeFrame(OK_FRAME);
+    return true;
+  };
+
   onLineTooLong(): void {
-    // bufio.Reader fails on a line over its 16 KiB buffer; nsqd drops the connection silently.
-    this.client.host.logger.error(`client(${this.client.remoteAddress}) command line too long`);
-    this.client.close();
+    const c = this.client;
+    // bufio.Reader fails on a line over its 16 KiB buffer; nsqd drops the connection silently (after the
+    // answers of what it read before).
+    c.answers.ready(() => {
+      c.host.logger.error(`client(${c.remoteAddress}) command line too long`);
+      c.close();
+      return false;
+    });
+    if (c.answers.pending) c.waitForAnswers(true, DONE);
   }
 
   onBodyCommandLine(cmd: Command): boolean {
     const c = this.client;
+    if (c.answers.pending && !pipelines(cmd.name)) {
+      c.waitForAnswers(true, () => this.onBodyCommandLine(cmd));
+      return false;
+    }
     try {
       if (c.tlsGate && cmd.name !== 'IDENTIFY') refuseWithoutTls(cmd);
       this.exec(cmd, true);
@@ -67,6 +87,10 @@ export class ProtocolV2 implements CommandHandler {
   onCommand(cmd: Command): boolean {
     const c = this.client;
     c.commandSeen = true;
+    if (c.answers.pending && !pipelines(cmd.name)) {
+      c.waitForAnswers(true, () => this.onCommand(cmd));
+      return false;
+    }
     try {
       // A body command met the TLS gate at its line already.
       if (c.tlsGate && cmd.body === null && cmd.name !== 'IDENTIFY') refuseWithoutTls(cmd);
@@ -306,7 +330,7 @@ export class ProtocolV2 implements CommandHandler {
     const topicName = p[0] as string;
     if (!this.authorize('PUB', 'publish', topicName, '')) return;
     const topic = this.client.host.getTopic(topicName);
-    this.acknowledge(() => topic.publish(body), ErrorCode.PubFailed, 'PUB');
+    this.acknowledge(() => topic.publish(body), body.length, ErrorCode.PubFailed, 'PUB');
     this.client.published(topicName, 1);
   }
 
@@ -330,7 +354,7 @@ export class ProtocolV2 implements CommandHandler {
     const { starts, lengths, count } = cmd.messages as MpubMessages;
     const topicName = p[0] as string;
     const topic = this.client.host.getTopic(topicName);
-    this.acknowledge(() => topic.publishBatch(body, starts, lengths, count), ErrorCode.MpubFailed, 'MPUB');
+    this.acknowledge(() => topic.publishBatch(body, starts, lengths, count), body.length, ErrorCode.MpubFailed, 'MPUB');
     this.client.published(topicName, count);
   }
 
@@ -353,7 +377,7 @@ export class ProtocolV2 implements CommandHandler {
     if (!this.authorize('DPUB', 'publish', topicName, '')) return;
     const topic = this.client.host.getTopic(topicName);
     const deferMs = parseBase10(p[1] as string) as number;
-    this.acknowledge(() => topic.publishDeferred(body, deferMs), ErrorCode.DpubFailed, 'DPUB');
+    this.acknowledge(() => topic.publishDeferred(body, deferMs), body.length, ErrorCode.DpubFailed, 'DPUB');
     this.client.published(topicName, 1);
   }
 
@@ -382,10 +406,11 @@ export class ProtocolV2 implements CommandHandler {
   }
 
   /**
-   * `OK` at once when safe in memory; else decoding pauses until the group commit, so answers keep command
-   * order (NSQ answers a PUB only once queued). A failing disk is NSQ's fatal E_PUB_FAILED (nsq-spec §2.8).
+   * `OK` at once when safe in memory; else when the group commit stored it, in command order: decoding goes on
+   * meanwhile (nsqd reads the next command while one is stored), so a pipelining publisher shares a commit with
+   * itself. A failing disk is NSQ's fatal E_PUB_FAILED (nsq-spec §2.8).
    */
-  private acknowledge(publish: () => Promise<void> | null, code: ErrorCode, name: string): void {
+  private acknowledge(publish: () => Promise<void> | null, bytes: number, code: ErrorCode, name: string): void {
     const c = this.client;
     let stored: Promise<void> | null;
     try {
@@ -396,31 +421,29 @@ export class ProtocolV2 implements CommandHandler {
       throw fatal(code, `${name} failed ${(err as Error).message}`);
     }
     if (stored === null) {
-      c.writeFrame(OK_FRAME);
+      c.answers.ready(this.writeOk);
       return;
     }
-    c.suspendForStore();
-    stored.then(
-      () => {
-        if (!c.stored()) return;
-        c.writeFrame(OK_FRAME);
-        c.resume();
-      },
-      (err: Error) => {
-        if (c.closed) return;
-        // Neither OK nor an error is true: the publisher sees the connection close, an unknown outcome.
-        if (err instanceof OutcomeUnknownError) {
-          c.host.logger.warn(`PROTOCOL(V2): [${c.remoteAddress}] ${name} left unanswered - ${err.message}`);
-          c.close();
-        } else c.sendFatal(fatal(code, `${name} failed ${err.message}`));
-      },
-    );
+    c.answers.wait(stored, bytes, this.writeOk, (err) => {
+      // Neither OK nor an error is true: the publisher sees the connection close, an unknown outcome.
+      if (err instanceof OutcomeUnknownError) {
+        c.host.logger.warn(`PROTOCOL(V2): [${c.remoteAddress}] ${name} left unanswered - ${err.message}`);
+        c.close();
+      } else c.sendFatal(fatal(code, `${name} failed ${err.message}`));
+      return false;
+    });
+    if (c.answers.full) c.waitForAnswers(false, DONE);
   }
 
   /** nsqd's CheckAuth: false while expired authorizations are asked again (the command is retried afterwards). */
   private authorize(command: string, permission: 'subscribe' | 'publish', topic: string, channel: string): boolean {
     const c = this.client;
     if (c.auth.check(command, permission, topic, channel)) return true;
+    // The auth server's verdict may be an error: it must follow the answers before it.
+    if (c.answers.pending) {
+      c.waitForAnswers(true, null);
+      return false;
+    }
     this.queryAuth(null, (fresh) => {
       c.auth.state = fresh;
     });
@@ -455,9 +478,20 @@ export class ProtocolV2 implements CommandHandler {
     );
   }
 
-  /** Sends an error frame; a fatal one closes the connection. Returns whether to go on. */
+  /** Sends an error frame (after the answers before it); a fatal one closes the connection. Returns whether to go on. */
   private fail(err: unknown): boolean {
     if (!(err instanceof ProtocolError)) throw err;
+    const c = this.client;
+    if (c.answers.pending) {
+      c.answers.ready(() => this.failNow(err));
+      if (!err.fatal && !c.answers.full) return true;
+      c.waitForAnswers(err.fatal, DONE);
+      return false;
+    }
+    return this.failNow(err);
+  }
+
+  private failNow(err: ProtocolError): boolean {
     if (err.fatal) {
       this.client.sendFatal(err);
       return false;

@@ -167,6 +167,34 @@ describe('the replication stream', () => {
     ]);
   });
 
+  it("records sent again in the next batch (the leader's own write of them failed) are stored once", async () => {
+    // The leader ships a batch while it writes it; its disk refused seq 1, so seq 2 carries the same records again.
+    const { frames } = await leader([
+      { at: { seq: 1, epoch: 1 }, offsets: [0, 1, 2], cursor: 0 },
+      { at: { seq: 2, epoch: 1 }, offsets: [3], cursor: 0 },
+    ]);
+    const [b1] = decodeAll(frames) as [ReturnType<typeof decodeBatch>];
+    const scratch = SegmentLog.fresh(join(root, 'scratch'), logOptions(120), recordingLogger().logger);
+    cleanup.push(() => scratch.close());
+    const resent = decodeAll([
+      encodeBatch({ seq: 2, epoch: 1 }, leaderBatch(scratch, { seq: 2, epoch: 1 }, [0, 1, 2, 3], 1)),
+    ]);
+    const store = await replica('follower');
+    await store.apply(b1);
+    await store.apply(resent[0] as ReturnType<typeof decodeBatch>);
+    expect(store.position).toEqual({ seq: 2, epoch: 1 });
+    await store.close();
+    cleanup.pop();
+    const log = await SegmentLog.open(join(root, 'follower', 'topics', 't'), logOptions(120), recordingLogger().logger);
+    cleanup.push(() => log.close());
+    expect((await readAll(log)).map((r) => [r.offset, r.body.toString()])).toEqual([
+      [0, 'm0'],
+      [1, 'm1'],
+      [2, 'm2'],
+      [3, 'm3'],
+    ]);
+  });
+
   it('a follower refuses a batch from an epoch older than the one it has seen, and applies a current one', async () => {
     const [stale, current] = (
       await leader([

@@ -61,7 +61,10 @@ export interface ShipRefusal {
 }
 
 export interface FlushShipment {
-  /** Once stored here: sends it; resolves null once the publishes it holds may be acknowledged, else why not. */
+  /**
+   * Sends it (once, while or after it is stored here); resolves null once the publishes it holds may be
+   * acknowledged, else why not. Never rejects.
+   */
   ship(): Promise<ShipRefusal | null>;
 }
 

@@ -442,6 +442,10 @@ export class Storage {
     const snap = this.snapshot(forceSync);
     const batch = snap.batch;
     const shipment = this.tap?.capture(batch) ?? null;
+    // A healthy disk: the batch goes to the followers while this member writes it, so a sync ack waits for the
+    // slower of the two, not their sum. Followers may then hold a batch this disk refuses: its publishers get
+    // no answer (below), and the next flush sends its records again, which a follower stores once.
+    const early = this.health === null && shipment !== null ? shipment.ship() : null;
     try {
       // After a failure, a flush with no records would succeed without showing that the disk
       // takes data again: a probe write must, before the node calls itself healthy.
@@ -467,7 +471,7 @@ export class Storage {
     if (this.health !== null) this.logger.info('DISKQUEUE: writes succeed again');
     this.health = null;
     // Stored here whatever the followers answer: a refusal only withholds the acknowledgement.
-    const refused = shipment === null ? null : await shipment.ship();
+    const refused = early !== null ? await early : shipment === null ? null : await shipment.ship();
     for (const [topic, delta] of snap.topicDeltas) topic.committed(delta);
     for (const [channel, delta] of snap.channelDeltas) channel.committed(delta);
     // This flush stored the skips of earlier refusals, and every member that may lead has them, unless the fence shut.
